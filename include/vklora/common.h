@@ -1,0 +1,54 @@
+/* Shared basics for every vklora module: status codes, the error context, small helpers.
+ * Library code never exits: it returns a vkl_status and fills a vkl_err; only main() maps that to an exit code. */
+#ifndef VKLORA_COMMON_H
+#define VKLORA_COMMON_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+#define VKL_VERSION_STRING "0.1.0"
+
+/* Status codes double as process exit codes: 0 ok, 1 runtime failure, 2 usage/config/input error. */
+typedef enum {
+    VKL_OK = 0,
+    VKL_ERR_RUNTIME = 1, /* device lost, out of memory, I/O failure, missing driver feature */
+    VKL_ERR_INPUT = 2,   /* bad CLI usage, config, GGUF, dataset ... */
+} vkl_status;
+
+/* An error context: the first message set wins (the root cause), later ones are ignored
+ * unless the caller clears it. */
+typedef struct vkl_err {
+    vkl_status status;
+    char msg[2048];
+} vkl_err;
+
+/* Set the message (printf-style) and return the status, so callers can write
+ * `return vkl_err_set(err, VKL_ERR_INPUT, "gguf: %s: ...", path);` */
+vkl_status vkl_err_set(vkl_err *err, vkl_status status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+vkl_status vkl_err_setv(vkl_err *err, vkl_status status, const char *fmt, va_list ap);
+void vkl_err_clear(vkl_err *err);
+
+/* Allocation helpers that never return NULL for a non-zero size: they abort with a message,
+ * since running out of host memory for bookkeeping is not a recoverable state.
+ * Untrusted sizes (from files) must be validated before they reach these. */
+void *vkl_malloc(size_t n);
+void *vkl_calloc(size_t n, size_t size);
+void *vkl_realloc(void *p, size_t n);
+char *vkl_strdup(const char *s);
+
+/* Overflow-checked arithmetic for sizes computed from untrusted input. Return false on overflow. */
+static inline bool vkl_mul_u64(uint64_t a, uint64_t b, uint64_t *out) {
+    return !__builtin_mul_overflow(a, b, out);
+}
+static inline bool vkl_add_u64(uint64_t a, uint64_t b, uint64_t *out) {
+    return !__builtin_add_overflow(a, b, out);
+}
+
+#define VKL_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define VKL_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define VKL_MAX(a, b) ((a) > (b) ? (a) : (b))
+
+#endif

@@ -1,0 +1,27 @@
+/* The command-line front end: one file per subcommand, each `int vkl_cmd_<name>(int argc, char **argv)` returning
+ * the process exit code (0 ok, 1 runtime failure, 2 usage/config/input error). Errors go to stderr; with
+ * --json, stdout holds exactly one JSON document. */
+#ifndef VKLORA_CLI_H
+#define VKLORA_CLI_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include <cjson/cJSON.h>
+
+#include "vklora/common.h"
+
+int vkl_cmd_devices(int argc, char **argv);
+int vkl_cmd_info(int argc, char **argv);
+int vkl_cmd_config(int argc, char **argv);
+
+/* Print "vklora <cmd>: <message>" to stderr and return the exit code for `status`. */
+int vkl_cli_fail(const char *cmd, vkl_status status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Usage error: message plus a pointer to --help; returns 2. */
+int vkl_cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Print a cJSON document (formatted) on stdout, followed by a newline, and delete it. */
+void vkl_cli_print_json(cJSON *doc);
+/* True if argv[i] is -h or --help. */
+bool vkl_cli_is_help(const char *arg);
+
+#endif

@@ -1,0 +1,84 @@
+/* vklora's entry point: dispatches to one subcommand per file in src/cli/ and owns the exit code. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} command;
+
+static const command commands[] = {
+    {"devices", vkl_cmd_devices, "list Vulkan devices with their limits and features"},
+    {"info", vkl_cmd_info, "describe a GGUF file: architecture, hyper-parameters, tokenizer, tensors"},
+    {"config", vkl_cmd_config, "resolve a training config (defaults, aliases, --set overrides) and print it"},
+};
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "vklora %s - LoRA/QLoRA fine-tuning of llama-family models on any Vulkan device\n\n"
+            "usage: vklora <command> [options]   (vklora <command> --help for details)\n\ncommands:\n",
+            VKL_VERSION_STRING);
+    for (size_t i = 0; i < VKL_ARRAY_LEN(commands); i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f,
+            "\nexit codes: 0 success, 1 runtime failure, 2 usage, config or input error\n"
+            "environment: VKLORA_VALIDATION=1 turns on the Vulkan validation layer;\n"
+            "             VKLORA_DEVICE=<index|name> picks the device\n");
+}
+
+int vkl_cli_fail(const char *cmd, vkl_status status, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "vklora %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return status == VKL_OK ? 1 : (int)status;
+}
+
+int vkl_cli_usage(const char *cmd, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "vklora %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n(see 'vklora %s --help')\n", cmd);
+    va_end(ap);
+    return VKL_ERR_INPUT;
+}
+
+void vkl_cli_print_json(cJSON *doc) {
+    char *s = cJSON_Print(doc);
+    if (s) {
+        fputs(s, stdout);
+        fputc('\n', stdout);
+        free(s);
+    }
+    cJSON_Delete(doc);
+}
+
+bool vkl_cli_is_help(const char *arg) { return !strcmp(arg, "-h") || !strcmp(arg, "--help"); }
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return VKL_ERR_INPUT;
+    }
+    if (vkl_cli_is_help(argv[1]) || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+        printf("vklora %s\n", VKL_VERSION_STRING);
+        return 0;
+    }
+    for (size_t i = 0; i < VKL_ARRAY_LEN(commands); i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "vklora: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return VKL_ERR_INPUT;
+}

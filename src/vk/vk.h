@@ -1,0 +1,183 @@
+/* The Vulkan compute runtime: instance/device (through volk), device properties, buffers with staging,
+ * compute pipelines from embedded SPIR-V, command recording with barriers, fences and timestamp queries. */
+#ifndef VKLORA_VK_H
+#define VKLORA_VK_H
+
+#include <volk.h>
+
+#include <stdio.h>
+
+#include "vklora/common.h"
+
+/* Everything the rest of the program may ask about a device. Filled once; never assume a subgroup size or a
+ * buffer range: read them here. */
+typedef struct vkl_device_info {
+    uint32_t index;
+    char name[VK_MAX_PHYSICAL_DEVICE_NAME_SIZE];
+    uint32_t vendor_id, device_id;
+    const char *vendor;      /* "NVIDIA", "AMD", "Intel", "Mesa", ... */
+    const char *type;        /* "discrete", "integrated", "virtual", "cpu", "other" */
+    VkPhysicalDeviceType vk_type;
+    char driver_name[VK_MAX_DRIVER_NAME_SIZE];
+    char driver_info[VK_MAX_DRIVER_INFO_SIZE];
+    uint32_t driver_version; /* raw */
+    uint32_t api_version;
+    uint64_t device_local_bytes; /* sum of device-local heaps */
+    uint32_t subgroup_size, min_subgroup_size, max_subgroup_size;
+    bool subgroup_size_control, compute_full_subgroups;
+    bool subgroup_basic, subgroup_arithmetic, subgroup_shuffle, subgroup_ballot;
+    bool fp16_arith, storage_16bit, storage_8bit, int8_arith, int_dot_product;
+    bool cooperative_matrix, buffer_device_address, push_descriptor;
+    uint32_t max_storage_buffer_range;
+    uint32_t max_texel_buffer_elements;
+    uint64_t max_buffer_size;          /* VkPhysicalDeviceMaintenance4Properties, or max allocation if absent */
+    uint64_t max_allocation_size;
+    uint32_t max_shared_memory;
+    uint32_t max_workgroup_invocations;
+    uint32_t max_workgroup_count[3];
+    uint32_t max_push_constants;
+    uint64_t min_storage_offset_align;
+    uint64_t min_texel_offset_align;
+    float timestamp_period_ns;
+    bool timestamps;
+} vkl_device_info;
+
+/* Enumerate every device on a temporary instance. *infos is malloc'd. A machine without a Vulkan loader or
+ * driver gets VKL_ERR_RUNTIME with a message naming the packages to install. */
+vkl_status vkl_vk_list_devices(vkl_device_info **infos, uint32_t *count, vkl_err *err);
+void vkl_device_info_print(FILE *f, const vkl_device_info *d); /* human-readable block (needs <stdio.h>) */
+
+typedef struct vkl_vk_options {
+    const char *device;   /* NULL/"auto": prefer discrete, then integrated, then virtual, then cpu; a number = index;
+                             anything else = case-insensitive substring of the device name */
+    bool validation;      /* also switched on by the environment variable VKLORA_VALIDATION=1 */
+} vkl_vk_options;
+
+typedef struct vkl_vk {
+    VkInstance instance;
+    VkPhysicalDevice phys;
+    VkDevice device;
+    VkQueue queue;
+    uint32_t queue_family;
+    VkCommandPool cmd_pool;
+    VkCommandBuffer cmd;
+    VkFence fence;
+    VkQueryPool query_pool;
+    uint32_t query_count;
+    VkDebugUtilsMessengerEXT messenger;
+    VkPipelineCache pipeline_cache;
+    vkl_device_info info;
+    VkPhysicalDeviceMemoryProperties mem_props;
+    bool validation;
+    uint32_t validation_messages; /* warnings and errors reported by the validation layer */
+    bool recording;
+    bool device_lost;
+    /* Staging buffer reused by uploads and downloads (host-visible, coherent). */
+    struct vkl_buffer *staging;
+    /* Memory accounting: current and peak bytes of device allocations made through vkl_buffer_create. */
+    uint64_t device_bytes, device_bytes_peak;
+} vkl_vk;
+
+vkl_status vkl_vk_create(const vkl_vk_options *opt, vkl_vk **out, vkl_err *err);
+void vkl_vk_destroy(vkl_vk *vk);
+
+/* Turn a VkResult into an error message naming the call, and mark device loss. */
+vkl_status vkl_vk_check(vkl_vk *vk, VkResult r, const char *call, const char *file, int line, vkl_err *err);
+const char *vkl_vk_result_name(VkResult r);
+#define VKL_VK_TRY(vk, call, err)                                                         \
+    do {                                                                                  \
+        VkResult vkl_r_ = (call);                                                         \
+        if (vkl_r_ != VK_SUCCESS) return vkl_vk_check((vk), vkl_r_, #call, __FILE__, __LINE__, (err)); \
+    } while (0)
+
+/* ---- Buffers ---- */
+typedef enum {
+    VKL_MEM_DEVICE,   /* device-local; filled through staging */
+    VKL_MEM_HOST,     /* host-visible, coherent, mapped: for staging, readback and host-resident activations */
+} vkl_mem_kind;
+
+typedef struct vkl_buffer {
+    VkBuffer buffer;
+    VkDeviceMemory memory;
+    uint64_t size;
+    vkl_mem_kind kind;
+    void *mapped; /* non-NULL for host-visible memory */
+} vkl_buffer;
+
+vkl_status vkl_buffer_create(vkl_vk *vk, uint64_t size, vkl_mem_kind kind, vkl_buffer *out, vkl_err *err);
+void vkl_buffer_destroy(vkl_vk *vk, vkl_buffer *b);
+/* Blocking copies through the staging buffer (any size; chunked). Must not be called while recording. */
+vkl_status vkl_buffer_upload(vkl_vk *vk, vkl_buffer *dst, uint64_t offset, const void *src, uint64_t n, vkl_err *err);
+vkl_status vkl_buffer_download(vkl_vk *vk, const vkl_buffer *src, uint64_t offset, void *dst, uint64_t n,
+                               vkl_err *err);
+/* Fill with a 32-bit pattern (recorded into the current command buffer if recording, else executed now). */
+vkl_status vkl_buffer_fill(vkl_vk *vk, vkl_buffer *b, uint64_t offset, uint64_t n, uint32_t value, vkl_err *err);
+
+/* A binding of part of a buffer: storage buffer (offset, range) or, when `texel_format` is not
+ * VK_FORMAT_UNDEFINED, a uniform texel buffer view of that range (views are cached per buffer range). */
+typedef struct vkl_binding {
+    const vkl_buffer *buf;
+    uint64_t offset;
+    uint64_t range;           /* 0 = the rest of the buffer (must not exceed maxStorageBufferRange) */
+    VkFormat texel_format;    /* VK_FORMAT_UNDEFINED for a storage buffer */
+} vkl_binding;
+
+/* Largest number of `unit`-byte elements that can be bound at once starting anywhere (respecting
+ * maxStorageBufferRange), rounded down to a multiple of `multiple` elements. */
+uint64_t vkl_max_bind_elems(const vkl_vk *vk, uint64_t unit, uint64_t multiple);
+
+/* ---- Pipelines ---- */
+typedef enum { VKL_BIND_STORAGE = 0, VKL_BIND_TEXEL = 1 } vkl_bind_kind;
+
+#define VKL_MAX_BINDINGS 12
+#define VKL_MAX_SPEC 8
+
+typedef struct vkl_pipeline_desc {
+    const char *shader;                 /* name of an embedded SPIR-V module, e.g. "dequant_q4_k" */
+    uint32_t n_bindings;
+    vkl_bind_kind bindings[VKL_MAX_BINDINGS];
+    uint32_t push_size;                 /* bytes of the push-constant block (multiple of 4, <= 128) */
+    uint32_t n_spec;                    /* specialization constants 0..n_spec-1 (uint32) */
+    uint32_t spec[VKL_MAX_SPEC];        /* spec[0] must be the workgroup size x by convention */
+    uint32_t required_subgroup_size;    /* 0 = driver's choice; else needs subgroup size control */
+} vkl_pipeline_desc;
+
+typedef struct vkl_pipeline {
+    const char *name;
+    VkPipeline pipeline;
+    VkPipelineLayout layout;
+    VkDescriptorSetLayout set_layout;
+    uint32_t n_bindings;
+    vkl_bind_kind bindings[VKL_MAX_BINDINGS];
+    uint32_t push_size;
+    uint32_t wg_size; /* spec[0] */
+} vkl_pipeline;
+
+vkl_status vkl_pipeline_create(vkl_vk *vk, const vkl_pipeline_desc *desc, vkl_pipeline *out, vkl_err *err);
+void vkl_pipeline_destroy(vkl_vk *vk, vkl_pipeline *p);
+
+/* ---- Command recording ----
+ * One primary command buffer: begin, record dispatches (a compute->compute memory barrier is inserted
+ * before each dispatch that follows another), then submit and wait on the fence. */
+vkl_status vkl_cmd_begin(vkl_vk *vk, vkl_err *err);
+/* Asserts that n_bindings and push_size match the pipeline (programmer error otherwise). */
+vkl_status vkl_cmd_dispatch(vkl_vk *vk, const vkl_pipeline *p, const vkl_binding *bindings, uint32_t n_bindings,
+                            const void *push, uint32_t push_size, uint32_t gx, uint32_t gy, uint32_t gz,
+                            vkl_err *err);
+void vkl_cmd_barrier(vkl_vk *vk);
+/* Write a timestamp (query index < vk->query_count) after all prior work. */
+void vkl_cmd_timestamp(vkl_vk *vk, uint32_t query);
+vkl_status vkl_cmd_submit_wait(vkl_vk *vk, vkl_err *err);
+/* Nanoseconds between two timestamp queries of the last submission. */
+vkl_status vkl_timestamp_ns(vkl_vk *vk, uint32_t q0, uint32_t q1, double *ns, vkl_err *err);
+
+/* ---- Embedded SPIR-V ---- */
+typedef struct {
+    const char *name;
+    const uint32_t *code;
+    size_t size; /* bytes */
+} vkl_spirv;
+const vkl_spirv *vkl_spirv_find(const char *name);
+const vkl_spirv *vkl_spirv_all(size_t *count);
+
+#endif

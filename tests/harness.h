@@ -1,0 +1,53 @@
+/* Minimal test harness: each tests/test_*.c exports a NULL-terminated table of cases; tests/test_main.c runs
+ * them (optionally filtered by a substring) and prints "N passed, N failed". A case returns 0 on success. */
+#ifndef VKLORA_TEST_HARNESS_H
+#define VKLORA_TEST_HARNESS_H
+
+#include <math.h>
+#include <stdio.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+typedef struct {
+    const char *name;
+    int (*fn)(void);
+} vkl_test_case;
+
+/* Print the failure with its location and fail the current case. */
+#define T_FAIL(...)                                                        \
+    do {                                                                   \
+        fprintf(stderr, "    FAIL %s:%d: ", __FILE__, __LINE__);           \
+        fprintf(stderr, __VA_ARGS__);                                      \
+        fprintf(stderr, "\n");                                             \
+        return 1;                                                          \
+    } while (0)
+
+#define T_ASSERT(cond, ...)                                                \
+    do {                                                                   \
+        if (!(cond)) {                                                     \
+            fprintf(stderr, "    assertion failed: %s\n", #cond);          \
+            T_FAIL(__VA_ARGS__);                                           \
+        }                                                                  \
+    } while (0)
+
+/* Path of a file in ../shared/data (VKL_DATA_DIR overrides). Returns a static buffer (one of 8 rotating). */
+const char *t_data_path(const char *rel);
+/* Path of the built vklora binary (for CLI tests). */
+const char *t_vklora_bin(void);
+/* Directory for temporary files of this test run (created on first use, removed at exit). */
+const char *t_tmpdir(void);
+/* Deterministic random numbers for test data (xorshift; never produces all zeros). */
+void t_rng_seed(uint64_t seed);
+uint32_t t_rng_u32(void);
+float t_rng_uniform(float lo, float hi);
+/* Max relative error: max|a-b| / max(max|b|, tiny). */
+double t_max_rel_err(const float *a, const float *b, size_t n);
+/* Run a shell command, capturing stdout and stderr (malloc'd, may be NULL) and the exit code. */
+int t_run(const char *cmd, char **out, char **err);
+
+/* The Vulkan context shared by the device tests: created once with the validation layer on.
+ * Returns NULL (and the test fails) when no device can be created. */
+struct vkl_vk;
+struct vkl_vk *t_vk(void);
+
+#endif

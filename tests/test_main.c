@@ -1,0 +1,68 @@
+/* Test runner: runs every suite's cases (or those whose name contains argv[1]), fails a case that makes the
+ * Vulkan validation layer report anything, and ends with the line "N passed, N failed". */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "harness.h"
+#include "vk/vk.h"
+
+extern const vkl_test_case vkl_tests_gguf[];
+extern const vkl_test_case vkl_tests_gguf_malformed[];
+extern const vkl_test_case vkl_tests_quant[];
+extern const vkl_test_case vkl_tests_vk[];
+extern const vkl_test_case vkl_tests_dequant_vk[];
+extern const vkl_test_case vkl_tests_config[];
+extern const vkl_test_case vkl_tests_cli[];
+
+static const vkl_test_case *const suites[] = {
+    vkl_tests_gguf, vkl_tests_gguf_malformed, vkl_tests_quant, vkl_tests_vk,
+    vkl_tests_dequant_vk, vkl_tests_config, vkl_tests_cli,
+};
+
+extern struct vkl_vk *t_vk_if_created(void);
+extern void t_cleanup(void);
+
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+int main(int argc, char **argv) {
+    const char *filter = argc > 1 ? argv[1] : NULL;
+    if (filter && (!strcmp(filter, "--list"))) {
+        for (size_t s = 0; s < VKL_ARRAY_LEN(suites); s++)
+            for (const vkl_test_case *t = suites[s]; t->name; t++) printf("%s\n", t->name);
+        return 0;
+    }
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    int passed = 0, failed = 0;
+    for (size_t s = 0; s < VKL_ARRAY_LEN(suites); s++) {
+        for (const vkl_test_case *t = suites[s]; t->name; t++) {
+            if (filter && !strstr(t->name, filter)) continue;
+            vkl_vk *vk = t_vk_if_created();
+            uint32_t msgs_before = vk ? vk->validation_messages : 0;
+            double t0 = now_ms();
+            int rc = t->fn();
+            double dt = now_ms() - t0;
+            vk = t_vk_if_created();
+            uint32_t msgs = vk ? vk->validation_messages - msgs_before : 0;
+            if (rc == 0 && msgs) {
+                fprintf(stderr, "    FAIL: %u Vulkan validation message(s) during this test\n", msgs);
+                rc = 1;
+            }
+            if (rc == 0) {
+                passed++;
+                printf("ok   %-60s %8.1f ms\n", t->name, dt);
+            } else {
+                failed++;
+                printf("FAIL %-60s %8.1f ms\n", t->name, dt);
+            }
+        }
+    }
+    t_cleanup();
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed || passed == 0 ? 1 : 0;
+}
