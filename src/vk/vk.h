@@ -76,6 +76,10 @@ typedef struct vkl_vk {
     struct vkl_buffer *staging;
     /* Memory accounting: current and peak bytes of device allocations made through vkl_buffer_create. */
     uint64_t device_bytes, device_bytes_peak;
+    /* Cache of uniform texel buffer views, keyed by (buffer, offset, range, format); see vkl_binding. */
+    struct vkl_texel_view *views;
+    uint32_t n_views, cap_views;
+    bool dispatched; /* a dispatch was recorded since vkl_cmd_begin: the next one needs a barrier */
 } vkl_vk;
 
 vkl_status vkl_vk_create(const vkl_vk_options *opt, vkl_vk **out, vkl_err *err);
