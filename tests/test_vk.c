@@ -179,7 +179,31 @@ static int test_device_choice(void) {
     return 0;
 }
 
+/* The zero-message check of every device test is only worth something if the counter really counts: make a
+ * deliberate API error on a private context and watch it register. */
+static int test_validation_counts(void) {
+    if (getenv("VKL_TEST_NO_VALIDATION")) return 0;
+    vkl_err err = {0};
+    vkl_vk *vk = NULL;
+    vkl_vk_options opt = {.validation = true};
+    T_ASSERT(vkl_vk_create(&opt, &vk, &err) == VKL_OK, "%s", err.msg);
+    fprintf(stderr, "    (the next validation error is deliberate)\n");
+    VkBufferCreateInfo bci = {
+        .sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO,
+        .size = 0, /* invalid: size must be > 0 */
+        .usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT,
+    };
+    VkBuffer b = VK_NULL_HANDLE;
+    VkResult r = vkCreateBuffer(vk->device, &bci, NULL, &b);
+    if (r == VK_SUCCESS && b) vkDestroyBuffer(vk->device, b, NULL);
+    uint32_t msgs = vk->validation_messages;
+    vkl_vk_destroy(vk);
+    T_ASSERT(msgs >= 1, "the validation layer reported nothing for a zero-sized buffer");
+    return 0;
+}
+
 const vkl_test_case vkl_tests_vk[] = {
+    {"vk/validation_counts", test_validation_counts},
     {"vk/create", test_create},
     {"vk/buffers", test_buffers},
     {"vk/impossible_allocation", test_impossible_allocation},
