@@ -65,9 +65,10 @@ typedef struct {
     arena_chunk *head;
 } arena;
 
-static void *arena_alloc(arena *a, size_t n) {
-    n = (n + 15) & ~(size_t)15;
-    if (!a->head || a->head->cap - a->head->used < n) {
+/* `align` is a power of two <= 16: strings take 1, so a vocabulary of short tokens packs tightly. */
+static void *arena_alloc(arena *a, size_t n, size_t align) {
+    if (a->head) a->head->used = (a->head->used + align - 1) & ~(align - 1);
+    if (!a->head || a->head->used > a->head->cap || a->head->cap - a->head->used < n) {
         size_t cap = n > 65536 ? n : 65536;
         arena_chunk *c = vkl_malloc(sizeof(*c) + cap);
         c->next = a->head;
@@ -147,7 +148,7 @@ static bool rd_str(reader *r, vkl_gguf_str *s, const char *what) {
               len, left(r));
         return false;
     }
-    char *c = arena_alloc(r->ar, (size_t)len + 1);
+    char *c = arena_alloc(r->ar, (size_t)len + 1, 1);
     memcpy(c, r->p + r->pos, (size_t)len);
     c[len] = '\0';
     s->str = c;
@@ -216,19 +217,19 @@ static bool rd_array(reader *r, vkl_gguf_value *out, int depth) {
     out->v.arr.count = count;
     out->v.arr.data = NULL;
     if (et == VKL_GGUF_STRING) {
-        vkl_gguf_str *s = arena_alloc(r->ar, (size_t)count * sizeof(*s));
+        vkl_gguf_str *s = arena_alloc(r->ar, (size_t)count * sizeof(*s), 16);
         for (uint64_t i = 0; i < count; i++)
             if (!rd_str(r, &s[i], "array string")) return false;
         out->v.arr.data = s;
     } else if (et == VKL_GGUF_ARRAY) {
-        vkl_gguf_value *v = arena_alloc(r->ar, (size_t)count * sizeof(*v));
+        vkl_gguf_value *v = arena_alloc(r->ar, (size_t)count * sizeof(*v), 16);
         for (uint64_t i = 0; i < count; i++)
             if (!rd_value(r, VKL_GGUF_ARRAY, &v[i], depth + 1)) return false;
         out->v.arr.data = v;
     } else {
         /* count * min <= left was checked above, so this cannot overflow */
         size_t n = (size_t)(count * min);
-        uint8_t *d = arena_alloc(r->ar, n);
+        uint8_t *d = arena_alloc(r->ar, n, 16);
         memcpy(d, r->p + r->pos, n);
         if (et == VKL_GGUF_BOOL)
             for (uint64_t i = 0; i < count; i++)
@@ -396,7 +397,7 @@ static vkl_status parse(vkl_gguf *g, gguf_priv *pv, vkl_err *err) {
     }
 
     /* ---- data section ---- */
-    if (r->pos > UINT64_MAX - g->alignment) return rfail(r, r->pos, "header too large");
+    if (r->pos > UINT64_MAX - g->alignment) return rfail(r, r->pos, "header too large (expected the data section to start below 2^64)");
     g->data_offset = align_up(r->pos, g->alignment);
     /* Files without tensors (vocabularies) may end right after the metadata, without the padding. */
     uint64_t data_size = g->data_offset <= g->file_size ? g->file_size - g->data_offset : 0;

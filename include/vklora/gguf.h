@@ -78,7 +78,8 @@ typedef struct vkl_gguf {
     uint64_t n_tensors;
     vkl_gguf_tensor *tensors;
     uint32_t alignment;
-    uint64_t data_offset; /* absolute file offset of the data section */
+    uint64_t data_offset; /* absolute file offset of the data section (file_size for a file without tensors
+                           * that ends before the alignment padding, as llama.cpp's vocab files do) */
     uint64_t file_size;
     const uint8_t *map;   /* the whole file, read-only mapping */
     void *priv;           /* reader internals (string arena, ...) */
@@ -104,7 +105,8 @@ bool vkl_gguf_get_i64(const vkl_gguf *g, const char *key, int64_t *out);
 bool vkl_gguf_get_f64(const vkl_gguf *g, const char *key, double *out);
 bool vkl_gguf_get_bool(const vkl_gguf *g, const char *key, bool *out);
 const char *vkl_gguf_get_str(const vkl_gguf *g, const char *key); /* NULL if absent or not a string */
-/* Array accessor: returns the array value (type ARRAY) or NULL. */
+/* Array accessor: returns the array value (type ARRAY) or NULL. elem_type VKL_GGUF_TYPE_COUNT accepts any
+ * element type. */
 const vkl_gguf_value *vkl_gguf_get_arr(const vkl_gguf *g, const char *key, vkl_gguf_type elem_type);
 
 /* ---- Writer ----
@@ -134,7 +136,9 @@ void vkl_gguf_writer_set_arr_str(vkl_gguf_writer *w, const char *key, const char
 /* Copy any value read from another file (including nested arrays). */
 void vkl_gguf_writer_set_value(vkl_gguf_writer *w, const char *key, const vkl_gguf_value *v);
 /* Add a tensor. `data` (of the size the type and shape imply) is referenced, not copied: it must stay valid
- * until vkl_gguf_writer_write returns. ne is in ggml order. */
+ * until vkl_gguf_writer_write returns; NULL is only accepted for an empty tensor (writing fails otherwise).
+ * ne is in ggml order. Tensors are laid out in add order, each at the next aligned offset, the last one
+ * padded too; a file without tensors ends right after the metadata (what llama.cpp writes). */
 vkl_status vkl_gguf_writer_add_tensor(vkl_gguf_writer *w, const char *name, uint32_t type, uint32_t n_dims,
                                       const int64_t *ne, const void *data, vkl_err *err);
 /* Write atomically (temp file + rename). */

@@ -36,10 +36,26 @@ static bool arch_u64(const vkl_gguf *g, const char *arch, const char *suffix, ui
     return vkl_gguf_get_u64(g, key, out);
 }
 
+/* float32 metadata widened to double prints as 9.99999974737875e-06; report the shortest decimal that reads back
+ * as the same float (1e-05), which is what the converter that wrote the file was given. */
+static double shortest_f32(double v) {
+    float f = (float)v;
+    if ((double)f != v) return v;
+    char buf[32];
+    for (int prec = 1; prec <= 9; prec++) {
+        snprintf(buf, sizeof(buf), "%.*g", prec, v);
+        if (strtof(buf, NULL) == f) return strtod(buf, NULL);
+    }
+    return v;
+}
+
 static bool arch_f64(const vkl_gguf *g, const char *arch, const char *suffix, double *out) {
     char key[256];
     snprintf(key, sizeof(key), "%s.%s", arch, suffix);
-    return vkl_gguf_get_f64(g, key, out);
+    const vkl_gguf_value *v = vkl_gguf_get(g, key);
+    if (!vkl_gguf_get_f64(g, key, out)) return false;
+    if (v->type == VKL_GGUF_FLOAT32) *out = shortest_f32(*out);
+    return true;
 }
 
 static void read_hparams(const vkl_gguf *g, hparams *h) {
