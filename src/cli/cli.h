@@ -25,3 +25,27 @@ void vkl_cli_print_json(cJSON *doc);
 bool vkl_cli_is_help(const char *arg);
 
 #endif
+
+/* ---- shared by the commands that run a model ---- */
+#include "vklora/model.h"
+#include "vklora/tokenizer.h"
+struct vkl_vk;
+
+int vkl_cmd_eval(int argc, char **argv);
+int vkl_cmd_generate(int argc, char **argv);
+int vkl_cmd_bench(int argc, char **argv);
+
+/* Parse a non-negative integer option value (whole string, <= max); false with a usage message otherwise. */
+bool vkl_cli_parse_u32(const char *cmd, const char *opt, const char *val, uint32_t min, uint32_t max, uint32_t *out);
+bool vkl_cli_parse_f32(const char *cmd, const char *opt, const char *val, float min, float max, float *out);
+/* Read a whole file (NUL-terminated copy; *len without the NUL). */
+vkl_status vkl_read_file(const char *path, char **data, size_t *len, vkl_err *err);
+
+/* A model ready to run: the device, the weights on it, the tokenizer. */
+typedef struct vkl_session {
+    struct vkl_vk *vk;
+    vkl_model *model;
+    vkl_tokenizer *tok;
+} vkl_session;
+vkl_status vkl_session_open(const char *model_path, const char *device, vkl_session *s, vkl_err *err);
+void vkl_session_close(vkl_session *s);

@@ -1,0 +1,125 @@
+/* `vklora bench`: forward throughput (tokens/s) and peak device memory for a model and context, as one JSON line
+ * that can be compared across devices. Nothing here is asserted by the tests: speed is measured, not promised. */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli/cli.h"
+#include "forward.h"
+#include "vk/vk.h"
+
+static const char *HELP =
+    "usage: vklora bench --model M.gguf [--ctx N] [--batch B] [--iters I] [--device D] [--json]\n\n"
+    "Runs the forward pass (with the loss) on B sequences of N pseudo-random tokens, once to warm up (shader\n"
+    "compilation happens at the first dispatch) and then I timed times; prints tokens/s (median), the device\n"
+    "memory plan and the peak device memory vklora allocated.\n\n"
+    "  --ctx N     tokens per sequence (default 256)\n"
+    "  --batch B   sequences per forward (default 1)\n"
+    "  --iters I   timed iterations (default 3)\n"
+    "  --json      one JSON object on one line\n";
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int dcmp(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+int vkl_cmd_bench(int argc, char **argv) {
+    const char *model = NULL, *device = NULL;
+    uint32_t ctx = 256, batch = 1, iters = 3;
+    bool json = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (vkl_cli_is_help(a)) {
+            fputs(HELP, stdout);
+            return 0;
+        } else if (!strcmp(a, "--json")) {
+            json = true;
+            continue;
+        }
+        if (!v) return vkl_cli_usage("bench", "%s needs a value", a);
+        if (!strcmp(a, "--model")) model = v;
+        else if (!strcmp(a, "--device")) device = v;
+        else if (!strcmp(a, "--ctx")) {
+            if (!vkl_cli_parse_u32("bench", a, v, 2, 1u << 20, &ctx)) return 2;
+        } else if (!strcmp(a, "--batch")) {
+            if (!vkl_cli_parse_u32("bench", a, v, 1, 4096, &batch)) return 2;
+        } else if (!strcmp(a, "--iters")) {
+            if (!vkl_cli_parse_u32("bench", a, v, 1, 1000, &iters)) return 2;
+        } else
+            return vkl_cli_usage("bench", "unknown option '%s'", a);
+        i++;
+    }
+    if (!model) return vkl_cli_usage("bench", "--model is required");
+    vkl_err err = {0};
+    vkl_session s;
+    if (vkl_session_open(model, device, &s, &err)) return vkl_cli_fail("bench", err.status, "%s", err.msg);
+    vkl_fwd *f = NULL;
+    int rc = 0;
+    size_t R = (size_t)batch * ctx;
+    int32_t *tokens = vkl_malloc(R * 4), *targets = vkl_malloc(R * 4);
+    float *nll = vkl_malloc(R * 4);
+    double *times = vkl_calloc(iters, sizeof(double));
+    uint64_t st = 12345;
+    for (size_t i = 0; i < R; i++) {
+        st = st * 6364136223846793005ull + 1442695040888963407ull;
+        tokens[i] = (int32_t)((st >> 33) % s.model->hp.n_vocab);
+    }
+    for (size_t i = 0; i < R; i++) targets[i] = (i + 1) % ctx ? tokens[i + 1] : -1;
+    vkl_fwd_dims dims = {.max_seq = batch, .max_T = ctx, .n_ctx = ctx};
+    if (vkl_fwd_create(s.vk, s.model, &dims, &f, &err)) goto fail;
+    if (vkl_fwd_run(f, tokens, batch, ctx, 0, targets, nll, NULL, &err)) goto fail; /* warm-up */
+    for (uint32_t it = 0; it < iters; it++) {
+        double t0 = now_s();
+        if (vkl_fwd_run(f, tokens, batch, ctx, 0, targets, nll, NULL, &err)) goto fail;
+        times[it] = now_s() - t0;
+    }
+    qsort(times, iters, sizeof(double), dcmp);
+    double med = times[iters / 2], tps = (double)R / med;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "bench", "forward");
+    cJSON_AddStringToObject(o, "model", model);
+    cJSON_AddStringToObject(o, "architecture", s.model->hp.arch_name);
+    cJSON_AddNumberToObject(o, "n_params", (double)s.model->n_params);
+    cJSON_AddStringToObject(o, "device", s.vk->info.name);
+    cJSON_AddStringToObject(o, "device_type", s.vk->info.type);
+    cJSON_AddStringToObject(o, "driver", s.vk->info.driver_name);
+    cJSON_AddNumberToObject(o, "ctx", ctx);
+    cJSON_AddNumberToObject(o, "batch", batch);
+    cJSON_AddNumberToObject(o, "iters", iters);
+    cJSON_AddNumberToObject(o, "seconds_median", med);
+    cJSON_AddNumberToObject(o, "tokens_per_second", tps);
+    cJSON_AddNumberToObject(o, "weights_bytes", (double)s.model->device_bytes);
+    cJSON_AddNumberToObject(o, "activations_bytes_planned", (double)f->planned_bytes);
+    cJSON_AddNumberToObject(o, "peak_device_bytes", (double)s.vk->device_bytes_peak);
+    if (json) {
+        char *line = cJSON_PrintUnformatted(o);
+        puts(line);
+        free(line);
+        cJSON_Delete(o);
+    } else {
+        cJSON_Delete(o);
+        printf("forward  %s on %s (%s)\n", model, s.vk->info.name, s.vk->info.type);
+        printf("shape    %u x %u tokens, %u iterations, median %.3f s\n", batch, ctx, iters, med);
+        printf("speed    %.1f tokens/s\n", tps);
+        printf("memory   weights %.1f MiB, activations %.1f MiB planned, peak %.1f MiB\n",
+               s.model->device_bytes / 1048576.0, f->planned_bytes / 1048576.0,
+               s.vk->device_bytes_peak / 1048576.0);
+    }
+    goto done;
+fail:
+    rc = vkl_cli_fail("bench", err.status, "%s", err.msg);
+done:
+    vkl_fwd_destroy(f);
+    free(tokens);
+    free(targets);
+    free(nll);
+    free(times);
+    vkl_session_close(&s);
+    return rc;
+}

@@ -1,0 +1,47 @@
+/* The llama/qwen2 forward graph on the device: activation and KV-cache buffers planned up front from the model
+ * and the context, one command buffer per forward, NLL scoring or last-position logits. */
+#ifndef VKLORA_FORWARD_H
+#define VKLORA_FORWARD_H
+
+#include "ops/matmul.h"
+#include "ops/nn.h"
+#include "vklora/model.h"
+
+typedef struct vkl_fwd_dims {
+    uint32_t max_seq; /* sequences per forward */
+    uint32_t max_T;   /* tokens per sequence per forward */
+    uint32_t n_ctx;   /* KV positions kept per sequence (>= max_T; = max_T when max_seq > 1) */
+} vkl_fwd_dims;
+
+typedef struct vkl_fwd {
+    vkl_vk *vk;
+    vkl_model *m;
+    vkl_op_cache cache;
+    vkl_fwd_dims dims;
+    uint32_t logit_rows; /* rows of logits computed per output-head chunk */
+    /* activations, [rows = max_seq * max_T] */
+    vkl_buffer x;       /* (rows, C) residual stream */
+    vkl_buffer xn;      /* (rows, C) normed input of the current sub-block */
+    vkl_buffer q;       /* (rows, H*D) */
+    vkl_buffer ao;      /* (rows, H*D) attention output */
+    vkl_buffer g, u;    /* (rows, F) gate/up, g then holds silu(g)*u */
+    vkl_buffer logits;  /* (logit_rows, V) */
+    vkl_buffer ids;     /* int32 (rows) tokens, then positions at offset rows*4, then targets at rows*8 */
+    vkl_buffer nll;     /* (rows) */
+    vkl_buffer *kc, *vc; /* per layer (max_seq * n_ctx, KVH*D) */
+    uint64_t planned_bytes;
+} vkl_fwd;
+
+/* Bytes of device memory the activations and KV cache need (weights not included). */
+uint64_t vkl_fwd_plan_bytes(const vkl_hparams *hp, const vkl_fwd_dims *d, uint32_t *logit_rows);
+vkl_status vkl_fwd_create(vkl_vk *vk, vkl_model *m, const vkl_fwd_dims *dims, vkl_fwd **out, vkl_err *err);
+void vkl_fwd_destroy(vkl_fwd *f);
+
+/* Run n_seq sequences of T tokens each (tokens[b*T + t]) at positions pos0 .. pos0+T-1 (pos0 > 0 only with
+ * n_seq == 1: incremental decoding against the KV cache).
+ * targets (optional, -1 = not scored) -> nll[b*T + t] (0 where not scored);
+ * last_logits (optional) -> logits of the last position of each sequence, (n_seq, V). */
+vkl_status vkl_fwd_run(vkl_fwd *f, const int32_t *tokens, uint32_t n_seq, uint32_t T, uint32_t pos0,
+                       const int32_t *targets, float *nll, float *last_logits, vkl_err *err);
+
+#endif

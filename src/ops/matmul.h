@@ -1,0 +1,30 @@
+/* Host side of the matrix products: the weight matmul that decodes GGUF blocks in the shader (forward and the
+ * transposed product of the backward), and a strided fp32 GEMM for LoRA adapters and everything else. */
+#ifndef VKLORA_OPS_MATMUL_H
+#define VKLORA_OPS_MATMUL_H
+
+#include "ops/nn.h"
+
+/* y[M, N] = x[M, K] · W[N, K]^T (+ bias[N]) (+ y if accumulate).
+ * W is a GGUF weight of `wtype`: N rows of K elements (K a multiple of the block size), decoded in the shader;
+ * the base model is never expanded to fp32 in device memory. x, y fp32 row-major with row strides K and N.
+ * Splits over N and M so that no binding exceeds maxStorageBufferRange. */
+vkl_status vkl_op_matmul(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_tview w, vkl_tview x, vkl_tview bias,
+                         vkl_tview y, uint32_t M, uint32_t N, uint32_t K, bool accumulate, vkl_err *err);
+
+/* The transposed product of the backward: dx[M, K] (+)= dy[M, N] · W[N, K] (W as above, read column-wise). */
+vkl_status vkl_op_matmul_t(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_tview w, vkl_tview dy, vkl_tview dx,
+                           uint32_t M, uint32_t N, uint32_t K, bool accumulate, vkl_err *err);
+
+/* Strided fp32 GEMM: C[m, n] = alpha * sum_k A(m, k) * B(k, n) + beta * C[m, n], with
+ * A(m, k) = a[m * a_rs + k * a_cs], B(k, n) = b[k * b_rs + n * b_cs], C[m, n] = c[m * c_rs + n] (elements).
+ * Covers x·A^T, (xA)·B^T, dy^T·xa, ... of the LoRA forward and backward without transposing copies. */
+typedef struct vkl_gemm_shape {
+    uint32_t M, N, K;
+    uint32_t a_rs, a_cs, b_rs, b_cs, c_rs;
+    float alpha, beta;
+} vkl_gemm_shape;
+vkl_status vkl_op_gemm(vkl_vk *vk, vkl_op_cache *c, const vkl_gemm_shape *s, vkl_tview a, vkl_tview b, vkl_tview cm,
+                       vkl_err *err);
+
+#endif

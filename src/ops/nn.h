@@ -1,0 +1,79 @@
+/* Host side of the transformer ops (forward and backward): embedding gather, RMSNorm, RoPE, causal GQA attention,
+ * SwiGLU, elementwise adds, cross-entropy. All activations are fp32, row-major; every op splits its work so
+ * that no binding exceeds the device's maxStorageBufferRange. Each op has a scalar twin in src/ref/nn.h. */
+#ifndef VKLORA_OPS_NN_H
+#define VKLORA_OPS_NN_H
+
+#include "ops/ops.h"
+
+/* A tensor inside a buffer: `buf` + byte `offset` (a multiple of 4). buf == NULL means "absent" where an argument
+ * is optional. Shapes are passed separately. */
+typedef struct vkl_tview {
+    const vkl_buffer *buf;
+    uint64_t offset;
+} vkl_tview;
+
+static inline vkl_tview vkl_tv(const vkl_buffer *b, uint64_t offset) { return (vkl_tview){b, offset}; }
+static inline vkl_tview vkl_tv_none(void) { return (vkl_tview){NULL, 0}; }
+
+/* Every op below records into the current command buffer when vk->recording, else submits and waits itself. */
+
+/* out[i, :] = dequant(table row ids[i]) for i < n_ids; table is `type` with rows of n elements (GGUF layout,
+ * n a multiple of the block size); ids int32 (validated by the caller to be < the row count). */
+vkl_status vkl_op_get_rows(vkl_vk *vk, vkl_op_cache *c, uint32_t type, vkl_tview table, uint64_t table_rows,
+                           vkl_tview ids, vkl_tview out, uint32_t n_ids, uint32_t n, vkl_err *err);
+
+/* y[r, :] = x[r, :] * rstd[r] * w[:], rstd[r] = 1/sqrt(mean(x[r,:]^2) + eps). rstd is written when present
+ * (the backward needs it). y may alias x. */
+vkl_status vkl_op_rmsnorm(vkl_vk *vk, vkl_op_cache *c, vkl_tview x, vkl_tview w, vkl_tview y, vkl_tview rstd,
+                          uint32_t rows, uint32_t n, float eps, vkl_err *err);
+/* Backward: given dy, x, w, rstd: dx (= or +=, see accumulate) and dw += sum over rows (dw optional). */
+vkl_status vkl_op_rmsnorm_back(vkl_vk *vk, vkl_op_cache *c, vkl_tview x, vkl_tview w, vkl_tview rstd, vkl_tview dy,
+                               vkl_tview dx, bool accumulate, vkl_tview dw, uint32_t rows, uint32_t n,
+                               vkl_err *err);
+
+/* RoPE in place on x viewed as [rows, n_heads, head_dim]; row r has position pos[r] (int32). The first rope_dim
+ * dims of each head rotate (rope_dim <= head_dim, even): normal layout pairs (2i, 2i+1), NeoX layout pairs
+ * (i, i + rope_dim/2); theta_i = pos * freq_base^(-2i/rope_dim). inverse = rotate by -theta (the backward). */
+vkl_status vkl_op_rope(vkl_vk *vk, vkl_op_cache *c, vkl_tview x, vkl_tview pos, uint32_t rows, uint32_t n_heads,
+                       uint32_t head_dim, uint32_t rope_dim, float freq_base, bool neox, bool inverse,
+                       vkl_err *err);
+
+/* Causal grouped-query attention for n_seq sequences.
+ * q:   [n_seq, T, n_head, D]      (query t of sequence b is row b*T + t)
+ * k,v: [n_seq, S, n_head_kv, D]   (S >= kv_len rows per sequence: a KV cache or the training activations)
+ * out: [n_seq, T, n_head, D]
+ * lse: [n_seq, n_head, T] logsumexp of the scaled scores per query (written when present; the backward needs it)
+ * seg: int32 [n_seq, T], optional: the first key a query may see (packing boundaries); 0 when absent.
+ * Query t sits at absolute position pos0 + t and sees keys seg[b,t] .. pos0 + t. Head h reads KV head
+ * h / (n_head / n_head_kv). scale = 1/sqrt(D) normally. */
+typedef struct vkl_attn_shape {
+    uint32_t n_seq, T, S, n_head, n_head_kv, D, pos0;
+    float scale;
+} vkl_attn_shape;
+vkl_status vkl_op_attention(vkl_vk *vk, vkl_op_cache *c, const vkl_attn_shape *s, vkl_tview q, vkl_tview k,
+                            vkl_tview v, vkl_tview seg, vkl_tview out, vkl_tview lse, vkl_err *err);
+/* Backward (recomputes the probabilities from q, k and lse): dq = ; dk, dv += (GQA heads sum into their KV head). */
+vkl_status vkl_op_attention_back(vkl_vk *vk, vkl_op_cache *c, const vkl_attn_shape *s, vkl_tview q, vkl_tview k,
+                                 vkl_tview v, vkl_tview seg, vkl_tview out, vkl_tview lse, vkl_tview dout,
+                                 vkl_tview dq, vkl_tview dk, vkl_tview dv, vkl_err *err);
+
+/* h = silu(g) * u over n elements (h may alias g or u). */
+vkl_status vkl_op_swiglu(vkl_vk *vk, vkl_op_cache *c, vkl_tview g, vkl_tview u, vkl_tview h, uint64_t n,
+                         vkl_err *err);
+/* dg = dh * u * silu'(g), du = dh * silu(g) (may alias g and u respectively). */
+vkl_status vkl_op_swiglu_back(vkl_vk *vk, vkl_op_cache *c, vkl_tview g, vkl_tview u, vkl_tview dh, vkl_tview dg,
+                              vkl_tview du, uint64_t n, vkl_err *err);
+
+/* y = a + alpha * b over n elements (y may alias a or b). */
+vkl_status vkl_op_add(vkl_vk *vk, vkl_op_cache *c, vkl_tview a, vkl_tview b, float alpha, vkl_tview y, uint64_t n,
+                      vkl_err *err);
+
+/* Cross-entropy over logits [rows, V] with int32 targets (target < 0: ignored row).
+ * nll[r] = logsumexp(logits[r]) - logits[r, target] (0 for ignored rows), written when present.
+ * When dlogits is present: dlogits[r] = (softmax(logits[r]) - onehot(target)) * grad_scale (0 rows for ignored
+ * targets); dlogits may alias logits. */
+vkl_status vkl_op_cross_entropy(vkl_vk *vk, vkl_op_cache *c, vkl_tview logits, vkl_tview targets, uint32_t rows,
+                                uint32_t V, vkl_tview nll, vkl_tview dlogits, float grad_scale, vkl_err *err);
+
+#endif
