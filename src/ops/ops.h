@@ -1,0 +1,49 @@
+/* Host side of the compute ops: each op creates (and caches) its pipelines, binds buffer ranges within the
+ * device limits and records dispatches. Push-constant structs here mirror the blocks in shaders/<op>.comp. */
+#ifndef VKLORA_OPS_H
+#define VKLORA_OPS_H
+
+#include "vk/vk.h"
+
+/* Pipelines of the ops, created on first use and kept until vkl_op_cache_destroy. Owned by the caller (one per
+ * vkl_vk); keyed by shader name and workgroup size. */
+#define VKL_OP_CACHE_MAX 64
+typedef struct vkl_op_cache {
+    struct {
+        const char *shader; /* points at the embedded SPIR-V's name (static storage) */
+        uint32_t wg_size;
+        vkl_pipeline pipe;
+    } entries[VKL_OP_CACHE_MAX];
+    uint32_t n;
+} vkl_op_cache;
+
+/* Find or create the pipeline for desc (matched on shader name and spec[0]). *out stays owned by the cache. */
+vkl_status vkl_op_cache_get(vkl_vk *vk, vkl_op_cache *cache, const vkl_pipeline_desc *desc, const vkl_pipeline **out,
+                            vkl_err *err);
+void vkl_op_cache_destroy(vkl_vk *vk, vkl_op_cache *cache);
+
+/* ---- dequantize (shaders/dequant.comp, variants dequant_<type>) ---- */
+
+/* Mirrors `Push` in shaders/dequant.comp. */
+typedef struct vkl_dequant_push {
+    uint32_t n_blocks;     /* blocks in this dispatch */
+    uint32_t src_byte_off; /* byte offset of the first block inside the bound source range (even; x4 for f32) */
+    uint32_t dst_elem_off; /* float offset of the first output inside the bound destination range */
+    uint32_t pad;
+} vkl_dequant_push;
+_Static_assert(sizeof(vkl_dequant_push) == 16, "vkl_dequant_push must match the GLSL push-constant block");
+
+/* Name of the dequant shader variant for a ggml type, or NULL if the type has none. */
+const char *vkl_dequant_shader_name(uint32_t type);
+
+/* Dequantize n elements (a multiple of the type's block size) of `type` starting at byte src_offset of src into
+ * fp32 at byte dst_offset of dst. src_offset and dst_offset must be multiples of 4, and src must extend to the
+ * next multiple of 4 bytes after the data (the shader reads whole 32-bit words). Any size: the work is split
+ * into chunks whose bindings stay within maxStorageBufferRange, and within max_chunk_bytes when it is non-zero
+ * (tests use it to force several chunks). Recorded into the current command buffer when vk is recording
+ * (the caller submits), otherwise submitted and waited for here. */
+vkl_status vkl_op_dequantize(vkl_vk *vk, vkl_op_cache *cache, uint32_t type, const vkl_buffer *src,
+                             uint64_t src_offset, vkl_buffer *dst, uint64_t dst_offset, uint64_t n,
+                             uint64_t max_chunk_bytes, vkl_err *err);
+
+#endif
