@@ -1,5 +1,6 @@
 /* The training configuration: one JSON file (Unsloth/TRL key names, flat or grouped) plus --set overrides,
- * resolved into one plain struct with defaults, aliases and range checks applied. configs/README.md has the key table. */
+ * resolved into one plain struct with defaults, aliases and range checks applied.
+ * configs/README.md has the key table. */
 #ifndef VKLORA_CONFIG_H
 #define VKLORA_CONFIG_H
 
@@ -17,7 +18,8 @@ typedef enum {
     VKL_SCHED_COUNT
 } vkl_sched;
 
-/* Which biases train (PEFT's `bias`). llama-family models have no biases, so only "none" changes nothing. */
+/* Which biases train besides the adapters (PEFT's `bias`); llama-family models have none, so there it
+ * changes nothing. */
 typedef enum { VKL_BIAS_NONE = 0, VKL_BIAS_ALL, VKL_BIAS_LORA_ONLY, VKL_BIAS_COUNT } vkl_lora_bias;
 
 /* Activation checkpointing: off keeps every activation; on recomputes each layer in backward; "unsloth"
@@ -124,9 +126,9 @@ typedef struct vkl_config {
     int64_t max_steps;                /* training.max_steps; > 0 wins over epochs, <= 0 means use epochs */
     int per_device_train_batch_size;  /* training.per_device_train_batch_size; sequences per micro-batch (B) */
     int gradient_accumulation_steps;  /* training.gradient_accumulation_steps; micro-batches per optimizer step */
-    int max_seq_length;               /* training.max_seq_length; tokens per sequence (T), longer samples truncate */
+    int max_seq_length;               /* training.max_seq_length; tokens per sequence (T); longer ones truncate */
     int64_t warmup_steps;             /* training.warmup_steps >= 0; used when > 0 (HF rule) */
-    double warmup_ratio;              /* training.warmup_ratio in [0,1); share of total steps, used when warmup_steps == 0 */
+    double warmup_ratio;              /* training.warmup_ratio in [0,1); share of steps, used if warmup_steps == 0 */
     vkl_sched lr_scheduler_type;      /* training.lr_scheduler_type */
     int64_t seed;                     /* training.seed (alias random_state) in 0..2^32-1 */
     double weight_decay;              /* training.weight_decay >= 0; decoupled (AdamW), on adapter weights */
@@ -150,12 +152,13 @@ typedef struct vkl_config {
 
 /* Fill `c` with Unsloth's notebook defaults (allocates output_dir: release with vkl_config_free). */
 void vkl_config_defaults(vkl_config *c);
-/* Free the owned strings and leave `c` zeroed. Safe on a zeroed struct and twice in a row. */
+/* Free the owned strings and leave `c` zeroed (device_index -1). Safe on a zeroed struct and twice in a row. */
 void vkl_config_free(vkl_config *c);
 
 /* Load a config: defaults, then the JSON file at `path` (NULL = defaults only), then each `sets[i]`
  * ("key.path=value"; the value is JSON when it parses as JSON, else a string), later ones winning.
- * On failure `out` is left zeroed (nothing to free) and err says file, JSON path, what was expected and got. */
+ * On failure `out` holds nothing to free (as after vkl_config_free) and err names the file, the JSON path,
+ * what was expected and what was found. */
 vkl_status vkl_config_load(const char *path, const char *const *sets, int n_sets, vkl_config *out, vkl_err *err);
 /* The same from a JSON text in memory; `source` names it in messages (e.g. "<test>"). */
 vkl_status vkl_config_from_json_string(const char *json, const char *source, const char *const *sets, int n_sets,
@@ -172,7 +175,7 @@ vkl_status vkl_config_check_for_training(const vkl_config *c, vkl_err *err);
 /* LoRA output scale: alpha / r, or alpha / sqrt(r) with use_rslora. */
 double vkl_config_lora_scale(const vkl_config *c);
 /* Optimizer steps of the run for a training set of n_examples sequences: max_steps when > 0, else
- * ceil(epochs * max(1, floor(ceil(n / batch) / accumulation))) as HF's Trainer computes it. */
+ * ceil(epochs * max(1, ceil(ceil(n / batch) / accumulation))): a trailing partial accumulation still steps. */
 int64_t vkl_config_total_steps(const vkl_config *c, int64_t n_examples);
 /* Warmup length: warmup_steps when > 0, else ceil(warmup_ratio * total_steps). */
 int64_t vkl_config_warmup_steps(const vkl_config *c, int64_t total_steps);
