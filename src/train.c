@@ -1,0 +1,429 @@
+/* The LoRA training step on the device. Forward per layer (saving activations, or only the layer input when
+ * checkpointing), output head in row chunks with the cross-entropy gradient, backward per layer in reverse
+ * (recomputing the layer first when checkpointing), LoRA gradients accumulated across micro-batches, then the
+ * global-norm clip and AdamW. Every product with a frozen weight decodes its GGUF blocks in the shader. */
+#include "train.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vk/vk.h"
+
+#define LOGIT_CHUNK_BYTES (64ull << 20)
+
+/* ---- memory plan ---- */
+
+typedef struct {
+    uint64_t C, QD, KVD, F, V, r, R, BHT;
+} dims_t;
+
+static dims_t dims_of(const vkl_hparams *hp, const vkl_lora *l, uint32_t B, uint32_t T) {
+    dims_t d = {hp->n_embd, (uint64_t)hp->n_head * hp->head_dim, (uint64_t)hp->n_head_kv * hp->head_dim, hp->n_ff,
+                hp->n_vocab, l->r, (uint64_t)B * T, (uint64_t)B * hp->n_head * T};
+    return d;
+}
+
+static uint64_t acts_floats(const dims_t *d) {
+    return d->R * (d->C * 3 + d->QD * 2 + d->KVD * 2 + d->F * 2 + 2 + VKL_TM_COUNT * d->r) + d->BHT;
+}
+
+static uint32_t logit_rows_for(uint64_t V, uint64_t R) {
+    uint64_t lr = LOGIT_CHUNK_BYTES / (V * 4);
+    return (uint32_t)VKL_MAX(1, VKL_MIN(lr, R));
+}
+
+uint64_t vkl_train_plan_bytes(const vkl_hparams *hp, const vkl_lora *l, uint32_t B, uint32_t T, vkl_grad_ckpt ckpt) {
+    dims_t d = dims_of(hp, l, B, T);
+    uint64_t L = hp->n_layer;
+    uint64_t f = 4 * l->n_params;                                /* params, grads, two moments */
+    f += 4 * d.R;                                                /* ids */
+    f += (L + 1) * d.R * d.C;                                    /* residual streams */
+    f += (ckpt == VKL_GRAD_CKPT_OFF ? L : 1) * acts_floats(&d);  /* saved activations */
+    f += d.R * (d.C + 1);                                        /* final norm */
+    f += d.R * (2 * d.C + 2 * d.QD + 2 * d.KVD + 3 * d.F + d.r + 1); /* backward scratch */
+    f += (uint64_t)logit_rows_for(d.V, d.R) * d.V;
+    return f * 4 + vkl_op_sumsq_scratch_bytes(NULL, l->n_params) + sizeof(vkl_adamw_hyper);
+}
+
+/* ---- creation ---- */
+
+static vkl_status mk(vkl_train_dev *t, vkl_buffer *b, uint64_t floats, vkl_err *err) {
+    return vkl_buffer_create(t->vk, VKL_MAX(floats, 1) * 4, VKL_MEM_DEVICE, b, err);
+}
+
+#define ACTS_LIST(a)                                                                                \
+    {&(a)->xn1, &(a)->rstd1, &(a)->q, &(a)->k, &(a)->v, &(a)->ao, &(a)->lse, &(a)->mid, &(a)->xn2, \
+     &(a)->rstd2, &(a)->g, &(a)->u, &(a)->xa}
+
+vkl_status vkl_train_dev_create(vkl_vk *vk, vkl_model *m, const vkl_lora *l, uint32_t B, uint32_t T,
+                                vkl_grad_ckpt ckpt, vkl_train_dev **out, vkl_err *err) {
+    *out = NULL;
+    vkl_train_dev *t = vkl_calloc(1, sizeof(*t));
+    t->vk = vk;
+    t->m = m;
+    t->lora = l;
+    t->B = B;
+    t->T = T;
+    t->R = B * T;
+    t->ckpt = ckpt;
+    const vkl_hparams *hp = &m->hp;
+    dims_t d = dims_of(hp, l, B, T);
+    t->logit_rows = logit_rows_for(d.V, d.R);
+    t->planned_bytes = vkl_train_plan_bytes(hp, l, B, T, ckpt);
+    uint64_t need = t->planned_bytes + m->device_bytes;
+    if (vk->info.device_local_bytes && need > vk->info.device_local_bytes) {
+        vkl_err_set(err, VKL_ERR_RUNTIME,
+                    "train: %.1f MiB of device memory needed (weights %.1f MiB + training state %.1f MiB for %u x %u "
+                    "tokens), the device has %.1f MiB: lower per_device_train_batch_size or max_seq_length, or set "
+                    "use_gradient_checkpointing",
+                    need / 1048576.0, m->device_bytes / 1048576.0, t->planned_bytes / 1048576.0, B, T,
+                    vk->info.device_local_bytes / 1048576.0);
+        free(t);
+        return err->status;
+    }
+    uint64_t P = l->n_params;
+    if (mk(t, &t->lp, P, err) || mk(t, &t->lg, P, err) || mk(t, &t->lm1, P, err) || mk(t, &t->lm2, P, err) ||
+        mk(t, &t->hyper, 16, err) ||
+        vkl_buffer_create(vk, vkl_op_sumsq_scratch_bytes(vk, P), VKL_MEM_DEVICE, &t->norm_scratch, err) ||
+        mk(t, &t->ids, 4 * d.R, err))
+        goto fail;
+    t->res = vkl_calloc(hp->n_layer + 1, sizeof(vkl_buffer));
+    for (uint32_t i = 0; i <= hp->n_layer; i++)
+        if (mk(t, &t->res[i], d.R * d.C, err)) goto fail;
+    t->n_acts = ckpt == VKL_GRAD_CKPT_OFF ? hp->n_layer : 1;
+    t->acts = vkl_calloc(t->n_acts, sizeof(vkl_layer_acts));
+    for (uint32_t i = 0; i < t->n_acts; i++) {
+        vkl_buffer *l[] = ACTS_LIST(&t->acts[i]);
+        uint64_t sizes[] = {d.R * d.C, d.R, d.R * d.QD, d.R * d.KVD, d.R * d.KVD, d.R * d.QD, d.BHT,
+                            d.R * d.C, d.R * d.C, d.R, d.R * d.F, d.R * d.F, VKL_TM_COUNT * d.R * d.r};
+        _Static_assert(VKL_ARRAY_LEN(sizes) == VKL_ARRAY_LEN(l), "one size per activation buffer");
+        for (size_t j = 0; j < VKL_ARRAY_LEN(l); j++)
+            if (mk(t, l[j], sizes[j], err)) goto fail;
+    }
+    if (mk(t, &t->xnf, d.R * d.C, err) || mk(t, &t->rstdf, d.R, err) || mk(t, &t->dres, d.R * d.C, err) ||
+        mk(t, &t->dxn, d.R * d.C, err) || mk(t, &t->dq, d.R * d.QD, err) || mk(t, &t->dk, d.R * d.KVD, err) ||
+        mk(t, &t->dv, d.R * d.KVD, err) || mk(t, &t->dao, d.R * d.QD, err) || mk(t, &t->dg, d.R * d.F, err) ||
+        mk(t, &t->du, d.R * d.F, err) || mk(t, &t->h, d.R * d.F, err) || mk(t, &t->dxa, d.R * d.r, err) ||
+        mk(t, &t->logits, (uint64_t)t->logit_rows * d.V, err) || mk(t, &t->nll, d.R, err))
+        goto fail;
+    *out = t;
+    return VKL_OK;
+fail:
+    vkl_train_dev_destroy(t);
+    return err->status;
+}
+
+void vkl_train_dev_destroy(vkl_train_dev *t) {
+    if (!t) return;
+    vkl_vk *vk = t->vk;
+    vkl_buffer *bs[] = {&t->lp,   &t->lg,  &t->lm1, &t->lm2, &t->hyper, &t->norm_scratch, &t->ids,
+                        &t->xnf,  &t->rstdf, &t->dres, &t->dxn, &t->dq,  &t->dk,  &t->dv,
+                        &t->dao,  &t->dg,  &t->du,  &t->h,   &t->dxa,   &t->logits, &t->nll};
+    for (size_t i = 0; i < VKL_ARRAY_LEN(bs); i++) vkl_buffer_destroy(vk, bs[i]);
+    for (uint32_t i = 0; t->res && i <= t->m->hp.n_layer; i++) vkl_buffer_destroy(vk, &t->res[i]);
+    for (uint32_t i = 0; t->acts && i < t->n_acts; i++) {
+        vkl_buffer *l[] = ACTS_LIST(&t->acts[i]);
+        for (size_t j = 0; j < VKL_ARRAY_LEN(l); j++) vkl_buffer_destroy(vk, l[j]);
+    }
+    free(t->res);
+    free(t->acts);
+    vkl_op_cache_destroy(vk, &t->cache);
+    free(t);
+}
+
+/* ---- parameters ---- */
+
+vkl_status vkl_train_dev_load_params(vkl_train_dev *t, const float *m1, const float *m2, vkl_err *err) {
+    uint64_t bytes = t->lora->n_params * 4;
+    if (vkl_buffer_upload(t->vk, &t->lp, 0, t->lora->params, bytes, err)) return err->status;
+    if (m1 ? vkl_buffer_upload(t->vk, &t->lm1, 0, m1, bytes, err) : vkl_buffer_fill(t->vk, &t->lm1, 0, bytes, 0, err))
+        return err->status;
+    if (m2 ? vkl_buffer_upload(t->vk, &t->lm2, 0, m2, bytes, err) : vkl_buffer_fill(t->vk, &t->lm2, 0, bytes, 0, err))
+        return err->status;
+    return vkl_buffer_fill(t->vk, &t->lg, 0, bytes, 0, err);
+}
+
+vkl_status vkl_train_dev_read(vkl_train_dev *t, float *params, float *m1, float *m2, float *grads, vkl_err *err) {
+    uint64_t bytes = t->lora->n_params * 4;
+    if (params && vkl_buffer_download(t->vk, &t->lp, 0, params, bytes, err)) return err->status;
+    if (m1 && vkl_buffer_download(t->vk, &t->lm1, 0, m1, bytes, err)) return err->status;
+    if (m2 && vkl_buffer_download(t->vk, &t->lm2, 0, m2, bytes, err)) return err->status;
+    if (grads && vkl_buffer_download(t->vk, &t->lg, 0, grads, bytes, err)) return err->status;
+    return VKL_OK;
+}
+
+vkl_status vkl_train_zero_grads(vkl_train_dev *t, vkl_err *err) {
+    return vkl_buffer_fill(t->vk, &t->lg, 0, t->lora->n_params * 4, 0, err);
+}
+
+/* ---- LoRA pieces (strided GEMMs over the flat parameter vector) ---- */
+
+static vkl_tview TV(const vkl_buffer *b) { return vkl_tv(b, 0); }
+static vkl_tview W(const vkl_weight *w) { return w->t ? vkl_tv(w->buf, 0) : vkl_tv_none(); }
+
+/* Rows per GEMM call so that [rows, width] fp32 operands stay within the binding limit. */
+static uint32_t rows_per_call(const vkl_train_dev *t, uint64_t width) {
+    uint64_t lim = vkl_max_bind_elems(t->vk, 4, 1) / VKL_MAX(width, 1);
+    return (uint32_t)VKL_MAX(1, VKL_MIN(lim, t->R));
+}
+
+/* xa = x · A^T and y += s · xa · B^T for one adapted projection (x: R x in, y: R x out). */
+static vkl_status lora_forward(vkl_train_dev *t, const vkl_lora_slot *sl, vkl_tview x, vkl_tview xa, vkl_tview y,
+                               vkl_err *err) {
+    const uint32_t r = t->lora->r, in = sl->in, out = sl->out;
+    uint32_t step = rows_per_call(t, VKL_MAX(in, out));
+    for (uint32_t r0 = 0; r0 < t->R; r0 += step) {
+        uint32_t n = VKL_MIN(step, t->R - r0);
+        vkl_gemm_shape s1 = {.M = n, .N = r, .K = in, .a_rs = in, .a_cs = 1, .b_rs = 1, .b_cs = in, .c_rs = r,
+                             .alpha = 1, .beta = 0};
+        vkl_gemm_shape s2 = {.M = n, .N = out, .K = r, .a_rs = r, .a_cs = 1, .b_rs = 1, .b_cs = r, .c_rs = out,
+                             .alpha = t->lora->scale, .beta = 1};
+        vkl_tview xr = vkl_tv(x.buf, x.offset + (uint64_t)r0 * in * 4);
+        vkl_tview xar = vkl_tv(xa.buf, xa.offset + (uint64_t)r0 * r * 4);
+        vkl_tview yr = vkl_tv(y.buf, y.offset + (uint64_t)r0 * out * 4);
+        if (vkl_op_gemm(t->vk, &t->cache, &s1, xr, vkl_tv(&t->lp, sl->a_off * 4), xar, err) ||
+            vkl_op_gemm(t->vk, &t->cache, &s2, xar, vkl_tv(&t->lp, sl->b_off * 4), yr, err))
+            return err->status;
+    }
+    return VKL_OK;
+}
+
+/* Given dy (R x out) of the projection: dB += s·dy^T·xa, dxa = s·dy·B, dA += dxa^T·x, dx += dxa·A. */
+static vkl_status lora_backward(vkl_train_dev *t, const vkl_lora_slot *sl, vkl_tview x, vkl_tview xa, vkl_tview dy,
+                                vkl_tview dx, vkl_err *err) {
+    const uint32_t r = t->lora->r, in = sl->in, out = sl->out;
+    const float s = t->lora->scale;
+    vkl_tview A = vkl_tv(&t->lp, sl->a_off * 4), B = vkl_tv(&t->lp, sl->b_off * 4);
+    vkl_tview dA = vkl_tv(&t->lg, sl->a_off * 4), dB = vkl_tv(&t->lg, sl->b_off * 4);
+    uint32_t step = rows_per_call(t, VKL_MAX(in, out));
+    for (uint32_t r0 = 0; r0 < t->R; r0 += step) {
+        uint32_t n = VKL_MIN(step, t->R - r0);
+        vkl_tview xr = vkl_tv(x.buf, x.offset + (uint64_t)r0 * in * 4);
+        vkl_tview xar = vkl_tv(xa.buf, xa.offset + (uint64_t)r0 * r * 4);
+        vkl_tview dyr = vkl_tv(dy.buf, dy.offset + (uint64_t)r0 * out * 4);
+        vkl_tview dxr = vkl_tv(dx.buf, dx.offset + (uint64_t)r0 * in * 4);
+        vkl_tview dxa = vkl_tv(&t->dxa, 0);
+        vkl_gemm_shape gB = {.M = out, .N = r, .K = n, .a_rs = 1, .a_cs = out, .b_rs = r, .b_cs = 1, .c_rs = r,
+                             .alpha = s, .beta = 1};
+        vkl_gemm_shape gxa = {.M = n, .N = r, .K = out, .a_rs = out, .a_cs = 1, .b_rs = r, .b_cs = 1, .c_rs = r,
+                              .alpha = s, .beta = 0};
+        vkl_gemm_shape gA = {.M = r, .N = in, .K = n, .a_rs = 1, .a_cs = r, .b_rs = in, .b_cs = 1, .c_rs = in,
+                             .alpha = 1, .beta = 1};
+        vkl_gemm_shape gx = {.M = n, .N = in, .K = r, .a_rs = r, .a_cs = 1, .b_rs = in, .b_cs = 1, .c_rs = in,
+                             .alpha = 1, .beta = 1};
+        if (vkl_op_gemm(t->vk, &t->cache, &gB, dyr, xar, dB, err) ||
+            vkl_op_gemm(t->vk, &t->cache, &gxa, dyr, B, dxa, err) ||
+            vkl_op_gemm(t->vk, &t->cache, &gA, dxa, xr, dA, err) ||
+            vkl_op_gemm(t->vk, &t->cache, &gx, dxa, A, dxr, err))
+            return err->status;
+    }
+    return VKL_OK;
+}
+
+/* y (=|+=) W·x (+bias) (+ LoRA of module `mod`, saving xa). */
+static vkl_status proj(vkl_train_dev *t, uint32_t layer, uint32_t mod, const vkl_weight *w, const vkl_weight *bias,
+                       vkl_tview x, vkl_tview y, bool accumulate, vkl_layer_acts *a, vkl_err *err) {
+    if (vkl_op_matmul(t->vk, &t->cache, w->type, W(w), x, bias ? W(bias) : vkl_tv_none(), y, t->R, (uint32_t)w->rows,
+                      (uint32_t)w->cols, accumulate, err))
+        return err->status;
+    const vkl_lora_slot *sl = vkl_lora_slot_get(t->lora, layer, mod);
+    if (!sl) return VKL_OK;
+    return lora_forward(t, sl, x, vkl_tv(&a->xa, (uint64_t)mod * t->R * t->lora->r * 4), y, err);
+}
+
+/* dx (=|+=) dy·W (+ LoRA backward of module `mod`). */
+static vkl_status proj_back(vkl_train_dev *t, uint32_t layer, uint32_t mod, const vkl_weight *w, vkl_tview x,
+                            vkl_tview dy, vkl_tview dx, bool accumulate, vkl_layer_acts *a, vkl_err *err) {
+    if (vkl_op_matmul_t(t->vk, &t->cache, w->type, W(w), dy, dx, t->R, (uint32_t)w->rows, (uint32_t)w->cols,
+                        accumulate, err))
+        return err->status;
+    const vkl_lora_slot *sl = vkl_lora_slot_get(t->lora, layer, mod);
+    if (!sl) return VKL_OK;
+    return lora_backward(t, sl, x, vkl_tv(&a->xa, (uint64_t)mod * t->R * t->lora->r * 4), dy, dx, err);
+}
+
+static vkl_status copy(vkl_train_dev *t, const vkl_buffer *src, vkl_buffer *dst, uint64_t bytes) {
+    vkl_cmd_barrier(t->vk);
+    VkBufferCopy c = {.size = bytes};
+    vkCmdCopyBuffer(t->vk->cmd, src->buffer, dst->buffer, 1, &c);
+    t->vk->dispatched = true; /* the next dispatch waits for the copy */
+    return VKL_OK;
+}
+
+enum { MQ = 0, MK = 1, MV = 2, MO = 3, MGATE = 4, MUP = 5, MDOWN = 6 };
+
+/* Forward of layer l from res[l] into res[l+1], keeping its activations in a. */
+static vkl_status layer_forward(vkl_train_dev *t, uint32_t l, vkl_layer_acts *a, vkl_err *err) {
+    vkl_vk *vk = t->vk;
+    vkl_op_cache *c = &t->cache;
+    const vkl_hparams *hp = &t->m->hp;
+    const vkl_layer_weights *Lw = &t->m->layers[l];
+    const uint32_t R = t->R, C = hp->n_embd, F = hp->n_ff;
+    vkl_tview pos = vkl_tv(&t->ids, (uint64_t)R * 4), seg = vkl_tv(&t->ids, (uint64_t)R * 8);
+    vkl_attn_shape as = {.n_seq = t->B, .T = t->T, .S = t->T, .n_head = hp->n_head, .n_head_kv = hp->n_head_kv,
+                         .D = hp->head_dim, .pos0 = 0, .scale = 1.0f / sqrtf((float)hp->head_dim)};
+    if (vkl_op_rmsnorm(vk, c, TV(&t->res[l]), W(&Lw->attn_norm), TV(&a->xn1), TV(&a->rstd1), R, C, hp->rms_eps,
+                       err) ||
+        proj(t, l, MQ, &Lw->wq, &Lw->bq, TV(&a->xn1), TV(&a->q), false, a, err) ||
+        proj(t, l, MK, &Lw->wk, &Lw->bk, TV(&a->xn1), TV(&a->k), false, a, err) ||
+        proj(t, l, MV, &Lw->wv, &Lw->bv, TV(&a->xn1), TV(&a->v), false, a, err) ||
+        vkl_op_rope(vk, c, TV(&a->q), pos, R, hp->n_head, hp->head_dim, hp->rope_dim, hp->rope_base, hp->rope_neox,
+                    false, err) ||
+        vkl_op_rope(vk, c, TV(&a->k), pos, R, hp->n_head_kv, hp->head_dim, hp->rope_dim, hp->rope_base,
+                    hp->rope_neox, false, err) ||
+        vkl_op_attention(vk, c, &as, TV(&a->q), TV(&a->k), TV(&a->v), seg, TV(&a->ao), TV(&a->lse), err) ||
+        copy(t, &t->res[l], &a->mid, (uint64_t)R * C * 4) ||
+        proj(t, l, MO, &Lw->wo, NULL, TV(&a->ao), TV(&a->mid), true, a, err) ||
+        vkl_op_rmsnorm(vk, c, TV(&a->mid), W(&Lw->ffn_norm), TV(&a->xn2), TV(&a->rstd2), R, C, hp->rms_eps, err) ||
+        proj(t, l, MGATE, &Lw->w_gate, NULL, TV(&a->xn2), TV(&a->g), false, a, err) ||
+        proj(t, l, MUP, &Lw->w_up, NULL, TV(&a->xn2), TV(&a->u), false, a, err) ||
+        vkl_op_swiglu(vk, c, TV(&a->g), TV(&a->u), TV(&t->h), (uint64_t)R * F, err) ||
+        copy(t, &a->mid, &t->res[l + 1], (uint64_t)R * C * 4) ||
+        proj(t, l, MDOWN, &Lw->w_down, NULL, TV(&t->h), TV(&t->res[l + 1]), true, a, err))
+        return err->status;
+    return VKL_OK;
+}
+
+/* Backward of layer l: dres holds dL/dres[l+1] on entry and dL/dres[l] on exit. */
+static vkl_status layer_backward(vkl_train_dev *t, uint32_t l, vkl_layer_acts *a, vkl_err *err) {
+    vkl_vk *vk = t->vk;
+    vkl_op_cache *c = &t->cache;
+    const vkl_hparams *hp = &t->m->hp;
+    const vkl_layer_weights *Lw = &t->m->layers[l];
+    const uint32_t R = t->R, C = hp->n_embd, F = hp->n_ff;
+    vkl_tview pos = vkl_tv(&t->ids, (uint64_t)R * 4), seg = vkl_tv(&t->ids, (uint64_t)R * 8);
+    vkl_attn_shape as = {.n_seq = t->B, .T = t->T, .S = t->T, .n_head = hp->n_head, .n_head_kv = hp->n_head_kv,
+                         .D = hp->head_dim, .pos0 = 0, .scale = 1.0f / sqrtf((float)hp->head_dim)};
+    vkl_tview dres = TV(&t->dres), dxn = TV(&t->dxn);
+    /* MLP: res[l+1] = mid + W_down·h, h = silu(g)*u */
+    if (vkl_op_swiglu(vk, c, TV(&a->g), TV(&a->u), TV(&t->h), (uint64_t)R * F, err) ||
+        /* dh goes to dg; once the down projection's LoRA gradient has read h, h's buffer takes d(gate) */
+        proj_back(t, l, MDOWN, &Lw->w_down, TV(&t->h), dres, TV(&t->dg), false, a, err) ||
+        vkl_op_swiglu_back(vk, c, TV(&a->g), TV(&a->u), TV(&t->dg), TV(&t->h), TV(&t->du), (uint64_t)R * F, err) ||
+        proj_back(t, l, MGATE, &Lw->w_gate, TV(&a->xn2), TV(&t->h), dxn, false, a, err) ||
+        proj_back(t, l, MUP, &Lw->w_up, TV(&a->xn2), TV(&t->du), dxn, true, a, err) ||
+        vkl_op_rmsnorm_back(vk, c, TV(&a->mid), W(&Lw->ffn_norm), TV(&a->rstd2), dxn, dres, true, vkl_tv_none(), R,
+                            C, err))
+        return err->status;
+    /* attention: mid = res[l] + W_o·attn(rope(q), rope(k), v) */
+    if (proj_back(t, l, MO, &Lw->wo, TV(&a->ao), dres, TV(&t->dao), false, a, err) ||
+        vkl_op_attention_back(vk, c, &as, TV(&a->q), TV(&a->k), TV(&a->v), seg, TV(&a->ao), TV(&a->lse),
+                              TV(&t->dao), TV(&t->dq), TV(&t->dk), TV(&t->dv), err) ||
+        vkl_op_rope(vk, c, TV(&t->dq), pos, R, hp->n_head, hp->head_dim, hp->rope_dim, hp->rope_base, hp->rope_neox,
+                    true, err) ||
+        vkl_op_rope(vk, c, TV(&t->dk), pos, R, hp->n_head_kv, hp->head_dim, hp->rope_dim, hp->rope_base,
+                    hp->rope_neox, true, err) ||
+        proj_back(t, l, MQ, &Lw->wq, TV(&a->xn1), TV(&t->dq), dxn, false, a, err) ||
+        proj_back(t, l, MK, &Lw->wk, TV(&a->xn1), TV(&t->dk), dxn, true, a, err) ||
+        proj_back(t, l, MV, &Lw->wv, TV(&a->xn1), TV(&t->dv), dxn, true, a, err) ||
+        vkl_op_rmsnorm_back(vk, c, TV(&t->res[l]), W(&Lw->attn_norm), TV(&a->rstd1), dxn, dres, true,
+                            vkl_tv_none(), R, C, err))
+        return err->status;
+    return VKL_OK;
+}
+
+static vkl_status upload_batch(vkl_train_dev *t, const int32_t *tokens, const int32_t *pos, const int32_t *seg,
+                               const int32_t *targets, vkl_err *err) {
+    const uint32_t R = t->R, V = t->m->hp.n_vocab;
+    for (uint32_t i = 0; i < R; i++) {
+        if (tokens[i] < 0 || (uint32_t)tokens[i] >= V)
+            return vkl_err_set(err, VKL_ERR_INPUT, "train: token %d at %u outside the vocabulary (%u)", tokens[i], i, V);
+        if (targets[i] >= (int32_t)V)
+            return vkl_err_set(err, VKL_ERR_INPUT, "train: target %d at %u outside the vocabulary", targets[i], i);
+        if (seg[i] < 0 || (uint32_t)seg[i] > i % t->T)
+            return vkl_err_set(err, VKL_ERR_INPUT, "train: segment start %d at %u is not within its row", seg[i], i);
+    }
+    const int32_t *src[4] = {tokens, pos, seg, targets};
+    for (int k = 0; k < 4; k++)
+        if (vkl_buffer_upload(t->vk, &t->ids, (uint64_t)k * R * 4, src[k], (uint64_t)R * 4, err)) return err->status;
+    return VKL_OK;
+}
+
+/* Forward through every layer and the head; with `backward`, the loss gradient flows back into the LoRA
+ * gradients. */
+static vkl_status run(vkl_train_dev *t, bool backward, float grad_scale, double *nll_sum, vkl_err *err) {
+    vkl_vk *vk = t->vk;
+    vkl_op_cache *c = &t->cache;
+    const vkl_model *m = t->m;
+    const vkl_hparams *hp = &m->hp;
+    const uint32_t R = t->R, C = hp->n_embd, V = hp->n_vocab, L = hp->n_layer;
+    if (vkl_cmd_begin(vk, err)) return err->status;
+    vkl_status st = vkl_op_get_rows(vk, c, m->tok_embd.type, W(&m->tok_embd), m->tok_embd.rows, TV(&t->ids),
+                                    TV(&t->res[0]), R, C, err);
+    for (uint32_t l = 0; l < L && !st; l++) st = layer_forward(t, l, &t->acts[t->n_acts == L ? l : 0], err);
+    if (!st)
+        st = vkl_op_rmsnorm(vk, c, TV(&t->res[L]), W(&m->output_norm), TV(&t->xnf), TV(&t->rstdf), R, C, hp->rms_eps,
+                            err);
+    for (uint32_t r0 = 0; r0 < R && !st; r0 += t->logit_rows) {
+        uint32_t n = VKL_MIN(t->logit_rows, R - r0);
+        vkl_tview logits = TV(&t->logits);
+        st = vkl_op_matmul(vk, c, m->output.type, W(&m->output), vkl_tv(&t->xnf, (uint64_t)r0 * C * 4), vkl_tv_none(),
+                           logits, n, V, C, false, err);
+        if (!st)
+            st = vkl_op_cross_entropy(vk, c, logits, vkl_tv(&t->ids, (uint64_t)R * 12 + r0 * 4ull), n, V,
+                                      vkl_tv(&t->nll, r0 * 4ull), backward ? logits : vkl_tv_none(), grad_scale, err);
+        if (!st && backward)
+            st = vkl_op_matmul_t(vk, c, m->output.type, W(&m->output), logits, vkl_tv(&t->dxn, (uint64_t)r0 * C * 4),
+                                 n, V, C, false, err);
+    }
+    if (backward && !st) {
+        st = vkl_op_rmsnorm_back(vk, c, TV(&t->res[L]), W(&m->output_norm), TV(&t->rstdf), TV(&t->dxn), TV(&t->dres),
+                                 false, vkl_tv_none(), R, C, err);
+        for (uint32_t l = L; l-- > 0 && !st;) {
+            vkl_layer_acts *a = &t->acts[t->n_acts == L ? l : 0];
+            if (t->n_acts != L) st = layer_forward(t, l, a, err); /* recompute; rewrites res[l+1] identically */
+            if (!st) st = layer_backward(t, l, a, err);
+        }
+    }
+    vkl_err tmp = {0};
+    vkl_status s2 = vkl_cmd_submit_wait(vk, st ? &tmp : err);
+    if (st || s2) return st ? st : s2;
+    float *nll = vkl_malloc((size_t)R * 4);
+    st = vkl_buffer_download(vk, &t->nll, 0, nll, (uint64_t)R * 4, err);
+    double s = 0;
+    for (uint32_t i = 0; i < R; i++) s += nll[i];
+    free(nll);
+    *nll_sum = s;
+    return st;
+}
+
+vkl_status vkl_train_micro_step(vkl_train_dev *t, const int32_t *tokens, const int32_t *pos, const int32_t *seg,
+                                const int32_t *targets, float grad_scale, double *nll_sum, vkl_err *err) {
+    if (upload_batch(t, tokens, pos, seg, targets, err)) return err->status;
+    return run(t, true, grad_scale, nll_sum, err);
+}
+
+vkl_status vkl_train_eval_batch(vkl_train_dev *t, const int32_t *tokens, const int32_t *pos, const int32_t *seg,
+                                const int32_t *targets, double *nll_sum, vkl_err *err) {
+    if (upload_batch(t, tokens, pos, seg, targets, err)) return err->status;
+    return run(t, false, 0.0f, nll_sum, err);
+}
+
+vkl_status vkl_train_optimizer_step(vkl_train_dev *t, const vkl_config *c, int64_t step, double lr,
+                                    double *grad_norm, vkl_err *err) {
+    vkl_adamw_hyper h = {
+        .lr = (float)lr,
+        .beta1 = (float)c->adam_beta1,
+        .beta2 = (float)c->adam_beta2,
+        .eps = (float)c->adam_epsilon,
+        .weight_decay = (float)c->weight_decay,
+        .bc1 = (float)(1.0 - pow(c->adam_beta1, (double)step)),
+        .bc2_sqrt = (float)sqrt(1.0 - pow(c->adam_beta2, (double)step)),
+        .max_norm = (float)c->max_grad_norm,
+    };
+    uint64_t n = t->lora->n_params;
+    if (vkl_buffer_upload(t->vk, &t->hyper, 0, &h, sizeof(h), err)) return err->status;
+    if (vkl_cmd_begin(t->vk, err)) return err->status;
+    vkl_status st = vkl_op_sumsq(t->vk, &t->cache, TV(&t->lg), n, &t->norm_scratch,
+                                 vkl_tv(&t->hyper, VKL_ADAMW_SUMSQ_OFFSET), err);
+    if (!st)
+        st = vkl_op_adamw(t->vk, &t->cache, TV(&t->lp), TV(&t->lg), TV(&t->lm1), TV(&t->lm2), TV(&t->hyper), n, err);
+    vkl_err tmp = {0};
+    vkl_status s2 = vkl_cmd_submit_wait(t->vk, st ? &tmp : err);
+    if (st || s2) return st ? st : s2;
+    float sumsq;
+    if (vkl_buffer_download(t->vk, &t->hyper, VKL_ADAMW_SUMSQ_OFFSET, &sumsq, 4, err)) return err->status;
+    *grad_norm = sqrt((double)sumsq);
+    return VKL_OK;
+}

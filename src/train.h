@@ -1,0 +1,79 @@
+/* The training step on the device: the LoRA forward that keeps what the backward needs (all activations, or one
+ * tensor per layer with recomputation), the loss and its gradient, the backward through every layer into the LoRA
+ * gradients, and the AdamW update with global-norm clipping. The host loop around it lives in src/trainer.c. */
+#ifndef VKLORA_TRAIN_H
+#define VKLORA_TRAIN_H
+
+#include "ops/matmul.h"
+#include "ops/nn.h"
+#include "ops/optim.h"
+#include "vklora/config.h"
+#include "vklora/lora.h"
+#include "vklora/model.h"
+
+/* Activations of one layer that the backward reads (shapes for R = B*T rows). */
+typedef struct vkl_layer_acts {
+    vkl_buffer xn1;   /* (R, C) attention-norm output */
+    vkl_buffer rstd1; /* (R) */
+    vkl_buffer q;     /* (R, H*D) after RoPE */
+    vkl_buffer k, v;  /* (R, KVH*D), k after RoPE */
+    vkl_buffer ao;    /* (R, H*D) attention output */
+    vkl_buffer lse;   /* (B, H, T) */
+    vkl_buffer mid;   /* (R, C) residual after attention */
+    vkl_buffer xn2;   /* (R, C) */
+    vkl_buffer rstd2; /* (R) */
+    vkl_buffer g, u;  /* (R, F) gate and up projections (before SwiGLU) */
+    vkl_buffer xa;    /* (7, R, r) x·A^T of each adapted module, for the B gradient */
+} vkl_layer_acts;
+
+typedef struct vkl_train_dev {
+    vkl_vk *vk;
+    vkl_model *m;
+    const vkl_lora *lora;
+    vkl_op_cache cache;
+    uint32_t B, T, R;
+    vkl_grad_ckpt ckpt;
+    uint32_t logit_rows;
+    /* LoRA vectors, n_params floats each, in vkl_lora's flat layout */
+    vkl_buffer lp, lg, lm1, lm2;
+    vkl_buffer hyper;        /* vkl_adamw_hyper */
+    vkl_buffer norm_scratch; /* sumsq partials */
+    /* inputs: tokens, pos, seg, targets, each R int32 at byte offsets 0, R*4, R*8, R*12 */
+    vkl_buffer ids;
+    vkl_buffer *res;         /* L+1 residual streams (R, C): res[l] is layer l's input */
+    vkl_layer_acts *acts;    /* L sets without checkpointing, 1 shared set with it */
+    uint32_t n_acts;
+    vkl_buffer xnf, rstdf;   /* final norm output (R, C) and (R) */
+    /* backward scratch */
+    vkl_buffer dres, dxn, dq, dk, dv, dao, dg, du, h, dxa, logits, nll;
+    uint64_t planned_bytes;
+} vkl_train_dev;
+
+/* Device bytes the training state needs for B x T tokens in a checkpointing mode (weights not included). */
+uint64_t vkl_train_plan_bytes(const vkl_hparams *hp, const vkl_lora *l, uint32_t B, uint32_t T, vkl_grad_ckpt ckpt);
+
+vkl_status vkl_train_dev_create(vkl_vk *vk, vkl_model *m, const vkl_lora *l, uint32_t B, uint32_t T,
+                                vkl_grad_ckpt ckpt, vkl_train_dev **out, vkl_err *err);
+void vkl_train_dev_destroy(vkl_train_dev *t);
+
+/* Upload the host parameter vector (l->params) and zero gradients and moments. */
+vkl_status vkl_train_dev_load_params(vkl_train_dev *t, const float *m1, const float *m2, vkl_err *err);
+/* Download parameters (and optionally the moments / gradients) to host arrays of n_params floats. */
+vkl_status vkl_train_dev_read(vkl_train_dev *t, float *params, float *m1, float *m2, float *grads, vkl_err *err);
+
+/* One micro-batch: forward, loss, backward; LoRA gradients ACCUMULATE (call vkl_train_zero_grads per step).
+ * tokens/pos/seg/targets: (B, T) int32 (targets -1 = no loss); the loss of each target is scaled by grad_scale
+ * (1 / targets in the whole accumulated step, so the step's loss is the HF mean). Returns the sum of the NLL
+ * over the micro-batch's targets in *nll_sum. */
+vkl_status vkl_train_micro_step(vkl_train_dev *t, const int32_t *tokens, const int32_t *pos, const int32_t *seg,
+                                const int32_t *targets, float grad_scale, double *nll_sum, vkl_err *err);
+/* Forward only (eval loss): sum of the NLL over the targets. */
+vkl_status vkl_train_eval_batch(vkl_train_dev *t, const int32_t *tokens, const int32_t *pos, const int32_t *seg,
+                                const int32_t *targets, double *nll_sum, vkl_err *err);
+vkl_status vkl_train_zero_grads(vkl_train_dev *t, vkl_err *err);
+/* Clip by global norm and apply AdamW with step number `step` (1-based) and learning rate lr; returns the
+ * pre-clip gradient norm. */
+vkl_status vkl_train_optimizer_step(vkl_train_dev *t, const vkl_config *c, int64_t step, double lr,
+                                    double *grad_norm, vkl_err *err);
+
+#endif

@@ -1,0 +1,543 @@
+/* The training loop: model, tokenizer and data; LoRA layout and init; device state; optimizer steps with
+ * gradient accumulation and the learning-rate schedule; evaluation; atomic checkpoints (adapter, optimizer state,
+ * data position) and exact resume; metrics.jsonl; the progress line; final adapter files. */
+#include "vklora/trainer.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "train.h"
+#include "vk/vk.h"
+#include "vklora/adapter.h"
+#include "vklora/data.h"
+#include "vklora/lora.h"
+#include "vklora/safetensors.h"
+#include "vklora/tokenizer.h"
+
+#define OPT_MAGIC "VKLOPT01"
+
+typedef struct {
+    const vkl_config *c;
+    const vkl_trainer_opts *o;
+    vkl_model *m;
+    vkl_tokenizer *tok;
+    vkl_dataset *train, *eval;
+    vkl_lora *lora;
+    vkl_vk *vk;
+    vkl_train_dev *dev;
+    uint32_t B, T;
+    int64_t total_steps;
+    /* data position: the next micro-batch is batch `batch_idx` of epoch `epoch` */
+    uint32_t epoch, batch_idx;
+    vkl_data_plan *plan; /* of `epoch` */
+    uint32_t *perm;
+    vkl_batch *mbs;      /* gradient_accumulation_steps micro-batches */
+    FILE *log;           /* progress and log lines */
+    bool tty;
+} trainer;
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static vkl_status mkdir_p(const char *path, vkl_err *err) {
+    char buf[4096];
+    snprintf(buf, sizeof(buf), "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        if (mkdir(buf, 0755) && errno != EEXIST)
+            return vkl_err_set(err, VKL_ERR_RUNTIME, "train: cannot create directory %s: %s", buf, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(buf, 0755) && errno != EEXIST)
+        return vkl_err_set(err, VKL_ERR_RUNTIME, "train: cannot create directory %s: %s", buf, strerror(errno));
+    return VKL_OK;
+}
+
+static vkl_status rm_rf(const char *path) {
+    DIR *d = opendir(path);
+    if (!d) return unlink(path) == 0 || errno == ENOENT ? VKL_OK : VKL_ERR_RUNTIME;
+    struct dirent *e;
+    char sub[4096];
+    while ((e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name);
+        rm_rf(sub);
+    }
+    closedir(d);
+    return rmdir(path) == 0 ? VKL_OK : VKL_ERR_RUNTIME;
+}
+
+/* ---- data position ---- */
+
+static vkl_status plan_epoch(trainer *t, uint32_t epoch, vkl_err *err) {
+    vkl_data_plan_free(t->plan);
+    t->plan = NULL;
+    vkl_data_epoch_order(t->train, (uint64_t)t->c->seed, epoch, t->perm);
+    if (vkl_data_plan_epoch(t->train, t->perm, t->B, t->T, t->c->packing, &t->plan, err)) return err->status;
+    t->epoch = epoch;
+    return VKL_OK;
+}
+
+/* Steps per epoch: a trailing partial accumulation still steps. */
+static int64_t steps_in_epoch(const trainer *t, uint32_t epoch) {
+    uint64_t nb = vkl_data_epoch_batches(t->train, (uint64_t)t->c->seed, epoch, t->B, t->T, t->c->packing);
+    uint64_t acc = (uint64_t)t->c->gradient_accumulation_steps;
+    return (int64_t)((nb + acc - 1) / acc);
+}
+
+/* Gather the micro-batches of the next optimizer step (they never span an epoch boundary). */
+static vkl_status next_step_batches(trainer *t, uint32_t *n_mb, uint64_t *n_targets, vkl_err *err) {
+    if (t->batch_idx >= t->plan->n_batches) {
+        if (plan_epoch(t, t->epoch + 1, err)) return err->status;
+        t->batch_idx = 0;
+    }
+    uint32_t n = 0;
+    *n_targets = 0;
+    while (n < (uint32_t)t->c->gradient_accumulation_steps && t->batch_idx < t->plan->n_batches) {
+        if (vkl_data_fill_batch(t->train, t->plan, t->batch_idx, &t->mbs[n], err)) return err->status;
+        *n_targets += t->mbs[n].n_targets;
+        n++;
+        t->batch_idx++;
+    }
+    *n_mb = n;
+    return VKL_OK;
+}
+
+static double epoch_pos(const trainer *t) {
+    return t->epoch + (t->plan && t->plan->n_batches ? (double)t->batch_idx / t->plan->n_batches : 0.0);
+}
+
+/* Mean NLL over the eval set (file order). */
+static vkl_status evaluate(trainer *t, double *loss, vkl_err *err) {
+    *loss = NAN;
+    if (!t->eval) return VKL_OK;
+    vkl_data_plan *p;
+    if (vkl_data_plan_epoch(t->eval, NULL, t->B, t->T, false, &p, err)) return err->status;
+    double sum = 0;
+    uint64_t n = 0;
+    vkl_status st = VKL_OK;
+    for (uint32_t i = 0; i < p->n_batches && !st; i++) {
+        double s;
+        st = vkl_data_fill_batch(t->eval, p, i, &t->mbs[0], err);
+        if (!st)
+            st = vkl_train_eval_batch(t->dev, t->mbs[0].tokens, t->mbs[0].pos, t->mbs[0].seg, t->mbs[0].targets, &s,
+                                      err);
+        sum += s;
+        n += t->mbs[0].n_targets;
+    }
+    vkl_data_plan_free(p);
+    if (!st && n) *loss = sum / (double)n;
+    return st;
+}
+
+/* ---- checkpoints ---- */
+
+static vkl_status write_optimizer(trainer *t, const char *path, vkl_err *err) {
+    uint64_t n = t->lora->n_params;
+    size_t bytes = 16 + 3 * n * 4;
+    uint8_t *buf = vkl_malloc(bytes);
+    memcpy(buf, OPT_MAGIC, 8);
+    memcpy(buf + 8, &n, 8);
+    float *p = (float *)(buf + 16);
+    vkl_status st = vkl_train_dev_read(t->dev, p, p + n, p + 2 * n, NULL, err);
+    if (!st) st = vkl_write_file_atomic(path, buf, bytes, "checkpoint", err);
+    free(buf);
+    return st;
+}
+
+static vkl_status save_adapters(trainer *t, const char *dir, char *gguf_path, size_t gguf_cap, vkl_err *err) {
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/adapter.gguf", dir);
+    if (vkl_train_dev_read(t->dev, t->lora->params, NULL, NULL, NULL, err)) return err->status;
+    if (vkl_adapter_save_gguf(t->lora, t->m, path, err)) return err->status;
+    if (gguf_path) snprintf(gguf_path, gguf_cap, "%s", path);
+    return vkl_adapter_save_peft(t->lora, t->m, dir, err);
+}
+
+static vkl_status save_checkpoint(trainer *t, int64_t step, vkl_err *err) {
+    char final[4096], tmp[4200], path[4300];
+    snprintf(final, sizeof(final), "%s/checkpoint-%lld", t->c->output_dir, (long long)step);
+    snprintf(tmp, sizeof(tmp), "%s.tmp", final);
+    rm_rf(tmp);
+    if (mkdir_p(tmp, err)) return err->status;
+    snprintf(path, sizeof(path), "%s/optimizer.bin", tmp);
+    if (write_optimizer(t, path, err) || save_adapters(t, tmp, NULL, 0, err)) return err->status;
+    cJSON *s = cJSON_CreateObject();
+    cJSON_AddNumberToObject(s, "global_step", (double)step);
+    cJSON_AddNumberToObject(s, "epoch", t->epoch);
+    cJSON_AddNumberToObject(s, "batch_index", t->batch_idx);
+    cJSON_AddNumberToObject(s, "total_steps", (double)t->total_steps);
+    cJSON_AddNumberToObject(s, "seed", (double)t->c->seed);
+    cJSON_AddNumberToObject(s, "n_params", (double)t->lora->n_params);
+    cJSON_AddNumberToObject(s, "batch_size", t->B);
+    cJSON_AddNumberToObject(s, "seq_len", t->T);
+    char *txt = cJSON_Print(s);
+    cJSON_Delete(s);
+    snprintf(path, sizeof(path), "%s/trainer_state.json", tmp);
+    vkl_status st = vkl_write_file_atomic(path, txt, strlen(txt), "checkpoint", err);
+    free(txt);
+    if (st) return st;
+    rm_rf(final);
+    if (rename(tmp, final))
+        return vkl_err_set(err, VKL_ERR_RUNTIME, "train: cannot rename %s to %s: %s", tmp, final, strerror(errno));
+    return VKL_OK;
+}
+
+static bool json_int(const cJSON *o, const char *k, int64_t *v) {
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, k);
+    if (!cJSON_IsNumber(j) || j->valuedouble < 0 || j->valuedouble != floor(j->valuedouble)) return false;
+    *v = (int64_t)j->valuedouble;
+    return true;
+}
+
+/* Restore parameters, moments and the data position. Returns the completed step count in *step. */
+static vkl_status load_checkpoint(trainer *t, const char *dir, int64_t *step, vkl_err *err) {
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/trainer_state.json", dir);
+    FILE *f = fopen(path, "rb");
+    if (!f) return vkl_err_set(err, VKL_ERR_INPUT, "train: --resume %s: no trainer_state.json there", dir);
+    char buf[8192];
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    cJSON *s = cJSON_Parse(buf);
+    int64_t gs, ep, bi, np, bs, sl, seed;
+    bool ok = s && json_int(s, "global_step", &gs) && json_int(s, "epoch", &ep) && json_int(s, "batch_index", &bi) &&
+              json_int(s, "n_params", &np) && json_int(s, "batch_size", &bs) && json_int(s, "seq_len", &sl) &&
+              json_int(s, "seed", &seed);
+    cJSON_Delete(s);
+    if (!ok) return vkl_err_set(err, VKL_ERR_INPUT, "train: %s: malformed trainer state", path);
+    if ((uint64_t)np != t->lora->n_params || bs != t->B || sl != t->T || seed != t->c->seed)
+        return vkl_err_set(err, VKL_ERR_INPUT,
+                           "train: %s was written by a different run (parameters %lld vs %llu, batch %lld vs %u, "
+                           "sequence %lld vs %u, seed %lld vs %lld): resume with the same config",
+                           path, (long long)np, (unsigned long long)t->lora->n_params, (long long)bs, t->B,
+                           (long long)sl, t->T, (long long)seed, (long long)t->c->seed);
+    snprintf(path, sizeof(path), "%s/optimizer.bin", dir);
+    f = fopen(path, "rb");
+    if (!f) return vkl_err_set(err, VKL_ERR_INPUT, "train: %s: cannot open", path);
+    uint64_t cnt = t->lora->n_params;
+    size_t bytes = 16 + 3 * cnt * 4;
+    uint8_t *data = vkl_malloc(bytes + 1);
+    size_t got = fread(data, 1, bytes + 1, f);
+    fclose(f);
+    uint64_t n_file = 0;
+    if (got >= 16) memcpy(&n_file, data + 8, 8);
+    if (got != bytes || memcmp(data, OPT_MAGIC, 8) || n_file != cnt) {
+        free(data);
+        return vkl_err_set(err, VKL_ERR_INPUT, "train: %s: expected %zu bytes of optimizer state for %llu parameters",
+                           path, bytes, (unsigned long long)cnt);
+    }
+    float *p = (float *)(data + 16);
+    memcpy(t->lora->params, p, cnt * 4);
+    vkl_status st = vkl_train_dev_load_params(t->dev, p + cnt, p + 2 * cnt, err);
+    free(data);
+    if (st) return st;
+    if (plan_epoch(t, (uint32_t)ep, err)) return err->status;
+    t->batch_idx = (uint32_t)bi;
+    *step = gs;
+    return VKL_OK;
+}
+
+/* Newest checkpoint-N in dir, or "" */
+static void latest_checkpoint(const char *dir, char *out, size_t cap) {
+    out[0] = 0;
+    DIR *d = opendir(dir);
+    if (!d) return;
+    long long best = -1;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        char *end;
+        if (strncmp(e->d_name, "checkpoint-", 11)) continue;
+        long long v = strtoll(e->d_name + 11, &end, 10);
+        if (*end || v <= best) continue;
+        best = v;
+        snprintf(out, cap, "%s/%s", dir, e->d_name);
+    }
+    closedir(d);
+}
+
+/* Keep the metrics lines of steps <= step (a resumed run rewrites what came after). */
+static void truncate_metrics(const char *path, int64_t step) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return;
+    char tmp[4200];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    FILE *o = fopen(tmp, "wb");
+    char line[8192];
+    while (o && fgets(line, sizeof(line), f)) {
+        cJSON *j = cJSON_Parse(line);
+        int64_t s;
+        if (j && json_int(j, "step", &s) && s <= step) fputs(line, o);
+        cJSON_Delete(j);
+    }
+    fclose(f);
+    if (o && !fclose(o)) rename(tmp, path);
+}
+
+static void fmt_eta(double s, char *buf, size_t cap) {
+    if (!(s >= 0) || s > 1e7) {
+        snprintf(buf, cap, "--:--");
+        return;
+    }
+    long v = (long)(s + 0.5);
+    if (v >= 3600)
+        snprintf(buf, cap, "%ld:%02ld:%02ld", v / 3600, v / 60 % 60, v % 60);
+    else
+        snprintf(buf, cap, "%02ld:%02ld", v / 60, v % 60);
+}
+
+static void trainer_free(trainer *t) {
+    vkl_train_dev_destroy(t->dev);
+    vkl_model_free(t->m);
+    vkl_vk_destroy(t->vk);
+    vkl_lora_free(t->lora);
+    vkl_dataset_free(t->train);
+    vkl_dataset_free(t->eval);
+    vkl_tokenizer_free(t->tok);
+    vkl_data_plan_free(t->plan);
+    free(t->perm);
+    for (int i = 0; t->mbs && i < t->c->gradient_accumulation_steps; i++) {
+        free(t->mbs[i].tokens);
+        free(t->mbs[i].targets);
+        free(t->mbs[i].pos);
+        free(t->mbs[i].seg);
+    }
+    free(t->mbs);
+}
+
+static const char *ckpt_name(vkl_grad_ckpt g) {
+    return g == VKL_GRAD_CKPT_OFF ? "false" : g == VKL_GRAD_CKPT_ON ? "true" : "\"unsloth\"";
+}
+
+vkl_status vkl_trainer_run(const vkl_config *c, const vkl_trainer_opts *o, vkl_trainer_result *res, vkl_err *err) {
+    memset(res, 0, sizeof(*res));
+    res->eval_loss_before = res->eval_loss_after = NAN;
+    if (vkl_config_check_for_training(c, err)) return err->status;
+    /* Knobs whose device path is not built yet are refused rather than silently ignored. */
+    if (c->lora_dropout > 0)
+        return vkl_err_set(err, VKL_ERR_INPUT, "train: lora.lora_dropout > 0 is not supported yet (use 0)");
+    if (c->loftq_bits)
+        return vkl_err_set(err, VKL_ERR_INPUT, "train: lora.loftq_config is not supported yet (use null)");
+    if (c->quantization != VKL_QUANT_KEEP)
+        return vkl_err_set(err, VKL_ERR_INPUT,
+                           "train: model.quantization \"%s\" is not supported yet (use \"keep\")",
+                           vkl_quant_mode_names[c->quantization]);
+    trainer tt = {.c = c, .o = o}, *t = &tt;
+    t->log = o->quiet ? NULL : (o->json_log ? stderr : stdout);
+    t->tty = t->log && isatty(fileno(t->log));
+    vkl_status st;
+    if ((st = vkl_model_load(c->model_path, &t->m, err))) goto done;
+    if (c->bias != VKL_BIAS_NONE && t->m->hp.arch != VKL_ARCH_LLAMA) {
+        st = vkl_err_set(err, VKL_ERR_INPUT, "train: lora.bias \"%s\" is not supported yet for %s (use \"none\")",
+                         vkl_lora_bias_names[c->bias], t->m->hp.arch_name);
+        goto done;
+    }
+    if ((st = vkl_tokenizer_load(t->m->gguf, &t->tok, err))) goto done;
+    if ((st = vkl_data_load(c, t->tok, vkl_gguf_get_str(t->m->gguf, "tokenizer.chat_template"), &t->train, &t->eval,
+                            err)))
+        goto done;
+    t->B = (uint32_t)c->per_device_train_batch_size;
+    /* Rows are max_seq_length tokens when packing; otherwise as long as the longest example needs. */
+    uint32_t longest = VKL_MAX(t->train->max_len, t->eval ? t->eval->max_len : 0);
+    t->T = c->packing ? (uint32_t)c->max_seq_length : VKL_MIN((uint32_t)c->max_seq_length, longest);
+    if (t->T < 2) t->T = 2;
+    if ((st = vkl_lora_create(t->m, c->target_modules, (uint32_t)c->r, c->lora_alpha, c->use_rslora, &t->lora, err)))
+        goto done;
+    t->lora->dropout = c->lora_dropout;
+    t->lora->bias = c->bias;
+    vkl_lora_init(t->lora, (uint64_t)c->seed);
+    vkl_vk_options vo = {.device = c->device_name};
+    char devidx[16];
+    if (c->device_index >= 0) {
+        snprintf(devidx, sizeof(devidx), "%d", c->device_index);
+        vo.device = devidx;
+    }
+    if ((st = vkl_vk_create(&vo, &t->vk, err))) goto done;
+    if ((st = vkl_model_upload(t->m, t->vk, err))) goto done;
+    vkl_grad_ckpt mode = c->gradient_checkpointing;
+    if (t->log) {
+        fprintf(t->log, "vklora train: %s (%s, %u layers, %.2fM parameters) on %s\n", c->model_path,
+                t->m->hp.arch_name, t->m->hp.n_layer, t->m->n_params / 1e6, t->vk->info.name);
+        fprintf(t->log, "data: %s: %u examples (%llu trainable tokens), template %s%s; eval: %u examples\n",
+                c->dataset_path, t->train->n, (unsigned long long)t->train->stats.n_trainable,
+                vkl_chat_template_names[t->train->tmpl], c->packing ? ", packed" : "", t->eval ? t->eval->n : 0);
+        fprintf(t->log, "lora: r %d, alpha %g, scale %g%s, %u adapters, %.3fM trainable parameters\n", c->r,
+                c->lora_alpha, t->lora->scale, c->use_rslora ? " (rsLoRA)" : "", t->lora->n_slots,
+                t->lora->n_params / 1e6);
+        fprintf(t->log, "device memory plan for batch %u x %u tokens (weights %.1f MiB):\n", t->B, t->T,
+                t->m->device_bytes / 1048576.0);
+        for (int g = 0; g < VKL_GRAD_CKPT_COUNT; g++)
+            fprintf(t->log, "  use_gradient_checkpointing %-9s %9.1f MiB%s\n", ckpt_name((vkl_grad_ckpt)g),
+                    vkl_train_plan_bytes(&t->m->hp, t->lora, t->B, t->T, (vkl_grad_ckpt)g) / 1048576.0,
+                    g == (int)mode ? "  <- selected" : "");
+        if (mode == VKL_GRAD_CKPT_UNSLOTH)
+            fprintf(t->log, "note: host offload of the checkpointed activations is not implemented yet; "
+                            "\"unsloth\" recomputes like true\n");
+    }
+    if ((st = vkl_train_dev_create(t->vk, t->m, t->lora, t->B, t->T, mode, &t->dev, err))) goto done;
+    if ((st = vkl_train_dev_load_params(t->dev, NULL, NULL, err))) goto done;
+    t->perm = vkl_malloc(t->train->n * sizeof(uint32_t));
+    t->mbs = vkl_calloc((size_t)c->gradient_accumulation_steps, sizeof(vkl_batch));
+    for (int i = 0; i < c->gradient_accumulation_steps; i++) {
+        vkl_batch *b = &t->mbs[i];
+        b->B = t->B;
+        b->T = t->T;
+        size_t n = (size_t)t->B * t->T;
+        b->tokens = vkl_malloc(n * 4);
+        b->targets = vkl_malloc(n * 4);
+        b->pos = vkl_malloc(n * 4);
+        b->seg = vkl_malloc(n * 4);
+    }
+    /* Total optimizer steps: max_steps, else epochs (fractional allowed) x steps per epoch. */
+    if (c->max_steps > 0) {
+        t->total_steps = c->max_steps;
+    } else {
+        double whole = floor(c->num_train_epochs), frac = c->num_train_epochs - whole;
+        int64_t total = 0;
+        for (uint32_t e = 0; e < (uint32_t)whole; e++) total += steps_in_epoch(t, e);
+        if (frac > 0) total += (int64_t)ceil(frac * (double)steps_in_epoch(t, (uint32_t)whole));
+        t->total_steps = total;
+    }
+    if (t->total_steps <= 0) {
+        st = vkl_err_set(err, VKL_ERR_INPUT, "train: %s yields no training step (examples %u, batch %u)",
+                         c->dataset_path, t->train->n, t->B);
+        goto done;
+    }
+    if ((st = mkdir_p(c->output_dir, err))) goto done;
+    char path[4300];
+    {
+        cJSON *cj = vkl_config_to_json(c);
+        char *txt = cJSON_Print(cj);
+        cJSON_Delete(cj);
+        snprintf(path, sizeof(path), "%s/config.json", c->output_dir);
+        st = vkl_write_file_atomic(path, txt, strlen(txt), "train", err);
+        free(txt);
+        if (st) goto done;
+    }
+    int64_t step = 0;
+    char resume[4096] = "";
+    if (o->resume_dir)
+        snprintf(resume, sizeof(resume), "%s", o->resume_dir);
+    else if (c->resume_from_checkpoint)
+        snprintf(resume, sizeof(resume), "%s", c->resume_from_checkpoint);
+    else if (c->resume_latest)
+        latest_checkpoint(c->output_dir, resume, sizeof(resume));
+    snprintf(path, sizeof(path), "%s/metrics.jsonl", c->output_dir);
+    if (resume[0]) {
+        if ((st = load_checkpoint(t, resume, &step, err))) goto done;
+        truncate_metrics(path, step);
+        if (t->log) fprintf(t->log, "resumed from %s at step %lld\n", resume, (long long)step);
+    } else {
+        if ((st = plan_epoch(t, 0, err))) goto done;
+        t->batch_idx = 0;
+        remove(path);
+    }
+    FILE *metrics = fopen(path, "ab");
+    if (!metrics) {
+        st = vkl_err_set(err, VKL_ERR_RUNTIME, "train: cannot write %s: %s", path, strerror(errno));
+        goto done;
+    }
+    if (step == 0 && t->eval) {
+        if ((st = evaluate(t, &res->eval_loss_before, err))) goto close;
+        if (t->log) fprintf(t->log, "eval loss before training: %.4f\n", res->eval_loss_before);
+    }
+    res->total_steps = t->total_steps;
+    double t_start = now_s(), tokens_done = 0;
+    int64_t first_step = step;
+    while (step < t->total_steps) {
+        uint32_t n_mb;
+        uint64_t n_targets;
+        double t0 = now_s();
+        if ((st = next_step_batches(t, &n_mb, &n_targets, err))) break;
+        if ((st = vkl_train_zero_grads(t->dev, err))) break;
+        float scale = n_targets ? 1.0f / (float)n_targets : 0.0f;
+        double nll = 0;
+        for (uint32_t i = 0; i < n_mb && !st; i++) {
+            double s;
+            st = vkl_train_micro_step(t->dev, t->mbs[i].tokens, t->mbs[i].pos, t->mbs[i].seg, t->mbs[i].targets,
+                                      scale, &s, err);
+            nll += s;
+        }
+        if (st) break;
+        double lr = vkl_config_lr_at(c, step, t->total_steps), gnorm;
+        if ((st = vkl_train_optimizer_step(t->dev, c, step + 1, lr, &gnorm, err))) break;
+        step++;
+        double loss = n_targets ? nll / (double)n_targets : NAN;
+        if (step == first_step + 1) res->first_loss = loss;
+        res->last_loss = loss;
+        double dt = now_s() - t0;
+        tokens_done += (double)n_mb * t->B * t->T;
+        double tps = (double)n_mb * t->B * t->T / dt;
+        double eval_loss = NAN;
+        bool do_eval = t->eval && c->eval_steps > 0 && step % c->eval_steps == 0;
+        if (do_eval && (st = evaluate(t, &eval_loss, err))) break;
+        cJSON *mj = cJSON_CreateObject();
+        cJSON_AddNumberToObject(mj, "step", (double)step);
+        cJSON_AddNumberToObject(mj, "epoch", epoch_pos(t));
+        cJSON_AddNumberToObject(mj, "loss", loss);
+        if (do_eval) cJSON_AddNumberToObject(mj, "eval_loss", eval_loss);
+        else cJSON_AddNullToObject(mj, "eval_loss");
+        cJSON_AddNumberToObject(mj, "lr", lr);
+        cJSON_AddNumberToObject(mj, "grad_norm", gnorm);
+        cJSON_AddNumberToObject(mj, "tokens_per_second", tps);
+        cJSON_AddNumberToObject(mj, "device_bytes", (double)t->vk->device_bytes_peak);
+        char *line = cJSON_PrintUnformatted(mj);
+        cJSON_Delete(mj);
+        fprintf(metrics, "%s\n", line);
+        fflush(metrics);
+        free(line);
+        if (t->log && (step % c->logging_steps == 0 || step == t->total_steps || do_eval)) {
+            char eta[32];
+            double per = (now_s() - t_start) / (double)(step - first_step);
+            fmt_eta(per * (double)(t->total_steps - step), eta, sizeof(eta));
+            fprintf(t->log, "%sstep %lld/%lld | epoch %.2f | loss %.4f | lr %.3g | grad norm %.3f | %.0f tok/s | ETA %s "
+                            "| mem %.0f MiB",
+                    t->tty ? "\r\033[K" : "", (long long)step, (long long)t->total_steps, epoch_pos(t), loss, lr,
+                    gnorm, tps, eta, t->vk->device_bytes_peak / 1048576.0);
+            if (do_eval) fprintf(t->log, " | eval loss %.4f", eval_loss);
+            fputs(t->tty && !do_eval ? "" : "\n", t->log);
+            fflush(t->log);
+        }
+        bool stop = o->stop && *o->stop;
+        if ((c->save_steps > 0 && step % c->save_steps == 0 && step < t->total_steps) || stop) {
+            if ((st = save_checkpoint(t, step, err))) break;
+            if (stop) {
+                res->interrupted = true;
+                if (t->log)
+                    fprintf(t->log, "%sinterrupted: checkpoint saved in %s/checkpoint-%lld\n", t->tty ? "\n" : "",
+                            c->output_dir, (long long)step);
+                break;
+            }
+        }
+    }
+    if (t->tty && !st) fputc('\n', t->log);
+    res->steps_done = step;
+    res->tokens_per_second = tokens_done / VKL_MAX(now_s() - t_start, 1e-9);
+    if (!st && !res->interrupted) {
+        if ((st = save_adapters(t, c->output_dir, res->adapter_gguf, sizeof(res->adapter_gguf), err))) goto close;
+        snprintf(res->adapter_peft_dir, sizeof(res->adapter_peft_dir), "%s", c->output_dir);
+        if (t->eval && (st = evaluate(t, &res->eval_loss_after, err))) goto close;
+        if (t->log && t->eval) fprintf(t->log, "eval loss after training: %.4f\n", res->eval_loss_after);
+        if (t->log)
+            fprintf(t->log, "adapter written: %s (llama.cpp) and %s/adapter_model.safetensors (PEFT)\n",
+                    res->adapter_gguf, c->output_dir);
+    }
+close:
+    fclose(metrics);
+done:
+    res->peak_device_bytes = t->vk ? t->vk->device_bytes_peak : 0;
+    trainer_free(t);
+    return st;
+}

@@ -1,0 +1,218 @@
+/* Model-level tests: loading and validating llama/qwen2 GGUFs, the real stories260K figures (greedy tokens and
+ * NLL from ../shared/data), random models of every weight type against the scalar reference forward, and the
+ * eval/generate/bench commands as a script would call them. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "harness.h"
+#include "vklora/gguf.h"
+#include "vklora/model.h"
+#include "vklora/quant.h"
+
+static cJSON *load_expected(void) {
+    FILE *f = fopen(t_data_path("models/stories260K.expected.json"), "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    buf[fread(buf, 1, (size_t)n, f)] = 0;
+    fclose(f);
+    cJSON *j = cJSON_Parse(buf);
+    free(buf);
+    return j;
+}
+
+static cJSON *run_json(const char *args, int *rc) {
+    char cmd[8192], *out = NULL, *err = NULL;
+    snprintf(cmd, sizeof(cmd), "%s %s", t_vklora_bin(), args);
+    *rc = t_run(cmd, &out, &err);
+    cJSON *j = out ? cJSON_Parse(out) : NULL;
+    if (*rc || !j) fprintf(stderr, "    command: %s\n    exit %d\n    stderr: %s\n    stdout: %.400s\n", cmd, *rc,
+                           err ? err : "", out ? out : "");
+    free(out);
+    free(err);
+    return j;
+}
+
+static int test_load_stories(void) {
+    vkl_model *m;
+    vkl_err err = {0};
+    T_ASSERT(vkl_model_load(t_data_path("models/stories260K.gguf"), &m, &err) == VKL_OK, "%s", err.msg);
+    const vkl_hparams *hp = &m->hp;
+    T_ASSERT(hp->arch == VKL_ARCH_LLAMA && hp->n_layer == 5 && hp->n_embd == 64 && hp->n_head == 8 &&
+                 hp->n_head_kv == 4 && hp->head_dim == 8 && hp->n_ff == 172 && hp->n_vocab == 512,
+             "hparams");
+    T_ASSERT(hp->rope_base == 10000.0f && hp->rope_dim == 8 && !hp->rope_neox, "rope");
+    T_ASSERT(m->layers[4].w_down.rows == 64 && m->layers[4].w_down.cols == 172, "ffn_down shape");
+    vkl_model_free(m);
+    return 0;
+}
+
+static int test_load_errors(void) {
+    vkl_model *m;
+    vkl_err err = {0};
+    /* a vocabulary-only GGUF is not a model */
+    T_ASSERT(vkl_model_load(t_data_path("vocab/ggml-vocab-llama-spm.gguf"), &m, &err) == VKL_ERR_INPUT, "vocab");
+    T_ASSERT(strstr(err.msg, "general.architecture"), "%s", err.msg);
+    /* a wrong shape, an unsupported architecture and an unsupported type, written with the GGUF writer */
+    vkl_gguf *g;
+    vkl_err_clear(&err);
+    T_ASSERT(vkl_gguf_open(t_data_path("models/stories260K.gguf"), &g, &err) == VKL_OK, "%s", err.msg);
+    for (int variant = 0; variant < 3; variant++) {
+        vkl_gguf_writer *w = vkl_gguf_writer_new(3, 0);
+        for (uint64_t i = 0; i < g->n_kv; i++) {
+            const char *k = g->kv[i].key.str;
+            if (variant == 1 && !strcmp(k, "general.architecture"))
+                vkl_gguf_writer_set_str(w, k, "gpt-neox");
+            else
+                vkl_gguf_writer_set_value(w, k, &g->kv[i].value);
+        }
+        for (uint64_t i = 0; i < g->n_tensors; i++) {
+            const vkl_gguf_tensor *t = &g->tensors[i];
+            int64_t ne[4] = {t->ne[0], t->ne[1], t->ne[2], t->ne[3]};
+            uint32_t type = t->type;
+            const void *data = t->data;
+            void *tmp = NULL;
+            if (variant == 0 && !strcmp(t->name.str, "blk.2.ffn_up.weight")) ne[1] = 171; /* one row short */
+            if (variant == 2 && !strcmp(t->name.str, "blk.1.attn_q.weight")) {
+                type = VKL_TYPE_I32; /* same size, type vklora cannot compute with */
+                tmp = NULL;
+            }
+            T_ASSERT(vkl_gguf_writer_add_tensor(w, t->name.str, type, t->n_dims, ne, data, &err) == VKL_OK, "%s",
+                     err.msg);
+            free(tmp);
+        }
+        char path[512];
+        snprintf(path, sizeof(path), "%s/bad-model-%d.gguf", t_tmpdir(), variant);
+        T_ASSERT(vkl_gguf_writer_write(w, path, &err) == VKL_OK, "%s", err.msg);
+        vkl_gguf_writer_free(w);
+        vkl_err_clear(&err);
+        T_ASSERT(vkl_model_load(path, &m, &err) == VKL_ERR_INPUT, "variant %d accepted", variant);
+        const char *want[] = {"blk.2.ffn_up.weight", "gpt-neox", "blk.1.attn_q.weight"};
+        T_ASSERT(strstr(err.msg, want[variant]), "variant %d: %s", variant, err.msg);
+        /* and through the CLI: exit 2, message on stderr */
+        char cmd[1024], *out = NULL, *e = NULL;
+        snprintf(cmd, sizeof(cmd), "%s eval --model %s --text %s", t_vklora_bin(), path,
+                 t_data_path("datasets/tinystories_sample.txt"));
+        T_ASSERT(t_run(cmd, &out, &e) == 2, "eval on a bad model must exit 2");
+        T_ASSERT(e && strstr(e, want[variant]), "stderr: %s", e ? e : "");
+        free(out);
+        free(e);
+    }
+    vkl_gguf_close(g);
+    return 0;
+}
+
+static int test_stories_eval(void) {
+    cJSON *exp = load_expected();
+    T_ASSERT(exp, "expected.json");
+    cJSON *e;
+    int checked = 0;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItem(exp, "nll")) {
+        int window = (int)cJSON_GetNumberValue(cJSON_GetObjectItem(e, "window"));
+        double want = cJSON_GetNumberValue(cJSON_GetObjectItem(e, "mean_nll_nats"));
+        char args[2048];
+        snprintf(args, sizeof(args), "eval --model %s --text %s --ctx %d --max-windows 1 --json",
+                 t_data_path("models/stories260K.gguf"), t_data_path("datasets/tinystories_sample.txt"), window);
+        int rc;
+        cJSON *j = run_json(args, &rc);
+        T_ASSERT(rc == 0 && j, "eval failed");
+        double got = cJSON_GetNumberValue(cJSON_GetObjectItem(j, "mean_nll"));
+        double scored = cJSON_GetNumberValue(cJSON_GetObjectItem(j, "tokens_scored"));
+        T_ASSERT(scored == window - 1, "scored %g tokens, expected %d", scored, window - 1);
+        T_ASSERT(fabs(got - want) <= 1e-4 * want, "window %d: mean NLL %.9f, expected %.9f (rel %.2e)", window, got,
+                 want, fabs(got - want) / want);
+        T_ASSERT(fabs(cJSON_GetNumberValue(cJSON_GetObjectItem(j, "perplexity")) - exp(got)) < 1e-9 * exp(got),
+                 "perplexity");
+        cJSON_Delete(j);
+        checked++;
+    }
+    cJSON_Delete(exp);
+    T_ASSERT(checked == 2, "expected two windows in expected.json");
+    return 0;
+}
+
+static int test_stories_generate(void) {
+    cJSON *exp = load_expected();
+    T_ASSERT(exp, "expected.json");
+    cJSON *gr = cJSON_GetObjectItem(exp, "greedy");
+    cJSON *want = cJSON_GetObjectItem(gr, "tokens");
+    int n_want = cJSON_GetArraySize(want), n_prompt = cJSON_GetArraySize(cJSON_GetObjectItem(gr, "prompt_tokens"));
+    char args[2048];
+    snprintf(args, sizeof(args), "generate --model %s --prompt \"%s\" --temperature 0 --max-tokens %d --json",
+             t_data_path("models/stories260K.gguf"), cJSON_GetStringValue(cJSON_GetObjectItem(gr, "prompt")),
+             n_want - n_prompt);
+    int rc;
+    cJSON *j = run_json(args, &rc);
+    T_ASSERT(rc == 0 && j, "generate failed");
+    cJSON *got = cJSON_GetObjectItem(j, "tokens");
+    T_ASSERT(cJSON_GetArraySize(got) == n_want, "got %d tokens, expected %d", cJSON_GetArraySize(got), n_want);
+    for (int i = 0; i < n_want; i++) {
+        int a = (int)cJSON_GetNumberValue(cJSON_GetArrayItem(got, i));
+        int b = (int)cJSON_GetNumberValue(cJSON_GetArrayItem(want, i));
+        T_ASSERT(a == b, "token %d: got %d, expected %d", i, a, b);
+    }
+    const char *text = cJSON_GetStringValue(cJSON_GetObjectItem(j, "text"));
+    T_ASSERT(text && strstr(text, "Once upon a time, there was a little girl named Lily"), "text: %s", text);
+    cJSON_Delete(j);
+    /* sampling with a seed is reproducible */
+    snprintf(args, sizeof(args), "generate --model %s --prompt \"Once\" --temperature 1 --seed 7 --max-tokens 20 --json",
+             t_data_path("models/stories260K.gguf"));
+    cJSON *a = run_json(args, &rc);
+    T_ASSERT(rc == 0 && a, "sampled generate failed");
+    cJSON *b = run_json(args, &rc);
+    T_ASSERT(rc == 0 && b, "sampled generate failed");
+    T_ASSERT(cJSON_Compare(cJSON_GetObjectItem(a, "tokens"), cJSON_GetObjectItem(b, "tokens"), true), "same seed");
+    cJSON_Delete(a);
+    cJSON_Delete(b);
+    cJSON_Delete(exp);
+    return 0;
+}
+
+static int test_bench_json(void) {
+    char args[1024];
+    snprintf(args, sizeof(args), "bench --model %s --ctx 64 --iters 1 --json", t_data_path("models/stories260K.gguf"));
+    int rc;
+    cJSON *j = run_json(args, &rc);
+    T_ASSERT(rc == 0 && j, "bench failed");
+    T_ASSERT(cJSON_GetNumberValue(cJSON_GetObjectItem(j, "tokens_per_second")) > 0, "tokens/s");
+    T_ASSERT(cJSON_GetNumberValue(cJSON_GetObjectItem(j, "peak_device_bytes")) > 0, "peak memory");
+    cJSON_Delete(j);
+    return 0;
+}
+
+static int test_cli_errors(void) {
+    char cmd[2048], *out = NULL, *err = NULL;
+    const char *cases[] = {
+        "eval --model /nonexistent.gguf --text /etc/hostname",
+        "eval --text /etc/hostname",
+        "eval --model M --text T --ctx 1",
+        "generate --model /nonexistent.gguf --prompt hi",
+        "generate --prompt hi",
+        "generate --model M --prompt hi --top-p 2",
+        "bench --model M --ctx zero",
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        snprintf(cmd, sizeof(cmd), "%s %s", t_vklora_bin(), cases[i]);
+        int rc = t_run(cmd, &out, &err);
+        T_ASSERT(rc == 2, "'%s' exited %d, expected 2", cases[i], rc);
+        T_ASSERT(err && *err, "'%s': no message", cases[i]);
+        T_ASSERT(!out || !*out, "'%s': stdout not empty", cases[i]);
+        free(out), free(err);
+    }
+    return 0;
+}
+
+const vkl_test_case vkl_tests_model[] = {
+    {"model/load_stories260K", test_load_stories},
+    {"model/load_errors", test_load_errors},
+    {"model/stories260K_eval_nll", test_stories_eval},
+    {"model/stories260K_greedy", test_stories_generate},
+    {"model/bench_json", test_bench_json},
+    {"model/cli_errors", test_cli_errors},
+    {NULL, NULL},
+};
