@@ -14,6 +14,7 @@
 int vkl_cmd_devices(int argc, char **argv);
 int vkl_cmd_info(int argc, char **argv);
 int vkl_cmd_config(int argc, char **argv);
+int vkl_cmd_tokenize(int argc, char **argv);
 
 /* Print "vklora <cmd>: <message>" to stderr and return the exit code for `status`. */
 int vkl_cli_fail(const char *cmd, vkl_status status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -34,6 +35,7 @@ struct vkl_vk;
 int vkl_cmd_eval(int argc, char **argv);
 int vkl_cmd_generate(int argc, char **argv);
 int vkl_cmd_bench(int argc, char **argv);
+int vkl_cmd_train(int argc, char **argv);
 
 /* Parse a non-negative integer option value (whole string, <= max); false with a usage message otherwise. */
 bool vkl_cli_parse_u32(const char *cmd, const char *opt, const char *val, uint32_t min, uint32_t max, uint32_t *out);

@@ -16,6 +16,11 @@ static const command commands[] = {
     {"devices", vkl_cmd_devices, "list Vulkan devices with their limits and features"},
     {"info", vkl_cmd_info, "describe a GGUF file: architecture, hyper-parameters, tokenizer, tensors"},
     {"config", vkl_cmd_config, "resolve a training config (defaults, aliases, --set overrides) and print it"},
+    {"tokenize", vkl_cmd_tokenize, "tokenize text with the vocabulary of a GGUF file: ids and pieces"},
+    {"eval", vkl_cmd_eval, "mean negative log-likelihood and perplexity of a text file"},
+    {"generate", vkl_cmd_generate, "continue a prompt (greedy or sampled), streaming the text"},
+    {"train", vkl_cmd_train, "fine-tune a LoRA adapter from a JSON config"},
+    {"bench", vkl_cmd_bench, "forward tokens/s and peak device memory, as one JSON line"},
 };
 
 static void usage(FILE *f) {
