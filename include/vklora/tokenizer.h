@@ -1,0 +1,74 @@
+/* Tokenizers read from GGUF metadata: SentencePiece-style (tokenizer.ggml.model "llama") and byte-level BPE
+ * ("gpt2", pre-tokenizers default / gpt-2 / llama-bpe / qwen2), token for token as llama.cpp tokenizes. */
+#ifndef VKLORA_TOKENIZER_H
+#define VKLORA_TOKENIZER_H
+
+#include "vklora/common.h"
+#include "vklora/gguf.h"
+
+typedef struct vkl_tokenizer vkl_tokenizer;
+
+typedef enum {
+    VKL_TOKENIZER_SPM = 1, /* "llama": score-ordered bigram merges, byte fallback to <0xNN> */
+    VKL_TOKENIZER_BPE = 2, /* "gpt2": byte-level BPE with ranked merges */
+} vkl_tokenizer_kind;
+
+/* tokenizer.ggml.token_type values. */
+typedef enum {
+    VKL_TOKEN_UNDEFINED = 0,
+    VKL_TOKEN_NORMAL = 1,
+    VKL_TOKEN_UNKNOWN = 2,
+    VKL_TOKEN_CONTROL = 3,      /* <s>, </s>, <|eot_id|>: matched in text only with parse_special */
+    VKL_TOKEN_USER_DEFINED = 4, /* always matched in text before normal tokenization */
+    VKL_TOKEN_UNUSED = 5,
+    VKL_TOKEN_BYTE = 6, /* <0xNN> */
+} vkl_token_type;
+
+/* Build a tokenizer from the GGUF's tokenizer.ggml.* keys. Copies everything it needs: the GGUF may be closed
+ * afterwards. A missing or malformed vocabulary is VKL_ERR_INPUT with a message naming the key and what was
+ * expected (e.g. "tokenizer: tokenizer.ggml.scores: 511 entries, expected one per token (512)"). */
+vkl_status vkl_tokenizer_load(const vkl_gguf *g, vkl_tokenizer **out, vkl_err *err);
+void vkl_tokenizer_free(vkl_tokenizer *tok);
+
+/* Tokenize text[0..len) (UTF-8; invalid bytes are tolerated as llama.cpp does).
+ * add_bos: add the special tokens the vocabulary asks for, as llama.cpp's add_special: BOS first when
+ *   tokenizer.ggml.add_bos_token (default: true for SPM and llama-bpe, false otherwise), EOS last when
+ *   tokenizer.ggml.add_eos_token (default false).
+ * parse_special: text of control/unknown tokens ("<s>", "<|im_end|>") becomes those tokens; user-defined
+ *   tokens are matched either way, as in llama.cpp.
+ * *ids is malloc'd (free() it; NULL when *n is 0). */
+vkl_status vkl_tokenize(const vkl_tokenizer *tok, const char *text, size_t len, bool add_bos, bool parse_special,
+                        int32_t **ids, size_t *n, vkl_err *err);
+
+/* ids -> text: byte tokens become their byte, SPM's U+2581 a space, BPE pieces their bytes. The space SPM puts
+ * in front of the text (and after each special token) is removed again, so detokenize(tokenize(x)) == x for
+ * valid UTF-8 x. render_special: control/unknown tokens print their text, otherwise nothing.
+ * *text is malloc'd and NUL-terminated (free() it); ids outside the vocabulary are VKL_ERR_INPUT. */
+vkl_status vkl_detokenize(const vkl_tokenizer *tok, const int32_t *ids, size_t n, bool render_special, char **text,
+                          size_t *len, vkl_err *err);
+
+/* The bytes one token stands for (as vkl_detokenize renders it, without any space removal), snprintf-style:
+ * writes at most cap bytes (no NUL) and returns the full length; 0 for ids outside the vocabulary. */
+size_t vkl_token_to_piece(const vkl_tokenizer *tok, int32_t id, bool render_special, char *buf, size_t cap);
+
+vkl_tokenizer_kind vkl_tokenizer_kind_of(const vkl_tokenizer *tok);
+/* "llama" or "gpt2"; and the pre-tokenizer name as stored (NULL for SPM). */
+const char *vkl_tokenizer_model_name(const vkl_tokenizer *tok);
+const char *vkl_tokenizer_pre_name(const vkl_tokenizer *tok);
+int32_t vkl_tokenizer_n_vocab(const vkl_tokenizer *tok);
+/* Special ids, -1 when the vocabulary has none. EOT is tokenizer.ggml.eot_token_id, else a token spelled like
+ * an end-of-turn marker (<|eot_id|>, <|im_end|>, <|end|>, <end_of_turn>, <|endoftext|>, ...). */
+int32_t vkl_tokenizer_bos(const vkl_tokenizer *tok);
+int32_t vkl_tokenizer_eos(const vkl_tokenizer *tok);
+int32_t vkl_tokenizer_eot(const vkl_tokenizer *tok);
+int32_t vkl_tokenizer_unk(const vkl_tokenizer *tok);
+int32_t vkl_tokenizer_pad(const vkl_tokenizer *tok);
+bool vkl_tokenizer_adds_bos(const vkl_tokenizer *tok);
+bool vkl_tokenizer_adds_eos(const vkl_tokenizer *tok);
+/* The vocabulary entry as stored (e.g. "▁the", "Ġthe"), NUL-terminated; NULL for an id outside the vocabulary. */
+const char *vkl_tokenizer_token_text(const vkl_tokenizer *tok, int32_t id, size_t *len);
+vkl_token_type vkl_tokenizer_token_type(const vkl_tokenizer *tok, int32_t id);
+/* Id of the token spelled exactly text[0..len), or -1. */
+int32_t vkl_tokenizer_find(const vkl_tokenizer *tok, const char *text, size_t len);
+
+#endif

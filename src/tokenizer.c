@@ -1,0 +1,977 @@
+/* Tokenizers from GGUF metadata: vocabulary loading and validation, special-token partitioning, the SPM and
+ * byte-level BPE encoders (priority-queue merges, as llama.cpp's llama-vocab), and decoding back to bytes.
+ *
+ * Both encoders keep a linked list of symbols over the input and a heap of candidate merges of neighbours;
+ * a popped candidate whose symbols changed since it was pushed is stale and skipped. SPM merges the
+ * neighbour pair whose concatenation is the vocabulary entry of highest score, BPE the pair of lowest merge
+ * rank; ties go to the leftmost pair. Merging stops when no candidate is left. */
+#include "vklora/tokenizer.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "unicode.h"
+
+#define KEY_MODEL "tokenizer.ggml.model"
+#define KEY_PRE "tokenizer.ggml.pre"
+#define KEY_TOKENS "tokenizer.ggml.tokens"
+#define KEY_SCORES "tokenizer.ggml.scores"
+#define KEY_TYPES "tokenizer.ggml.token_type"
+#define KEY_MERGES "tokenizer.ggml.merges"
+
+/* Token counts and lengths are int32 in the encoders; this also bounds host memory by the file's size. */
+#define MAX_VOCAB 0x7FFFFFF0
+#define MAX_TEXT 0x7FFFFFF0
+
+typedef struct {
+    uint64_t key; /* left id << 32 | right id; UINT64_MAX = empty slot */
+    int32_t rank;
+    int32_t result;
+} merge_slot;
+
+struct vkl_tokenizer {
+    vkl_tokenizer_kind kind;
+    vkl_pretok pre;
+    char *model_name;
+    char *pre_name;
+    int32_t n_vocab;
+    char *arena;        /* every token text, NUL-terminated */
+    uint64_t *text_off; /* (V) offset of each token's text in arena */
+    uint32_t *text_len; /* (V) */
+    float *scores;      /* (V) SPM only */
+    uint8_t *types;     /* (V) vkl_token_type */
+    uint32_t max_token_len;
+    int32_t *map; /* text -> id, open addressing, -1 = empty */
+    uint64_t map_mask;
+    merge_slot *merges; /* BPE only */
+    uint64_t merge_mask;
+    /* SPM: the <0xNN> token of each byte; BPE: the token spelled as GPT-2's code point for the byte. */
+    int32_t byte_tok[256];
+    /* SPM: a Bloom-style bit set of the adjacent character pairs inside any token. Where the text has a pair that
+     * is in no token, no merge can ever join across it, so the text is encoded in independent segments there
+     * (same result, but small heaps that stay in cache). A false "present" only costs a missed cut. */
+    uint64_t *pair_bits;
+    uint64_t pair_mask;
+    int32_t *special; /* control / user-defined / unknown token ids, longest text first */
+    size_t n_special;
+    bool special_first_byte[256];
+    int32_t bos, eos, eot, unk, pad;
+    bool add_bos, add_eos, add_space_prefix, ignore_merges;
+};
+
+/* ---- hashing ---- */
+
+static uint64_t hash_bytes(const char *s, size_t n) {
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < n; i++) {
+        h ^= (uint8_t)s[i];
+        h *= 0x100000001b3ull;
+    }
+    return h ^ (h >> 29);
+}
+
+static uint64_t hash_u64(uint64_t x) {
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ull;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+static uint64_t table_size_for(uint64_t n) {
+    uint64_t cap = 16;
+    while (cap < 2 * n) cap <<= 1;
+    return cap;
+}
+
+static const char *tok_text(const vkl_tokenizer *t, int32_t id) { return t->arena + t->text_off[id]; }
+
+/* Characters a = s[0..na) and b = s[na..na+nb). */
+static uint64_t pair_hash(const char *s, size_t na, size_t nb) {
+    return hash_u64(hash_bytes(s, na + nb) + na);
+}
+
+static bool pair_possible(const vkl_tokenizer *t, const char *s, size_t na, size_t nb) {
+    uint64_t h = pair_hash(s, na, nb) & t->pair_mask;
+    return (t->pair_bits[h >> 6] >> (h & 63)) & 1;
+}
+
+/* Characters are split as the SPM encoder splits its text, so a token's pairs are the text's pairs. */
+static void build_pair_bits(vkl_tokenizer *t) {
+    uint64_t n_pairs = 0;
+    for (int32_t i = 0; i < t->n_vocab; i++) n_pairs += t->text_len[i];
+    uint64_t bits = 1 << 16;
+    while (bits < 16 * n_pairs && bits < (1ull << 32)) bits <<= 1;
+    t->pair_bits = vkl_calloc(bits / 64, sizeof(uint64_t));
+    t->pair_mask = bits - 1;
+    for (int32_t i = 0; i < t->n_vocab; i++) {
+        const char *s = tok_text(t, i);
+        size_t n = t->text_len[i];
+        size_t a = VKL_MIN(vkl_utf8_len((uint8_t)s[0]), n);
+        for (size_t p = a; p < n;) {
+            size_t b = VKL_MIN(vkl_utf8_len((uint8_t)s[p]), n - p);
+            uint64_t h = pair_hash(s + p - a, a, b) & t->pair_mask;
+            t->pair_bits[h >> 6] |= 1ull << (h & 63);
+            p += b;
+            a = b;
+        }
+    }
+}
+
+int32_t vkl_tokenizer_find(const vkl_tokenizer *t, const char *s, size_t n) {
+    if (n > t->max_token_len) return -1;
+    for (uint64_t i = hash_bytes(s, n) & t->map_mask;; i = (i + 1) & t->map_mask) {
+        int32_t id = t->map[i];
+        if (id < 0) return -1;
+        if (t->text_len[id] == n && memcmp(tok_text(t, id), s, n) == 0) return id;
+    }
+}
+
+/* A text spelled by several ids maps to the last of them, as llama.cpp's token_to_id does. */
+static void map_insert(vkl_tokenizer *t, int32_t id) {
+    const char *s = tok_text(t, id);
+    size_t n = t->text_len[id];
+    for (uint64_t i = hash_bytes(s, n) & t->map_mask;; i = (i + 1) & t->map_mask) {
+        int32_t o = t->map[i];
+        if (o < 0 || (t->text_len[o] == n && memcmp(tok_text(t, o), s, n) == 0)) {
+            t->map[i] = id;
+            return;
+        }
+    }
+}
+
+static const merge_slot *merge_find(const vkl_tokenizer *t, int32_t left, int32_t right) {
+    uint64_t key = (uint64_t)(uint32_t)left << 32 | (uint32_t)right;
+    for (uint64_t i = hash_u64(key) & t->merge_mask;; i = (i + 1) & t->merge_mask) {
+        const merge_slot *m = &t->merges[i];
+        if (m->key == key) return m;
+        if (m->key == UINT64_MAX) return NULL;
+    }
+}
+
+/* The first listing of a pair sets its rank (later duplicates are ignored, as in llama.cpp). */
+static void merge_insert(vkl_tokenizer *t, int32_t left, int32_t right, int32_t rank, int32_t result) {
+    uint64_t key = (uint64_t)(uint32_t)left << 32 | (uint32_t)right;
+    for (uint64_t i = hash_u64(key) & t->merge_mask;; i = (i + 1) & t->merge_mask) {
+        merge_slot *m = &t->merges[i];
+        if (m->key == key) return;
+        if (m->key == UINT64_MAX) {
+            m->key = key;
+            m->rank = rank;
+            m->result = result;
+            return;
+        }
+    }
+}
+
+/* ---- loading ---- */
+
+static const char *gguf_name(const vkl_gguf *g) { return g->path ? g->path : "<memory>"; }
+
+/* An optional boolean key: absent keeps *out; present with another type is an error. */
+static bool get_opt_bool(const vkl_gguf *g, const char *key, bool *out, vkl_err *err) {
+    const vkl_gguf_value *v = vkl_gguf_get(g, key);
+    if (!v) return true;
+    if (v->type != VKL_GGUF_BOOL) {
+        vkl_err_set(err, VKL_ERR_INPUT, "tokenizer: %s: %s: expected a bool, got %s", gguf_name(g), key,
+                    vkl_gguf_type_name(v->type));
+        return false;
+    }
+    *out = v->v.u64 != 0;
+    return true;
+}
+
+/* An optional token id: absent keeps *out; -1 and 0xFFFFFFFF (what converters write for "none") give -1. */
+static bool get_opt_id(const vkl_gguf *g, const char *key, int32_t n_vocab, int32_t *out, vkl_err *err) {
+    const vkl_gguf_value *v = vkl_gguf_get(g, key);
+    if (!v) return true;
+    int64_t id;
+    if (!vkl_gguf_get_i64(g, key, &id)) {
+        uint64_t u;
+        if (!vkl_gguf_get_u64(g, key, &u)) {
+            vkl_err_set(err, VKL_ERR_INPUT, "tokenizer: %s: %s: expected an integer token id, got %s", gguf_name(g),
+                        key, vkl_gguf_type_name(v->type));
+            return false;
+        }
+        id = u > (uint64_t)INT64_MAX ? -1 : (int64_t)u;
+    }
+    if (id == -1 || id == 0xFFFFFFFFll) {
+        *out = -1;
+        return true;
+    }
+    if (id < 0 || id >= n_vocab) {
+        vkl_err_set(err, VKL_ERR_INPUT, "tokenizer: %s: %s: %lld is not a token id (the vocabulary has %d tokens)",
+                    gguf_name(g), key, (long long)id, n_vocab);
+        return false;
+    }
+    *out = (int32_t)id;
+    return true;
+}
+
+/* A required or optional array with the given element type. Returns false (err set) on a wrong type or a
+ * missing required key; *out is NULL when an optional key is absent. */
+static bool get_array(const vkl_gguf *g, const char *key, vkl_gguf_type elem, bool required, const char *what,
+                      const vkl_gguf_value **out, vkl_err *err) {
+    const vkl_gguf_value *v = vkl_gguf_get(g, key);
+    *out = NULL;
+    if (!v) {
+        if (!required) return true;
+        vkl_err_set(err, VKL_ERR_INPUT, "tokenizer: %s: %s: missing (expected %s)", gguf_name(g), key, what);
+        return false;
+    }
+    if (v->type != VKL_GGUF_ARRAY || v->v.arr.elem_type != elem) {
+        bool arr = v->type == VKL_GGUF_ARRAY;
+        vkl_err_set(err, VKL_ERR_INPUT, "tokenizer: %s: %s: expected %s, got %s%s", gguf_name(g), key, what,
+                    arr ? "an array of " : "a single ", vkl_gguf_type_name(arr ? v->v.arr.elem_type : v->type));
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+static int cmp_special(const void *a, const void *b, void *ctx) {
+    const vkl_tokenizer *t = ctx;
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    if (t->text_len[x] != t->text_len[y]) return t->text_len[x] > t->text_len[y] ? -1 : 1;
+    return (x > y) - (x < y);
+}
+
+static bool is_special_type(uint8_t type) {
+    return type == VKL_TOKEN_CONTROL || type == VKL_TOKEN_USER_DEFINED || type == VKL_TOKEN_UNKNOWN;
+}
+
+static vkl_status load_merges(vkl_tokenizer *t, const vkl_gguf *g, vkl_err *err) {
+    const vkl_gguf_value *m;
+    if (!get_array(g, KEY_MERGES, VKL_GGUF_STRING, true, "an array of \"left right\" strings", &m, err))
+        return VKL_ERR_INPUT;
+    if (m->v.arr.count > MAX_VOCAB)
+        return vkl_err_set(err, VKL_ERR_INPUT, "tokenizer: %s: %s: %llu merges, at most %d supported", gguf_name(g),
+                           KEY_MERGES, (unsigned long long)m->v.arr.count, MAX_VOCAB);
+    const vkl_gguf_str *s = m->v.arr.data;
+    uint64_t cap = table_size_for(m->v.arr.count);
+    t->merges = vkl_malloc(cap * sizeof(merge_slot));
+    for (uint64_t i = 0; i < cap; i++) t->merges[i].key = UINT64_MAX;
+    t->merge_mask = cap - 1;
+    char *buf = NULL;
+    size_t buf_cap = 0;
+    for (uint64_t i = 0; i < m->v.arr.count; i++) {
+        const char *w = s[i].str;
+        size_t len = s[i].len;
+        /* The separator is the first space after the first byte: "Ġ Ġ" splits into "Ġ" and "Ġ". */
+        const char *sp = len > 1 ? memchr(w + 1, ' ', len - 1) : NULL;
+        if (!sp)
+            return vkl_err_set(err, VKL_ERR_INPUT,
+                               "tokenizer: %s: %s[%llu]: \"%.64s\": expected two tokens separated by a space",
+                               gguf_name(g), KEY_MERGES, (unsigned long long)i, w);
+        size_t nl = (size_t)(sp - w), nr = len - nl - 1;
+        int32_t l = vkl_tokenizer_find(t, w, nl), r = vkl_tokenizer_find(t, sp + 1, nr);
+        if (buf_cap < nl + nr) {
+            buf_cap = 2 * (nl + nr);
+            buf = vkl_realloc(buf, buf_cap);
+        }
+        memcpy(buf, w, nl);
+        memcpy(buf + nl, sp + 1, nr);
+        int32_t res = vkl_tokenizer_find(t, buf, nl + nr);
+        if (l < 0 || r < 0 || res < 0) {
+            free(buf);
+            return vkl_err_set(err, VKL_ERR_INPUT,
+                               "tokenizer: %s: %s[%llu]: \"%.64s\": %s is not in %s (a merge must join two tokens "
+                               "into a token)",
+                               gguf_name(g), KEY_MERGES, (unsigned long long)i, w,
+                               l < 0 ? "the left part" : r < 0 ? "the right part" : "the merged text", KEY_TOKENS);
+        }
+        merge_insert(t, l, r, (int32_t)i, res);
+    }
+    free(buf);
+    return VKL_OK;
+}
+
+static vkl_status configure_pre(vkl_tokenizer *t, const vkl_gguf *g, vkl_err *err) {
+    static const char *const gpt2_names[] = {"gpt-2", "phi-2", "jina-es", "jina-de", "gigachat", "jina-v2-es",
+                                             "jina-v2-de"};
+    static const char *const llama3_names[] = {"llama3", "llama-v3", "llama-bpe", "falcon3", "pixtral"};
+    static const char *const qwen2_names[] = {"qwen2", "deepseek-r1-qwen"};
+    const vkl_gguf_value *v = vkl_gguf_get(g, KEY_PRE);
+    if (v && v->type != VKL_GGUF_STRING)
+        return vkl_err_set(err, VKL_ERR_INPUT, "tokenizer: %s: %s: expected a string, got %s", gguf_name(g), KEY_PRE,
+                           vkl_gguf_type_name(v->type));
+    const char *pre = v ? v->v.str.str : "default"; /* llama.cpp falls back to "default" too */
+    t->pre_name = vkl_strdup(pre);
+    if (!strcmp(pre, "default")) {
+        t->pre = VKL_PRETOK_DEFAULT;
+        return VKL_OK;
+    }
+    for (size_t i = 0; i < VKL_ARRAY_LEN(gpt2_names); i++)
+        if (!strcmp(pre, gpt2_names[i])) {
+            t->pre = VKL_PRETOK_GPT2;
+            return VKL_OK;
+        }
+    for (size_t i = 0; i < VKL_ARRAY_LEN(llama3_names); i++)
+        if (!strcmp(pre, llama3_names[i])) {
+            t->pre = VKL_PRETOK_LLAMA3;
+            t->ignore_merges = true; /* a word that is a token is kept whole */
+            t->add_bos = true;
+            return VKL_OK;
+        }
+    for (size_t i = 0; i < VKL_ARRAY_LEN(qwen2_names); i++)
+        if (!strcmp(pre, qwen2_names[i])) {
+            t->pre = VKL_PRETOK_QWEN2;
+            return VKL_OK;
+        }
+    return vkl_err_set(err, VKL_ERR_INPUT,
+                       "tokenizer: %s: %s: unsupported pre-tokenizer \"%.64s\" (supported: default, gpt-2, llama-bpe "
+                       "(llama3), qwen2)",
+                       gguf_name(g), KEY_PRE, pre);
+}
+
+static void find_eot(vkl_tokenizer *t) {
+    static const char *const names[] = {"<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>",
+                                         "<EOT>", "_<EOT>", "<｜end▁of▁sentence｜>", "<end_of_utterance>"};
+    for (size_t i = 0; i < VKL_ARRAY_LEN(names) && t->eot < 0; i++) {
+        int32_t id = vkl_tokenizer_find(t, names[i], strlen(names[i]));
+        if (id < 0) continue;
+        t->eot = id;
+        /* llama.cpp treats an end-of-turn marker as a control token whatever the file says. */
+        if (t->types[id] != VKL_TOKEN_CONTROL) t->types[id] = VKL_TOKEN_CONTROL;
+    }
+}
+
+static void build_byte_tokens(vkl_tokenizer *t) {
+    static const char hex[] = "0123456789ABCDEF";
+    for (int b = 0; b < 256; b++) {
+        if (t->kind == VKL_TOKENIZER_SPM) {
+            char name[7] = {'<', '0', 'x', hex[b >> 4], hex[b & 15], '>', 0};
+            char raw = (char)b;
+            int32_t id = vkl_tokenizer_find(t, name, 6);
+            t->byte_tok[b] = id >= 0 ? id : vkl_tokenizer_find(t, &raw, 1);
+        } else {
+            char u[4];
+            size_t n = vkl_utf8_encode(vkl_gpt2_byte_to_cpt((uint8_t)b), u);
+            t->byte_tok[b] = vkl_tokenizer_find(t, u, n);
+        }
+    }
+}
+
+vkl_status vkl_tokenizer_load(const vkl_gguf *g, vkl_tokenizer **out, vkl_err *err) {
+    *out = NULL;
+    vkl_tokenizer *t = vkl_calloc(1, sizeof(*t));
+    t->bos = t->eos = t->eot = t->unk = t->pad = -1;
+    const char *name = gguf_name(g);
+
+    const vkl_gguf_value *mv = vkl_gguf_get(g, KEY_MODEL);
+    if (!mv || mv->type != VKL_GGUF_STRING) {
+        if (!mv)
+            vkl_err_set(err, VKL_ERR_INPUT,
+                        "tokenizer: %s: %s: missing (expected \"llama\" or \"gpt2\"; the file has no vocabulary)",
+                        name, KEY_MODEL);
+        else
+            vkl_err_set(err, VKL_ERR_INPUT, "tokenizer: %s: %s: expected a string, got %s", name, KEY_MODEL,
+                        vkl_gguf_type_name(mv->type));
+        goto fail;
+    }
+    const char *model = mv->v.str.str;
+    if (!strcmp(model, "llama")) {
+        t->kind = VKL_TOKENIZER_SPM;
+        t->add_bos = true;
+        t->add_space_prefix = true;
+    } else if (!strcmp(model, "gpt2")) {
+        t->kind = VKL_TOKENIZER_BPE;
+    } else {
+        vkl_err_set(err, VKL_ERR_INPUT, "tokenizer: %s: %s: unsupported tokenizer \"%.64s\" (supported: \"llama\" "
+                    "(SentencePiece), \"gpt2\" (byte-level BPE))", name, KEY_MODEL, model);
+        goto fail;
+    }
+    t->model_name = vkl_strdup(model);
+
+    const vkl_gguf_value *tv;
+    if (!get_array(g, KEY_TOKENS, VKL_GGUF_STRING, true, "an array of strings", &tv, err)) goto fail;
+    if (tv->v.arr.count == 0 || tv->v.arr.count > MAX_VOCAB) {
+        vkl_err_set(err, VKL_ERR_INPUT, "tokenizer: %s: %s: %llu tokens, expected 1..%d", name, KEY_TOKENS,
+                    (unsigned long long)tv->v.arr.count, MAX_VOCAB);
+        goto fail;
+    }
+    int32_t V = (int32_t)tv->v.arr.count;
+    t->n_vocab = V;
+    const vkl_gguf_str *strs = tv->v.arr.data;
+    uint64_t arena_size = 0;
+    for (int32_t i = 0; i < V; i++) {
+        if (strs[i].len > UINT32_MAX / 2) {
+            vkl_err_set(err, VKL_ERR_INPUT, "tokenizer: %s: %s[%d]: %llu bytes long, too long for a token", name,
+                        KEY_TOKENS, i, (unsigned long long)strs[i].len);
+            goto fail;
+        }
+        arena_size += strs[i].len + 1; /* bounded by the file: each string was read from it */
+    }
+    t->arena = vkl_malloc(arena_size);
+    t->text_off = vkl_malloc((size_t)V * sizeof(uint64_t));
+    t->text_len = vkl_malloc((size_t)V * sizeof(uint32_t));
+    t->types = vkl_malloc((size_t)V);
+    uint64_t off = 0;
+    for (int32_t i = 0; i < V; i++) {
+        memcpy(t->arena + off, strs[i].str, strs[i].len);
+        t->arena[off + strs[i].len] = 0;
+        t->text_off[i] = off;
+        t->text_len[i] = (uint32_t)strs[i].len;
+        if (t->text_len[i] > t->max_token_len) t->max_token_len = t->text_len[i];
+        off += strs[i].len + 1;
+    }
+
+    const vkl_gguf_value *yv;
+    if (!get_array(g, KEY_TYPES, VKL_GGUF_INT32, false, "an array of int32", &yv, err)) goto fail;
+    if (yv && yv->v.arr.count != (uint64_t)V) {
+        vkl_err_set(err, VKL_ERR_INPUT, "tokenizer: %s: %s: %llu entries, expected one per token (%d)", name,
+                    KEY_TYPES, (unsigned long long)yv->v.arr.count, V);
+        goto fail;
+    }
+    for (int32_t i = 0; i < V; i++) {
+        int32_t ty = yv ? ((const int32_t *)yv->v.arr.data)[i] : VKL_TOKEN_NORMAL;
+        if (ty < 0 || ty > VKL_TOKEN_BYTE) {
+            vkl_err_set(err, VKL_ERR_INPUT, "tokenizer: %s: %s[%d]: %d, expected a token type 0..6", name, KEY_TYPES,
+                        i, ty);
+            goto fail;
+        }
+        t->types[i] = (uint8_t)ty;
+    }
+
+    if (t->kind == VKL_TOKENIZER_SPM) {
+        const vkl_gguf_value *sv;
+        if (!get_array(g, KEY_SCORES, VKL_GGUF_FLOAT32, true, "an array of float32, one score per token", &sv, err))
+            goto fail;
+        if (sv->v.arr.count != (uint64_t)V) {
+            vkl_err_set(err, VKL_ERR_INPUT, "tokenizer: %s: %s: %llu entries, expected one per token (%d)", name,
+                        KEY_SCORES, (unsigned long long)sv->v.arr.count, V);
+            goto fail;
+        }
+        t->scores = vkl_malloc((size_t)V * sizeof(float));
+        memcpy(t->scores, sv->v.arr.data, (size_t)V * sizeof(float));
+    }
+
+    uint64_t cap = table_size_for((uint64_t)V);
+    t->map = vkl_malloc(cap * sizeof(int32_t));
+    memset(t->map, 0xff, cap * sizeof(int32_t));
+    t->map_mask = cap - 1;
+    for (int32_t i = 0; i < V; i++) map_insert(t, i);
+
+    if (t->kind == VKL_TOKENIZER_BPE) {
+        if (configure_pre(t, g, err) || load_merges(t, g, err)) goto fail;
+    } else {
+        t->bos = 1 < V ? 1 : -1; /* SentencePiece's fixed layout: <unk> <s> </s> */
+        t->eos = 2 < V ? 2 : -1;
+        t->unk = 0;
+    }
+
+    if (!get_opt_id(g, "tokenizer.ggml.bos_token_id", V, &t->bos, err) ||
+        !get_opt_id(g, "tokenizer.ggml.eos_token_id", V, &t->eos, err) ||
+        !get_opt_id(g, "tokenizer.ggml.eot_token_id", V, &t->eot, err) ||
+        !get_opt_id(g, "tokenizer.ggml.unknown_token_id", V, &t->unk, err) ||
+        !get_opt_id(g, "tokenizer.ggml.padding_token_id", V, &t->pad, err) ||
+        !get_opt_bool(g, "tokenizer.ggml.add_bos_token", &t->add_bos, err) ||
+        !get_opt_bool(g, "tokenizer.ggml.add_eos_token", &t->add_eos, err) ||
+        !get_opt_bool(g, "tokenizer.ggml.add_space_prefix", &t->add_space_prefix, err))
+        goto fail;
+    if (t->kind == VKL_TOKENIZER_BPE) t->add_space_prefix = false; /* only SentencePiece adds one */
+    if (t->eot < 0) find_eot(t);
+
+    t->special = vkl_malloc((size_t)V * sizeof(int32_t));
+    for (int32_t i = 0; i < V; i++)
+        if (is_special_type(t->types[i]) && t->text_len[i] > 0) {
+            t->special[t->n_special++] = i;
+            t->special_first_byte[(uint8_t)tok_text(t, i)[0]] = true;
+        }
+    qsort_r(t->special, t->n_special, sizeof(int32_t), cmp_special, t);
+
+    build_byte_tokens(t);
+    if (t->kind == VKL_TOKENIZER_SPM) build_pair_bits(t);
+    *out = t;
+    return VKL_OK;
+fail:
+    vkl_tokenizer_free(t);
+    return VKL_ERR_INPUT;
+}
+
+void vkl_tokenizer_free(vkl_tokenizer *t) {
+    if (!t) return;
+    free(t->model_name);
+    free(t->pre_name);
+    free(t->arena);
+    free(t->text_off);
+    free(t->text_len);
+    free(t->scores);
+    free(t->types);
+    free(t->map);
+    free(t->merges);
+    free(t->special);
+    free(t->pair_bits);
+    free(t);
+}
+
+/* ---- shared encoder state ---- */
+
+typedef struct {
+    int32_t *v;
+    size_t n, cap;
+} id_vec;
+
+static void push_id(id_vec *o, int32_t id) {
+    if (o->n == o->cap) {
+        o->cap = o->cap ? 2 * o->cap : 64;
+        o->v = vkl_realloc(o->v, o->cap * sizeof(int32_t));
+    }
+    o->v[o->n++] = id;
+}
+
+typedef struct {
+    int32_t prev, next;
+    uint32_t start, n; /* bytes of the (escaped) text; n = 0 once merged into the left neighbour */
+    int32_t id;        /* token of the symbol's text, -1 unknown (single characters are looked up at the end) */
+} symbol;
+
+typedef struct {
+    double prio; /* higher first: SPM score, or -rank for BPE */
+    int32_t left, right;
+    uint32_t size; /* bytes of left + right when pushed, to detect stale candidates */
+    int32_t result;
+} bigram;
+
+typedef struct {
+    symbol *sym;
+    size_t sym_cap;
+    bigram *heap;
+    size_t heap_n, heap_cap;
+    char *buf; /* SPM: escaped text; BPE: the word in GPT-2 characters (ignore_merges lookup) */
+    size_t buf_cap;
+    uint32_t *cpts;
+    size_t *lens;
+    size_t cpt_cap;
+} session;
+
+static void session_free(session *s) {
+    free(s->sym);
+    free(s->heap);
+    free(s->buf);
+    free(s->cpts);
+    free(s->lens);
+}
+
+static void *grow(void *p, size_t *cap, size_t need, size_t elem) {
+    if (need <= *cap) return p;
+    size_t c = *cap ? *cap : 64;
+    while (c < need) c *= 2;
+    *cap = c;
+    return vkl_realloc(p, c * elem);
+}
+
+static bool bigram_before(const bigram *a, const bigram *b) {
+    return a->prio > b->prio || (a->prio == b->prio && a->left < b->left);
+}
+
+static void heap_push(session *s, bigram b) {
+    s->heap = grow(s->heap, &s->heap_cap, s->heap_n + 1, sizeof(bigram));
+    size_t i = s->heap_n++;
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (!bigram_before(&b, &s->heap[p])) break;
+        s->heap[i] = s->heap[p];
+        i = p;
+    }
+    s->heap[i] = b;
+}
+
+static bigram heap_pop(session *s) {
+    bigram top = s->heap[0];
+    bigram last = s->heap[--s->heap_n];
+    size_t i = 0, n = s->heap_n;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= n) break;
+        if (c + 1 < n && bigram_before(&s->heap[c + 1], &s->heap[c])) c++;
+        if (!bigram_before(&s->heap[c], &last)) break;
+        s->heap[i] = s->heap[c];
+        i = c;
+    }
+    if (n) s->heap[i] = last;
+    return top;
+}
+
+/* Pop candidates until none is left, merging each one still current; add_pair pushes new candidates. */
+typedef void (*add_pair_fn)(const vkl_tokenizer *t, session *s, int32_t left, int32_t right);
+
+static void merge_all(const vkl_tokenizer *t, session *s, add_pair_fn add_pair) {
+    while (s->heap_n) {
+        bigram b = heap_pop(s);
+        symbol *l = &s->sym[b.left], *r = &s->sym[b.right];
+        if (l->n == 0 || r->n == 0 || l->n + r->n != b.size) continue;
+        l->n += r->n;
+        l->id = b.result;
+        r->n = 0;
+        l->next = r->next;
+        if (r->next >= 0) s->sym[r->next].prev = b.left;
+        add_pair(t, s, l->prev, b.left);
+        add_pair(t, s, b.left, l->next);
+    }
+}
+
+static void init_symbols(session *s, size_t count) {
+    s->sym = grow(s->sym, &s->sym_cap, count, sizeof(symbol));
+    s->heap_n = 0;
+}
+
+/* ---- SPM ---- */
+
+static void spm_add_pair(const vkl_tokenizer *t, session *s, int32_t left, int32_t right) {
+    if (left < 0 || right < 0) return;
+    const symbol *l = &s->sym[left], *r = &s->sym[right];
+    int32_t id = vkl_tokenizer_find(t, s->buf + l->start, l->n + r->n);
+    if (id < 0) return;
+    heap_push(s, (bigram){t->scores[id], left, right, l->n + r->n, id});
+}
+
+static vkl_status spm_byte(const vkl_tokenizer *t, uint8_t b, id_vec *o, vkl_err *err) {
+    int32_t id = t->byte_tok[b] >= 0 ? t->byte_tok[b] : t->unk;
+    if (id < 0)
+        return vkl_err_set(err, VKL_ERR_INPUT,
+                           "tokenizer: the vocabulary has no token for byte 0x%02X (<0x%02X>) and no unknown token",
+                           b, b);
+    push_id(o, id);
+    return VKL_OK;
+}
+
+static vkl_status spm_encode(const vkl_tokenizer *t, session *s, const char *text, size_t len, bool space_prefix,
+                             id_vec *o, vkl_err *err) {
+    /* Escape: a leading space if asked, and every ' ' as U+2581 (3 bytes). */
+    s->buf = grow(s->buf, &s->buf_cap, 3 * len + 3, 1);
+    size_t m = 0;
+    if (space_prefix) {
+        memcpy(s->buf, "\xE2\x96\x81", 3);
+        m = 3;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (text[i] == ' ') {
+            memcpy(s->buf + m, "\xE2\x96\x81", 3);
+            m += 3;
+        } else {
+            s->buf[m++] = text[i];
+        }
+    }
+    if (m > MAX_TEXT) return vkl_err_set(err, VKL_ERR_INPUT, "tokenizer: text of %zu bytes is too long", len);
+    if (m == 0) return VKL_OK;
+
+    init_symbols(s, m);
+    int32_t count = 0;
+    for (size_t i = 0; i < m;) {
+        size_t n = VKL_MIN(vkl_utf8_len((uint8_t)s->buf[i]), m - i);
+        s->sym[count] = (symbol){count - 1, count + 1, (uint32_t)i, (uint32_t)n, -1};
+        count++;
+        i += n;
+    }
+    s->sym[count - 1].next = -1;
+
+    for (int32_t seg = 0; seg < count;) {
+        /* The segment ends before the first pair that no token contains. */
+        int32_t end = seg + 1;
+        while (end < count && pair_possible(t, s->buf + s->sym[end - 1].start, s->sym[end - 1].n, s->sym[end].n))
+            end++;
+        s->sym[seg].prev = -1;
+        s->sym[end - 1].next = -1;
+        for (int32_t i = seg + 1; i < end; i++) spm_add_pair(t, s, i - 1, i);
+        merge_all(t, s, spm_add_pair);
+
+        for (int32_t i = seg; i >= 0; i = s->sym[i].next) {
+            const symbol *y = &s->sym[i];
+            int32_t id = y->id >= 0 ? y->id : vkl_tokenizer_find(t, s->buf + y->start, y->n);
+            if (id >= 0) {
+                push_id(o, id);
+                continue;
+            }
+            for (uint32_t k = 0; k < y->n; k++)
+                if (spm_byte(t, (uint8_t)s->buf[y->start + k], o, err)) return err->status;
+        }
+        seg = end;
+    }
+    return VKL_OK;
+}
+
+/* ---- BPE ---- */
+
+static void bpe_add_pair(const vkl_tokenizer *t, session *s, int32_t left, int32_t right) {
+    if (left < 0 || right < 0) return;
+    const symbol *l = &s->sym[left], *r = &s->sym[right];
+    if (l->id < 0 || r->id < 0) return;
+    const merge_slot *mg = merge_find(t, l->id, r->id);
+    if (!mg) return;
+    heap_push(s, (bigram){-(double)mg->rank, left, right, l->n + r->n, mg->result});
+}
+
+/* One pre-tokenized word, bytes w[0..n). Symbols start as single bytes (GPT-2 characters). */
+static void bpe_word(const vkl_tokenizer *t, session *s, const uint8_t *w, size_t n, id_vec *o) {
+    if (t->ignore_merges) {
+        s->buf = grow(s->buf, &s->buf_cap, 2 * n, 1);
+        size_t m = 0;
+        for (size_t i = 0; i < n; i++) m += vkl_utf8_encode(vkl_gpt2_byte_to_cpt(w[i]), s->buf + m);
+        int32_t id = vkl_tokenizer_find(t, s->buf, m);
+        if (id >= 0) {
+            push_id(o, id);
+            return;
+        }
+    }
+    init_symbols(s, n);
+    for (size_t i = 0; i < n; i++)
+        s->sym[i] = (symbol){(int32_t)i - 1, i + 1 == n ? -1 : (int32_t)i + 1, (uint32_t)i, 1, t->byte_tok[w[i]]};
+    for (size_t i = 1; i < n; i++) bpe_add_pair(t, s, (int32_t)i - 1, (int32_t)i);
+    merge_all(t, s, bpe_add_pair);
+    for (int32_t i = 0; i >= 0; i = s->sym[i].next) {
+        const symbol *y = &s->sym[i];
+        if (y->id >= 0) {
+            push_id(o, y->id);
+            continue;
+        }
+        /* Only a single byte can lack a token (merges always produce tokens). As llama.cpp does, try each
+         * UTF-8 byte of its GPT-2 character as a one-byte token, and drop what has none. */
+        char u[4];
+        size_t k = vkl_utf8_encode(vkl_gpt2_byte_to_cpt(w[y->start]), u);
+        for (size_t j = 0; j < k; j++) {
+            int32_t id = vkl_tokenizer_find(t, u + j, 1);
+            if (id >= 0) push_id(o, id);
+        }
+    }
+}
+
+static vkl_status bpe_encode(const vkl_tokenizer *t, session *s, const char *text, size_t len, id_vec *o,
+                             vkl_err *err) {
+    (void)err;
+    s->cpts = grow(s->cpts, &s->cpt_cap, len, sizeof(uint32_t));
+    size_t lens_cap = s->cpt_cap;
+    s->lens = vkl_realloc(s->lens, lens_cap * sizeof(size_t));
+    size_t nc = vkl_utf8_to_cpts(text, len, s->cpts);
+    size_t nw = vkl_pretokenize(t->pre, s->cpts, nc, s->lens);
+    uint8_t *word = NULL;
+    size_t word_cap = 0, c = 0;
+    for (size_t i = 0; i < nw; i++) {
+        /* Re-encode the word's code points: invalid input bytes became U+FFFD, as in llama.cpp. */
+        word = grow(word, &word_cap, 4 * s->lens[i], 1);
+        size_t m = 0;
+        for (size_t k = 0; k < s->lens[i]; k++) m += vkl_utf8_encode(s->cpts[c + k], (char *)word + m);
+        c += s->lens[i];
+        bpe_word(t, s, word, m, o);
+    }
+    free(word);
+    return VKL_OK;
+}
+
+/* ---- special tokens ---- */
+
+typedef struct {
+    int32_t id; /* -1: raw text */
+    size_t off, len;
+} fragment;
+
+typedef struct {
+    fragment *v;
+    size_t n, cap;
+} frag_vec;
+
+static void push_frag(frag_vec *f, fragment x) {
+    f->v = grow(f->v, &f->cap, f->n + 1, sizeof(fragment));
+    f->v[f->n++] = x;
+}
+
+/* llama.cpp's tokenizer_st_partition: for each special token, longest text first, split every raw fragment at
+ * each occurrence. Tokens that do not occur anywhere in the text are skipped cheaply first. */
+static void partition(const vkl_tokenizer *t, const char *text, size_t len, bool parse_special, frag_vec *out) {
+    out->n = 0;
+    push_frag(out, (fragment){-1, 0, len});
+    bool any = false;
+    for (size_t i = 0; i < len && !any; i++) any = t->special_first_byte[(uint8_t)text[i]];
+    if (!any) return;
+
+    bool *occurs = vkl_calloc(t->n_special, 1);
+    for (size_t i = 0; i < len; i++) {
+        if (!t->special_first_byte[(uint8_t)text[i]]) continue;
+        for (size_t k = 0; k < t->n_special; k++) {
+            int32_t id = t->special[k];
+            size_t n = t->text_len[id];
+            if (!occurs[k] && n <= len - i && !memcmp(text + i, tok_text(t, id), n)) occurs[k] = true;
+        }
+    }
+    frag_vec next = {0};
+    for (size_t k = 0; k < t->n_special; k++) {
+        int32_t id = t->special[k];
+        uint8_t ty = t->types[id];
+        if (!occurs[k] || (!parse_special && (ty == VKL_TOKEN_CONTROL || ty == VKL_TOKEN_UNKNOWN))) continue;
+        const char *st = tok_text(t, id);
+        size_t sn = t->text_len[id];
+        next.n = 0;
+        for (size_t f = 0; f < out->n; f++) {
+            fragment fr = out->v[f];
+            if (fr.id >= 0) {
+                push_frag(&next, fr);
+                continue;
+            }
+            size_t pos = fr.off, end = fr.off + fr.len;
+            for (;;) {
+                const char *hit = end - pos >= sn ? memmem(text + pos, end - pos, st, sn) : NULL;
+                if (!hit) break;
+                size_t at = (size_t)(hit - text);
+                if (at > pos) push_frag(&next, (fragment){-1, pos, at - pos});
+                push_frag(&next, (fragment){id, at, sn});
+                pos = at + sn;
+            }
+            if (pos < end) push_frag(&next, (fragment){-1, pos, end - pos});
+        }
+        frag_vec tmp = *out;
+        *out = next;
+        next = tmp;
+    }
+    free(next.v);
+    free(occurs);
+}
+
+vkl_status vkl_tokenize(const vkl_tokenizer *t, const char *text, size_t len, bool add_bos, bool parse_special,
+                        int32_t **ids, size_t *n, vkl_err *err) {
+    *ids = NULL;
+    *n = 0;
+    if (len > MAX_TEXT / 3)
+        return vkl_err_set(err, VKL_ERR_INPUT, "tokenizer: text of %zu bytes is too long (at most %d bytes at once)",
+                           len, MAX_TEXT / 3);
+    if (len && !text) return vkl_err_set(err, VKL_ERR_INPUT, "tokenizer: NULL text of %zu bytes", len);
+    id_vec o = {0};
+    session s = {0};
+    frag_vec frags = {0};
+    vkl_status st = VKL_OK;
+
+    if (add_bos && t->add_bos && t->bos >= 0) push_id(&o, t->bos);
+    if (len) partition(t, text, len, parse_special, &frags);
+    bool prev_special = true; /* SPM puts a space in front of the text and of text after a special token */
+    for (size_t f = 0; f < frags.n && !st; f++) {
+        const fragment *fr = &frags.v[f];
+        if (fr->id >= 0) {
+            push_id(&o, fr->id);
+            prev_special = true;
+        } else if (t->kind == VKL_TOKENIZER_SPM) {
+            st = spm_encode(t, &s, text + fr->off, fr->len, t->add_space_prefix && prev_special, &o, err);
+            prev_special = false;
+        } else {
+            st = bpe_encode(t, &s, text + fr->off, fr->len, &o, err);
+        }
+    }
+    if (!st && add_bos && t->add_eos && t->eos >= 0) push_id(&o, t->eos);
+    free(frags.v);
+    session_free(&s);
+    if (st) {
+        free(o.v);
+        return st;
+    }
+    *ids = o.v;
+    *n = o.n;
+    return VKL_OK;
+}
+
+/* ---- decoding ---- */
+
+static size_t put(char *buf, size_t cap, size_t at, const char *s, size_t n) {
+    if (at < cap) memcpy(buf + at, s, VKL_MIN(n, cap - at));
+    return at + n;
+}
+
+size_t vkl_token_to_piece(const vkl_tokenizer *t, int32_t id, bool render_special, char *buf, size_t cap) {
+    if (id < 0 || id >= t->n_vocab) return 0;
+    const char *s = tok_text(t, id);
+    size_t n = t->text_len[id];
+    switch (t->types[id]) {
+    case VKL_TOKEN_CONTROL:
+    case VKL_TOKEN_UNKNOWN: return render_special ? put(buf, cap, 0, s, n) : 0;
+    case VKL_TOKEN_USER_DEFINED: return put(buf, cap, 0, s, n);
+    case VKL_TOKEN_NORMAL: break;
+    case VKL_TOKEN_BYTE:
+        if (t->kind == VKL_TOKENIZER_SPM && n == 6 && !memcmp(s, "<0x", 3) && s[5] == '>') {
+            char b = (char)strtol((char[3]){s[3], s[4], 0}, NULL, 16);
+            return put(buf, cap, 0, &b, 1);
+        }
+        return 0;
+    default: return 0; /* unused / undefined tokens render as nothing, as in llama.cpp */
+    }
+    size_t at = 0;
+    if (t->kind == VKL_TOKENIZER_SPM) {
+        for (size_t i = 0; i < n;) {
+            if (i + 3 <= n && !memcmp(s + i, "\xE2\x96\x81", 3)) {
+                at = put(buf, cap, at, " ", 1);
+                i += 3;
+            } else {
+                at = put(buf, cap, at, s + i, 1);
+                i++;
+            }
+        }
+        return at;
+    }
+    for (size_t i = 0; i < n;) {
+        size_t adv;
+        uint32_t c = vkl_utf8_decode((const uint8_t *)s + i, n - i, &adv);
+        int b = vkl_gpt2_cpt_to_byte(c);
+        if (b >= 0) {
+            char ch = (char)b;
+            at = put(buf, cap, at, &ch, 1);
+        } else {
+            at = put(buf, cap, at, s + i, adv); /* not a GPT-2 byte character: keep it as it is */
+        }
+        i += adv;
+    }
+    return at;
+}
+
+vkl_status vkl_detokenize(const vkl_tokenizer *t, const int32_t *ids, size_t n, bool render_special, char **text,
+                          size_t *len, vkl_err *err) {
+    *text = NULL;
+    *len = 0;
+    size_t cap = 256, at = 0;
+    char *out = vkl_malloc(cap);
+    bool strip = t->kind == VKL_TOKENIZER_SPM && t->add_space_prefix;
+    bool remove_space = strip;
+    for (size_t i = 0; i < n; i++) {
+        if (ids[i] < 0 || ids[i] >= t->n_vocab) {
+            free(out);
+            return vkl_err_set(err, VKL_ERR_INPUT, "tokenizer: token %zu: id %d is outside the vocabulary (0..%d)", i,
+                               ids[i], t->n_vocab - 1);
+        }
+        size_t need = vkl_token_to_piece(t, ids[i], render_special, NULL, 0);
+        if (at + need + 1 > cap) {
+            while (at + need + 1 > cap) cap *= 2;
+            out = vkl_realloc(out, cap);
+        }
+        vkl_token_to_piece(t, ids[i], render_special, out + at, need);
+        /* Undo the space the encoder put in front of the text and of text following a special token. */
+        if (remove_space && need && out[at] == ' ') {
+            memmove(out + at, out + at + 1, need - 1);
+            need--;
+        }
+        at += need;
+        remove_space = strip && is_special_type(t->types[ids[i]]);
+    }
+    out[at] = 0;
+    *text = out;
+    *len = at;
+    return VKL_OK;
+}
+
+/* ---- accessors ---- */
+
+vkl_tokenizer_kind vkl_tokenizer_kind_of(const vkl_tokenizer *t) { return t->kind; }
+const char *vkl_tokenizer_model_name(const vkl_tokenizer *t) { return t->model_name; }
+const char *vkl_tokenizer_pre_name(const vkl_tokenizer *t) { return t->pre_name; }
+int32_t vkl_tokenizer_n_vocab(const vkl_tokenizer *t) { return t->n_vocab; }
+int32_t vkl_tokenizer_bos(const vkl_tokenizer *t) { return t->bos; }
+int32_t vkl_tokenizer_eos(const vkl_tokenizer *t) { return t->eos; }
+int32_t vkl_tokenizer_eot(const vkl_tokenizer *t) { return t->eot; }
+int32_t vkl_tokenizer_unk(const vkl_tokenizer *t) { return t->unk; }
+int32_t vkl_tokenizer_pad(const vkl_tokenizer *t) { return t->pad; }
+bool vkl_tokenizer_adds_bos(const vkl_tokenizer *t) { return t->add_bos && t->bos >= 0; }
+bool vkl_tokenizer_adds_eos(const vkl_tokenizer *t) { return t->add_eos && t->eos >= 0; }
+
+const char *vkl_tokenizer_token_text(const vkl_tokenizer *t, int32_t id, size_t *len) {
+    if (id < 0 || id >= t->n_vocab) return NULL;
+    if (len) *len = t->text_len[id];
+    return tok_text(t, id);
+}
+
+vkl_token_type vkl_tokenizer_token_type(const vkl_tokenizer *t, int32_t id) {
+    return id < 0 || id >= t->n_vocab ? VKL_TOKEN_UNDEFINED : (vkl_token_type)t->types[id];
+}

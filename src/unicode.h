@@ -1,0 +1,71 @@
+/* Unicode helpers for the tokenizers: lenient UTF-8 decoding (as llama.cpp does it), code point classes from
+ * the generated tables in unicode_data.c, GPT-2's byte<->unicode mapping and the BPE pre-tokenizer splitters. */
+#ifndef VKLORA_UNICODE_H
+#define VKLORA_UNICODE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+/* Code point classes: one per General Category major group, unassigned code points (Cn) apart.
+ * The numbers are baked into src/unicode_data.c by tools/gen_unicode_tables.py. */
+enum vkl_ucat {
+    VKL_UCAT_UNASSIGNED = 0,
+    VKL_UCAT_NUMBER = 1,    /* \p{N} */
+    VKL_UCAT_LETTER = 2,    /* \p{L} */
+    VKL_UCAT_SEPARATOR = 3, /* \p{Z} */
+    VKL_UCAT_MARK = 4,      /* \p{M} */
+    VKL_UCAT_PUNCT = 5,     /* \p{P} */
+    VKL_UCAT_SYMBOL = 6,    /* \p{S} */
+    VKL_UCAT_CONTROL = 7,   /* \p{C} without Cn */
+};
+#define VKL_UCAT_MASK 0x07u
+#define VKL_UCAT_WHITESPACE 0x08u /* the White_Space property (\s) */
+
+extern const char vkl_unicode_version[];
+extern const uint16_t vkl_ucat_stage1[0x1100];
+extern const uint8_t vkl_ucat_stage2[][256];
+
+/* Class in bits 0-2 plus VKL_UCAT_WHITESPACE; code points past U+10FFFF read as unassigned. */
+static inline unsigned vkl_ucpt_flags(uint32_t c) {
+    return c < 0x110000 ? vkl_ucat_stage2[vkl_ucat_stage1[c >> 8]][c & 0xff] : 0;
+}
+static inline unsigned vkl_ucpt_class(uint32_t c) { return vkl_ucpt_flags(c) & VKL_UCAT_MASK; }
+static inline bool vkl_ucpt_is_space(uint32_t c) { return (vkl_ucpt_flags(c) & VKL_UCAT_WHITESPACE) != 0; }
+
+/* Byte length of a UTF-8 sequence from its lead byte, as llama.cpp's SPM splitter counts it: continuation and
+ * invalid lead bytes count 1, 0xF8..0xFF count 4. The caller clamps to the bytes left. */
+static inline size_t vkl_utf8_len(uint8_t lead) {
+    static const uint8_t len[16] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 3, 4};
+    return len[lead >> 4];
+}
+
+/* Decode one code point at s[0..n) (n >= 1). Lenient in the same way as llama.cpp: overlong forms and surrogates
+ * decode to their value; a malformed or truncated sequence, or a value past U+10FFFF, yields U+FFFD and
+ * consumes one byte. *adv receives the bytes consumed. */
+uint32_t vkl_utf8_decode(const uint8_t *s, size_t n, size_t *adv);
+/* Encode c (<= U+10FFFF) into out[0..4); returns the byte count. */
+size_t vkl_utf8_encode(uint32_t c, char out[4]);
+/* Decode a whole buffer into code points (cpts must hold n entries); returns the count. */
+size_t vkl_utf8_to_cpts(const char *s, size_t n, uint32_t *cpts);
+
+/* GPT-2's reversible byte -> code point mapping (printable bytes map to themselves, the other 68 to U+0100..). */
+uint32_t vkl_gpt2_byte_to_cpt(uint8_t b);
+/* The inverse: the byte for code point c, or -1 if c is not in the mapping's image. */
+int vkl_gpt2_cpt_to_byte(uint32_t c);
+
+/* BPE pre-tokenizers, chosen by tokenizer.ggml.pre. Each reproduces the corresponding regex of llama.cpp
+ * (by its hand-written splitters, or its std::regex over category-collapsed text). */
+typedef enum {
+    VKL_PRETOK_DEFAULT, /* "default": punctuation runs, then GPT-2, then digit runs, then groups of 3 digits */
+    VKL_PRETOK_GPT2,    /* 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+ */
+    VKL_PRETOK_LLAMA3,  /* (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|
+                           ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+ */
+    VKL_PRETOK_QWEN2,   /* as LLAMA3 with \p{N} single digits */
+} vkl_pretok;
+
+/* Split cpts[0..n) into words. Writes each word's length in code points to lens (room for n entries) and
+ * returns the number of words; the lengths sum to n. */
+size_t vkl_pretokenize(vkl_pretok kind, const uint32_t *cpts, size_t n, size_t *lens);
+
+#endif

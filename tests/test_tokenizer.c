@@ -1,0 +1,647 @@
+/* Tokenizer tests: llama.cpp's tokenizer test vectors for four vocabularies, stories260K's expected ids,
+ * round trips on the datasets, special-token parsing, pre-tokenizer splits, malformed vocabularies, the CLI. */
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "harness.h"
+#include "unicode.h"
+#include "vklora/gguf.h"
+#include "vklora/tokenizer.h"
+
+static char *read_text(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    if (buf) buf[n] = 0;
+    *len = (size_t)n;
+    return buf;
+}
+
+static vkl_tokenizer *load_tok(const char *rel) {
+    vkl_err err = {0};
+    vkl_gguf *g = NULL;
+    vkl_tokenizer *tok = NULL;
+    if (vkl_gguf_open(t_data_path(rel), &g, &err) || vkl_tokenizer_load(g, &tok, &err))
+        fprintf(stderr, "    %s: %s\n", rel, err.msg);
+    vkl_gguf_close(g); /* the tokenizer keeps its own copy */
+    return tok;
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* ---- llama.cpp test vectors: .inp holds strings separated by "\n__ggml_vocab_test__\n" (the file ends with
+ * one), .out one line of space-separated ids per string; tokenized without BOS, as test-tokenizer-0 does. */
+static int run_vocab(const char *name) {
+    char rel[256], path[512];
+    snprintf(rel, sizeof(rel), "vocab/ggml-vocab-%s.gguf", name);
+    vkl_tokenizer *tok = load_tok(rel);
+    T_ASSERT(tok, "load %s", rel);
+    size_t inp_len, out_len;
+    snprintf(path, sizeof(path), "%s.inp", t_data_path(rel));
+    char *inp = read_text(path, &inp_len);
+    snprintf(path, sizeof(path), "%s.out", t_data_path(rel));
+    char *outp = read_text(path, &out_len);
+    T_ASSERT(inp && outp, "read %s.inp/.out", rel);
+
+    static const char sep[] = "\n__ggml_vocab_test__\n";
+    int total = 0, passed = 0;
+    char *s = inp, *line = outp;
+    for (;;) {
+        char *end = strstr(s, sep);
+        if (!end) break;
+        char *nl = strchr(line, '\n');
+        T_ASSERT(nl, "%s.out has fewer lines than test strings", rel);
+        *nl = 0;
+        int32_t want[512];
+        size_t n_want = 0;
+        for (char *p = line, *q; n_want < 512; p = q) {
+            long v = strtol(p, &q, 10);
+            if (q == p) break;
+            want[n_want++] = (int32_t)v;
+        }
+        int32_t *ids = NULL;
+        size_t n = 0;
+        vkl_err err = {0};
+        vkl_status st = vkl_tokenize(tok, s, (size_t)(end - s), false, true, &ids, &n, &err);
+        bool ok = st == VKL_OK && n == n_want && (n == 0 || !memcmp(ids, want, n * sizeof(int32_t)));
+        total++;
+        passed += ok;
+        if (!ok) {
+            fprintf(stderr, "    %s string %d \"%.*s\": got", name, total, (int)(end - s), s);
+            for (size_t i = 0; i < n; i++) fprintf(stderr, " %d", ids[i]);
+            fprintf(stderr, " want %s %s\n", line, err.msg);
+        }
+        free(ids);
+        s = end + strlen(sep);
+        line = nl + 1;
+    }
+    fprintf(stderr, "    %s: %d/%d strings give exactly llama.cpp's ids\n", name, passed, total);
+    free(inp);
+    free(outp);
+    vkl_tokenizer_free(tok);
+    T_ASSERT(total == 46, "%d test strings in %s.inp, expected 46", total, rel);
+    T_ASSERT(passed == total, "%d of %d strings differ", total - passed, total);
+    return 0;
+}
+
+static int test_vocab_llama_spm(void) { return run_vocab("llama-spm"); }
+static int test_vocab_llama_bpe(void) { return run_vocab("llama-bpe"); }
+static int test_vocab_gpt2(void) { return run_vocab("gpt-2"); }
+static int test_vocab_qwen2(void) { return run_vocab("qwen2"); }
+
+/* ---- stories260K: the ids llama2.c's encoder gives (see the report on why they agree with llama.cpp's SPM) */
+static int check_ids(const cJSON *arr, const int32_t *ids, size_t n, const char *what) {
+    T_ASSERT(cJSON_IsArray(arr), "%s: not an array", what);
+    size_t m = (size_t)cJSON_GetArraySize(arr);
+    T_ASSERT(m <= n, "%s: %zu expected ids, we have only %zu", what, m, n);
+    size_t i = 0;
+    for (const cJSON *e = arr->child; e; e = e->next, i++)
+        T_ASSERT(e->valueint == ids[i], "%s: token %zu is %d, expected %d", what, i, ids[i], e->valueint);
+    return 0;
+}
+
+static int test_stories_expected(void) {
+    vkl_tokenizer *tok = load_tok("models/stories260K.gguf");
+    T_ASSERT(tok, "load");
+    T_ASSERT(vkl_tokenizer_n_vocab(tok) == 512 && vkl_tokenizer_bos(tok) == 1 && vkl_tokenizer_eos(tok) == 2,
+             "special ids");
+    size_t jl;
+    char *js = read_text(t_data_path("models/stories260K.expected.json"), &jl);
+    T_ASSERT(js, "read expected.json");
+    cJSON *doc = cJSON_Parse(js);
+    free(js);
+    T_ASSERT(doc, "parse expected.json");
+    int rc = 1;
+    int32_t *ids = NULL;
+    size_t n = 0;
+    char *text = NULL;
+    vkl_err err = {0};
+
+    const cJSON *greedy = cJSON_GetObjectItem(doc, "greedy");
+    const char *prompt = cJSON_GetStringValue(cJSON_GetObjectItem(greedy, "prompt"));
+    if (!prompt || vkl_tokenize(tok, prompt, strlen(prompt), true, false, &ids, &n, &err)) goto out;
+    if (n != (size_t)cJSON_GetArraySize(cJSON_GetObjectItem(greedy, "prompt_tokens")) ||
+        check_ids(cJSON_GetObjectItem(greedy, "prompt_tokens"), ids, n, "greedy.prompt_tokens"))
+        goto out;
+    free(ids);
+    ids = NULL;
+
+    /* The greedy continuation's pieces, concatenated without removing any space, are its text. */
+    const cJSON *gt = cJSON_GetObjectItem(greedy, "tokens");
+    const char *want_text = cJSON_GetStringValue(cJSON_GetObjectItem(greedy, "text"));
+    size_t cap = 4096, at = 0;
+    text = malloc(cap);
+    for (const cJSON *e = gt ? gt->child : NULL; e; e = e->next)
+        at += vkl_token_to_piece(tok, e->valueint, false, text + at, cap - at);
+    if (!want_text || at != strlen(want_text) || memcmp(text, want_text, at)) {
+        fprintf(stderr, "    greedy text: got \"%.*s\"\n", (int)VKL_MIN(at, cap), text);
+        goto out;
+    }
+
+    for (const cJSON *e = cJSON_GetObjectItem(doc, "nll")->child; e; e = e->next) {
+        const char *file = cJSON_GetStringValue(cJSON_GetObjectItem(e, "text_file"));
+        size_t len;
+        char *body = read_text(t_data_path(file), &len);
+        if (!body || vkl_tokenize(tok, body, len, true, false, &ids, &n, &err)) {
+            free(body);
+            goto out;
+        }
+        free(body);
+        char what[64];
+        snprintf(what, sizeof(what), "nll window %d", cJSON_GetObjectItem(e, "window")->valueint);
+        if (check_ids(cJSON_GetObjectItem(e, "tokens"), ids, n, what)) goto out;
+        free(ids);
+        ids = NULL;
+    }
+    rc = 0;
+out:
+    if (rc && err.msg[0]) fprintf(stderr, "    %s\n", err.msg);
+    free(ids);
+    free(text);
+    cJSON_Delete(doc);
+    vkl_tokenizer_free(tok);
+    return rc;
+}
+
+/* ---- round trips and speed on the dataset files ---- */
+static const char *const all_vocabs[] = {
+    "vocab/ggml-vocab-llama-spm.gguf", "vocab/ggml-vocab-llama-bpe.gguf", "vocab/ggml-vocab-gpt-2.gguf",
+    "vocab/ggml-vocab-qwen2.gguf",     "models/stories260K.gguf",
+};
+
+static int test_round_trip(void) {
+    static const char *const files[] = {"datasets/tinyshakespeare.txt", "datasets/tinystories_sample.txt",
+                                        "datasets/alpaca_en_demo.json", "datasets/sharegpt_chat_tiny.json"};
+    for (size_t v = 0; v < VKL_ARRAY_LEN(all_vocabs); v++) {
+        vkl_tokenizer *tok = load_tok(all_vocabs[v]);
+        T_ASSERT(tok, "load %s", all_vocabs[v]);
+        for (size_t f = 0; f < VKL_ARRAY_LEN(files); f++) {
+            size_t len;
+            char *text = read_text(t_data_path(files[f]), &len);
+            T_ASSERT(text, "read %s", files[f]);
+            for (int special = 0; special < 2; special++) {
+                int32_t *ids;
+                size_t n;
+                char *back;
+                size_t back_len;
+                vkl_err err = {0};
+                double dt = 1e9;
+                /* best of two, so that a busy machine does not fail the speed check below */
+                for (int rep = 0; rep < (f == 0 && special == 0 ? 2 : 1); rep++) {
+                    if (rep) free(ids);
+                    double t0 = now_s();
+                    T_ASSERT(vkl_tokenize(tok, text, len, false, special, &ids, &n, &err) == VKL_OK, "%s", err.msg);
+                    dt = VKL_MIN(dt, now_s() - t0);
+                }
+                T_ASSERT(vkl_detokenize(tok, ids, n, special, &back, &back_len, &err) == VKL_OK, "%s", err.msg);
+                size_t i = 0;
+                while (i < len && i < back_len && text[i] == back[i]) i++;
+                if (back_len != len || i != len)
+                    T_FAIL("%s on %s (parse_special %d): round trip differs at byte %zu: \"%.40s\" vs \"%.40s\"",
+                           all_vocabs[v], files[f], special, i, text + i, back + VKL_MIN(i, back_len));
+                if (f == 0 && special == 0) {
+                    fprintf(stderr, "    %s: %zu bytes -> %zu tokens in %.3f s (%.1f MB/s)\n", all_vocabs[v], len, n,
+                            dt, len / dt / 1e6);
+                    /* "a few MB well under a second": 0.1 s here on an idle machine; 1.1 MB over 0.75 s means an
+                     * algorithmic regression (a quadratic rescan like llama2.c's encoder would take hours) */
+                    T_ASSERT(dt < 0.75, "tokenizing %zu bytes took %.3f s", len, dt);
+                }
+                free(ids);
+                free(back);
+            }
+            free(text);
+        }
+        vkl_tokenizer_free(tok);
+    }
+    return 0;
+}
+
+/* ---- special tokens ---- */
+static int expect_ids(vkl_tokenizer *tok, const char *text, bool bos, bool special, const int32_t *want,
+                      size_t n_want) {
+    int32_t *ids;
+    size_t n;
+    vkl_err err = {0};
+    T_ASSERT(vkl_tokenize(tok, text, strlen(text), bos, special, &ids, &n, &err) == VKL_OK, "%s", err.msg);
+    bool ok = n == n_want && (n == 0 || !memcmp(ids, want, n * sizeof(int32_t)));
+    if (!ok) {
+        fprintf(stderr, "    \"%s\" (bos %d, special %d): got", text, bos, special);
+        for (size_t i = 0; i < n; i++) fprintf(stderr, " %d", ids[i]);
+        fprintf(stderr, ", want");
+        for (size_t i = 0; i < n_want; i++) fprintf(stderr, " %d", want[i]);
+        fprintf(stderr, "\n");
+    }
+    free(ids);
+    return ok ? 0 : 1;
+}
+
+static bool contains(const int32_t *ids, size_t n, int32_t id) {
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] == id) return true;
+    return false;
+}
+
+static int test_special_tokens(void) {
+    /* Llama 3: control tokens only with parse_special; BOS from add_bos_token's llama-bpe default. */
+    vkl_tokenizer *tok = load_tok("vocab/ggml-vocab-llama-bpe.gguf");
+    T_ASSERT(tok, "load llama-bpe");
+    T_ASSERT(vkl_tokenizer_adds_bos(tok) && vkl_tokenizer_bos(tok) == 128000, "llama-bpe adds BOS 128000");
+    T_ASSERT(vkl_tokenizer_eot(tok) == 128009, "eot %d", vkl_tokenizer_eot(tok));
+    const char *msg = "<|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>";
+    int32_t *ids;
+    size_t n;
+    vkl_err err = {0};
+    T_ASSERT(!vkl_tokenize(tok, msg, strlen(msg), true, true, &ids, &n, &err), "%s", err.msg);
+    T_ASSERT(n >= 6 && ids[0] == 128000 && ids[1] == 128006 && ids[n - 1] == 128009, "parsed specials");
+    T_ASSERT(contains(ids, n, 128007), "end_header_id parsed");
+    char *back;
+    size_t blen;
+    T_ASSERT(!vkl_detokenize(tok, ids + 1, n - 1, true, &back, &blen, &err) && blen == strlen(msg) &&
+                 !memcmp(back, msg, blen), "render_special round trip");
+    free(back);
+    T_ASSERT(!vkl_detokenize(tok, ids, n, false, &back, &blen, &err) && !strcmp(back, "user\n\nHi"),
+             "without specials: \"%s\"", back);
+    free(back);
+    free(ids);
+    T_ASSERT(!vkl_tokenize(tok, msg, strlen(msg), false, false, &ids, &n, &err), "%s", err.msg);
+    T_ASSERT(!contains(ids, n, 128006) && !contains(ids, n, 128009) && !contains(ids, n, 128000),
+             "no control ids without parse_special");
+    T_ASSERT(ids[0] == 27, "'<' first, got %d", ids[0]);
+    free(ids);
+    vkl_tokenizer_free(tok);
+
+    /* SPM: text after a special token gets the leading space again, as llama.cpp does. */
+    tok = load_tok("vocab/ggml-vocab-llama-spm.gguf");
+    T_ASSERT(tok, "load llama-spm");
+    if (expect_ids(tok, "<s>Hello</s>", false, true, (const int32_t[]){1, 15043, 2}, 3)) return 1;
+    if (expect_ids(tok, "Hello", true, true, (const int32_t[]){1, 15043}, 2)) return 1;
+    if (expect_ids(tok, "", true, true, (const int32_t[]){1}, 1)) return 1;
+    if (expect_ids(tok, "", false, true, NULL, 0)) return 1;
+    T_ASSERT(!vkl_tokenize(tok, "<s>", 3, false, false, &ids, &n, &err), "%s", err.msg);
+    T_ASSERT(n > 1 && !contains(ids, n, 1), "<s> stays text without parse_special");
+    free(ids);
+    vkl_tokenizer_free(tok);
+
+    /* Qwen2: user-defined tokens ([PAD151646]) are matched even without parse_special; controls are not. */
+    tok = load_tok("vocab/ggml-vocab-qwen2.gguf");
+    T_ASSERT(tok, "load qwen2");
+    T_ASSERT(!vkl_tokenizer_adds_bos(tok), "qwen2 adds no BOS");
+    T_ASSERT(vkl_tokenizer_token_type(tok, 151646) == VKL_TOKEN_USER_DEFINED, "151646 user-defined");
+    const char *q = "a[PAD151646]<|im_end|>";
+    T_ASSERT(!vkl_tokenize(tok, q, strlen(q), true, false, &ids, &n, &err), "%s", err.msg);
+    T_ASSERT(contains(ids, n, 151646) && !contains(ids, n, 151645), "user-defined on, control off");
+    free(ids);
+    T_ASSERT(!vkl_tokenize(tok, q, strlen(q), true, true, &ids, &n, &err), "%s", err.msg);
+    T_ASSERT(n == 3 && ids[1] == 151646 && ids[2] == 151645, "both parsed (n=%zu)", n);
+    free(ids);
+    vkl_tokenizer_free(tok);
+    return 0;
+}
+
+/* ---- pre-tokenizers against the regexes (expected splits computed with Python's `regex` module) ---- */
+static int check_split(vkl_pretok kind, const char *kname, const char *s, const size_t *want, size_t n_want) {
+    size_t len = strlen(s);
+    uint32_t cpts[256];
+    size_t lens[256];
+    size_t nc = vkl_utf8_to_cpts(s, len, cpts);
+    size_t nw = vkl_pretokenize(kind, cpts, nc, lens);
+    bool ok = nw == n_want && !memcmp(lens, want, nw * sizeof(size_t));
+    if (!ok) {
+        fprintf(stderr, "    %s \"%s\": got", kname, s);
+        for (size_t i = 0; i < nw; i++) fprintf(stderr, " %zu", lens[i]);
+        fprintf(stderr, "\n");
+    }
+    return ok ? 0 : 1;
+}
+
+#define SPLIT(kind, s, ...)                                                                                    \
+    do {                                                                                                       \
+        static const size_t w_[] = {__VA_ARGS__};                                                              \
+        fails += check_split(kind, #kind, s, w_, VKL_ARRAY_LEN(w_));                                           \
+    } while (0)
+
+static int test_pretokenizers(void) {
+    int fails = 0;
+    const char *c1 = "I'VE been 'told he's there, 'RE you";
+    SPLIT(VKL_PRETOK_GPT2, c1, 1, 1, 2, 5, 2, 4, 3, 2, 6, 1, 2, 2, 4);
+    SPLIT(VKL_PRETOK_LLAMA3, c1, 1, 3, 5, 2, 4, 3, 2, 6, 1, 2, 2, 4);
+    SPLIT(VKL_PRETOK_QWEN2, c1, 1, 3, 5, 2, 4, 3, 2, 6, 1, 2, 2, 4);
+    SPLIT(VKL_PRETOK_DEFAULT, c1, 1, 1, 2, 5, 1, 1, 4, 3, 1, 1, 6, 1, 1, 1, 2, 4);
+    const char *c2 = "  leading\n\n  x\r\n\ty  ";
+    SPLIT(VKL_PRETOK_GPT2, c2, 1, 8, 3, 2, 2, 1, 1, 2);
+    SPLIT(VKL_PRETOK_LLAMA3, c2, 1, 8, 2, 1, 2, 2, 2, 2);
+    SPLIT(VKL_PRETOK_DEFAULT, c2, 1, 8, 3, 2, 2, 1, 1, 2);
+    const char *c3 = "12345678 x1234";
+    SPLIT(VKL_PRETOK_GPT2, c3, 8, 2, 4);
+    SPLIT(VKL_PRETOK_LLAMA3, c3, 3, 3, 2, 2, 3, 1);
+    SPLIT(VKL_PRETOK_QWEN2, c3, 1, 1, 1, 1, 1, 1, 1, 1, 2, 1, 1, 1, 1);
+    SPLIT(VKL_PRETOK_DEFAULT, c3, 3, 3, 2, 2, 3, 1);
+    const char *c4 = "\xc3\xa7" "a va? \xc3\x9cn\xc3\xaf" "c\xc3\xb6" "d\xc3\xa9 3.14159!!";
+    SPLIT(VKL_PRETOK_GPT2, c4, 2, 3, 1, 8, 2, 1, 5, 2);
+    SPLIT(VKL_PRETOK_LLAMA3, c4, 2, 3, 1, 8, 1, 1, 1, 3, 2, 2);
+    SPLIT(VKL_PRETOK_DEFAULT, c4, 2, 3, 1, 8, 1, 1, 1, 3, 2, 2);
+    const char *c5 = "tab\tand  two   spaces ";
+    SPLIT(VKL_PRETOK_GPT2, c5, 3, 1, 3, 1, 4, 2, 7, 1);
+    SPLIT(VKL_PRETOK_LLAMA3, c5, 3, 4, 1, 4, 2, 7, 1);
+    const char *c6 = "emoji \xf0\x9f\xa6\x99\xf0\x9f\xa6\x99 and ...---";
+    SPLIT(VKL_PRETOK_GPT2, c6, 5, 3, 4, 7);
+    SPLIT(VKL_PRETOK_LLAMA3, c6, 5, 3, 4, 7);
+    SPLIT(VKL_PRETOK_DEFAULT, c6, 5, 3, 4, 1, 6);
+    const char *c7 = "a\xc2\xa0" "b \xe3\x80\x80" "c"; /* NO-BREAK SPACE and IDEOGRAPHIC SPACE are \s */
+    SPLIT(VKL_PRETOK_GPT2, c7, 1, 1, 1, 1, 1, 1);
+    SPLIT(VKL_PRETOK_LLAMA3, c7, 1, 2, 1, 2);
+    T_ASSERT(fails == 0, "%d splits differ", fails);
+
+    T_ASSERT(vkl_ucpt_class('A') == VKL_UCAT_LETTER && vkl_ucpt_class(0x4E2D) == VKL_UCAT_LETTER, "letters");
+    T_ASSERT(vkl_ucpt_class(0x0663) == VKL_UCAT_NUMBER && vkl_ucpt_class(0x2167) == VKL_UCAT_NUMBER, "numbers");
+    T_ASSERT(vkl_ucpt_class(0x0301) == VKL_UCAT_MARK && vkl_ucpt_class(0x00BF) == VKL_UCAT_PUNCT, "mark, punct");
+    T_ASSERT(vkl_ucpt_class(0x20AC) == VKL_UCAT_SYMBOL && vkl_ucpt_class(0x0378) == VKL_UCAT_UNASSIGNED, "sym, Cn");
+    T_ASSERT(vkl_ucpt_is_space(0x85) && vkl_ucpt_is_space(0x3000) && !vkl_ucpt_is_space(0x1F) &&
+                 !vkl_ucpt_is_space(0x200B), "White_Space");
+    for (int b = 0; b < 256; b++)
+        T_ASSERT(vkl_gpt2_cpt_to_byte(vkl_gpt2_byte_to_cpt((uint8_t)b)) == b, "byte map %d", b);
+    T_ASSERT(vkl_gpt2_byte_to_cpt(' ') == 0x120 && vkl_gpt2_byte_to_cpt('\n') == 0x10A, "Ġ and Ċ");
+    return 0;
+}
+
+/* ---- untrusted input: random bytes never crash and give ids in range; random valid UTF-8 round trips ---- */
+static size_t random_utf8(char *buf, size_t max_cpts) {
+    static const uint32_t ranges[][2] = {{0x00, 0x7F}, {0x20, 0x7E}, {0x80, 0x7FF}, {0x3000, 0x9FFF},
+                                         {0xE000, 0xFFFD}, {0x1F300, 0x1FAFF}, {0x10000, 0x10FFFF}};
+    size_t n = t_rng_u32() % max_cpts, len = 0;
+    for (size_t i = 0; i < n; i++) {
+        const uint32_t *r = ranges[t_rng_u32() % VKL_ARRAY_LEN(ranges)];
+        uint32_t c = r[0] + t_rng_u32() % (r[1] - r[0] + 1);
+        if (c == 0x2581 || (c >= 0xD800 && c <= 0xDFFF)) c = ' '; /* U+2581 is SPM's space */
+        len += vkl_utf8_encode(c, buf + len);
+    }
+    return len;
+}
+
+static int test_random_input(void) {
+    t_rng_seed(1234);
+    for (size_t v = 0; v < VKL_ARRAY_LEN(all_vocabs); v++) {
+        vkl_tokenizer *tok = load_tok(all_vocabs[v]);
+        T_ASSERT(tok, "load");
+        for (int iter = 0; iter < 200; iter++) {
+            char buf[600];
+            size_t len;
+            bool valid = iter & 1;
+            if (valid) {
+                len = random_utf8(buf, 100);
+            } else {
+                len = t_rng_u32() % 300;
+                for (size_t i = 0; i < len; i++) {
+                    uint32_t r = t_rng_u32();
+                    /* many '<' and high bytes: broken UTF-8 and near-special text are common */
+                    buf[i] = (char)(r % 4 == 0 ? '<' : r % 4 == 1 ? 0x80 + (r >> 8) % 128 : (r >> 8) % 256);
+                }
+            }
+            int32_t *ids;
+            size_t n;
+            vkl_err err = {0};
+            /* BOS only when specials are not rendered (it would print as "<s>") */
+            T_ASSERT(vkl_tokenize(tok, buf, len, !(iter & 2), iter & 2, &ids, &n, &err) == VKL_OK, "%s", err.msg);
+            for (size_t i = 0; i < n; i++)
+                T_ASSERT(ids[i] >= 0 && ids[i] < vkl_tokenizer_n_vocab(tok), "id %d out of range", ids[i]);
+            if (valid) {
+                char *back;
+                size_t bl;
+                T_ASSERT(!vkl_detokenize(tok, ids, n, iter & 2, &back, &bl, &err), "%s", err.msg);
+                size_t i = 0;
+                while (i < len && i < bl && back[i] == buf[i]) i++;
+                T_ASSERT(bl == len && i == len, "%s: round trip of %zu random bytes differs at byte %zu",
+                         all_vocabs[v], len, i);
+                free(back);
+            }
+            free(ids);
+        }
+        vkl_tokenizer_free(tok);
+    }
+    return 0;
+}
+
+/* ---- malformed vocabularies ---- */
+
+/* Copy every key of src into a writer except `skip`, then let `edit` add replacements. */
+static vkl_status load_edited(const char *rel, const char *skip, void (*edit)(vkl_gguf_writer *, const vkl_gguf *),
+                              vkl_err *err) {
+    vkl_gguf *src = NULL, *g = NULL;
+    vkl_tokenizer *tok = NULL;
+    uint8_t *buf = NULL;
+    uint64_t size = 0;
+    vkl_err e0 = {0};
+    if (vkl_gguf_open(t_data_path(rel), &src, &e0)) {
+        fprintf(stderr, "    %s\n", e0.msg);
+        return VKL_ERR_RUNTIME;
+    }
+    vkl_gguf_writer *w = vkl_gguf_writer_new(3, 0);
+    for (uint64_t i = 0; i < src->n_kv; i++)
+        if (!skip || strcmp(src->kv[i].key.str, skip))
+            vkl_gguf_writer_set_value(w, src->kv[i].key.str, &src->kv[i].value);
+    if (edit) edit(w, src);
+    vkl_status st = vkl_gguf_writer_to_memory(w, &buf, &size, &e0);
+    vkl_gguf_writer_free(w);
+    if (!st) st = vkl_gguf_open_memory(buf, size, "edited.gguf", &g, &e0);
+    if (st) {
+        fprintf(stderr, "    building the edited file: %s\n", e0.msg);
+        vkl_gguf_close(src);
+        free(buf);
+        return VKL_ERR_RUNTIME;
+    }
+    st = vkl_tokenizer_load(g, &tok, err);
+    vkl_tokenizer_free(tok);
+    vkl_gguf_close(g);
+    vkl_gguf_close(src);
+    free(buf);
+    return st;
+}
+
+static void edit_short_scores(vkl_gguf_writer *w, const vkl_gguf *src) {
+    const vkl_gguf_value *v = vkl_gguf_get(src, "tokenizer.ggml.scores");
+    vkl_gguf_writer_set_arr(w, "tokenizer.ggml.scores", VKL_GGUF_FLOAT32, v->v.arr.data, v->v.arr.count - 1);
+}
+static void edit_bad_type(vkl_gguf_writer *w, const vkl_gguf *src) {
+    const vkl_gguf_value *v = vkl_gguf_get(src, "tokenizer.ggml.token_type");
+    int32_t *t = malloc(v->v.arr.count * sizeof(int32_t));
+    memcpy(t, v->v.arr.data, v->v.arr.count * sizeof(int32_t));
+    t[7] = 42;
+    vkl_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", VKL_GGUF_INT32, t, v->v.arr.count);
+    free(t);
+}
+static void edit_bos_range(vkl_gguf_writer *w, const vkl_gguf *src) {
+    (void)src;
+    vkl_gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", 512);
+}
+static void edit_model(vkl_gguf_writer *w, const vkl_gguf *src) {
+    (void)src;
+    vkl_gguf_writer_set_str(w, "tokenizer.ggml.model", "bert");
+}
+static void edit_tokens_not_strings(vkl_gguf_writer *w, const vkl_gguf *src) {
+    (void)src;
+    int32_t x[3] = {1, 2, 3};
+    vkl_gguf_writer_set_arr(w, "tokenizer.ggml.tokens", VKL_GGUF_INT32, x, 3);
+}
+/* A small BPE vocabulary whose merges list is given by the caller through merge_set. */
+static const char *const *merge_set;
+static size_t merge_count;
+static void edit_small_bpe(vkl_gguf_writer *w, const vkl_gguf *src) {
+    (void)src;
+    static const char *const toks[] = {"a", "b", "c", "ab", "abc", "<|end|>"};
+    static const int32_t types[] = {1, 1, 1, 1, 1, 3};
+    vkl_gguf_writer_set_str(w, "tokenizer.ggml.model", "gpt2");
+    vkl_gguf_writer_set_str(w, "tokenizer.ggml.pre", "gpt-2");
+    vkl_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", toks, 6);
+    vkl_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", VKL_GGUF_INT32, types, 6);
+    vkl_gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", merge_set, merge_count);
+}
+
+static void edit_unknown_pre(vkl_gguf_writer *w, const vkl_gguf *src) {
+    edit_small_bpe(w, src);
+    vkl_gguf_writer_set_str(w, "tokenizer.ggml.pre", "klingon");
+}
+
+static int expect_reject(vkl_status st, const vkl_err *err, const char *needle) {
+    T_ASSERT(st == VKL_ERR_INPUT, "expected an input error, got %d (%s)", st, err->msg);
+    T_ASSERT(strstr(err->msg, needle), "message \"%s\" lacks \"%s\"", err->msg, needle);
+    return 0;
+}
+
+static int test_malformed(void) {
+    const char *st = "models/stories260K.gguf";
+    vkl_err err = {0};
+    T_ASSERT(load_edited(st, NULL, NULL, &err) == VKL_OK, "unedited copy loads: %s", err.msg);
+    struct {
+        const char *skip;
+        void (*edit)(vkl_gguf_writer *, const vkl_gguf *);
+        const char *needle;
+    } cases[] = {
+        {"tokenizer.ggml.tokens", NULL, "tokenizer.ggml.tokens: missing"},
+        {"tokenizer.ggml.model", NULL, "tokenizer.ggml.model: missing"},
+        {"tokenizer.ggml.scores", NULL, "tokenizer.ggml.scores: missing"},
+        {"tokenizer.ggml.scores", edit_short_scores,
+         "tokenizer.ggml.scores: 511 entries, expected one per token (512)"},
+        {"tokenizer.ggml.token_type", edit_bad_type, "tokenizer.ggml.token_type[7]: 42"},
+        {"tokenizer.ggml.bos_token_id", edit_bos_range, "tokenizer.ggml.bos_token_id: 512 is not a token id"},
+        {"tokenizer.ggml.model", edit_model, "unsupported tokenizer \"bert\""},
+        {"tokenizer.ggml.tokens", edit_tokens_not_strings, "expected an array of strings, got an array of int32"},
+    };
+    for (size_t i = 0; i < VKL_ARRAY_LEN(cases); i++) {
+        vkl_err_clear(&err);
+        if (expect_reject(load_edited(st, cases[i].skip, cases[i].edit, &err), &err, cases[i].needle)) return 1;
+    }
+
+    /* BPE merges: valid ones load and apply by rank; unknown parts or results are rejected. */
+    static const char *const good[] = {"a b", "ab c"};
+    static const char *const bad_part[] = {"a b", "ab x"};
+    static const char *const bad_result[] = {"b c"};
+    static const char *const no_space[] = {"abc"};
+    merge_set = good, merge_count = 2;
+    vkl_err_clear(&err);
+    T_ASSERT(load_edited(st, "tokenizer.ggml.scores", edit_small_bpe, &err) == VKL_OK, "small BPE: %s", err.msg);
+    merge_set = bad_part, merge_count = 2;
+    vkl_err_clear(&err);
+    if (expect_reject(load_edited(st, NULL, edit_small_bpe, &err), &err,
+                      "tokenizer.ggml.merges[1]: \"ab x\": the right part is not in tokenizer.ggml.tokens"))
+        return 1;
+    merge_set = bad_result, merge_count = 1;
+    vkl_err_clear(&err);
+    if (expect_reject(load_edited(st, NULL, edit_small_bpe, &err), &err, "[0]: \"b c\": the merged text is not in"))
+        return 1;
+    merge_set = good, merge_count = 2;
+    vkl_err_clear(&err);
+    if (expect_reject(load_edited(st, NULL, edit_unknown_pre, &err), &err,
+                      "tokenizer.ggml.pre: unsupported pre-tokenizer \"klingon\""))
+        return 1;
+    vkl_err_clear(&err);
+    if (expect_reject(load_edited("vocab/ggml-vocab-gpt-2.gguf", "tokenizer.ggml.merges", NULL, &err), &err,
+                      "tokenizer.ggml.merges: missing"))
+        return 1;
+    merge_set = no_space, merge_count = 1;
+    vkl_err_clear(&err);
+    if (expect_reject(load_edited(st, NULL, edit_small_bpe, &err), &err, "expected two tokens separated by a space"))
+        return 1;
+    return 0;
+}
+
+/* ---- `vklora tokenize` ---- */
+static int test_cli_tokenize(void) {
+    char cmd[2048];
+    char *out = NULL, *errs = NULL;
+    const char *model = t_data_path("models/stories260K.gguf");
+    snprintf(cmd, sizeof(cmd), "%s tokenize --model %s --text 'Once upon a time' --json", t_vklora_bin(), model);
+    int rc = t_run(cmd, &out, &errs);
+    T_ASSERT(rc == 0, "exit %d: %s", rc, errs ? errs : "");
+    cJSON *doc = cJSON_Parse(out);
+    T_ASSERT(doc, "JSON output: %s", out);
+    cJSON *toks = cJSON_GetObjectItem(doc, "tokens"), *pieces = cJSON_GetObjectItem(doc, "pieces");
+    T_ASSERT(cJSON_GetArraySize(toks) == 5 && cJSON_GetObjectItem(doc, "n_tokens")->valueint == 5, "5 tokens");
+    static const int want[] = {1, 403, 407, 261, 378};
+    for (int i = 0; i < 5; i++) T_ASSERT(cJSON_GetArrayItem(toks, i)->valueint == want[i], "token %d", i);
+    T_ASSERT(!strcmp(cJSON_GetArrayItem(pieces, 0)->valuestring, "<s>") &&
+                 !strcmp(cJSON_GetArrayItem(pieces, 1)->valuestring, " Once"), "pieces");
+    cJSON_Delete(doc);
+    free(out);
+    free(errs);
+
+    snprintf(cmd, sizeof(cmd), "%s tokenize --model %s --file %s --no-bos", t_vklora_bin(), model,
+             t_data_path("datasets/sharegpt_chat_tiny.json"));
+    rc = t_run(cmd, &out, &errs);
+    T_ASSERT(rc == 0 && out && strstr(out, "n_tokens: ") && !strstr(out, "\"<s>\""), "text output, no BOS: %s", out);
+    free(out);
+    free(errs);
+
+    const char *bad[] = {
+        "tokenize --text x",                                  /* no --model */
+        "tokenize --model %s",                                /* no text */
+        "tokenize --model %s --text a --file b",              /* both */
+        "tokenize --model %s --text a --bogus",               /* unknown flag */
+        "tokenize --model /nonexistent.gguf --text a",        /* missing file */
+        "tokenize --model %s --file /nonexistent.txt",        /* missing text file */
+    };
+    for (size_t i = 0; i < VKL_ARRAY_LEN(bad); i++) {
+        char args[512];
+        snprintf(args, sizeof(args), bad[i], model);
+        snprintf(cmd, sizeof(cmd), "%s %s", t_vklora_bin(), args);
+        rc = t_run(cmd, &out, &errs);
+        T_ASSERT(rc == 2, "'%s' exited %d, expected 2", args, rc);
+        T_ASSERT(errs && strstr(errs, "vklora tokenize: "), "'%s': stderr \"%s\"", args, errs ? errs : "");
+        free(out);
+        free(errs);
+    }
+    snprintf(cmd, sizeof(cmd), "%s tokenize --help", t_vklora_bin());
+    rc = t_run(cmd, &out, &errs);
+    T_ASSERT(rc == 0 && out && strstr(out, "usage: vklora tokenize"), "--help");
+    free(out);
+    free(errs);
+    return 0;
+}
+
+const vkl_test_case vkl_tests_tokenizer[] = {
+    {"tokenizer/vocab_llama_spm", test_vocab_llama_spm},
+    {"tokenizer/vocab_llama_bpe", test_vocab_llama_bpe},
+    {"tokenizer/vocab_gpt2", test_vocab_gpt2},
+    {"tokenizer/vocab_qwen2", test_vocab_qwen2},
+    {"tokenizer/stories260k_expected", test_stories_expected},
+    {"tokenizer/round_trip_datasets", test_round_trip},
+    {"tokenizer/special_tokens", test_special_tokens},
+    {"tokenizer/pretokenizers", test_pretokenizers},
+    {"tokenizer/random_input", test_random_input},
+    {"tokenizer/malformed_vocab", test_malformed},
+    {"tokenizer/cli", test_cli_tokenize},
+    {NULL, NULL},
+};
