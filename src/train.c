@@ -307,7 +307,10 @@ static vkl_status layer_backward(vkl_train_dev *t, uint32_t l, vkl_layer_acts *a
                             C, err))
         return err->status;
     /* attention: mid = res[l] + W_o·attn(rope(q), rope(k), v) */
+    const uint64_t kv_bytes = (uint64_t)R * hp->n_head_kv * hp->head_dim * 4;
     if (proj_back(t, l, MO, &Lw->wo, TV(&a->ao), dres, TV(&t->dao), false, a, err) ||
+        /* attention_back accumulates into dk and dv (the heads of a GQA group share them) */
+        vkl_buffer_fill(vk, &t->dk, 0, kv_bytes, 0, err) || vkl_buffer_fill(vk, &t->dv, 0, kv_bytes, 0, err) ||
         vkl_op_attention_back(vk, c, &as, TV(&a->q), TV(&a->k), TV(&a->v), seg, TV(&a->ao), TV(&a->lse),
                               TV(&t->dao), TV(&t->dq), TV(&t->dk), TV(&t->dv), err) ||
         vkl_op_rope(vk, c, TV(&t->dq), pos, R, hp->n_head, hp->head_dim, hp->rope_dim, hp->rope_base, hp->rope_neox,

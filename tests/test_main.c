@@ -18,6 +18,7 @@ extern const vkl_test_case vkl_tests_data[];
 extern const vkl_test_case vkl_tests_cli[];
 extern const vkl_test_case vkl_tests_optim[];
 extern const vkl_test_case vkl_tests_model[];
+extern const vkl_test_case vkl_tests_train[];
 extern const vkl_test_case vkl_tests_tokenizer[];
 extern const vkl_test_case vkl_tests_matmul[];
 extern const vkl_test_case vkl_tests_nn[];
@@ -26,7 +27,7 @@ extern const vkl_test_case vkl_tests_adapter[];
 static const vkl_test_case *const suites[] = {
     vkl_tests_gguf, vkl_tests_gguf_malformed, vkl_tests_quant, vkl_tests_vk,
     vkl_tests_dequant_vk, vkl_tests_config, vkl_tests_data, vkl_tests_optim, vkl_tests_cli, vkl_tests_tokenizer, vkl_tests_matmul, vkl_tests_nn,
-    vkl_tests_adapter, vkl_tests_model,
+    vkl_tests_adapter, vkl_tests_model, vkl_tests_train,
 };
 
 extern struct vkl_vk *t_vk_if_created(void);
