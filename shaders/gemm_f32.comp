@@ -1,0 +1,63 @@
+#version 450
+// Strided fp32 GEMM for the LoRA adapters and other small products: C[m, n] = alpha * sum_k A(m, k) B(k, n)
+// + beta * C[m, n], A(m, k) = a[m*a_rs + k*a_cs], B(k, n) = b[k*b_rs + n*b_cs]; a register tile per invocation.
+#extension GL_EXT_control_flow_attributes : require
+
+layout(local_size_x_id = 0) in;
+
+// Mirrors vkl_gemm_push in src/ops/matmul_push.h (64 bytes).
+layout(push_constant) uniform Push {
+    uint M, N, K;
+    uint a_off, a_rs, a_cs;
+    uint b_off, b_rs, b_cs;
+    uint c_off, c_rs;
+    uint flags;
+    float alpha, beta;
+    uint pad0, pad1;
+} p;
+
+#define FLAG_ACC 2u
+
+layout(std430, binding = 0) readonly buffer A { float data_a[]; };
+layout(std430, binding = 1) readonly buffer B { float data_b[]; };
+layout(std430, binding = 2) buffer C { float data_c[]; };
+
+#define TM 4u // = VKL_GEMM_TM
+#define TN 4u // = VKL_GEMM_TN
+
+void main() {
+    uint tiles_n = (p.N + TN - 1u) / TN;
+    uint tiles = tiles_n * ((p.M + TM - 1u) / TM);
+    uint t = (gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x) * gl_WorkGroupSize.x + gl_LocalInvocationID.x;
+    if (t >= tiles) return;
+    uint m0 = (t / tiles_n) * TM, n0 = (t % tiles_n) * TN;
+    // Rows/columns past the edge are clamped for loading (no branches in the K loop), skipped at the store.
+    uint ab[TM], bb[TN];
+    [[unroll]] for (uint i = 0u; i < TM; i++) ab[i] = p.a_off + min(m0 + i, p.M - 1u) * p.a_rs;
+    [[unroll]] for (uint j = 0u; j < TN; j++) bb[j] = p.b_off + min(n0 + j, p.N - 1u) * p.b_cs;
+    float acc[TM][TN];
+    [[unroll]] for (uint i = 0u; i < TM; i++)
+        [[unroll]] for (uint j = 0u; j < TN; j++) acc[i][j] = 0.0;
+    uint ak = 0u, bk = 0u;
+    for (uint k = 0u; k < p.K; k++) {
+        float a[TM], b[TN];
+        [[unroll]] for (uint i = 0u; i < TM; i++) a[i] = data_a[ab[i] + ak];
+        [[unroll]] for (uint j = 0u; j < TN; j++) b[j] = data_b[bb[j] + bk];
+        [[unroll]] for (uint i = 0u; i < TM; i++)
+            [[unroll]] for (uint j = 0u; j < TN; j++) acc[i][j] += a[i] * b[j];
+        ak += p.a_cs;
+        bk += p.b_rs;
+    }
+    // No `break`/`continue` here: they would keep the loop rolled and the accumulators in indexed memory.
+    [[unroll]] for (uint i = 0u; i < TM; i++) {
+        [[unroll]] for (uint j = 0u; j < TN; j++) {
+            if (m0 + i < p.M && n0 + j < p.N) {
+                uint ci = p.c_off + (m0 + i) * p.c_rs + n0 + j;
+                float v = p.alpha * acc[i][j];
+                // beta == 0 must not read C: it may hold garbage (NaN) that 0*NaN would propagate.
+                if ((p.flags & FLAG_ACC) != 0u) v += p.beta * data_c[ci];
+                data_c[ci] = v;
+            }
+        }
+    }
+}

@@ -1,0 +1,220 @@
+#version 450
+// y[m, n] (+)= sum_k x[m, k] * W[n, k] (+ bias[n]) with W a GGUF weight decoded here (-DDATA_A_<TYPE>), in two
+// kernel variants: MM_REGTILE (barrier-free register tiles, for CPU devices) and MM_TILED (shared-memory tiles).
+#extension GL_GOOGLE_include_directive : require
+#extension GL_EXT_control_flow_attributes : require
+
+layout(local_size_x_id = 0) in;
+
+// Mirrors vkl_matmul_push in src/ops/matmul_push.h (48 bytes).
+layout(push_constant) uniform Push {
+    uint M, N, K;
+    uint w_byte_off;
+    uint x_off;
+    uint y_off;
+    uint y_stride;
+    uint b_off;
+    uint flags;
+    uint pad0, pad1, pad2;
+} p;
+
+#define FLAG_BIAS 1u
+#define FLAG_ACC 2u
+#define FLAG_X_VEC4 4u
+
+layout(std430, binding = 0) readonly buffer A { uint data_a[]; };
+// The same range seen two ways: vec4 loads when the rows are 16-byte aligned (one vector load per lane instead
+// of four scalar ones), floats otherwise (odd K, unaligned views).
+layout(std430, binding = 1) readonly buffer X { float data_x[]; };
+layout(std430, binding = 1) readonly buffer X4 { vec4 data_x4[]; };
+layout(std430, binding = 2) readonly buffer Bias { float data_b[]; };
+layout(std430, binding = 3) buffer Y { float data_y[]; };
+
+#define A_WORD(i) data_a[i]
+#define A_BYTE_OFFSET p.w_byte_off
+#include "common/quant.glsl"
+
+// Four consecutive activations starting at float offset off (a multiple of 4 when xv4). Callers pass xv4 as a
+// literal, so after inlining each loop is specialised and the branch disappears.
+vec4 load_x4(const bool xv4, uint off) {
+    if (xv4) return data_x4[off >> 2];
+    return vec4(data_x[off], data_x[off + 1u], data_x[off + 2u], data_x[off + 3u]);
+}
+
+void store_y(uint m, uint n, float v) {
+    if ((p.flags & FLAG_BIAS) != 0u) v += data_b[p.b_off + n];
+    uint i = p.y_off + m * p.y_stride + n;
+    if ((p.flags & FLAG_ACC) != 0u) v += data_y[i];
+    data_y[i] = v;
+}
+
+#if defined(MM_REGTILE)
+// Each invocation owns TM x rows by TN weight rows. Rows past M/N are clamped to the last one for loading (no
+// branches in the K loop) and skipped at the store. The quantized path accumulates code*x over a run of
+// DQ_DM_RUN elements that share one affine map, then applies it once: value = code*dm.x + dm.y, so
+// sum value*x = dm.x * sum code*x + dm.y * sum x.
+#define TM 4u // = VKL_MM_REGTILE_TM
+#define TN 4u // = VKL_MM_REGTILE_TN
+
+void kloop(const bool xv4, uint m0, uint n0, inout float acc[TM][TN]) {
+    uint xb[TM];
+    [[unroll]] for (uint i = 0u; i < TM; i++) xb[i] = p.x_off + min(m0 + i, p.M - 1u) * p.K;
+    uint nbpr = p.K / BLOCK_SIZE;
+    uint wb[TN];
+    [[unroll]] for (uint j = 0u; j < TN; j++) wb[j] = min(n0 + j, p.N - 1u) * nbpr;
+#if DQ_IS_SCALAR
+    uint k4 = p.K & ~3u;
+    for (uint k = 0u; k < k4; k += 4u) {
+        vec4 xv[TM];
+        [[unroll]] for (uint i = 0u; i < TM; i++) xv[i] = load_x4(xv4, xb[i] + k);
+        [[unroll]] for (uint j = 0u; j < TN; j++) {
+            vec4 w = dequant_codes4(wb[j] + k, 0u);
+            [[unroll]] for (uint i = 0u; i < TM; i++) acc[i][j] += dot(xv[i], w);
+        }
+    }
+    for (uint k = k4; k < p.K; k++) {
+        [[unroll]] for (uint j = 0u; j < TN; j++) {
+            float w = dequant_elem(wb[j] + k, 0u);
+            [[unroll]] for (uint i = 0u; i < TM; i++) acc[i][j] += data_x[xb[i] + k] * w;
+        }
+    }
+#else
+    for (uint kb = 0u; kb < p.K; kb += DQ_DM_RUN) {
+        uint ib = kb / BLOCK_SIZE, iq = kb % BLOCK_SIZE;
+        float s[TM][TN];
+        float xs[TM];
+        [[unroll]] for (uint i = 0u; i < TM; i++) {
+            xs[i] = 0.0;
+            [[unroll]] for (uint j = 0u; j < TN; j++) s[i][j] = 0.0;
+        }
+        [[unroll]] for (uint u = 0u; u < DQ_DM_RUN; u += 4u) {
+            vec4 xv[TM];
+            [[unroll]] for (uint i = 0u; i < TM; i++) {
+                xv[i] = load_x4(xv4, xb[i] + kb + u);
+#if DQ_HAS_MIN
+                xs[i] += (xv[i].x + xv[i].y) + (xv[i].z + xv[i].w);
+#endif
+            }
+            [[unroll]] for (uint j = 0u; j < TN; j++) {
+                vec4 c = dequant_codes4(wb[j] + ib, iq + u);
+                [[unroll]] for (uint i = 0u; i < TM; i++) s[i][j] += dot(xv[i], c);
+            }
+        }
+        [[unroll]] for (uint j = 0u; j < TN; j++) {
+            vec2 dm = dequant_dm(wb[j] + ib, iq);
+            [[unroll]] for (uint i = 0u; i < TM; i++) {
+#if DQ_HAS_MIN
+                acc[i][j] += s[i][j] * dm.x + xs[i] * dm.y;
+#else
+                acc[i][j] += s[i][j] * dm.x;
+#endif
+            }
+        }
+    }
+#endif
+}
+
+void main() {
+    uint tiles_n = (p.N + TN - 1u) / TN;
+    uint tiles = tiles_n * ((p.M + TM - 1u) / TM);
+    uint t = (gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x) * gl_WorkGroupSize.x + gl_LocalInvocationID.x;
+    if (t >= tiles) return;
+    // Neighbouring lanes take neighbouring weight rows of the same x rows, so their x loads coincide.
+    uint m0 = (t / tiles_n) * TM, n0 = (t % tiles_n) * TN;
+    float acc[TM][TN];
+    [[unroll]] for (uint i = 0u; i < TM; i++)
+        [[unroll]] for (uint j = 0u; j < TN; j++) acc[i][j] = 0.0;
+    if ((p.flags & FLAG_X_VEC4) != 0u) kloop(true, m0, n0, acc);
+    else kloop(false, m0, n0, acc);
+    // No `break` here: it would keep the loop rolled and the accumulators in indexed memory.
+    [[unroll]] for (uint i = 0u; i < TM; i++)
+        [[unroll]] for (uint j = 0u; j < TN; j++)
+            if (m0 + i < p.M && n0 + j < p.N) store_y(m0 + i, n0 + j, acc[i][j]);
+}
+
+#elif defined(MM_TILED)
+// Classic shared-memory tiling for GPUs: a workgroup of exactly 128 invocations (the host passes 128 as spec
+// constant 0) computes a BM x BN block; per BK step it stages BM x BK activations and BN x BK decoded weights in
+// shared memory (each weight decoded once per workgroup), then every invocation accumulates TM x TN outputs.
+// Invocation (tx, ty) owns rows ty + 8i and columns tx + 16j so that neighbours touch neighbouring addresses
+// in shared memory (no bank conflicts) and in y (coalesced stores).
+#define BM 64u // = VKL_MM_TILED_BM
+#define BN 64u // = VKL_MM_TILED_BN
+#define BK 16u
+#define TM 8u
+#define TN 4u
+#define SXS (BM + 1u) // padded strides: the transposing stores below hit distinct banks
+#define SWS (BN + 1u)
+shared float sx[BK * SXS];
+shared float sw[BK * SWS];
+
+// Four activations of row m from column k; zeros past K (scalar types only end mid-vec4).
+vec4 tile_x4(const bool xv4, uint m, uint k) {
+    uint off = p.x_off + m * p.K + k;
+    if (k + 4u <= p.K) return load_x4(xv4, off);
+    vec4 v = vec4(0.0);
+    for (uint c = 0u; c < 4u && k + c < p.K; c++) v[c] = data_x[off + c];
+    return v;
+}
+
+vec4 tile_w4(uint n, uint k) {
+#if DQ_IS_SCALAR
+    if (k + 4u <= p.K) return dequant_vec4(n * p.K + k, 0u);
+    vec4 v = vec4(0.0);
+    for (uint c = 0u; c < 4u && k + c < p.K; c++) v[c] = dequant_elem(n * p.K + k + c, 0u);
+    return v;
+#else
+    // K is a multiple of the block size (>= 32), so a BK step never crosses the end of a row.
+    return dequant_vec4(n * (p.K / BLOCK_SIZE) + k / BLOCK_SIZE, k % BLOCK_SIZE);
+#endif
+}
+
+void kloop(const bool xv4, inout float acc[TM][TN]) {
+    uint tid = gl_LocalInvocationID.x;
+    uint tx = tid % 16u, ty = tid / 16u;
+    uint mb = gl_WorkGroupID.y * BM, nb = gl_WorkGroupID.x * BN;
+    for (uint k0 = 0u; k0 < p.K; k0 += BK) {
+        // BM*BK/4 = 256 vec4 of x and as many of W: two of each per invocation.
+        [[unroll]] for (uint r = 0u; r < 2u; r++) {
+            uint idx = tid + r * 128u;
+            uint row = idx / (BK / 4u), kq = (idx % (BK / 4u)) * 4u;
+            vec4 xv = tile_x4(xv4, min(mb + row, p.M - 1u), k0 + kq);
+            vec4 wv = tile_w4(min(nb + row, p.N - 1u), k0 + kq);
+            [[unroll]] for (uint c = 0u; c < 4u; c++) {
+                sx[(kq + c) * SXS + row] = xv[c];
+                sw[(kq + c) * SWS + row] = wv[c];
+            }
+        }
+        barrier();
+        [[unroll]] for (uint kk = 0u; kk < BK; kk++) {
+            float a[TM], b[TN];
+            [[unroll]] for (uint i = 0u; i < TM; i++) a[i] = sx[kk * SXS + ty + 8u * i];
+            [[unroll]] for (uint j = 0u; j < TN; j++) b[j] = sw[kk * SWS + tx + 16u * j];
+            [[unroll]] for (uint i = 0u; i < TM; i++)
+                [[unroll]] for (uint j = 0u; j < TN; j++) acc[i][j] += a[i] * b[j];
+        }
+        barrier();
+    }
+}
+
+void main() {
+    float acc[TM][TN];
+    [[unroll]] for (uint i = 0u; i < TM; i++)
+        [[unroll]] for (uint j = 0u; j < TN; j++) acc[i][j] = 0.0;
+    if ((p.flags & FLAG_X_VEC4) != 0u) kloop(true, acc);
+    else kloop(false, acc);
+    uint tid = gl_LocalInvocationID.x;
+    uint tx = tid % 16u, ty = tid / 16u;
+    uint mb = gl_WorkGroupID.y * BM, nb = gl_WorkGroupID.x * BN;
+    [[unroll]] for (uint i = 0u; i < TM; i++) {
+        uint m = mb + ty + 8u * i;
+        [[unroll]] for (uint j = 0u; j < TN; j++) {
+            uint n = nb + tx + 16u * j;
+            if (m < p.M && n < p.N) store_y(m, n, acc[i][j]);
+        }
+    }
+}
+
+#else
+#error "matmul.comp: define MM_REGTILE or MM_TILED"
+#endif

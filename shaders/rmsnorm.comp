@@ -1,0 +1,40 @@
+#version 450
+// RMSNorm forward, one workgroup per row: y = x * rstd * w with rstd = 1/sqrt(mean(x^2) + eps), rstd saved for
+// the backward. y may alias x: each lane writes only the elements it read itself, after the reduction's barrier.
+#extension GL_GOOGLE_include_directive : require
+#extension GL_KHR_shader_subgroup_arithmetic : require
+
+layout(local_size_x_id = 0) in;
+layout(constant_id = 0) const uint WG = 64;
+
+// Mirrors vkl_rmsnorm_push in src/ops/nn_push.h.
+layout(push_constant) uniform Push {
+    uint rows, n;
+    uint x_off, w_off, y_off, rstd_off;
+    uint has_rstd;
+    float eps;
+} p;
+
+layout(std430, binding = 0) readonly buffer X { float x[]; };
+layout(std430, binding = 1) readonly buffer W { float w[]; };
+layout(std430, binding = 2) writeonly buffer Y { float y[]; };
+layout(std430, binding = 3) writeonly buffer R { float rstd_out[]; };
+
+#include "common/reduce.glsl"
+#include "common/grid.glsl"
+
+void main() {
+    uint row = wg_linear();
+    if (row >= p.rows) return; // uniform over the workgroup, so the barriers below stay uniform
+    uint lid = gl_LocalInvocationID.x;
+    uint xb = p.x_off + row * p.n, yb = p.y_off + row * p.n;
+    float ss = 0.0;
+    for (uint i = lid; i < p.n; i += WG) {
+        float v = x[xb + i];
+        ss += v * v;
+    }
+    ss = wg_sum(ss);
+    float r = 1.0 / sqrt(ss / float(p.n) + p.eps);
+    if (p.has_rstd != 0u && lid == 0u) rstd_out[p.rstd_off + row] = r;
+    for (uint i = lid; i < p.n; i += WG) y[yb + i] = x[xb + i] * r * w[p.w_off + i];
+}

@@ -1,0 +1,139 @@
+/* The LoRA parameter layout: one slot per (layer, adapted projection), each slot's A (r x in) then B (out x r) in
+ * one flat fp32 vector, and PEFT's default initialisation drawn from the counter-based generator. */
+#include "vklora/lora.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vklora/rng.h"
+
+bool vkl_lora_module_dims(const vkl_model *m, uint32_t layer, uint32_t module, uint32_t *in, uint32_t *out) {
+    if (!m->layers || layer >= m->hp.n_layer || module >= VKL_TM_COUNT) return false;
+    const vkl_layer_weights *L = &m->layers[layer];
+    const vkl_weight *w[VKL_TM_COUNT] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+    /* The weight is `rows` outputs of `cols` inputs each (GGUF ne = [cols, rows]). */
+    if (w[module]->rows == 0 || w[module]->cols == 0 || w[module]->rows > UINT32_MAX || w[module]->cols > UINT32_MAX)
+        return false;
+    *in = (uint32_t)w[module]->cols;
+    *out = (uint32_t)w[module]->rows;
+    return true;
+}
+
+float vkl_lora_scale_of(double alpha, uint32_t r, bool use_rslora) {
+    return (float)(use_rslora ? alpha / sqrt((double)r) : alpha / (double)r);
+}
+
+static const char *base_name_of(const vkl_model *m) {
+    const char *name = m->gguf ? vkl_gguf_get_str(m->gguf, "general.name") : NULL;
+    if (name && *name) return name;
+    const char *path = m->gguf && m->gguf->path ? m->gguf->path : "unknown";
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}
+
+vkl_status vkl_lora_create(const vkl_model *m, uint32_t target_modules, uint32_t r, double alpha, bool use_rslora,
+                           vkl_lora **out, vkl_err *err) {
+    *out = NULL;
+    if (target_modules == 0 || (target_modules & ~VKL_TM_ALL))
+        return vkl_err_set(err, VKL_ERR_INPUT, "lora: target module mask 0x%x: expected a non-empty subset of 0x%x",
+                           target_modules, VKL_TM_ALL);
+    if (r == 0 || r > VKL_LORA_MAX_R)
+        return vkl_err_set(err, VKL_ERR_INPUT, "lora: rank %u: expected 1..%u", r, VKL_LORA_MAX_R);
+    if (!(alpha > 0) || !isfinite(alpha))
+        return vkl_err_set(err, VKL_ERR_INPUT, "lora: alpha %g: expected a positive number", alpha);
+    const uint32_t L = m->hp.n_layer;
+    if (L == 0 || !m->layers) return vkl_err_set(err, VKL_ERR_INPUT, "lora: the base model has no layers");
+
+    vkl_lora *l = vkl_calloc(1, sizeof(*l));
+    l->r = r;
+    l->alpha = alpha;
+    l->use_rslora = use_rslora;
+    l->scale = vkl_lora_scale_of(alpha, r, use_rslora);
+    l->dropout = 0.0;
+    l->bias = VKL_BIAS_NONE;
+    l->target_modules = target_modules;
+    l->arch = m->hp.arch;
+    l->n_layer = L;
+    uint32_t per_layer = (uint32_t)__builtin_popcount(target_modules);
+    l->slots = vkl_calloc((size_t)L * per_layer, sizeof(*l->slots));
+    l->slot_of = vkl_malloc((size_t)L * VKL_TM_COUNT * sizeof(*l->slot_of));
+    uint64_t off = 0;
+    for (uint32_t layer = 0; layer < L; layer++) {
+        for (uint32_t mod = 0; mod < VKL_TM_COUNT; mod++) {
+            l->slot_of[layer * VKL_TM_COUNT + mod] = -1;
+            if (!(target_modules & (1u << mod))) continue;
+            vkl_lora_slot *s = &l->slots[l->n_slots];
+            if (!vkl_lora_module_dims(m, layer, mod, &s->in, &s->out)) {
+                vkl_lora_free(l);
+                return vkl_err_set(err, VKL_ERR_INPUT, "lora: layer %u has no %s weight to adapt", layer,
+                                   vkl_target_module_gguf_names[mod]);
+            }
+            s->layer = layer;
+            s->module = mod;
+            uint64_t na, nb;
+            if (!vkl_mul_u64(r, s->in, &na) || !vkl_mul_u64(r, s->out, &nb) || !vkl_add_u64(off, na, &s->b_off) ||
+                !vkl_add_u64(s->b_off, nb, &off)) {
+                vkl_lora_free(l);
+                return vkl_err_set(err, VKL_ERR_INPUT, "lora: parameter count overflows");
+            }
+            s->a_off = s->b_off - na;
+            l->slot_of[layer * VKL_TM_COUNT + mod] = (int32_t)l->n_slots++;
+        }
+    }
+    l->n_params = off;
+    if (off > SIZE_MAX / sizeof(float)) {
+        vkl_lora_free(l);
+        return vkl_err_set(err, VKL_ERR_INPUT, "lora: %" PRIu64 " parameters do not fit in host memory", off);
+    }
+    l->params = vkl_calloc((size_t)off, sizeof(float));
+    l->base_model = vkl_strdup(base_name_of(m));
+    *out = l;
+    return VKL_OK;
+}
+
+void vkl_lora_init(vkl_lora *l, uint64_t seed) {
+    for (uint32_t i = 0; i < l->n_slots; i++) {
+        const vkl_lora_slot *s = &l->slots[i];
+        /* kaiming_uniform_(a = sqrt(5)) on an (r, in) weight: gain sqrt(2 / (1 + 5)), bound gain * sqrt(3 / in)
+         * = 1 / sqrt(in). One stream per (layer, module), so a slot's values do not depend on the other slots. */
+        const float bound = (float)(1.0 / sqrt((double)s->in));
+        const uint32_t key = vkl_rng_key(seed, (uint64_t)s->layer * 8 + s->module);
+        float *A = l->params + s->a_off;
+        const uint64_t na = (uint64_t)l->r * s->in;
+        for (uint64_t j = 0; j < na; j++) A[j] = (2.0f * vkl_rng_uniform(key, j) - 1.0f) * bound;
+        /* B = 0 makes the adapted model start exactly as the base model. */
+        memset(l->params + s->b_off, 0, (size_t)s->out * l->r * sizeof(float));
+    }
+}
+
+const vkl_lora_slot *vkl_lora_slot_get(const vkl_lora *l, uint32_t layer, uint32_t module) {
+    if (layer >= l->n_layer || module >= VKL_TM_COUNT) return NULL;
+    int32_t i = l->slot_of[layer * VKL_TM_COUNT + module];
+    return i < 0 ? NULL : &l->slots[i];
+}
+
+vkl_status vkl_lora_check_base(const vkl_lora *l, const vkl_model *m, vkl_err *err) {
+    if (l->arch != m->hp.arch || l->n_layer != m->hp.n_layer)
+        return vkl_err_set(err, VKL_ERR_INPUT, "lora: the adapter was made for a %s model with %u layers, the base "
+                           "model is %s with %u layers", l->arch == VKL_ARCH_QWEN2 ? "qwen2" : "llama", l->n_layer,
+                           m->hp.arch == VKL_ARCH_QWEN2 ? "qwen2" : "llama", m->hp.n_layer);
+    for (uint32_t i = 0; i < l->n_slots; i++) {
+        const vkl_lora_slot *s = &l->slots[i];
+        uint32_t in, out;
+        if (!vkl_lora_module_dims(m, s->layer, s->module, &in, &out) || in != s->in || out != s->out)
+            return vkl_err_set(err, VKL_ERR_INPUT, "lora: blk.%u.%s: the adapter is %u -> %u, the base model's weight "
+                               "differs", s->layer, vkl_target_module_gguf_names[s->module], s->in, s->out);
+    }
+    return VKL_OK;
+}
+
+void vkl_lora_free(vkl_lora *l) {
+    if (!l) return;
+    free(l->slots);
+    free(l->slot_of);
+    free(l->params);
+    free(l->base_model);
+    free(l);
+}

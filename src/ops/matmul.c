@@ -1,0 +1,400 @@
+/* Host side of the matrix products (shaders/matmul.comp, matmul_t.comp, gemm_f32.comp): kernel-variant choice per
+ * device, argument checks, and splitting into dispatches whose bindings fit maxStorageBufferRange. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ops/matmul.h"
+#include "ops/matmul_push.h"
+#include "vklora/quant.h"
+
+/* Kernel variants of the forward matmul. Register tiles without barriers suit CPU devices (lavapipe runs
+ * barriers ~20x slower than register tiles, see PERF.md); GPUs want shared-memory tiles. VKLORA_MATMUL
+ * forces one, so every variant can be tested on any device. */
+typedef enum { MM_REGTILE, MM_TILED, MM_N_VARIANTS } mm_variant;
+static const char *const variant_names[MM_N_VARIANTS] = {"regtile", "tiled"};
+
+/* Invocation indices are uint in the shaders: keep them (and tile counts) well inside 32 bits. */
+#define MAX_TILES (1ull << 30)
+
+static const char *type_suffix(uint32_t type) {
+    switch (type) {
+    case VKL_TYPE_F32: return "f32";
+    case VKL_TYPE_F16: return "f16";
+    case VKL_TYPE_BF16: return "bf16";
+    case VKL_TYPE_Q8_0: return "q8_0";
+    case VKL_TYPE_Q4_0: return "q4_0";
+    case VKL_TYPE_Q4_K: return "q4_k";
+    case VKL_TYPE_Q5_K: return "q5_k";
+    case VKL_TYPE_Q6_K: return "q6_k";
+    default: return NULL;
+    }
+}
+
+static vkl_status pick_variant(const vkl_vk *vk, mm_variant *v, vkl_err *err) {
+    const char *env = getenv("VKLORA_MATMUL");
+    if (env && *env && strcmp(env, "auto")) {
+        for (int i = 0; i < MM_N_VARIANTS; i++) {
+            if (!strcmp(env, variant_names[i])) {
+                *v = (mm_variant)i;
+                return VKL_OK;
+            }
+        }
+        return vkl_err_set(err, VKL_ERR_INPUT, "VKLORA_MATMUL=%s: expected auto, regtile or tiled", env);
+    }
+    *v = vk->info.vk_type == VK_PHYSICAL_DEVICE_TYPE_CPU ? MM_REGTILE : MM_TILED;
+    return VKL_OK;
+}
+
+/* Bytes one binding may cover, and the offset alignment every binding start is rounded down to. */
+typedef struct {
+    uint64_t limit, align;
+} bind_limits;
+
+static bind_limits get_limits(const vkl_vk *vk) {
+    bind_limits b;
+    b.limit = vkl_max_bind_elems(vk, 1, 1); /* honours VKLORA_MAX_BIND_BYTES */
+    b.align = VKL_MAX(vk->info.min_storage_offset_align, 4);
+    return b;
+}
+
+/* Bind `bytes` at byte `pos` of buf from an offset rounded down to `align`; *rem gets what was rounded off. */
+static vkl_binding bind_at(const vkl_buffer *buf, uint64_t pos, uint64_t bytes, uint64_t align, uint64_t *rem) {
+    uint64_t off = pos / align * align;
+    *rem = pos - off;
+    return (vkl_binding){.buf = buf, .offset = off, .range = pos - off + bytes, .texel_format = VK_FORMAT_UNDEFINED};
+}
+
+/* A 1-D tile count folded into a 2-D grid past maxComputeWorkGroupCount[0]. */
+static void grid_for(const vkl_vk *vk, uint64_t tiles, uint32_t wg, uint32_t *gx, uint32_t *gy) {
+    uint64_t wgs = (tiles + wg - 1) / wg;
+    uint64_t x = VKL_MIN(wgs, (uint64_t)vk->info.max_workgroup_count[0]);
+    *gx = (uint32_t)x;
+    *gy = (uint32_t)((wgs + x - 1) / x);
+}
+
+static uint64_t max_tiles(const vkl_vk *vk, uint32_t wg) {
+    uint64_t g = (uint64_t)vk->info.max_workgroup_count[0] * vk->info.max_workgroup_count[1] * wg;
+    return VKL_MIN(g, MAX_TILES);
+}
+
+static uint64_t ceil_div(uint64_t a, uint64_t b) { return (a + b - 1) / b; }
+
+/* Checks shared by matmul and matmul_t; *row_bytes gets the bytes of one weight row. */
+static vkl_status check_weight(const char *op, uint32_t wtype, vkl_tview w, uint32_t N, uint32_t K,
+                               uint64_t *row_bytes, vkl_err *err) {
+    const vkl_type_traits *t = vkl_type_traits_get(wtype);
+    if (!t || !type_suffix(wtype))
+        return vkl_err_set(err, VKL_ERR_INPUT, "%s: weight type %u (%s) is not supported (f32 f16 bf16 q8_0 q4_0 "
+                           "q4_K q5_K q6_K are)", op, wtype, t && t->name ? t->name : "unknown");
+    if (K == 0 || K % t->block_size)
+        return vkl_err_set(err, VKL_ERR_INPUT, "%s: K = %u must be a positive multiple of the %s block size %u", op, K,
+                           t->name, t->block_size);
+    if (!w.buf || w.offset % 4)
+        return vkl_err_set(err, VKL_ERR_INPUT, "%s: the weight view needs a buffer and an offset that is a multiple "
+                           "of 4 (got %llu)", op, (unsigned long long)w.offset);
+    uint64_t end;
+    if (!vkl_type_row_bytes(wtype, K, row_bytes) || !vkl_mul_u64(*row_bytes, N, &end) ||
+        !vkl_add_u64(w.offset, (end + 3) / 4 * 4, &end) || end > w.buf->size)
+        return vkl_err_set(err, VKL_ERR_INPUT,
+                           "%s: %u %s rows of %u elements from byte %llu (read as whole 32-bit words) do not fit "
+                           "the %llu-byte weight buffer", op, N, t->name, K, (unsigned long long)w.offset,
+                           (unsigned long long)w.buf->size);
+    return VKL_OK;
+}
+
+/* A fp32 tensor of n elements at view v: present, 4-aligned, in bounds. */
+static vkl_status check_f32(const char *op, const char *what, vkl_tview v, uint64_t n, vkl_err *err) {
+    uint64_t bytes, end;
+    if (!v.buf || v.offset % 4)
+        return vkl_err_set(err, VKL_ERR_INPUT, "%s: %s needs a buffer and an offset that is a multiple of 4 (got %llu)",
+                           op, what, (unsigned long long)v.offset);
+    if (!vkl_mul_u64(n, 4, &bytes) || !vkl_add_u64(v.offset, bytes, &end) || end > v.buf->size)
+        return vkl_err_set(err, VKL_ERR_INPUT, "%s: %s: %llu floats from byte %llu overrun the %llu-byte buffer", op,
+                           what, (unsigned long long)n, (unsigned long long)v.offset,
+                           (unsigned long long)v.buf->size);
+    return VKL_OK;
+}
+
+static vkl_status begin_if_needed(vkl_vk *vk, bool *own, vkl_err *err) {
+    *own = !vk->recording;
+    return *own ? vkl_cmd_begin(vk, err) : VKL_OK;
+}
+
+/* Submit even after a recording error so the command buffer leaves the recording state; err keeps the first
+ * message. */
+static vkl_status end_if_owned(vkl_vk *vk, bool own, vkl_status st, vkl_err *err) {
+    if (!own) return st;
+    vkl_status st2 = vkl_cmd_submit_wait(vk, err);
+    return st ? st : st2;
+}
+
+/* ---- y = x · W^T ---- */
+
+vkl_status vkl_op_matmul(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_tview w, vkl_tview x, vkl_tview bias,
+                         vkl_tview y, uint32_t M, uint32_t N, uint32_t K, bool accumulate, vkl_err *err) {
+    static const char op[] = "matmul";
+    uint64_t row_bytes;
+    vkl_status st = check_weight(op, wtype, w, N, K, &row_bytes, err);
+    if (st) return st;
+    if ((st = check_f32(op, "x", x, (uint64_t)M * K, err)) || (st = check_f32(op, "y", y, (uint64_t)M * N, err)) ||
+        (bias.buf && (st = check_f32(op, "bias", bias, N, err))))
+        return st;
+    if (M == 0 || N == 0) return VKL_OK;
+    mm_variant var = MM_REGTILE;
+    if ((st = pick_variant(vk, &var, err))) return st;
+
+    char name[64];
+    snprintf(name, sizeof(name), "matmul_%s_%s", type_suffix(wtype), variant_names[var]);
+    uint32_t wg = var == MM_TILED ? VKL_MM_TILED_WG : VKL_MM_REGTILE_WG;
+    vkl_pipeline_desc desc = {
+        .shader = name,
+        .n_bindings = 4,
+        .bindings = {VKL_BIND_STORAGE, VKL_BIND_STORAGE, VKL_BIND_STORAGE, VKL_BIND_STORAGE},
+        .push_size = sizeof(vkl_matmul_push),
+        .n_spec = 1,
+        .spec = {wg},
+    };
+    const vkl_pipeline *pipe;
+    if ((st = vkl_op_cache_get(vk, c, &desc, &pipe, err))) return st;
+
+    /* Chunk sizes: W rows (Nc) and x rows (Mc) per dispatch. x binds from a 16-byte boundary so that its rows
+     * keep the vec4 alignment they have in the buffer; every other slack is one alignment step (+4 for the
+     * weight's rounding up to whole words). */
+    bind_limits bl = get_limits(vk);
+    uint64_t xalign = VKL_MAX(bl.align, 16);
+    uint64_t fl = bl.limit > bl.align ? (bl.limit - bl.align) / 4 : 0; /* floats in a y or bias binding */
+    uint64_t nc = bl.limit > bl.align + 4 ? (bl.limit - bl.align - 4) / row_bytes : 0;
+    nc = VKL_MIN(VKL_MIN(nc, fl), (uint64_t)N);
+    uint64_t mc = bl.limit > xalign ? (bl.limit - xalign) / ((uint64_t)K * 4) : 0;
+    if (nc) mc = VKL_MIN(mc, 1 + (fl - nc) / N);
+    mc = VKL_MIN(mc, (uint64_t)M);
+    if (var == MM_TILED) {
+        nc = VKL_MIN(nc, (uint64_t)vk->info.max_workgroup_count[0] * VKL_MM_TILED_BN);
+        mc = VKL_MIN(mc, (uint64_t)vk->info.max_workgroup_count[1] * VKL_MM_TILED_BM);
+    } else {
+        uint64_t mt = max_tiles(vk, wg);
+        nc = VKL_MIN(nc, mt / 2 * VKL_MM_REGTILE_TN);
+        if (nc) mc = VKL_MIN(mc, mt / ceil_div(nc, VKL_MM_REGTILE_TN) * VKL_MM_REGTILE_TM);
+    }
+    if (!nc || !mc)
+        return vkl_err_set(err, VKL_ERR_INPUT,
+                           "matmul: a binding limit of %llu bytes cannot hold one weight row (%llu bytes) and one "
+                           "activation row (K = %u)", (unsigned long long)bl.limit, (unsigned long long)row_bytes, K);
+
+    bool own;
+    if ((st = begin_if_needed(vk, &own, err))) return st;
+    bool xv4 = K % 4 == 0 && x.offset % 16 == 0;
+    for (uint64_t m0 = 0; m0 < M && !st; m0 += mc) {
+        uint64_t mn = VKL_MIN(mc, M - m0);
+        for (uint64_t n0 = 0; n0 < N && !st; n0 += nc) {
+            uint64_t nn = VKL_MIN(nc, N - n0);
+            uint64_t wr, xr, yr, br = 0;
+            vkl_binding b[4];
+            b[0] = bind_at(w.buf, w.offset + n0 * row_bytes, 0, bl.align, &wr);
+            b[0].range = (wr + nn * row_bytes + 3) / 4 * 4;
+            b[1] = bind_at(x.buf, x.offset + m0 * K * 4, mn * K * 4, xalign, &xr);
+            b[2] = bias.buf ? bind_at(bias.buf, bias.offset + n0 * 4, nn * 4, bl.align, &br) : b[1];
+            b[3] = bind_at(y.buf, y.offset + (m0 * N + n0) * 4, ((mn - 1) * N + nn) * 4, bl.align, &yr);
+            vkl_matmul_push pc = {
+                .M = (uint32_t)mn,
+                .N = (uint32_t)nn,
+                .K = K,
+                .w_byte_off = (uint32_t)wr,
+                .x_off = (uint32_t)(xr / 4),
+                .y_off = (uint32_t)(yr / 4),
+                .y_stride = N,
+                .b_off = (uint32_t)(br / 4),
+                .flags = (bias.buf ? VKL_MM_BIAS : 0) | (accumulate ? VKL_MM_ACC : 0) | (xv4 ? VKL_MM_X_VEC4 : 0),
+            };
+            uint32_t gx, gy;
+            if (var == MM_TILED) {
+                gx = (uint32_t)ceil_div(nn, VKL_MM_TILED_BN);
+                gy = (uint32_t)ceil_div(mn, VKL_MM_TILED_BM);
+            } else {
+                grid_for(vk, ceil_div(nn, VKL_MM_REGTILE_TN) * ceil_div(mn, VKL_MM_REGTILE_TM), wg, &gx, &gy);
+            }
+            st = vkl_cmd_dispatch(vk, pipe, b, 4, &pc, sizeof(pc), gx, gy, 1, err);
+        }
+    }
+    return end_if_owned(vk, own, st, err);
+}
+
+/* ---- dx = dy · W ---- */
+
+vkl_status vkl_op_matmul_t(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_tview w, vkl_tview dy, vkl_tview dx,
+                           uint32_t M, uint32_t N, uint32_t K, bool accumulate, vkl_err *err) {
+    static const char op[] = "matmul_t";
+    uint64_t row_bytes;
+    vkl_status st = check_weight(op, wtype, w, N, K, &row_bytes, err);
+    if (st) return st;
+    if ((st = check_f32(op, "dy", dy, (uint64_t)M * N, err)) || (st = check_f32(op, "dx", dx, (uint64_t)M * K, err)))
+        return st;
+    if (M == 0) return VKL_OK;
+    if (N == 0) {
+        /* An empty sum: dx = 0, or unchanged when accumulating. */
+        return accumulate ? VKL_OK : vkl_buffer_fill(vk, (vkl_buffer *)dx.buf, dx.offset, (uint64_t)M * K * 4, 0, err);
+    }
+
+    char name[64];
+    snprintf(name, sizeof(name), "matmul_t_%s", type_suffix(wtype));
+    uint32_t wg = VKL_MMT_WG;
+    vkl_pipeline_desc desc = {
+        .shader = name,
+        .n_bindings = 3,
+        .bindings = {VKL_BIND_STORAGE, VKL_BIND_STORAGE, VKL_BIND_STORAGE},
+        .push_size = sizeof(vkl_matmul_t_push),
+        .n_spec = 1,
+        .spec = {wg},
+    };
+    const vkl_pipeline *pipe;
+    if ((st = vkl_op_cache_get(vk, c, &desc, &pipe, err))) return st;
+
+    /* Nc weight rows and Mc dy/dx rows per dispatch; N chunks after the first accumulate into dx. */
+    bind_limits bl = get_limits(vk);
+    uint64_t fl = bl.limit > bl.align ? (bl.limit - bl.align) / 4 : 0;
+    uint64_t nc = bl.limit > bl.align + 4 ? (bl.limit - bl.align - 4) / row_bytes : 0;
+    nc = VKL_MIN(VKL_MIN(nc, fl), (uint64_t)N);
+    uint64_t mc = fl / K;
+    if (nc) mc = VKL_MIN(mc, 1 + (fl - nc) / N);
+    uint64_t kgroups = ceil_div(K, VKL_MMT_TK);
+    mc = VKL_MIN(mc, max_tiles(vk, wg) / kgroups * VKL_MMT_TM);
+    mc = VKL_MIN(mc, (uint64_t)M);
+    if (!nc || !mc)
+        return vkl_err_set(err, VKL_ERR_INPUT,
+                           "matmul_t: a binding limit of %llu bytes cannot hold one weight row (%llu bytes) and one "
+                           "row of dx (K = %u)", (unsigned long long)bl.limit, (unsigned long long)row_bytes, K);
+
+    bool own;
+    if ((st = begin_if_needed(vk, &own, err))) return st;
+    for (uint64_t m0 = 0; m0 < M && !st; m0 += mc) {
+        uint64_t mn = VKL_MIN(mc, M - m0);
+        for (uint64_t n0 = 0; n0 < N && !st; n0 += nc) {
+            uint64_t nn = VKL_MIN(nc, N - n0);
+            uint64_t wr, dyr, dxr;
+            vkl_binding b[3];
+            b[0] = bind_at(w.buf, w.offset + n0 * row_bytes, 0, bl.align, &wr);
+            b[0].range = (wr + nn * row_bytes + 3) / 4 * 4;
+            b[1] = bind_at(dy.buf, dy.offset + (m0 * N + n0) * 4, ((mn - 1) * N + nn) * 4, bl.align, &dyr);
+            b[2] = bind_at(dx.buf, dx.offset + m0 * K * 4, mn * K * 4, bl.align, &dxr);
+            vkl_matmul_t_push pc = {
+                .M = (uint32_t)mn,
+                .N = (uint32_t)nn,
+                .K = K,
+                .w_byte_off = (uint32_t)wr,
+                .dy_off = (uint32_t)(dyr / 4),
+                .dy_stride = N,
+                .dx_off = (uint32_t)(dxr / 4),
+                .flags = (accumulate || n0 > 0) ? VKL_MM_ACC : 0,
+            };
+            uint32_t gx, gy;
+            grid_for(vk, kgroups * ceil_div(mn, VKL_MMT_TM), wg, &gx, &gy);
+            st = vkl_cmd_dispatch(vk, pipe, b, 3, &pc, sizeof(pc), gx, gy, 1, err);
+        }
+    }
+    return end_if_owned(vk, own, st, err);
+}
+
+/* ---- strided GEMM ---- */
+
+/* Floats spanned by an operand whose element (i, j) sits at i*si + j*sj, for i < ni, j < nj (ni, nj >= 1);
+ * saturates instead of wrapping so absurd strides fail the bounds check. */
+static uint64_t span(uint64_t ni, uint64_t si, uint64_t nj, uint64_t sj) {
+    uint64_t r;
+    if (!vkl_add_u64((ni - 1) * si, (nj - 1) * sj, &r) || !vkl_add_u64(r, 1, &r)) return UINT64_MAX;
+    return r;
+}
+
+/* Halve the dimension of an operand that contributes more to its span (never below 1). */
+static bool shrink(uint64_t *di, uint64_t si, uint64_t *dj, uint64_t sj) {
+    uint64_t *d = (*di - 1) * si >= (*dj - 1) * sj ? di : dj;
+    if (*d == 1) d = d == di ? dj : di;
+    if (*d == 1) return false;
+    *d = (*d + 1) / 2;
+    return true;
+}
+
+vkl_status vkl_op_gemm(vkl_vk *vk, vkl_op_cache *c, const vkl_gemm_shape *s, vkl_tview a, vkl_tview b, vkl_tview cm,
+                       vkl_err *err) {
+    static const char op[] = "gemm";
+    if (s->M == 0 || s->N == 0) return VKL_OK;
+    if (s->K == 0) return vkl_err_set(err, VKL_ERR_INPUT, "gemm: K must be at least 1");
+    if (s->M > 1 && s->c_rs < s->N)
+        return vkl_err_set(err, VKL_ERR_INPUT, "gemm: C row stride %u is less than N = %u (rows would overlap)",
+                           s->c_rs, s->N);
+    vkl_status st;
+    if ((st = check_f32(op, "A", a, span(s->M, s->a_rs, s->K, s->a_cs), err)) ||
+        (st = check_f32(op, "B", b, span(s->K, s->b_rs, s->N, s->b_cs), err)) ||
+        (st = check_f32(op, "C", cm, span(s->M, s->c_rs, s->N, 1), err)))
+        return st;
+
+    uint32_t wg = VKL_GEMM_WG;
+    vkl_pipeline_desc desc = {
+        .shader = "gemm_f32",
+        .n_bindings = 3,
+        .bindings = {VKL_BIND_STORAGE, VKL_BIND_STORAGE, VKL_BIND_STORAGE},
+        .push_size = sizeof(vkl_gemm_push),
+        .n_spec = 1,
+        .spec = {wg},
+    };
+    const vkl_pipeline *pipe;
+    if ((st = vkl_op_cache_get(vk, c, &desc, &pipe, err))) return st;
+
+    /* Shrink the block (Mc, Nc, Kc) until each operand's span fits a binding and the tile count fits the grid;
+     * K chunks after the first accumulate into C with beta = 1. */
+    bind_limits bl = get_limits(vk);
+    uint64_t fl = bl.limit > bl.align ? (bl.limit - bl.align) / 4 : 0;
+    uint64_t mc = s->M, nc = s->N, kc = s->K, mt = max_tiles(vk, wg);
+    for (;;) {
+        bool shrunk;
+        if (span(mc, s->a_rs, kc, s->a_cs) > fl) shrunk = shrink(&mc, s->a_rs, &kc, s->a_cs);
+        else if (span(kc, s->b_rs, nc, s->b_cs) > fl) shrunk = shrink(&kc, s->b_rs, &nc, s->b_cs);
+        else if (span(mc, s->c_rs, nc, 1) > fl) shrunk = shrink(&mc, s->c_rs, &nc, 1);
+        else if (ceil_div(mc, VKL_GEMM_TM) * ceil_div(nc, VKL_GEMM_TN) > mt) shrunk = shrink(&mc, 1, &nc, 1);
+        else break;
+        if (!shrunk)
+            return vkl_err_set(err, VKL_ERR_INPUT, "gemm: a binding limit of %llu bytes cannot hold one element",
+                               (unsigned long long)bl.limit);
+    }
+
+    bool own;
+    if ((st = begin_if_needed(vk, &own, err))) return st;
+    for (uint64_t m0 = 0; m0 < s->M && !st; m0 += mc) {
+        uint64_t mn = VKL_MIN(mc, s->M - m0);
+        for (uint64_t n0 = 0; n0 < s->N && !st; n0 += nc) {
+            uint64_t nn = VKL_MIN(nc, s->N - n0);
+            for (uint64_t k0 = 0; k0 < s->K && !st; k0 += kc) {
+                uint64_t kn = VKL_MIN(kc, s->K - k0);
+                uint64_t ar, br, cr;
+                vkl_binding bd[3];
+                bd[0] = bind_at(a.buf, a.offset + (m0 * s->a_rs + k0 * s->a_cs) * 4, span(mn, s->a_rs, kn, s->a_cs) * 4,
+                                bl.align, &ar);
+                bd[1] = bind_at(b.buf, b.offset + (k0 * s->b_rs + n0 * s->b_cs) * 4, span(kn, s->b_rs, nn, s->b_cs) * 4,
+                                bl.align, &br);
+                bd[2] = bind_at(cm.buf, cm.offset + (m0 * s->c_rs + n0) * 4, span(mn, s->c_rs, nn, 1) * 4, bl.align,
+                                &cr);
+                float beta = k0 ? 1.0f : s->beta;
+                vkl_gemm_push pc = {
+                    .M = (uint32_t)mn,
+                    .N = (uint32_t)nn,
+                    .K = (uint32_t)kn,
+                    .a_off = (uint32_t)(ar / 4),
+                    .a_rs = s->a_rs,
+                    .a_cs = s->a_cs,
+                    .b_off = (uint32_t)(br / 4),
+                    .b_rs = s->b_rs,
+                    .b_cs = s->b_cs,
+                    .c_off = (uint32_t)(cr / 4),
+                    .c_rs = s->c_rs,
+                    .flags = beta != 0.0f ? VKL_MM_ACC : 0,
+                    .alpha = s->alpha,
+                    .beta = beta,
+                };
+                uint32_t gx, gy;
+                grid_for(vk, ceil_div(mn, VKL_GEMM_TM) * ceil_div(nn, VKL_GEMM_TN), wg, &gx, &gy);
+                st = vkl_cmd_dispatch(vk, pipe, bd, 3, &pc, sizeof(pc), gx, gy, 1, err);
+            }
+        }
+    }
+    return end_if_owned(vk, own, st, err);
+}

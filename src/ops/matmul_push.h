@@ -1,0 +1,64 @@
+/* Push-constant blocks of shaders/matmul.comp, shaders/matmul_t.comp and shaders/gemm_f32.comp, with the tile
+ * shapes the host must agree on. Each struct is mirrored field by field by a `Push` block in its shader. */
+#ifndef VKLORA_OPS_MATMUL_PUSH_H
+#define VKLORA_OPS_MATMUL_PUSH_H
+
+#include <stdint.h>
+
+/* Flags shared by the three shaders. */
+#define VKL_MM_BIAS 1u       /* add bias[n] (matmul) */
+#define VKL_MM_ACC 2u        /* y += ... instead of y = ... (matmul, matmul_t); for gemm: read C (beta != 0) */
+#define VKL_MM_X_VEC4 4u     /* the activation rows start at 16-byte boundaries: read them as vec4 */
+
+/* Tile shapes compiled into the shaders (keep in sync with the #defines there). */
+#define VKL_MM_REGTILE_TM 4  /* x rows per invocation, matmul regtile */
+#define VKL_MM_REGTILE_TN 4  /* W rows per invocation, matmul regtile */
+#define VKL_MM_REGTILE_WG 64
+#define VKL_MM_TILED_BM 64   /* workgroup tile, matmul tiled: x rows */
+#define VKL_MM_TILED_BN 64   /* W rows */
+#define VKL_MM_TILED_WG 128  /* the tiled shader's thread layout is built for exactly this many invocations */
+#define VKL_MMT_TM 4         /* dy rows per invocation, matmul_t */
+#define VKL_MMT_TK 8         /* consecutive k per invocation, matmul_t */
+#define VKL_MMT_WG 64
+#define VKL_GEMM_TM 4
+#define VKL_GEMM_TN 4
+#define VKL_GEMM_WG 64
+
+/* y[m, n] (+)= sum_k x[m, k] * W[n, k] (+ bias[n]) for the M x N block of one dispatch. Offsets are relative
+ * to the bound ranges (the host binds aligned offsets and passes the remainder here). */
+typedef struct vkl_matmul_push {
+    uint32_t M, N, K;    /* rows of x and of W in this dispatch; K elements per row */
+    uint32_t w_byte_off; /* byte offset of W row 0 (even; a multiple of 4 for f32) */
+    uint32_t x_off;      /* float offset of x row 0 */
+    uint32_t y_off;      /* float offset of y[0, 0] of this block */
+    uint32_t y_stride;   /* floats between y rows (the full N) */
+    uint32_t b_off;      /* float offset of bias[0] of this block */
+    uint32_t flags;      /* VKL_MM_* */
+    uint32_t pad[3];
+} vkl_matmul_push;
+_Static_assert(sizeof(vkl_matmul_push) == 48, "vkl_matmul_push must match Push in shaders/matmul.comp");
+
+/* dx[m, k] (+)= sum_n dy[m, n] * W[n, k] for the M rows and N weight rows of one dispatch. */
+typedef struct vkl_matmul_t_push {
+    uint32_t M, N, K;     /* rows of dy in this dispatch, W rows in this dispatch, K */
+    uint32_t w_byte_off;  /* byte offset of W row 0 */
+    uint32_t dy_off;      /* float offset of dy[0, 0] of this block */
+    uint32_t dy_stride;   /* floats between dy rows (the full N) */
+    uint32_t dx_off;      /* float offset of dx row 0 */
+    uint32_t flags;       /* VKL_MM_ACC */
+} vkl_matmul_t_push;
+_Static_assert(sizeof(vkl_matmul_t_push) == 32, "vkl_matmul_t_push must match Push in shaders/matmul_t.comp");
+
+/* C[m, n] = alpha * sum_k A(m, k) B(k, n) + beta * C[m, n] over one dispatch's block; strides in floats. */
+typedef struct vkl_gemm_push {
+    uint32_t M, N, K;
+    uint32_t a_off, a_rs, a_cs;
+    uint32_t b_off, b_rs, b_cs;
+    uint32_t c_off, c_rs;
+    uint32_t flags; /* VKL_MM_ACC: C is read (beta != 0) */
+    float alpha, beta;
+    uint32_t pad[2];
+} vkl_gemm_push;
+_Static_assert(sizeof(vkl_gemm_push) == 64, "vkl_gemm_push must match Push in shaders/gemm_f32.comp");
+
+#endif

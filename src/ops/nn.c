@@ -1,0 +1,554 @@
+/* Host side of the transformer ops in src/ops/nn.h: argument checks, pipeline lookup, and dispatches split into
+ * chunks (rows, elements or whole sequences) so that no binding exceeds maxStorageBufferRange. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "ops/nn.h"
+#include "ops/nn_push.h"
+#include "vklora/quant.h"
+
+#define NN_WG 64u    /* a multiple of every subgroup size in use (8..64), within Vulkan's guaranteed 128 */
+#define XENT_WG 256u /* rows of up to 150k logits: more lanes per row, still within 1024 on every desktop GPU */
+#define IDX_MAX (1ull << 30) /* elements per binding, so the shaders' uint index arithmetic cannot wrap */
+
+/* Binding limits of this device: chunks are sized so that (offset rounded down to align) + data <= limit. */
+typedef struct nn_lim {
+    uint64_t align, limit;
+} nn_lim;
+
+static nn_lim lim_get(const vkl_vk *vk) {
+    nn_lim l;
+    l.align = VKL_MAX(VKL_MAX(vk->info.min_storage_offset_align, vk->info.min_texel_offset_align), 4);
+    l.limit = vkl_max_bind_elems(vk, 1, 1); /* bytes; honours VKLORA_MAX_BIND_BYTES */
+    return l;
+}
+
+/* How many units of `unit_bytes` one binding can hold (0 if not even one). */
+static uint64_t lim_units(const nn_lim *l, uint64_t unit_bytes) {
+    if (unit_bytes == 0) return IDX_MAX;
+    if (l->limit <= l->align + 4) return 0;
+    return (l->limit - l->align - 4) / unit_bytes;
+}
+
+/* Bind bytes [byte0, byte0 + bytes) of tv (rounded up to whole words): the binding starts at the aligned offset
+ * at or below, *byte_off gets the distance from there. */
+static vkl_binding bind_bytes(const nn_lim *l, vkl_tview tv, uint64_t byte0, uint64_t bytes, uint32_t *byte_off) {
+    uint64_t pos = tv.offset + byte0, b = pos / l->align * l->align;
+    *byte_off = (uint32_t)(pos - b);
+    return (vkl_binding){.buf = tv.buf, .offset = b, .range = (pos - b + bytes + 3) / 4 * 4,
+                         .texel_format = VK_FORMAT_UNDEFINED};
+}
+
+/* The same for fp32/int32 tensors: *elem_off is in 4-byte elements. */
+static vkl_binding bind_elems(const nn_lim *l, vkl_tview tv, uint64_t elem0, uint64_t n, uint32_t *elem_off) {
+    uint32_t bo;
+    vkl_binding b = bind_bytes(l, tv, elem0 * 4, n * 4, &bo);
+    *elem_off = bo / 4;
+    return b;
+}
+
+/* An absent optional tensor: the shader never touches it (a push flag says so), but the slot needs a buffer. */
+static vkl_binding bind_dummy(const vkl_buffer *any) {
+    return (vkl_binding){.buf = any, .offset = 0, .range = 4, .texel_format = VK_FORMAT_UNDEFINED};
+}
+
+/* Product of up to three sizes, UINT64_MAX on overflow (which then fails every bounds check). */
+static uint64_t mul3(uint64_t a, uint64_t b, uint64_t c) {
+    uint64_t r;
+    if (!vkl_mul_u64(a, b, &r) || !vkl_mul_u64(r, c, &r)) return UINT64_MAX;
+    return r;
+}
+
+static vkl_status check_view(const char *op, const char *name, vkl_tview tv, uint64_t bytes, bool required,
+                             vkl_err *err) {
+    if (!tv.buf) {
+        if (!required) return VKL_OK;
+        return vkl_err_set(err, VKL_ERR_INPUT, "%s: %s is required", op, name);
+    }
+    uint64_t end;
+    if (tv.offset % 4)
+        return vkl_err_set(err, VKL_ERR_INPUT, "%s: %s: byte offset %llu is not a multiple of 4", op, name,
+                           (unsigned long long)tv.offset);
+    if (bytes == UINT64_MAX || !vkl_add_u64(tv.offset, bytes, &end) || end > tv.buf->size)
+        return vkl_err_set(err, VKL_ERR_INPUT,
+                           "%s: %s: %llu bytes from byte %llu do not fit its %llu-byte buffer", op, name,
+                           (unsigned long long)bytes, (unsigned long long)tv.offset,
+                           (unsigned long long)tv.buf->size);
+    return VKL_OK;
+}
+
+static vkl_status get_pipe(vkl_vk *vk, vkl_op_cache *c, const char *shader, uint32_t n_bindings,
+                           uint32_t push_size, uint32_t wg, const vkl_pipeline **out, vkl_err *err) {
+    vkl_pipeline_desc desc = {.shader = shader, .n_bindings = n_bindings, .push_size = push_size, .n_spec = 1,
+                              .spec = {wg}};
+    for (uint32_t i = 0; i < n_bindings; i++) desc.bindings[i] = VKL_BIND_STORAGE;
+    return vkl_op_cache_get(vk, c, &desc, out, err);
+}
+
+static uint32_t wg_size(const vkl_vk *vk, uint32_t want) {
+    uint32_t m = vk->info.max_workgroup_invocations ? vk->info.max_workgroup_invocations : 128;
+    return VKL_MIN(want, m);
+}
+
+static vkl_status need_subgroups(const vkl_vk *vk, const char *op, vkl_err *err) {
+    if (vk->info.subgroup_arithmetic && vk->info.subgroup_basic) return VKL_OK;
+    return vkl_err_set(err, VKL_ERR_RUNTIME,
+                       "%s: device \"%s\" lacks subgroup arithmetic in compute shaders, which this op needs",
+                       op, vk->info.name);
+}
+
+/* Dispatch n_wg workgroups, spilling from x into y past maxComputeWorkGroupCount[0]. */
+static vkl_status dispatch(vkl_vk *vk, const vkl_pipeline *pipe, const vkl_binding *b, uint32_t nb,
+                           const void *pc, uint32_t ps, uint64_t n_wg, vkl_err *err) {
+    if (n_wg == 0) return VKL_OK;
+    uint64_t mx = VKL_MAX(vk->info.max_workgroup_count[0], 1u), my = VKL_MAX(vk->info.max_workgroup_count[1], 1u);
+    uint64_t gx = VKL_MIN(n_wg, mx), gy = (n_wg + gx - 1) / gx;
+    if (gy > my)
+        return vkl_err_set(err, VKL_ERR_INPUT, "%s: %llu workgroups exceed the device's grid %llux%llu",
+                           pipe->name ? pipe->name : "op", (unsigned long long)n_wg, (unsigned long long)mx,
+                           (unsigned long long)my);
+    return vkl_cmd_dispatch(vk, pipe, b, nb, pc, ps, (uint32_t)gx, (uint32_t)gy, 1, err);
+}
+
+static vkl_status nn_begin(vkl_vk *vk, bool *own, vkl_err *err) {
+    *own = !vk->recording;
+    return *own ? vkl_cmd_begin(vk, err) : VKL_OK;
+}
+
+/* Submit even after a recording error so the command buffer leaves the recording state; err keeps the first
+ * message. */
+static vkl_status nn_end(vkl_vk *vk, bool own, vkl_status st, vkl_err *err) {
+    if (own) {
+        vkl_status st2 = vkl_cmd_submit_wait(vk, err);
+        if (!st) st = st2;
+    }
+    return st;
+}
+
+static vkl_status too_big(const char *op, const char *what, uint64_t bytes, const nn_lim *l, vkl_err *err) {
+    return vkl_err_set(err, VKL_ERR_INPUT,
+                       "%s: %s (%llu bytes) does not fit one binding of at most %llu bytes on this device", op, what,
+                       (unsigned long long)bytes, (unsigned long long)l->limit);
+}
+
+/* ---------------------------------------------------------------------------------------------------------- */
+
+static const char *get_rows_shader(uint32_t type) {
+    switch (type) {
+    case VKL_TYPE_F32: return "get_rows_f32";
+    case VKL_TYPE_F16: return "get_rows_f16";
+    case VKL_TYPE_BF16: return "get_rows_bf16";
+    case VKL_TYPE_Q8_0: return "get_rows_q8_0";
+    case VKL_TYPE_Q4_0: return "get_rows_q4_0";
+    case VKL_TYPE_Q4_K: return "get_rows_q4_k";
+    case VKL_TYPE_Q5_K: return "get_rows_q5_k";
+    case VKL_TYPE_Q6_K: return "get_rows_q6_k";
+    default: return NULL;
+    }
+}
+
+vkl_status vkl_op_get_rows(vkl_vk *vk, vkl_op_cache *c, uint32_t type, vkl_tview table, uint64_t table_rows,
+                           vkl_tview ids, vkl_tview out, uint32_t n_ids, uint32_t n, vkl_err *err) {
+    const char *op = "get_rows";
+    const vkl_type_traits *t = vkl_type_traits_get(type);
+    const char *shader = get_rows_shader(type);
+    if (!t || !shader)
+        return vkl_err_set(err, VKL_ERR_INPUT, "%s: type %u (%s) has no get_rows shader", op, type,
+                           t && t->name ? t->name : "unknown");
+    uint64_t row_bytes;
+    if (n == 0 || !vkl_type_row_bytes(type, n, &row_bytes))
+        return vkl_err_set(err, VKL_ERR_INPUT, "%s: row length %u is not a positive multiple of the %s block size %u",
+                           op, n, t->name, t->block_size);
+    uint64_t table_bytes = mul3(table_rows, row_bytes, 1);
+    vkl_status st;
+    if ((st = check_view(op, "table (read as whole 32-bit words)", table,
+                         table_bytes == UINT64_MAX ? UINT64_MAX : (table_bytes + 3) / 4 * 4, true, err)) ||
+        (st = check_view(op, "ids", ids, mul3(n_ids, 4, 1), true, err)) ||
+        (st = check_view(op, "out", out, mul3(n_ids, n, 4), true, err)))
+        return st;
+    if (n_ids == 0) return VKL_OK;
+
+    nn_lim l = lim_get(vk);
+    uint64_t per_row = (n + 3) / 4;
+    uint64_t id_chunk = VKL_MIN(VKL_MIN(lim_units(&l, 4ull * n), lim_units(&l, 4)), IDX_MAX / per_row);
+    uint64_t tab_chunk = lim_units(&l, row_bytes);
+    if (id_chunk == 0) return too_big(op, "one output row", 4ull * n, &l, err);
+    if (tab_chunk == 0) return too_big(op, "one table row", row_bytes, &l, err);
+    /* ids are int32: rows past INT32_MAX cannot be addressed, so they need no binding. */
+    uint64_t reach = VKL_MIN(table_rows, (uint64_t)INT32_MAX);
+
+    uint32_t wg = wg_size(vk, NN_WG);
+    const vkl_pipeline *pipe;
+    if ((st = get_pipe(vk, c, shader, 3, sizeof(vkl_get_rows_push), wg, &pipe, err))) return st;
+    bool own;
+    if ((st = nn_begin(vk, &own, err))) return st;
+    for (uint64_t i0 = 0; i0 < n_ids && !st; i0 += id_chunk) {
+        uint64_t ni = VKL_MIN(id_chunk, n_ids - i0);
+        /* An empty table still runs one dispatch so every id writes its zero row. */
+        for (uint64_t r0 = 0; (r0 < reach || r0 == 0) && !st; r0 += tab_chunk) {
+            uint64_t nr = VKL_MIN(tab_chunk, reach - r0);
+            vkl_get_rows_push pc = {.n_ids = (uint32_t)ni, .n = n, .table_row0 = (uint32_t)r0,
+                                    .table_rows = (uint32_t)nr, .table_total = (uint32_t)reach};
+            vkl_binding b[3];
+            b[0] = nr ? bind_bytes(&l, table, r0 * row_bytes, nr * row_bytes, &pc.table_byte_off)
+                      : bind_dummy(ids.buf);
+            b[1] = bind_elems(&l, ids, i0, ni, &pc.ids_off);
+            b[2] = bind_elems(&l, out, i0 * n, ni * n, &pc.out_off);
+            st = dispatch(vk, pipe, b, 3, &pc, sizeof(pc), (ni * per_row + wg - 1) / wg, err);
+        }
+    }
+    return nn_end(vk, own, st, err);
+}
+
+/* ---------------------------------------------------------------------------------------------------------- */
+
+vkl_status vkl_op_rmsnorm(vkl_vk *vk, vkl_op_cache *c, vkl_tview x, vkl_tview w, vkl_tview y, vkl_tview rstd,
+                          uint32_t rows, uint32_t n, float eps, vkl_err *err) {
+    const char *op = "rmsnorm";
+    vkl_status st;
+    if (n == 0) return vkl_err_set(err, VKL_ERR_INPUT, "%s: row length must be positive", op);
+    if (!(eps >= 0.0f) || !isfinite(eps))
+        return vkl_err_set(err, VKL_ERR_INPUT, "%s: eps must be a finite value >= 0, got %g", op, (double)eps);
+    uint64_t mat = mul3(rows, n, 4);
+    if ((st = check_view(op, "x", x, mat, true, err)) || (st = check_view(op, "w", w, 4ull * n, true, err)) ||
+        (st = check_view(op, "y", y, mat, true, err)) ||
+        (st = check_view(op, "rstd", rstd, 4ull * rows, false, err)) || (st = need_subgroups(vk, op, err)))
+        return st;
+    if (rows == 0) return VKL_OK;
+    nn_lim l = lim_get(vk);
+    uint64_t chunk = VKL_MIN(lim_units(&l, 4ull * n), IDX_MAX / n);
+    if (chunk == 0 || lim_units(&l, 4ull * n) == 0) return too_big(op, "one row", 4ull * n, &l, err);
+    uint32_t wg = wg_size(vk, NN_WG);
+    const vkl_pipeline *pipe;
+    if ((st = get_pipe(vk, c, "rmsnorm", 4, sizeof(vkl_rmsnorm_push), wg, &pipe, err))) return st;
+    bool own;
+    if ((st = nn_begin(vk, &own, err))) return st;
+    for (uint64_t r0 = 0; r0 < rows && !st; r0 += chunk) {
+        uint64_t nr = VKL_MIN(chunk, rows - r0);
+        vkl_rmsnorm_push pc = {.rows = (uint32_t)nr, .n = n, .has_rstd = rstd.buf != NULL, .eps = eps};
+        vkl_binding b[4] = {
+            bind_elems(&l, x, r0 * n, nr * n, &pc.x_off),
+            bind_elems(&l, w, 0, n, &pc.w_off),
+            bind_elems(&l, y, r0 * n, nr * n, &pc.y_off),
+            rstd.buf ? bind_elems(&l, rstd, r0, nr, &pc.rstd_off) : bind_dummy(x.buf),
+        };
+        st = dispatch(vk, pipe, b, 4, &pc, sizeof(pc), nr, err);
+    }
+    return nn_end(vk, own, st, err);
+}
+
+vkl_status vkl_op_rmsnorm_back(vkl_vk *vk, vkl_op_cache *c, vkl_tview x, vkl_tview w, vkl_tview rstd, vkl_tview dy,
+                               vkl_tview dx, bool accumulate, vkl_tview dw, uint32_t rows, uint32_t n,
+                               vkl_err *err) {
+    const char *op = "rmsnorm_back";
+    vkl_status st;
+    if (n == 0) return vkl_err_set(err, VKL_ERR_INPUT, "%s: row length must be positive", op);
+    uint64_t mat = mul3(rows, n, 4);
+    if ((st = check_view(op, "x", x, mat, true, err)) || (st = check_view(op, "w", w, 4ull * n, true, err)) ||
+        (st = check_view(op, "rstd", rstd, 4ull * rows, true, err)) ||
+        (st = check_view(op, "dy", dy, mat, true, err)) || (st = check_view(op, "dx", dx, mat, true, err)) ||
+        (st = check_view(op, "dw", dw, 4ull * n, false, err)) || (st = need_subgroups(vk, op, err)))
+        return st;
+    if (rows == 0) return VKL_OK;
+    nn_lim l = lim_get(vk);
+    uint64_t chunk = VKL_MIN(lim_units(&l, 4ull * n), IDX_MAX / n);
+    if (chunk == 0) return too_big(op, "one row", 4ull * n, &l, err);
+    uint32_t wg = wg_size(vk, NN_WG);
+    const vkl_pipeline *pdx, *pdw = NULL;
+    if ((st = get_pipe(vk, c, "rmsnorm_back", 5, sizeof(vkl_rmsnorm_back_push), wg, &pdx, err))) return st;
+    if (dw.buf && (st = get_pipe(vk, c, "rmsnorm_back_dw", 5, sizeof(vkl_rmsnorm_back_push), wg, &pdw, err)))
+        return st;
+    bool own;
+    if ((st = nn_begin(vk, &own, err))) return st;
+    for (uint64_t r0 = 0; r0 < rows && !st; r0 += chunk) {
+        uint64_t nr = VKL_MIN(chunk, rows - r0);
+        vkl_rmsnorm_back_push pc = {.rows = (uint32_t)nr, .n = n, .accumulate = accumulate};
+        vkl_binding b[5] = {
+            bind_elems(&l, x, r0 * n, nr * n, &pc.x_off),
+            bind_elems(&l, w, 0, n, &pc.w_off),
+            bind_elems(&l, rstd, r0, nr, &pc.rstd_off),
+            bind_elems(&l, dy, r0 * n, nr * n, &pc.dy_off),
+            bind_elems(&l, dx, r0 * n, nr * n, &pc.dx_off),
+        };
+        st = dispatch(vk, pdx, b, 5, &pc, sizeof(pc), nr, err);
+        if (!st && pdw) {
+            /* dw sums over this chunk's rows; successive chunks add to it (dispatches are serialized). */
+            b[4] = bind_elems(&l, dw, 0, n, &pc.dw_off);
+            st = dispatch(vk, pdw, b, 5, &pc, sizeof(pc), (n + wg - 1) / wg, err);
+        }
+    }
+    return nn_end(vk, own, st, err);
+}
+
+/* ---------------------------------------------------------------------------------------------------------- */
+
+vkl_status vkl_op_rope(vkl_vk *vk, vkl_op_cache *c, vkl_tview x, vkl_tview pos, uint32_t rows, uint32_t n_heads,
+                       uint32_t head_dim, uint32_t rope_dim, float freq_base, bool neox, bool inverse,
+                       vkl_err *err) {
+    const char *op = "rope";
+    vkl_status st;
+    if (n_heads == 0 || head_dim == 0 || rope_dim == 0 || rope_dim % 2 || rope_dim > head_dim)
+        return vkl_err_set(err, VKL_ERR_INPUT,
+                           "%s: need n_heads > 0 and an even rope_dim in 2..head_dim, got n_heads %u, head_dim %u, "
+                           "rope_dim %u", op, n_heads, head_dim, rope_dim);
+    if (!(freq_base > 0.0f) || !isfinite(freq_base))
+        return vkl_err_set(err, VKL_ERR_INPUT, "%s: freq_base must be a positive number, got %g", op,
+                           (double)freq_base);
+    uint64_t row_elems = (uint64_t)n_heads * head_dim;
+    if ((st = check_view(op, "x", x, mul3(rows, row_elems, 4), true, err)) ||
+        (st = check_view(op, "pos", pos, 4ull * rows, true, err)))
+        return st;
+    if (rows == 0) return VKL_OK;
+    nn_lim l = lim_get(vk);
+    uint32_t npairs = rope_dim / 2;
+    uint64_t chunk = VKL_MIN(lim_units(&l, 4 * row_elems), IDX_MAX / row_elems);
+    if (chunk == 0) return too_big(op, "one row", 4 * row_elems, &l, err);
+    /* ts^i = freq_base^(-2i/rope_dim); its float-float split lets the shader keep the angle exact enough. */
+    double ts = pow((double)freq_base, -2.0 / rope_dim);
+    float ts_hi = (float)ts, ts_lo = (float)(ts - (double)ts_hi);
+    uint32_t wg = wg_size(vk, NN_WG);
+    const vkl_pipeline *pipe;
+    if ((st = get_pipe(vk, c, "rope", 2, sizeof(vkl_rope_push), wg, &pipe, err))) return st;
+    bool own;
+    if ((st = nn_begin(vk, &own, err))) return st;
+    for (uint64_t r0 = 0; r0 < rows && !st; r0 += chunk) {
+        uint64_t nr = VKL_MIN(chunk, rows - r0);
+        vkl_rope_push pc = {.rows = (uint32_t)nr, .n_heads = n_heads, .head_dim = head_dim, .rope_dim = rope_dim,
+                            .neox = neox, .inverse = inverse, .ts_hi = ts_hi, .ts_lo = ts_lo};
+        vkl_binding b[2] = {
+            bind_elems(&l, x, r0 * row_elems, nr * row_elems, &pc.x_off),
+            bind_elems(&l, pos, r0, nr, &pc.pos_off),
+        };
+        st = dispatch(vk, pipe, b, 2, &pc, sizeof(pc), (nr * npairs + wg - 1) / wg, err);
+    }
+    return nn_end(vk, own, st, err);
+}
+
+/* ---------------------------------------------------------------------------------------------------------- */
+
+static vkl_status attn_check(const char *op, const vkl_attn_shape *s, vkl_err *err) {
+    if (s->n_head_kv == 0 || s->n_head == 0 || s->n_head % s->n_head_kv)
+        return vkl_err_set(err, VKL_ERR_INPUT, "%s: n_head %u must be a positive multiple of n_head_kv %u", op,
+                           s->n_head, s->n_head_kv);
+    if (s->D == 0 || s->D > 256)
+        return vkl_err_set(err, VKL_ERR_INPUT, "%s: head dimension %u is outside 1..256", op, s->D);
+    if ((uint64_t)s->pos0 + s->T > s->S)
+        return vkl_err_set(err, VKL_ERR_INPUT,
+                           "%s: queries reach position pos0 + T = %llu but sequences hold S = %u keys", op,
+                           (unsigned long long)s->pos0 + s->T, s->S);
+    if (!isfinite(s->scale)) return vkl_err_set(err, VKL_ERR_INPUT, "%s: scale is not finite", op);
+    return VKL_OK;
+}
+
+static const char *attn_dmax(uint32_t D) { return D <= 64 ? "d64" : D <= 128 ? "d128" : "d256"; }
+
+/* Per-sequence sizes of the attention tensors (elements). */
+typedef struct attn_sizes {
+    uint64_t q, kv, lse, seg;
+} attn_sizes;
+
+static attn_sizes attn_sizes_of(const vkl_attn_shape *s) {
+    attn_sizes z = {mul3(s->T, s->n_head, s->D), mul3(s->S, s->n_head_kv, s->D), mul3(s->n_head, s->T, 1), s->T};
+    return z;
+}
+
+/* Sequences per dispatch: each binding holds whole sequences. */
+static vkl_status attn_chunk(const char *op, const nn_lim *l, const attn_sizes *z, uint64_t *chunk, vkl_err *err) {
+    uint64_t c = VKL_MIN(lim_units(l, 4 * z->q), lim_units(l, 4 * z->kv));
+    c = VKL_MIN(c, VKL_MIN(lim_units(l, 4 * z->lse), lim_units(l, 4 * z->seg)));
+    c = VKL_MIN(c, IDX_MAX / VKL_MAX(z->q, z->kv));
+    if (c == 0)
+        return vkl_err_set(err, VKL_ERR_INPUT,
+                           "%s: one sequence's q (%llu bytes) or k/v (%llu bytes) does not fit one binding of at most "
+                           "%llu bytes on this device; use shorter sequences", op,
+                           (unsigned long long)(4 * z->q), (unsigned long long)(4 * z->kv),
+                           (unsigned long long)l->limit);
+    *chunk = c;
+    return VKL_OK;
+}
+
+vkl_status vkl_op_attention(vkl_vk *vk, vkl_op_cache *c, const vkl_attn_shape *s, vkl_tview q, vkl_tview k,
+                            vkl_tview v, vkl_tview seg, vkl_tview out, vkl_tview lse, vkl_err *err) {
+    const char *op = "attention";
+    vkl_status st;
+    if ((st = attn_check(op, s, err))) return st;
+    attn_sizes z = attn_sizes_of(s);
+    if ((st = check_view(op, "q", q, mul3(s->n_seq, z.q, 4), true, err)) ||
+        (st = check_view(op, "k", k, mul3(s->n_seq, z.kv, 4), true, err)) ||
+        (st = check_view(op, "v", v, mul3(s->n_seq, z.kv, 4), true, err)) ||
+        (st = check_view(op, "seg", seg, mul3(s->n_seq, z.seg, 4), false, err)) ||
+        (st = check_view(op, "out", out, mul3(s->n_seq, z.q, 4), true, err)) ||
+        (st = check_view(op, "lse", lse, mul3(s->n_seq, z.lse, 4), false, err)) ||
+        (st = need_subgroups(vk, op, err)))
+        return st;
+    if (s->n_seq == 0 || s->T == 0) return VKL_OK;
+    nn_lim l = lim_get(vk);
+    uint64_t chunk;
+    if ((st = attn_chunk(op, &l, &z, &chunk, err))) return st;
+    char name[32];
+    snprintf(name, sizeof(name), "attention_%s", attn_dmax(s->D));
+    uint32_t wg = wg_size(vk, NN_WG);
+    const vkl_pipeline *pipe;
+    if ((st = get_pipe(vk, c, name, 6, sizeof(vkl_attn_push), wg, &pipe, err))) return st;
+    bool own;
+    if ((st = nn_begin(vk, &own, err))) return st;
+    for (uint64_t b0 = 0; b0 < s->n_seq && !st; b0 += chunk) {
+        uint64_t nb = VKL_MIN(chunk, s->n_seq - b0);
+        vkl_attn_push pc = {.n_seq = (uint32_t)nb, .T = s->T, .S = s->S, .n_head = s->n_head,
+                            .n_head_kv = s->n_head_kv, .D = s->D, .pos0 = s->pos0, .scale = s->scale,
+                            .flags = (seg.buf ? VKL_ATTN_HAS_SEG : 0) | (lse.buf ? VKL_ATTN_HAS_LSE : 0)};
+        vkl_binding b[6] = {
+            bind_elems(&l, q, b0 * z.q, nb * z.q, &pc.q_off),
+            bind_elems(&l, k, b0 * z.kv, nb * z.kv, &pc.k_off),
+            bind_elems(&l, v, b0 * z.kv, nb * z.kv, &pc.v_off),
+            seg.buf ? bind_elems(&l, seg, b0 * z.seg, nb * z.seg, &pc.seg_off) : bind_dummy(q.buf),
+            bind_elems(&l, out, b0 * z.q, nb * z.q, &pc.out_off),
+            lse.buf ? bind_elems(&l, lse, b0 * z.lse, nb * z.lse, &pc.lse_off) : bind_dummy(q.buf),
+        };
+        st = dispatch(vk, pipe, b, 6, &pc, sizeof(pc), nb * s->n_head * ((s->T + wg - 1) / wg), err);
+    }
+    return nn_end(vk, own, st, err);
+}
+
+vkl_status vkl_op_attention_back(vkl_vk *vk, vkl_op_cache *c, const vkl_attn_shape *s, vkl_tview q, vkl_tview k,
+                                 vkl_tview v, vkl_tview seg, vkl_tview out, vkl_tview lse, vkl_tview dout,
+                                 vkl_tview dq, vkl_tview dk, vkl_tview dv, vkl_err *err) {
+    const char *op = "attention_back";
+    vkl_status st;
+    if ((st = attn_check(op, s, err))) return st;
+    attn_sizes z = attn_sizes_of(s);
+    uint64_t qb = mul3(s->n_seq, z.q, 4), kvb = mul3(s->n_seq, z.kv, 4);
+    if ((st = check_view(op, "q", q, qb, true, err)) || (st = check_view(op, "k", k, kvb, true, err)) ||
+        (st = check_view(op, "v", v, kvb, true, err)) ||
+        (st = check_view(op, "seg", seg, mul3(s->n_seq, z.seg, 4), false, err)) ||
+        (st = check_view(op, "out", out, qb, true, err)) ||
+        (st = check_view(op, "lse", lse, mul3(s->n_seq, z.lse, 4), true, err)) ||
+        (st = check_view(op, "dout", dout, qb, true, err)) || (st = check_view(op, "dq", dq, qb, true, err)) ||
+        (st = check_view(op, "dk", dk, kvb, true, err)) || (st = check_view(op, "dv", dv, kvb, true, err)) ||
+        (st = need_subgroups(vk, op, err)))
+        return st;
+    if (s->n_seq == 0 || s->T == 0) return VKL_OK;
+    nn_lim l = lim_get(vk);
+    uint64_t chunk;
+    if ((st = attn_chunk(op, &l, &z, &chunk, err))) return st;
+    char ndq[40], nkv[40];
+    snprintf(ndq, sizeof(ndq), "attention_back_dq_%s", attn_dmax(s->D));
+    snprintf(nkv, sizeof(nkv), "attention_back_dkdv_%s", attn_dmax(s->D));
+    uint32_t wg = wg_size(vk, NN_WG);
+    const vkl_pipeline *pdq, *pkv;
+    if ((st = get_pipe(vk, c, ndq, 8, sizeof(vkl_attn_push), wg, &pdq, err)) ||
+        (st = get_pipe(vk, c, nkv, 9, sizeof(vkl_attn_push), wg, &pkv, err)))
+        return st;
+    bool own;
+    if ((st = nn_begin(vk, &own, err))) return st;
+    for (uint64_t b0 = 0; b0 < s->n_seq && !st; b0 += chunk) {
+        uint64_t nb = VKL_MIN(chunk, s->n_seq - b0);
+        vkl_attn_push pc = {.n_seq = (uint32_t)nb, .T = s->T, .S = s->S, .n_head = s->n_head,
+                            .n_head_kv = s->n_head_kv, .D = s->D, .pos0 = s->pos0, .scale = s->scale,
+                            .flags = (seg.buf ? VKL_ATTN_HAS_SEG : 0) | VKL_ATTN_HAS_LSE};
+        vkl_binding b[9] = {
+            bind_elems(&l, q, b0 * z.q, nb * z.q, &pc.q_off),
+            bind_elems(&l, k, b0 * z.kv, nb * z.kv, &pc.k_off),
+            bind_elems(&l, v, b0 * z.kv, nb * z.kv, &pc.v_off),
+            seg.buf ? bind_elems(&l, seg, b0 * z.seg, nb * z.seg, &pc.seg_off) : bind_dummy(q.buf),
+            bind_elems(&l, out, b0 * z.q, nb * z.q, &pc.out_off),
+            bind_elems(&l, lse, b0 * z.lse, nb * z.lse, &pc.lse_off),
+            bind_elems(&l, dout, b0 * z.q, nb * z.q, &pc.dout_off),
+            bind_elems(&l, dq, b0 * z.q, nb * z.q, &pc.dq_off),
+        };
+        st = dispatch(vk, pdq, b, 8, &pc, sizeof(pc), nb * s->n_head * ((s->T + wg - 1) / wg), err);
+        if (st) break;
+        b[7] = bind_elems(&l, dk, b0 * z.kv, nb * z.kv, &pc.dq_off);
+        b[8] = bind_elems(&l, dv, b0 * z.kv, nb * z.kv, &pc.dv_off);
+        st = dispatch(vk, pkv, b, 9, &pc, sizeof(pc), nb * s->n_head_kv * ((s->S + wg - 1) / wg), err);
+    }
+    return nn_end(vk, own, st, err);
+}
+
+/* ---------------------------------------------------------------------------------------------------------- */
+
+/* Elementwise ops: up to 5 tensors of n fp32 each, split into element chunks. */
+static vkl_status eltwise(vkl_vk *vk, vkl_op_cache *c, const char *op, const char *shader, const vkl_tview *tv,
+                          const char *const *names, uint32_t nt, uint64_t n, float alpha, vkl_err *err) {
+    vkl_status st;
+    for (uint32_t i = 0; i < nt; i++)
+        if ((st = check_view(op, names[i], tv[i], mul3(n, 4, 1), true, err))) return st;
+    if (n == 0) return VKL_OK;
+    nn_lim l = lim_get(vk);
+    uint64_t chunk = VKL_MIN(lim_units(&l, 4), IDX_MAX);
+    if (chunk == 0) return too_big(op, "one element", 4, &l, err);
+    uint32_t wg = wg_size(vk, NN_WG);
+    const vkl_pipeline *pipe;
+    if ((st = get_pipe(vk, c, shader, nt, sizeof(vkl_eltwise_push), wg, &pipe, err))) return st;
+    bool own;
+    if ((st = nn_begin(vk, &own, err))) return st;
+    for (uint64_t e0 = 0; e0 < n && !st; e0 += chunk) {
+        uint64_t ne = VKL_MIN(chunk, n - e0);
+        vkl_eltwise_push pc = {.n = (uint32_t)ne, .alpha = alpha};
+        uint32_t *offs[5] = {&pc.a_off, &pc.b_off, &pc.c_off, &pc.d_off, &pc.e_off};
+        vkl_binding b[5];
+        for (uint32_t i = 0; i < nt; i++) b[i] = bind_elems(&l, tv[i], e0, ne, offs[i]);
+        st = dispatch(vk, pipe, b, nt, &pc, sizeof(pc), (ne + wg - 1) / wg, err);
+    }
+    return nn_end(vk, own, st, err);
+}
+
+vkl_status vkl_op_swiglu(vkl_vk *vk, vkl_op_cache *c, vkl_tview g, vkl_tview u, vkl_tview h, uint64_t n,
+                         vkl_err *err) {
+    static const char *const names[] = {"g", "u", "h"};
+    vkl_tview tv[3] = {g, u, h};
+    return eltwise(vk, c, "swiglu", "swiglu", tv, names, 3, n, 0.0f, err);
+}
+
+vkl_status vkl_op_swiglu_back(vkl_vk *vk, vkl_op_cache *c, vkl_tview g, vkl_tview u, vkl_tview dh, vkl_tview dg,
+                              vkl_tview du, uint64_t n, vkl_err *err) {
+    static const char *const names[] = {"g", "u", "dh", "dg", "du"};
+    vkl_tview tv[5] = {g, u, dh, dg, du};
+    return eltwise(vk, c, "swiglu_back", "swiglu_back", tv, names, 5, n, 0.0f, err);
+}
+
+vkl_status vkl_op_add(vkl_vk *vk, vkl_op_cache *c, vkl_tview a, vkl_tview b, float alpha, vkl_tview y, uint64_t n,
+                      vkl_err *err) {
+    static const char *const names[] = {"a", "b", "y"};
+    vkl_tview tv[3] = {a, b, y};
+    return eltwise(vk, c, "add", "add", tv, names, 3, n, alpha, err);
+}
+
+/* ---------------------------------------------------------------------------------------------------------- */
+
+vkl_status vkl_op_cross_entropy(vkl_vk *vk, vkl_op_cache *c, vkl_tview logits, vkl_tview targets, uint32_t rows,
+                                uint32_t V, vkl_tview nll, vkl_tview dlogits, float grad_scale, vkl_err *err) {
+    const char *op = "cross_entropy";
+    vkl_status st;
+    if (V == 0) return vkl_err_set(err, VKL_ERR_INPUT, "%s: vocabulary size must be positive", op);
+    if (V > INT32_MAX) return vkl_err_set(err, VKL_ERR_INPUT, "%s: vocabulary size %u exceeds int32 targets", op, V);
+    uint64_t mat = mul3(rows, V, 4);
+    if ((st = check_view(op, "logits", logits, mat, true, err)) ||
+        (st = check_view(op, "targets", targets, 4ull * rows, true, err)) ||
+        (st = check_view(op, "nll", nll, 4ull * rows, false, err)) ||
+        (st = check_view(op, "dlogits", dlogits, mat, false, err)) || (st = need_subgroups(vk, op, err)))
+        return st;
+    if (rows == 0 || (!nll.buf && !dlogits.buf)) return VKL_OK;
+    nn_lim l = lim_get(vk);
+    uint64_t chunk = VKL_MIN(lim_units(&l, 4ull * V), IDX_MAX / V);
+    if (chunk == 0) return too_big(op, "one row of logits", 4ull * V, &l, err);
+    uint32_t wg = wg_size(vk, XENT_WG);
+    const vkl_pipeline *pipe;
+    if ((st = get_pipe(vk, c, "cross_entropy", 4, sizeof(vkl_xent_push), wg, &pipe, err))) return st;
+    bool own;
+    if ((st = nn_begin(vk, &own, err))) return st;
+    for (uint64_t r0 = 0; r0 < rows && !st; r0 += chunk) {
+        uint64_t nr = VKL_MIN(chunk, rows - r0);
+        vkl_xent_push pc = {.rows = (uint32_t)nr, .V = V, .has_nll = nll.buf != NULL,
+                            .has_grad = dlogits.buf != NULL, .grad_scale = grad_scale};
+        vkl_binding b[4] = {
+            bind_elems(&l, logits, r0 * V, nr * V, &pc.logits_off),
+            bind_elems(&l, targets, r0, nr, &pc.targets_off),
+            nll.buf ? bind_elems(&l, nll, r0, nr, &pc.nll_off) : bind_dummy(logits.buf),
+            dlogits.buf ? bind_elems(&l, dlogits, r0 * V, nr * V, &pc.dlogits_off) : bind_dummy(logits.buf),
+        };
+        st = dispatch(vk, pipe, b, 4, &pc, sizeof(pc), nr, err);
+    }
+    return nn_end(vk, own, st, err);
+}

@@ -1,0 +1,21 @@
+/* Scalar C twins of the matrix-product ops in src/ops/matmul.h, accumulating in double: the ground truth the
+ * shaders are tested against. Weights are decoded with vkl_ref_dequantize, exactly as stored in the GGUF. */
+#ifndef VKLORA_REF_MATMUL_H
+#define VKLORA_REF_MATMUL_H
+
+#include "ops/matmul.h"
+
+/* y[M, N] (+)= x[M, K] · W[N, K]^T (+ bias[N]); w holds N rows of K elements of `wtype` (GGUF layout, rows
+ * back to back); bias may be NULL. Returns false for an unsupported type, K not a multiple of the block size,
+ * or when out of memory. */
+bool vkl_ref_matmul(uint32_t wtype, const void *w, const float *x, const float *bias, float *y, uint32_t M,
+                    uint32_t N, uint32_t K, bool accumulate);
+
+/* dx[M, K] (+)= dy[M, N] · W[N, K]. Same conditions as vkl_ref_matmul. */
+bool vkl_ref_matmul_t(uint32_t wtype, const void *w, const float *dy, float *dx, uint32_t M, uint32_t N,
+                      uint32_t K, bool accumulate);
+
+/* C = alpha * A·B + beta * C with the strides of s (see vkl_gemm_shape); beta == 0 ignores C's old contents. */
+void vkl_ref_gemm(const vkl_gemm_shape *s, const float *a, const float *b, float *c);
+
+#endif

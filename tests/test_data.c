@@ -1,0 +1,1057 @@
+/* Data pipeline tests: templates token for token, response masks, formats and auto-detection, malformed files,
+ * truncation, eval split, epoch order and packed batches, on the shared datasets and four vocabularies. */
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+#include "vklora/config.h"
+#include "vklora/data.h"
+#include "vklora/gguf.h"
+#include "vklora/tokenizer.h"
+
+/* ---- helpers ---- */
+
+/* Tokenizers are loaded once per run (the BPE vocabularies take a moment) and freed at exit with the process. */
+typedef struct {
+    const char *rel;
+    vkl_tokenizer *tok;
+    char *chat_template;
+} tok_slot;
+static tok_slot slots[] = {{"vocab/ggml-vocab-llama-bpe.gguf", NULL, NULL},
+                           {"vocab/ggml-vocab-qwen2.gguf", NULL, NULL},
+                           {"vocab/ggml-vocab-llama-spm.gguf", NULL, NULL},
+                           {"models/stories260K.gguf", NULL, NULL}};
+enum { LLAMA3, QWEN2, SPM, STORIES };
+
+static vkl_tokenizer *get_tok(int which, const char **chat_template) {
+    tok_slot *s = &slots[which];
+    if (!s->tok) {
+        vkl_err err = {0};
+        vkl_gguf *g = NULL;
+        if (vkl_gguf_open(t_data_path(s->rel), &g, &err) || vkl_tokenizer_load(g, &s->tok, &err)) {
+            fprintf(stderr, "    %s: %s\n", s->rel, err.msg);
+        } else {
+            const char *ct = vkl_gguf_get_str(g, "tokenizer.chat_template");
+            s->chat_template = ct ? strdup(ct) : NULL;
+        }
+        vkl_gguf_close(g);
+    }
+    if (chat_template) *chat_template = s->chat_template;
+    return s->tok;
+}
+
+static const char *tok_text(const vkl_tokenizer *tok, int32_t id) {
+    size_t len;
+    const char *s = vkl_tokenizer_token_text(tok, id, &len);
+    return s ? s : "";
+}
+
+static char *detok(const vkl_tokenizer *tok, const int32_t *ids, size_t n) {
+    char *s = NULL;
+    size_t len;
+    vkl_err err = {0};
+    if (vkl_detokenize(tok, ids, n, true, &s, &len, &err)) {
+        fprintf(stderr, "    detokenize: %s\n", err.msg);
+        return strdup("<detokenize failed>");
+    }
+    return s;
+}
+
+static size_t count_id(const int32_t *ids, size_t n, int32_t id) {
+    size_t c = 0;
+    for (size_t i = 0; i < n; i++) c += ids[i] == id;
+    return c;
+}
+
+static void write_file(const char *path, const char *text) {
+    FILE *f = fopen(path, "wb");
+    if (f) {
+        fputs(text, f);
+        fclose(f);
+    }
+}
+
+static const char *tmp_path(const char *name) {
+    static char buf[8][512];
+    static int k;
+    k = (k + 1) % 8;
+    snprintf(buf[k], sizeof(buf[k]), "%s/%s", t_tmpdir(), name);
+    return buf[k];
+}
+
+static cJSON *read_json(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    size_t got = fread(buf, 1, (size_t)n, f);
+    fclose(f);
+    buf[got] = 0;
+    cJSON *j = cJSON_Parse(buf);
+    free(buf);
+    return j;
+}
+
+/* The trained stretches (labels != -1, contiguous) of a sequence, each detokenized, joined with "|". */
+static char *trained_spans(const vkl_tokenizer *tok, const int32_t *ids, const int32_t *labels, size_t n) {
+    size_t cap = 1024, at = 0;
+    char *out = calloc(1, cap);
+    for (size_t i = 0; i < n;) {
+        if (labels[i] < 0) {
+            i++;
+            continue;
+        }
+        size_t j = i;
+        while (j < n && labels[j] >= 0) {
+            if (labels[j] != ids[j]) return strdup("<label differs from its token>");
+            j++;
+        }
+        char *s = detok(tok, ids + i, j - i);
+        size_t need = strlen(s) + 2;
+        if (at + need >= cap) out = realloc(out, cap = 2 * (at + need));
+        at += (size_t)sprintf(out + at, "%s%s", at ? "|" : "", s);
+        free(s);
+        i = j;
+    }
+    return out;
+}
+
+/* Encode msgs with tmpl; check the ids equal the tokenization of `expected` with every special token parsed
+ * (bos_prefix: a BOS the encoder is expected to add in front), the text round-trips, and - responses-only - the
+ * trained stretches read `spans`. */
+static int check_chat(int which, vkl_chat_template tmpl, const vkl_message *msgs, size_t n_msgs, const char *expected,
+                      bool bos_prefix, const char *spans) {
+    vkl_tokenizer *tok = get_tok(which, NULL);
+    T_ASSERT(tok, "tokenizer %d", which);
+    vkl_err err = {0};
+    int32_t *ids = NULL, *labels = NULL, *want = NULL;
+    size_t n = 0, nw = 0;
+    T_ASSERT(!vkl_data_encode_chat(tok, tmpl, msgs, n_msgs, false, false, &ids, &labels, &n, &err), "%s", err.msg);
+    T_ASSERT(!vkl_tokenize(tok, expected, strlen(expected), false, true, &want, &nw, &err), "%s", err.msg);
+    size_t off = bos_prefix ? 1 : 0;
+    if (bos_prefix) T_ASSERT(n > 0 && ids[0] == vkl_tokenizer_bos(tok), "BOS first");
+    T_ASSERT(n == nw + off, "%zu tokens, expected %zu", n, nw + off);
+    for (size_t i = 0; i < nw; i++)
+        T_ASSERT(ids[i + off] == want[i], "token %zu: %d '%s', expected %d '%s'", i + off, ids[i + off],
+                 tok_text(tok, ids[i + off]), want[i], tok_text(tok, want[i]));
+    for (size_t i = 0; i < n; i++) T_ASSERT(labels[i] == ids[i], "every token trains without responses-only");
+    char *text = detok(tok, ids + off, n - off);
+    T_ASSERT(!strcmp(text, expected), "detokenized:\n%s\nexpected:\n%s", text, expected);
+    free(text);
+    free(ids);
+    free(labels);
+    free(want);
+
+    T_ASSERT(!vkl_data_encode_chat(tok, tmpl, msgs, n_msgs, true, false, &ids, &labels, &n, &err), "%s", err.msg);
+    T_ASSERT(n == nw + off, "same tokens with responses-only");
+    char *got = trained_spans(tok, ids, labels, n);
+    T_ASSERT(!strcmp(got, spans), "trained spans:\n%s\nexpected:\n%s", got, spans);
+    free(got);
+    free(ids);
+    free(labels);
+    return 0;
+}
+
+#define MSG(r, s) {(r), (s), sizeof(s) - 1}
+
+static const vkl_message tiny_chat[] = {
+    MSG(VKL_ROLE_SYSTEM, "You are an AI assistant."),   MSG(VKL_ROLE_USER, "What is the meaning of life?"),
+    MSG(VKL_ROLE_ASSISTANT, "The meaning of life is 42."), MSG(VKL_ROLE_USER, "That's ridiculous."),
+    MSG(VKL_ROLE_ASSISTANT, "I agree."),
+};
+
+/* ---- templates ---- */
+
+static int test_chatml_qwen2(void) {
+    const char *want = "<|im_start|>system\nYou are an AI assistant.<|im_end|>\n"
+                       "<|im_start|>user\nWhat is the meaning of life?<|im_end|>\n"
+                       "<|im_start|>assistant\nThe meaning of life is 42.<|im_end|>\n"
+                       "<|im_start|>user\nThat's ridiculous.<|im_end|>\n"
+                       "<|im_start|>assistant\nI agree.<|im_end|>\n";
+    if (check_chat(QWEN2, VKL_TEMPLATE_CHATML, tiny_chat, 5, want, false,
+                   "The meaning of life is 42.<|im_end|>|I agree.<|im_end|>"))
+        return 1;
+    /* markup became single special ids: 5 <|im_start|> and 5 <|im_end|> */
+    vkl_tokenizer *tok = get_tok(QWEN2, NULL);
+    int32_t *ids, *labels;
+    size_t n;
+    vkl_err err = {0};
+    T_ASSERT(!vkl_data_encode_chat(tok, VKL_TEMPLATE_CHATML, tiny_chat, 5, false, false, &ids, &labels, &n, &err),
+             "%s", err.msg);
+    int32_t im_start = vkl_tokenizer_find(tok, "<|im_start|>", 12), im_end = vkl_tokenizer_find(tok, "<|im_end|>", 10);
+    T_ASSERT(im_start >= 0 && im_end >= 0, "qwen2 has the chatml tokens");
+    T_ASSERT(count_id(ids, n, im_start) == 5 && count_id(ids, n, im_end) == 5, "one id per marker");
+    T_ASSERT(ids[0] == im_start, "qwen2 adds no BOS: got %d", ids[0]);
+    free(ids);
+    free(labels);
+    return 0;
+}
+
+static int test_llama3_bpe(void) {
+    const char *want = "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nYou are an AI assistant.<|eot_id|>"
+                       "<|start_header_id|>user<|end_header_id|>\n\nWhat is the meaning of life?<|eot_id|>"
+                       "<|start_header_id|>assistant<|end_header_id|>\n\nThe meaning of life is 42.<|eot_id|>"
+                       "<|start_header_id|>user<|end_header_id|>\n\nThat's ridiculous.<|eot_id|>"
+                       "<|start_header_id|>assistant<|end_header_id|>\n\nI agree.<|eot_id|>";
+    if (check_chat(LLAMA3, VKL_TEMPLATE_LLAMA3, tiny_chat, 5, want, false,
+                   "The meaning of life is 42.<|eot_id|>|I agree.<|eot_id|>"))
+        return 1;
+    vkl_tokenizer *tok = get_tok(LLAMA3, NULL);
+    int32_t *ids, *labels;
+    size_t n;
+    vkl_err err = {0};
+    T_ASSERT(!vkl_data_encode_chat(tok, VKL_TEMPLATE_LLAMA3, tiny_chat, 5, false, false, &ids, &labels, &n, &err),
+             "%s", err.msg);
+    T_ASSERT(vkl_tokenizer_adds_bos(tok) && ids[0] == vkl_tokenizer_bos(tok), "begins with BOS");
+    T_ASSERT(count_id(ids, n, vkl_tokenizer_bos(tok)) == 1, "BOS exactly once");
+    T_ASSERT(count_id(ids, n, vkl_tokenizer_find(tok, "<|eot_id|>", 10)) == 5, "5 <|eot_id|>");
+    free(ids);
+    free(labels);
+    /* tool output is the "ipython" role and never trains */
+    const vkl_message tool[] = {MSG(VKL_ROLE_USER, "Weather?"), MSG(VKL_ROLE_ASSISTANT, "{\"call\": 1}"),
+                                MSG(VKL_ROLE_TOOL, "{\"t\": 20}"), MSG(VKL_ROLE_ASSISTANT, "It is 20.")};
+    return check_chat(LLAMA3, VKL_TEMPLATE_LLAMA3, tool, 4,
+                      "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nWeather?<|eot_id|>"
+                      "<|start_header_id|>assistant<|end_header_id|>\n\n{\"call\": 1}<|eot_id|>"
+                      "<|start_header_id|>ipython<|end_header_id|>\n\n{\"t\": 20}<|eot_id|>"
+                      "<|start_header_id|>assistant<|end_header_id|>\n\nIt is 20.<|eot_id|>",
+                      false, "{\"call\": 1}<|eot_id|>|It is 20.<|eot_id|>");
+}
+
+static int test_llama2_spm(void) {
+    const char *want = "<s>[INST] <<SYS>>\nYou are an AI assistant.\n<</SYS>>\n\nWhat is the meaning of life? [/INST]"
+                       " The meaning of life is 42. </s><s>[INST] That's ridiculous. [/INST] I agree. </s>";
+    return check_chat(SPM, VKL_TEMPLATE_LLAMA2, tiny_chat, 5, want, false,
+                      "The meaning of life is 42. </s>|I agree. </s>");
+}
+
+static int test_mistral_spm(void) {
+    const char *want = "<s>[INST] You are an AI assistant.\n\nWhat is the meaning of life? [/INST] The meaning of life "
+                       "is 42.</s>[INST] That's ridiculous. [/INST] I agree.</s>";
+    if (check_chat(SPM, VKL_TEMPLATE_MISTRAL, tiny_chat, 5, want, false, "The meaning of life is 42.</s>|I agree.</s>"))
+        return 1;
+    /* tool output joins the user side; two user messages in a row are joined with a blank line */
+    const vkl_message m[] = {MSG(VKL_ROLE_USER, "a"), MSG(VKL_ROLE_TOOL, "b"), MSG(VKL_ROLE_ASSISTANT, "c")};
+    return check_chat(SPM, VKL_TEMPLATE_MISTRAL, m, 3, "<s>[INST] a\n\nb [/INST] c</s>", false, "c</s>");
+}
+
+static int test_plain_and_alpaca_chat(void) {
+    if (check_chat(STORIES, VKL_TEMPLATE_PLAIN, tiny_chat, 5,
+                   "You are an AI assistant.\nUser: What is the meaning of life?\nAssistant: The meaning of life is "
+                   "42.</s>\nUser: That's ridiculous.\nAssistant: I agree.</s>",
+                   true, "The meaning of life is 42.</s>|I agree.</s>"))
+        return 1;
+    if (check_chat(STORIES, VKL_TEMPLATE_ALPACA, tiny_chat, 5,
+                   "You are an AI assistant.\n\n### Instruction:\nWhat is the meaning of life?\n\n### Response:\nThe "
+                   "meaning of life is 42.</s>\n\n### Instruction:\nThat's ridiculous.\n\n### Response:\nI agree.</s>",
+                   true, "The meaning of life is 42.</s>|I agree.</s>"))
+        return 1;
+    /* a llama-bpe vocabulary: "<|end_of_text|>" is its EOS */
+    const vkl_message m[] = {MSG(VKL_ROLE_USER, "Hi"), MSG(VKL_ROLE_ASSISTANT, "Hello!")};
+    return check_chat(LLAMA3, VKL_TEMPLATE_ALPACA, m, 2,
+                      "Below is an instruction that describes a task. Write a response that appropriately completes "
+                      "the request.\n\n### Instruction:\nHi\n\n### Response:\nHello!<|end_of_text|>",
+                      true, "Hello!<|end_of_text|>");
+}
+
+/* Special-token text inside content stays text; the template's own markers stay single ids. */
+static int test_content_specials_not_parsed(void) {
+    vkl_tokenizer *tok = get_tok(QWEN2, NULL);
+    T_ASSERT(tok, "qwen2");
+    const vkl_message m[] = {MSG(VKL_ROLE_USER, "say <|im_end|> and <|im_start|>system now"),
+                             MSG(VKL_ROLE_ASSISTANT, "<|endoftext|>")};
+    int32_t *ids, *labels;
+    size_t n;
+    vkl_err err = {0};
+    T_ASSERT(!vkl_data_encode_chat(tok, VKL_TEMPLATE_CHATML, m, 2, true, false, &ids, &labels, &n, &err), "%s",
+             err.msg);
+    int32_t im_start = vkl_tokenizer_find(tok, "<|im_start|>", 12), im_end = vkl_tokenizer_find(tok, "<|im_end|>", 10);
+    T_ASSERT(count_id(ids, n, im_start) == 2 && count_id(ids, n, im_end) == 2, "only the template's markers");
+    T_ASSERT(count_id(ids, n, vkl_tokenizer_eos(tok)) == 0, "<|endoftext|> in content is not the EOS id");
+    char *text = detok(tok, ids, n);
+    T_ASSERT(!strcmp(text, "<|im_start|>user\nsay <|im_end|> and <|im_start|>system now<|im_end|>\n<|im_start|>"
+                           "assistant\n<|endoftext|><|im_end|>\n"),
+             "%s", text);
+    free(text);
+    char *spans = trained_spans(tok, ids, labels, n);
+    T_ASSERT(!strcmp(spans, "<|endoftext|><|im_end|>"), "%s", spans);
+    free(spans);
+    free(ids);
+    free(labels);
+    /* the generation prompt ends with the assistant header */
+    T_ASSERT(!vkl_data_encode_chat(tok, VKL_TEMPLATE_CHATML, m, 1, false, true, &ids, &labels, &n, &err), "%s",
+             err.msg);
+    text = detok(tok, ids, n);
+    T_ASSERT(!strcmp(text, "<|im_start|>user\nsay <|im_end|> and <|im_start|>system now<|im_end|>\n<|im_start|>"
+                           "assistant\n"),
+             "%s", text);
+    free(text);
+    free(ids);
+    free(labels);
+    return 0;
+}
+
+static int test_template_detection(void) {
+    const char *qwen = NULL;
+    T_ASSERT(get_tok(QWEN2, &qwen) && qwen, "qwen2 GGUF has a chat template");
+    T_ASSERT(vkl_data_detect_template(qwen) == VKL_TEMPLATE_CHATML, "qwen2 -> chatml");
+    T_ASSERT(vkl_data_detect_template("{{ '<|start_header_id|>' + m.role }}") == VKL_TEMPLATE_LLAMA3, "llama-3");
+    T_ASSERT(vkl_data_detect_template("{{ bos + '[INST] <<SYS>>\\n' }}") == VKL_TEMPLATE_LLAMA2, "llama-2");
+    T_ASSERT(vkl_data_detect_template("{{ '[INST] ' + c + ' [/INST]' }}") == VKL_TEMPLATE_MISTRAL, "mistral");
+    T_ASSERT(vkl_data_detect_template("{{ m.content }}") == VKL_TEMPLATE_AUTO, "unknown");
+    T_ASSERT(vkl_data_resolve_template(VKL_TEMPLATE_AUTO, NULL) == VKL_TEMPLATE_ALPACA, "no template -> alpaca");
+    T_ASSERT(vkl_data_resolve_template(VKL_TEMPLATE_AUTO, "{{ x }}") == VKL_TEMPLATE_ALPACA, "unknown -> alpaca");
+    T_ASSERT(vkl_data_resolve_template(VKL_TEMPLATE_AUTO, qwen) == VKL_TEMPLATE_CHATML, "auto -> gguf's");
+    T_ASSERT(vkl_data_resolve_template(VKL_TEMPLATE_PLAIN, qwen) == VKL_TEMPLATE_PLAIN, "explicit wins");
+    return 0;
+}
+
+/* ---- files ---- */
+
+static vkl_data_opts opts(vkl_dataset_format f, vkl_chat_template t, uint32_t max_seq, bool resp) {
+    vkl_data_opts o = {.format = f, .tmpl = t, .max_seq_length = max_seq, .train_on_responses_only = resp};
+    return o;
+}
+
+static const char *first_with_input(const cJSON *arr, int *index) {
+    int i = 0;
+    for (const cJSON *r = arr->child; r; r = r->next, i++) {
+        const cJSON *in = cJSON_GetObjectItem(r, "input");
+        if (cJSON_IsString(in) && *in->valuestring) {
+            *index = i;
+            return in->valuestring;
+        }
+    }
+    return NULL;
+}
+
+/* alpaca_en_demo.json: 999 rows, 412 with an input; the Stanford prompt token for token on two rows. */
+static int test_alpaca_file(void) {
+    static const char *pre_in = "Below is an instruction that describes a task, paired with an input that provides "
+                                "further context. Write a response that appropriately completes the request.\n\n";
+    static const char *pre_no = "Below is an instruction that describes a task. Write a response that appropriately "
+                                "completes the request.\n\n";
+    const char *path = t_data_path("datasets/alpaca_en_demo.json");
+    cJSON *j = read_json(path);
+    T_ASSERT(cJSON_GetArraySize(j) == 999, "999 rows");
+    int with_input = 0;
+    for (const cJSON *r = j->child; r; r = r->next) {
+        const cJSON *in = cJSON_GetObjectItem(r, "input");
+        with_input += cJSON_IsString(in) && *in->valuestring;
+    }
+    T_ASSERT(with_input == 412, "412 rows with input, counted %d", with_input);
+
+    for (int which = SPM; which <= STORIES; which++) {
+        vkl_tokenizer *tok = get_tok(which, NULL);
+        T_ASSERT(tok, "tokenizer");
+        vkl_data_opts o = opts(VKL_DATASET_AUTO, VKL_TEMPLATE_AUTO, 100000, true);
+        vkl_dataset *d = NULL;
+        vkl_err err = {0};
+        T_ASSERT(!vkl_data_load_file(path, &o, tok, &d, &err), "%s", err.msg);
+        T_ASSERT(d->format == VKL_DATASET_ALPACA && d->tmpl == VKL_TEMPLATE_ALPACA, "detected alpaca, template alpaca");
+        T_ASSERT(d->n == 999 && d->stats.n_rows == 999 && d->stats.n_truncated == 0, "999 examples, got %u", d->n);
+        int n_input_prompts = 0;
+        for (uint32_t e = 0; e < d->n; e++) {
+            const vkl_example *x = &d->ex[e];
+            char *text = detok(tok, x->tokens, x->n);
+            n_input_prompts += strstr(text, "\n\n### Input:\n") != NULL;
+            free(text);
+            T_ASSERT(x->row == e + 1, "rows are 1-based record indices");
+        }
+        T_ASSERT(n_input_prompts == 412, "%d examples carry \"### Input:\"", n_input_prompts);
+
+        /* row 1 (no input) and the first row with an input, by hand */
+        int idx = 0;
+        first_with_input(j, &idx);
+        int rows[2] = {0, idx};
+        const char *eos = tok_text(tok, vkl_tokenizer_eos(tok));
+        for (int k = 0; k < 2; k++) {
+            const cJSON *r = cJSON_GetArrayItem(j, rows[k]);
+            const char *ins = cJSON_GetObjectItem(r, "instruction")->valuestring;
+            const char *in = cJSON_GetObjectItem(r, "input")->valuestring;
+            const char *out = cJSON_GetObjectItem(r, "output")->valuestring;
+            size_t cap = strlen(ins) + strlen(in) + strlen(out) + 1024;
+            char *want = malloc(cap);
+            if (*in)
+                snprintf(want, cap, "%s### Instruction:\n%s\n\n### Input:\n%s\n\n### Response:\n%s%s", pre_in, ins, in,
+                         out, eos);
+            else
+                snprintf(want, cap, "%s### Instruction:\n%s\n\n### Response:\n%s%s", pre_no, ins, out, eos);
+            const vkl_example *x = &d->ex[rows[k]];
+            T_ASSERT(x->tokens[0] == vkl_tokenizer_bos(tok) && x->tokens[x->n - 1] == vkl_tokenizer_eos(tok),
+                     "BOS ... EOS");
+            int32_t *ids;
+            size_t n;
+            T_ASSERT(!vkl_tokenize(tok, want, strlen(want), true, true, &ids, &n, &err), "%s", err.msg);
+            T_ASSERT(n == x->n && !memcmp(ids, x->tokens, n * sizeof(int32_t)), "row %d: ids differ (%zu vs %u)",
+                     rows[k] + 1, n, x->n);
+            free(ids);
+            char *text = detok(tok, x->tokens + 1, x->n - 1);
+            T_ASSERT(!strcmp(text, want), "row %d:\n%s\nexpected\n%s", rows[k] + 1, text, want);
+            free(text);
+            char *spans = trained_spans(tok, x->tokens, x->labels, x->n);
+            snprintf(want, cap, "%s%s", out, eos);
+            T_ASSERT(!strcmp(spans, want), "row %d trains:\n%s\nexpected\n%s", rows[k] + 1, spans, want);
+            free(spans);
+            free(want);
+        }
+        vkl_dataset_free(d);
+    }
+    cJSON_Delete(j);
+    return 0;
+}
+
+/* Alpaca records with a chat template: one user turn "instruction\ninput". */
+static int test_alpaca_as_chat(void) {
+    vkl_tokenizer *tok = get_tok(LLAMA3, NULL);
+    T_ASSERT(tok, "llama-bpe");
+    const char *path = tmp_path("alpaca_small.json");
+    write_file(path, "[{\"instruction\": \"Add.\", \"input\": \"1 2\", \"output\": \"3\"},\n"
+                     " {\"instruction\": \"Hi\", \"output\": \"Hello\", \"system\": \"Be brief.\"}]");
+    vkl_data_opts o = opts(VKL_DATASET_AUTO, VKL_TEMPLATE_LLAMA3, 512, true);
+    vkl_dataset *d = NULL;
+    vkl_err err = {0};
+    T_ASSERT(!vkl_data_load_file(path, &o, tok, &d, &err), "%s", err.msg);
+    T_ASSERT(d->n == 2, "2 examples");
+    char *a = detok(tok, d->ex[0].tokens, d->ex[0].n), *b = detok(tok, d->ex[1].tokens, d->ex[1].n);
+    T_ASSERT(!strcmp(a, "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nAdd.\n1 2<|eot_id|>"
+                        "<|start_header_id|>assistant<|end_header_id|>\n\n3<|eot_id|>"),
+             "%s", a);
+    T_ASSERT(!strcmp(b, "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nBe brief.<|eot_id|>"
+                        "<|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>"
+                        "<|start_header_id|>assistant<|end_header_id|>\n\nHello<|eot_id|>"),
+             "%s", b);
+    free(a);
+    free(b);
+    vkl_dataset_free(d);
+    return 0;
+}
+
+/* ShareGPT with tool calls (glaive): function_call trains as assistant, observation is a tool turn that does not. */
+static int test_sharegpt_toolcall(void) {
+    vkl_tokenizer *tok = get_tok(QWEN2, NULL);
+    const char *ct = NULL;
+    get_tok(QWEN2, &ct);
+    T_ASSERT(tok, "qwen2");
+    const char *path = t_data_path("datasets/sharegpt_glaive_toolcall_en_demo.json");
+    vkl_data_opts o = opts(VKL_DATASET_AUTO, VKL_TEMPLATE_AUTO, 1u << 20, true);
+    o.gguf_chat_template = ct;
+    vkl_dataset *d = NULL;
+    vkl_err err = {0};
+    T_ASSERT(!vkl_data_load_file(path, &o, tok, &d, &err), "%s", err.msg);
+    T_ASSERT(d->format == VKL_DATASET_SHAREGPT && d->tmpl == VKL_TEMPLATE_CHATML, "sharegpt with the GGUF's chatml");
+    cJSON *j = read_json(path);
+    T_ASSERT((uint64_t)cJSON_GetArraySize(j) == d->stats.n_rows, "every row read");
+    T_ASSERT(d->n + d->stats.n_skipped_no_assistant == d->stats.n_rows, "kept + skipped = rows");
+    /* row 1 rebuilt here from the JSON with this test's own role table */
+    const cJSON *conv = cJSON_GetObjectItem(cJSON_GetArrayItem(j, 0), "conversations");
+    size_t cap = 1 << 16, at = 0, sat = 0;
+    char *want = calloc(1, cap), *spans = calloc(1, cap);
+    for (const cJSON *m = conv->child; m; m = m->next) {
+        const char *from = cJSON_GetObjectItem(m, "from")->valuestring;
+        const char *v = cJSON_GetObjectItem(m, "value")->valuestring;
+        const char *role = !strcmp(from, "human")           ? "user"
+                           : !strcmp(from, "gpt")           ? "assistant"
+                           : !strcmp(from, "function_call") ? "assistant"
+                           : !strcmp(from, "observation")   ? "tool"
+                                                            : from;
+        at += (size_t)snprintf(want + at, cap - at, "<|im_start|>%s\n%s<|im_end|>\n", role, v);
+        if (!strcmp(role, "assistant")) sat += (size_t)snprintf(spans + sat, cap - sat, "%s%s<|im_end|>", sat ? "|" : "", v);
+    }
+    const vkl_example *x = &d->ex[0];
+    T_ASSERT(x->row == 1, "row 1");
+    char *text = detok(tok, x->tokens, x->n);
+    T_ASSERT(!strcmp(text, want), "row 1:\n%s\nexpected\n%s", text, want);
+    int32_t *ids;
+    size_t n;
+    T_ASSERT(!vkl_tokenize(tok, want, strlen(want), true, true, &ids, &n, &err), "%s", err.msg);
+    T_ASSERT(n == x->n && !memcmp(ids, x->tokens, n * sizeof(int32_t)), "ids as llama.cpp tokenizes the prompt");
+    free(ids);
+    char *got = trained_spans(tok, x->tokens, x->labels, x->n);
+    T_ASSERT(!strcmp(got, spans), "trains:\n%s\nexpected\n%s", got, spans);
+    free(got);
+    free(text);
+    free(want);
+    free(spans);
+    cJSON_Delete(j);
+    vkl_dataset_free(d);
+    return 0;
+}
+
+/* messages (KTO demo): "label": false rows are skipped and counted. */
+static int test_messages_kto(void) {
+    vkl_tokenizer *tok = get_tok(LLAMA3, NULL);
+    T_ASSERT(tok, "llama-bpe");
+    const char *path = t_data_path("datasets/messages_kto_en_demo.json");
+    cJSON *j = read_json(path);
+    T_ASSERT(j, "parse");
+    uint64_t n_false = 0, n_rows = 0;
+    for (const cJSON *r = j->child; r; r = r->next, n_rows++) n_false += cJSON_IsFalse(cJSON_GetObjectItem(r, "label"));
+    T_ASSERT(n_false > 0 && n_false < n_rows, "the demo has both labels");
+    vkl_data_opts o = opts(VKL_DATASET_AUTO, VKL_TEMPLATE_AUTO, 1u << 20, false);
+    vkl_dataset *d = NULL;
+    vkl_err err = {0};
+    T_ASSERT(!vkl_data_load_file(path, &o, tok, &d, &err), "%s", err.msg);
+    T_ASSERT(d->format == VKL_DATASET_MESSAGES && d->tmpl == VKL_TEMPLATE_ALPACA, "messages; no GGUF template: alpaca");
+    T_ASSERT(d->stats.n_rows == n_rows && d->stats.n_skipped_rejected == n_false, "%llu of %llu skipped",
+             (unsigned long long)d->stats.n_skipped_rejected, (unsigned long long)n_false);
+    T_ASSERT(d->n == n_rows - n_false - d->stats.n_skipped_no_assistant - d->stats.n_dropped_untrainable, "counts");
+    /* the first kept example is the first row with label true */
+    int first = 0;
+    for (const cJSON *r = j->child; r && cJSON_IsFalse(cJSON_GetObjectItem(r, "label")); r = r->next) first++;
+    T_ASSERT(d->ex[0].row == (uint32_t)first + 1, "row of the first kept example");
+    uint64_t total = 0;
+    for (uint32_t i = 0; i < d->n; i++) total += d->ex[i].n;
+    T_ASSERT(total == d->stats.n_tokens, "token count");
+    cJSON_Delete(j);
+    vkl_dataset_free(d);
+    return 0;
+}
+
+/* The tiny ShareGPT file through the config front door, with the qwen2 template and responses-only. */
+static int test_load_config_sharegpt(void) {
+    const char *ct = NULL;
+    vkl_tokenizer *tok = get_tok(QWEN2, &ct);
+    T_ASSERT(tok, "qwen2");
+    vkl_config c;
+    vkl_config_defaults(&c);
+    c.dataset_path = strdup(t_data_path("datasets/sharegpt_chat_tiny.json"));
+    c.train_on_responses_only = true;
+    c.max_seq_length = 2048;
+    vkl_dataset *tr = NULL, *ev = NULL;
+    vkl_err err = {0};
+    T_ASSERT(!vkl_data_load(&c, tok, ct, &tr, &ev, &err), "%s", err.msg);
+    T_ASSERT(tr && !ev && tr->n == 1, "one example, no eval");
+    char *spans = trained_spans(tok, tr->ex[0].tokens, tr->ex[0].labels, tr->ex[0].n);
+    T_ASSERT(!strcmp(spans, "The meaning of life is 42.<|im_end|>|I agree.<|im_end|>"), "%s", spans);
+    free(spans);
+    vkl_dataset_free(tr);
+    vkl_config_free(&c);
+    return 0;
+}
+
+/* Raw text: [BOS] + the whole file in windows of max_seq_length tokens, all trained; "<|endoftext|>" is parsed. */
+static int test_raw_text_windows(void) {
+    for (int which = QWEN2; which <= STORIES; which += 2) { /* qwen2 (BPE, no BOS) and stories260K (SPM, BOS) */
+        vkl_tokenizer *tok = get_tok(which, NULL);
+        T_ASSERT(tok, "tokenizer");
+        const char *path = t_data_path("datasets/tinystories_sample.txt");
+        FILE *f = fopen(path, "rb");
+        T_ASSERT(f, "open");
+        char buf[8192];
+        size_t len = fread(buf, 1, sizeof(buf) - 1, f);
+        fclose(f);
+        buf[len] = 0;
+        int32_t *ids;
+        size_t n;
+        vkl_err err = {0};
+        T_ASSERT(!vkl_tokenize(tok, buf, len, true, true, &ids, &n, &err), "%s", err.msg);
+        const uint32_t T = 64;
+        vkl_data_opts o = opts(VKL_DATASET_AUTO, VKL_TEMPLATE_CHATML, T, true);
+        vkl_dataset *d = NULL;
+        T_ASSERT(!vkl_data_load_file(path, &o, tok, &d, &err), "%s", err.msg);
+        T_ASSERT(d->format == VKL_DATASET_TEXT && d->tmpl == VKL_TEMPLATE_PLAIN, "raw text");
+        size_t windows = (n + T - 1) / T, last = n - (windows - 1) * T;
+        T_ASSERT(d->stats.n_rows == windows, "%llu windows, expected %zu", (unsigned long long)d->stats.n_rows,
+                 windows);
+        T_ASSERT(d->n == windows - (last < 2), "a one-token tail window trains nothing and is dropped");
+        size_t at = 0;
+        for (uint32_t i = 0; i < d->n; i++) {
+            const vkl_example *x = &d->ex[i];
+            T_ASSERT(x->row == i + 1 && (x->n == T || i == d->n - 1), "window %u", i);
+            T_ASSERT(!memcmp(x->tokens, ids + at, x->n * sizeof(int32_t)), "window %u tokens", i);
+            T_ASSERT(!memcmp(x->labels, x->tokens, x->n * sizeof(int32_t)), "all trained");
+            at += x->n;
+        }
+        T_ASSERT(at + (last < 2 ? last : 0) == n, "windows cover the text");
+        T_ASSERT((ids[0] == vkl_tokenizer_bos(tok)) == vkl_tokenizer_adds_bos(tok), "BOS as the vocabulary asks");
+        int32_t eot = vkl_tokenizer_find(tok, "<|endoftext|>", 13);
+        if (which == QWEN2) T_ASSERT(eot >= 0 && count_id(ids, n, eot) == 5, "5 document separators parsed");
+        free(ids);
+        vkl_dataset_free(d);
+    }
+    return 0;
+}
+
+/* The big raw file goes through in one piece too. */
+static int test_raw_text_shakespeare(void) {
+    vkl_tokenizer *tok = get_tok(STORIES, NULL);
+    T_ASSERT(tok, "stories260K");
+    vkl_data_opts o = opts(VKL_DATASET_TEXT, VKL_TEMPLATE_AUTO, 256, false);
+    vkl_dataset *d = NULL;
+    vkl_err err = {0};
+    T_ASSERT(!vkl_data_load_file(t_data_path("datasets/tinyshakespeare.txt"), &o, tok, &d, &err), "%s", err.msg);
+    T_ASSERT(d->n > 1000 && d->max_len == 256, "%u windows", d->n);
+    T_ASSERT(d->ex[0].tokens[0] == vkl_tokenizer_bos(tok) && d->ex[1].tokens[0] != vkl_tokenizer_bos(tok),
+             "one BOS for the whole text");
+    char *head = detok(tok, d->ex[0].tokens + 1, 32);
+    T_ASSERT(!strncmp(head, "First Citizen", 13), "%s", head);
+    free(head);
+    vkl_dataset_free(d);
+    return 0;
+}
+
+/* Text records (JSONL and JSON array): [BOS] + text + EOS each. */
+static int test_text_records(void) {
+    vkl_tokenizer *tok = get_tok(SPM, NULL);
+    T_ASSERT(tok, "spm");
+    const char *p1 = tmp_path("text.jsonl");
+    write_file(p1, "{\"body\": \"Hello world\"}\n\n{\"body\": \"Second line <s> here\", \"x\": 1}\r\n");
+    vkl_data_opts o = opts(VKL_DATASET_AUTO, VKL_TEMPLATE_AUTO, 64, true);
+    o.text_field = "body";
+    vkl_dataset *d = NULL;
+    vkl_err err = {0};
+    T_ASSERT(!vkl_data_load_file(p1, &o, tok, &d, &err), "%s", err.msg);
+    T_ASSERT(d->format == VKL_DATASET_TEXT && d->n == 2, "2 text records");
+    T_ASSERT(d->ex[0].row == 1 && d->ex[1].row == 3, "rows are line numbers: %u %u", d->ex[0].row, d->ex[1].row);
+    char *a = detok(tok, d->ex[0].tokens, d->ex[0].n), *b = detok(tok, d->ex[1].tokens, d->ex[1].n);
+    T_ASSERT(!strcmp(a, "<s>Hello world</s>"), "%s", a);
+    T_ASSERT(count_id(d->ex[1].tokens, d->ex[1].n, vkl_tokenizer_bos(tok)) == 1, "<s> in the text is not BOS");
+    T_ASSERT(!strcmp(b, "<s>Second line <s> here</s>"), "%s", b);
+    for (uint32_t i = 0; i < d->ex[0].n; i++) T_ASSERT(d->ex[0].labels[i] == d->ex[0].tokens[i], "all trained");
+    free(a);
+    free(b);
+    vkl_dataset_free(d);
+    /* the same as a JSON array with the default field name, format forced */
+    const char *p2 = tmp_path("text.json");
+    write_file(p2, "[{\"text\": \"Hello world\"}]");
+    o = opts(VKL_DATASET_TEXT, VKL_TEMPLATE_AUTO, 64, false);
+    T_ASSERT(!vkl_data_load_file(p2, &o, tok, &d, &err), "%s", err.msg);
+    T_ASSERT(d->n == 1 && d->ex[0].n == 4 && d->ex[0].tokens[3] == vkl_tokenizer_eos(tok), "BOS Hello world EOS");
+    vkl_dataset_free(d);
+    return 0;
+}
+
+/* Truncation keeps the start; untrainable examples are dropped and counted. */
+static int test_truncation(void) {
+    vkl_tokenizer *tok = get_tok(STORIES, NULL);
+    T_ASSERT(tok, "stories260K");
+    const char *path = t_data_path("datasets/alpaca_en_demo.json");
+    vkl_dataset *full = NULL, *cut = NULL, *resp = NULL;
+    vkl_err err = {0};
+    vkl_data_opts o = opts(VKL_DATASET_AUTO, VKL_TEMPLATE_ALPACA, 1u << 20, false);
+    T_ASSERT(!vkl_data_load_file(path, &o, tok, &full, &err), "%s", err.msg);
+    o.max_seq_length = 64;
+    T_ASSERT(!vkl_data_load_file(path, &o, tok, &cut, &err), "%s", err.msg);
+    T_ASSERT(cut->n == full->n && cut->max_len == 64, "every example kept when all tokens train");
+    uint64_t longer = 0;
+    for (uint32_t i = 0; i < full->n; i++) {
+        longer += full->ex[i].n > 64;
+        uint32_t m = full->ex[i].n < 64 ? full->ex[i].n : 64;
+        T_ASSERT(cut->ex[i].n == m && !memcmp(cut->ex[i].tokens, full->ex[i].tokens, m * sizeof(int32_t)),
+                 "example %u keeps its start", i);
+    }
+    T_ASSERT(longer > 0 && cut->stats.n_truncated == longer, "%llu truncated, expected %llu",
+             (unsigned long long)cut->stats.n_truncated, (unsigned long long)longer);
+    /* responses-only: a prompt of 160 tokens or more leaves nothing to learn at max_seq_length 160 */
+    const uint32_t L = 160;
+    o.train_on_responses_only = true;
+    o.max_seq_length = L;
+    T_ASSERT(!vkl_data_load_file(path, &o, tok, &resp, &err), "%s", err.msg);
+    vkl_dataset *full_resp = NULL;
+    o.max_seq_length = 1u << 20;
+    T_ASSERT(!vkl_data_load_file(path, &o, tok, &full_resp, &err), "%s", err.msg);
+    T_ASSERT(full_resp->n == full->n, "nothing dropped untruncated");
+    uint64_t dropped = 0;
+    for (uint32_t i = 0, k = 0; i < full_resp->n; i++) {
+        const vkl_example *x = &full_resp->ex[i];
+        bool trains = false;
+        for (uint32_t j = 1; j < x->n && j < L; j++) trains |= x->labels[j] >= 0;
+        if (!trains) {
+            dropped++;
+            continue;
+        }
+        T_ASSERT(k < resp->n && resp->ex[k].row == x->row, "kept in order");
+        T_ASSERT(!memcmp(resp->ex[k].labels, x->labels, resp->ex[k].n * sizeof(int32_t)), "same mask, cut");
+        k++;
+    }
+    T_ASSERT(resp->stats.n_dropped_untrainable == dropped, "%llu dropped, expected %llu",
+             (unsigned long long)resp->stats.n_dropped_untrainable, (unsigned long long)dropped);
+    vkl_dataset_free(full_resp);
+    T_ASSERT(resp->stats.n_dropped_untrainable > 0 && resp->n > 0, "some prompts fill %u tokens", L);
+    T_ASSERT(resp->n + resp->stats.n_dropped_untrainable == full->n, "kept + dropped");
+    for (uint32_t i = 0; i < resp->n; i++) {
+        const vkl_example *x = &resp->ex[i];
+        bool trains = false;
+        for (uint32_t k = 1; k < x->n; k++) trains |= x->labels[k] >= 0;
+        T_ASSERT(trains && x->n <= L, "kept examples train");
+    }
+    vkl_dataset_free(full);
+    vkl_dataset_free(cut);
+    vkl_dataset_free(resp);
+    return 0;
+}
+
+/* Conversations without an assistant turn are skipped and counted; a file of only those is an error. */
+static int test_no_assistant(void) {
+    vkl_tokenizer *tok = get_tok(STORIES, NULL);
+    T_ASSERT(tok, "stories260K");
+    const char *p = tmp_path("noasst.json");
+    write_file(p, "[{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}]},"
+                  " {\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}, {\"role\": \"assistant\", \"content\": "
+                  "\"yo\"}]}]");
+    vkl_data_opts o = opts(VKL_DATASET_AUTO, VKL_TEMPLATE_PLAIN, 64, true);
+    vkl_dataset *d = NULL;
+    vkl_err err = {0};
+    T_ASSERT(!vkl_data_load_file(p, &o, tok, &d, &err), "%s", err.msg);
+    T_ASSERT(d->n == 1 && d->ex[0].row == 2 && d->stats.n_skipped_no_assistant == 1, "row 1 skipped");
+    vkl_dataset_free(d);
+    write_file(p, "[{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}]}]");
+    T_ASSERT(vkl_data_load_file(p, &o, tok, &d, &err) == VKL_ERR_INPUT && !d, "nothing trainable is an error");
+    T_ASSERT(strstr(err.msg, "noasst.json") && strstr(err.msg, "no trainable example") &&
+                 strstr(err.msg, "1 without an assistant turn"),
+             "%s", err.msg);
+    return 0;
+}
+
+/* Broken files: each rejected with the file, the row (or line) and the field in the message. */
+static int test_malformed(void) {
+    vkl_tokenizer *tok = get_tok(STORIES, NULL);
+    T_ASSERT(tok, "stories260K");
+    static const struct {
+        const char *name, *text;
+        vkl_dataset_format format;
+        const char *expect[3];
+    } cases[] = {
+        {"bad1.json", "[{\"instruction\": \"a\", \"output\": \"b\"},\n {\"instruction\": \"a\" \"output\": 1}]",
+         VKL_DATASET_AUTO, {"bad1.json", "invalid JSON at line 2, column 22", NULL}},
+        {"bad2.json", "[{\"instruction\": \"a\", \"output\": \"b\"}, {\"instruction\": \"a\", \"output\": 7}]",
+         VKL_DATASET_AUTO, {"bad2.json: row 2", "field \"output\": expected a string, got a number", NULL}},
+        {"bad3.json", "[{\"instruction\": \"a\", \"output\": \"b\"}, {\"instruction\": \"a\"}]", VKL_DATASET_AUTO,
+         {"row 2", "field \"output\": expected a string, got nothing (missing)", NULL}},
+        {"bad4.json", "[]", VKL_DATASET_AUTO, {"bad4.json", "no trainable example (0 rows", NULL}},
+        {"bad5.jsonl",
+         "{\"conversations\": [{\"from\": \"human\", \"value\": \"a\"}, {\"from\": \"gpt\", \"value\": \"b\"}]}\n"
+         "{\"conversations\": [{\"from\": \"human\", \"value\": \"a\"}, {\"from\": \"gpt\", \"value\": \"b\"}]}\n"
+         "{\"conversations\": {\"from\": \"human\", \"value\": \"a\"}}\n",
+         VKL_DATASET_AUTO, {"bad5.jsonl: line 3", "field \"conversations\": expected an array of {from, value}", NULL}},
+        {"bad6.json", "[{\"conversations\": [{\"from\": \"human\", \"value\": \"a\"}, {\"from\": \"bot\", \"value\": "
+                      "\"b\"}]}]",
+         VKL_DATASET_AUTO, {"row 1", "field \"conversations[1].from\": unknown role \"bot\"", NULL}},
+        {"bad7.json", "[{\"messages\": [{\"role\": \"user\", \"content\": [1]}]}]", VKL_DATASET_AUTO,
+         {"row 1", "field \"messages[0].content\": expected a string, got an array", NULL}},
+        {"bad8.json", "[{\"instruction\": \"a\", \"output\": \"b\"}, [1, 2]]", VKL_DATASET_AUTO,
+         {"row 2", "expected a JSON object (one record), got an array", NULL}},
+        {"bad9.json", "[{\"prompt\": \"a\", \"answer\": \"b\"}]", VKL_DATASET_AUTO,
+         {"row 1", "cannot tell the dataset format from the keys {\"prompt\", \"answer\"}", NULL}},
+        {"bad10.json", "{\"text\": \"x\"}\n{\"text\": 1", VKL_DATASET_TEXT, {"bad10.json: line 2", "invalid JSON at column", NULL}},
+        {"bad11.json", "[{\"instruction\": \"a\", \"output\": \"b\"}, {\"instruction\": \"a\", \"output\": \"b\"}]",
+         VKL_DATASET_SHAREGPT, {"row 1", "field \"conversations\": expected an array of {from, value}, got nothing", NULL}},
+        {"bad12.json", "hello", VKL_DATASET_AUTO, {"bad12.json: line 1, column 1", "expected JSON records", NULL}},
+        {"bad13.json", "{\"messages\": [{\"role\": \"user\", \"content\": \"a\"}, 5]}", VKL_DATASET_AUTO,
+         {"line 1", "field \"messages[1]\": expected an object {role, content}, got a number", NULL}},
+        {"bad14.json", "[{\"instruction\": \"a\", \"output\": \"b\"}] x", VKL_DATASET_AUTO,
+         {"invalid JSON at line 1, column", NULL, NULL}},
+        {"bad15.json", "[\"a\", {\"unterminated", VKL_DATASET_AUTO, {"invalid JSON at line 1", NULL, NULL}},
+        {"bad16.json", "", VKL_DATASET_AUTO, {"bad16.json: the file is empty", NULL, NULL}},
+        {"bad17.txt", "", VKL_DATASET_AUTO, {"bad17.txt: no trainable example", NULL, NULL}},
+        {"bad18.json", "[{\"text\": 5}]", VKL_DATASET_AUTO, {"row 1", "field \"text\": expected a string, got a number",
+                                                             NULL}},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *p = tmp_path(cases[i].name);
+        write_file(p, cases[i].text);
+        vkl_data_opts o = opts(cases[i].format, VKL_TEMPLATE_AUTO, 64, false);
+        vkl_dataset *d = (vkl_dataset *)1;
+        vkl_err err = {0};
+        vkl_status st = vkl_data_load_file(p, &o, tok, &d, &err);
+        T_ASSERT(st == VKL_ERR_INPUT && d == NULL, "%s: accepted", cases[i].name);
+        T_ASSERT(strstr(err.msg, cases[i].name), "%s: message without the file: %s", cases[i].name, err.msg);
+        for (int k = 0; k < 3 && cases[i].expect[k]; k++)
+            T_ASSERT(strstr(err.msg, cases[i].expect[k]), "%s: \"%s\" not in: %s", cases[i].name, cases[i].expect[k],
+                     err.msg);
+    }
+    vkl_dataset *d = NULL;
+    vkl_err err = {0};
+    vkl_data_opts o = opts(VKL_DATASET_AUTO, VKL_TEMPLATE_AUTO, 64, false);
+    T_ASSERT(vkl_data_load_file(tmp_path("missing.json"), &o, tok, &d, &err) == VKL_ERR_INPUT &&
+                 strstr(err.msg, "missing.json: cannot open"),
+             "%s", err.msg);
+    /* a deeply nested file is rejected by the parser's depth limit, not the stack */
+    size_t depth = 100000;
+    char *deep = malloc(2 * depth + 1);
+    memset(deep, '[', depth);
+    memset(deep + depth, ']', depth);
+    deep[2 * depth] = 0;
+    write_file(tmp_path("deep.json"), deep);
+    free(deep);
+    T_ASSERT(vkl_data_load_file(tmp_path("deep.json"), &o, tok, &d, &err) == VKL_ERR_INPUT, "deep nesting");
+    return 0;
+}
+
+/* Auto-detection: the extension and the first record's keys. */
+static int test_autodetect(void) {
+    vkl_tokenizer *tok = get_tok(STORIES, NULL);
+    T_ASSERT(tok, "stories260K");
+    static const struct {
+        const char *rel;
+        vkl_dataset_format want;
+    } files[] = {
+        {"datasets/alpaca_en_demo.json", VKL_DATASET_ALPACA},
+        {"datasets/sharegpt_chat_tiny.json", VKL_DATASET_SHAREGPT},
+        {"datasets/sharegpt_glaive_toolcall_en_demo.json", VKL_DATASET_SHAREGPT},
+        {"datasets/messages_kto_en_demo.json", VKL_DATASET_MESSAGES},
+        {"datasets/tinystories_sample.txt", VKL_DATASET_TEXT},
+    };
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        vkl_data_opts o = opts(VKL_DATASET_AUTO, VKL_TEMPLATE_AUTO, 1u << 16, false);
+        vkl_dataset *d = NULL;
+        vkl_err err = {0};
+        T_ASSERT(!vkl_data_load_file(t_data_path(files[i].rel), &o, tok, &d, &err), "%s", err.msg);
+        T_ASSERT(d->format == files[i].want, "%s: format %d, expected %d", files[i].rel, d->format, files[i].want);
+        vkl_dataset_free(d);
+    }
+    /* JSONL without the extension, messages with ShareGPT keys, records of a .dat file */
+    const char *p = tmp_path("chat.dat");
+    write_file(p, "  {\"messages\": [{\"from\": \"human\", \"value\": \"a\"}, {\"from\": \"gpt\", \"value\": \"b\"}]}\n");
+    vkl_data_opts o = opts(VKL_DATASET_AUTO, VKL_TEMPLATE_PLAIN, 64, true);
+    vkl_dataset *d = NULL;
+    vkl_err err = {0};
+    T_ASSERT(!vkl_data_load_file(p, &o, tok, &d, &err), "%s", err.msg);
+    T_ASSERT(d->format == VKL_DATASET_MESSAGES && d->n == 1, "JSONL messages");
+    char *s = detok(tok, d->ex[0].tokens, d->ex[0].n);
+    T_ASSERT(!strcmp(s, "<s>User: a\nAssistant: b</s>"), "%s", s);
+    free(s);
+    vkl_dataset_free(d);
+    /* a .txt holding text, even when it starts like JSON */
+    p = tmp_path("notes.txt");
+    write_file(p, "{not json} just text");
+    o = opts(VKL_DATASET_AUTO, VKL_TEMPLATE_AUTO, 64, false);
+    T_ASSERT(!vkl_data_load_file(p, &o, tok, &d, &err), "%s", err.msg);
+    T_ASSERT(d->format == VKL_DATASET_TEXT && d->n == 1, "raw text");
+    vkl_dataset_free(d);
+    return 0;
+}
+
+/* ---- split, order, batches ---- */
+
+static int test_eval_split(void) {
+    vkl_tokenizer *tok = get_tok(STORIES, NULL);
+    T_ASSERT(tok, "stories260K");
+    vkl_config c;
+    vkl_config_defaults(&c);
+    c.dataset_path = strdup(t_data_path("datasets/alpaca_en_demo.json"));
+    c.max_seq_length = 1 << 16;
+    c.eval_ratio = 0.1;
+    c.seed = 3407;
+    vkl_dataset *tr = NULL, *ev = NULL, *tr2 = NULL, *ev2 = NULL;
+    vkl_err err = {0};
+    T_ASSERT(!vkl_data_load(&c, tok, NULL, &tr, &ev, &err), "%s", err.msg);
+    T_ASSERT(ev && ev->n == 100 && tr->n == 899, "ceil(0.1 * 999) = 100 eval, got %u + %u", tr->n, ev ? ev->n : 0);
+    uint8_t seen[1000] = {0};
+    for (uint32_t i = 0; i < tr->n; i++) seen[tr->ex[i].row]++;
+    for (uint32_t i = 0; i < ev->n; i++) seen[ev->ex[i].row] += 2;
+    for (int r = 1; r <= 999; r++) T_ASSERT(seen[r] == 1 || seen[r] == 2, "row %d in exactly one set", r);
+    for (uint32_t i = 1; i < ev->n; i++) T_ASSERT(ev->ex[i].row > ev->ex[i - 1].row, "file order");
+    bool contiguous = true;
+    for (uint32_t i = 1; i < ev->n; i++) contiguous &= ev->ex[i].row == ev->ex[i - 1].row + 1;
+    T_ASSERT(!contiguous, "the eval rows are a shuffle's, not the file's tail");
+    /* deterministic for a seed, different for another */
+    T_ASSERT(!vkl_data_load(&c, tok, NULL, &tr2, &ev2, &err), "%s", err.msg);
+    for (uint32_t i = 0; i < ev->n; i++) T_ASSERT(ev->ex[i].row == ev2->ex[i].row, "same seed, same split");
+    vkl_dataset_free(tr2);
+    vkl_dataset_free(ev2);
+    c.seed = 1;
+    T_ASSERT(!vkl_data_load(&c, tok, NULL, &tr2, &ev2, &err), "%s", err.msg);
+    bool same = true;
+    for (uint32_t i = 0; i < ev->n; i++) same &= ev->ex[i].row == ev2->ex[i].row;
+    T_ASSERT(!same, "another seed, another split");
+    vkl_dataset_free(tr2);
+    vkl_dataset_free(ev2);
+    vkl_dataset_free(tr);
+    vkl_dataset_free(ev);
+    /* eval_path wins; a ratio that leaves nothing is an error */
+    c.eval_path = strdup(t_data_path("datasets/sharegpt_chat_tiny.json"));
+    T_ASSERT(!vkl_data_load(&c, tok, NULL, &tr, &ev, &err), "%s", err.msg);
+    T_ASSERT(tr->n == 999 && ev->n == 1 && ev->format == VKL_DATASET_SHAREGPT, "separate eval file");
+    vkl_dataset_free(tr);
+    vkl_dataset_free(ev);
+    free(c.eval_path);
+    c.eval_path = NULL;
+    free(c.dataset_path);
+    c.dataset_path = strdup(t_data_path("datasets/sharegpt_chat_tiny.json"));
+    c.eval_ratio = 0.5;
+    T_ASSERT(vkl_data_load(&c, tok, NULL, &tr, &ev, &err) == VKL_ERR_INPUT && !tr && !ev, "no training example");
+    T_ASSERT(strstr(err.msg, "eval_ratio") && strstr(err.msg, "sharegpt_chat_tiny.json"), "%s", err.msg);
+    vkl_config_free(&c);
+    return 0;
+}
+
+static int test_epoch_order(void) {
+    vkl_dataset d = {.n = 1000};
+    uint32_t a[1000], b[1000], c[1000];
+    vkl_data_epoch_order(&d, 42, 0, a);
+    vkl_data_epoch_order(&d, 42, 0, b);
+    T_ASSERT(!memcmp(a, b, sizeof(a)), "same seed and epoch, same order");
+    uint8_t seen[1000] = {0};
+    for (int i = 0; i < 1000; i++) T_ASSERT(a[i] < 1000 && !seen[a[i]]++, "a permutation");
+    int fixed = 0;
+    for (int i = 0; i < 1000; i++) fixed += a[i] == (uint32_t)i;
+    T_ASSERT(fixed < 10, "shuffled (%d fixed points)", fixed);
+    vkl_data_epoch_order(&d, 42, 1, b);
+    vkl_data_epoch_order(&d, 43, 0, c);
+    T_ASSERT(memcmp(a, b, sizeof(a)) && memcmp(a, c, sizeof(a)), "another epoch or seed, another order");
+    /* roughly uniform: each element lands in the first half about half the time over many epochs */
+    int first_half = 0;
+    for (uint32_t e = 0; e < 400; e++) {
+        vkl_data_epoch_order(&d, 7, e, a);
+        for (int i = 0; i < 500; i++) first_half += a[i] == 0;
+    }
+    T_ASSERT(first_half > 150 && first_half < 250, "element 0 in the first half %d / 400 times", first_half);
+    return 0;
+}
+
+/* Every batch of an epoch: targets are the next token's label inside the same document, seg/pos describe the
+ * documents, padding trains nothing, and every trainable token is a target exactly once. */
+static int check_epoch(const vkl_dataset *d, uint64_t seed, uint32_t epoch, uint32_t B, uint32_t T, bool packing) {
+    uint32_t *perm = malloc(d->n * sizeof(uint32_t));
+    vkl_data_epoch_order(d, seed, epoch, perm);
+    vkl_data_plan *p = NULL;
+    vkl_err err = {0};
+    T_ASSERT(!vkl_data_plan_epoch(d, perm, B, T, packing, &p, &err), "%s", err.msg);
+    T_ASSERT(p->n_batches == vkl_data_epoch_batches(d, seed, epoch, B, T, packing), "batch count agrees");
+    if (!packing) T_ASSERT(p->n_rows == d->n, "one example per row");
+    vkl_batch b = {.B = B, .T = T};
+    b.tokens = malloc(sizeof(int32_t) * B * T);
+    b.targets = malloc(sizeof(int32_t) * B * T);
+    b.pos = malloc(sizeof(int32_t) * B * T);
+    b.seg = malloc(sizeof(int32_t) * B * T);
+    uint8_t *seen = calloc(d->n, 1);
+    uint32_t next = 0; /* position in perm: rows follow the epoch order */
+    uint64_t targets = 0, pad_rows = 0;
+    for (uint32_t k = 0; k < p->n_batches; k++) {
+        T_ASSERT(!vkl_data_fill_batch(d, p, k, &b, &err), "%s", err.msg);
+        uint32_t nt = 0;
+        for (uint32_t r = 0; r < B; r++) {
+            const int32_t *tok = b.tokens + r * T, *tgt = b.targets + r * T, *pos = b.pos + r * T, *seg = b.seg + r * T;
+            uint32_t t = 0;
+            if (k * B + r >= p->n_rows) pad_rows++;
+            while (t < T) {
+                T_ASSERT(seg[t] == (int32_t)t && pos[t] == 0, "a document starts at its seg");
+                /* which example is this? the next one in epoch order, unless this is padding */
+                bool is_doc = next < d->n && k * B + r < p->n_rows && t + d->ex[perm[next]].n <= T &&
+                              !memcmp(tok + t, d->ex[perm[next]].tokens, d->ex[perm[next]].n * sizeof(int32_t));
+                uint32_t len;
+                if (is_doc && (t == 0 || packing)) {
+                    const vkl_example *x = &d->ex[perm[next]];
+                    T_ASSERT(!seen[perm[next]]++, "example %u placed twice", perm[next]);
+                    next++;
+                    len = x->n;
+                    for (uint32_t j = 0; j < len; j++) {
+                        int32_t want = j + 1 < len ? x->labels[j + 1] : -1;
+                        T_ASSERT(tgt[t + j] == want, "target at %u", t + j);
+                        T_ASSERT(seg[t + j] == (int32_t)t && pos[t + j] == (int32_t)j, "seg/pos in a document");
+                        if (tgt[t + j] >= 0) T_ASSERT(tok[t + j + 1] == tgt[t + j], "target is the next token");
+                    }
+                } else {
+                    len = T - t; /* padding to the end of the row */
+                    for (uint32_t j = 0; j < len; j++)
+                        T_ASSERT(tok[t + j] == d->pad_id && tgt[t + j] == -1 && seg[t + j] == (int32_t)t &&
+                                     pos[t + j] == (int32_t)j,
+                                 "padding at row %u, %u", r, t + j);
+                }
+                for (uint32_t j = 0; j < len; j++) nt += tgt[t + j] >= 0;
+                t += len;
+            }
+        }
+        T_ASSERT(nt == b.n_targets, "n_targets %u, counted %u", b.n_targets, nt);
+        targets += nt;
+    }
+    T_ASSERT(next == d->n, "every example placed (%u of %u)", next, d->n);
+    T_ASSERT(targets == d->stats.n_trainable, "%llu targets, %llu trainable tokens", (unsigned long long)targets,
+             (unsigned long long)d->stats.n_trainable);
+    T_ASSERT(pad_rows == (uint64_t)p->n_batches * B - p->n_rows, "padding rows only in the last batch");
+    free(seen);
+    free(b.tokens);
+    free(b.targets);
+    free(b.pos);
+    free(b.seg);
+    vkl_data_plan_free(p);
+    free(perm);
+    return 0;
+}
+
+static int test_batches(void) {
+    vkl_tokenizer *tok = get_tok(STORIES, NULL);
+    T_ASSERT(tok, "stories260K");
+    vkl_data_opts o = opts(VKL_DATASET_AUTO, VKL_TEMPLATE_ALPACA, 256, true);
+    vkl_dataset *d = NULL;
+    vkl_err err = {0};
+    T_ASSERT(!vkl_data_load_file(t_data_path("datasets/alpaca_en_demo.json"), &o, tok, &d, &err), "%s", err.msg);
+    if (check_epoch(d, 3407, 0, 4, 256, false)) return 1;
+    if (check_epoch(d, 3407, 0, 3, 1024, true)) return 1;
+    if (check_epoch(d, 3407, 1, 5, 700, true)) return 1;
+    /* packing saves rows; its row count depends on the order but is exact for each epoch */
+    uint64_t packed = vkl_data_epoch_rows(d, 3407, 0, 1024, true);
+    T_ASSERT(packed < d->n / 2 && packed * 1024 >= d->stats.n_tokens, "%llu packed rows of %u examples",
+             (unsigned long long)packed, d->n);
+    T_ASSERT(vkl_data_epoch_rows(d, 3407, 0, 256, false) == d->n, "unpacked rows");
+    T_ASSERT(vkl_data_epoch_batches(d, 3407, 0, 4, 256, false) == (d->n + 3) / 4, "ceil(n / B)");
+    /* a short batch T: allowed when the rows fit, refused when not */
+    vkl_data_plan *p = NULL;
+    T_ASSERT(!vkl_data_plan_epoch(d, NULL, 2, 256, false, &p, &err), "%s", err.msg);
+    uint32_t need = vkl_data_batch_len(d, p, 0);
+    T_ASSERT(need == VKL_MAX(d->ex[0].n, d->ex[1].n), "batch length");
+    int32_t buf[4][2 * 256];
+    vkl_batch b = {.B = 2, .T = need, .tokens = buf[0], .targets = buf[1], .pos = buf[2], .seg = buf[3]};
+    T_ASSERT(!vkl_data_fill_batch(d, p, 0, &b, &err), "%s", err.msg);
+    b.T = need - 1;
+    T_ASSERT(vkl_data_fill_batch(d, p, 0, &b, &err) == VKL_ERR_INPUT, "row does not fit");
+    b.T = need;
+    T_ASSERT(vkl_data_fill_batch(d, p, p->n_batches, &b, &err) == VKL_ERR_INPUT, "batch past the end");
+    vkl_data_plan_free(p);
+    T_ASSERT(vkl_data_plan_epoch(d, NULL, 2, 100, false, &p, &err) == VKL_ERR_INPUT && !p, "T below the longest");
+    vkl_dataset_free(d);
+    /* every token trains (labels[0] too): the last token of a packed document still has no target */
+    o.train_on_responses_only = false;
+    o.max_seq_length = 128;
+    T_ASSERT(!vkl_data_load_file(t_data_path("datasets/sharegpt_glaive_toolcall_en_demo.json"), &o, tok, &d, &err),
+             "%s", err.msg);
+    if (check_epoch(d, 5, 2, 2, 512, true)) return 1;
+    vkl_dataset_free(d);
+    return 0;
+}
+
+/* Packed raw-text windows: every row is one window, no target crosses into the next window. */
+static int test_batches_text(void) {
+    vkl_tokenizer *tok = get_tok(STORIES, NULL);
+    T_ASSERT(tok, "stories260K");
+    vkl_data_opts o = opts(VKL_DATASET_AUTO, VKL_TEMPLATE_AUTO, 32, false);
+    vkl_dataset *d = NULL;
+    vkl_err err = {0};
+    T_ASSERT(!vkl_data_load_file(t_data_path("datasets/tinystories_sample.txt"), &o, tok, &d, &err), "%s", err.msg);
+    if (check_epoch(d, 1, 0, 4, 32, true)) return 1;
+    T_ASSERT(vkl_data_epoch_rows(d, 1, 0, 32, true) == d->n, "full windows do not share rows");
+    vkl_dataset_free(d);
+    return 0;
+}
+
+const vkl_test_case vkl_tests_data[] = {
+    {"data/template_chatml_qwen2", test_chatml_qwen2},
+    {"data/template_llama3", test_llama3_bpe},
+    {"data/template_llama2_spm", test_llama2_spm},
+    {"data/template_mistral_spm", test_mistral_spm},
+    {"data/template_plain_alpaca_chat", test_plain_and_alpaca_chat},
+    {"data/content_specials_not_parsed", test_content_specials_not_parsed},
+    {"data/template_detection", test_template_detection},
+    {"data/alpaca_file", test_alpaca_file},
+    {"data/alpaca_as_chat", test_alpaca_as_chat},
+    {"data/sharegpt_toolcall", test_sharegpt_toolcall},
+    {"data/messages_kto", test_messages_kto},
+    {"data/load_config_sharegpt", test_load_config_sharegpt},
+    {"data/raw_text_windows", test_raw_text_windows},
+    {"data/raw_text_shakespeare", test_raw_text_shakespeare},
+    {"data/text_records", test_text_records},
+    {"data/truncation", test_truncation},
+    {"data/no_assistant", test_no_assistant},
+    {"data/malformed", test_malformed},
+    {"data/autodetect", test_autodetect},
+    {"data/eval_split", test_eval_split},
+    {"data/epoch_order", test_epoch_order},
+    {"data/batches", test_batches},
+    {"data/batches_text", test_batches_text},
+    {NULL, NULL},
+};

@@ -1,0 +1,419 @@
+/* Tests of the matrix products on the device against src/ref/matmul.c: every weight type x every kernel variant
+ * (forced with VKLORA_MATMUL), the transposed product, the LoRA GEMM stride patterns, and the chunked paths. */
+#include <float.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+#include "ops/matmul.h"
+#include "ref/matmul.h"
+#include "vklora/quant.h"
+
+/* Error bound. Each output is an fp32 sum of K products (plus bias and the old y); recursive summation errs by
+ * at most about K * u * sum|x_k||w_k| (u = FLT_EPSILON / 2), and the shader's different decoding order (the
+ * affine map applied once per run, fused multiply-adds) adds a few more roundings per term. The bound
+ * (K + 16) * FLT_EPSILON * S, S = sum|x||w| + |bias| + |y_old|, covers both with margin, yet is ~1e-4 of S
+ * at K = 512: a wrong block, row or offset errs by a sizable fraction of S. */
+static double tol_factor(uint32_t K) { return (K + 16.0) * FLT_EPSILON; }
+
+static const uint32_t all_types[] = {VKL_TYPE_F32,  VKL_TYPE_F16,  VKL_TYPE_BF16, VKL_TYPE_Q8_0,
+                                     VKL_TYPE_Q4_0, VKL_TYPE_Q4_K, VKL_TYPE_Q5_K, VKL_TYPE_Q6_K};
+static const char *const variants[] = {"regtile", "tiled"};
+
+static void fill_uniform(float *v, size_t n, float lo, float hi) {
+    for (size_t i = 0; i < n; i++) v[i] = t_rng_uniform(lo, hi);
+}
+
+/* Device buffer holding `bytes` of host data at byte `off` (the bytes before it hold junk that must not be
+ * read as data), padded to whole words and a little beyond. */
+static int make_buf(vkl_vk *vk, vkl_buffer *b, const void *data, size_t bytes, uint64_t off) {
+    vkl_err err = {0};
+    size_t size = off + (bytes + 3) / 4 * 4 + 64;
+    uint8_t *tmp = malloc(size);
+    T_ASSERT(tmp, "out of memory");
+    for (size_t i = 0; i < size; i++) tmp[i] = (uint8_t)(0x7F ^ i); /* junk, never zeros */
+    if (data) memcpy(tmp + off, data, bytes);
+    if (vkl_buffer_create(vk, size, VKL_MEM_DEVICE, b, &err) || vkl_buffer_upload(vk, b, 0, tmp, size, &err)) {
+        free(tmp);
+        T_FAIL("buffer: %s", err.msg);
+    }
+    free(tmp);
+    return 0;
+}
+
+/* got vs want with per-element scale S[i]: fails when |got - want| > tol * S. */
+static int compare(const char *what, const float *got, const float *want, const double *scale, size_t n,
+                   uint32_t K) {
+    double tol = tol_factor(K), worst = 0;
+    size_t worst_i = 0;
+    for (size_t i = 0; i < n; i++) {
+        double e = fabs((double)got[i] - want[i]) / (scale[i] > 0 ? scale[i] : 1e-30);
+        if (!(e <= worst)) worst = e, worst_i = i; /* NaN sticks */
+    }
+    if (getenv("VKL_TEST_VERBOSE"))
+        fprintf(stderr, "    %s: worst error %.3g x S = %.3g x K*u*S\n", what, worst, worst / (K * FLT_EPSILON / 2));
+    if (!(worst <= tol))
+        T_FAIL("%s: element %zu: got %.9g, want %.9g (error %.3g x S, bound %.3g x S)", what, worst_i,
+               got[worst_i], want[worst_i], worst, tol);
+    return 0;
+}
+
+/* The decoded weights, to compute S. */
+static float *decoded(uint32_t type, const void *q, uint32_t N, uint32_t K) {
+    uint64_t rb;
+    vkl_type_row_bytes(type, K, &rb);
+    float *w = malloc((size_t)N * K * sizeof(float));
+    if (!w) return NULL;
+    for (uint32_t n = 0; n < N; n++) vkl_ref_dequantize(type, (const uint8_t *)q + n * rb, w + (size_t)n * K, K);
+    return w;
+}
+
+typedef struct {
+    uint32_t M, N, K;
+    bool bias, acc;
+    uint64_t w_off, x_off, y_off; /* byte offsets of the views (x_off % 16 != 0 takes the scalar-x path) */
+} mm_case;
+
+static int run_matmul(vkl_vk *vk, vkl_op_cache *cache, uint32_t type, const mm_case *c, const char *label) {
+    const vkl_type_traits *t = vkl_type_traits_get(type);
+    uint32_t M = c->M, N = c->N, K = c->K;
+    uint64_t rb;
+    T_ASSERT(vkl_type_row_bytes(type, K, &rb), "row bytes");
+    size_t wbytes = (size_t)rb * N;
+    float *wf = malloc((size_t)N * K * 4), *x = malloc((size_t)M * K * 4), *bias = malloc(N * 4);
+    float *y0 = malloc((size_t)M * N * 4), *ref = malloc((size_t)M * N * 4), *got = malloc((size_t)M * N * 4);
+    double *S = malloc((size_t)M * N * sizeof(double));
+    void *wq = malloc(wbytes);
+    T_ASSERT(wf && x && bias && y0 && ref && got && S && wq, "out of memory");
+    fill_uniform(wf, (size_t)N * K, -1, 1);
+    fill_uniform(x, (size_t)M * K, -1, 1);
+    fill_uniform(bias, N, -1, 1);
+    fill_uniform(y0, (size_t)M * N, -1, 1);
+    T_ASSERT(vkl_ref_quantize(type, wf, wq, (uint64_t)N * K), "quantize %s", t->name);
+    memcpy(ref, y0, (size_t)M * N * 4);
+    T_ASSERT(vkl_ref_matmul(type, wq, x, c->bias ? bias : NULL, ref, M, N, K, c->acc), "ref matmul");
+    float *wd = decoded(type, wq, N, K);
+    T_ASSERT(wd, "out of memory");
+    for (uint32_t m = 0; m < M; m++)
+        for (uint32_t n = 0; n < N; n++) {
+            double s = 0;
+            for (uint32_t k = 0; k < K; k++) s += fabs((double)x[(size_t)m * K + k] * wd[(size_t)n * K + k]);
+            if (c->bias) s += fabs(bias[n]);
+            if (c->acc) s += fabs(y0[(size_t)m * N + n]);
+            S[(size_t)m * N + n] = s;
+        }
+
+    vkl_buffer bw = {0}, bx = {0}, bb = {0}, by = {0};
+    vkl_err err = {0};
+    int rc = make_buf(vk, &bw, wq, wbytes, c->w_off) || make_buf(vk, &bx, x, (size_t)M * K * 4, c->x_off) ||
+             make_buf(vk, &bb, bias, N * 4, 4) || make_buf(vk, &by, y0, (size_t)M * N * 4, c->y_off);
+    if (!rc) {
+        vkl_status st = vkl_op_matmul(vk, cache, type, vkl_tv(&bw, c->w_off), vkl_tv(&bx, c->x_off),
+                                      c->bias ? vkl_tv(&bb, 4) : vkl_tv_none(), vkl_tv(&by, c->y_off), M, N, K, c->acc,
+                                      &err);
+        if (st) {
+            fprintf(stderr, "    FAIL: %s: %s\n", label, err.msg);
+            rc = 1;
+        } else if (vkl_buffer_download(vk, &by, c->y_off, got, (size_t)M * N * 4, &err)) {
+            fprintf(stderr, "    FAIL: download: %s\n", err.msg);
+            rc = 1;
+        } else {
+            char what[160];
+            snprintf(what, sizeof(what), "%s %s M=%u N=%u K=%u bias=%d acc=%d", label, t->name, M, N, K, c->bias,
+                     c->acc);
+            rc = compare(what, got, ref, S, (size_t)M * N, K);
+        }
+    }
+    vkl_buffer_destroy(vk, &bw);
+    vkl_buffer_destroy(vk, &bx);
+    vkl_buffer_destroy(vk, &bb);
+    vkl_buffer_destroy(vk, &by);
+    free(wf), free(x), free(bias), free(y0), free(ref), free(got), free(S), free(wq), free(wd);
+    return rc;
+}
+
+/* Shapes per type: odd M and N everywhere; odd K for the scalar types; for q4_0/q8_0 an odd block count, so
+ * rows start 2 bytes off a word; K = 256 and 512 for the k-quants. All four bias/accumulate combinations. */
+static void cases_for(uint32_t type, mm_case *cs, int *n) {
+    const vkl_type_traits *t = vkl_type_traits_get(type);
+    uint32_t k1, k2;
+    if (t->block_size == 1) k1 = 67, k2 = 132;
+    else if (t->block_size == 32) k1 = 96, k2 = 160;
+    else k1 = 256, k2 = 512;
+    *n = 0;
+    cs[(*n)++] = (mm_case){7, 37, k1, false, false, 0, 0, 0};
+    cs[(*n)++] = (mm_case){1, 5, k1, true, false, 4, 4, 8};
+    cs[(*n)++] = (mm_case){37, 75, k2, true, true, 8, 16, 4};
+    cs[(*n)++] = (mm_case){66, 13, k1, false, true, 0, 32, 0};
+    if (t->block_size == 1) cs[(*n)++] = (mm_case){5, 9, 3, true, false, 0, 0, 0};
+}
+
+static int forward_variant(const char *variant) {
+    vkl_vk *vk = t_vk();
+    T_ASSERT(vk, "no Vulkan device");
+    setenv("VKLORA_MATMUL", variant, 1);
+    vkl_op_cache cache = {0};
+    int rc = 0;
+    t_rng_seed(11);
+    for (size_t i = 0; i < VKL_ARRAY_LEN(all_types) && !rc; i++) {
+        mm_case cs[8];
+        int n;
+        cases_for(all_types[i], cs, &n);
+        for (int j = 0; j < n && !rc; j++) rc = run_matmul(vk, &cache, all_types[i], &cs[j], variant);
+    }
+    vkl_op_cache_destroy(vk, &cache);
+    unsetenv("VKLORA_MATMUL");
+    return rc;
+}
+
+static int test_forward_regtile(void) { return forward_variant(variants[0]); }
+static int test_forward_tiled(void) { return forward_variant(variants[1]); }
+
+/* ---- dx = dy · W ---- */
+
+static int run_matmul_t(vkl_vk *vk, vkl_op_cache *cache, uint32_t type, uint32_t M, uint32_t N, uint32_t K,
+                        bool acc, uint64_t w_off) {
+    const vkl_type_traits *t = vkl_type_traits_get(type);
+    uint64_t rb;
+    T_ASSERT(vkl_type_row_bytes(type, K, &rb), "row bytes");
+    size_t wbytes = (size_t)rb * N;
+    float *wf = malloc((size_t)N * K * 4), *dy = malloc((size_t)M * N * 4), *dx0 = malloc((size_t)M * K * 4);
+    float *ref = malloc((size_t)M * K * 4), *got = malloc((size_t)M * K * 4);
+    double *S = malloc((size_t)M * K * sizeof(double));
+    void *wq = malloc(wbytes);
+    T_ASSERT(wf && dy && dx0 && ref && got && S && wq, "out of memory");
+    fill_uniform(wf, (size_t)N * K, -1, 1);
+    fill_uniform(dy, (size_t)M * N, -1, 1);
+    fill_uniform(dx0, (size_t)M * K, -1, 1);
+    T_ASSERT(vkl_ref_quantize(type, wf, wq, (uint64_t)N * K), "quantize");
+    memcpy(ref, dx0, (size_t)M * K * 4);
+    T_ASSERT(vkl_ref_matmul_t(type, wq, dy, ref, M, N, K, acc), "ref matmul_t");
+    float *wd = decoded(type, wq, N, K);
+    T_ASSERT(wd, "out of memory");
+    for (uint32_t m = 0; m < M; m++)
+        for (uint32_t k = 0; k < K; k++) {
+            double s = acc ? fabs(dx0[(size_t)m * K + k]) : 0;
+            for (uint32_t n = 0; n < N; n++) s += fabs((double)dy[(size_t)m * N + n] * wd[(size_t)n * K + k]);
+            S[(size_t)m * K + k] = s;
+        }
+    vkl_buffer bw = {0}, bdy = {0}, bdx = {0};
+    vkl_err err = {0};
+    int rc = make_buf(vk, &bw, wq, wbytes, w_off) || make_buf(vk, &bdy, dy, (size_t)M * N * 4, 4) ||
+             make_buf(vk, &bdx, dx0, (size_t)M * K * 4, 8);
+    if (!rc) {
+        if (vkl_op_matmul_t(vk, cache, type, vkl_tv(&bw, w_off), vkl_tv(&bdy, 4), vkl_tv(&bdx, 8), M, N, K, acc,
+                            &err)) {
+            fprintf(stderr, "    FAIL: matmul_t: %s\n", err.msg);
+            rc = 1;
+        } else if (vkl_buffer_download(vk, &bdx, 8, got, (size_t)M * K * 4, &err)) {
+            fprintf(stderr, "    FAIL: download: %s\n", err.msg);
+            rc = 1;
+        } else {
+            char what[128];
+            snprintf(what, sizeof(what), "matmul_t %s M=%u N=%u K=%u acc=%d", t->name, M, N, K, acc);
+            rc = compare(what, got, ref, S, (size_t)M * K, N);
+        }
+    }
+    vkl_buffer_destroy(vk, &bw);
+    vkl_buffer_destroy(vk, &bdy);
+    vkl_buffer_destroy(vk, &bdx);
+    free(wf), free(dy), free(dx0), free(ref), free(got), free(S), free(wq), free(wd);
+    return rc;
+}
+
+static int test_transposed(void) {
+    vkl_vk *vk = t_vk();
+    T_ASSERT(vk, "no Vulkan device");
+    vkl_op_cache cache = {0};
+    int rc = 0;
+    t_rng_seed(12);
+    for (size_t i = 0; i < VKL_ARRAY_LEN(all_types) && !rc; i++) {
+        uint32_t type = all_types[i], bs = vkl_type_traits_get(type)->block_size;
+        uint32_t k1 = bs == 1 ? 67 : bs == 32 ? 96 : 256, k2 = bs == 1 ? 13 : bs == 32 ? 160 : 512;
+        rc = run_matmul_t(vk, &cache, type, 7, 37, k1, false, 0) || run_matmul_t(vk, &cache, type, 1, 3, k2, true, 4) ||
+             run_matmul_t(vk, &cache, type, 37, 130, k1, true, 8);
+    }
+    vkl_op_cache_destroy(vk, &cache);
+    return rc;
+}
+
+/* ---- strided GEMM ---- */
+
+static int run_gemm(vkl_vk *vk, vkl_op_cache *cache, const vkl_gemm_shape *s, const float *a, size_t a_n,
+                    const float *b, size_t b_n, const char *label) {
+    size_t c_n = (size_t)(s->M - 1) * s->c_rs + s->N;
+    float *c0 = malloc(c_n * 4), *ref = malloc(c_n * 4), *got = malloc(c_n * 4);
+    double *S = malloc(c_n * sizeof(double));
+    T_ASSERT(c0 && ref && got && S, "out of memory");
+    fill_uniform(c0, c_n, -1, 1);
+    memcpy(ref, c0, c_n * 4);
+    vkl_ref_gemm(s, a, b, ref);
+    for (size_t i = 0; i < c_n; i++) S[i] = 0;
+    for (uint32_t m = 0; m < s->M; m++)
+        for (uint32_t n = 0; n < s->N; n++) {
+            double acc = 0;
+            for (uint32_t k = 0; k < s->K; k++)
+                acc += fabs((double)a[(size_t)m * s->a_rs + (size_t)k * s->a_cs] *
+                            b[(size_t)k * s->b_rs + (size_t)n * s->b_cs]);
+            size_t ci = (size_t)m * s->c_rs + n;
+            S[ci] = fabs(s->alpha) * acc + fabs(s->beta * c0[ci]);
+        }
+    vkl_buffer ba = {0}, bb = {0}, bc = {0};
+    vkl_err err = {0};
+    int rc = make_buf(vk, &ba, a, a_n * 4, 4) || make_buf(vk, &bb, b, b_n * 4, 12) || make_buf(vk, &bc, c0, c_n * 4, 8);
+    if (!rc) {
+        if (vkl_op_gemm(vk, cache, s, vkl_tv(&ba, 4), vkl_tv(&bb, 12), vkl_tv(&bc, 8), &err)) {
+            fprintf(stderr, "    FAIL: gemm %s: %s\n", label, err.msg);
+            rc = 1;
+        } else if (vkl_buffer_download(vk, &bc, 8, got, c_n * 4, &err)) {
+            fprintf(stderr, "    FAIL: download: %s\n", err.msg);
+            rc = 1;
+        } else {
+            /* Gaps between C rows (c_rs > N) must keep their old contents. */
+            for (size_t i = 0; i < c_n && !rc; i++)
+                if (i % s->c_rs >= s->N && got[i] != c0[i]) {
+                    fprintf(stderr, "    FAIL: gemm %s: element %zu outside C changed\n", label, i);
+                    rc = 1;
+                }
+            for (size_t i = 0; i < c_n; i++)
+                if (i % s->c_rs >= s->N) S[i] = 1;
+            char what[128];
+            snprintf(what, sizeof(what), "gemm %s M=%u N=%u K=%u beta=%g", label, s->M, s->N, s->K, s->beta);
+            if (!rc) rc = compare(what, got, ref, S, c_n, s->K);
+        }
+    }
+    vkl_buffer_destroy(vk, &ba);
+    vkl_buffer_destroy(vk, &bb);
+    vkl_buffer_destroy(vk, &bc);
+    free(c0), free(ref), free(got), free(S);
+    return rc;
+}
+
+/* The products of a LoRA adapter (A [r, d_in], B [d_out, r]) on T tokens, forward and backward, with the
+ * strides vklora's graph uses: no transposing copies. */
+static int lora_patterns(vkl_vk *vk, vkl_op_cache *cache) {
+    const uint32_t T = 37, din = 67, dout = 43, r = 5;
+    float *x = malloc((size_t)T * din * 4), *A = malloc((size_t)r * din * 4), *B = malloc((size_t)dout * r * 4);
+    float *xa = malloc((size_t)T * r * 4), *dy = malloc((size_t)T * dout * 4), *dxa = malloc((size_t)T * r * 4);
+    T_ASSERT(x && A && B && xa && dy && dxa, "out of memory");
+    fill_uniform(x, (size_t)T * din, -1, 1);
+    fill_uniform(A, (size_t)r * din, -1, 1);
+    fill_uniform(B, (size_t)dout * r, -1, 1);
+    fill_uniform(xa, (size_t)T * r, -1, 1);
+    fill_uniform(dy, (size_t)T * dout, -1, 1);
+    fill_uniform(dxa, (size_t)T * r, -1, 1);
+    struct {
+        const char *label;
+        vkl_gemm_shape s;
+        const float *a, *b;
+        size_t a_n, b_n;
+    } pats[] = {
+        /* xa = x · A^T */
+        {"x*A^T", {T, r, din, din, 1, 1, din, r, 1.0f, 0.0f}, x, A, (size_t)T * din, (size_t)r * din},
+        /* y += scale * xa · B^T (the residual-style accumulate) */
+        {"xa*B^T", {T, dout, r, r, 1, 1, r, dout, 0.5f, 1.0f}, xa, B, (size_t)T * r, (size_t)dout * r},
+        /* dB += dy^T · xa */
+        {"dy^T*xa", {dout, r, T, 1, dout, r, 1, r, 0.5f, 1.0f}, dy, xa, (size_t)T * dout, (size_t)T * r},
+        /* dA = dxa^T · x, written into rows padded to din + 3 */
+        {"dxa^T*x", {r, din, T, 1, r, din, 1, din + 3, 1.0f, 0.0f}, dxa, x, (size_t)T * r, (size_t)T * din},
+        /* dxa = dy · B */
+        {"dy*B", {T, r, dout, dout, 1, r, 1, r, 1.0f, 0.0f}, dy, B, (size_t)T * dout, (size_t)dout * r},
+        /* beta = 1 without alpha scaling, K = 1 */
+        {"outer", {T, dout, 1, r, 1, 1, r, dout, 1.0f, 1.0f}, xa, B, (size_t)T * r, (size_t)dout * r},
+    };
+    int rc = 0;
+    for (size_t i = 0; i < VKL_ARRAY_LEN(pats) && !rc; i++)
+        rc = run_gemm(vk, cache, &pats[i].s, pats[i].a, pats[i].a_n, pats[i].b, pats[i].b_n, pats[i].label);
+    free(x), free(A), free(B), free(xa), free(dy), free(dxa);
+    return rc;
+}
+
+static int test_gemm(void) {
+    vkl_vk *vk = t_vk();
+    T_ASSERT(vk, "no Vulkan device");
+    vkl_op_cache cache = {0};
+    t_rng_seed(13);
+    int rc = lora_patterns(vk, &cache);
+    vkl_op_cache_destroy(vk, &cache);
+    return rc;
+}
+
+/* ---- chunked paths: a tiny pretend binding limit forces splits over M, N (and K for the GEMM); chunks of
+ * q4_0 and f16 rows start 2 bytes off a word. ---- */
+static int test_chunked(void) {
+    vkl_vk *vk = t_vk();
+    T_ASSERT(vk, "no Vulkan device");
+    uint64_t lim = VKL_MAX(4096u, 8 * vk->info.min_storage_offset_align);
+    char lims[32];
+    snprintf(lims, sizeof(lims), "%llu", (unsigned long long)lim);
+    setenv("VKLORA_MAX_BIND_BYTES", lims, 1);
+    vkl_op_cache cache = {0};
+    int rc = 0;
+    t_rng_seed(14);
+    const struct {
+        uint32_t type, M, N, K;
+    } cs[] = {
+        {VKL_TYPE_Q4_K, 13, 61, 512}, {VKL_TYPE_Q4_0, 9, 150, 96}, {VKL_TYPE_F16, 11, 70, 67},
+        {VKL_TYPE_Q6_K, 5, 33, 256},  {VKL_TYPE_F32, 6, 40, 130},
+    };
+    for (size_t v = 0; v < VKL_ARRAY_LEN(variants) && !rc; v++) {
+        setenv("VKLORA_MATMUL", variants[v], 1);
+        for (size_t i = 0; i < VKL_ARRAY_LEN(cs) && !rc; i++) {
+            mm_case c = {cs[i].M, cs[i].N, cs[i].K, true, i % 2 == 0, 4, 16, 4};
+            rc = run_matmul(vk, &cache, cs[i].type, &c, variants[v]);
+        }
+    }
+    unsetenv("VKLORA_MATMUL");
+    for (size_t i = 0; i < VKL_ARRAY_LEN(cs) && !rc; i++)
+        rc = run_matmul_t(vk, &cache, cs[i].type, cs[i].M, cs[i].N, cs[i].K, i % 2 == 1, 4);
+    if (!rc) rc = lora_patterns(vk, &cache);
+    unsetenv("VKLORA_MAX_BIND_BYTES");
+    vkl_op_cache_destroy(vk, &cache);
+    return rc;
+}
+
+/* ---- bad input is refused with a message, never dispatched ---- */
+static int expect_input_error(vkl_status st, const vkl_err *err, const char *needle) {
+    T_ASSERT(st == VKL_ERR_INPUT, "status %d (%s)", st, err->msg);
+    T_ASSERT(strstr(err->msg, needle), "message \"%s\" lacks \"%s\"", err->msg, needle);
+    return 0;
+}
+
+static int test_bad_input(void) {
+    vkl_vk *vk = t_vk();
+    T_ASSERT(vk, "no Vulkan device");
+    vkl_op_cache cache = {0};
+    vkl_buffer b = {0};
+    vkl_err err = {0};
+    T_ASSERT(!vkl_buffer_create(vk, 4096, VKL_MEM_DEVICE, &b, &err), "%s", err.msg);
+    vkl_tview v = vkl_tv(&b, 0);
+    int rc = 0;
+    vkl_err e1 = {0}, e2 = {0}, e3 = {0}, e4 = {0}, e5 = {0}, e6 = {0};
+    rc |= expect_input_error(vkl_op_matmul(vk, &cache, VKL_TYPE_Q4_1, v, v, vkl_tv_none(), v, 1, 1, 32, false, &e1),
+                             &e1, "not supported");
+    rc |= expect_input_error(vkl_op_matmul(vk, &cache, VKL_TYPE_Q4_K, v, v, vkl_tv_none(), v, 1, 1, 128, false, &e2),
+                             &e2, "multiple of the q4_K block size");
+    rc |= expect_input_error(vkl_op_matmul(vk, &cache, VKL_TYPE_F32, v, v, vkl_tv_none(), v, 4, 4, 300, false, &e3),
+                             &e3, "do not fit");
+    rc |= expect_input_error(vkl_op_matmul_t(vk, &cache, VKL_TYPE_F32, v, vkl_tv(&b, 2), v, 1, 1, 1, false, &e4), &e4,
+                             "multiple of 4");
+    vkl_gemm_shape gs = {4, 4, 4, 4, 1, 1, 4, 2, 1.0f, 0.0f};
+    rc |= expect_input_error(vkl_op_gemm(vk, &cache, &gs, v, v, v, &e5), &e5, "C row stride");
+    setenv("VKLORA_MATMUL", "fastest", 1);
+    rc |= expect_input_error(vkl_op_matmul(vk, &cache, VKL_TYPE_F32, v, v, vkl_tv_none(), v, 1, 1, 4, false, &e6),
+                             &e6, "VKLORA_MATMUL=fastest");
+    unsetenv("VKLORA_MATMUL");
+    vkl_buffer_destroy(vk, &b);
+    vkl_op_cache_destroy(vk, &cache);
+    return rc;
+}
+
+const vkl_test_case vkl_tests_matmul[] = {
+    {"matmul/forward_regtile", test_forward_regtile},
+    {"matmul/forward_tiled", test_forward_tiled},
+    {"matmul/transposed", test_transposed},
+    {"matmul/gemm_lora_patterns", test_gemm},
+    {"matmul/chunked_small_bind_limit", test_chunked},
+    {"matmul/bad_input", test_bad_input},
+    {NULL, NULL},
+};

@@ -1,0 +1,714 @@
+/* Tests of the transformer ops (src/ops/nn.c + shaders) against the scalar reference (src/ref/nn.c), and of every
+ * reference backward against central finite differences of the reference forward in double. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+#include "ops/nn.h"
+#include "ref/nn.h"
+#include "vklora/quant.h"
+
+/* ---- per-case arena: device buffers and host arrays freed after the case, pass or fail ---- */
+
+#define POOL_MAX 64
+#define PAD_FRONT 12 /* every tensor sits 12 bytes into its buffer: bindings must round down to the alignment */
+typedef struct tbuf {
+    vkl_buffer b;
+    uint64_t bytes;
+} tbuf;
+static tbuf pool[POOL_MAX];
+static int n_pool;
+static void *hpool[1024];
+static int n_hpool;
+
+static void *halloc(size_t bytes) {
+    void *p = vkl_calloc(1, bytes ? bytes : 1);
+    if (n_hpool < (int)VKL_ARRAY_LEN(hpool)) hpool[n_hpool++] = p;
+    return p;
+}
+static float *hf(size_t n) { return halloc(n * sizeof(float)); }
+static double *hd(size_t n) { return halloc(n * sizeof(double)); }
+
+static void pool_free(vkl_vk *vk) {
+    for (int i = 0; i < n_pool; i++) vkl_buffer_destroy(vk, &pool[i].b);
+    n_pool = 0;
+    for (int i = 0; i < n_hpool; i++) free(hpool[i]);
+    n_hpool = 0;
+}
+
+/* A device tensor holding `bytes` of data (NULL: zeros), or NULL on failure (message printed). */
+static tbuf *tb_new(vkl_vk *vk, const void *data, uint64_t bytes) {
+    if (n_pool == POOL_MAX) return NULL;
+    tbuf *t = &pool[n_pool];
+    vkl_err err = {0};
+    uint64_t size = PAD_FRONT + bytes + 4;
+    if (vkl_buffer_create(vk, size, VKL_MEM_DEVICE, &t->b, &err)) {
+        fprintf(stderr, "    buffer: %s\n", err.msg);
+        return NULL;
+    }
+    n_pool++;
+    t->bytes = bytes;
+    void *z = vkl_calloc(1, size);
+    if (data) memcpy((char *)z + PAD_FRONT, data, bytes);
+    vkl_status st = vkl_buffer_upload(vk, &t->b, 0, z, size, &err);
+    free(z);
+    if (st) {
+        fprintf(stderr, "    upload: %s\n", err.msg);
+        return NULL;
+    }
+    return t;
+}
+static vkl_tview tv(const tbuf *t) { return t ? vkl_tv(&t->b, PAD_FRONT) : vkl_tv_none(); }
+static bool tb_get(vkl_vk *vk, const tbuf *t, void *dst) {
+    vkl_err err = {0};
+    if (vkl_buffer_download(vk, &t->b, PAD_FRONT, dst, t->bytes, &err)) {
+        fprintf(stderr, "    download: %s\n", err.msg);
+        return false;
+    }
+    return true;
+}
+
+static void fill(float *x, size_t n, float lo, float hi) {
+    for (size_t i = 0; i < n; i++) x[i] = t_rng_uniform(lo, hi);
+}
+
+/* Runs a case once with the device's binding limit and once with VKLORA_MAX_BIND_BYTES = small_bind (when not
+ * 0) so the chunked paths run; the variable is cleared whatever the outcome. */
+typedef int (*nn_case)(vkl_vk *vk, vkl_op_cache *c, int chunked);
+static int run2(nn_case fn, const char *small_bind) {
+    vkl_vk *vk = t_vk();
+    if (!vk) return 1;
+    vkl_op_cache cache = {0};
+    int rc = fn(vk, &cache, 0);
+    if (!rc && small_bind) {
+        setenv("VKLORA_MAX_BIND_BYTES", small_bind, 1);
+        rc = fn(vk, &cache, 1);
+        unsetenv("VKLORA_MAX_BIND_BYTES");
+    }
+    vkl_op_cache_destroy(vk, &cache);
+    pool_free(vk);
+    return rc;
+}
+
+#define T_OP(call)                                                                \
+    do {                                                                          \
+        vkl_err err_ = {0};                                                       \
+        vkl_status st_ = (call);                                                  \
+        T_ASSERT(st_ == VKL_OK, "%s", err_.msg);                                  \
+    } while (0)
+#define T_CLOSE(got, want, n, tol, what)                                                               \
+    do {                                                                                               \
+        double e_ = t_max_rel_err((got), (want), (n));                                                 \
+        T_ASSERT(e_ <= (tol), "%s: max relative error %.3g > %.3g", (what), e_, (double)(tol));        \
+    } while (0)
+#define T_NEW(var, data, bytes)                                                   \
+    tbuf *var = tb_new(vk, (data), (bytes));                                      \
+    T_ASSERT(var != NULL, "cannot create the device tensor " #var)
+
+/* ======================================= reference vs finite differences ================================== */
+
+/* Max |a - b| / max|b| for doubles. */
+static double rel_err_d(const double *a, const double *b, size_t n) {
+    double md = 0, mr = 1e-300;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs(a[i] - b[i]);
+        if (d > md || d != d) md = d != d ? INFINITY : d;
+        if (fabs(b[i]) > mr) mr = fabs(b[i]);
+    }
+    return md / mr;
+}
+static double dot_d(const double *a, const double *b, size_t n) {
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+static void rnd_d(double *x, size_t n, double lo, double hi) {
+    for (size_t i = 0; i < n; i++) x[i] = t_rng_uniform((float)lo, (float)hi);
+}
+
+/* Central differences of a scalar loss over every element of x (h = 1e-5: truncation ~h^2 = 1e-10, rounding
+ * ~1e-16/h = 1e-11, both far below the 1e-6 bound). */
+typedef double (*loss_fn)(void *ctx);
+static void fd_grad(loss_fn f, void *ctx, double *x, size_t n, double *g) {
+    const double h = 1e-5;
+    for (size_t i = 0; i < n; i++) {
+        double x0 = x[i];
+        x[i] = x0 + h;
+        double lp = f(ctx);
+        x[i] = x0 - h;
+        double lm = f(ctx);
+        x[i] = x0;
+        g[i] = (lp - lm) / (2 * h);
+    }
+}
+#define FD_TOL 1e-6
+
+typedef struct {
+    double *x, *w, *R, *y;
+    uint32_t rows, n;
+} rms_ctx;
+static double rms_loss(void *p) {
+    rms_ctx *c = p;
+    vkl_ref_rmsnorm_f64(c->x, c->w, c->y, NULL, c->rows, c->n, 1e-5);
+    return dot_d(c->y, c->R, (size_t)c->rows * c->n);
+}
+
+static int test_fd_rmsnorm(void) {
+    t_rng_seed(11);
+    rms_ctx c = {.rows = 3, .n = 7};
+    size_t m = 21;
+    c.x = hd(m), c.w = hd(7), c.R = hd(m), c.y = hd(m);
+    rnd_d(c.x, m, -2, 2), rnd_d(c.w, 7, 0.5, 1.5), rnd_d(c.R, m, -1, 1);
+    double *rstd = hd(3), *dx = hd(m), *dw = hd(7), *fx = hd(m), *fw = hd(7);
+    vkl_ref_rmsnorm_f64(c.x, c.w, c.y, rstd, 3, 7, 1e-5);
+    vkl_ref_rmsnorm_back_f64(c.x, c.w, rstd, c.R, dx, false, dw, 3, 7);
+    fd_grad(rms_loss, &c, c.x, m, fx);
+    fd_grad(rms_loss, &c, c.w, 7, fw);
+    double ex = rel_err_d(dx, fx, m), ew = rel_err_d(dw, fw, 7);
+    T_ASSERT(ex < FD_TOL && ew < FD_TOL, "rmsnorm backward vs finite differences: dx %.3g, dw %.3g", ex, ew);
+    pool_free(NULL);
+    return 0;
+}
+
+typedef struct {
+    double *x, *R, *y;
+    const int32_t *pos;
+    uint32_t rows, heads, hd, rd;
+    bool neox;
+} rope_ctx;
+static double rope_loss(void *p) {
+    rope_ctx *c = p;
+    size_t m = (size_t)c->rows * c->heads * c->hd;
+    memcpy(c->y, c->x, m * sizeof(double));
+    vkl_ref_rope_f64(c->y, c->pos, c->rows, c->heads, c->hd, c->rd, 10000.0, c->neox, false);
+    return dot_d(c->y, c->R, m);
+}
+
+/* The RoPE backward is the inverse rotation applied to the output gradient. */
+static int test_fd_rope(void) {
+    t_rng_seed(12);
+    static const int32_t pos[3] = {0, 5, 1234};
+    for (int neox = 0; neox < 2; neox++) {
+        rope_ctx c = {.pos = pos, .rows = 3, .heads = 2, .hd = 10, .rd = 6, .neox = neox};
+        size_t m = 60;
+        c.x = hd(m), c.R = hd(m), c.y = hd(m);
+        rnd_d(c.x, m, -1, 1), rnd_d(c.R, m, -1, 1);
+        double *g = hd(m), *f = hd(m);
+        memcpy(g, c.R, m * sizeof(double));
+        vkl_ref_rope_f64(g, pos, 3, 2, 10, 6, 10000.0, neox, true);
+        fd_grad(rope_loss, &c, c.x, m, f);
+        double e = rel_err_d(g, f, m);
+        T_ASSERT(e < FD_TOL, "rope (neox %d) inverse vs finite differences: %.3g", neox, e);
+    }
+    pool_free(NULL);
+    return 0;
+}
+
+typedef struct {
+    vkl_attn_shape s;
+    double *q, *k, *v, *R, *out;
+    const int32_t *seg;
+} attn_ctx;
+static double attn_loss(void *p) {
+    attn_ctx *c = p;
+    vkl_ref_attention_f64(&c->s, c->q, c->k, c->v, c->seg, c->out, NULL);
+    return dot_d(c->out, c->R, (size_t)c->s.n_seq * c->s.T * c->s.n_head * c->s.D);
+}
+
+static int test_fd_attention(void) {
+    t_rng_seed(13);
+    /* GQA (4 heads on 2 KV heads), a KV-cache prefix (pos0 2, S 8 > T) and a packing boundary in sequence 1. */
+    static const int32_t seg[2 * 5] = {0, 0, 0, 0, 0, 0, 0, 4, 4, 4};
+    attn_ctx c = {.s = {.n_seq = 2, .T = 5, .S = 8, .n_head = 4, .n_head_kv = 2, .D = 6, .pos0 = 2}, .seg = seg};
+    c.s.scale = 1.0f / sqrtf(6.0f);
+    size_t nq = 2 * 5 * 4 * 6, nkv = 2 * 8 * 2 * 6;
+    c.q = hd(nq), c.k = hd(nkv), c.v = hd(nkv), c.R = hd(nq), c.out = hd(nq);
+    rnd_d(c.q, nq, -1.5, 1.5), rnd_d(c.k, nkv, -1.5, 1.5), rnd_d(c.v, nkv, -1, 1), rnd_d(c.R, nq, -1, 1);
+    double *lse = hd(2 * 4 * 5), *dq = hd(nq), *dk = hd(nkv), *dv = hd(nkv);
+    double *fq = hd(nq), *fk = hd(nkv), *fv = hd(nkv);
+    vkl_ref_attention_f64(&c.s, c.q, c.k, c.v, seg, c.out, lse);
+    vkl_ref_attention_back_f64(&c.s, c.q, c.k, c.v, seg, c.out, lse, c.R, dq, dk, dv);
+    fd_grad(attn_loss, &c, c.q, nq, fq);
+    fd_grad(attn_loss, &c, c.k, nkv, fk);
+    fd_grad(attn_loss, &c, c.v, nkv, fv);
+    double eq = rel_err_d(dq, fq, nq), ek = rel_err_d(dk, fk, nkv), ev = rel_err_d(dv, fv, nkv);
+    T_ASSERT(eq < FD_TOL && ek < FD_TOL && ev < FD_TOL,
+             "attention backward vs finite differences: dq %.3g, dk %.3g, dv %.3g", eq, ek, ev);
+    /* Keys past pos0 + T - 1 are never seen: their gradients must be exactly zero, as the differences say. */
+    T_ASSERT(dk[(size_t)(7 * 2) * 6] == 0.0 && fabs(fk[(size_t)(7 * 2) * 6]) < 1e-9, "unseen key got a gradient");
+    pool_free(NULL);
+    return 0;
+}
+
+typedef struct {
+    double *g, *u, *R, *h;
+    size_t n;
+} swi_ctx;
+static double swi_loss(void *p) {
+    swi_ctx *c = p;
+    vkl_ref_swiglu_f64(c->g, c->u, c->h, c->n);
+    return dot_d(c->h, c->R, c->n);
+}
+
+static int test_fd_swiglu(void) {
+    t_rng_seed(14);
+    swi_ctx c = {.n = 33};
+    c.g = hd(33), c.u = hd(33), c.R = hd(33), c.h = hd(33);
+    rnd_d(c.g, 33, -6, 6), rnd_d(c.u, 33, -2, 2), rnd_d(c.R, 33, -1, 1);
+    double *dg = hd(33), *du = hd(33), *fg = hd(33), *fu = hd(33);
+    vkl_ref_swiglu_back_f64(c.g, c.u, c.R, dg, du, 33);
+    fd_grad(swi_loss, &c, c.g, 33, fg);
+    fd_grad(swi_loss, &c, c.u, 33, fu);
+    double eg = rel_err_d(dg, fg, 33), eu = rel_err_d(du, fu, 33);
+    T_ASSERT(eg < FD_TOL && eu < FD_TOL, "swiglu backward vs finite differences: dg %.3g, du %.3g", eg, eu);
+    pool_free(NULL);
+    return 0;
+}
+
+typedef struct {
+    double *x, *nll;
+    const int32_t *tg;
+    uint32_t rows, V;
+    double scale;
+} xent_ctx;
+static double xent_loss(void *p) {
+    xent_ctx *c = p;
+    vkl_ref_cross_entropy_f64(c->x, c->tg, c->rows, c->V, c->nll, NULL, 1.0);
+    double s = 0;
+    for (uint32_t r = 0; r < c->rows; r++) s += c->nll[r];
+    return s * c->scale;
+}
+
+static int test_fd_cross_entropy(void) {
+    t_rng_seed(15);
+    static const int32_t tg[4] = {3, -1, 0, 10};
+    xent_ctx c = {.tg = tg, .rows = 4, .V = 11, .scale = 0.37};
+    c.x = hd(44), c.nll = hd(4);
+    rnd_d(c.x, 44, -4, 4);
+    double *dl = hd(44), *f = hd(44);
+    vkl_ref_cross_entropy_f64(c.x, tg, 4, 11, c.nll, dl, c.scale);
+    fd_grad(xent_loss, &c, c.x, 44, f);
+    double e = rel_err_d(dl, f, 44);
+    T_ASSERT(e < FD_TOL, "cross-entropy gradient vs finite differences: %.3g", e);
+    for (int i = 11; i < 22; i++) T_ASSERT(dl[i] == 0.0, "ignored row has a gradient at %d", i);
+    pool_free(NULL);
+    return 0;
+}
+
+/* ============================================ device vs reference ========================================= */
+
+/* get_rows: every weight type; rows quantized with the reference quantizer; the shader decodes the same bytes
+ * with the same float operations (DQ_PRECISE), so the result must be bit-identical. */
+static int case_get_rows(vkl_vk *vk, vkl_op_cache *c, int chunked) {
+    static const uint32_t types[] = {VKL_TYPE_F32, VKL_TYPE_F16, VKL_TYPE_BF16, VKL_TYPE_Q8_0,
+                                     VKL_TYPE_Q4_0, VKL_TYPE_Q4_K, VKL_TYPE_Q5_K, VKL_TYPE_Q6_K};
+    t_rng_seed(20 + chunked);
+    for (size_t ti = 0; ti < VKL_ARRAY_LEN(types); ti++) {
+        uint32_t type = types[ti];
+        const vkl_type_traits *tr = vkl_type_traits_get(type);
+        /* Scalar types get a row length that is not a multiple of 4 (the shader's tail path). */
+        uint32_t n = tr->block_size == 1 ? 171 : 512, rows = 50, n_ids = 37;
+        uint64_t row_bytes;
+        T_ASSERT(vkl_type_row_bytes(type, n, &row_bytes), "row bytes");
+        float *src = hf((size_t)rows * n);
+        fill(src, (size_t)rows * n, -3, 3);
+        uint8_t *q = halloc(rows * row_bytes + 4);
+        T_ASSERT(vkl_ref_quantize(type, src, q, (uint64_t)rows * n), "quantize %s", tr->name);
+        int32_t *ids = halloc(n_ids * sizeof(int32_t));
+        for (uint32_t i = 0; i < n_ids; i++) ids[i] = (int32_t)(t_rng_u32() % rows);
+        ids[0] = 0, ids[1] = rows - 1, ids[2] = ids[3]; /* first, last and a repeat */
+        float *want = hf((size_t)n_ids * n), *got = hf((size_t)n_ids * n);
+        T_ASSERT(vkl_ref_get_rows(type, q, ids, n_ids, n, want), "reference get_rows %s", tr->name);
+        T_NEW(bt, q, rows * row_bytes);
+        T_NEW(bi, ids, n_ids * 4);
+        T_NEW(bo, NULL, (uint64_t)n_ids * n * 4);
+        T_OP(vkl_op_get_rows(vk, c, type, tv(bt), rows, tv(bi), tv(bo), n_ids, n, &err_));
+        T_ASSERT(tb_get(vk, bo, got), "download");
+        T_ASSERT(!memcmp(got, want, (size_t)n_ids * n * 4), "get_rows %s (chunked %d) differs from the reference: "
+                 "max relative error %.3g", tr->name, chunked, t_max_rel_err(got, want, (size_t)n_ids * n));
+    }
+    return 0;
+}
+static int test_get_rows(void) { return run2(case_get_rows, "4096"); }
+
+/* RMSNorm: fp32 sums of 172 squares differ from double by <~ 172 * 2^-24 relative in the worst case (~1e-5),
+ * typically far less; out-of-place, in-place (y aliasing x) and with rstd. */
+#define NORM_TOL 2e-6
+static int case_rmsnorm(vkl_vk *vk, vkl_op_cache *c, int chunked) {
+    t_rng_seed(30 + chunked);
+    uint32_t rows = 37, n = 172;
+    size_t m = (size_t)rows * n;
+    float *x = hf(m), *w = hf(n), *y = hf(m), *r = hf(rows), *gy = hf(m), *gr = hf(rows);
+    fill(x, m, -2, 2), fill(w, n, 0.5f, 1.5f);
+    for (uint32_t i = 0; i < n; i++) x[5 * n + i] *= 1e-3f; /* a small-norm row: eps matters */
+    vkl_ref_rmsnorm(x, w, y, r, rows, n, 1e-5f);
+    T_NEW(bx, x, m * 4);
+    T_NEW(bw, w, n * 4);
+    T_NEW(by, NULL, m * 4);
+    T_NEW(br, NULL, rows * 4);
+    T_OP(vkl_op_rmsnorm(vk, c, tv(bx), tv(bw), tv(by), tv(br), rows, n, 1e-5f, &err_));
+    T_ASSERT(tb_get(vk, by, gy) && tb_get(vk, br, gr), "download");
+    T_CLOSE(gy, y, m, NORM_TOL, "rmsnorm y");
+    T_CLOSE(gr, r, rows, NORM_TOL, "rmsnorm rstd");
+    T_OP(vkl_op_rmsnorm(vk, c, tv(bx), tv(bw), tv(bx), vkl_tv_none(), rows, n, 1e-5f, &err_));
+    T_ASSERT(tb_get(vk, bx, gy), "download");
+    T_CLOSE(gy, y, m, NORM_TOL, "rmsnorm in place");
+    return 0;
+}
+static int test_rmsnorm(void) { return run2(case_rmsnorm, "2048"); }
+
+static int case_rmsnorm_back(vkl_vk *vk, vkl_op_cache *c, int chunked) {
+    t_rng_seed(40 + chunked);
+    uint32_t rows = 37, n = 172;
+    size_t m = (size_t)rows * n;
+    float *x = hf(m), *w = hf(n), *r = hf(rows), *dy = hf(m), *dx0 = hf(m), *dw0 = hf(n);
+    float *dx = hf(m), *dw = hf(n), *gdx = hf(m), *gdw = hf(n), *y = hf(m);
+    fill(x, m, -2, 2), fill(w, n, 0.5f, 1.5f), fill(dy, m, -1, 1), fill(dx0, m, -1, 1), fill(dw0, n, -1, 1);
+    vkl_ref_rmsnorm(x, w, y, r, rows, n, 1e-5f);
+    T_NEW(bx, x, m * 4);
+    T_NEW(bw, w, n * 4);
+    T_NEW(br, r, rows * 4);
+    T_NEW(bdy, dy, m * 4);
+    for (int acc = 0; acc < 2; acc++) {
+        memcpy(dx, dx0, m * 4), memcpy(dw, dw0, n * 4);
+        vkl_ref_rmsnorm_back(x, w, r, dy, dx, acc, dw, rows, n);
+        T_NEW(bdx, dx0, m * 4);
+        T_NEW(bdw, dw0, n * 4);
+        T_OP(vkl_op_rmsnorm_back(vk, c, tv(bx), tv(bw), tv(br), tv(bdy), tv(bdx), acc, tv(bdw), rows, n, &err_));
+        T_ASSERT(tb_get(vk, bdx, gdx) && tb_get(vk, bdw, gdw), "download");
+        T_CLOSE(gdx, dx, m, NORM_TOL, acc ? "rmsnorm_back dx +=" : "rmsnorm_back dx =");
+        T_CLOSE(gdw, dw, n, NORM_TOL, "rmsnorm_back dw");
+    }
+    return 0;
+}
+static int test_rmsnorm_back(void) { return run2(case_rmsnorm_back, "2048"); }
+
+/* RoPE: the shader's float-float angle keeps |cos/sin error| ~2e-7 (see shaders/rope.comp), so each rotated
+ * value is within ~4e-7 of max|x|; 2e-6 leaves room for the products and still fails any plain-float angle
+ * (4.9e-4 rad at position 8192). Positions reach 8191 and 100000. */
+#define ROPE_TOL 2e-6
+static int case_rope(vkl_vk *vk, vkl_op_cache *c, int chunked) {
+    static const struct {
+        uint32_t heads, hd, rd;
+        float base;
+        bool neox;
+    } cfg[] = {{8, 64, 64, 10000.0f, false}, {4, 80, 80, 1000000.0f, true}, {3, 8, 8, 10000.0f, false},
+               {2, 64, 32, 500000.0f, true}, {5, 80, 40, 10000.0f, false}};
+    t_rng_seed(50 + chunked);
+    uint32_t rows = 37;
+    for (size_t ci = 0; ci < VKL_ARRAY_LEN(cfg); ci++)
+        for (int inverse = 0; inverse < 2; inverse++) {
+            size_t m = (size_t)rows * cfg[ci].heads * cfg[ci].hd;
+            float *x = hf(m), *want = hf(m), *got = hf(m);
+            int32_t *pos = halloc(rows * sizeof(int32_t));
+            fill(x, m, -1, 1);
+            for (uint32_t i = 0; i < rows; i++) pos[i] = (int32_t)(t_rng_u32() % 8192);
+            pos[0] = 0, pos[1] = 1, pos[2] = 8191, pos[3] = 100000, pos[4] = 4097;
+            memcpy(want, x, m * 4);
+            vkl_ref_rope(want, pos, rows, cfg[ci].heads, cfg[ci].hd, cfg[ci].rd, cfg[ci].base, cfg[ci].neox, inverse);
+            T_NEW(bx, x, m * 4);
+            T_NEW(bp, pos, rows * 4);
+            T_OP(vkl_op_rope(vk, c, tv(bx), tv(bp), rows, cfg[ci].heads, cfg[ci].hd, cfg[ci].rd, cfg[ci].base,
+                             cfg[ci].neox, inverse, &err_));
+            T_ASSERT(tb_get(vk, bx, got), "download");
+            double e = t_max_rel_err(got, want, m);
+            T_ASSERT(e <= ROPE_TOL, "rope config %zu (inverse %d, chunked %d): error %.3g > %.3g", ci, inverse,
+                     chunked, e, ROPE_TOL);
+        }
+    return 0;
+}
+static int test_rope(void) { return run2(case_rope, "4096"); }
+
+/* Attention shapes: odd T, GQA ratios 2, 4 and 1, head dims 8, 64, 80 (and 136 on the 256-wide variant), KV-cache
+ * decode (T 1, pos0 > 0, S > T), prefill with a cache prefix, and packing boundaries. */
+typedef struct {
+    uint32_t n_seq, T, S, n_head, n_head_kv, D, pos0;
+    int seg_kind; /* 0 none, 1 packing boundaries */
+} attn_cfg;
+static const attn_cfg attn_cfgs[] = {
+    {2, 5, 5, 8, 4, 64, 0, 1},  {1, 67, 67, 8, 2, 80, 0, 1}, {3, 1, 40, 8, 8, 8, 39, 0},
+    {2, 5, 12, 4, 2, 64, 7, 1}, {2, 67, 70, 8, 4, 8, 3, 0},  {1, 9, 9, 2, 1, 136, 0, 1},
+};
+
+typedef struct {
+    vkl_attn_shape s;
+    size_t nq, nkv, nl;
+    float *q, *k, *v, *out, *lse, *dout;
+    int32_t *seg;
+} attn_data;
+
+static void attn_make(const attn_cfg *cf, attn_data *a) {
+    a->s = (vkl_attn_shape){cf->n_seq, cf->T, cf->S, cf->n_head, cf->n_head_kv, cf->D, cf->pos0,
+                            1.0f / sqrtf((float)cf->D)};
+    a->nq = (size_t)cf->n_seq * cf->T * cf->n_head * cf->D;
+    a->nkv = (size_t)cf->n_seq * cf->S * cf->n_head_kv * cf->D;
+    a->nl = (size_t)cf->n_seq * cf->n_head * cf->T;
+    a->q = hf(a->nq), a->k = hf(a->nkv), a->v = hf(a->nkv), a->dout = hf(a->nq);
+    a->out = hf(a->nq), a->lse = hf(a->nl);
+    /* Scores of a few units, so the softmax is neither flat nor one-hot. */
+    fill(a->q, a->nq, -2, 2), fill(a->k, a->nkv, -2, 2), fill(a->v, a->nkv, -1, 1), fill(a->dout, a->nq, -1, 1);
+    a->seg = NULL;
+    if (cf->seg_kind) {
+        a->seg = halloc((size_t)cf->n_seq * cf->T * sizeof(int32_t));
+        for (uint32_t b = 0; b < cf->n_seq; b++)
+            for (uint32_t t = 0; t < cf->T; t++) {
+                /* documents start at query 0, T/3 and 2T/3 (shifted per sequence); keys before pos0 stay visible
+                 * to the first document */
+                uint32_t start = 0;
+                uint32_t b1 = cf->T / 3 + b, b2 = 2 * cf->T / 3 + b;
+                if (t >= b2 && b2 > b1) start = b2;
+                else if (t >= b1 && b1 > 0) start = b1;
+                a->seg[(size_t)b * cf->T + t] = (int32_t)(start ? cf->pos0 + start : 0);
+            }
+    }
+    vkl_ref_attention(&a->s, a->q, a->k, a->v, a->seg, a->out, a->lse);
+}
+
+/* Bindings that hold one or two sequences, so n_seq > 1 shapes split. */
+static uint64_t attn_small_bind(const attn_cfg *cf) {
+    uint64_t q = (uint64_t)cf->T * cf->n_head * cf->D * 4, kv = (uint64_t)cf->S * cf->n_head_kv * cf->D * 4;
+    return 2 * VKL_MAX(q, kv) + 256;
+}
+
+/* Forward: fp32 dot products of <= 136 terms and an online softmax over <= 72 keys against double; errors stay
+ * ~1e-6 of max|out|, bound 1e-5. lse (values ~1..5) to 1e-5 relative. */
+#define ATTN_TOL 1e-5
+static int test_attention(void) {
+    vkl_vk *vk = t_vk();
+    if (!vk) return 1;
+    vkl_op_cache cache = {0}, *c = &cache;
+    int rc = 0;
+    t_rng_seed(60);
+    for (size_t ci = 0; ci < VKL_ARRAY_LEN(attn_cfgs) && !rc; ci++)
+        for (int chunked = 0; chunked < 2 && !rc; chunked++) {
+            attn_data a;
+            attn_make(&attn_cfgs[ci], &a);
+            float *go = hf(a.nq), *gl = hf(a.nl);
+            char small[32];
+            snprintf(small, sizeof(small), "%llu", (unsigned long long)attn_small_bind(&attn_cfgs[ci]));
+            rc = 1;
+            tbuf *bq = tb_new(vk, a.q, a.nq * 4), *bk = tb_new(vk, a.k, a.nkv * 4), *bv = tb_new(vk, a.v, a.nkv * 4);
+            tbuf *bs = a.seg ? tb_new(vk, a.seg, a.nl / attn_cfgs[ci].n_head * 4) : NULL;
+            tbuf *bo = tb_new(vk, NULL, a.nq * 4), *bl = tb_new(vk, NULL, a.nl * 4);
+            if (!bq || !bk || !bv || !bo || !bl || (a.seg && !bs)) break;
+            vkl_err err = {0};
+            if (chunked) setenv("VKLORA_MAX_BIND_BYTES", small, 1);
+            vkl_status st = vkl_op_attention(vk, c, &a.s, tv(bq), tv(bk), tv(bv), tv(bs), tv(bo), tv(bl), &err);
+            unsetenv("VKLORA_MAX_BIND_BYTES");
+            if (st) {
+                fprintf(stderr, "    FAIL attention config %zu: %s\n", ci, err.msg);
+                break;
+            }
+            if (!tb_get(vk, bo, go) || !tb_get(vk, bl, gl)) break;
+            double eo = t_max_rel_err(go, a.out, a.nq), el = t_max_rel_err(gl, a.lse, a.nl);
+            if (eo > ATTN_TOL || el > ATTN_TOL) {
+                fprintf(stderr, "    FAIL attention config %zu (chunked %d): out error %.3g, lse error %.3g > %.3g\n",
+                        ci, chunked, eo, el, ATTN_TOL);
+                break;
+            }
+            rc = 0;
+            pool_free(vk); /* the next configuration allocates afresh */
+        }
+    vkl_op_cache_destroy(vk, c);
+    pool_free(vk);
+    return rc;
+}
+
+/* Backward: dk/dv sum up to 67 queries x 4 heads of products of recomputed probabilities; bound 2e-5 of max|grad|
+ * (measured ~2e-6). dk/dv start from random values (they accumulate). */
+#define ATTN_BACK_TOL 2e-5
+static int test_attention_back(void) {
+    vkl_vk *vk = t_vk();
+    if (!vk) return 1;
+    vkl_op_cache cache = {0}, *c = &cache;
+    int rc = 0;
+    t_rng_seed(70);
+    for (size_t ci = 0; ci < VKL_ARRAY_LEN(attn_cfgs) && !rc; ci++)
+        for (int chunked = 0; chunked < 2 && !rc; chunked++) {
+            attn_data a;
+            attn_make(&attn_cfgs[ci], &a);
+            float *dq = hf(a.nq), *dk = hf(a.nkv), *dv = hf(a.nkv), *dk0 = hf(a.nkv), *dv0 = hf(a.nkv);
+            float *gq = hf(a.nq), *gk = hf(a.nkv), *gv = hf(a.nkv);
+            fill(dk0, a.nkv, -0.5f, 0.5f), fill(dv0, a.nkv, -0.5f, 0.5f);
+            memcpy(dk, dk0, a.nkv * 4), memcpy(dv, dv0, a.nkv * 4);
+            vkl_ref_attention_back(&a.s, a.q, a.k, a.v, a.seg, a.out, a.lse, a.dout, dq, dk, dv);
+            char small[32];
+            snprintf(small, sizeof(small), "%llu", (unsigned long long)attn_small_bind(&attn_cfgs[ci]));
+            rc = 1;
+            tbuf *bq = tb_new(vk, a.q, a.nq * 4), *bk = tb_new(vk, a.k, a.nkv * 4), *bv = tb_new(vk, a.v, a.nkv * 4);
+            tbuf *bs = a.seg ? tb_new(vk, a.seg, a.nl / attn_cfgs[ci].n_head * 4) : NULL;
+            tbuf *bo = tb_new(vk, a.out, a.nq * 4), *bl = tb_new(vk, a.lse, a.nl * 4);
+            tbuf *bdo = tb_new(vk, a.dout, a.nq * 4), *bdq = tb_new(vk, NULL, a.nq * 4);
+            tbuf *bdk = tb_new(vk, dk0, a.nkv * 4), *bdv = tb_new(vk, dv0, a.nkv * 4);
+            if (!bq || !bk || !bv || !bo || !bl || !bdo || !bdq || !bdk || !bdv || (a.seg && !bs)) break;
+            vkl_err err = {0};
+            if (chunked) setenv("VKLORA_MAX_BIND_BYTES", small, 1);
+            vkl_status st = vkl_op_attention_back(vk, c, &a.s, tv(bq), tv(bk), tv(bv), tv(bs), tv(bo), tv(bl),
+                                                  tv(bdo), tv(bdq), tv(bdk), tv(bdv), &err);
+            unsetenv("VKLORA_MAX_BIND_BYTES");
+            if (st) {
+                fprintf(stderr, "    FAIL attention_back config %zu: %s\n", ci, err.msg);
+                break;
+            }
+            if (!tb_get(vk, bdq, gq) || !tb_get(vk, bdk, gk) || !tb_get(vk, bdv, gv)) break;
+            double eq = t_max_rel_err(gq, dq, a.nq), ek = t_max_rel_err(gk, dk, a.nkv);
+            double ev = t_max_rel_err(gv, dv, a.nkv);
+            if (eq > ATTN_BACK_TOL || ek > ATTN_BACK_TOL || ev > ATTN_BACK_TOL) {
+                fprintf(stderr, "    FAIL attention_back config %zu (chunked %d): dq %.3g, dk %.3g, dv %.3g > %.3g\n",
+                        ci, chunked, eq, ek, ev, ATTN_BACK_TOL);
+                break;
+            }
+            rc = 0;
+            pool_free(vk); /* the next configuration allocates afresh */
+        }
+    vkl_op_cache_destroy(vk, c);
+    pool_free(vk);
+    return rc;
+}
+
+/* SwiGLU and add: a handful of float operations per element against double; 1e-6 of max. g spans +-12 and
+ * includes +-100 (exp overflow side). */
+#define ELT_TOL 1e-6
+static int case_swiglu(vkl_vk *vk, vkl_op_cache *c, int chunked) {
+    t_rng_seed(80 + chunked);
+    size_t n = 37 * 172;
+    float *g = hf(n), *u = hf(n), *dh = hf(n), *h = hf(n), *dg = hf(n), *du = hf(n), *got = hf(n), *got2 = hf(n);
+    fill(g, n, -12, 12), fill(u, n, -2, 2), fill(dh, n, -1, 1);
+    g[0] = -100, g[1] = 100;
+    vkl_ref_swiglu(g, u, h, n);
+    vkl_ref_swiglu_back(g, u, dh, dg, du, n);
+    T_NEW(bg, g, n * 4);
+    T_NEW(bu, u, n * 4);
+    T_NEW(bdh, dh, n * 4);
+    T_NEW(bh, NULL, n * 4);
+    T_OP(vkl_op_swiglu(vk, c, tv(bg), tv(bu), tv(bh), n, &err_));
+    T_ASSERT(tb_get(vk, bh, got), "download");
+    T_CLOSE(got, h, n, ELT_TOL, "swiglu");
+    /* backward in place: dg over g, du over u */
+    T_OP(vkl_op_swiglu_back(vk, c, tv(bg), tv(bu), tv(bdh), tv(bg), tv(bu), n, &err_));
+    T_ASSERT(tb_get(vk, bg, got) && tb_get(vk, bu, got2), "download");
+    T_CLOSE(got, dg, n, ELT_TOL, "swiglu_back dg");
+    T_CLOSE(got2, du, n, ELT_TOL, "swiglu_back du");
+    return 0;
+}
+static int test_swiglu(void) { return run2(case_swiglu, "1024"); }
+
+static int case_add(vkl_vk *vk, vkl_op_cache *c, int chunked) {
+    t_rng_seed(90 + chunked);
+    size_t n = 37 * 172 + 3;
+    float *a = hf(n), *b = hf(n), *y = hf(n), *got = hf(n);
+    fill(a, n, -2, 2), fill(b, n, -2, 2);
+    vkl_ref_add(a, b, -0.37f, y, n);
+    T_NEW(ba, a, n * 4);
+    T_NEW(bb, b, n * 4);
+    T_OP(vkl_op_add(vk, c, tv(ba), tv(bb), -0.37f, tv(ba), n, &err_)); /* in place over a */
+    T_ASSERT(tb_get(vk, ba, got), "download");
+    T_CLOSE(got, y, n, ELT_TOL, "add");
+    return 0;
+}
+static int test_add(void) { return run2(case_add, "1024"); }
+
+/* Cross-entropy: fp32 sums of V exponentials (each lane sums V/256 terms, then a tree): nll within ~1e-6
+ * relative, dlogits within 1e-6 of max. Rows: ignored targets, a row of large logits, and (unchunked) a
+ * 151936-wide vocabulary. The gradient is also written in place over the logits. */
+#define XENT_TOL 2e-6
+static int case_xent(vkl_vk *vk, vkl_op_cache *c, int chunked) {
+    t_rng_seed(100 + chunked);
+    static const uint32_t Vs[] = {1000, 151936};
+    for (size_t vi = 0; vi < (chunked ? 1u : 2u); vi++) {
+        uint32_t V = Vs[vi], rows = vi ? 3 : 37;
+        size_t m = (size_t)rows * V;
+        float *x = hf(m), *nll = hf(rows), *dl = hf(m), *gn = hf(rows), *gd = hf(m);
+        int32_t *tg = halloc(rows * sizeof(int32_t));
+        fill(x, m, -5, 5);
+        for (uint32_t r = 0; r < rows; r++) tg[r] = (int32_t)(t_rng_u32() % V);
+        tg[1] = -1;
+        for (uint32_t i = 0; i < V; i++) x[2 * (size_t)V + i] += 80.0f; /* exp without the max would overflow */
+        if (rows > 5) tg[5] = -100;
+        vkl_ref_cross_entropy(x, tg, rows, V, nll, dl, 1.0f / 33);
+        T_NEW(bx, x, m * 4);
+        T_NEW(bt, tg, rows * 4);
+        T_NEW(bn, NULL, rows * 4);
+        T_NEW(bd, NULL, m * 4);
+        T_OP(vkl_op_cross_entropy(vk, c, tv(bx), tv(bt), rows, V, tv(bn), tv(bd), 1.0f / 33, &err_));
+        T_ASSERT(tb_get(vk, bn, gn) && tb_get(vk, bd, gd), "download");
+        T_CLOSE(gn, nll, rows, XENT_TOL, "cross_entropy nll");
+        T_CLOSE(gd, dl, m, XENT_TOL, "cross_entropy dlogits");
+        T_ASSERT(gn[1] == 0.0f, "ignored row has nll %g", gn[1]);
+        /* in place, gradient only */
+        T_OP(vkl_op_cross_entropy(vk, c, tv(bx), tv(bt), rows, V, vkl_tv_none(), tv(bx), 1.0f / 33, &err_));
+        T_ASSERT(tb_get(vk, bx, gd), "download");
+        T_CLOSE(gd, dl, m, XENT_TOL, "cross_entropy dlogits in place");
+    }
+    return 0;
+}
+static int test_cross_entropy(void) { return run2(case_xent, "8192"); }
+
+/* Bad arguments are input errors with a message, never a crash or a dispatch. */
+static int test_errors(void) {
+    vkl_vk *vk = t_vk();
+    if (!vk) return 1;
+    vkl_op_cache cache = {0};
+    int rc = 1;
+    tbuf *b = tb_new(vk, NULL, 4096);
+    if (!b) goto done;
+    vkl_err err = {0};
+    vkl_attn_shape s = {1, 4, 4, 6, 4, 8, 0, 0.35f};
+    if (vkl_op_attention(vk, &cache, &s, tv(b), tv(b), tv(b), vkl_tv_none(), tv(b), vkl_tv_none(), &err) !=
+            VKL_ERR_INPUT || !strstr(err.msg, "n_head_kv")) {
+        fprintf(stderr, "    FAIL: attention with 6 heads on 4 KV heads: %s\n", err.msg);
+        goto done;
+    }
+    vkl_err_clear(&err);
+    s = (vkl_attn_shape){1, 4, 3, 4, 4, 8, 0, 0.35f};
+    if (vkl_op_attention(vk, &cache, &s, tv(b), tv(b), tv(b), vkl_tv_none(), tv(b), vkl_tv_none(), &err) !=
+        VKL_ERR_INPUT) {
+        fprintf(stderr, "    FAIL: attention with T > S accepted\n");
+        goto done;
+    }
+    vkl_err_clear(&err);
+    if (vkl_op_rmsnorm(vk, &cache, tv(b), tv(b), tv(b), vkl_tv_none(), 100, 100, 1e-5f, &err) != VKL_ERR_INPUT ||
+        !strstr(err.msg, "do not fit")) {
+        fprintf(stderr, "    FAIL: rmsnorm past the end of a buffer: %s\n", err.msg);
+        goto done;
+    }
+    vkl_err_clear(&err);
+    if (vkl_op_rope(vk, &cache, tv(b), tv(b), 2, 2, 8, 7, 10000.0f, false, false, &err) != VKL_ERR_INPUT) {
+        fprintf(stderr, "    FAIL: rope with an odd rope_dim accepted\n");
+        goto done;
+    }
+    vkl_err_clear(&err);
+    if (vkl_op_get_rows(vk, &cache, VKL_TYPE_Q4_K, tv(b), 1, tv(b), tv(b), 1, 100, &err) != VKL_ERR_INPUT) {
+        fprintf(stderr, "    FAIL: get_rows with a row length that is not a multiple of 256 accepted\n");
+        goto done;
+    }
+    vkl_err_clear(&err);
+    if (vkl_op_add(vk, &cache, vkl_tv(&b->b, 2), tv(b), 1.0f, tv(b), 4, &err) != VKL_ERR_INPUT) {
+        fprintf(stderr, "    FAIL: add at an unaligned offset accepted\n");
+        goto done;
+    }
+    rc = 0;
+done:
+    vkl_op_cache_destroy(vk, &cache);
+    pool_free(vk);
+    return rc;
+}
+
+const vkl_test_case vkl_tests_nn[] = {
+    {"nn/ref_fd_rmsnorm", test_fd_rmsnorm},
+    {"nn/ref_fd_rope", test_fd_rope},
+    {"nn/ref_fd_attention", test_fd_attention},
+    {"nn/ref_fd_swiglu", test_fd_swiglu},
+    {"nn/ref_fd_cross_entropy", test_fd_cross_entropy},
+    {"nn/get_rows", test_get_rows},
+    {"nn/rmsnorm", test_rmsnorm},
+    {"nn/rmsnorm_back", test_rmsnorm_back},
+    {"nn/rope", test_rope},
+    {"nn/attention", test_attention},
+    {"nn/attention_back", test_attention_back},
+    {"nn/swiglu", test_swiglu},
+    {"nn/add", test_add},
+    {"nn/cross_entropy", test_cross_entropy},
+    {"nn/errors", test_errors},
+    {NULL, NULL},
+};

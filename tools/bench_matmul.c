@@ -1,0 +1,117 @@
+/* Micro-benchmark of the matrix products: GFLOP/s of vkl_op_matmul / vkl_op_matmul_t / vkl_op_gemm on random
+ * data, timed with GPU timestamps (median of the repetitions after one warm-up that pays shader compilation). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ops/matmul.h"
+#include "vklora/quant.h"
+
+static int usage(void) {
+    fprintf(stderr, "usage: vklora-bench-matmul [--op matmul|matmul_t|gemm] [--type q4_k] [--M 512] [--N 2048] "
+                    "[--K 2048] [--reps 5] [--device SEL]\n"
+                    "  the kernel variant of matmul follows VKLORA_MATMUL (auto, regtile, tiled)\n");
+    return 2;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+int main(int argc, char **argv) {
+    const char *op = "matmul", *type_name = "q4_k", *device = NULL;
+    unsigned long M = 512, N = 2048, K = 2048, reps = 5;
+    for (int i = 1; i < argc; i++) {
+        if (i + 1 >= argc) return usage();
+        const char *k = argv[i], *v = argv[++i];
+        if (!strcmp(k, "--op")) op = v;
+        else if (!strcmp(k, "--type")) type_name = v;
+        else if (!strcmp(k, "--device")) device = v;
+        else if (!strcmp(k, "--M")) M = strtoul(v, NULL, 10);
+        else if (!strcmp(k, "--N")) N = strtoul(v, NULL, 10);
+        else if (!strcmp(k, "--K")) K = strtoul(v, NULL, 10);
+        else if (!strcmp(k, "--reps")) reps = strtoul(v, NULL, 10);
+        else return usage();
+    }
+    int type = vkl_type_from_name(type_name);
+    bool is_gemm = !strcmp(op, "gemm"), is_t = !strcmp(op, "matmul_t");
+    if (is_gemm) type = VKL_TYPE_F32;
+    uint64_t row_bytes;
+    if (type < 0 || !M || !N || !K || M > 65536 || N > 65536 || K > 65536 || !reps || reps > 1000 ||
+        (!is_gemm && !is_t && strcmp(op, "matmul")) || !vkl_type_row_bytes((uint32_t)type, K, &row_bytes)) {
+        fprintf(stderr, "bench: bad arguments (type %s, K must be a multiple of its block size; sizes 1..65536)\n",
+                type_name);
+        return usage();
+    }
+
+    vkl_err err = {0};
+    vkl_vk *vk = NULL;
+    vkl_vk_options opt = {.device = device};
+    if (vkl_vk_create(&opt, &vk, &err)) {
+        fprintf(stderr, "bench: %s\n", err.msg);
+        return 1;
+    }
+    int rc = 1;
+    double *ms = NULL;
+    vkl_op_cache cache = {0};
+    vkl_buffer bw = {0}, bx = {0}, by = {0};
+    size_t nw = (size_t)N * K, nx = (size_t)M * K, ny = (size_t)M * N;
+    float *f = malloc(VKL_MAX(nw, VKL_MAX(nx, ny)) * sizeof(float));
+    void *wq = malloc(row_bytes * N + 4);
+    if (!f || !wq) goto done;
+    uint32_t s = 12345;
+    for (size_t i = 0; i < VKL_MAX(nw, VKL_MAX(nx, ny)); i++) {
+        s = s * 1664525u + 1013904223u;
+        f[i] = (float)(s >> 8) / 8388608.0f - 1.0f;
+    }
+    vkl_ref_quantize((uint32_t)type, f, wq, nw);
+    /* matmul: x [M,K], y [M,N]; matmul_t: dy [M,N] in bx, dx [M,K] in by; gemm: A = x [M,K], B = W^T, C [M,N]. */
+    size_t in_n = is_t ? ny : nx, out_n = is_t ? nx : ny;
+    if (vkl_buffer_create(vk, (row_bytes * N + 3) / 4 * 4, VKL_MEM_DEVICE, &bw, &err) ||
+        vkl_buffer_create(vk, in_n * 4, VKL_MEM_DEVICE, &bx, &err) ||
+        vkl_buffer_create(vk, out_n * 4, VKL_MEM_DEVICE, &by, &err) ||
+        vkl_buffer_upload(vk, &bw, 0, wq, row_bytes * N, &err) || vkl_buffer_upload(vk, &bx, 0, f, in_n * 4, &err))
+        goto done;
+    ms = calloc(reps, sizeof(double));
+    if (!ms) goto done;
+    for (unsigned long r = 0; r <= reps; r++) {
+        if (vkl_cmd_begin(vk, &err)) goto done;
+        vkl_cmd_timestamp(vk, 0);
+        vkl_status st;
+        if (is_gemm) {
+            vkl_gemm_shape gs = {(uint32_t)M, (uint32_t)N, (uint32_t)K, (uint32_t)K, 1, 1, (uint32_t)K, (uint32_t)N,
+                                 1.0f, 0.0f};
+            st = vkl_op_gemm(vk, &cache, &gs, vkl_tv(&bx, 0), vkl_tv(&bw, 0), vkl_tv(&by, 0), &err);
+        } else if (is_t) {
+            st = vkl_op_matmul_t(vk, &cache, (uint32_t)type, vkl_tv(&bw, 0), vkl_tv(&bx, 0), vkl_tv(&by, 0),
+                                 (uint32_t)M, (uint32_t)N, (uint32_t)K, false, &err);
+        } else {
+            st = vkl_op_matmul(vk, &cache, (uint32_t)type, vkl_tv(&bw, 0), vkl_tv(&bx, 0), vkl_tv_none(),
+                               vkl_tv(&by, 0), (uint32_t)M, (uint32_t)N, (uint32_t)K, false, &err);
+        }
+        vkl_cmd_timestamp(vk, 1);
+        vkl_status st2 = vkl_cmd_submit_wait(vk, &err);
+        double ns;
+        if (st || st2 || vkl_timestamp_ns(vk, 0, 1, &ns, &err)) goto done;
+        if (r) ms[r - 1] = ns / 1e6;
+    }
+    qsort(ms, reps, sizeof(double), cmp_double);
+    double med = ms[reps / 2];
+    const char *var = getenv("VKLORA_MATMUL");
+    printf("%s %s M=%lu N=%lu K=%lu variant=%s device=\"%s\": median %.3f ms, %.2f GFLOP/s\n", op,
+           vkl_type_traits_get((uint32_t)type)->name, M, N, K, is_gemm || is_t ? "-" : var && *var ? var : "auto",
+           vk->info.name, med, 2.0 * M * N * K / (med * 1e6));
+    rc = 0;
+done:
+    free(ms);
+    if (rc) fprintf(stderr, "bench: %s\n", err.msg[0] ? err.msg : "out of memory");
+    free(f);
+    free(wq);
+    vkl_buffer_destroy(vk, &bw);
+    vkl_buffer_destroy(vk, &bx);
+    vkl_buffer_destroy(vk, &by);
+    vkl_op_cache_destroy(vk, &cache);
+    vkl_vk_destroy(vk);
+    return rc;
+}
