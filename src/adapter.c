@@ -73,6 +73,7 @@ vkl_status vkl_adapter_save_gguf(const vkl_lora *l, const vkl_model *base, const
 
 /* mkdir -p: every missing component of `dir`. */
 static vkl_status make_dirs(const char *dir, vkl_err *err) {
+    if (!*dir) return vkl_err_set(err, VKL_ERR_INPUT, "adapter: empty output directory name");
     char *p = vkl_strdup(dir);
     vkl_status st = VKL_OK;
     for (char *c = p + 1;; c++) {

@@ -107,7 +107,7 @@ typedef struct {
     const vkl_tokenizer *tok;
     vkl_dataset_format format; /* resolved on the first record */
     vkl_chat_template tmpl;
-    bool jsonl;                /* rows are lines */
+    bool jsonl; /* rows are lines */
     builder b;
     vkl_message *msgs;
     size_t msgs_cap;
@@ -192,10 +192,17 @@ static bool map_role(const char *s, vkl_role *out) {
         const char *name;
         vkl_role role;
     } roles[] = {
-        {"human", VKL_ROLE_USER},          {"user", VKL_ROLE_USER},         {"gpt", VKL_ROLE_ASSISTANT},
-        {"assistant", VKL_ROLE_ASSISTANT}, {"model", VKL_ROLE_ASSISTANT},   {"system", VKL_ROLE_SYSTEM},
-        {"function_call", VKL_ROLE_ASSISTANT}, {"observation", VKL_ROLE_TOOL}, {"tool", VKL_ROLE_TOOL},
-        {"ipython", VKL_ROLE_TOOL},        {"function", VKL_ROLE_TOOL},
+        {"human", VKL_ROLE_USER},
+        {"user", VKL_ROLE_USER},
+        {"gpt", VKL_ROLE_ASSISTANT},
+        {"assistant", VKL_ROLE_ASSISTANT},
+        {"model", VKL_ROLE_ASSISTANT},
+        {"system", VKL_ROLE_SYSTEM},
+        {"function_call", VKL_ROLE_ASSISTANT},
+        {"observation", VKL_ROLE_TOOL},
+        {"tool", VKL_ROLE_TOOL},
+        {"ipython", VKL_ROLE_TOOL},
+        {"function", VKL_ROLE_TOOL},
     };
     for (size_t i = 0; i < VKL_ARRAY_LEN(roles); i++)
         if (!strcmp(s, roles[i].name)) {
@@ -401,8 +408,8 @@ static vkl_status read_json_array(reader *r, const char *text, size_t len) {
     if (!root) {
         size_t at = end && end >= text && end <= text + len ? (size_t)(end - text) : 0, line, col;
         line_col(text, at, &line, &col);
-        return vkl_err_set(r->err, VKL_ERR_INPUT, "data: %s: invalid JSON at line %zu, column %zu (byte %zu)",
-                           r->path, line, col, at);
+        return vkl_err_set(r->err, VKL_ERR_INPUT, "data: %s: invalid JSON at line %zu, column %zu (byte %zu)", r->path,
+                           line, col, at);
     }
     if (!cJSON_IsArray(root)) {
         st = vkl_err_set(r->err, VKL_ERR_INPUT, "data: %s: expected a JSON array of records, got %s", r->path,

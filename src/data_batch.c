@@ -105,8 +105,7 @@ vkl_status vkl_data_fill_batch(const vkl_dataset *d, const vkl_data_plan *p, uin
     if (index >= p->n_batches)
         return vkl_err_set(err, VKL_ERR_INPUT, "data: batch %u of an epoch of %u batches", index, p->n_batches);
     uint32_t need = vkl_data_batch_len(d, p, index);
-    if (need > b->T)
-        return vkl_err_set(err, VKL_ERR_INPUT, "data: batch %u needs T >= %u, got %u", index, need, b->T);
+    if (need > b->T) return vkl_err_set(err, VKL_ERR_INPUT, "data: batch %u needs T >= %u, got %u", index, need, b->T);
     const uint32_t T = b->T;
     b->n_targets = 0;
     for (uint32_t r = 0; r < p->B; r++) {

@@ -97,8 +97,7 @@ static void flush(encoder *e) {
     if (align_pieces(e->tok, e->run, e->run_len, ids, n, start, end)) {
         for (size_t i = 0; i < n; i++) {
             /* An empty piece (nothing to overlap) follows its neighbour. */
-            bool tr = start[i] == end[i] ? (i ? e->labels[e->n - 1] >= 0 : false)
-                                          : overlaps_train(e, start[i], end[i]);
+            bool tr = start[i] == end[i] ? (i ? e->labels[e->n - 1] >= 0 : false) : overlaps_train(e, start[i], end[i]);
             push_tok(e, ids[i], tr);
         }
     } else {

@@ -4,6 +4,8 @@
  * global-norm clip and AdamW. Every product with a frozen weight decodes its GGUF blocks in the shader. */
 #include "train.h"
 
+#include "ops/lora_ops.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -162,65 +164,6 @@ vkl_status vkl_train_zero_grads(vkl_train_dev *t, vkl_err *err) {
 static vkl_tview TV(const vkl_buffer *b) { return vkl_tv(b, 0); }
 static vkl_tview W(const vkl_weight *w) { return w->t ? vkl_tv(w->buf, 0) : vkl_tv_none(); }
 
-/* Rows per GEMM call so that [rows, width] fp32 operands stay within the binding limit. */
-static uint32_t rows_per_call(const vkl_train_dev *t, uint64_t width) {
-    uint64_t lim = vkl_max_bind_elems(t->vk, 4, 1) / VKL_MAX(width, 1);
-    return (uint32_t)VKL_MAX(1, VKL_MIN(lim, t->R));
-}
-
-/* xa = x · A^T and y += s · xa · B^T for one adapted projection (x: R x in, y: R x out). */
-static vkl_status lora_forward(vkl_train_dev *t, const vkl_lora_slot *sl, vkl_tview x, vkl_tview xa, vkl_tview y,
-                               vkl_err *err) {
-    const uint32_t r = t->lora->r, in = sl->in, out = sl->out;
-    uint32_t step = rows_per_call(t, VKL_MAX(in, out));
-    for (uint32_t r0 = 0; r0 < t->R; r0 += step) {
-        uint32_t n = VKL_MIN(step, t->R - r0);
-        vkl_gemm_shape s1 = {.M = n, .N = r, .K = in, .a_rs = in, .a_cs = 1, .b_rs = 1, .b_cs = in, .c_rs = r,
-                             .alpha = 1, .beta = 0};
-        vkl_gemm_shape s2 = {.M = n, .N = out, .K = r, .a_rs = r, .a_cs = 1, .b_rs = 1, .b_cs = r, .c_rs = out,
-                             .alpha = t->lora->scale, .beta = 1};
-        vkl_tview xr = vkl_tv(x.buf, x.offset + (uint64_t)r0 * in * 4);
-        vkl_tview xar = vkl_tv(xa.buf, xa.offset + (uint64_t)r0 * r * 4);
-        vkl_tview yr = vkl_tv(y.buf, y.offset + (uint64_t)r0 * out * 4);
-        if (vkl_op_gemm(t->vk, &t->cache, &s1, xr, vkl_tv(&t->lp, sl->a_off * 4), xar, err) ||
-            vkl_op_gemm(t->vk, &t->cache, &s2, xar, vkl_tv(&t->lp, sl->b_off * 4), yr, err))
-            return err->status;
-    }
-    return VKL_OK;
-}
-
-/* Given dy (R x out) of the projection: dB += s·dy^T·xa, dxa = s·dy·B, dA += dxa^T·x, dx += dxa·A. */
-static vkl_status lora_backward(vkl_train_dev *t, const vkl_lora_slot *sl, vkl_tview x, vkl_tview xa, vkl_tview dy,
-                                vkl_tview dx, vkl_err *err) {
-    const uint32_t r = t->lora->r, in = sl->in, out = sl->out;
-    const float s = t->lora->scale;
-    vkl_tview A = vkl_tv(&t->lp, sl->a_off * 4), B = vkl_tv(&t->lp, sl->b_off * 4);
-    vkl_tview dA = vkl_tv(&t->lg, sl->a_off * 4), dB = vkl_tv(&t->lg, sl->b_off * 4);
-    uint32_t step = rows_per_call(t, VKL_MAX(in, out));
-    for (uint32_t r0 = 0; r0 < t->R; r0 += step) {
-        uint32_t n = VKL_MIN(step, t->R - r0);
-        vkl_tview xr = vkl_tv(x.buf, x.offset + (uint64_t)r0 * in * 4);
-        vkl_tview xar = vkl_tv(xa.buf, xa.offset + (uint64_t)r0 * r * 4);
-        vkl_tview dyr = vkl_tv(dy.buf, dy.offset + (uint64_t)r0 * out * 4);
-        vkl_tview dxr = vkl_tv(dx.buf, dx.offset + (uint64_t)r0 * in * 4);
-        vkl_tview dxa = vkl_tv(&t->dxa, 0);
-        vkl_gemm_shape gB = {.M = out, .N = r, .K = n, .a_rs = 1, .a_cs = out, .b_rs = r, .b_cs = 1, .c_rs = r,
-                             .alpha = s, .beta = 1};
-        vkl_gemm_shape gxa = {.M = n, .N = r, .K = out, .a_rs = out, .a_cs = 1, .b_rs = r, .b_cs = 1, .c_rs = r,
-                              .alpha = s, .beta = 0};
-        vkl_gemm_shape gA = {.M = r, .N = in, .K = n, .a_rs = 1, .a_cs = r, .b_rs = in, .b_cs = 1, .c_rs = in,
-                             .alpha = 1, .beta = 1};
-        vkl_gemm_shape gx = {.M = n, .N = in, .K = r, .a_rs = r, .a_cs = 1, .b_rs = in, .b_cs = 1, .c_rs = in,
-                             .alpha = 1, .beta = 1};
-        if (vkl_op_gemm(t->vk, &t->cache, &gB, dyr, xar, dB, err) ||
-            vkl_op_gemm(t->vk, &t->cache, &gxa, dyr, B, dxa, err) ||
-            vkl_op_gemm(t->vk, &t->cache, &gA, dxa, xr, dA, err) ||
-            vkl_op_gemm(t->vk, &t->cache, &gx, dxa, A, dxr, err))
-            return err->status;
-    }
-    return VKL_OK;
-}
-
 /* y (=|+=) W·x (+bias) (+ LoRA of module `mod`, saving xa). */
 static vkl_status proj(vkl_train_dev *t, uint32_t layer, uint32_t mod, const vkl_weight *w, const vkl_weight *bias,
                        vkl_tview x, vkl_tview y, bool accumulate, vkl_layer_acts *a, vkl_err *err) {
@@ -229,7 +172,8 @@ static vkl_status proj(vkl_train_dev *t, uint32_t layer, uint32_t mod, const vkl
         return err->status;
     const vkl_lora_slot *sl = vkl_lora_slot_get(t->lora, layer, mod);
     if (!sl) return VKL_OK;
-    return lora_forward(t, sl, x, vkl_tv(&a->xa, (uint64_t)mod * t->R * t->lora->r * 4), y, err);
+    return vkl_op_lora_forward(t->vk, &t->cache, sl, t->lora->r, t->lora->scale, TV(&t->lp), x,
+                               vkl_tv(&a->xa, (uint64_t)mod * t->R * t->lora->r * 4), y, t->R, err);
 }
 
 /* dx (=|+=) dy·W (+ LoRA backward of module `mod`). */
@@ -240,7 +184,9 @@ static vkl_status proj_back(vkl_train_dev *t, uint32_t layer, uint32_t mod, cons
         return err->status;
     const vkl_lora_slot *sl = vkl_lora_slot_get(t->lora, layer, mod);
     if (!sl) return VKL_OK;
-    return lora_backward(t, sl, x, vkl_tv(&a->xa, (uint64_t)mod * t->R * t->lora->r * 4), dy, dx, err);
+    return vkl_op_lora_backward(t->vk, &t->cache, sl, t->lora->r, t->lora->scale, TV(&t->lp), TV(&t->lg), x,
+                                vkl_tv(&a->xa, (uint64_t)mod * t->R * t->lora->r * 4), dy, TV(&t->dxa), dx, t->R,
+                                err);
 }
 
 static vkl_status copy(vkl_train_dev *t, const vkl_buffer *src, vkl_buffer *dst, uint64_t bytes) {

@@ -609,6 +609,40 @@ static int test_peft_roundtrip(void) {
     T_ASSERT(!vkl_adapter_load(path, m, &back, &err), "%s", err.msg);
     rc |= check_same_lora(l, back);
     vkl_lora_free(back);
+
+    /* The same adapter stored as BF16 (as many trainers save it) imports as the rounded values. */
+    {
+        vkl_safetensors *src;
+        T_ASSERT(!vkl_safetensors_open(path, &src, &err), "%s", err.msg);
+        vkl_st_writer *w = vkl_st_writer_new();
+        vkl_bf16 **bufs = calloc(src->n_tensors, sizeof(*bufs));
+        for (uint64_t i = 0; i < src->n_tensors; i++) {
+            const vkl_st_tensor *t = &src->tensors[i];
+            float *f = malloc(t->n_elems * sizeof(float));
+            vkl_st_tensor_to_f32(t, f);
+            bufs[i] = malloc(t->n_elems * sizeof(vkl_bf16));
+            for (uint64_t j = 0; j < t->n_elems; j++) bufs[i][j] = vkl_f32_to_bf16(f[j]);
+            free(f);
+            T_ASSERT(!vkl_st_writer_add(w, t->name, VKL_ST_BF16, t->n_dims, t->shape, bufs[i], &err), "%s", err.msg);
+        }
+        char bdir[600], bpath[700], cmd[1600];
+        snprintf(bdir, sizeof(bdir), "%s/peft-bf16", t_tmpdir());
+        mkdir(bdir, 0755);
+        snprintf(bpath, sizeof(bpath), "%s/adapter_model.safetensors", bdir);
+        T_ASSERT(!vkl_st_writer_write(w, bpath, &err), "%s", err.msg);
+        vkl_st_writer_free(w);
+        for (uint64_t i = 0; i < src->n_tensors; i++) free(bufs[i]);
+        free(bufs);
+        vkl_safetensors_close(src);
+        snprintf(cmd, sizeof(cmd), "cp %s/adapter_config.json %s/", dir, bdir);
+        T_ASSERT(t_run(cmd, NULL, NULL) == 0, "cp");
+        T_ASSERT(!vkl_adapter_load(bdir, m, &back, &err), "%s", err.msg);
+        T_ASSERT(back->n_params == l->n_params, "bf16 layout");
+        for (uint64_t i = 0; i < l->n_params; i++)
+            T_ASSERT(back->params[i] == vkl_bf16_to_f32(vkl_f32_to_bf16(l->params[i])), "bf16 param %llu",
+                     (unsigned long long)i);
+        vkl_lora_free(back);
+    }
     vkl_lora_free(l);
     vkl_model_free(m);
     return rc;

@@ -155,11 +155,14 @@ static int check_chat(int which, vkl_chat_template tmpl, const vkl_message *msgs
     return 0;
 }
 
-#define MSG(r, s) {(r), (s), sizeof(s) - 1}
+#define MSG(r, s)                                                                                                      \
+    { (r), (s), sizeof(s) - 1 }
 
 static const vkl_message tiny_chat[] = {
-    MSG(VKL_ROLE_SYSTEM, "You are an AI assistant."),   MSG(VKL_ROLE_USER, "What is the meaning of life?"),
-    MSG(VKL_ROLE_ASSISTANT, "The meaning of life is 42."), MSG(VKL_ROLE_USER, "That's ridiculous."),
+    MSG(VKL_ROLE_SYSTEM, "You are an AI assistant."),
+    MSG(VKL_ROLE_USER, "What is the meaning of life?"),
+    MSG(VKL_ROLE_ASSISTANT, "The meaning of life is 42."),
+    MSG(VKL_ROLE_USER, "That's ridiculous."),
     MSG(VKL_ROLE_ASSISTANT, "I agree."),
 };
 
@@ -179,8 +182,8 @@ static int test_chatml_qwen2(void) {
     int32_t *ids, *labels;
     size_t n;
     vkl_err err = {0};
-    T_ASSERT(!vkl_data_encode_chat(tok, VKL_TEMPLATE_CHATML, tiny_chat, 5, false, false, &ids, &labels, &n, &err),
-             "%s", err.msg);
+    T_ASSERT(!vkl_data_encode_chat(tok, VKL_TEMPLATE_CHATML, tiny_chat, 5, false, false, &ids, &labels, &n, &err), "%s",
+             err.msg);
     int32_t im_start = vkl_tokenizer_find(tok, "<|im_start|>", 12), im_end = vkl_tokenizer_find(tok, "<|im_end|>", 10);
     T_ASSERT(im_start >= 0 && im_end >= 0, "qwen2 has the chatml tokens");
     T_ASSERT(count_id(ids, n, im_start) == 5 && count_id(ids, n, im_end) == 5, "one id per marker");
@@ -191,11 +194,12 @@ static int test_chatml_qwen2(void) {
 }
 
 static int test_llama3_bpe(void) {
-    const char *want = "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nYou are an AI assistant.<|eot_id|>"
-                       "<|start_header_id|>user<|end_header_id|>\n\nWhat is the meaning of life?<|eot_id|>"
-                       "<|start_header_id|>assistant<|end_header_id|>\n\nThe meaning of life is 42.<|eot_id|>"
-                       "<|start_header_id|>user<|end_header_id|>\n\nThat's ridiculous.<|eot_id|>"
-                       "<|start_header_id|>assistant<|end_header_id|>\n\nI agree.<|eot_id|>";
+    const char *want =
+        "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nYou are an AI assistant.<|eot_id|>"
+        "<|start_header_id|>user<|end_header_id|>\n\nWhat is the meaning of life?<|eot_id|>"
+        "<|start_header_id|>assistant<|end_header_id|>\n\nThe meaning of life is 42.<|eot_id|>"
+        "<|start_header_id|>user<|end_header_id|>\n\nThat's ridiculous.<|eot_id|>"
+        "<|start_header_id|>assistant<|end_header_id|>\n\nI agree.<|eot_id|>";
     if (check_chat(LLAMA3, VKL_TEMPLATE_LLAMA3, tiny_chat, 5, want, false,
                    "The meaning of life is 42.<|eot_id|>|I agree.<|eot_id|>"))
         return 1;
@@ -203,11 +207,25 @@ static int test_llama3_bpe(void) {
     int32_t *ids, *labels;
     size_t n;
     vkl_err err = {0};
-    T_ASSERT(!vkl_data_encode_chat(tok, VKL_TEMPLATE_LLAMA3, tiny_chat, 5, false, false, &ids, &labels, &n, &err),
-             "%s", err.msg);
+    T_ASSERT(!vkl_data_encode_chat(tok, VKL_TEMPLATE_LLAMA3, tiny_chat, 5, false, false, &ids, &labels, &n, &err), "%s",
+             err.msg);
     T_ASSERT(vkl_tokenizer_adds_bos(tok) && ids[0] == vkl_tokenizer_bos(tok), "begins with BOS");
     T_ASSERT(count_id(ids, n, vkl_tokenizer_bos(tok)) == 1, "BOS exactly once");
     T_ASSERT(count_id(ids, n, vkl_tokenizer_find(tok, "<|eot_id|>", 10)) == 5, "5 <|eot_id|>");
+    free(ids);
+    free(labels);
+    /* a vocabulary without the markers keeps them as text (what llama.cpp does with such a template) */
+    vkl_tokenizer *spm = get_tok(STORIES, NULL);
+    T_ASSERT(spm, "stories260K");
+    T_ASSERT(!vkl_data_encode_chat(spm, VKL_TEMPLATE_LLAMA3, tiny_chat, 2, false, false, &ids, &labels, &n, &err), "%s",
+             err.msg);
+    char *text = detok(spm, ids, n);
+    T_ASSERT(ids[0] == vkl_tokenizer_bos(spm) && count_id(ids, n, vkl_tokenizer_bos(spm)) == 1, "BOS added once");
+    T_ASSERT(!strcmp(text, "<s><|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nYou are an AI "
+                           "assistant.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nWhat is the meaning of "
+                           "life?<|eot_id|>"),
+             "%s", text);
+    free(text);
     free(ids);
     free(labels);
     /* tool output is the "ipython" role and never trains */
@@ -459,7 +477,8 @@ static int test_sharegpt_toolcall(void) {
                            : !strcmp(from, "observation")   ? "tool"
                                                             : from;
         at += (size_t)snprintf(want + at, cap - at, "<|im_start|>%s\n%s<|im_end|>\n", role, v);
-        if (!strcmp(role, "assistant")) sat += (size_t)snprintf(spans + sat, cap - sat, "%s%s<|im_end|>", sat ? "|" : "", v);
+        if (!strcmp(role, "assistant"))
+            sat += (size_t)snprintf(spans + sat, cap - sat, "%s%s<|im_end|>", sat ? "|" : "", v);
     }
     const vkl_example *x = &d->ex[0];
     T_ASSERT(x->row == 1, "row 1");
@@ -506,6 +525,26 @@ static int test_messages_kto(void) {
     uint64_t total = 0;
     for (uint32_t i = 0; i < d->n; i++) total += d->ex[i].n;
     T_ASSERT(total == d->stats.n_tokens, "token count");
+    /* that row by hand: alpaca's no-input prompt around the user and assistant messages */
+    const cJSON *msgs = cJSON_GetObjectItem(cJSON_GetArrayItem(j, first), "messages");
+    T_ASSERT(cJSON_GetArraySize(msgs) == 2, "one exchange");
+    const char *u = cJSON_GetObjectItem(cJSON_GetArrayItem(msgs, 0), "content")->valuestring;
+    const char *a = cJSON_GetObjectItem(cJSON_GetArrayItem(msgs, 1), "content")->valuestring;
+    size_t cap = strlen(u) + strlen(a) + 512;
+    char *want = malloc(cap);
+    snprintf(want, cap,
+             "<|begin_of_text|>Below is an instruction that describes a task. Write a response that appropriately "
+             "completes the request.\n\n### Instruction:\n%s\n\n### Response:\n%s<|end_of_text|>",
+             u, a);
+    char *text = detok(tok, d->ex[0].tokens, d->ex[0].n);
+    T_ASSERT(!strcmp(text, want), "row %d:\n%s\nexpected\n%s", first + 1, text, want);
+    int32_t *ids;
+    size_t n;
+    T_ASSERT(!vkl_tokenize(tok, want, strlen(want), false, true, &ids, &n, &err), "%s", err.msg);
+    T_ASSERT(n == d->ex[0].n && !memcmp(ids, d->ex[0].tokens, n * sizeof(int32_t)), "ids");
+    free(ids);
+    free(text);
+    free(want);
     cJSON_Delete(j);
     vkl_dataset_free(d);
     return 0;
@@ -716,40 +755,66 @@ static int test_malformed(void) {
         vkl_dataset_format format;
         const char *expect[3];
     } cases[] = {
-        {"bad1.json", "[{\"instruction\": \"a\", \"output\": \"b\"},\n {\"instruction\": \"a\" \"output\": 1}]",
-         VKL_DATASET_AUTO, {"bad1.json", "invalid JSON at line 2, column 22", NULL}},
-        {"bad2.json", "[{\"instruction\": \"a\", \"output\": \"b\"}, {\"instruction\": \"a\", \"output\": 7}]",
-         VKL_DATASET_AUTO, {"bad2.json: row 2", "field \"output\": expected a string, got a number", NULL}},
-        {"bad3.json", "[{\"instruction\": \"a\", \"output\": \"b\"}, {\"instruction\": \"a\"}]", VKL_DATASET_AUTO,
+        {"bad1.json",
+         "[{\"instruction\": \"a\", \"output\": \"b\"},\n {\"instruction\": \"a\" \"output\": 1}]",
+         VKL_DATASET_AUTO,
+         {"bad1.json", "invalid JSON at line 2, column 22", NULL}},
+        {"bad2.json",
+         "[{\"instruction\": \"a\", \"output\": \"b\"}, {\"instruction\": \"a\", \"output\": 7}]",
+         VKL_DATASET_AUTO,
+         {"bad2.json: row 2", "field \"output\": expected a string, got a number", NULL}},
+        {"bad3.json",
+         "[{\"instruction\": \"a\", \"output\": \"b\"}, {\"instruction\": \"a\"}]",
+         VKL_DATASET_AUTO,
          {"row 2", "field \"output\": expected a string, got nothing (missing)", NULL}},
         {"bad4.json", "[]", VKL_DATASET_AUTO, {"bad4.json", "no trainable example (0 rows", NULL}},
         {"bad5.jsonl",
          "{\"conversations\": [{\"from\": \"human\", \"value\": \"a\"}, {\"from\": \"gpt\", \"value\": \"b\"}]}\n"
          "{\"conversations\": [{\"from\": \"human\", \"value\": \"a\"}, {\"from\": \"gpt\", \"value\": \"b\"}]}\n"
          "{\"conversations\": {\"from\": \"human\", \"value\": \"a\"}}\n",
-         VKL_DATASET_AUTO, {"bad5.jsonl: line 3", "field \"conversations\": expected an array of {from, value}", NULL}},
-        {"bad6.json", "[{\"conversations\": [{\"from\": \"human\", \"value\": \"a\"}, {\"from\": \"bot\", \"value\": "
-                      "\"b\"}]}]",
-         VKL_DATASET_AUTO, {"row 1", "field \"conversations[1].from\": unknown role \"bot\"", NULL}},
-        {"bad7.json", "[{\"messages\": [{\"role\": \"user\", \"content\": [1]}]}]", VKL_DATASET_AUTO,
+         VKL_DATASET_AUTO,
+         {"bad5.jsonl: line 3", "field \"conversations\": expected an array of {from, value}", NULL}},
+        {"bad6.json",
+         "[{\"conversations\": [{\"from\": \"human\", \"value\": \"a\"}, {\"from\": \"bot\", \"value\": "
+         "\"b\"}]}]",
+         VKL_DATASET_AUTO,
+         {"row 1", "field \"conversations[1].from\": unknown role \"bot\"", NULL}},
+        {"bad7.json",
+         "[{\"messages\": [{\"role\": \"user\", \"content\": [1]}]}]",
+         VKL_DATASET_AUTO,
          {"row 1", "field \"messages[0].content\": expected a string, got an array", NULL}},
-        {"bad8.json", "[{\"instruction\": \"a\", \"output\": \"b\"}, [1, 2]]", VKL_DATASET_AUTO,
+        {"bad8.json",
+         "[{\"instruction\": \"a\", \"output\": \"b\"}, [1, 2]]",
+         VKL_DATASET_AUTO,
          {"row 2", "expected a JSON object (one record), got an array", NULL}},
-        {"bad9.json", "[{\"prompt\": \"a\", \"answer\": \"b\"}]", VKL_DATASET_AUTO,
+        {"bad9.json",
+         "[{\"prompt\": \"a\", \"answer\": \"b\"}]",
+         VKL_DATASET_AUTO,
          {"row 1", "cannot tell the dataset format from the keys {\"prompt\", \"answer\"}", NULL}},
-        {"bad10.json", "{\"text\": \"x\"}\n{\"text\": 1", VKL_DATASET_TEXT, {"bad10.json: line 2", "invalid JSON at column", NULL}},
-        {"bad11.json", "[{\"instruction\": \"a\", \"output\": \"b\"}, {\"instruction\": \"a\", \"output\": \"b\"}]",
-         VKL_DATASET_SHAREGPT, {"row 1", "field \"conversations\": expected an array of {from, value}, got nothing", NULL}},
+        {"bad10.json",
+         "{\"text\": \"x\"}\n{\"text\": 1",
+         VKL_DATASET_TEXT,
+         {"bad10.json: line 2", "invalid JSON at column", NULL}},
+        {"bad11.json",
+         "[{\"instruction\": \"a\", \"output\": \"b\"}, {\"instruction\": \"a\", \"output\": \"b\"}]",
+         VKL_DATASET_SHAREGPT,
+         {"row 1", "field \"conversations\": expected an array of {from, value}, got nothing", NULL}},
         {"bad12.json", "hello", VKL_DATASET_AUTO, {"bad12.json: line 1, column 1", "expected JSON records", NULL}},
-        {"bad13.json", "{\"messages\": [{\"role\": \"user\", \"content\": \"a\"}, 5]}", VKL_DATASET_AUTO,
+        {"bad13.json",
+         "{\"messages\": [{\"role\": \"user\", \"content\": \"a\"}, 5]}",
+         VKL_DATASET_AUTO,
          {"line 1", "field \"messages[1]\": expected an object {role, content}, got a number", NULL}},
-        {"bad14.json", "[{\"instruction\": \"a\", \"output\": \"b\"}] x", VKL_DATASET_AUTO,
+        {"bad14.json",
+         "[{\"instruction\": \"a\", \"output\": \"b\"}] x",
+         VKL_DATASET_AUTO,
          {"invalid JSON at line 1, column", NULL, NULL}},
         {"bad15.json", "[\"a\", {\"unterminated", VKL_DATASET_AUTO, {"invalid JSON at line 1", NULL, NULL}},
         {"bad16.json", "", VKL_DATASET_AUTO, {"bad16.json: the file is empty", NULL, NULL}},
         {"bad17.txt", "", VKL_DATASET_AUTO, {"bad17.txt: no trainable example", NULL, NULL}},
-        {"bad18.json", "[{\"text\": 5}]", VKL_DATASET_AUTO, {"row 1", "field \"text\": expected a string, got a number",
-                                                             NULL}},
+        {"bad18.json",
+         "[{\"text\": 5}]",
+         VKL_DATASET_AUTO,
+         {"row 1", "field \"text\": expected a string, got a number", NULL}},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         const char *p = tmp_path(cases[i].name);
@@ -782,6 +847,64 @@ static int test_malformed(void) {
     return 0;
 }
 
+/* Mutated files (flipped bytes, cuts, inserted quotes and brackets) load or fail cleanly, never crash. */
+static int test_fuzz(void) {
+    vkl_tokenizer *tok = get_tok(STORIES, NULL);
+    T_ASSERT(tok, "stories260K");
+    static const char *seeds[] = {
+        "[{\"conversations\": [{\"from\": \"system\", \"value\": \"S\"}, {\"from\": \"human\", \"value\": "
+        "\"Hi \\u00e9 <s>\"}, {\"from\": \"gpt\", \"value\": \"Yo\"}], \"system\": \"x\"}]",
+        "{\"instruction\": \"a\", \"input\": \"b\", \"output\": \"c\"}\n{\"instruction\": \"d\", \"output\": \"e\"}\n",
+        "[{\"messages\": [{\"role\": \"user\", \"content\": \"q\"}, {\"role\": \"assistant\", \"content\": \"r\"}], "
+        "\"label\": true}]",
+    };
+    static const char noise[] = "\"[]{},:\\\n0a\xff\xc3";
+    t_rng_seed(99);
+    const char *p = tmp_path("fuzz.json");
+    int ok = 0, rejected = 0;
+    for (int it = 0; it < 600; it++) {
+        const char *src = seeds[it % 3];
+        size_t n = strlen(src);
+        char buf[1024];
+        memcpy(buf, src, n + 1);
+        int edits = 1 + (int)(t_rng_u32() % 2);
+        for (int e = 0; e < edits && n > 0; e++) {
+            size_t at = t_rng_u32() % n;
+            switch (t_rng_u32() % 3) {
+            case 0: buf[at] = noise[t_rng_u32() % (sizeof(noise) - 1)]; break;
+            case 1: n = at; break;
+            default:
+                if (n + 1 < sizeof(buf)) {
+                    memmove(buf + at + 1, buf + at, n - at);
+                    buf[at] = noise[t_rng_u32() % (sizeof(noise) - 1)];
+                    n++;
+                }
+            }
+            buf[n] = 0;
+        }
+        write_file(p, buf);
+        uint32_t f = t_rng_u32() % (2 * VKL_DATASET_COUNT); /* half the time auto */
+        vkl_data_opts o =
+            opts(f < VKL_DATASET_COUNT ? (vkl_dataset_format)f : VKL_DATASET_AUTO,
+                 (vkl_chat_template)(t_rng_u32() % VKL_TEMPLATE_COUNT), 2 + t_rng_u32() % 256, t_rng_u32() & 1);
+        vkl_dataset *d = NULL;
+        vkl_err err = {0};
+        vkl_status st = vkl_data_load_file(p, &o, tok, &d, &err);
+        T_ASSERT(st == VKL_OK || st == VKL_ERR_INPUT, "status %d: %s", st, err.msg);
+        T_ASSERT((st == VKL_OK) == (d != NULL), "result iff ok");
+        if (st) T_ASSERT(strstr(err.msg, "fuzz.json"), "message names the file: %s", err.msg);
+        if (d) {
+            for (uint32_t i = 0; i < d->n; i++) T_ASSERT(d->ex[i].n >= 2 && d->ex[i].n <= o.max_seq_length, "sizes");
+            ok++;
+        } else {
+            rejected++;
+        }
+        vkl_dataset_free(d);
+    }
+    T_ASSERT(ok >= 10 && rejected >= 100, "both outcomes exercised (%d ok, %d rejected)", ok, rejected);
+    return 0;
+}
+
 /* Auto-detection: the extension and the first record's keys. */
 static int test_autodetect(void) {
     vkl_tokenizer *tok = get_tok(STORIES, NULL);
@@ -806,7 +929,8 @@ static int test_autodetect(void) {
     }
     /* JSONL without the extension, messages with ShareGPT keys, records of a .dat file */
     const char *p = tmp_path("chat.dat");
-    write_file(p, "  {\"messages\": [{\"from\": \"human\", \"value\": \"a\"}, {\"from\": \"gpt\", \"value\": \"b\"}]}\n");
+    write_file(p,
+               "  {\"messages\": [{\"from\": \"human\", \"value\": \"a\"}, {\"from\": \"gpt\", \"value\": \"b\"}]}\n");
     vkl_data_opts o = opts(VKL_DATASET_AUTO, VKL_TEMPLATE_PLAIN, 64, true);
     vkl_dataset *d = NULL;
     vkl_err err = {0};
@@ -1048,6 +1172,7 @@ const vkl_test_case vkl_tests_data[] = {
     {"data/truncation", test_truncation},
     {"data/no_assistant", test_no_assistant},
     {"data/malformed", test_malformed},
+    {"data/fuzz", test_fuzz},
     {"data/autodetect", test_autodetect},
     {"data/eval_split", test_eval_split},
     {"data/epoch_order", test_epoch_order},

@@ -13,9 +13,11 @@
  *
  *  Records.
  *   - raw text (.txt): [BOS] + the whole file, tokenized once, cut into consecutive windows of max_seq_length
- *     tokens; each window is an example whose tokens all train. (row = window number, 1-based)
+ *     tokens; each window is an example whose tokens all train (row = window number, 1-based). Special-token
+ *     text in the file ("<|endoftext|>" between documents) becomes the special token: there it is a separator.
  *   - text records {text_field: "..."}: [BOS] + text + EOS, all trained (TRL appends EOS to language-modeling
- *     data so packed documents stay separated). train_on_responses_only does not apply: there is no response.
+ *     data so packed documents stay separated); special-token text in it stays text. train_on_responses_only
+ *     does not apply: there is no response.
  *   - alpaca {instruction, input?, output, system?}: user = instruction, input = extra context, assistant = output.
  *     The alpaca template renders the Stanford Alpaca prompt; the other templates get one user turn
  *     "instruction\ninput" (LLaMA-Factory's joining) and one assistant turn.
@@ -68,7 +70,7 @@
 typedef struct vkl_example {
     const int32_t *tokens; /* (n) token ids */
     const int32_t *labels; /* (n) tokens[i] where the loss applies, -1 where masked */
-    uint32_t n;            /* 1 <= n <= max_seq_length */
+    uint32_t n;            /* 2 <= n <= max_seq_length */
     uint32_t row;          /* source row: 1-based record index (JSON array), line (JSONL) or window (.txt) */
 } vkl_example;
 
@@ -84,15 +86,15 @@ typedef struct vkl_data_stats {
 
 /* An immutable list of examples. Owns everything it points to; free with vkl_dataset_free. */
 typedef struct vkl_dataset {
-    char *path;                 /* the source file */
-    vkl_dataset_format format;  /* as read (never AUTO) */
-    vkl_chat_template tmpl;     /* as applied (never AUTO; PLAIN for text data, which uses no template) */
-    uint32_t n;                 /* examples */
-    vkl_example *ex;            /* (n) in file order */
-    uint32_t max_len;           /* longest example */
-    int32_t pad_id;             /* token that fills padding: the tokenizer's pad, else EOS, else 0 */
+    char *path;                /* the source file */
+    vkl_dataset_format format; /* as read (never AUTO) */
+    vkl_chat_template tmpl;    /* as applied (never AUTO; PLAIN for text data, which uses no template) */
+    uint32_t n;                /* examples */
+    vkl_example *ex;           /* (n) in file order */
+    uint32_t max_len;          /* longest example */
+    int32_t pad_id;            /* token that fills padding: the tokenizer's pad, else EOS, else 0 */
     vkl_data_stats stats;
-    int32_t *store;             /* tokens and labels of every example (internal) */
+    int32_t *store; /* tokens and labels of every example (internal) */
 } vkl_dataset;
 
 /* How one file is read; vkl_data_opts_from_config fills it from a config. */

@@ -1,0 +1,55 @@
+/* LoRA forward and backward as strided fp32 GEMMs (see ops/lora_ops.h). */
+#include "ops/lora_ops.h"
+
+/* Rows per GEMM call so that [rows, width] fp32 operands stay within the binding limit. */
+static uint32_t rows_per_call(const vkl_vk *vk, uint64_t width, uint32_t R) {
+    uint64_t lim = vkl_max_bind_elems(vk, 4, 1) / VKL_MAX(width, 1);
+    return (uint32_t)VKL_MAX(1, VKL_MIN(lim, R));
+}
+
+static vkl_tview at(vkl_tview v, uint64_t bytes) { return vkl_tv(v.buf, v.offset + bytes); }
+
+vkl_status vkl_op_lora_forward(vkl_vk *vk, vkl_op_cache *c, const vkl_lora_slot *sl, uint32_t r, float scale,
+                               vkl_tview params, vkl_tview x, vkl_tview xa, vkl_tview y, uint32_t R, vkl_err *err) {
+    const uint32_t in = sl->in, out = sl->out;
+    vkl_tview A = at(params, sl->a_off * 4), B = at(params, sl->b_off * 4);
+    uint32_t step = rows_per_call(vk, VKL_MAX(in, out), R);
+    for (uint32_t r0 = 0; r0 < R; r0 += step) {
+        uint32_t n = VKL_MIN(step, R - r0);
+        vkl_gemm_shape s1 = {.M = n, .N = r, .K = in, .a_rs = in, .a_cs = 1, .b_rs = 1, .b_cs = in, .c_rs = r,
+                             .alpha = 1, .beta = 0};
+        vkl_gemm_shape s2 = {.M = n, .N = out, .K = r, .a_rs = r, .a_cs = 1, .b_rs = 1, .b_cs = r, .c_rs = out,
+                             .alpha = scale, .beta = 1};
+        vkl_tview xr = at(x, (uint64_t)r0 * in * 4), xar = at(xa, (uint64_t)r0 * r * 4);
+        if (vkl_op_gemm(vk, c, &s1, xr, A, xar, err) ||
+            vkl_op_gemm(vk, c, &s2, xar, B, at(y, (uint64_t)r0 * out * 4), err))
+            return err->status;
+    }
+    return VKL_OK;
+}
+
+vkl_status vkl_op_lora_backward(vkl_vk *vk, vkl_op_cache *c, const vkl_lora_slot *sl, uint32_t r, float scale,
+                                vkl_tview params, vkl_tview grads, vkl_tview x, vkl_tview xa, vkl_tview dy,
+                                vkl_tview dxa, vkl_tview dx, uint32_t R, vkl_err *err) {
+    const uint32_t in = sl->in, out = sl->out;
+    vkl_tview A = at(params, sl->a_off * 4), B = at(params, sl->b_off * 4);
+    vkl_tview dA = at(grads, sl->a_off * 4), dB = at(grads, sl->b_off * 4);
+    uint32_t step = rows_per_call(vk, VKL_MAX(in, out), R);
+    for (uint32_t r0 = 0; r0 < R; r0 += step) {
+        uint32_t n = VKL_MIN(step, R - r0);
+        vkl_tview xr = at(x, (uint64_t)r0 * in * 4), xar = at(xa, (uint64_t)r0 * r * 4);
+        vkl_tview dyr = at(dy, (uint64_t)r0 * out * 4), dxr = at(dx, (uint64_t)r0 * in * 4);
+        vkl_gemm_shape gB = {.M = out, .N = r, .K = n, .a_rs = 1, .a_cs = out, .b_rs = r, .b_cs = 1, .c_rs = r,
+                             .alpha = scale, .beta = 1};
+        vkl_gemm_shape gxa = {.M = n, .N = r, .K = out, .a_rs = out, .a_cs = 1, .b_rs = r, .b_cs = 1, .c_rs = r,
+                              .alpha = scale, .beta = 0};
+        vkl_gemm_shape gA = {.M = r, .N = in, .K = n, .a_rs = 1, .a_cs = r, .b_rs = in, .b_cs = 1, .c_rs = in,
+                             .alpha = 1, .beta = 1};
+        vkl_gemm_shape gx = {.M = n, .N = in, .K = r, .a_rs = r, .a_cs = 1, .b_rs = in, .b_cs = 1, .c_rs = in,
+                             .alpha = 1, .beta = 1};
+        if (vkl_op_gemm(vk, c, &gB, dyr, xar, dB, err) || vkl_op_gemm(vk, c, &gxa, dyr, B, dxa, err) ||
+            vkl_op_gemm(vk, c, &gA, dxa, xr, dA, err) || vkl_op_gemm(vk, c, &gx, dxa, A, dxr, err))
+            return err->status;
+    }
+    return VKL_OK;
+}
