@@ -30,28 +30,28 @@ void main() {
 
     float qv[DMAX], acc[DMAX];
     uint qb = live ? q_row(b, t, h) : 0u;
-    [[unroll]] for (uint d = 0u; d < DMAX; d++) {
-        qv[d] = (live && d < p.D) ? q[p.q_off + qb + d] * p.scale : 0.0;
+    [[dont_unroll]] for (uint d = 0u; d < p.D; d++) {
+        qv[d] = live ? q[p.q_off + qb + d] * p.scale : 0.0;
         acc[d] = 0.0;
     }
     float m = NEG_BIG, l = 0.0;
     for (int j = j0; j <= j1; j++) {
         uint kb = kv_row(b, uint(j), g);
         float s = 0.0;
-        [[unroll]] for (uint d = 0u; d < DMAX; d++)
-            if (d < p.D) s += qv[d] * k[p.k_off + kb + d];
+        [[dont_unroll]] for (uint d = 0u; d < p.D; d++)
+            s += qv[d] * k[p.k_off + kb + d];
         bool inr = j >= jlo && j <= jhi;
         float mn = inr ? max(m, s) : m;
         float corr = exp(m - mn);
         float pj = inr ? exp(s - mn) : 0.0;
         l = l * corr + pj;
-        [[unroll]] for (uint d = 0u; d < DMAX; d++)
-            if (d < p.D) acc[d] = acc[d] * corr + pj * v[p.v_off + kb + d];
+        [[dont_unroll]] for (uint d = 0u; d < p.D; d++)
+            acc[d] = acc[d] * corr + pj * v[p.v_off + kb + d];
         m = mn;
     }
     if (!live) return;
     float inv_l = l > 0.0 ? 1.0 / l : 0.0;
-    [[unroll]] for (uint d = 0u; d < DMAX; d++)
-        if (d < p.D) o[p.out_off + qb + d] = acc[d] * inv_l;
+    [[dont_unroll]] for (uint d = 0u; d < p.D; d++)
+        o[p.out_off + qb + d] = acc[d] * inv_l;
     if ((p.flags & HAS_LSE) != 0u) lse[lse_idx(b, h, t)] = l > 0.0 ? m + log(l) : uintBitsToFloat(0xff800000u);
 }

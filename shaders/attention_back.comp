@@ -38,8 +38,8 @@ void main() {
     float qv[DMAX], dov[DMAX], acc[DMAX];
     uint qb = live ? q_row(b, t, h) : 0u;
     float di = 0.0;
-    [[unroll]] for (uint d = 0u; d < DMAX; d++) {
-        bool ok = live && d < p.D;
+    [[dont_unroll]] for (uint d = 0u; d < p.D; d++) {
+        bool ok = live;
         qv[d] = ok ? q[p.q_off + qb + d] * p.scale : 0.0;
         dov[d] = ok ? dout[p.dout_off + qb + d] : 0.0;
         if (ok) di += dov[d] * o[p.out_off + qb + d];
@@ -49,20 +49,20 @@ void main() {
     for (int j = j0; j <= j1; j++) {
         uint kb = kv_row(b, uint(j), g);
         float s = 0.0, dp = 0.0;
-        [[unroll]] for (uint d = 0u; d < DMAX; d++)
-            if (d < p.D) {
+        [[dont_unroll]] for (uint d = 0u; d < p.D; d++)
+            {
                 s += qv[d] * k[p.k_off + kb + d];
                 dp += dov[d] * v[p.v_off + kb + d];
             }
         bool inr = j >= jlo && j <= jhi;
         float pj = inr ? exp(s - lse_t) : 0.0;
         float ds = pj * (dp - di);
-        [[unroll]] for (uint d = 0u; d < DMAX; d++)
-            if (d < p.D) acc[d] += ds * k[p.k_off + kb + d];
+        [[dont_unroll]] for (uint d = 0u; d < p.D; d++)
+            acc[d] += ds * k[p.k_off + kb + d];
     }
     if (!live) return;
-    [[unroll]] for (uint d = 0u; d < DMAX; d++)
-        if (d < p.D) dq[p.dq_off + qb + d] = acc[d] * p.scale;
+    [[dont_unroll]] for (uint d = 0u; d < p.D; d++)
+        dq[p.dq_off + qb + d] = acc[d] * p.scale;
 }
 
 #elif defined(DKDV)
@@ -83,8 +83,8 @@ void main() {
 
     float kv[DMAX], vv[DMAX], dka[DMAX], dva[DMAX];
     uint kb = live ? kv_row(b, j, g) : 0u;
-    [[unroll]] for (uint d = 0u; d < DMAX; d++) {
-        bool ok = live && d < p.D;
+    [[dont_unroll]] for (uint d = 0u; d < p.D; d++) {
+        bool ok = live;
         kv[d] = ok ? k[p.k_off + kb + d] : 0.0;
         vv[d] = ok ? v[p.v_off + kb + d] : 0.0;
         dka[d] = 0.0;
@@ -95,8 +95,8 @@ void main() {
         for (uint h = g * group; h < (g + 1u) * group; h++) {
             uint qb = q_row(b, uint(i), h);
             float s = 0.0, dp = 0.0, di = 0.0;
-            [[unroll]] for (uint d = 0u; d < DMAX; d++)
-                if (d < p.D) {
+            [[dont_unroll]] for (uint d = 0u; d < p.D; d++)
+                {
                     float dod = dout[p.dout_off + qb + d];
                     s += q[p.q_off + qb + d] * kv[d];
                     dp += dod * vv[d];
@@ -104,16 +104,16 @@ void main() {
                 }
             float pij = inr ? exp(s * p.scale - lse[lse_idx(b, h, uint(i))]) : 0.0;
             float ds = pij * (dp - di);
-            [[unroll]] for (uint d = 0u; d < DMAX; d++)
-                if (d < p.D) {
+            [[dont_unroll]] for (uint d = 0u; d < p.D; d++)
+                {
                     dva[d] += pij * dout[p.dout_off + qb + d];
                     dka[d] += ds * q[p.q_off + qb + d];
                 }
         }
     }
     if (!live) return;
-    [[unroll]] for (uint d = 0u; d < DMAX; d++)
-        if (d < p.D) {
+    [[dont_unroll]] for (uint d = 0u; d < p.D; d++)
+        {
             dk[p.dq_off + kb + d] += dka[d] * p.scale;
             dv[p.dv_off + kb + d] += dva[d];
         }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ops/lora_ops.h"
 #include "vk/vk.h"
 
 /* The output head's logits are computed for at most this many bytes of rows at a time, so a 150k vocabulary
@@ -84,6 +85,8 @@ void vkl_fwd_destroy(vkl_fwd *f) {
     if (!f) return;
     vkl_buffer *bs[] = {&f->x, &f->xn, &f->q, &f->ao, &f->g, &f->u, &f->logits, &f->ids, &f->nll};
     for (size_t i = 0; i < VKL_ARRAY_LEN(bs); i++) vkl_buffer_destroy(f->vk, bs[i]);
+    vkl_buffer_destroy(f->vk, &f->lp);
+    vkl_buffer_destroy(f->vk, &f->xa);
     for (uint32_t l = 0; f->kc && l < f->m->hp.n_layer; l++) {
         vkl_buffer_destroy(f->vk, &f->kc[l]);
         vkl_buffer_destroy(f->vk, &f->vc[l]);
@@ -96,6 +99,33 @@ void vkl_fwd_destroy(vkl_fwd *f) {
 
 static vkl_tview W(const vkl_weight *w) { return w->t ? vkl_tv(w->buf, 0) : vkl_tv_none(); }
 
+vkl_status vkl_fwd_set_adapter(vkl_fwd *f, const vkl_lora *l, float multiplier, vkl_err *err) {
+    if (vkl_lora_check_base(l, f->m, err)) return err->status;
+    vkl_buffer_destroy(f->vk, &f->lp);
+    vkl_buffer_destroy(f->vk, &f->xa);
+    f->lora = NULL;
+    uint64_t rows = (uint64_t)f->dims.max_seq * f->dims.max_T;
+    if (vkl_buffer_create(f->vk, l->n_params * 4, VKL_MEM_DEVICE, &f->lp, err) ||
+        vkl_buffer_create(f->vk, rows * l->r * 4, VKL_MEM_DEVICE, &f->xa, err) ||
+        vkl_buffer_upload(f->vk, &f->lp, 0, l->params, l->n_params * 4, err))
+        return err->status;
+    f->lora = l;
+    f->lora_scale = l->scale * multiplier;
+    return VKL_OK;
+}
+
+/* y (=|+=) W·x (+bias) plus the adapter's branch for (layer, module) when there is one. */
+static vkl_status proj(vkl_fwd *f, uint32_t layer, uint32_t mod, const vkl_weight *w, const vkl_weight *bias,
+                       vkl_tview x, vkl_tview y, uint32_t R, bool accumulate, vkl_err *err) {
+    if (vkl_op_matmul(f->vk, &f->cache, w->type, W(w), x, bias ? W(bias) : vkl_tv_none(), y, R, (uint32_t)w->rows,
+                      (uint32_t)w->cols, accumulate, err))
+        return err->status;
+    const vkl_lora_slot *sl = f->lora ? vkl_lora_slot_get(f->lora, layer, mod) : NULL;
+    if (!sl) return VKL_OK;
+    return vkl_op_lora_forward(f->vk, &f->cache, sl, f->lora->r, f->lora_scale, vkl_tv(&f->lp, 0), x,
+                               vkl_tv(&f->xa, 0), y, R, err);
+}
+
 /* Record the whole forward; the caller has uploaded ids/pos/targets and begun the command buffer. */
 static vkl_status record(vkl_fwd *f, uint32_t n_seq, uint32_t T, uint32_t pos0, bool score, bool want_last,
                          vkl_err *err) {
@@ -103,7 +133,7 @@ static vkl_status record(vkl_fwd *f, uint32_t n_seq, uint32_t T, uint32_t pos0, 
     vkl_op_cache *c = &f->cache;
     const vkl_model *m = f->m;
     const vkl_hparams *hp = &m->hp;
-    const uint32_t R = n_seq * T, C = hp->n_embd, QD = hp->n_head * hp->head_dim, F = hp->n_ff, V = hp->n_vocab;
+    const uint32_t R = n_seq * T, C = hp->n_embd, F = hp->n_ff, V = hp->n_vocab;
     const uint32_t KVD = hp->n_head_kv * hp->head_dim;
     const uint64_t rows_cap = (uint64_t)f->dims.max_seq * f->dims.max_T;
     vkl_tview ids = vkl_tv(&f->ids, 0), pos = vkl_tv(&f->ids, rows_cap * 4), tgt = vkl_tv(&f->ids, rows_cap * 8);
@@ -122,21 +152,18 @@ static vkl_status record(vkl_fwd *f, uint32_t n_seq, uint32_t T, uint32_t pos0, 
         const vkl_layer_weights *L = &m->layers[l];
         vkl_tview kc = vkl_tv(&f->kc[l], kv_off), vc = vkl_tv(&f->vc[l], kv_off);
         if (vkl_op_rmsnorm(vk, c, x, W(&L->attn_norm), xn, vkl_tv_none(), R, C, hp->rms_eps, err) ||
-            vkl_op_matmul(vk, c, L->wq.type, W(&L->wq), xn, W(&L->bq), q, R, QD, C, false, err) ||
-            vkl_op_matmul(vk, c, L->wk.type, W(&L->wk), xn, W(&L->bk), kc, R, KVD, C, false, err) ||
-            vkl_op_matmul(vk, c, L->wv.type, W(&L->wv), xn, W(&L->bv), vc, R, KVD, C, false, err) ||
+            proj(f, l, 0, &L->wq, &L->bq, xn, q, R, false, err) || proj(f, l, 1, &L->wk, &L->bk, xn, kc, R, false, err) ||
+            proj(f, l, 2, &L->wv, &L->bv, xn, vc, R, false, err) ||
             vkl_op_rope(vk, c, q, pos, R, hp->n_head, hp->head_dim, hp->rope_dim, hp->rope_base, hp->rope_neox,
                         false, err) ||
             vkl_op_rope(vk, c, kc, pos, R, hp->n_head_kv, hp->head_dim, hp->rope_dim, hp->rope_base, hp->rope_neox,
                         false, err) ||
             vkl_op_attention(vk, c, &as, q, vkl_tv(&f->kc[l], 0), vkl_tv(&f->vc[l], 0), vkl_tv_none(), ao,
                              vkl_tv_none(), err) ||
-            vkl_op_matmul(vk, c, L->wo.type, W(&L->wo), ao, vkl_tv_none(), x, R, C, QD, true, err) ||
+            proj(f, l, 3, &L->wo, NULL, ao, x, R, true, err) ||
             vkl_op_rmsnorm(vk, c, x, W(&L->ffn_norm), xn, vkl_tv_none(), R, C, hp->rms_eps, err) ||
-            vkl_op_matmul(vk, c, L->w_gate.type, W(&L->w_gate), xn, vkl_tv_none(), g, R, F, C, false, err) ||
-            vkl_op_matmul(vk, c, L->w_up.type, W(&L->w_up), xn, vkl_tv_none(), u, R, F, C, false, err) ||
-            vkl_op_swiglu(vk, c, g, u, g, (uint64_t)R * F, err) ||
-            vkl_op_matmul(vk, c, L->w_down.type, W(&L->w_down), g, vkl_tv_none(), x, R, C, F, true, err))
+            proj(f, l, 4, &L->w_gate, NULL, xn, g, R, false, err) || proj(f, l, 5, &L->w_up, NULL, xn, u, R, false, err) ||
+            vkl_op_swiglu(vk, c, g, u, g, (uint64_t)R * F, err) || proj(f, l, 6, &L->w_down, NULL, g, x, R, true, err))
             return err->status;
     }
     if (vkl_op_rmsnorm(vk, c, x, W(&m->output_norm), xn, vkl_tv_none(), R, C, hp->rms_eps, err)) return err->status;

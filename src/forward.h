@@ -5,6 +5,7 @@
 
 #include "ops/matmul.h"
 #include "ops/nn.h"
+#include "vklora/lora.h"
 #include "vklora/model.h"
 
 typedef struct vkl_fwd_dims {
@@ -30,12 +31,20 @@ typedef struct vkl_fwd {
     vkl_buffer nll;     /* (rows) */
     vkl_buffer *kc, *vc; /* per layer (max_seq * n_ctx, KVH*D) */
     uint64_t planned_bytes;
+    /* optional LoRA adapter applied to every projection it covers */
+    const vkl_lora *lora;
+    float lora_scale;    /* the adapter's scale times the user's multiplier */
+    vkl_buffer lp;       /* its flat parameter vector */
+    vkl_buffer xa;       /* (rows, r) scratch */
 } vkl_fwd;
 
 /* Bytes of device memory the activations and KV cache need (weights not included). */
 uint64_t vkl_fwd_plan_bytes(const vkl_hparams *hp, const vkl_fwd_dims *d, uint32_t *logit_rows);
 vkl_status vkl_fwd_create(vkl_vk *vk, vkl_model *m, const vkl_fwd_dims *dims, vkl_fwd **out, vkl_err *err);
 void vkl_fwd_destroy(vkl_fwd *f);
+/* Apply adapter `l` (checked against the model) with its scale times `multiplier` (llama.cpp's --lora-scaled).
+ * The adapter must outlive the forward. */
+vkl_status vkl_fwd_set_adapter(vkl_fwd *f, const vkl_lora *l, float multiplier, vkl_err *err);
 
 /* Run n_seq sequences of T tokens each (tokens[b*T + t]) at positions pos0 .. pos0+T-1 (pos0 > 0 only with
  * n_seq == 1: incremental decoding against the KV cache).

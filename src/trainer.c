@@ -157,7 +157,7 @@ static vkl_status write_optimizer(trainer *t, const char *path, vkl_err *err) {
 }
 
 static vkl_status save_adapters(trainer *t, const char *dir, char *gguf_path, size_t gguf_cap, vkl_err *err) {
-    char path[4096];
+    char path[4400];
     snprintf(path, sizeof(path), "%s/adapter.gguf", dir);
     if (vkl_train_dev_read(t->dev, t->lora->params, NULL, NULL, NULL, err)) return err->status;
     if (vkl_adapter_save_gguf(t->lora, t->m, path, err)) return err->status;
@@ -272,7 +272,7 @@ static void latest_checkpoint(const char *dir, char *out, size_t cap) {
 static void truncate_metrics(const char *path, int64_t step) {
     FILE *f = fopen(path, "rb");
     if (!f) return;
-    char tmp[4200];
+    char tmp[4400];
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
     FILE *o = fopen(tmp, "wb");
     char line[8192];
@@ -457,8 +457,8 @@ vkl_status vkl_trainer_run(const vkl_config *c, const vkl_trainer_opts *o, vkl_t
     double t_start = now_s(), tokens_done = 0;
     int64_t first_step = step;
     while (step < t->total_steps) {
-        uint32_t n_mb;
-        uint64_t n_targets;
+        uint32_t n_mb = 0;
+        uint64_t n_targets = 0;
         double t0 = now_s();
         if ((st = next_step_batches(t, &n_mb, &n_targets, err))) break;
         if ((st = vkl_train_zero_grads(t->dev, err))) break;
@@ -510,7 +510,7 @@ vkl_status vkl_trainer_run(const vkl_config *c, const vkl_trainer_opts *o, vkl_t
             fputs(t->tty && !do_eval ? "" : "\n", t->log);
             fflush(t->log);
         }
-        bool stop = o->stop && *o->stop;
+        bool stop = (o->stop && *o->stop) || (o->stop_after > 0 && step >= o->stop_after && step < t->total_steps);
         if ((c->save_steps > 0 && step % c->save_steps == 0 && step < t->total_steps) || stop) {
             if ((st = save_checkpoint(t, step, err))) break;
             if (stop) {

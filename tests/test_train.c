@@ -10,7 +10,10 @@
 #include "harness.h"
 #include "train.h"
 #include "vk/vk.h"
+#include "vklora/adapter.h"
+#include "vklora/data.h"
 #include "vklora/gguf.h"
+#include "vklora/trainer.h"
 #include "vklora/lora.h"
 #include "vklora/model.h"
 
@@ -277,8 +280,260 @@ static int test_torch_recompute(void) {
     return check_vs_torch(VKL_GRAD_CKPT_ON, VKL_TM_Q | VKL_TM_V | VKL_TM_DOWN, true, "qv-down-rslora-ckpt");
 }
 
+/* ---- end-to-end runs of the trainer on stories260K ---- */
+
+static char *slurp_file(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long sz = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *d = malloc((size_t)sz + 1);
+    *n = fread(d, 1, (size_t)sz, f);
+    d[*n] = 0;
+    fclose(f);
+    return d;
+}
+
+static bool same_file(const char *a, const char *b) {
+    size_t na = 0, nb = 0;
+    char *x = slurp_file(a, &na), *y = slurp_file(b, &nb);
+    bool same = x && y && na == nb && !memcmp(x, y, na);
+    free(x);
+    free(y);
+    return same;
+}
+
+/* The losses of metrics.jsonl, in order. */
+static int read_losses(const char *dir, double *loss, int cap) {
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/metrics.jsonl", dir);
+    FILE *f = fopen(path, "rb");
+    if (!f) return -1;
+    char line[4096];
+    int n = 0;
+    while (n < cap && fgets(line, sizeof(line), f)) {
+        cJSON *j = cJSON_Parse(line);
+        loss[n++] = cJSON_GetNumberValue(cJSON_GetObjectItem(j, "loss"));
+        cJSON_Delete(j);
+    }
+    fclose(f);
+    return n;
+}
+
+static vkl_status train_run(const char *out, int64_t max_steps, const char *extra_set, int64_t stop_after,
+                            const char *resume, vkl_trainer_result *res, vkl_err *err) {
+    char o[1200], ms[64];
+    snprintf(o, sizeof(o), "output_dir=%s", out);
+    snprintf(ms, sizeof(ms), "max_steps=%lld", (long long)max_steps);
+    const char *sets[8] = {"per_device_train_batch_size=2", "gradient_accumulation_steps=2", "max_seq_length=64",
+                           "learning_rate=3e-3", "use_gradient_checkpointing=false", o, ms, extra_set};
+    char cfgtxt[2048];
+    snprintf(cfgtxt, sizeof(cfgtxt), "{\"model\": \"%s\", \"dataset\": {\"path\": \"%s\", \"eval_path\": \"%s\"}}",
+             t_data_path("models/stories260K.gguf"), t_data_path("datasets/tinystories_sample.txt"),
+             t_data_path("datasets/tinystories_sample.txt"));
+    vkl_config c;
+    if (vkl_config_from_json_string(cfgtxt, "<test>", sets, extra_set ? 8 : 7, &c, err)) return err->status;
+    vkl_trainer_opts op = {.quiet = true, .stop_after = stop_after, .resume_dir = resume};
+    vkl_status st = vkl_trainer_run(&c, &op, res, err);
+    vkl_config_free(&c);
+    return st;
+}
+
+/* Loss falls on real data; the adapter files re-load (llama.cpp GGUF and PEFT) and give the in-memory eval loss. */
+static int test_train_loss_falls_and_reload(void) {
+    vkl_err err = {0};
+    vkl_trainer_result r;
+    char out[512];
+    snprintf(out, sizeof(out), "%s/run-falls", t_tmpdir());
+    T_ASSERT(!train_run(out, 12, "save_steps=0", 0, NULL, &r, &err), "%s", err.msg);
+    T_ASSERT(r.steps_done == 12 && !r.interrupted, "steps %lld", (long long)r.steps_done);
+    T_ASSERT(r.eval_loss_after < r.eval_loss_before - 0.05, "eval loss %.4f -> %.4f: must fall", r.eval_loss_before,
+             r.eval_loss_after);
+    /* Re-load both files and score the eval set with the same device path the trainer used. */
+    vkl_vk *vk = t_vk();
+    T_ASSERT(vk, "no device");
+    vkl_model *m;
+    T_ASSERT(!vkl_model_load(t_data_path("models/stories260K.gguf"), &m, &err), "%s", err.msg);
+    T_ASSERT(!vkl_model_upload(m, vk, &err), "%s", err.msg);
+    vkl_tokenizer *tok;
+    T_ASSERT(!vkl_tokenizer_load(m->gguf, &tok, &err), "%s", err.msg);
+    vkl_config c;
+    vkl_config_defaults(&c);
+    c.max_seq_length = 64;
+    vkl_data_opts dopt;
+    vkl_data_opts_from_config(&c, NULL, &dopt);
+    vkl_dataset *ds;
+    T_ASSERT(!vkl_data_load_file(t_data_path("datasets/tinystories_sample.txt"), &dopt, tok, &ds, &err), "%s",
+             err.msg);
+    const char *paths[2] = {"adapter.gguf", ""};
+    for (int k = 0; k < 2; k++) {
+        char p[700];
+        snprintf(p, sizeof(p), "%s/%s", out, paths[k]);
+        vkl_lora *l;
+        T_ASSERT(!vkl_adapter_load(p, m, &l, &err), "%s: %s", p, err.msg);
+        vkl_train_dev *t;
+        T_ASSERT(!vkl_train_dev_create(vk, m, l, 2, ds->max_len, VKL_GRAD_CKPT_OFF, &t, &err), "%s", err.msg);
+        T_ASSERT(!vkl_train_dev_load_params(t, NULL, NULL, &err), "%s", err.msg);
+        vkl_data_plan *plan;
+        T_ASSERT(!vkl_data_plan_epoch(ds, NULL, 2, ds->max_len, false, &plan, &err), "%s", err.msg);
+        vkl_batch b = {.B = 2, .T = ds->max_len};
+        size_t n = (size_t)2 * ds->max_len;
+        b.tokens = malloc(n * 4), b.targets = malloc(n * 4), b.pos = malloc(n * 4), b.seg = malloc(n * 4);
+        double sum = 0;
+        uint64_t cnt = 0;
+        for (uint32_t i = 0; i < plan->n_batches; i++) {
+            double s2;
+            T_ASSERT(!vkl_data_fill_batch(ds, plan, i, &b, &err), "%s", err.msg);
+            T_ASSERT(!vkl_train_eval_batch(t, b.tokens, b.pos, b.seg, b.targets, &s2, &err), "%s", err.msg);
+            sum += s2;
+            cnt += b.n_targets;
+        }
+        double loss = sum / (double)cnt;
+        /* the same kernels on the same parameters: equal up to the last bits */
+        T_ASSERT(fabs(loss - r.eval_loss_after) < 1e-6 * r.eval_loss_after, "%s: eval loss %.8f vs in-memory %.8f",
+                 paths[k][0] ? paths[k] : "PEFT dir", loss, r.eval_loss_after);
+        free(b.tokens), free(b.targets), free(b.pos), free(b.seg);
+        vkl_data_plan_free(plan);
+        vkl_train_dev_destroy(t);
+        vkl_lora_free(l);
+    }
+    vkl_dataset_free(ds);
+    vkl_tokenizer_free(tok);
+    vkl_model_free(m);
+    vkl_config_free(&c);
+    /* and `vklora eval --adapter` lowers the loss on that text too */
+    char cmd[2048], *o = NULL, *e = NULL;
+    snprintf(cmd, sizeof(cmd), "%s eval --model %s --text %s --ctx 64 --adapter %s/adapter.gguf --json", t_vklora_bin(),
+             t_data_path("models/stories260K.gguf"), t_data_path("datasets/tinystories_sample.txt"), out);
+    T_ASSERT(t_run(cmd, &o, &e) == 0, "eval --adapter: %s", e ? e : "");
+    cJSON *j = cJSON_Parse(o);
+    double with = cJSON_GetNumberValue(cJSON_GetObjectItem(j, "mean_nll"));
+    cJSON_Delete(j);
+    free(o), free(e);
+    snprintf(cmd, sizeof(cmd), "%s eval --model %s --text %s --ctx 64 --json", t_vklora_bin(),
+             t_data_path("models/stories260K.gguf"), t_data_path("datasets/tinystories_sample.txt"));
+    T_ASSERT(t_run(cmd, &o, &e) == 0, "eval: %s", e ? e : "");
+    j = cJSON_Parse(o);
+    double without = cJSON_GetNumberValue(cJSON_GetObjectItem(j, "mean_nll"));
+    cJSON_Delete(j);
+    free(o), free(e);
+    T_ASSERT(with < without - 0.05, "eval --adapter %.4f vs base %.4f", with, without);
+    return 0;
+}
+
+/* Same config and seed: byte-identical adapter; stopped at step 3 and resumed: the same curve and adapter. */
+static int test_train_determinism_and_resume(void) {
+    vkl_err err = {0};
+    vkl_trainer_result r1, r2, r3, r4;
+    char a[512], b[512], c[512], ck[600], pa[700], pb[700];
+    snprintf(a, sizeof(a), "%s/run-a", t_tmpdir());
+    snprintf(b, sizeof(b), "%s/run-b", t_tmpdir());
+    snprintf(c, sizeof(c), "%s/run-c", t_tmpdir());
+    T_ASSERT(!train_run(a, 6, "save_steps=3", 0, NULL, &r1, &err), "%s", err.msg);
+    T_ASSERT(!train_run(b, 6, "save_steps=3", 0, NULL, &r2, &err), "%s", err.msg);
+    snprintf(pa, sizeof(pa), "%s/adapter.gguf", a);
+    snprintf(pb, sizeof(pb), "%s/adapter.gguf", b);
+    T_ASSERT(same_file(pa, pb), "two identical runs gave different adapters");
+    snprintf(pa, sizeof(pa), "%s/adapter_model.safetensors", a);
+    snprintf(pb, sizeof(pb), "%s/adapter_model.safetensors", b);
+    T_ASSERT(same_file(pa, pb), "two identical runs gave different PEFT files");
+    /* interrupted after 3 steps, then resumed */
+    T_ASSERT(!train_run(c, 6, "save_steps=3", 2, NULL, &r3, &err), "%s", err.msg);
+    T_ASSERT(r3.interrupted && r3.steps_done == 2, "stop_after");
+    snprintf(ck, sizeof(ck), "%s/checkpoint-2", c);
+    T_ASSERT(!train_run(c, 6, "save_steps=3", 0, ck, &r4, &err), "%s", err.msg);
+    T_ASSERT(r4.steps_done == 6 && !r4.interrupted, "resumed run finished at %lld", (long long)r4.steps_done);
+    snprintf(pa, sizeof(pa), "%s/adapter.gguf", a);
+    snprintf(pb, sizeof(pb), "%s/adapter.gguf", c);
+    T_ASSERT(same_file(pa, pb), "resumed adapter differs from the uninterrupted one");
+    double la[16], lc[16];
+    int na = read_losses(a, la, 16), nc = read_losses(c, lc, 16);
+    T_ASSERT(na == 6 && nc == 6, "metrics lines %d and %d", na, nc);
+    for (int i = 0; i < 6; i++) T_ASSERT(la[i] == lc[i], "step %d loss %.9g vs resumed %.9g", i + 1, la[i], lc[i]);
+    /* a checkpoint from another config is refused */
+    snprintf(ck, sizeof(ck), "%s/checkpoint-3", a);
+    vkl_trainer_result r5;
+    vkl_err_clear(&err);
+    T_ASSERT(train_run(c, 6, "seed=7", 0, ck, &r5, &err) == VKL_ERR_INPUT, "foreign checkpoint accepted");
+    T_ASSERT(strstr(err.msg, "different run"), "%s", err.msg);
+    return 0;
+}
+
+/* Recomputation gives the same gradients as keeping every activation, bit for bit, with less memory. */
+static int test_checkpointing_same_gradients(void) {
+    vkl_vk *vk = t_vk();
+    T_ASSERT(vk, "no device");
+    vkl_err err = {0};
+    vkl_model *m;
+    T_ASSERT(!vkl_model_load(t_data_path("models/stories260K.gguf"), &m, &err), "%s", err.msg);
+    T_ASSERT(!vkl_model_upload(m, vk, &err), "%s", err.msg);
+    vkl_lora *l;
+    T_ASSERT(!vkl_lora_create(m, VKL_TM_ALL, 8, 16, false, &l, &err), "%s", err.msg);
+    vkl_lora_init(l, 5);
+    for (uint32_t i = 0; i < l->n_slots; i++)
+        for (uint64_t k = 0; k < (uint64_t)l->slots[i].out * l->r; k++)
+            l->params[l->slots[i].b_off + k] = t_rng_uniform(-0.05f, 0.05f);
+    batches b;
+    make_batches(&b, m->hp.n_vocab);
+    float *g[2];
+    uint64_t mem[2];
+    for (int mode = 0; mode < 2; mode++) {
+        vkl_train_dev *t;
+        uint64_t before = vk->device_bytes;
+        T_ASSERT(!vkl_train_dev_create(vk, m, l, b.B, b.T, mode ? VKL_GRAD_CKPT_ON : VKL_GRAD_CKPT_OFF, &t, &err),
+                 "%s", err.msg);
+        mem[mode] = vk->device_bytes - before;
+        T_ASSERT(!vkl_train_dev_load_params(t, NULL, NULL, &err), "%s", err.msg);
+        double s;
+        T_ASSERT(!vkl_train_micro_step(t, b.tokens[0][0], b.pos, b.seg, b.targets[0][0], 0.01f, &s, &err), "%s",
+                 err.msg);
+        g[mode] = malloc(l->n_params * 4);
+        T_ASSERT(!vkl_train_dev_read(t, NULL, NULL, NULL, g[mode], &err), "%s", err.msg);
+        vkl_train_dev_destroy(t);
+    }
+    T_ASSERT(!memcmp(g[0], g[1], l->n_params * 4), "recompute changed the gradients");
+    T_ASSERT(mem[1] < mem[0], "recompute must use less device memory (%llu vs %llu)", (unsigned long long)mem[1],
+             (unsigned long long)mem[0]);
+    free(g[0]), free(g[1]);
+    for (uint32_t s2 = 0; s2 < 2; s2++)
+        for (uint32_t mb = 0; mb < 2; mb++) free(b.tokens[s2][mb]), free(b.targets[s2][mb]);
+    free(b.pos), free(b.seg);
+    vkl_lora_free(l);
+    vkl_model_free(m);
+    return 0;
+}
+
+static int test_train_cli(void) {
+    char cfg[600], cmd[2048], *o = NULL, *e = NULL;
+    snprintf(cfg, sizeof(cfg), "%s/cli-train.json", t_tmpdir());
+    FILE *f = fopen(cfg, "w");
+    fprintf(f, "{\"model\": \"%s\", \"dataset\": \"%s\", \"max_steps\": 2, \"max_seq_length\": 32, \"output_dir\": \"%s/cli-out\"}",
+            t_data_path("models/stories260K.gguf"), t_data_path("datasets/tinystories_sample.txt"), t_tmpdir());
+    fclose(f);
+    snprintf(cmd, sizeof(cmd), "%s train %s --json", t_vklora_bin(), cfg);
+    T_ASSERT(t_run(cmd, &o, &e) == 0, "train: %s", e ? e : "");
+    cJSON *j = cJSON_Parse(o);
+    T_ASSERT(j && cJSON_GetNumberValue(cJSON_GetObjectItem(j, "steps")) == 2, "summary: %s", o);
+    cJSON_Delete(j);
+    T_ASSERT(e && strstr(e, "step 2/2") && strstr(e, "use_gradient_checkpointing"), "progress on stderr: %s", e);
+    free(o), free(e);
+    const char *bad[] = {"--set lora.r=0", "--set no_such_key=1", "--set dataset=/nonexistent.txt", "--bogus"};
+    for (size_t i = 0; i < VKL_ARRAY_LEN(bad); i++) {
+        snprintf(cmd, sizeof(cmd), "%s train %s %s", t_vklora_bin(), cfg, bad[i]);
+        T_ASSERT(t_run(cmd, &o, &e) == 2, "'%s' must exit 2", bad[i]);
+        T_ASSERT(e && *e, "message for '%s'", bad[i]);
+        free(o), free(e);
+    }
+    return 0;
+}
+
 const vkl_test_case vkl_tests_train[] = {
     {"train/torch_reference_all_modules", test_torch_all_modules},
     {"train/torch_reference_recompute_rslora", test_torch_recompute},
+    {"train/checkpointing_same_gradients", test_checkpointing_same_gradients},
+    {"train/loss_falls_and_adapters_reload", test_train_loss_falls_and_reload},
+    {"train/determinism_and_resume", test_train_determinism_and_resume},
+    {"train/cli", test_train_cli},
     {NULL, NULL},
 };

@@ -13,6 +13,7 @@ typedef struct vkl_trainer_opts {
     bool json_log;              /* progress and log lines to stderr (stdout keeps the final JSON) */
     volatile sig_atomic_t *stop; /* set asynchronously (Ctrl-C): save a checkpoint and return */
     bool quiet;                 /* no progress output at all (tests) */
+    int64_t stop_after;         /* > 0: behave as if interrupted once this many steps are done in total */
 } vkl_trainer_opts;
 
 typedef struct vkl_trainer_result {

@@ -1,7 +1,7 @@
 // Shared by attention.comp and attention_back.comp: the push-constant block (mirrors vkl_attn_push in
 // src/ops/nn_push.h), the tensor bindings and index helpers. DMAX (a -D define: 64, 128 or 256) sizes the
-// per-lane vectors; D <= DMAX is a push value and loops run to DMAX with a d < D guard so they unroll into
-// registers on GPUs.
+// per-lane vectors; D <= DMAX is a push value. The loops over D stay loops: fully unrolled guarded loops took
+// lavapipe's LLVM 10-40 s (minutes at DMAX 256) to compile per pipeline.
 //   q, out, dout, dq: [n_seq, T, n_head, D]   k, v, dk, dv: [n_seq, S, n_head_kv, D]
 //   lse: [n_seq, n_head, T]                   seg: int32 [n_seq, T]
 #ifndef VKL_ATTN_GLSL

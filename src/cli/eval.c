@@ -6,6 +6,7 @@
 
 #include "cli/cli.h"
 #include "forward.h"
+#include "vklora/adapter.h"
 #include "vk/vk.h"
 
 static const char *HELP =
@@ -18,7 +19,8 @@ static const char *HELP =
     "  --ctx N           window length (default: the model's training context, at most 2048)\n"
     "  --max-windows K   score only the first K windows\n"
     "  --batch B         windows per forward pass (default 1)\n"
-    "  --adapter A       a LoRA adapter (not available yet: arrives with training)\n"
+    "  --adapter A       apply a LoRA adapter: adapter.gguf (llama.cpp) or a PEFT directory\n"
+    "  --scale S         multiply the adapter's scale by S (default 1; llama.cpp's --lora-scaled)\n"
     "  --device D        Vulkan device index or name substring (default: VKLORA_DEVICE, else auto)\n"
     "  --json            print {\"mean_nll\", \"perplexity\", \"tokens_scored\", \"windows\", \"tokens_per_second\"}\n";
 
@@ -31,6 +33,7 @@ static double now_s(void) {
 int vkl_cmd_eval(int argc, char **argv) {
     const char *model = NULL, *text = NULL, *device = NULL, *adapter = NULL;
     uint32_t ctx = 0, max_windows = UINT32_MAX, batch = 1;
+    float scale = 1.0f;
     bool json = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -46,6 +49,9 @@ int vkl_cmd_eval(int argc, char **argv) {
         else if (!strcmp(a, "--text")) text = v;
         else if (!strcmp(a, "--device")) device = v;
         else if (!strcmp(a, "--adapter")) adapter = v;
+        else if (!strcmp(a, "--scale")) {
+            if (!vkl_cli_parse_f32("eval", a, v, -100, 100, &scale)) return 2;
+        }
         else if (!strcmp(a, "--ctx")) {
             if (!vkl_cli_parse_u32("eval", a, v, 2, 1u << 20, &ctx)) return 2;
         } else if (!strcmp(a, "--max-windows")) {
@@ -57,9 +63,6 @@ int vkl_cmd_eval(int argc, char **argv) {
         i++;
     }
     if (!model || !text) return vkl_cli_usage("eval", "--model and --text are required");
-    if (adapter)
-        return vkl_cli_fail("eval", VKL_ERR_INPUT, "--adapter: LoRA adapters are not supported yet (they arrive with "
-                            "'vklora train')");
     vkl_err err = {0};
     char *data;
     size_t len;
@@ -72,6 +75,7 @@ int vkl_cmd_eval(int argc, char **argv) {
     int32_t *tokens = NULL;
     size_t n_tok = 0;
     vkl_fwd *f = NULL;
+    vkl_lora *lora = NULL;
     float *nll = NULL;
     int32_t *targets = NULL;
     int rc = 0;
@@ -88,6 +92,8 @@ int vkl_cmd_eval(int argc, char **argv) {
     batch = (uint32_t)VKL_MIN((uint64_t)batch, n_windows);
     vkl_fwd_dims dims = {.max_seq = batch, .max_T = ctx, .n_ctx = ctx};
     if (vkl_fwd_create(s.vk, s.model, &dims, &f, &err)) goto fail;
+    if (adapter && (vkl_adapter_load(adapter, s.model, &lora, &err) || vkl_fwd_set_adapter(f, lora, scale, &err)))
+        goto fail;
     nll = vkl_malloc((size_t)batch * ctx * 4);
     targets = vkl_malloc((size_t)batch * ctx * 4);
     double sum = 0, t0 = now_s();
@@ -132,6 +138,7 @@ fail:
     rc = vkl_cli_fail("eval", err.status, "%s", err.msg);
 done:
     vkl_fwd_destroy(f);
+    vkl_lora_free(lora);
     free(nll);
     free(targets);
     free(tokens);

@@ -6,11 +6,12 @@
 
 #include "cli/cli.h"
 #include "forward.h"
+#include "vklora/adapter.h"
 #include "vk/vk.h"
 
 static const char *HELP =
     "usage: vklora generate --model M.gguf --prompt TEXT [--max-tokens N] [--temperature T] [--top-k K]\n"
-    "                       [--top-p P] [--seed S] [--device D] [--json]\n\n"
+    "                       [--top-p P] [--seed S] [--adapter A [--scale S]] [--device D] [--json]\n\n"
     "Continues the prompt ([BOS] + encode(prompt), special tokens in the prompt are parsed) and streams the text.\n"
     "Stops after N new tokens, at the end-of-sequence/turn token, or at the context limit.\n\n"
     "  --max-tokens N    new tokens (default 128)\n"
@@ -18,6 +19,8 @@ static const char *HELP =
     "  --top-k K         keep the K most likely tokens (default 40; 0 = all)\n"
     "  --top-p P         then the smallest set with probability >= P (default 0.95)\n"
     "  --seed S          sampling seed (default 3407)\n"
+    "  --adapter A       apply a LoRA adapter: adapter.gguf (llama.cpp) or a PEFT directory\n"
+    "  --scale S         multiply the adapter's scale by S (default 1)\n"
     "  --json            print one object {\"text\", \"tokens\" (prompt included), \"n_prompt\", \"tokens_per_second\"}\n";
 
 static double now_s(void) {
@@ -83,7 +86,8 @@ static int32_t sample(const float *logits, uint32_t V, float temp, uint32_t top_
 }
 
 int vkl_cmd_generate(int argc, char **argv) {
-    const char *model = NULL, *prompt = NULL, *device = NULL;
+    const char *model = NULL, *prompt = NULL, *device = NULL, *adapter = NULL;
+    float scale = 1.0f;
     uint32_t max_tokens = 128, top_k = 40, seed = 3407;
     float temp = 0.8f, top_p = 0.95f;
     bool json = false;
@@ -100,6 +104,10 @@ int vkl_cmd_generate(int argc, char **argv) {
         if (!strcmp(a, "--model")) model = v;
         else if (!strcmp(a, "--prompt")) prompt = v;
         else if (!strcmp(a, "--device")) device = v;
+        else if (!strcmp(a, "--adapter")) adapter = v;
+        else if (!strcmp(a, "--scale")) {
+            if (!vkl_cli_parse_f32("generate", a, v, -100, 100, &scale)) return 2;
+        }
         else if (!strcmp(a, "--max-tokens")) {
             if (!vkl_cli_parse_u32("generate", a, v, 0, 1u << 20, &max_tokens)) return 2;
         } else if (!strcmp(a, "--top-k")) {
@@ -121,6 +129,7 @@ int vkl_cmd_generate(int argc, char **argv) {
     int32_t *tokens = NULL;
     size_t n_prompt = 0;
     vkl_fwd *f = NULL;
+    vkl_lora *lora = NULL;
     float *logits = NULL;
     cand *tmp = NULL;
     char *text = NULL;
@@ -139,6 +148,8 @@ int vkl_cmd_generate(int argc, char **argv) {
     }
     vkl_fwd_dims dims = {.max_seq = 1, .max_T = (uint32_t)n_prompt, .n_ctx = n_ctx};
     if (vkl_fwd_create(s.vk, s.model, &dims, &f, &err)) goto fail;
+    if (adapter && (vkl_adapter_load(adapter, s.model, &lora, &err) || vkl_fwd_set_adapter(f, lora, scale, &err)))
+        goto fail;
     tokens = vkl_realloc(tokens, (size_t)n_ctx * 4 + 4);
     logits = vkl_malloc((size_t)V * 4);
     tmp = vkl_malloc((size_t)V * sizeof(cand));
@@ -196,6 +207,7 @@ int vkl_cmd_generate(int argc, char **argv) {
     } else {
         if (len > printed) fwrite(text + printed, 1, len - printed, stdout);
         printf("\n");
+        fflush(stdout);
         fprintf(stderr, "[%zu new tokens, %.1f tokens/s on %s]\n", n - n_prompt, tps, s.vk->info.name);
     }
     goto done;
@@ -203,6 +215,7 @@ fail:
     rc = vkl_cli_fail("generate", err.status, "%s", err.msg);
 done:
     vkl_fwd_destroy(f);
+    vkl_lora_free(lora);
     free(text);
     free(tmp);
     free(logits);

@@ -17,6 +17,7 @@ static const char *HELP =
     "  --set key=value   override a config key (repeatable), e.g. --set lora.r=8 --set max_steps=20\n"
     "  --resume DIR      continue from a checkpoint directory (same config): the loss curve and the final adapter\n"
     "                    equal an uninterrupted run on the same device\n"
+    "  --stop-after N    save a checkpoint and stop once N steps are done (resume later with --resume)\n"
     "  --json            progress on stderr; one JSON summary on stdout at the end\n\n"
     "Ctrl-C saves a checkpoint at the current step and exits with code 130; a second Ctrl-C stops at once.\n";
 
@@ -30,6 +31,7 @@ static void on_sigint(int sig) {
 
 int vkl_cmd_train(int argc, char **argv) {
     const char *cfg = NULL, *resume = NULL;
+    uint32_t stop_after = 0;
     const char **sets = vkl_calloc((size_t)argc, sizeof(char *));
     int n_sets = 0;
     bool json = false;
@@ -41,6 +43,12 @@ int vkl_cmd_train(int argc, char **argv) {
             return 0;
         } else if (!strcmp(a, "--json")) {
             json = true;
+        } else if (!strcmp(a, "--stop-after")) {
+            if (i + 1 >= argc || !vkl_cli_parse_u32("train", a, argv[i + 1], 1, UINT32_MAX, &stop_after)) {
+                free(sets);
+                return i + 1 >= argc ? vkl_cli_usage("train", "%s needs a value", a) : 2;
+            }
+            i++;
         } else if (!strcmp(a, "--set") || !strcmp(a, "--resume")) {
             if (i + 1 >= argc) {
                 free(sets);
@@ -70,7 +78,7 @@ int vkl_cmd_train(int argc, char **argv) {
     }
     free(sets);
     signal(SIGINT, on_sigint);
-    vkl_trainer_opts o = {.resume_dir = resume, .json_log = json, .stop = &stop_flag};
+    vkl_trainer_opts o = {.resume_dir = resume, .json_log = json, .stop = &stop_flag, .stop_after = stop_after};
     vkl_trainer_result r;
     vkl_status st = vkl_trainer_run(&c, &o, &r, &err);
     signal(SIGINT, SIG_DFL);
