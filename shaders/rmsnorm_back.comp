@@ -31,7 +31,7 @@ void main() {
     uint j = inv_linear();
     if (j >= p.n) return;
     float s = 0.0;
-    for (uint r = 0u; r < p.rows; r++) s += dy[p.dy_off + r * p.n + j] * x[p.x_off + r * p.n + j] ;
+    for (uint r = 0u; r < p.rows; r++) s += dy[p.dy_off + r * p.n + j] * x[p.x_off + r * p.n + j] * rstd[p.rstd_off + r];
     dx[p.dw_off + j] += s;
 }
 #else

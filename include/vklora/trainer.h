@@ -24,7 +24,7 @@ typedef struct vkl_trainer_result {
     double tokens_per_second; /* trained target tokens per second over this run */
     uint64_t peak_device_bytes;
     bool interrupted;
-    char adapter_gguf[4096];
+    char adapter_gguf[4400];
     char adapter_peft_dir[4096];
 } vkl_trainer_result;
 
