@@ -37,7 +37,7 @@ void main() {
 
     float mx = -3.402823466e38;
     for (uint i = lid; i < p.V; i += WG) mx = max(mx, x[xb + i]);
-    
+    mx = wg_max(mx);
     float se = 0.0;
     for (uint i = lid; i < p.V; i += WG) se += exp(x[xb + i] - mx);
     se = wg_sum(se);

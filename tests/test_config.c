@@ -607,7 +607,7 @@ static int test_derived(void) {
 }
 
 static int test_example_configs(void) {
-    const char *names[] = {"stories260k-demo.json", "full-example.json"};
+    const char *names[] = {"demo.json", "full-example.json"};
     for (size_t i = 0; i < VKL_ARRAY_LEN(names); i++) {
         char path[1024];
         snprintf(path, sizeof(path), "%s/configs/%s", VKL_SOURCE_ROOT, names[i]);

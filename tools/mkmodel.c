@@ -20,7 +20,8 @@ typedef struct {
 static const char *HELP =
     "usage: vklora-mkmodel OUT.gguf [--arch llama|qwen2] [--type f32|f16|bf16|q8_0|q4_0|q4_k|q5_k|q6_k]\n"
     "                      [--dim N] [--layers N] [--heads N] [--kv-heads N] [--ff N] [--ctx N] [--seed S] [--std X]\n\n"
-    "Writes a llama-family GGUF with random weights (normal, std 0.02 by default; norms near 1) and a built-in\n"
+    "Writes a llama-family GGUF with random weights (normal with std 1/sqrt(fan-in) by default, --std X for a fixed\n"
+    "std; embeddings std 1; norms near 1) and a built-in\n"
     "SentencePiece-style vocabulary (control tokens, 256 byte-fallback tokens, characters and common English\n"
     "word pieces). 2D weights use --type (row length must be a multiple of its block size); norms stay F32.\n";
 
@@ -117,9 +118,11 @@ static void *keep(arena *a, void *p) {
     return p;
 }
 
+/* std < 0 means 1/sqrt(ne0): the fan-in scaling that keeps activations O(1), so a LoRA can steer the model. */
 static int add_tensor(vkl_gguf_writer *w, arena *a, const char *name, int type, int64_t ne0, int64_t ne1,
                       float mean, float std) {
     uint64_t n = (uint64_t)ne0 * (uint64_t)ne1;
+    if (std < 0) std = 1.0f / sqrtf((float)ne0);
     float *f = keep(a, malloc(n * sizeof(float)));
     for (uint64_t i = 0; i < n; i++) f[i] = mean + std * normal();
     int64_t ne[2] = {ne0, ne1};
@@ -149,7 +152,7 @@ static int add_tensor(vkl_gguf_writer *w, arena *a, const char *name, int type, 
 
 int main(int argc, char **argv) {
     opts o = {.arch = "llama", .type = VKL_TYPE_F32, .dim = 64, .layers = 2, .heads = 4, .kv_heads = 2, .ff = 172,
-              .ctx = 512, .seed = 1, .std = 0.02f};
+              .ctx = 512, .seed = 1, .std = 0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -241,29 +244,30 @@ int main(int argc, char **argv) {
     int rc = 0;
     uint32_t V = vocab.n, D = o.dim, KV = o.kv_heads * hd, F = o.ff;
     bool qwen = !strcmp(A, "qwen2");
-    rc |= add_tensor(w, &a, "token_embd.weight", o.type, D, V, 0, o.std * 10);
+    const float ws = o.std > 0 ? o.std : -1.0f; /* weight std: fixed, or fan-in scaled */
+    rc |= add_tensor(w, &a, "token_embd.weight", o.type, D, V, 0, o.std > 0 ? o.std * 10 : 1.0f);
     for (uint32_t l = 0; l < o.layers && !rc; l++) {
         char n[96];
 #define T(suffix, type, ne0, ne1, mean, std) \
     (snprintf(n, sizeof(n), "blk.%u." suffix, l), add_tensor(w, &a, n, type, ne0, ne1, mean, std))
         rc |= T("attn_norm.weight", VKL_TYPE_F32, D, 1, 1.0f, 0.1f);
-        rc |= T("attn_q.weight", o.type, D, D, 0, o.std);
-        rc |= T("attn_k.weight", o.type, D, KV, 0, o.std);
-        rc |= T("attn_v.weight", o.type, D, KV, 0, o.std);
+        rc |= T("attn_q.weight", o.type, D, D, 0, ws);
+        rc |= T("attn_k.weight", o.type, D, KV, 0, ws);
+        rc |= T("attn_v.weight", o.type, D, KV, 0, ws);
         if (qwen) {
-            rc |= T("attn_q.bias", VKL_TYPE_F32, D, 1, 0, o.std);
-            rc |= T("attn_k.bias", VKL_TYPE_F32, KV, 1, 0, o.std);
-            rc |= T("attn_v.bias", VKL_TYPE_F32, KV, 1, 0, o.std);
+            rc |= T("attn_q.bias", VKL_TYPE_F32, D, 1, 0, 0.1f);
+            rc |= T("attn_k.bias", VKL_TYPE_F32, KV, 1, 0, 0.1f);
+            rc |= T("attn_v.bias", VKL_TYPE_F32, KV, 1, 0, 0.1f);
         }
-        rc |= T("attn_output.weight", o.type, D, D, 0, o.std);
+        rc |= T("attn_output.weight", o.type, D, D, 0, ws);
         rc |= T("ffn_norm.weight", VKL_TYPE_F32, D, 1, 1.0f, 0.1f);
-        rc |= T("ffn_gate.weight", o.type, D, F, 0, o.std);
-        rc |= T("ffn_up.weight", o.type, D, F, 0, o.std);
-        rc |= T("ffn_down.weight", o.type, F, D, 0, o.std);
+        rc |= T("ffn_gate.weight", o.type, D, F, 0, ws);
+        rc |= T("ffn_up.weight", o.type, D, F, 0, ws);
+        rc |= T("ffn_down.weight", o.type, F, D, 0, ws);
 #undef T
     }
     if (!rc) rc |= add_tensor(w, &a, "output_norm.weight", VKL_TYPE_F32, D, 1, 1.0f, 0.1f);
-    if (!rc) rc |= add_tensor(w, &a, "output.weight", o.type, D, V, 0, o.std);
+    if (!rc) rc |= add_tensor(w, &a, "output.weight", o.type, D, V, 0, ws);
     vkl_err err = {0};
     if (!rc && vkl_gguf_writer_write(w, o.out, &err)) {
         fprintf(stderr, "vklora-mkmodel: %s\n", err.msg);

@@ -218,7 +218,7 @@ vkl_status vkl_op_rmsnorm(vkl_vk *vk, vkl_op_cache *c, vkl_tview x, vkl_tview w,
     if (rows == 0) return VKL_OK;
     nn_lim l = lim_get(vk);
     uint64_t chunk = VKL_MIN(lim_units(&l, 4ull * n), IDX_MAX / n);
-    if (chunk == 0 || lim_units(&l, 4ull * n) == 0) return too_big(op, "one row", 4ull * n, &l, err);
+    if (chunk == 0) return too_big(op, "one row", 4ull * n, &l, err);
     uint32_t wg = wg_size(vk, NN_WG);
     const vkl_pipeline *pipe;
     if ((st = get_pipe(vk, c, "rmsnorm", 4, sizeof(vkl_rmsnorm_push), wg, &pipe, err))) return st;

@@ -19,7 +19,8 @@ static inline vkl_tview vkl_tv_none(void) { return (vkl_tview){NULL, 0}; }
 /* Every op below records into the current command buffer when vk->recording, else submits and waits itself. */
 
 /* out[i, :] = dequant(table row ids[i]) for i < n_ids; table is `type` with rows of n elements (GGUF layout,
- * n a multiple of the block size); ids int32 (validated by the caller to be < the row count). */
+ * n a multiple of the block size); ids int32 (validated by the caller to be < the row count; an id outside 0..table_rows-1 yields a row of zeros).
+ * table must extend to the next multiple of 4 bytes after its last row (the shader reads whole words). */
 vkl_status vkl_op_get_rows(vkl_vk *vk, vkl_op_cache *c, uint32_t type, vkl_tview table, uint64_t table_rows,
                            vkl_tview ids, vkl_tview out, uint32_t n_ids, uint32_t n, vkl_err *err);
 
@@ -46,14 +47,16 @@ vkl_status vkl_op_rope(vkl_vk *vk, vkl_op_cache *c, vkl_tview x, vkl_tview pos, 
  * lse: [n_seq, n_head, T] logsumexp of the scaled scores per query (written when present; the backward needs it)
  * seg: int32 [n_seq, T], optional: the first key a query may see (packing boundaries); 0 when absent.
  * Query t sits at absolute position pos0 + t and sees keys seg[b,t] .. pos0 + t. Head h reads KV head
- * h / (n_head / n_head_kv). scale = 1/sqrt(D) normally. */
+ * h / (n_head / n_head_kv). scale = 1/sqrt(D) normally. D <= 256; pos0 + T <= S. A query whose range is empty
+ * (seg > pos0 + t) gets out = 0 and lse = -inf. The work is split by whole sequences: one sequence's q (and k/v)
+ * must fit one binding (maxStorageBufferRange; 128 MiB on lavapipe), else VKL_ERR_INPUT. */
 typedef struct vkl_attn_shape {
     uint32_t n_seq, T, S, n_head, n_head_kv, D, pos0;
     float scale;
 } vkl_attn_shape;
 vkl_status vkl_op_attention(vkl_vk *vk, vkl_op_cache *c, const vkl_attn_shape *s, vkl_tview q, vkl_tview k,
                             vkl_tview v, vkl_tview seg, vkl_tview out, vkl_tview lse, vkl_err *err);
-/* Backward (recomputes the probabilities from q, k and lse): dq = ; dk, dv += (GQA heads sum into their KV head). */
+/* Backward (recomputes the probabilities from q, k and lse): dq = ; dk, dv += (GQA heads sum into their KV head). lse is required. */
 vkl_status vkl_op_attention_back(vkl_vk *vk, vkl_op_cache *c, const vkl_attn_shape *s, vkl_tview q, vkl_tview k,
                                  vkl_tview v, vkl_tview seg, vkl_tview out, vkl_tview lse, vkl_tview dout,
                                  vkl_tview dq, vkl_tview dk, vkl_tview dv, vkl_err *err);
@@ -69,7 +72,8 @@ vkl_status vkl_op_swiglu_back(vkl_vk *vk, vkl_op_cache *c, vkl_tview g, vkl_tvie
 vkl_status vkl_op_add(vkl_vk *vk, vkl_op_cache *c, vkl_tview a, vkl_tview b, float alpha, vkl_tview y, uint64_t n,
                       vkl_err *err);
 
-/* Cross-entropy over logits [rows, V] with int32 targets (target < 0: ignored row).
+/* Cross-entropy over logits [rows, V] with int32 targets (target < 0: ignored row; target >= V: nll NaN and a
+ * zero gradient row, so a bad target shows in the loss).
  * nll[r] = logsumexp(logits[r]) - logits[r, target] (0 for ignored rows), written when present.
  * When dlogits is present: dlogits[r] = (softmax(logits[r]) - onehot(target)) * grad_scale (0 rows for ignored
  * targets); dlogits may alias logits. */
