@@ -616,7 +616,7 @@ static int test_example_configs(void) {
         T_ASSERT(vkl_config_load(path, NULL, 0, &c, &e) == VKL_OK, "%s", e.msg);
         T_ASSERT(vkl_config_check_for_training(&c, &e) == VKL_OK, "%s", e.msg);
         if (i == 0) {
-            T_ASSERT(!strcmp(c.model_path, "build/demo/model.gguf") && !strcmp(c.dataset_path, "build/demo/data.txt"),
+            T_ASSERT(!strcmp(c.model_path, "build/demo/model.gguf") && !strcmp(c.dataset_path, "data/demo.txt"),
                      "demo paths");
         } else {
             /* full-example lists every key with its default: only model/dataset differ from vkl_config_defaults */
