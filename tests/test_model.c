@@ -10,6 +10,9 @@
 #include "harness.h"
 #include "vklora/gguf.h"
 #include "vklora/model.h"
+#include "forward.h"
+#include "ref/model.h"
+#include "vk/vk.h"
 #include "vklora/quant.h"
 
 static cJSON *load_expected(void) {
@@ -207,11 +210,77 @@ static int test_cli_errors(void) {
     return 0;
 }
 
+/* Random models written by tools/mkmodel.c in every weight type (dims multiples of 256): the device forward equals
+ * the scalar reference forward on the same quantized bytes. Bound: both decode identical weights; the device
+ * accumulates in fp32 in another order than the double reference, so logits differ by ~sqrt(K)*2^-24 relative per
+ * product over 3 layers of K <= 512: 2e-4 of the largest logit is ample and still catches any decoding error (a
+ * wrong scale or nibble moves logits by whole percents). */
+static int check_random_model(const char *type, const char *arch) {
+    char path[512], cmd[1024];
+    snprintf(path, sizeof(path), "%s/rand-%s-%s.gguf", t_tmpdir(), arch, type);
+    snprintf(cmd, sizeof(cmd), "%s/vklora-mkmodel %s --arch %s --type %s --dim 256 --ff 512 --layers 2 --heads 4 "
+             "--kv-heads 2 --seed 3 >/dev/null", VKL_BUILD_ROOT, path, arch, type);
+    T_ASSERT(system(cmd) == 0, "mkmodel %s", type);
+    vkl_vk *vk = t_vk();
+    T_ASSERT(vk, "no device");
+    vkl_err err = {0};
+    vkl_model *m;
+    T_ASSERT(!vkl_model_load(path, &m, &err), "%s", err.msg);
+    T_ASSERT(!vkl_model_upload(m, vk, &err), "%s", err.msg);
+    const uint32_t T = 37, V = m->hp.n_vocab;
+    int32_t tok[37], tgt[37];
+    for (uint32_t i = 0; i < T; i++) tok[i] = (int32_t)(t_rng_u32() % V);
+    for (uint32_t i = 0; i < T; i++) tgt[i] = i + 1 < T ? tok[i + 1] : -1;
+    float *ref_logits = malloc((size_t)T * V * 4), *ref_nll = malloc(T * 4), *nll = malloc(T * 4);
+    T_ASSERT(vkl_ref_forward(m, tok, T, tgt, ref_logits, ref_nll), "reference forward");
+    vkl_fwd *f;
+    vkl_fwd_dims d = {.max_seq = 1, .max_T = T, .n_ctx = T};
+    T_ASSERT(!vkl_fwd_create(vk, m, &d, &f, &err), "%s", err.msg);
+    T_ASSERT(!vkl_fwd_run(f, tok, 1, T, 0, tgt, nll, NULL, &err), "%s", err.msg);
+    float *logits = malloc((size_t)T * V * 4);
+    T_ASSERT(f->logit_rows >= T, "one logits chunk");
+    T_ASSERT(!vkl_buffer_download(vk, &f->logits, 0, logits, (uint64_t)T * V * 4, &err), "%s", err.msg);
+    double e = t_max_rel_err(logits, ref_logits, (size_t)T * V);
+    T_ASSERT(e < 2e-4, "%s %s: logits max rel err %.3g", arch, type, e);
+    for (uint32_t i = 0; i + 1 < T; i++)
+        T_ASSERT(fabs(nll[i] - ref_nll[i]) < 1e-3, "%s %s: nll[%u] %.6f vs %.6f", arch, type, i, nll[i], ref_nll[i]);
+    /* incremental decoding against the KV cache gives the same last logits as the full pass */
+    vkl_fwd *g;
+    vkl_fwd_dims d2 = {.max_seq = 1, .max_T = T, .n_ctx = T};
+    T_ASSERT(!vkl_fwd_create(vk, m, &d2, &g, &err), "%s", err.msg);
+    float *last = malloc((size_t)V * 4);
+    T_ASSERT(!vkl_fwd_run(g, tok, 1, T - 3, 0, NULL, NULL, last, &err), "%s", err.msg);
+    for (uint32_t p = T - 3; p < T; p++) T_ASSERT(!vkl_fwd_run(g, &tok[p], 1, 1, p, NULL, NULL, last, &err), "%s", err.msg);
+    double e2 = t_max_rel_err(last, ref_logits + (size_t)(T - 1) * V, V);
+    T_ASSERT(e2 < 2e-4, "%s %s: KV-cache decoding max rel err %.3g", arch, type, e2);
+    free(last);
+    vkl_fwd_destroy(g);
+    vkl_fwd_destroy(f);
+    vkl_model_free(m);
+    free(ref_logits), free(ref_nll), free(nll), free(logits);
+    return 0;
+}
+
+static int test_random_models(void) {
+    const char *types[] = {"f32", "f16", "bf16", "q8_0", "q4_0", "q4_k", "q5_k", "q6_k"};
+    t_rng_seed(21);
+    for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+        if (check_random_model(types[i], "llama")) return 1;
+    return 0;
+}
+
+static int test_random_qwen2(void) {
+    t_rng_seed(22);
+    return check_random_model("q4_k", "qwen2") || check_random_model("f16", "qwen2");
+}
+
 const vkl_test_case vkl_tests_model[] = {
     {"model/load_stories260K", test_load_stories},
     {"model/load_errors", test_load_errors},
     {"model/stories260K_eval_nll", test_stories_eval},
     {"model/stories260K_greedy", test_stories_generate},
+    {"model/random_models_every_type_vs_ref", test_random_models},
+    {"model/random_qwen2_vs_ref", test_random_qwen2},
     {"model/bench_json", test_bench_json},
     {"model/cli_errors", test_cli_errors},
     {NULL, NULL},
