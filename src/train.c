@@ -40,7 +40,7 @@ uint64_t vkl_train_plan_bytes(const vkl_hparams *hp, const vkl_lora *l, uint32_t
     uint64_t L = hp->n_layer;
     uint64_t f = 4 * l->n_params;                                /* params, grads, two moments */
     f += 4 * d.R;                                                /* ids */
-    f += (L + 1) * d.R * d.C;                                    /* residual streams */
+    f += (ckpt == VKL_GRAD_CKPT_UNSLOTH ? 2 : L + 1) * d.R * d.C; /* residual streams (host copies not counted) */
     f += (ckpt == VKL_GRAD_CKPT_OFF ? L : 1) * acts_floats(&d);  /* saved activations */
     f += d.R * (d.C + 1);                                        /* final norm */
     f += d.R * (2 * d.C + 2 * d.QD + 2 * d.KVD + 3 * d.F + d.r + 1); /* backward scratch */
@@ -91,8 +91,14 @@ vkl_status vkl_train_dev_create(vkl_vk *vk, vkl_model *m, const vkl_lora *l, uin
         mk(t, &t->ids, 4 * d.R, err))
         goto fail;
     t->res = vkl_calloc(hp->n_layer + 1, sizeof(vkl_buffer));
-    for (uint32_t i = 0; i <= hp->n_layer; i++)
+    uint32_t n_res = ckpt == VKL_GRAD_CKPT_UNSLOTH ? 2 : hp->n_layer + 1;
+    for (uint32_t i = 0; i < n_res; i++)
         if (mk(t, &t->res[i], d.R * d.C, err)) goto fail;
+    if (ckpt == VKL_GRAD_CKPT_UNSLOTH) {
+        t->res_host = vkl_calloc(hp->n_layer + 1, sizeof(vkl_buffer));
+        for (uint32_t i = 0; i <= hp->n_layer; i++)
+            if (vkl_buffer_create(vk, d.R * d.C * 4, VKL_MEM_HOST, &t->res_host[i], err)) goto fail;
+    }
     t->n_acts = ckpt == VKL_GRAD_CKPT_OFF ? hp->n_layer : 1;
     t->acts = vkl_calloc(t->n_acts, sizeof(vkl_layer_acts));
     for (uint32_t i = 0; i < t->n_acts; i++) {
@@ -124,6 +130,8 @@ void vkl_train_dev_destroy(vkl_train_dev *t) {
                         &t->dao,  &t->dg,  &t->du,  &t->h,   &t->dxa,   &t->logits, &t->nll};
     for (size_t i = 0; i < VKL_ARRAY_LEN(bs); i++) vkl_buffer_destroy(vk, bs[i]);
     for (uint32_t i = 0; t->res && i <= t->m->hp.n_layer; i++) vkl_buffer_destroy(vk, &t->res[i]);
+    for (uint32_t i = 0; t->res_host && i <= t->m->hp.n_layer; i++) vkl_buffer_destroy(vk, &t->res_host[i]);
+    free(t->res_host);
     for (uint32_t i = 0; t->acts && i < t->n_acts; i++) {
         vkl_buffer *l[] = ACTS_LIST(&t->acts[i]);
         for (size_t j = 0; j < VKL_ARRAY_LEN(l); j++) vkl_buffer_destroy(vk, l[j]);
@@ -199,6 +207,9 @@ static vkl_status copy(vkl_train_dev *t, const vkl_buffer *src, vkl_buffer *dst,
 
 enum { MQ = 0, MK = 1, MV = 2, MO = 3, MGATE = 4, MUP = 5, MDOWN = 6 };
 
+/* The device buffer holding layer l's input: its own, or a slot of the 2-buffer ring when offloading. */
+static vkl_buffer *res_of(vkl_train_dev *t, uint32_t l) { return t->res_host ? &t->res[l % 2] : &t->res[l]; }
+
 /* Forward of layer l from res[l] into res[l+1], keeping its activations in a. */
 static vkl_status layer_forward(vkl_train_dev *t, uint32_t l, vkl_layer_acts *a, vkl_err *err) {
     vkl_vk *vk = t->vk;
@@ -209,7 +220,7 @@ static vkl_status layer_forward(vkl_train_dev *t, uint32_t l, vkl_layer_acts *a,
     vkl_tview pos = vkl_tv(&t->ids, (uint64_t)R * 4), seg = vkl_tv(&t->ids, (uint64_t)R * 8);
     vkl_attn_shape as = {.n_seq = t->B, .T = t->T, .S = t->T, .n_head = hp->n_head, .n_head_kv = hp->n_head_kv,
                          .D = hp->head_dim, .pos0 = 0, .scale = 1.0f / sqrtf((float)hp->head_dim)};
-    if (vkl_op_rmsnorm(vk, c, TV(&t->res[l]), W(&Lw->attn_norm), TV(&a->xn1), TV(&a->rstd1), R, C, hp->rms_eps,
+    if (vkl_op_rmsnorm(vk, c, TV(res_of(t, l)), W(&Lw->attn_norm), TV(&a->xn1), TV(&a->rstd1), R, C, hp->rms_eps,
                        err) ||
         proj(t, l, MQ, &Lw->wq, &Lw->bq, TV(&a->xn1), TV(&a->q), false, a, err) ||
         proj(t, l, MK, &Lw->wk, &Lw->bk, TV(&a->xn1), TV(&a->k), false, a, err) ||
@@ -219,14 +230,14 @@ static vkl_status layer_forward(vkl_train_dev *t, uint32_t l, vkl_layer_acts *a,
         vkl_op_rope(vk, c, TV(&a->k), pos, R, hp->n_head_kv, hp->head_dim, hp->rope_dim, hp->rope_base,
                     hp->rope_neox, false, err) ||
         vkl_op_attention(vk, c, &as, TV(&a->q), TV(&a->k), TV(&a->v), seg, TV(&a->ao), TV(&a->lse), err) ||
-        copy(t, &t->res[l], &a->mid, (uint64_t)R * C * 4) ||
+        copy(t, res_of(t, l), &a->mid, (uint64_t)R * C * 4) ||
         proj(t, l, MO, &Lw->wo, NULL, TV(&a->ao), TV(&a->mid), true, a, err) ||
         vkl_op_rmsnorm(vk, c, TV(&a->mid), W(&Lw->ffn_norm), TV(&a->xn2), TV(&a->rstd2), R, C, hp->rms_eps, err) ||
         proj(t, l, MGATE, &Lw->w_gate, NULL, TV(&a->xn2), TV(&a->g), false, a, err) ||
         proj(t, l, MUP, &Lw->w_up, NULL, TV(&a->xn2), TV(&a->u), false, a, err) ||
         vkl_op_swiglu(vk, c, TV(&a->g), TV(&a->u), TV(&t->h), (uint64_t)R * F, err) ||
-        copy(t, &a->mid, &t->res[l + 1], (uint64_t)R * C * 4) ||
-        proj(t, l, MDOWN, &Lw->w_down, NULL, TV(&t->h), TV(&t->res[l + 1]), true, a, err))
+        copy(t, &a->mid, res_of(t, l + 1), (uint64_t)R * C * 4) ||
+        proj(t, l, MDOWN, &Lw->w_down, NULL, TV(&t->h), TV(res_of(t, l + 1)), true, a, err))
         return err->status;
     return VKL_OK;
 }
@@ -266,7 +277,7 @@ static vkl_status layer_backward(vkl_train_dev *t, uint32_t l, vkl_layer_acts *a
         proj_back(t, l, MQ, &Lw->wq, TV(&a->xn1), TV(&t->dq), dxn, false, a, err) ||
         proj_back(t, l, MK, &Lw->wk, TV(&a->xn1), TV(&t->dk), dxn, true, a, err) ||
         proj_back(t, l, MV, &Lw->wv, TV(&a->xn1), TV(&t->dv), dxn, true, a, err) ||
-        vkl_op_rmsnorm_back(vk, c, TV(&t->res[l]), W(&Lw->attn_norm), TV(&a->rstd1), dxn, dres, true,
+        vkl_op_rmsnorm_back(vk, c, TV(res_of(t, l)), W(&Lw->attn_norm), TV(&a->rstd1), dxn, dres, true,
                             vkl_tv_none(), R, C, err))
         return err->status;
     return VKL_OK;
@@ -299,10 +310,17 @@ static vkl_status run(vkl_train_dev *t, bool backward, float grad_scale, double 
     const uint32_t R = t->R, C = hp->n_embd, V = hp->n_vocab, L = hp->n_layer;
     if (vkl_cmd_begin(vk, err)) return err->status;
     vkl_status st = vkl_op_get_rows(vk, c, m->tok_embd.type, W(&m->tok_embd), m->tok_embd.rows, TV(&t->ids),
-                                    TV(&t->res[0]), R, C, err);
-    for (uint32_t l = 0; l < L && !st; l++) st = layer_forward(t, l, &t->acts[t->n_acts == L ? l : 0], err);
+                                    TV(res_of(t, 0)), R, C, err);
+    uint64_t res_bytes = (uint64_t)R * C * 4;
+    /* With offloading, each layer input goes to host memory right after it is made (the copy is recorded in the
+     * stream; the host never waits for it) and comes back before that layer's recompute. */
+    if (!st && t->res_host) st = copy(t, res_of(t, 0), &t->res_host[0], res_bytes);
+    for (uint32_t l = 0; l < L && !st; l++) {
+        st = layer_forward(t, l, &t->acts[t->n_acts == L ? l : 0], err);
+        if (!st && t->res_host) st = copy(t, res_of(t, l + 1), &t->res_host[l + 1], res_bytes);
+    }
     if (!st)
-        st = vkl_op_rmsnorm(vk, c, TV(&t->res[L]), W(&m->output_norm), TV(&t->xnf), TV(&t->rstdf), R, C, hp->rms_eps,
+        st = vkl_op_rmsnorm(vk, c, TV(res_of(t, L)), W(&m->output_norm), TV(&t->xnf), TV(&t->rstdf), R, C, hp->rms_eps,
                             err);
     for (uint32_t r0 = 0; r0 < R && !st; r0 += t->logit_rows) {
         uint32_t n = VKL_MIN(t->logit_rows, R - r0);
@@ -317,11 +335,12 @@ static vkl_status run(vkl_train_dev *t, bool backward, float grad_scale, double 
                                  n, V, C, false, err);
     }
     if (backward && !st) {
-        st = vkl_op_rmsnorm_back(vk, c, TV(&t->res[L]), W(&m->output_norm), TV(&t->rstdf), TV(&t->dxn), TV(&t->dres),
+        st = vkl_op_rmsnorm_back(vk, c, TV(res_of(t, L)), W(&m->output_norm), TV(&t->rstdf), TV(&t->dxn), TV(&t->dres),
                                  false, vkl_tv_none(), R, C, err);
         for (uint32_t l = L; l-- > 0 && !st;) {
             vkl_layer_acts *a = &t->acts[t->n_acts == L ? l : 0];
-            if (t->n_acts != L) st = layer_forward(t, l, a, err); /* recompute; rewrites res[l+1] identically */
+            if (!st && t->res_host) st = copy(t, &t->res_host[l], res_of(t, l), res_bytes);
+            if (!st && t->n_acts != L) st = layer_forward(t, l, a, err); /* recompute; rewrites res[l+1] identically */
             if (!st) st = layer_backward(t, l, a, err);
         }
     }

@@ -40,7 +40,9 @@ typedef struct vkl_train_dev {
     vkl_buffer norm_scratch; /* sumsq partials */
     /* inputs: tokens, pos, seg, targets, each R int32 at byte offsets 0, R*4, R*8, R*12 */
     vkl_buffer ids;
-    vkl_buffer *res;         /* L+1 residual streams (R, C): res[l] is layer l's input */
+    vkl_buffer *res;         /* residual streams (R, C): res[l] is layer l's input; L+1 of them, or with
+                                "unsloth" a ring of 2 on the device ... */
+    vkl_buffer *res_host;    /* ... and the L+1 layer inputs in host memory (NULL otherwise) */
     vkl_layer_acts *acts;    /* L sets without checkpointing, 1 shared set with it */
     uint32_t n_acts;
     vkl_buffer xnf, rstdf;   /* final norm output (R, C) and (R) */

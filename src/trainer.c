@@ -382,9 +382,6 @@ vkl_status vkl_trainer_run(const vkl_config *c, const vkl_trainer_opts *o, vkl_t
             fprintf(t->log, "  use_gradient_checkpointing %-9s %9.1f MiB%s\n", ckpt_name((vkl_grad_ckpt)g),
                     vkl_train_plan_bytes(&t->m->hp, t->lora, t->B, t->T, (vkl_grad_ckpt)g) / 1048576.0,
                     g == (int)mode ? "  <- selected" : "");
-        if (mode == VKL_GRAD_CKPT_UNSLOTH)
-            fprintf(t->log, "note: host offload of the checkpointed activations is not implemented yet; "
-                            "\"unsloth\" recomputes like true\n");
     }
     if ((st = vkl_train_dev_create(t->vk, t->m, t->lora, t->B, t->T, mode, &t->dev, err))) goto done;
     if ((st = vkl_train_dev_load_params(t->dev, NULL, NULL, err))) goto done;

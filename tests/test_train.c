@@ -476,13 +476,14 @@ static int test_checkpointing_same_gradients(void) {
             l->params[l->slots[i].b_off + k] = t_rng_uniform(-0.05f, 0.05f);
     batches b;
     make_batches(&b, m->hp.n_vocab);
-    float *g[2];
-    uint64_t mem[2];
-    for (int mode = 0; mode < 2; mode++) {
+    float *g[3];
+    uint64_t mem[3];
+    const vkl_grad_ckpt modes[3] = {VKL_GRAD_CKPT_OFF, VKL_GRAD_CKPT_ON, VKL_GRAD_CKPT_UNSLOTH};
+    for (int mode = 0; mode < 3; mode++) {
         vkl_train_dev *t;
         uint64_t before = vk->device_bytes;
-        T_ASSERT(!vkl_train_dev_create(vk, m, l, b.B, b.T, mode ? VKL_GRAD_CKPT_ON : VKL_GRAD_CKPT_OFF, &t, &err),
-                 "%s", err.msg);
+        T_ASSERT(!vkl_train_dev_create(vk, m, l, b.B, b.T, modes[mode], &t, &err), "%s", err.msg);
+        T_ASSERT(t->planned_bytes == vkl_train_plan_bytes(&m->hp, l, b.B, b.T, modes[mode]), "plan");
         mem[mode] = vk->device_bytes - before;
         T_ASSERT(!vkl_train_dev_load_params(t, NULL, NULL, &err), "%s", err.msg);
         double s;
@@ -493,9 +494,10 @@ static int test_checkpointing_same_gradients(void) {
         vkl_train_dev_destroy(t);
     }
     T_ASSERT(!memcmp(g[0], g[1], l->n_params * 4), "recompute changed the gradients");
-    T_ASSERT(mem[1] < mem[0], "recompute must use less device memory (%llu vs %llu)", (unsigned long long)mem[1],
-             (unsigned long long)mem[0]);
-    free(g[0]), free(g[1]);
+    T_ASSERT(!memcmp(g[0], g[2], l->n_params * 4), "offloading changed the gradients");
+    T_ASSERT(mem[1] < mem[0] && mem[2] < mem[1], "device memory must fall off > true > unsloth: %llu %llu %llu",
+             (unsigned long long)mem[0], (unsigned long long)mem[1], (unsigned long long)mem[2]);
+    free(g[0]), free(g[1]), free(g[2]);
     for (uint32_t s2 = 0; s2 < 2; s2++)
         for (uint32_t mb = 0; mb < 2; mb++) free(b.tokens[s2][mb]), free(b.targets[s2][mb]);
     free(b.pos), free(b.seg);
@@ -531,7 +533,7 @@ static int test_train_cli(void) {
 const vkl_test_case vkl_tests_train[] = {
     {"train/torch_reference_all_modules", test_torch_all_modules},
     {"train/torch_reference_recompute_rslora", test_torch_recompute},
-    {"train/checkpointing_same_gradients", test_checkpointing_same_gradients},
+    {"train/checkpointing_modes_same_gradients", test_checkpointing_same_gradients},
     {"train/loss_falls_and_adapters_reload", test_train_loss_falls_and_reload},
     {"train/determinism_and_resume", test_train_determinism_and_resume},
     {"train/cli", test_train_cli},
