@@ -35,6 +35,11 @@ void vkl_adapter_peft_name(uint32_t layer, uint32_t module, bool is_b, char *buf
              is_attn(module) ? "self_attn" : "mlp", vkl_target_module_names[module], is_b ? 'B' : 'A');
 }
 
+void vkl_adapter_peft_bias_name(uint32_t layer, uint32_t module, char *buf, size_t size) {
+    snprintf(buf, size, "base_model.model.model.layers.%u.%s.%s.bias", layer, is_attn(module) ? "self_attn" : "mlp",
+             vkl_target_module_names[module]);
+}
+
 static void gguf_name(uint32_t layer, uint32_t module, bool is_b, char *buf, size_t size) {
     snprintf(buf, size, "blk.%u.%s.weight.lora_%c", layer, vkl_target_module_gguf_names[module], is_b ? 'b' : 'a');
 }
@@ -45,6 +50,11 @@ static void gguf_name(uint32_t layer, uint32_t module, bool is_b, char *buf, siz
 vkl_status vkl_adapter_save_gguf(const vkl_lora *l, const vkl_model *base, const char *path, vkl_err *err) {
     vkl_status st = vkl_lora_check_base(l, base, err);
     if (st) return st;
+    if (l->n_bias)
+        return vkl_err_set(err, VKL_ERR_INPUT,
+                           "adapter: %s: llama.cpp's LoRA adapters hold only lora_a/lora_b, not the %u biases trained "
+                           "with bias=\"%s\": use the PEFT files, or `vklora merge` them into the model",
+                           path, l->n_bias, vkl_lora_bias_names[l->bias]);
     vkl_gguf_writer *w = vkl_gguf_writer_new(3, 0);
     vkl_gguf_writer_set_str(w, "general.architecture", arch_name(l->arch));
     vkl_gguf_writer_set_str(w, "general.type", "adapter");
@@ -164,6 +174,14 @@ vkl_status vkl_adapter_save_peft(const vkl_lora *l, const vkl_model *base, const
         st = vkl_st_writer_add(w, tn, VKL_ST_F32, 2, shape_a, l->params + s->a_off, err);
         vkl_adapter_peft_name(s->layer, s->module, true, tn, sizeof(tn));
         if (!st) st = vkl_st_writer_add(w, tn, VKL_ST_F32, 2, shape_b, B, err);
+    }
+    /* Trained biases are saved whole under the base layer's name, as PEFT's get_peft_model_state_dict does. */
+    for (uint32_t i = 0; i < l->n_bias && !st; i++) {
+        const vkl_lora_bias_slot *b = &l->bias_slots[i];
+        char tn[128];
+        uint64_t shape[1] = {b->n};
+        vkl_adapter_peft_bias_name(b->layer, b->module, tn, sizeof(tn));
+        st = vkl_st_writer_add(w, tn, VKL_ST_F32, 1, shape, l->params + b->off, err);
     }
     char *wpath = join_path(dir, PEFT_WEIGHTS), *cpath = join_path(dir, PEFT_CONFIG);
     if (!st) st = vkl_st_writer_write(w, wpath, err);
@@ -328,6 +346,21 @@ static bool parse_peft_name(const char *s, uint32_t *layer, uint32_t *mod, bool 
             return true;
         }
     }
+    return false;
+}
+
+/* "base_model.model.model.layers.N.<self_attn|mlp>.<peft module>.bias" with N < L */
+static bool parse_peft_bias_name(const char *s, uint32_t L, uint32_t *layer, uint32_t *mod) {
+    for (uint32_t l = 0; l < L; l++)
+        for (uint32_t m = 0; m < VKL_TM_COUNT; m++) {
+            char want[128];
+            vkl_adapter_peft_bias_name(l, m, want, sizeof(want));
+            if (!strcmp(s, want)) {
+                *layer = l;
+                *mod = m;
+                return true;
+            }
+        }
     return false;
 }
 
@@ -524,10 +557,22 @@ static vkl_status load_peft(const char *weights, const char *config, const vkl_m
     const uint32_t L = base->hp.n_layer;
     src_set src = {weights, vkl_calloc((size_t)L * VKL_TM_COUNT, sizeof(src_tensor)),
                    vkl_calloc((size_t)L * VKL_TM_COUNT, sizeof(src_tensor)), true};
+    const vkl_st_tensor **biases = vkl_calloc((size_t)L * VKL_TM_COUNT, sizeof(*biases));
+    uint32_t n_biases = 0;
     for (uint64_t i = 0; i < sf->n_tensors && !st; i++) {
         const vkl_st_tensor *t = &sf->tensors[i];
         uint32_t layer, mod;
         bool is_b;
+        if (parse_peft_bias_name(t->name, L, &layer, &mod)) {
+            if (t->dtype != VKL_ST_F32 || t->n_dims != 1)
+                st = vkl_err_set(err, VKL_ERR_INPUT, "adapter: %s: bias '%s': expected a 1-D F32 tensor", weights,
+                                 t->name);
+            else if (biases[layer * VKL_TM_COUNT + mod])
+                st = vkl_err_set(err, VKL_ERR_INPUT, "adapter: %s: bias '%s' appears twice", weights, t->name);
+            else
+                biases[layer * VKL_TM_COUNT + mod] = t, n_biases++;
+            continue;
+        }
         if (!parse_peft_name(t->name, &layer, &mod, &is_b)) {
             st = vkl_err_set(err, VKL_ERR_INPUT, "adapter: %s: tensor '%s' is not a LoRA weight vklora knows (expected "
                              "base_model.model.model.layers.N.<self_attn|mlp>.<q|k|v|o|gate|up|down>_proj.lora_<A|B>"
@@ -564,6 +609,31 @@ static vkl_status load_peft(const char *weights, const char *config, const vkl_m
         (*out)->dropout = cfg.dropout;
         (*out)->bias = cfg.bias;
     }
+    /* Trained biases: lay them out as the trainer does, then take the file's values. */
+    if (!st && n_biases) {
+        vkl_lora *l = *out;
+        st = vkl_lora_add_biases(l, base, VKL_BIAS_ALL, err);
+        for (uint32_t k = 0; k < l->n_bias && !st; k++) {
+            const vkl_lora_bias_slot *b = &l->bias_slots[k];
+            const vkl_st_tensor *t = biases[b->layer * VKL_TM_COUNT + b->module];
+            if (!t) continue; /* not trained: keeps the base value */
+            if (t->shape[0] != b->n)
+                st = vkl_err_set(err, VKL_ERR_INPUT, "adapter: %s: bias '%s' has %llu values, the base has %u",
+                                 weights, t->name, (unsigned long long)t->shape[0], b->n);
+            else
+                memcpy(l->params + b->off, t->data, (size_t)b->n * sizeof(float));
+        }
+        for (uint32_t k = 0; k < L * VKL_TM_COUNT && !st; k++)
+            if (biases[k] && !vkl_lora_bias_get(l, k / VKL_TM_COUNT, k % VKL_TM_COUNT))
+                st = vkl_err_set(err, VKL_ERR_INPUT, "adapter: %s: bias '%s' has no bias in the base model", weights,
+                                 biases[k]->name);
+        l->bias = cfg.bias;
+        if (st) {
+            vkl_lora_free(l);
+            *out = NULL;
+        }
+    }
+    free(biases);
     free(src.a);
     free(src.b);
     vkl_safetensors_close(sf);

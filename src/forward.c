@@ -117,8 +117,10 @@ vkl_status vkl_fwd_set_adapter(vkl_fwd *f, const vkl_lora *l, float multiplier, 
 /* y (=|+=) W·x (+bias) plus the adapter's branch for (layer, module) when there is one. */
 static vkl_status proj(vkl_fwd *f, uint32_t layer, uint32_t mod, const vkl_weight *w, const vkl_weight *bias,
                        vkl_tview x, vkl_tview y, uint32_t R, bool accumulate, vkl_err *err) {
-    if (vkl_op_matmul(f->vk, &f->cache, w->type, W(w), x, bias ? W(bias) : vkl_tv_none(), y, R, (uint32_t)w->rows,
-                      (uint32_t)w->cols, accumulate, err))
+    const vkl_lora_bias_slot *tb = f->lora ? vkl_lora_bias_get(f->lora, layer, mod) : NULL;
+    vkl_tview bv = tb ? vkl_tv(&f->lp, tb->off * 4) : bias ? W(bias) : vkl_tv_none();
+    if (vkl_op_matmul(f->vk, &f->cache, w->type, W(w), x, bv, y, R, (uint32_t)w->rows, (uint32_t)w->cols,
+                      accumulate, err))
         return err->status;
     const vkl_lora_slot *sl = f->lora ? vkl_lora_slot_get(f->lora, layer, mod) : NULL;
     if (!sl) return VKL_OK;

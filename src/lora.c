@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "vklora/quant.h"
 #include "vklora/rng.h"
 
 bool vkl_lora_module_dims(const vkl_model *m, uint32_t layer, uint32_t module, uint32_t *in, uint32_t *out) {
@@ -82,7 +83,9 @@ vkl_status vkl_lora_create(const vkl_model *m, uint32_t target_modules, uint32_t
             l->slot_of[layer * VKL_TM_COUNT + mod] = (int32_t)l->n_slots++;
         }
     }
-    l->n_params = off;
+    l->n_params = l->n_lora = off;
+    l->bias_of = vkl_malloc((size_t)L * VKL_TM_COUNT * sizeof(*l->bias_of));
+    for (uint32_t i = 0; i < L * VKL_TM_COUNT; i++) l->bias_of[i] = -1;
     if (off > SIZE_MAX / sizeof(float)) {
         vkl_lora_free(l);
         return vkl_err_set(err, VKL_ERR_INPUT, "lora: %" PRIu64 " parameters do not fit in host memory", off);
@@ -114,6 +117,41 @@ const vkl_lora_slot *vkl_lora_slot_get(const vkl_lora *l, uint32_t layer, uint32
     return i < 0 ? NULL : &l->slots[i];
 }
 
+/* The base bias tensor of (layer, module): only q/k/v have one in llama-family models (Qwen2). */
+static const vkl_weight *base_bias(const vkl_model *m, uint32_t layer, uint32_t module) {
+    const vkl_layer_weights *L = &m->layers[layer];
+    const vkl_weight *w = module == 0 ? &L->bq : module == 1 ? &L->bk : module == 2 ? &L->bv : NULL;
+    return w && w->t ? w : NULL;
+}
+
+vkl_status vkl_lora_add_biases(vkl_lora *l, const vkl_model *m, vkl_lora_bias mode, vkl_err *err) {
+    l->bias = mode;
+    if (mode == VKL_BIAS_NONE) return VKL_OK;
+    if (l->n_bias) return vkl_err_set(err, VKL_ERR_INPUT, "lora: biases were added already");
+    for (uint32_t layer = 0; layer < l->n_layer; layer++)
+        for (uint32_t mod = 0; mod < VKL_TM_COUNT; mod++) {
+            const vkl_weight *b = base_bias(m, layer, mod);
+            if (!b || (mode == VKL_BIAS_LORA_ONLY && !vkl_lora_slot_get(l, layer, mod))) continue;
+            if (b->type != VKL_TYPE_F32)
+                return vkl_err_set(err, VKL_ERR_INPUT, "lora: blk.%u.%s.bias: expected an f32 bias", layer,
+                                   vkl_target_module_gguf_names[mod]);
+            l->bias_slots = vkl_realloc(l->bias_slots, (l->n_bias + 1) * sizeof(*l->bias_slots));
+            vkl_lora_bias_slot *s = &l->bias_slots[l->n_bias];
+            *s = (vkl_lora_bias_slot){.layer = layer, .module = mod, .n = (uint32_t)b->cols, .off = l->n_params};
+            l->params = vkl_realloc(l->params, (size_t)(l->n_params + s->n) * sizeof(float));
+            memcpy(l->params + s->off, b->t->data, (size_t)s->n * sizeof(float));
+            l->n_params += s->n;
+            l->bias_of[layer * VKL_TM_COUNT + mod] = (int32_t)l->n_bias++;
+        }
+    return VKL_OK;
+}
+
+const vkl_lora_bias_slot *vkl_lora_bias_get(const vkl_lora *l, uint32_t layer, uint32_t module) {
+    if (layer >= l->n_layer || module >= VKL_TM_COUNT) return NULL;
+    int32_t i = l->bias_of[layer * VKL_TM_COUNT + module];
+    return i < 0 ? NULL : &l->bias_slots[i];
+}
+
 vkl_status vkl_lora_check_base(const vkl_lora *l, const vkl_model *m, vkl_err *err) {
     if (l->arch != m->hp.arch || l->n_layer != m->hp.n_layer)
         return vkl_err_set(err, VKL_ERR_INPUT, "lora: the adapter was made for a %s model with %u layers, the base "
@@ -133,6 +171,8 @@ void vkl_lora_free(vkl_lora *l) {
     if (!l) return;
     free(l->slots);
     free(l->slot_of);
+    free(l->bias_slots);
+    free(l->bias_of);
     free(l->params);
     free(l->base_model);
     free(l);

@@ -13,6 +13,8 @@
 #include "vk/vk.h"
 
 #define LOGIT_CHUNK_BYTES (64ull << 20)
+/* The second AdamW parameter block (biases) sits at an offset every device accepts for a storage binding. */
+#define HYPER_STRIDE 256u
 
 /* ---- memory plan ---- */
 
@@ -39,13 +41,13 @@ uint64_t vkl_train_plan_bytes(const vkl_hparams *hp, const vkl_lora *l, uint32_t
     dims_t d = dims_of(hp, l, B, T);
     uint64_t L = hp->n_layer;
     uint64_t f = 4 * l->n_params;                                /* params, grads, two moments */
-    f += 4 * d.R;                                                /* ids */
+    f += 5 * d.R + 2 * HYPER_STRIDE / 4;                         /* ids, ones, hyper-parameters */
     f += (ckpt == VKL_GRAD_CKPT_UNSLOTH ? 2 : L + 1) * d.R * d.C; /* residual streams (host copies not counted) */
     f += (ckpt == VKL_GRAD_CKPT_OFF ? L : 1) * acts_floats(&d);  /* saved activations */
     f += d.R * (d.C + 1);                                        /* final norm */
     f += d.R * (2 * d.C + 2 * d.QD + 2 * d.KVD + 3 * d.F + d.r + 1); /* backward scratch */
     f += (uint64_t)logit_rows_for(d.V, d.R) * d.V;
-    return f * 4 + vkl_op_sumsq_scratch_bytes(NULL, l->n_params) + sizeof(vkl_adamw_hyper);
+    return f * 4 + vkl_op_sumsq_scratch_bytes(NULL, l->n_params);
 }
 
 /* ---- creation ---- */
@@ -86,7 +88,7 @@ vkl_status vkl_train_dev_create(vkl_vk *vk, vkl_model *m, const vkl_lora *l, uin
     }
     uint64_t P = l->n_params;
     if (mk(t, &t->lp, P, err) || mk(t, &t->lg, P, err) || mk(t, &t->lm1, P, err) || mk(t, &t->lm2, P, err) ||
-        mk(t, &t->hyper, 16, err) ||
+        mk(t, &t->hyper, 2 * HYPER_STRIDE / 4, err) || mk(t, &t->ones, d.R, err) ||
         vkl_buffer_create(vk, vkl_op_sumsq_scratch_bytes(vk, P), VKL_MEM_DEVICE, &t->norm_scratch, err) ||
         mk(t, &t->ids, 4 * d.R, err))
         goto fail;
@@ -125,7 +127,7 @@ fail:
 void vkl_train_dev_destroy(vkl_train_dev *t) {
     if (!t) return;
     vkl_vk *vk = t->vk;
-    vkl_buffer *bs[] = {&t->lp,   &t->lg,  &t->lm1, &t->lm2, &t->hyper, &t->norm_scratch, &t->ids,
+    vkl_buffer *bs[] = {&t->lp,   &t->lg,  &t->lm1, &t->lm2, &t->hyper, &t->ones, &t->norm_scratch, &t->ids,
                         &t->xnf,  &t->rstdf, &t->dres, &t->dxn, &t->dq,  &t->dk,  &t->dv,
                         &t->dao,  &t->dg,  &t->du,  &t->h,   &t->dxa,   &t->logits, &t->nll};
     for (size_t i = 0; i < VKL_ARRAY_LEN(bs); i++) vkl_buffer_destroy(vk, bs[i]);
@@ -146,6 +148,7 @@ void vkl_train_dev_destroy(vkl_train_dev *t) {
 
 vkl_status vkl_train_dev_load_params(vkl_train_dev *t, const float *m1, const float *m2, vkl_err *err) {
     uint64_t bytes = t->lora->n_params * 4;
+    if (vkl_buffer_fill(t->vk, &t->ones, 0, (uint64_t)t->R * 4, 0x3f800000u /* 1.0f */, err)) return err->status;
     if (vkl_buffer_upload(t->vk, &t->lp, 0, t->lora->params, bytes, err)) return err->status;
     if (m1 ? vkl_buffer_upload(t->vk, &t->lm1, 0, m1, bytes, err) : vkl_buffer_fill(t->vk, &t->lm1, 0, bytes, 0, err))
         return err->status;
@@ -175,8 +178,11 @@ static vkl_tview W(const vkl_weight *w) { return w->t ? vkl_tv(w->buf, 0) : vkl_
 /* y (=|+=) W·x (+bias) (+ LoRA of module `mod`, saving xa). */
 static vkl_status proj(vkl_train_dev *t, uint32_t layer, uint32_t mod, const vkl_weight *w, const vkl_weight *bias,
                        vkl_tview x, vkl_tview y, bool accumulate, vkl_layer_acts *a, vkl_err *err) {
-    if (vkl_op_matmul(t->vk, &t->cache, w->type, W(w), x, bias ? W(bias) : vkl_tv_none(), y, t->R, (uint32_t)w->rows,
-                      (uint32_t)w->cols, accumulate, err))
+    /* a trained bias replaces the base one */
+    const vkl_lora_bias_slot *tb = vkl_lora_bias_get(t->lora, layer, mod);
+    vkl_tview bv = tb ? vkl_tv(&t->lp, tb->off * 4) : bias ? W(bias) : vkl_tv_none();
+    if (vkl_op_matmul(t->vk, &t->cache, w->type, W(w), x, bv, y, t->R, (uint32_t)w->rows, (uint32_t)w->cols,
+                      accumulate, err))
         return err->status;
     const vkl_lora_slot *sl = vkl_lora_slot_get(t->lora, layer, mod);
     if (!sl) return VKL_OK;
@@ -189,6 +195,9 @@ static vkl_status proj_back(vkl_train_dev *t, uint32_t layer, uint32_t mod, cons
                             vkl_tview dy, vkl_tview dx, bool accumulate, vkl_layer_acts *a, vkl_err *err) {
     if (vkl_op_matmul_t(t->vk, &t->cache, w->type, W(w), dy, dx, t->R, (uint32_t)w->rows, (uint32_t)w->cols,
                         accumulate, err))
+        return err->status;
+    const vkl_lora_bias_slot *tb = vkl_lora_bias_get(t->lora, layer, mod);
+    if (tb && vkl_op_bias_grad(t->vk, &t->cache, dy, TV(&t->ones), vkl_tv(&t->lg, tb->off * 4), tb->n, t->R, err))
         return err->status;
     const vkl_lora_slot *sl = vkl_lora_slot_get(t->lora, layer, mod);
     if (!sl) return VKL_OK;
@@ -370,7 +379,7 @@ vkl_status vkl_train_eval_batch(vkl_train_dev *t, const int32_t *tokens, const i
 
 vkl_status vkl_train_optimizer_step(vkl_train_dev *t, const vkl_config *c, int64_t step, double lr,
                                     double *grad_norm, vkl_err *err) {
-    vkl_adamw_hyper h = {
+    vkl_adamw_hyper h[2] = {{
         .lr = (float)lr,
         .beta1 = (float)c->adam_beta1,
         .beta2 = (float)c->adam_beta2,
@@ -379,14 +388,28 @@ vkl_status vkl_train_optimizer_step(vkl_train_dev *t, const vkl_config *c, int64
         .bc1 = (float)(1.0 - pow(c->adam_beta1, (double)step)),
         .bc2_sqrt = (float)sqrt(1.0 - pow(c->adam_beta2, (double)step)),
         .max_norm = (float)c->max_grad_norm,
-    };
-    uint64_t n = t->lora->n_params;
-    if (vkl_buffer_upload(t->vk, &t->hyper, 0, &h, sizeof(h), err)) return err->status;
+    }};
+    /* Biases train without weight decay, as HF's Trainer excludes them from decay. */
+    h[1] = h[0];
+    h[1].weight_decay = 0;
+    const uint64_t n = t->lora->n_params, nl = t->lora->n_lora;
+    if (vkl_buffer_upload(t->vk, &t->hyper, 0, &h[0], sizeof(h[0]), err) ||
+        vkl_buffer_upload(t->vk, &t->hyper, HYPER_STRIDE, &h[1], sizeof(h[1]), err))
+        return err->status;
     if (vkl_cmd_begin(t->vk, err)) return err->status;
+    /* the squared norm goes into both hyper-parameter blocks */
     vkl_status st = vkl_op_sumsq(t->vk, &t->cache, TV(&t->lg), n, &t->norm_scratch,
                                  vkl_tv(&t->hyper, VKL_ADAMW_SUMSQ_OFFSET), err);
+    if (!st && n > nl)
+        st = vkl_op_sumsq(t->vk, &t->cache, TV(&t->lg), n, &t->norm_scratch,
+                          vkl_tv(&t->hyper, HYPER_STRIDE + VKL_ADAMW_SUMSQ_OFFSET), err);
     if (!st)
-        st = vkl_op_adamw(t->vk, &t->cache, TV(&t->lp), TV(&t->lg), TV(&t->lm1), TV(&t->lm2), TV(&t->hyper), n, err);
+        st = vkl_op_adamw(t->vk, &t->cache, TV(&t->lp), TV(&t->lg), TV(&t->lm1), TV(&t->lm2), TV(&t->hyper), nl, err);
+    if (!st && n > nl) {
+        uint64_t o = nl * 4;
+        st = vkl_op_adamw(t->vk, &t->cache, vkl_tv(&t->lp, o), vkl_tv(&t->lg, o), vkl_tv(&t->lm1, o),
+                          vkl_tv(&t->lm2, o), vkl_tv(&t->hyper, HYPER_STRIDE), n - nl, err);
+    }
     vkl_err tmp = {0};
     vkl_status s2 = vkl_cmd_submit_wait(t->vk, st ? &tmp : err);
     if (st || s2) return st ? st : s2;

@@ -36,7 +36,8 @@ typedef struct vkl_train_dev {
     uint32_t logit_rows;
     /* LoRA vectors, n_params floats each, in vkl_lora's flat layout */
     vkl_buffer lp, lg, lm1, lm2;
-    vkl_buffer hyper;        /* vkl_adamw_hyper */
+    vkl_buffer hyper;        /* vkl_adamw_hyper of the A/B region, then (at +64) of the biases (no decay) */
+    vkl_buffer ones;         /* R floats of 1.0, for bias gradients */
     vkl_buffer norm_scratch; /* sumsq partials */
     /* inputs: tokens, pos, seg, targets, each R int32 at byte offsets 0, R*4, R*8, R*12 */
     vkl_buffer ids;

@@ -506,6 +506,82 @@ static int test_checkpointing_same_gradients(void) {
     return 0;
 }
 
+/* bias = all / lora_only on a Qwen2 model (the llama family's only biases are Qwen2's q/k/v): which biases train,
+ * their gradient against central differences of the device loss, and the adapter formats (PEFT keeps them,
+ * llama.cpp's GGUF cannot and is refused with a message). */
+static int test_bias_modes(void) {
+    vkl_vk *vk = t_vk();
+    T_ASSERT(vk, "no device");
+    char path[512], cmd[1024];
+    snprintf(path, sizeof(path), "%s/qwen2-bias.gguf", t_tmpdir());
+    snprintf(cmd, sizeof(cmd), "%s/vklora-mkmodel %s --arch qwen2 --dim 64 --ff 128 --layers 2 --heads 4 --kv-heads 2 "
+             "--seed 4 >/dev/null", VKL_BUILD_ROOT, path);
+    T_ASSERT(system(cmd) == 0, "mkmodel");
+    vkl_err err = {0};
+    vkl_model *m;
+    T_ASSERT(!vkl_model_load(path, &m, &err), "%s", err.msg);
+    T_ASSERT(!vkl_model_upload(m, vk, &err), "%s", err.msg);
+    vkl_lora *l;
+    T_ASSERT(!vkl_lora_create(m, VKL_TM_Q | VKL_TM_O, 4, 8, false, &l, &err), "%s", err.msg);
+    T_ASSERT(!vkl_lora_add_biases(l, m, VKL_BIAS_LORA_ONLY, &err), "%s", err.msg);
+    T_ASSERT(l->n_bias == 2 && vkl_lora_bias_get(l, 1, 0) && !vkl_lora_bias_get(l, 1, 1), "lora_only: q biases only");
+    vkl_lora_free(l);
+    T_ASSERT(!vkl_lora_create(m, VKL_TM_Q | VKL_TM_O, 4, 8, false, &l, &err), "%s", err.msg);
+    vkl_lora_init(l, 1);
+    T_ASSERT(!vkl_lora_add_biases(l, m, VKL_BIAS_ALL, &err), "%s", err.msg);
+    T_ASSERT(l->n_bias == 6, "all: q, k, v biases of 2 layers, got %u", l->n_bias);
+    const vkl_lora_bias_slot *bk = vkl_lora_bias_get(l, 1, 1);
+    T_ASSERT(!memcmp(l->params + bk->off, m->layers[1].bk.t->data, bk->n * 4), "biases start as the base's");
+    /* gradient of the k bias of layer 1 vs central differences */
+    const uint32_t B = 1, T = 16, V = m->hp.n_vocab;
+    int32_t tok[16], tgt[16], pos[16], seg[16] = {0};
+    for (uint32_t i = 0; i < T; i++) tok[i] = (int32_t)(t_rng_u32() % V), pos[i] = (int32_t)i;
+    for (uint32_t i = 0; i < T; i++) tgt[i] = i + 1 < T ? tok[i + 1] : -1;
+    vkl_train_dev *t;
+    T_ASSERT(!vkl_train_dev_create(vk, m, l, B, T, VKL_GRAD_CKPT_OFF, &t, &err), "%s", err.msg);
+    T_ASSERT(!vkl_train_dev_load_params(t, NULL, NULL, &err), "%s", err.msg);
+    double s0;
+    T_ASSERT(!vkl_train_micro_step(t, tok, pos, seg, tgt, 1.0f, &s0, &err), "%s", err.msg);
+    float *g = malloc(l->n_params * 4);
+    T_ASSERT(!vkl_train_dev_read(t, NULL, NULL, NULL, g, &err), "%s", err.msg);
+    double worst = 0;
+    for (uint32_t j = 0; j < 4; j++) {
+        uint64_t idx = bk->off + j * 5;
+        const float h = 1e-2f, orig = l->params[idx];
+        double lp, lm;
+        l->params[idx] = orig + h;
+        T_ASSERT(!vkl_train_dev_load_params(t, NULL, NULL, &err), "%s", err.msg);
+        T_ASSERT(!vkl_train_eval_batch(t, tok, pos, seg, tgt, &lp, &err), "%s", err.msg);
+        l->params[idx] = orig - h;
+        T_ASSERT(!vkl_train_dev_load_params(t, NULL, NULL, &err), "%s", err.msg);
+        T_ASSERT(!vkl_train_eval_batch(t, tok, pos, seg, tgt, &lm, &err), "%s", err.msg);
+        l->params[idx] = orig;
+        double fd = (lp - lm) / (2 * h);
+        /* fp32 losses of ~40 nats: their noise (~1e-5) over 2h gives ~5e-4 absolute; curvature adds O(h^2) */
+        double e = fabs(fd - g[idx]) / (fabs(fd) + 2e-3);
+        worst = fmax(worst, e);
+    }
+    T_ASSERT(worst < 0.05, "bias gradient vs central differences: rel err %.3g", worst);
+    /* formats */
+    char dir[600], gg[700];
+    snprintf(dir, sizeof(dir), "%s/bias-peft", t_tmpdir());
+    snprintf(gg, sizeof(gg), "%s/bias.gguf", t_tmpdir());
+    vkl_err_clear(&err);
+    T_ASSERT(vkl_adapter_save_gguf(l, m, gg, &err) == VKL_ERR_INPUT && strstr(err.msg, "biases"), "GGUF: %s", err.msg);
+    for (uint64_t i = bk->off; i < bk->off + bk->n; i++) l->params[i] += 0.25f; /* a trained-looking bias */
+    T_ASSERT(!vkl_adapter_save_peft(l, m, dir, &err), "%s", err.msg);
+    vkl_lora *back;
+    T_ASSERT(!vkl_adapter_load(dir, m, &back, &err), "%s", err.msg);
+    T_ASSERT(back->n_bias == 6 && back->n_params == l->n_params, "reloaded biases");
+    T_ASSERT(!memcmp(back->params + bk->off, l->params + bk->off, bk->n * 4), "bias values survive PEFT");
+    vkl_lora_free(back);
+    free(g);
+    vkl_train_dev_destroy(t);
+    vkl_lora_free(l);
+    vkl_model_free(m);
+    return 0;
+}
+
 static int test_train_cli(void) {
     char cfg[600], cmd[2048], *o = NULL, *e = NULL;
     snprintf(cfg, sizeof(cfg), "%s/cli-train.json", t_tmpdir());
@@ -536,6 +612,7 @@ const vkl_test_case vkl_tests_train[] = {
     {"train/checkpointing_modes_same_gradients", test_checkpointing_same_gradients},
     {"train/loss_falls_and_adapters_reload", test_train_loss_falls_and_reload},
     {"train/determinism_and_resume", test_train_determinism_and_resume},
+    {"train/bias_modes_qwen2", test_bias_modes},
     {"train/cli", test_train_cli},
     {NULL, NULL},
 };

@@ -37,5 +37,7 @@ static inline uint32_t vkl_adapter_hf_row_of_gguf_row(uint32_t g, uint32_t head_
 
 /* The PEFT tensor name of (layer, module, A or B) into buf. */
 void vkl_adapter_peft_name(uint32_t layer, uint32_t module, bool is_b, char *buf, size_t size);
+/* The PEFT name of a trained bias (base_model.model.model.layers.N.self_attn.q_proj.bias). */
+void vkl_adapter_peft_bias_name(uint32_t layer, uint32_t module, char *buf, size_t size);
 
 #endif

@@ -17,6 +17,12 @@ typedef struct vkl_lora_slot {
     uint64_t b_off;     /* element offset of B: out x r, row-major */
 } vkl_lora_slot;
 
+/* A trained copy of a base-model bias (PEFT's bias = "all" / "lora_only"): n floats at `off`, after every A and B. */
+typedef struct vkl_lora_bias_slot {
+    uint32_t layer, module, n;
+    uint64_t off;
+} vkl_lora_bias_slot;
+
 typedef struct vkl_lora {
     uint32_t r;
     double alpha;
@@ -30,6 +36,10 @@ typedef struct vkl_lora {
     uint32_t n_slots;
     vkl_lora_slot *slots;    /* ordered by layer, then module number */
     int32_t *slot_of;        /* [n_layer * VKL_TM_COUNT]: slot index, or -1 */
+    uint64_t n_lora;         /* floats of the A/B region [0, n_lora): weight decay applies there only */
+    uint32_t n_bias;         /* trained biases, in [n_lora, n_params) */
+    vkl_lora_bias_slot *bias_slots;
+    int32_t *bias_of;        /* [n_layer * VKL_TM_COUNT]: bias slot index, or -1 */
     uint64_t n_params;
     float *params;           /* host copy, n_params floats */
     char *base_model;        /* base_model_name_or_path for PEFT (general.name or the GGUF's file name) */
@@ -48,6 +58,11 @@ vkl_status vkl_lora_create(const vkl_model *m, uint32_t target_modules, uint32_t
 void vkl_lora_init(vkl_lora *l, uint64_t seed);
 /* The slot of (layer, module), or NULL when that projection carries no adapter (or the numbers are out of range). */
 const vkl_lora_slot *vkl_lora_slot_get(const vkl_lora *l, uint32_t layer, uint32_t module);
+/* Train the base model's biases as PEFT's `bias` does: "all" every bias (Qwen2's q/k/v), "lora_only" those of the
+ * projections that carry an adapter, "none" nothing. Each starts as a copy of the base bias (F32). */
+vkl_status vkl_lora_add_biases(vkl_lora *l, const vkl_model *m, vkl_lora_bias mode, vkl_err *err);
+/* The trained bias of (layer, module), or NULL. */
+const vkl_lora_bias_slot *vkl_lora_bias_get(const vkl_lora *l, uint32_t layer, uint32_t module);
 void vkl_lora_free(vkl_lora *l);
 
 /* Input and output features of projection `module` (bit number) in the base model: q: C -> H*D, k, v: C -> KVH*D,

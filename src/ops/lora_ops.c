@@ -53,3 +53,15 @@ vkl_status vkl_op_lora_backward(vkl_vk *vk, vkl_op_cache *c, const vkl_lora_slot
     }
     return VKL_OK;
 }
+
+vkl_status vkl_op_bias_grad(vkl_vk *vk, vkl_op_cache *c, vkl_tview dy, vkl_tview ones, vkl_tview db, uint32_t n,
+                            uint32_t R, vkl_err *err) {
+    uint32_t step = rows_per_call(vk, n, R);
+    for (uint32_t r0 = 0; r0 < R; r0 += step) {
+        uint32_t k = VKL_MIN(step, R - r0);
+        vkl_gemm_shape g = {.M = 1, .N = n, .K = k, .a_rs = k, .a_cs = 1, .b_rs = n, .b_cs = 1, .c_rs = n,
+                            .alpha = 1, .beta = 1};
+        if (vkl_op_gemm(vk, c, &g, ones, at(dy, (uint64_t)r0 * n * 4), db, err)) return err->status;
+    }
+    return VKL_OK;
+}

@@ -16,4 +16,9 @@ vkl_status vkl_op_lora_backward(vkl_vk *vk, vkl_op_cache *c, const vkl_lora_slot
                                 vkl_tview params, vkl_tview grads, vkl_tview x, vkl_tview xa, vkl_tview dy,
                                 vkl_tview dxa, vkl_tview dx, uint32_t R, vkl_err *err);
 
+/* db[n] += sum over the R rows of dy[row, n] (dy is R x n): the gradient of a trained bias. `ones` holds at least
+ * R floats equal to 1 (the reduction is a 1 x R by R x n product). */
+vkl_status vkl_op_bias_grad(vkl_vk *vk, vkl_op_cache *c, vkl_tview dy, vkl_tview ones, vkl_tview db, uint32_t n,
+                            uint32_t R, vkl_err *err);
+
 #endif
