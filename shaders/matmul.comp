@@ -20,9 +20,10 @@ layout(push_constant) uniform Push {
 
 #define FLAG_BIAS 1u
 #define FLAG_ACC 2u
-#define FLAG_X_VEC4 4u
+#define FLAG_X_VEC4 4u // x rows (and f32 weight rows) start on 16-byte boundaries
 
 layout(std430, binding = 0) readonly buffer A { uint data_a[]; };
+layout(std430, binding = 0) readonly buffer A4 { uvec4 data_a4[]; };
 // The same range seen two ways: vec4 loads when the rows are 16-byte aligned (one vector load per lane instead
 // of four scalar ones), floats otherwise (odd K, unaligned views).
 layout(std430, binding = 1) readonly buffer X { float data_x[]; };
@@ -41,6 +42,15 @@ vec4 load_x4(const bool xv4, uint off) {
     return vec4(data_x[off], data_x[off + 1u], data_x[off + 2u], data_x[off + 3u]);
 }
 
+// Four consecutive f32/f16/bf16 weights from element e. An f32 weight whose rows are 16-byte aligned (vec4
+// paths only) is read with one vector load: a computed-address load costs a per-lane loop on CPU devices.
+vec4 load_w4(const bool vec, uint e) {
+#if defined(DATA_A_F32)
+    if (vec) return uintBitsToFloat(data_a4[(A_BYTE_OFFSET >> 4) + (e >> 2)]);
+#endif
+    return dequant_codes4(e, 0u);
+}
+
 void store_y(uint m, uint n, float v) {
     if ((p.flags & FLAG_BIAS) != 0u) v += data_b[p.b_off + n];
     uint i = p.y_off + m * p.y_stride + n;
@@ -53,8 +63,8 @@ void store_y(uint m, uint n, float v) {
 // branches in the K loop) and skipped at the store. The quantized path accumulates code*x over a run of
 // DQ_DM_RUN elements that share one affine map, then applies it once: value = code*dm.x + dm.y, so
 // sum value*x = dm.x * sum code*x + dm.y * sum x.
-#define TM 4u // = VKL_MM_REGTILE_TM
-#define TN 4u // = VKL_MM_REGTILE_TN
+#define TM 8u // = VKL_MM_REGTILE_TM
+#define TN 8u // = VKL_MM_REGTILE_TN
 
 void kloop(const bool xv4, uint m0, uint n0, inout float acc[TM][TN]) {
     uint xb[TM];
@@ -68,7 +78,7 @@ void kloop(const bool xv4, uint m0, uint n0, inout float acc[TM][TN]) {
         vec4 xv[TM];
         [[unroll]] for (uint i = 0u; i < TM; i++) xv[i] = load_x4(xv4, xb[i] + k);
         [[unroll]] for (uint j = 0u; j < TN; j++) {
-            vec4 w = dequant_codes4(wb[j] + k, 0u);
+            vec4 w = load_w4(xv4, wb[j] + k);
             [[unroll]] for (uint i = 0u; i < TM; i++) acc[i][j] += dot(xv[i], w);
         }
     }

@@ -139,7 +139,7 @@ vkl_status vkl_lora_add_biases(vkl_lora *l, const vkl_model *m, vkl_lora_bias mo
             vkl_lora_bias_slot *s = &l->bias_slots[l->n_bias];
             *s = (vkl_lora_bias_slot){.layer = layer, .module = mod, .n = (uint32_t)b->cols, .off = l->n_params};
             l->params = vkl_realloc(l->params, (size_t)(l->n_params + s->n) * sizeof(float));
-            memcpy(l->params + s->off, b->t->data, (size_t)s->n * sizeof(float));
+            memcpy(l->params + s->off, b->data, (size_t)s->n * sizeof(float));
             l->n_params += s->n;
             l->bias_of[layer * VKL_TM_COUNT + mod] = (int32_t)l->n_bias++;
         }

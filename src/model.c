@@ -125,7 +125,7 @@ static vkl_status bind(vkl_model *m, vkl_weight *w, const char *name, uint64_t c
     if (!tr || !tr->supported)
         return vkl_err_set(err, VKL_ERR_INPUT,
                            "model: %s: tensor '%s' has type %s, which vklora cannot compute with (supported: f32 f16 "
-                           "bf16 q8_0 q4_0 q4_K q5_K q6_K; requantize with 'vklora quantize')",
+                           "bf16 q8_0 q4_0 q4_K q5_K q6_K; convert the model to one of them, e.g. with llama.cpp's llama-quantize)",
                            g->path, name, tr ? tr->name : "unknown");
     if (must_be_f32 && t->type != VKL_TYPE_F32)
         return vkl_err_set(err, VKL_ERR_INPUT, "model: %s: tensor '%s' must be f32 (norms and biases), got %s", g->path,
@@ -134,6 +134,7 @@ static vkl_status bind(vkl_model *m, vkl_weight *w, const char *name, uint64_t c
         return vkl_err_set(err, VKL_ERR_INPUT, "model: %s: tensor '%s': row length %llu is not a multiple of %s's "
                            "block size %u", g->path, name, (unsigned long long)cols, tr->name, tr->block_size);
     w->t = t;
+    w->data = t->data;
     w->type = t->type;
     w->rows = rows;
     w->cols = cols;
@@ -236,7 +237,7 @@ vkl_status vkl_model_upload(vkl_model *m, vkl_vk *vk, vkl_err *err) {
         w->buf = vkl_calloc(1, sizeof(vkl_buffer));
         /* +4: the shaders read whole 32-bit words, so a tensor whose size is not a multiple of 4 needs a tail */
         st = vkl_buffer_create(vk, w->bytes + 4, VKL_MEM_DEVICE, w->buf, err);
-        if (!st) st = vkl_buffer_upload(vk, w->buf, 0, w->t->data, w->bytes, err);
+        if (!st) st = vkl_buffer_upload(vk, w->buf, 0, w->data, w->bytes, err);
         if (!st) m->device_bytes += w->buf->size;
         if (st) {
             char msg[sizeof(err->msg)];
@@ -262,6 +263,14 @@ void vkl_model_free(vkl_model *m) {
                 free(ws[i]->buf);
                 ws[i]->buf = NULL;
             }
+        free(ws);
+    }
+    if (m->layers) {
+        int cap = 3 + 12 * (int)m->hp.n_layer;
+        vkl_weight **ws = vkl_calloc((size_t)cap, sizeof(*ws));
+        int n = all_weights(m, ws, cap);
+        /* a tied head shares tok_embd's bytes: all_weights lists them once */
+        for (int i = 0; i < n; i++) free(ws[i]->owned);
         free(ws);
     }
     free(m->layers);

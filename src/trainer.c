@@ -18,6 +18,7 @@
 #include "vklora/adapter.h"
 #include "vklora/data.h"
 #include "vklora/lora.h"
+#include "vklora/quantize.h"
 #include "vklora/safetensors.h"
 #include "vklora/tokenizer.h"
 
@@ -160,8 +161,11 @@ static vkl_status save_adapters(trainer *t, const char *dir, char *gguf_path, si
     char path[4400];
     snprintf(path, sizeof(path), "%s/adapter.gguf", dir);
     if (vkl_train_dev_read(t->dev, t->lora->params, NULL, NULL, NULL, err)) return err->status;
-    if (vkl_adapter_save_gguf(t->lora, t->m, path, err)) return err->status;
-    if (gguf_path) snprintf(gguf_path, gguf_cap, "%s", path);
+    /* llama.cpp's adapter format cannot carry trained biases: then only the PEFT files are written. */
+    if (!t->lora->n_bias) {
+        if (vkl_adapter_save_gguf(t->lora, t->m, path, err)) return err->status;
+        if (gguf_path) snprintf(gguf_path, gguf_cap, "%s", path);
+    }
     return vkl_adapter_save_peft(t->lora, t->m, dir, err);
 }
 
@@ -330,19 +334,19 @@ vkl_status vkl_trainer_run(const vkl_config *c, const vkl_trainer_opts *o, vkl_t
         return vkl_err_set(err, VKL_ERR_INPUT, "train: lora.lora_dropout > 0 is not supported yet (use 0)");
     if (c->loftq_bits)
         return vkl_err_set(err, VKL_ERR_INPUT, "train: lora.loftq_config is not supported yet (use null)");
-    if (c->quantization != VKL_QUANT_KEEP)
-        return vkl_err_set(err, VKL_ERR_INPUT,
-                           "train: model.quantization \"%s\" is not supported yet (use \"keep\")",
-                           vkl_quant_mode_names[c->quantization]);
     trainer tt = {.c = c, .o = o}, *t = &tt;
     t->log = o->quiet ? NULL : (o->json_log ? stderr : stdout);
     t->tty = t->log && isatty(fileno(t->log));
     vkl_status st;
     if ((st = vkl_model_load(c->model_path, &t->m, err))) goto done;
-    if (c->bias != VKL_BIAS_NONE && t->m->hp.arch != VKL_ARCH_LLAMA) {
-        st = vkl_err_set(err, VKL_ERR_INPUT, "train: lora.bias \"%s\" is not supported yet for %s (use \"none\")",
-                         vkl_lora_bias_names[c->bias], t->m->hp.arch_name);
-        goto done;
+    /* QLoRA: the frozen base is stored in the requested mix (llama.cpp's rules) before it goes to the device. */
+    if (c->quantization != VKL_QUANT_KEEP) {
+        if ((st = vkl_model_quantize(t->m, c->quantization, err))) goto done;
+        if (t->log) {
+            char types[256];
+            vkl_model_type_summary(t->m, types, sizeof(types));
+            fprintf(t->log, "quantization %s: %s\n", vkl_quant_mode_names[c->quantization], types);
+        }
     }
     if ((st = vkl_tokenizer_load(t->m->gguf, &t->tok, err))) goto done;
     if ((st = vkl_data_load(c, t->tok, vkl_gguf_get_str(t->m->gguf, "tokenizer.chat_template"), &t->train, &t->eval,
@@ -356,8 +360,8 @@ vkl_status vkl_trainer_run(const vkl_config *c, const vkl_trainer_opts *o, vkl_t
     if ((st = vkl_lora_create(t->m, c->target_modules, (uint32_t)c->r, c->lora_alpha, c->use_rslora, &t->lora, err)))
         goto done;
     t->lora->dropout = c->lora_dropout;
-    t->lora->bias = c->bias;
     vkl_lora_init(t->lora, (uint64_t)c->seed);
+    if ((st = vkl_lora_add_biases(t->lora, t->m, c->bias, err))) goto done;
     vkl_vk_options vo = {.device = c->device_name};
     char devidx[16];
     if (c->device_index >= 0) {
@@ -373,9 +377,12 @@ vkl_status vkl_trainer_run(const vkl_config *c, const vkl_trainer_opts *o, vkl_t
         fprintf(t->log, "data: %s: %u examples (%llu trainable tokens), template %s%s; eval: %u examples\n",
                 c->dataset_path, t->train->n, (unsigned long long)t->train->stats.n_trainable,
                 vkl_chat_template_names[t->train->tmpl], c->packing ? ", packed" : "", t->eval ? t->eval->n : 0);
-        fprintf(t->log, "lora: r %d, alpha %g, scale %g%s, %u adapters, %.3fM trainable parameters\n", c->r,
-                c->lora_alpha, t->lora->scale, c->use_rslora ? " (rsLoRA)" : "", t->lora->n_slots,
-                t->lora->n_params / 1e6);
+        fprintf(t->log, "lora: r %d, alpha %g, scale %g%s, %u adapters, %u trained biases, %.3fM trainable "
+                "parameters\n", c->r, c->lora_alpha, t->lora->scale, c->use_rslora ? " (rsLoRA)" : "",
+                t->lora->n_slots, t->lora->n_bias, t->lora->n_params / 1e6);
+        if (t->lora->n_bias)
+            fprintf(t->log, "note: bias=\"%s\" trains %u biases; llama.cpp adapters cannot hold them, so only the PEFT "
+                    "files are written (or merge with `vklora merge`)\n", vkl_lora_bias_names[c->bias], t->lora->n_bias);
         fprintf(t->log, "device memory plan for batch %u x %u tokens (weights %.1f MiB):\n", t->B, t->T,
                 t->m->device_bytes / 1048576.0);
         for (int g = 0; g < VKL_GRAD_CKPT_COUNT; g++)
@@ -527,9 +534,11 @@ vkl_status vkl_trainer_run(const vkl_config *c, const vkl_trainer_opts *o, vkl_t
         snprintf(res->adapter_peft_dir, sizeof(res->adapter_peft_dir), "%s", c->output_dir);
         if (t->eval && (st = evaluate(t, &res->eval_loss_after, err))) goto close;
         if (t->log && t->eval) fprintf(t->log, "eval loss after training: %.4f\n", res->eval_loss_after);
-        if (t->log)
+        if (t->log && res->adapter_gguf[0])
             fprintf(t->log, "adapter written: %s (llama.cpp) and %s/adapter_model.safetensors (PEFT)\n",
                     res->adapter_gguf, c->output_dir);
+        else if (t->log)
+            fprintf(t->log, "adapter written: %s/adapter_model.safetensors (PEFT)\n", c->output_dir);
     }
 close:
     fclose(metrics);

@@ -30,8 +30,10 @@ typedef struct vkl_hparams {
 
 /* One weight: where it is in the file and, once uploaded, on the device. */
 typedef struct vkl_weight {
-    const vkl_gguf_tensor *t; /* NULL when absent (optional tensors) */
-    uint32_t type;            /* ggml type */
+    const vkl_gguf_tensor *t; /* NULL when absent (optional tensors); name and shape as in the file */
+    const void *data;         /* the bytes in `type`: t->data (the mapping), or `owned` after quantize-on-load */
+    void *owned;              /* malloc'd bytes this weight owns (vkl_model_quantize), freed with the model */
+    uint32_t type;            /* ggml type (may differ from t->type after vkl_model_quantize) */
     uint64_t rows, cols;      /* ne[1], ne[0]: `rows` output features of `cols` inputs each */
     uint64_t bytes;
     struct vkl_buffer *buf;   /* device copy (NULL before upload); shared by tied weights */
@@ -62,7 +64,7 @@ typedef struct vkl_model {
 vkl_status vkl_model_load(const char *path, vkl_model **out, vkl_err *err);
 /* Read and validate the hyper-parameters only (used by `info` too). */
 vkl_status vkl_hparams_read(const vkl_gguf *g, vkl_hparams *hp, vkl_err *err);
-/* Copy every weight to the device in its GGUF type. */
+/* Copy every weight to the device in its type (w->data; see vkl_model_quantize in vklora/quantize.h). */
 vkl_status vkl_model_upload(vkl_model *m, struct vkl_vk *vk, vkl_err *err);
 void vkl_model_free(vkl_model *m);
 

@@ -36,6 +36,11 @@ int vkl_cmd_eval(int argc, char **argv);
 int vkl_cmd_generate(int argc, char **argv);
 int vkl_cmd_bench(int argc, char **argv);
 int vkl_cmd_train(int argc, char **argv);
+int vkl_cmd_quantize(int argc, char **argv);
+int vkl_cmd_merge(int argc, char **argv);
+/* Print a quantize/merge report: one line per tensor, or JSON (src/cli/quantize.c). */
+struct vkl_quant_report;
+void vkl_cli_print_quant_report(const struct vkl_quant_report *r, bool json, const char *out_path);
 
 /* Parse a non-negative integer option value (whole string, <= max); false with a usage message otherwise. */
 bool vkl_cli_parse_u32(const char *cmd, const char *opt, const char *val, uint32_t min, uint32_t max, uint32_t *out);

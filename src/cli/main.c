@@ -20,6 +20,8 @@ static const command commands[] = {
     {"eval", vkl_cmd_eval, "mean negative log-likelihood and perplexity of a text file"},
     {"generate", vkl_cmd_generate, "continue a prompt (greedy or sampled), streaming the text"},
     {"train", vkl_cmd_train, "fine-tune a LoRA adapter from a JSON config"},
+    {"quantize", vkl_cmd_quantize, "convert a GGUF to a llama-quantize mix (q4_k_m, q8_0, f16, ...)"},
+    {"merge", vkl_cmd_merge, "fold a LoRA adapter into its base model (optionally re-quantized)"},
     {"bench", vkl_cmd_bench, "forward tokens/s and peak device memory, as one JSON line"},
 };
 

@@ -10,7 +10,8 @@
 
 static const char *HELP =
     "usage: vklora train CONFIG.json [--set key=value ...] [--resume DIR] [--json]\n\n"
-    "Fine-tunes a LoRA adapter on the GGUF base named in the config (kept in its quantized types on the device) and\n"
+    "Fine-tunes a LoRA adapter on the GGUF base named in the config (kept in its GGUF types on the device, or quantized\n"
+    "on load with model.quantization) and\n"
     "writes into output_dir: adapter.gguf (llama.cpp --lora), adapter_model.safetensors + adapter_config.json (PEFT),\n"
     "checkpoint-STEP/ every save_steps, metrics.jsonl (one line per step) and config.json (the resolved config).\n"
     "See 'vklora config --help' or configs/README.md for every key.\n\n"

@@ -158,13 +158,13 @@ vkl_status vkl_op_matmul(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_tview 
     const vkl_pipeline *pipe;
     if ((st = vkl_op_cache_get(vk, c, &desc, &pipe, err))) return st;
 
-    /* Chunk sizes: W rows (Nc) and x rows (Mc) per dispatch. x binds from a 16-byte boundary so that its rows
-     * keep the vec4 alignment they have in the buffer; every other slack is one alignment step (+4 for the
-     * weight's rounding up to whole words). */
+    /* Chunk sizes: W rows (Nc) and x rows (Mc) per dispatch. x and W bind from 16-byte boundaries so that
+     * their rows keep the vec4 alignment they have in the buffer; every other slack is one alignment step (+4
+     * for the weight's rounding up to whole words). */
     bind_limits bl = get_limits(vk);
     uint64_t xalign = VKL_MAX(bl.align, 16);
     uint64_t fl = bl.limit > bl.align ? (bl.limit - bl.align) / 4 : 0; /* floats in a y or bias binding */
-    uint64_t nc = bl.limit > bl.align + 4 ? (bl.limit - bl.align - 4) / row_bytes : 0;
+    uint64_t nc = bl.limit > xalign + 4 ? (bl.limit - xalign - 4) / row_bytes : 0;
     nc = VKL_MIN(VKL_MIN(nc, fl), (uint64_t)N);
     uint64_t mc = bl.limit > xalign ? (bl.limit - xalign) / ((uint64_t)K * 4) : 0;
     if (nc) mc = VKL_MIN(mc, 1 + (fl - nc) / N);
@@ -184,14 +184,14 @@ vkl_status vkl_op_matmul(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_tview 
 
     bool own;
     if ((st = begin_if_needed(vk, &own, err))) return st;
-    bool xv4 = K % 4 == 0 && x.offset % 16 == 0;
+    bool xv4 = K % 4 == 0 && x.offset % 16 == 0 && (wtype != VKL_TYPE_F32 || w.offset % 16 == 0);
     for (uint64_t m0 = 0; m0 < M && !st; m0 += mc) {
         uint64_t mn = VKL_MIN(mc, M - m0);
         for (uint64_t n0 = 0; n0 < N && !st; n0 += nc) {
             uint64_t nn = VKL_MIN(nc, N - n0);
             uint64_t wr, xr, yr, br = 0;
             vkl_binding b[4];
-            b[0] = bind_at(w.buf, w.offset + n0 * row_bytes, 0, bl.align, &wr);
+            b[0] = bind_at(w.buf, w.offset + n0 * row_bytes, 0, xalign, &wr);
             b[0].range = (wr + nn * row_bytes + 3) / 4 * 4;
             b[1] = bind_at(x.buf, x.offset + m0 * K * 4, mn * K * 4, xalign, &xr);
             b[2] = bias.buf ? bind_at(bias.buf, bias.offset + n0 * 4, nn * 4, bl.align, &br) : b[1];

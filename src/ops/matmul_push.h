@@ -8,11 +8,11 @@
 /* Flags shared by the three shaders. */
 #define VKL_MM_BIAS 1u       /* add bias[n] (matmul) */
 #define VKL_MM_ACC 2u        /* y += ... instead of y = ... (matmul, matmul_t); for gemm: read C (beta != 0) */
-#define VKL_MM_X_VEC4 4u     /* the activation rows start at 16-byte boundaries: read them as vec4 */
+#define VKL_MM_X_VEC4 4u     /* x rows (and f32 weight rows) start at 16-byte boundaries: vec4 loads */
 
 /* Tile shapes compiled into the shaders (keep in sync with the #defines there). */
-#define VKL_MM_REGTILE_TM 4  /* x rows per invocation, matmul regtile */
-#define VKL_MM_REGTILE_TN 4  /* W rows per invocation, matmul regtile */
+#define VKL_MM_REGTILE_TM 8  /* x rows per invocation, matmul regtile */
+#define VKL_MM_REGTILE_TN 8  /* W rows per invocation, matmul regtile */
 #define VKL_MM_REGTILE_WG 64
 #define VKL_MM_TILED_BM 64   /* workgroup tile, matmul tiled: x rows */
 #define VKL_MM_TILED_BN 64   /* W rows */

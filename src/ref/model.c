@@ -7,8 +7,8 @@
 #include "ref/matmul.h"
 #include "ref/nn.h"
 
-static const void *wdata(const vkl_weight *w) { return w->t ? w->t->data : NULL; }
-static const float *fdata(const vkl_weight *w) { return w->t ? (const float *)w->t->data : NULL; }
+static const void *wdata(const vkl_weight *w) { return w->t ? w->data : NULL; }
+static const float *fdata(const vkl_weight *w) { return w->t ? (const float *)w->data : NULL; }
 
 bool vkl_ref_forward(const vkl_model *m, const int32_t *tokens, uint32_t T, const int32_t *targets, float *logits,
                      float *nll) {

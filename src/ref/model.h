@@ -5,8 +5,9 @@
 
 #include "vklora/model.h"
 
-/* One sequence of T tokens at positions 0..T-1, weights read from the mapped GGUF. logits (T x V) and nll (T,
- * targets < 0 give 0) are optional. False when a weight type has no reference decoder. */
+/* One sequence of T tokens at positions 0..T-1, weights read from w->data (the mapped GGUF, or the bytes of
+ * quantize-on-load). logits (T x V) and nll (T, targets < 0 give 0) are optional. False when a weight type has
+ * no reference decoder. */
 bool vkl_ref_forward(const vkl_model *m, const int32_t *tokens, uint32_t T, const int32_t *targets, float *logits,
                      float *nll);
 

@@ -1,0 +1,58 @@
+/* `vklora merge`: fold a LoRA adapter into its base model, W' = W + s·B·A, and write a plain GGUF that llama.cpp
+ * and vklora load without the adapter (stored in the base's types or re-quantized with a llama-quantize mix). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "vklora/quantize.h"
+
+static const char *HELP =
+    "usage: vklora merge --model M.gguf --adapter A --out OUT.gguf [--quantization Q] [--scale S] [--json]\n\n"
+    "Adds each adapted projection's update to the base weight, W' = dequant(W) + S * s * B·A (s = alpha / r, or\n"
+    "alpha / sqrt(r) for rsLoRA), and writes the model with every other tensor and all metadata copied.\n"
+    "  --model M         base GGUF (llama/qwen2)\n"
+    "  --adapter A       adapter.gguf (llama.cpp) or a PEFT directory / adapter_model.safetensors\n"
+    "  --out OUT.gguf    merged model, written atomically\n"
+    "  --quantization Q  keep (default: each tensor in its own type; quantized ones are requantized after the\n"
+    "                    merge), or a mix: q4_k_m q5_k_m q6_k q8_0 q4_0 f16 bf16 f32 (llama.cpp's rules, see\n"
+    "                    'vklora quantize --help'); f32 keeps the merge exact\n"
+    "  --scale S         multiply the adapter's scale by S (default 1; as eval --scale / llama.cpp --lora-scaled)\n"
+    "  --json            print the per-tensor report as JSON (as 'vklora quantize --json')\n";
+
+int vkl_cmd_merge(int argc, char **argv) {
+    const char *model = NULL, *adapter = NULL, *out = NULL, *quant = "keep";
+    float scale = 1.0f;
+    bool json = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (vkl_cli_is_help(a)) {
+            fputs(HELP, stdout);
+            return 0;
+        } else if (!strcmp(a, "--json")) {
+            json = true;
+            continue;
+        }
+        if (!v) return vkl_cli_usage("merge", "%s needs a value", a);
+        if (!strcmp(a, "--model")) model = v;
+        else if (!strcmp(a, "--adapter")) adapter = v;
+        else if (!strcmp(a, "--out")) out = v;
+        else if (!strcmp(a, "--quantization")) quant = v;
+        else if (!strcmp(a, "--scale")) {
+            if (!vkl_cli_parse_f32("merge", a, v, -100, 100, &scale)) return 2;
+        } else
+            return vkl_cli_usage("merge", "unknown option '%s'", a);
+        i++;
+    }
+    if (!model || !adapter || !out) return vkl_cli_usage("merge", "--model, --adapter and --out are required");
+    int mode = vkl_quant_mode_from_name(quant);
+    if (mode < 0)
+        return vkl_cli_usage("merge", "unknown --quantization '%s' (expected keep q4_k_m q5_k_m q6_k q8_0 q4_0 f16 "
+                             "bf16 f32)", quant);
+    vkl_err err = {0};
+    vkl_quant_report rep;
+    if (vkl_merge_file(model, adapter, out, (vkl_quant_mode)mode, scale, &rep, &err))
+        return vkl_cli_fail("merge", err.status, "%s", err.msg);
+    vkl_cli_print_quant_report(&rep, json, out);
+    vkl_quant_report_free(&rep);
+    return 0;
+}
