@@ -14,7 +14,18 @@ layout(push_constant) uniform Push {
     uint flags;
     float alpha, beta;
     uint pad0, pad1;
+#ifdef DROPOUT
+    // Mirrors the tail of vkl_gemm_drop_push: inverted dropout on one operand (1 = A, 2 = B, 3 = the new
+    // product before it is added to C); element (i, j) of that operand uses counter d_base + i*d_si + j*d_sj.
+    uint d_key, d_mode, d_base, d_si, d_sj;
+    float d_p, d_scale, d_pad;
+#endif
 } p;
+
+#ifdef DROPOUT
+#include "common/rng.glsl"
+float keep(uint i, uint j) { return rng_uniform(p.d_key, p.d_base + i * p.d_si + j * p.d_sj) >= p.d_p ? p.d_scale : 0.0; }
+#endif
 
 #define FLAG_ACC 2u
 
@@ -43,6 +54,10 @@ void main() {
         float a[TM], b[TN];
         [[unroll]] for (uint i = 0u; i < TM; i++) a[i] = data_a[ab[i] + ak];
         [[unroll]] for (uint j = 0u; j < TN; j++) b[j] = data_b[bb[j] + bk];
+#ifdef DROPOUT
+        if (p.d_mode == 1u) [[unroll]] for (uint i = 0u; i < TM; i++) a[i] *= keep(m0 + i, k);
+        if (p.d_mode == 2u) [[unroll]] for (uint j = 0u; j < TN; j++) b[j] *= keep(k, n0 + j);
+#endif
         [[unroll]] for (uint i = 0u; i < TM; i++)
             [[unroll]] for (uint j = 0u; j < TN; j++) acc[i][j] += a[i] * b[j];
         ak += p.a_cs;
@@ -54,6 +69,9 @@ void main() {
             if (m0 + i < p.M && n0 + j < p.N) {
                 uint ci = p.c_off + (m0 + i) * p.c_rs + n0 + j;
                 float v = p.alpha * acc[i][j];
+#ifdef DROPOUT
+                if (p.d_mode == 3u) v *= keep(m0 + i, n0 + j);
+#endif
                 // beta == 0 must not read C: it may hold garbage (NaN) that 0*NaN would propagate.
                 if ((p.flags & FLAG_ACC) != 0u) v += p.beta * data_c[ci];
                 data_c[ci] = v;

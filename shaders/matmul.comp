@@ -97,7 +97,8 @@ void kloop(const bool xv4, uint m0, uint n0, inout float acc[TM][TN]) {
             xs[i] = 0.0;
             [[unroll]] for (uint j = 0u; j < TN; j++) s[i][j] = 0.0;
         }
-        [[unroll]] for (uint u = 0u; u < DQ_DM_RUN; u += 4u) {
+        // Rolled: unrolling this too multiplies the code (and the driver's compile time) by up to 8.
+        [[dont_unroll]] for (uint u = 0u; u < DQ_DM_RUN; u += 4u) {
             vec4 xv[TM];
             [[unroll]] for (uint i = 0u; i < TM; i++) {
                 xv[i] = load_x4(xv4, xb[i] + kb + u);

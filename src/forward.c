@@ -125,7 +125,7 @@ static vkl_status proj(vkl_fwd *f, uint32_t layer, uint32_t mod, const vkl_weigh
     const vkl_lora_slot *sl = f->lora ? vkl_lora_slot_get(f->lora, layer, mod) : NULL;
     if (!sl) return VKL_OK;
     return vkl_op_lora_forward(f->vk, &f->cache, sl, f->lora->r, f->lora_scale, vkl_tv(&f->lp, 0), x,
-                               vkl_tv(&f->xa, 0), y, R, err);
+                               vkl_tv(&f->xa, 0), y, R, NULL, err);
 }
 
 /* Record the whole forward; the caller has uploaded ids/pos/targets and begun the command buffer. */

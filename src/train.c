@@ -5,6 +5,7 @@
 #include "train.h"
 
 #include "ops/lora_ops.h"
+#include "vklora/rng.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -175,6 +176,20 @@ vkl_status vkl_train_zero_grads(vkl_train_dev *t, vkl_err *err) {
 static vkl_tview TV(const vkl_buffer *b) { return vkl_tv(b, 0); }
 static vkl_tview W(const vkl_weight *w) { return w->t ? vkl_tv(w->buf, 0) : vkl_tv_none(); }
 
+void vkl_train_set_dropout(vkl_train_dev *t, float p, uint64_t seed, uint64_t stream) {
+    t->dropout_p = p;
+    t->dropout_seed = seed;
+    t->dropout_stream = stream;
+}
+
+/* The dropout of (layer, module) in this pass, or NULL (eval, or p = 0). */
+static const vkl_lora_dropout *dropout_of(const vkl_train_dev *t, uint32_t layer, uint32_t mod, vkl_lora_dropout *d) {
+    if (!t->train_pass || !(t->dropout_p > 0)) return NULL;
+    d->p = t->dropout_p;
+    d->key = vkl_rng_key(t->dropout_seed, (t->dropout_stream * t->m->hp.n_layer + layer) * 8 + mod);
+    return d;
+}
+
 /* y (=|+=) W·x (+bias) (+ LoRA of module `mod`, saving xa). */
 static vkl_status proj(vkl_train_dev *t, uint32_t layer, uint32_t mod, const vkl_weight *w, const vkl_weight *bias,
                        vkl_tview x, vkl_tview y, bool accumulate, vkl_layer_acts *a, vkl_err *err) {
@@ -186,8 +201,10 @@ static vkl_status proj(vkl_train_dev *t, uint32_t layer, uint32_t mod, const vkl
         return err->status;
     const vkl_lora_slot *sl = vkl_lora_slot_get(t->lora, layer, mod);
     if (!sl) return VKL_OK;
+    vkl_lora_dropout d;
     return vkl_op_lora_forward(t->vk, &t->cache, sl, t->lora->r, t->lora->scale, TV(&t->lp), x,
-                               vkl_tv(&a->xa, (uint64_t)mod * t->R * t->lora->r * 4), y, t->R, err);
+                               vkl_tv(&a->xa, (uint64_t)mod * t->R * t->lora->r * 4), y, t->R,
+                               dropout_of(t, layer, mod, &d), err);
 }
 
 /* dx (=|+=) dy·W (+ LoRA backward of module `mod`). */
@@ -201,9 +218,10 @@ static vkl_status proj_back(vkl_train_dev *t, uint32_t layer, uint32_t mod, cons
         return err->status;
     const vkl_lora_slot *sl = vkl_lora_slot_get(t->lora, layer, mod);
     if (!sl) return VKL_OK;
+    vkl_lora_dropout d;
     return vkl_op_lora_backward(t->vk, &t->cache, sl, t->lora->r, t->lora->scale, TV(&t->lp), TV(&t->lg), x,
                                 vkl_tv(&a->xa, (uint64_t)mod * t->R * t->lora->r * 4), dy, TV(&t->dxa), dx, t->R,
-                                err);
+                                dropout_of(t, layer, mod, &d), err);
 }
 
 static vkl_status copy(vkl_train_dev *t, const vkl_buffer *src, vkl_buffer *dst, uint64_t bytes) {
@@ -368,7 +386,10 @@ static vkl_status run(vkl_train_dev *t, bool backward, float grad_scale, double 
 vkl_status vkl_train_micro_step(vkl_train_dev *t, const int32_t *tokens, const int32_t *pos, const int32_t *seg,
                                 const int32_t *targets, float grad_scale, double *nll_sum, vkl_err *err) {
     if (upload_batch(t, tokens, pos, seg, targets, err)) return err->status;
-    return run(t, true, grad_scale, nll_sum, err);
+    t->train_pass = true;
+    vkl_status st = run(t, true, grad_scale, nll_sum, err);
+    t->train_pass = false;
+    return st;
 }
 
 vkl_status vkl_train_eval_batch(vkl_train_dev *t, const int32_t *tokens, const int32_t *pos, const int32_t *seg,

@@ -50,6 +50,11 @@ typedef struct vkl_train_dev {
     /* backward scratch */
     vkl_buffer dres, dxn, dq, dk, dv, dao, dg, du, h, dxa, logits, nll;
     uint64_t planned_bytes;
+    /* LoRA dropout: probability, seed, and the stream of the current micro-batch (set per micro-batch so that a
+     * step's masks are a pure function of seed, step, micro-batch, layer and module). Eval passes use none. */
+    float dropout_p;
+    uint64_t dropout_seed, dropout_stream;
+    bool train_pass; /* inside vkl_train_micro_step */
 } vkl_train_dev;
 
 /* Device bytes the training state needs for B x T tokens in a checkpointing mode (weights not included). */
@@ -74,6 +79,8 @@ vkl_status vkl_train_micro_step(vkl_train_dev *t, const int32_t *tokens, const i
 vkl_status vkl_train_eval_batch(vkl_train_dev *t, const int32_t *tokens, const int32_t *pos, const int32_t *seg,
                                 const int32_t *targets, double *nll_sum, vkl_err *err);
 vkl_status vkl_train_zero_grads(vkl_train_dev *t, vkl_err *err);
+/* Dropout on the LoRA inputs from now on (p = 0: off); `stream` names the micro-batch (e.g. step * 65536 + index). */
+void vkl_train_set_dropout(vkl_train_dev *t, float p, uint64_t seed, uint64_t stream);
 /* Clip by global norm and apply AdamW with step number `step` (1-based) and learning rate lr; returns the
  * pre-clip gradient norm. */
 vkl_status vkl_train_optimizer_step(vkl_train_dev *t, const vkl_config *c, int64_t step, double lr,

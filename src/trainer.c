@@ -330,8 +330,6 @@ vkl_status vkl_trainer_run(const vkl_config *c, const vkl_trainer_opts *o, vkl_t
     res->eval_loss_before = res->eval_loss_after = NAN;
     if (vkl_config_check_for_training(c, err)) return err->status;
     /* Knobs whose device path is not built yet are refused rather than silently ignored. */
-    if (c->lora_dropout > 0)
-        return vkl_err_set(err, VKL_ERR_INPUT, "train: lora.lora_dropout > 0 is not supported yet (use 0)");
     if (c->loftq_bits)
         return vkl_err_set(err, VKL_ERR_INPUT, "train: lora.loftq_config is not supported yet (use null)");
     trainer tt = {.c = c, .o = o}, *t = &tt;
@@ -470,6 +468,7 @@ vkl_status vkl_trainer_run(const vkl_config *c, const vkl_trainer_opts *o, vkl_t
         double nll = 0;
         for (uint32_t i = 0; i < n_mb && !st; i++) {
             double s;
+            vkl_train_set_dropout(t->dev, (float)c->lora_dropout, (uint64_t)c->seed, (uint64_t)step * 65536 + i);
             st = vkl_train_micro_step(t->dev, t->mbs[i].tokens, t->mbs[i].pos, t->mbs[i].seg, t->mbs[i].targets,
                                       scale, &s, err);
             nll += s;

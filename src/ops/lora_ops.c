@@ -9,9 +9,25 @@ static uint32_t rows_per_call(const vkl_vk *vk, uint64_t width, uint32_t R) {
 
 static vkl_tview at(vkl_tview v, uint64_t bytes) { return vkl_tv(v.buf, v.offset + bytes); }
 
+/* The mask of x's block starting at row r0, seen as operand `operand` of a GEMM whose (i, j) run along
+ * (rows, cols) of x when rows_first, else (cols, rows). */
+static vkl_gemm_dropout mask_of(const vkl_lora_dropout *d, uint32_t operand, uint32_t r0, uint32_t in) {
+    vkl_gemm_dropout g = {.operand = operand, .key = d->key, .p = d->p, .base = r0 * in, .si = in, .sj = 1};
+    return g;
+}
+
+static vkl_status check_dropout(const vkl_lora_dropout *d, uint32_t R, uint32_t in, vkl_err *err) {
+    if (d && d->p > 0 && (uint64_t)R * in >= (1ull << 32))
+        return vkl_err_set(err, VKL_ERR_INPUT, "lora: dropout counters need rows x in < 2^32 (%u x %u)", R, in);
+    return VKL_OK;
+}
+
 vkl_status vkl_op_lora_forward(vkl_vk *vk, vkl_op_cache *c, const vkl_lora_slot *sl, uint32_t r, float scale,
-                               vkl_tview params, vkl_tview x, vkl_tview xa, vkl_tview y, uint32_t R, vkl_err *err) {
+                               vkl_tview params, vkl_tview x, vkl_tview xa, vkl_tview y, uint32_t R,
+                               const vkl_lora_dropout *drop, vkl_err *err) {
     const uint32_t in = sl->in, out = sl->out;
+    if (check_dropout(drop, R, in, err)) return err->status;
+    const bool dp = drop && drop->p > 0;
     vkl_tview A = at(params, sl->a_off * 4), B = at(params, sl->b_off * 4);
     uint32_t step = rows_per_call(vk, VKL_MAX(in, out), R);
     for (uint32_t r0 = 0; r0 < R; r0 += step) {
@@ -21,7 +37,8 @@ vkl_status vkl_op_lora_forward(vkl_vk *vk, vkl_op_cache *c, const vkl_lora_slot 
         vkl_gemm_shape s2 = {.M = n, .N = out, .K = r, .a_rs = r, .a_cs = 1, .b_rs = 1, .b_cs = r, .c_rs = out,
                              .alpha = scale, .beta = 1};
         vkl_tview xr = at(x, (uint64_t)r0 * in * 4), xar = at(xa, (uint64_t)r0 * r * 4);
-        if (vkl_op_gemm(vk, c, &s1, xr, A, xar, err) ||
+        vkl_gemm_dropout m1 = dp ? mask_of(drop, 1, r0, in) : (vkl_gemm_dropout){0};
+        if (vkl_op_gemm_dropout(vk, c, &s1, dp ? &m1 : NULL, xr, A, xar, err) ||
             vkl_op_gemm(vk, c, &s2, xar, B, at(y, (uint64_t)r0 * out * 4), err))
             return err->status;
     }
@@ -30,8 +47,10 @@ vkl_status vkl_op_lora_forward(vkl_vk *vk, vkl_op_cache *c, const vkl_lora_slot 
 
 vkl_status vkl_op_lora_backward(vkl_vk *vk, vkl_op_cache *c, const vkl_lora_slot *sl, uint32_t r, float scale,
                                 vkl_tview params, vkl_tview grads, vkl_tview x, vkl_tview xa, vkl_tview dy,
-                                vkl_tview dxa, vkl_tview dx, uint32_t R, vkl_err *err) {
+                                vkl_tview dxa, vkl_tview dx, uint32_t R, const vkl_lora_dropout *drop, vkl_err *err) {
     const uint32_t in = sl->in, out = sl->out;
+    if (check_dropout(drop, R, in, err)) return err->status;
+    const bool dp = drop && drop->p > 0;
     vkl_tview A = at(params, sl->a_off * 4), B = at(params, sl->b_off * 4);
     vkl_tview dA = at(grads, sl->a_off * 4), dB = at(grads, sl->b_off * 4);
     uint32_t step = rows_per_call(vk, VKL_MAX(in, out), R);
@@ -47,8 +66,12 @@ vkl_status vkl_op_lora_backward(vkl_vk *vk, vkl_op_cache *c, const vkl_lora_slot
                              .alpha = 1, .beta = 1};
         vkl_gemm_shape gx = {.M = n, .N = in, .K = r, .a_rs = r, .a_cs = 1, .b_rs = in, .b_cs = 1, .c_rs = in,
                              .alpha = 1, .beta = 1};
+        /* xa already holds dropout(x)·A^T; dA needs dropout(x) again, dx the mask on its LoRA term */
+        vkl_gemm_dropout mA = dp ? mask_of(drop, 2, r0, in) : (vkl_gemm_dropout){0};
+        vkl_gemm_dropout mx = dp ? mask_of(drop, 3, r0, in) : (vkl_gemm_dropout){0};
         if (vkl_op_gemm(vk, c, &gB, dyr, xar, dB, err) || vkl_op_gemm(vk, c, &gxa, dyr, B, dxa, err) ||
-            vkl_op_gemm(vk, c, &gA, dxa, xr, dA, err) || vkl_op_gemm(vk, c, &gx, dxa, A, dxr, err))
+            vkl_op_gemm_dropout(vk, c, &gA, dp ? &mA : NULL, dxa, xr, dA, err) ||
+            vkl_op_gemm_dropout(vk, c, &gx, dp ? &mx : NULL, dxa, A, dxr, err))
             return err->status;
     }
     return VKL_OK;

@@ -1,6 +1,6 @@
 /* The LoRA branch of a projection as strided GEMMs over the flat parameter vector (layout in vklora/lora.h):
  * forward y += s·(x·A^T)·B^T and its backward into dA, dB and dx. Shared by inference (forward.c) and training
- * (train.c); operands larger than a binding are processed in row blocks. Dropout arrives with its knob. */
+ * (train.c); operands larger than a binding are processed in row blocks; dropout is fused into the GEMMs. */
 #ifndef VKLORA_OPS_LORA_H
 #define VKLORA_OPS_LORA_H
 
@@ -8,13 +8,21 @@
 #include "vklora/lora.h"
 
 /* xa = x·A^T (R x r, kept for the backward) and y += scale·xa·B^T; x is R x in, y is R x out. */
+/* LoRA dropout on the branch's input x: probability p (0 = off, and then free), mask stream `key` (the caller keys
+ * it by seed, step, micro-batch, layer and module); element (row, col) of x draws counter row * in + col. */
+typedef struct vkl_lora_dropout {
+    float p;
+    uint32_t key;
+} vkl_lora_dropout;
+
 vkl_status vkl_op_lora_forward(vkl_vk *vk, vkl_op_cache *c, const vkl_lora_slot *sl, uint32_t r, float scale,
-                               vkl_tview params, vkl_tview x, vkl_tview xa, vkl_tview y, uint32_t R, vkl_err *err);
+                               vkl_tview params, vkl_tview x, vkl_tview xa, vkl_tview y, uint32_t R,
+                               const vkl_lora_dropout *drop, vkl_err *err);
 /* Given dy (R x out) and the saved xa: dB += scale·dy^T·xa, dxa = scale·dy·B, dA += dxa^T·x, dx += dxa·A.
  * dxa is R x r scratch. */
 vkl_status vkl_op_lora_backward(vkl_vk *vk, vkl_op_cache *c, const vkl_lora_slot *sl, uint32_t r, float scale,
                                 vkl_tview params, vkl_tview grads, vkl_tview x, vkl_tview xa, vkl_tview dy,
-                                vkl_tview dxa, vkl_tview dx, uint32_t R, vkl_err *err);
+                                vkl_tview dxa, vkl_tview dx, uint32_t R, const vkl_lora_dropout *drop, vkl_err *err);
 
 /* db[n] += sum over the R rows of dy[row, n] (dy is R x n): the gradient of a trained bias. `ones` holds at least
  * R floats equal to 1 (the reduction is a 1 x R by R x n product). */

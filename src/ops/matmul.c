@@ -316,6 +316,11 @@ static bool shrink(uint64_t *di, uint64_t si, uint64_t *dj, uint64_t sj) {
 
 vkl_status vkl_op_gemm(vkl_vk *vk, vkl_op_cache *c, const vkl_gemm_shape *s, vkl_tview a, vkl_tview b, vkl_tview cm,
                        vkl_err *err) {
+    return vkl_op_gemm_dropout(vk, c, s, NULL, a, b, cm, err);
+}
+
+vkl_status vkl_op_gemm_dropout(vkl_vk *vk, vkl_op_cache *c, const vkl_gemm_shape *s, const vkl_gemm_dropout *d,
+                               vkl_tview a, vkl_tview b, vkl_tview cm, vkl_err *err) {
     static const char op[] = "gemm";
     if (s->M == 0 || s->N == 0) return VKL_OK;
     if (s->K == 0) return vkl_err_set(err, VKL_ERR_INPUT, "gemm: K must be at least 1");
@@ -329,11 +334,14 @@ vkl_status vkl_op_gemm(vkl_vk *vk, vkl_op_cache *c, const vkl_gemm_shape *s, vkl
         return st;
 
     uint32_t wg = VKL_GEMM_WG;
+    const bool drop = d && d->operand != 0 && d->p > 0;
+    if (drop && (d->operand > 3 || !(d->p < 1)))
+        return vkl_err_set(err, VKL_ERR_INPUT, "gemm: dropout operand %u / probability %g", d->operand, d->p);
     vkl_pipeline_desc desc = {
-        .shader = "gemm_f32",
+        .shader = drop ? "gemm_f32_drop" : "gemm_f32",
         .n_bindings = 3,
         .bindings = {VKL_BIND_STORAGE, VKL_BIND_STORAGE, VKL_BIND_STORAGE},
-        .push_size = sizeof(vkl_gemm_push),
+        .push_size = drop ? sizeof(vkl_gemm_drop_push) : sizeof(vkl_gemm_push),
         .n_spec = 1,
         .spec = {wg},
     };
@@ -392,7 +400,23 @@ vkl_status vkl_op_gemm(vkl_vk *vk, vkl_op_cache *c, const vkl_gemm_shape *s, vkl
                 };
                 uint32_t gx, gy;
                 grid_for(vk, ceil_div(mn, VKL_GEMM_TM) * ceil_div(nn, VKL_GEMM_TN), wg, &gx, &gy);
-                st = vkl_cmd_dispatch(vk, pipe, bd, 3, &pc, sizeof(pc), gx, gy, 1, err);
+                if (drop) {
+                    /* the chunk's first element of the dropped operand, in that operand's (i, j) */
+                    uint64_t i0 = d->operand == 2 ? k0 : m0, j0 = d->operand == 1 ? k0 : n0;
+                    vkl_gemm_drop_push dp = {
+                        .g = pc,
+                        .key = d->key,
+                        .mode = d->operand,
+                        .base = (uint32_t)(d->base + i0 * d->si + j0 * d->sj),
+                        .si = d->si,
+                        .sj = d->sj,
+                        .p = d->p,
+                        .scale = 1.0f / (1.0f - d->p),
+                    };
+                    st = vkl_cmd_dispatch(vk, pipe, bd, 3, &dp, sizeof(dp), gx, gy, 1, err);
+                } else {
+                    st = vkl_cmd_dispatch(vk, pipe, bd, 3, &pc, sizeof(pc), gx, gy, 1, err);
+                }
             }
         }
     }

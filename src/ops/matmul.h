@@ -27,4 +27,17 @@ typedef struct vkl_gemm_shape {
 vkl_status vkl_op_gemm(vkl_vk *vk, vkl_op_cache *c, const vkl_gemm_shape *s, vkl_tview a, vkl_tview b, vkl_tview cm,
                        vkl_err *err);
 
+/* Inverted dropout fused into the GEMM (LoRA's lora_dropout) on one operand: 1 = A, 2 = B, 3 = the product before
+ * it is added to C. Element (i, j) of that operand ((m, k) of A, (k, n) of B, (m, n) of C) is kept with probability
+ * 1 - p and scaled by 1 / (1 - p); its draw is counter base + i*si + j*sj of the Philox stream `key`
+ * (include/vklora/rng.h), so the backward regenerates the forward's mask without storing it. */
+typedef struct vkl_gemm_dropout {
+    uint32_t operand, key;
+    float p;
+    uint32_t base, si, sj;
+} vkl_gemm_dropout;
+/* vkl_op_gemm with dropout (d NULL or d->p == 0: exactly vkl_op_gemm, no extra cost). */
+vkl_status vkl_op_gemm_dropout(vkl_vk *vk, vkl_op_cache *c, const vkl_gemm_shape *s, const vkl_gemm_dropout *d,
+                               vkl_tview a, vkl_tview b, vkl_tview cm, vkl_err *err);
+
 #endif

@@ -61,4 +61,12 @@ typedef struct vkl_gemm_push {
 } vkl_gemm_push;
 _Static_assert(sizeof(vkl_gemm_push) == 64, "vkl_gemm_push must match Push in shaders/gemm_f32.comp");
 
+/* gemm_f32_drop (-DDROPOUT): the same block followed by the dropout fields. */
+typedef struct vkl_gemm_drop_push {
+    vkl_gemm_push g;
+    uint32_t key, mode, base, si, sj;
+    float p, scale, pad;
+} vkl_gemm_drop_push;
+_Static_assert(sizeof(vkl_gemm_drop_push) == 96, "vkl_gemm_drop_push must match Push in shaders/gemm_f32.comp");
+
 #endif
