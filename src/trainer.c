@@ -17,6 +17,7 @@
 #include "vk/vk.h"
 #include "vklora/adapter.h"
 #include "vklora/data.h"
+#include "vklora/loftq.h"
 #include "vklora/lora.h"
 #include "vklora/quantize.h"
 #include "vklora/safetensors.h"
@@ -321,6 +322,30 @@ static void trainer_free(trainer *t) {
     free(t->mbs);
 }
 
+/* LoftQ: each adapted weight becomes the quantized Q that LoftQ fitted A and B around (read from the file's full
+ * precision values, whatever model.quantization did to the other weights). */
+static vkl_status apply_loftq(trainer *t, vkl_err *err) {
+    vkl_loftq_result *res;
+    if (t->log)
+        fprintf(t->log, "loftq: %d bits, %d iteration(s) on %u projections\n", t->c->loftq_bits, t->c->loftq_iter,
+                t->lora->n_slots);
+    if (vkl_loftq_init_model(t->m, t->lora, t->c->loftq_bits, t->c->loftq_iter, t->log, &res, err)) return err->status;
+    for (uint32_t i = 0; i < res->n; i++) {
+        vkl_loftq_weight *q = &res->weights[i];
+        vkl_layer_weights *L = &t->m->layers[q->layer];
+        vkl_weight *ws[VKL_TM_COUNT] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        vkl_weight *w = ws[q->module];
+        free(w->owned);
+        w->owned = q->bytes;
+        w->data = q->bytes;
+        w->type = q->type;
+        w->bytes = q->size;
+        q->bytes = NULL; /* now the model's */
+    }
+    vkl_loftq_result_free(res);
+    return VKL_OK;
+}
+
 static const char *ckpt_name(vkl_grad_ckpt g) {
     return g == VKL_GRAD_CKPT_OFF ? "false" : g == VKL_GRAD_CKPT_ON ? "true" : "\"unsloth\"";
 }
@@ -330,8 +355,6 @@ vkl_status vkl_trainer_run(const vkl_config *c, const vkl_trainer_opts *o, vkl_t
     res->eval_loss_before = res->eval_loss_after = NAN;
     if (vkl_config_check_for_training(c, err)) return err->status;
     /* Knobs whose device path is not built yet are refused rather than silently ignored. */
-    if (c->loftq_bits)
-        return vkl_err_set(err, VKL_ERR_INPUT, "train: lora.loftq_config is not supported yet (use null)");
     trainer tt = {.c = c, .o = o}, *t = &tt;
     t->log = o->quiet ? NULL : (o->json_log ? stderr : stdout);
     t->tty = t->log && isatty(fileno(t->log));
@@ -360,6 +383,7 @@ vkl_status vkl_trainer_run(const vkl_config *c, const vkl_trainer_opts *o, vkl_t
     t->lora->dropout = c->lora_dropout;
     vkl_lora_init(t->lora, (uint64_t)c->seed);
     if ((st = vkl_lora_add_biases(t->lora, t->m, c->bias, err))) goto done;
+    if (c->loftq_bits && (st = apply_loftq(t, err))) goto done;
     vkl_vk_options vo = {.device = c->device_name};
     char devidx[16];
     if (c->device_index >= 0) {

@@ -12,7 +12,9 @@
 #include "vk/vk.h"
 #include "vklora/adapter.h"
 #include "vklora/data.h"
+#include "forward.h"
 #include "vklora/gguf.h"
+#include "vklora/loftq.h"
 #include "vklora/trainer.h"
 #include "vklora/lora.h"
 #include "vklora/model.h"
@@ -582,6 +584,79 @@ static int test_bias_modes(void) {
     return 0;
 }
 
+/* LoftQ end to end: the quantized weights plus the LoftQ adapter give logits closer to the full-precision model
+ * than the quantized weights alone (adapter scale 0), and `vklora train` with loftq_config runs. */
+static int test_loftq_end_to_end(void) {
+    vkl_vk *vk = t_vk();
+    T_ASSERT(vk, "no device");
+    char path[512], cmd[1024];
+    snprintf(path, sizeof(path), "%s/loftq-f32.gguf", t_tmpdir());
+    snprintf(cmd, sizeof(cmd), "%s/vklora-mkmodel %s --type f32 --dim 256 --ff 512 --layers 2 --heads 4 --kv-heads 2 "
+             "--seed 5 >/dev/null", VKL_BUILD_ROOT, path);
+    T_ASSERT(system(cmd) == 0, "mkmodel");
+    vkl_err err = {0};
+    vkl_model *fp, *q;
+    T_ASSERT(!vkl_model_load(path, &fp, &err) && !vkl_model_load(path, &q, &err), "%s", err.msg);
+    vkl_lora *l;
+    T_ASSERT(!vkl_lora_create(q, VKL_TM_ALL, 16, 16, false, &l, &err), "%s", err.msg);
+    vkl_loftq_result *res;
+    T_ASSERT(!vkl_loftq_init_model(q, l, 4, 2, NULL, &res, &err), "%s", err.msg);
+    for (uint32_t i = 0; i < res->n; i++) {
+        vkl_loftq_weight *w = &res->weights[i];
+        T_ASSERT(w->res_after < w->res_before, "slot %u: residual %g -> %g", i, w->res_before, w->res_after);
+        vkl_layer_weights *L = &q->layers[w->layer];
+        vkl_weight *ws[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        ws[w->module]->owned = w->bytes;
+        ws[w->module]->data = w->bytes;
+        ws[w->module]->type = w->type;
+        ws[w->module]->bytes = w->size;
+        w->bytes = NULL;
+    }
+    vkl_loftq_result_free(res);
+    T_ASSERT(!vkl_model_upload(fp, vk, &err) && !vkl_model_upload(q, vk, &err), "%s", err.msg);
+    const uint32_t T = 33, V = fp->hp.n_vocab;
+    int32_t tok[33];
+    for (uint32_t i = 0; i < T; i++) tok[i] = (int32_t)(t_rng_u32() % V);
+    float *ref = malloc(V * 4), *got = malloc(V * 4);
+    double dist[2];
+    vkl_fwd_dims d = {.max_seq = 1, .max_T = T, .n_ctx = T};
+    vkl_fwd *f;
+    T_ASSERT(!vkl_fwd_create(vk, fp, &d, &f, &err), "%s", err.msg);
+    T_ASSERT(!vkl_fwd_run(f, tok, 1, T, 0, NULL, NULL, ref, &err), "%s", err.msg);
+    vkl_fwd_destroy(f);
+    for (int k = 0; k < 2; k++) {
+        T_ASSERT(!vkl_fwd_create(vk, q, &d, &f, &err), "%s", err.msg);
+        T_ASSERT(!vkl_fwd_set_adapter(f, l, k ? 1.0f : 0.0f, &err), "%s", err.msg);
+        T_ASSERT(!vkl_fwd_run(f, tok, 1, T, 0, NULL, NULL, got, &err), "%s", err.msg);
+        double s2 = 0;
+        for (uint32_t i = 0; i < V; i++) s2 += ((double)got[i] - ref[i]) * ((double)got[i] - ref[i]);
+        dist[k] = sqrt(s2);
+        vkl_fwd_destroy(f);
+    }
+    T_ASSERT(dist[1] < 0.9 * dist[0], "LoftQ logits distance %.4g vs plain quantization %.4g", dist[1], dist[0]);
+    free(ref), free(got);
+    vkl_lora_free(l);
+    vkl_model_free(fp);
+    vkl_model_free(q);
+    /* the trainer path: loftq_config on the same base */
+    char out[600], ms[700];
+    snprintf(out, sizeof(out), "%s/loftq-run", t_tmpdir());
+    snprintf(ms, sizeof(ms), "model=%s", path);
+    const char *sets[] = {ms, "max_steps=2", "max_seq_length=32", "loftq_config={\"loftq_bits\":8,\"loftq_iter\":1}",
+                          "use_gradient_checkpointing=true"};
+    char cfgtxt[1024];
+    snprintf(cfgtxt, sizeof(cfgtxt), "{\"dataset\": \"%s\", \"output_dir\": \"%s\"}",
+             t_data_path("datasets/tinystories_sample.txt"), out);
+    vkl_config c;
+    T_ASSERT(!vkl_config_from_json_string(cfgtxt, "<test>", sets, 5, &c, &err), "%s", err.msg);
+    vkl_trainer_opts op = {.quiet = true};
+    vkl_trainer_result r;
+    T_ASSERT(!vkl_trainer_run(&c, &op, &r, &err), "%s", err.msg);
+    T_ASSERT(r.steps_done == 2 && isfinite(r.last_loss), "loftq training run");
+    vkl_config_free(&c);
+    return 0;
+}
+
 static int test_train_cli(void) {
     char cfg[600], cmd[2048], *o = NULL, *e = NULL;
     snprintf(cfg, sizeof(cfg), "%s/cli-train.json", t_tmpdir());
@@ -613,6 +688,7 @@ const vkl_test_case vkl_tests_train[] = {
     {"train/loss_falls_and_adapters_reload", test_train_loss_falls_and_reload},
     {"train/determinism_and_resume", test_train_determinism_and_resume},
     {"train/bias_modes_qwen2", test_bias_modes},
+    {"train/loftq_end_to_end", test_loftq_end_to_end},
     {"train/cli", test_train_cli},
     {NULL, NULL},
 };
