@@ -480,6 +480,10 @@ vkl_status vkl_trainer_run(const vkl_config *c, const vkl_trainer_opts *o, vkl_t
         if (t->log) fprintf(t->log, "eval loss before training: %.4f\n", res->eval_loss_before);
     }
     res->total_steps = t->total_steps;
+    res->batch_size = t->B;
+    res->seq_len = t->T;
+    res->n_train = t->train->n;
+    res->n_eval = t->eval ? t->eval->n : 0;
     double t_start = now_s(), tokens_done = 0;
     int64_t first_step = step;
     while (step < t->total_steps) {

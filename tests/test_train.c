@@ -657,6 +657,78 @@ static int test_loftq_end_to_end(void) {
     return 0;
 }
 
+/* Each knob of the parameter guide changes what happens: max_seq_length, seed, batch size, weight decay,
+ * warmup_ratio. */
+static double a_norm(const char *dir, const vkl_model *m) {
+    char p[700];
+    snprintf(p, sizeof(p), "%s/adapter.gguf", dir);
+    vkl_lora *l;
+    vkl_err err = {0};
+    if (vkl_adapter_load(p, m, &l, &err)) return -1;
+    double s = 0;
+    for (uint32_t i = 0; i < l->n_slots; i++)
+        for (uint64_t k = 0; k < (uint64_t)l->r * l->slots[i].in; k++) s += (double)l->params[l->slots[i].a_off + k] * l->params[l->slots[i].a_off + k];
+    vkl_lora_free(l);
+    return sqrt(s);
+}
+
+static int test_knobs(void) {
+    vkl_err err = {0};
+    vkl_trainer_result r1, r2;
+    char a[512], b[512];
+    snprintf(a, sizeof(a), "%s/knob-a", t_tmpdir());
+    snprintf(b, sizeof(b), "%s/knob-b", t_tmpdir());
+    /* max_seq_length: rows are cut to it (text windows of exactly that length) */
+    T_ASSERT(!train_run(a, 1, "max_seq_length=16", 0, NULL, &r1, &err), "%s", err.msg);
+    T_ASSERT(r1.seq_len == 16, "seq_len %u", r1.seq_len);
+    T_ASSERT(!train_run(b, 1, "max_seq_length=32", 0, NULL, &r2, &err), "%s", err.msg);
+    T_ASSERT(r2.seq_len == 32 && r1.n_train > r2.n_train, "windows: %u of 16 vs %u of 32", r1.n_train, r2.n_train);
+    /* per_device_train_batch_size: the micro-batch shape, and with epochs the number of steps */
+    T_ASSERT(!train_run(a, -1, "per_device_train_batch_size=1", 0, NULL, &r1, &err), "%s", err.msg);
+    T_ASSERT(!train_run(b, -1, "per_device_train_batch_size=4", 0, NULL, &r2, &err), "%s", err.msg);
+    T_ASSERT(r1.batch_size == 1 && r2.batch_size == 4, "batch shapes");
+    /* gradient_accumulation_steps is 2 in train_run: steps = ceil(ceil(n / B) / 2) */
+    T_ASSERT(r1.total_steps == ((int64_t)r1.n_train + 1) / 2 &&
+                 r2.total_steps == (((int64_t)r2.n_train + 3) / 4 + 1) / 2,
+             "steps per epoch %lld / %lld for %u examples", (long long)r1.total_steps, (long long)r2.total_steps,
+             r1.n_train);
+    /* seed: another seed, another adapter */
+    T_ASSERT(!train_run(a, 2, "seed=1", 0, NULL, &r1, &err), "%s", err.msg);
+    T_ASSERT(!train_run(b, 2, "random_state=2", 0, NULL, &r2, &err), "%s", err.msg);
+    char pa[700], pb[700];
+    snprintf(pa, sizeof(pa), "%s/adapter.gguf", a);
+    snprintf(pb, sizeof(pb), "%s/adapter.gguf", b);
+    T_ASSERT(!same_file(pa, pb), "different seeds gave the same adapter");
+    /* weight_decay shrinks A (decoupled: p *= 1 - lr*wd each step) */
+    vkl_model *m;
+    T_ASSERT(!vkl_model_load(t_data_path("models/stories260K.gguf"), &m, &err), "%s", err.msg);
+    T_ASSERT(!train_run(a, 4, "weight_decay=0", 0, NULL, &r1, &err), "%s", err.msg);
+    double n0 = a_norm(a, m);
+    T_ASSERT(!train_run(b, 4, "weight_decay=20", 0, NULL, &r2, &err), "%s", err.msg);
+    double n1 = a_norm(b, m);
+    vkl_model_free(m);
+    T_ASSERT(n0 > 0 && n1 > 0 && n1 < 0.97 * n0, "weight decay: |A| %.4f vs %.4f without", n1, n0);
+    /* warmup_ratio: the first steps ramp up linearly (HF: lr * step / warmup) */
+    T_ASSERT(!train_run(a, 8, "warmup_ratio=0.5", 0, NULL, &r1, &err), "%s", err.msg);
+    char path[700], line[4096];
+    snprintf(path, sizeof(path), "%s/metrics.jsonl", a);
+    FILE *f = fopen(path, "r");
+    T_ASSERT(f, "metrics");
+    double lr[8];
+    int n = 0;
+    while (n < 8 && fgets(line, sizeof(line), f)) {
+        cJSON *j = cJSON_Parse(line);
+        lr[n++] = cJSON_GetNumberValue(cJSON_GetObjectItem(j, "lr"));
+        cJSON_Delete(j);
+    }
+    fclose(f);
+    T_ASSERT(n == 8, "8 steps");
+    const double peak = 3e-3; /* train_run's learning_rate; warmup = ceil(0.5 * 8) = 4 */
+    for (int i = 0; i < 4; i++) T_ASSERT(fabs(lr[i] - peak * i / 4) < 1e-9, "warmup step %d lr %g", i, lr[i]);
+    T_ASSERT(fabs(lr[4] - peak) < 1e-9 && lr[7] < lr[4], "after warmup: %g then %g", lr[4], lr[7]);
+    return 0;
+}
+
 static int test_train_cli(void) {
     char cfg[600], cmd[2048], *o = NULL, *e = NULL;
     snprintf(cfg, sizeof(cfg), "%s/cli-train.json", t_tmpdir());
@@ -689,6 +761,7 @@ const vkl_test_case vkl_tests_train[] = {
     {"train/determinism_and_resume", test_train_determinism_and_resume},
     {"train/bias_modes_qwen2", test_bias_modes},
     {"train/loftq_end_to_end", test_loftq_end_to_end},
+    {"train/knobs_have_effect", test_knobs},
     {"train/cli", test_train_cli},
     {NULL, NULL},
 };

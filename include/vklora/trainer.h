@@ -17,6 +17,8 @@ typedef struct vkl_trainer_opts {
 } vkl_trainer_opts;
 
 typedef struct vkl_trainer_result {
+    uint32_t batch_size, seq_len; /* the micro-batch shape used: B sequences of T tokens */
+    uint32_t n_train, n_eval;     /* examples */
     int64_t steps_done;      /* optimizer steps completed in total (including before a resume) */
     int64_t total_steps;
     double first_loss, last_loss;
