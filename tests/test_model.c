@@ -185,6 +185,14 @@ static int test_bench_json(void) {
     T_ASSERT(cJSON_GetNumberValue(cJSON_GetObjectItem(j, "tokens_per_second")) > 0, "tokens/s");
     T_ASSERT(cJSON_GetNumberValue(cJSON_GetObjectItem(j, "peak_device_bytes")) > 0, "peak memory");
     cJSON_Delete(j);
+    snprintf(args, sizeof(args), "bench --model %s --train --ctx 32 --iters 1 --r 4 --json",
+             t_data_path("models/stories260K.gguf"));
+    j = run_json(args, &rc);
+    T_ASSERT(rc == 0 && j, "bench --train failed");
+    T_ASSERT(!strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(j, "bench")), "train"), "kind");
+    T_ASSERT(cJSON_GetNumberValue(cJSON_GetObjectItem(j, "tokens_per_second")) > 0, "tokens/s");
+    T_ASSERT(cJSON_GetNumberValue(cJSON_GetObjectItem(j, "training_state_bytes_planned")) > 0, "plan");
+    cJSON_Delete(j);
     return 0;
 }
 

@@ -6,16 +6,21 @@
 
 #include "cli/cli.h"
 #include "forward.h"
+#include "train.h"
+#include "vklora/lora.h"
 #include "vk/vk.h"
 
 static const char *HELP =
-    "usage: vklora bench --model M.gguf [--ctx N] [--batch B] [--iters I] [--device D] [--json]\n\n"
+    "usage: vklora bench --model M.gguf [--train] [--ctx N] [--batch B] [--iters I] [--r R] [--device D] [--json]\n\n"
     "Runs the forward pass (with the loss) on B sequences of N pseudo-random tokens, once to warm up (shader\n"
     "compilation happens at the first dispatch) and then I timed times; prints tokens/s (median), the device\n"
-    "memory plan and the peak device memory vklora allocated.\n\n"
+    "memory plan and the peak device memory vklora allocated. With --train it times whole training steps\n"
+    "instead: forward, backward and AdamW with rank-R LoRA adapters on all seven projections (no checkpointing).\n\n"
     "  --ctx N     tokens per sequence (default 256)\n"
     "  --batch B   sequences per forward (default 1)\n"
     "  --iters I   timed iterations (default 3)\n"
+    "  --train     time training steps (forward + backward + optimizer)\n"
+    "  --r R       LoRA rank for --train (default 16)\n"
     "  --json      one JSON object on one line\n";
 
 static double now_s(void) {
@@ -31,8 +36,8 @@ static int dcmp(const void *a, const void *b) {
 
 int vkl_cmd_bench(int argc, char **argv) {
     const char *model = NULL, *device = NULL;
-    uint32_t ctx = 256, batch = 1, iters = 3;
-    bool json = false;
+    uint32_t ctx = 256, batch = 1, iters = 3, rank = 16;
+    bool json = false, train = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (vkl_cli_is_help(a)) {
@@ -40,6 +45,9 @@ int vkl_cmd_bench(int argc, char **argv) {
             return 0;
         } else if (!strcmp(a, "--json")) {
             json = true;
+            continue;
+        } else if (!strcmp(a, "--train")) {
+            train = true;
             continue;
         }
         if (!v) return vkl_cli_usage("bench", "%s needs a value", a);
@@ -49,6 +57,8 @@ int vkl_cmd_bench(int argc, char **argv) {
             if (!vkl_cli_parse_u32("bench", a, v, 2, 1u << 20, &ctx)) return 2;
         } else if (!strcmp(a, "--batch")) {
             if (!vkl_cli_parse_u32("bench", a, v, 1, 4096, &batch)) return 2;
+        } else if (!strcmp(a, "--r")) {
+            if (!vkl_cli_parse_u32("bench", a, v, 1, 1024, &rank)) return 2;
         } else if (!strcmp(a, "--iters")) {
             if (!vkl_cli_parse_u32("bench", a, v, 1, 1000, &iters)) return 2;
         } else
@@ -71,18 +81,48 @@ int vkl_cmd_bench(int argc, char **argv) {
         tokens[i] = (int32_t)((st >> 33) % s.model->hp.n_vocab);
     }
     for (size_t i = 0; i < R; i++) targets[i] = (i + 1) % ctx ? tokens[i + 1] : -1;
-    vkl_fwd_dims dims = {.max_seq = batch, .max_T = ctx, .n_ctx = ctx};
-    if (vkl_fwd_create(s.vk, s.model, &dims, &f, &err)) goto fail;
-    if (vkl_fwd_run(f, tokens, batch, ctx, 0, targets, nll, NULL, &err)) goto fail; /* warm-up */
-    for (uint32_t it = 0; it < iters; it++) {
-        double t0 = now_s();
-        if (vkl_fwd_run(f, tokens, batch, ctx, 0, targets, nll, NULL, &err)) goto fail;
-        times[it] = now_s() - t0;
+    vkl_lora *lora = NULL;
+    vkl_train_dev *td = NULL;
+    uint64_t planned = 0;
+    if (train) {
+        vkl_config cfg;
+        vkl_config_defaults(&cfg);
+        int32_t *pos = vkl_malloc(R * 4), *seg = vkl_calloc(R, 4);
+        for (size_t i = 0; i < R; i++) pos[i] = (int32_t)(i % ctx);
+        vkl_status st = vkl_lora_create(s.model, VKL_TM_ALL, rank, rank, false, &lora, &err);
+        if (!st) {
+            vkl_lora_init(lora, 3407);
+            st = vkl_train_dev_create(s.vk, s.model, lora, batch, ctx, VKL_GRAD_CKPT_OFF, &td, &err);
+        }
+        if (!st) st = vkl_train_dev_load_params(td, NULL, NULL, &err);
+        for (uint32_t it = 0; it <= iters && !st; it++) { /* iteration 0 warms up */
+            double t0 = now_s(), nll_sum, gn;
+            st = vkl_train_zero_grads(td, &err);
+            if (!st) st = vkl_train_micro_step(td, tokens, pos, seg, targets, 1.0f / (float)R, &nll_sum, &err);
+            if (!st) st = vkl_train_optimizer_step(td, &cfg, it + 1, 1e-4, &gn, &err);
+            if (it) times[it - 1] = now_s() - t0;
+        }
+        if (td) planned = td->planned_bytes;
+        free(pos);
+        free(seg);
+        vkl_config_free(&cfg);
+        if (st) goto fail;
+    } else {
+        vkl_fwd_dims dims = {.max_seq = batch, .max_T = ctx, .n_ctx = ctx};
+        if (vkl_fwd_create(s.vk, s.model, &dims, &f, &err)) goto fail;
+        planned = f->planned_bytes;
+        if (vkl_fwd_run(f, tokens, batch, ctx, 0, targets, nll, NULL, &err)) goto fail; /* warm-up */
+        for (uint32_t it = 0; it < iters; it++) {
+            double t0 = now_s();
+            if (vkl_fwd_run(f, tokens, batch, ctx, 0, targets, nll, NULL, &err)) goto fail;
+            times[it] = now_s() - t0;
+        }
     }
     qsort(times, iters, sizeof(double), dcmp);
     double med = times[iters / 2], tps = (double)R / med;
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "bench", "forward");
+    cJSON_AddStringToObject(o, "bench", train ? "train" : "forward");
+    if (train) cJSON_AddNumberToObject(o, "lora_r", rank);
     cJSON_AddStringToObject(o, "model", model);
     cJSON_AddStringToObject(o, "architecture", s.model->hp.arch_name);
     cJSON_AddNumberToObject(o, "n_params", (double)s.model->n_params);
@@ -95,7 +135,7 @@ int vkl_cmd_bench(int argc, char **argv) {
     cJSON_AddNumberToObject(o, "seconds_median", med);
     cJSON_AddNumberToObject(o, "tokens_per_second", tps);
     cJSON_AddNumberToObject(o, "weights_bytes", (double)s.model->device_bytes);
-    cJSON_AddNumberToObject(o, "activations_bytes_planned", (double)f->planned_bytes);
+    cJSON_AddNumberToObject(o, train ? "training_state_bytes_planned" : "activations_bytes_planned", (double)planned);
     cJSON_AddNumberToObject(o, "peak_device_bytes", (double)s.vk->device_bytes_peak);
     if (json) {
         char *line = cJSON_PrintUnformatted(o);
@@ -104,11 +144,11 @@ int vkl_cmd_bench(int argc, char **argv) {
         cJSON_Delete(o);
     } else {
         cJSON_Delete(o);
-        printf("forward  %s on %s (%s)\n", model, s.vk->info.name, s.vk->info.type);
+        printf("%s  %s on %s (%s)\n", train ? "train  " : "forward", model, s.vk->info.name, s.vk->info.type);
         printf("shape    %u x %u tokens, %u iterations, median %.3f s\n", batch, ctx, iters, med);
         printf("speed    %.1f tokens/s\n", tps);
-        printf("memory   weights %.1f MiB, activations %.1f MiB planned, peak %.1f MiB\n",
-               s.model->device_bytes / 1048576.0, f->planned_bytes / 1048576.0,
+        printf("memory   weights %.1f MiB, %s %.1f MiB planned, peak %.1f MiB\n", s.model->device_bytes / 1048576.0,
+               train ? "training state" : "activations", planned / 1048576.0,
                s.vk->device_bytes_peak / 1048576.0);
     }
     goto done;
@@ -116,6 +156,8 @@ fail:
     rc = vkl_cli_fail("bench", err.status, "%s", err.msg);
 done:
     vkl_fwd_destroy(f);
+    vkl_train_dev_destroy(td);
+    vkl_lora_free(lora);
     free(tokens);
     free(targets);
     free(nll);
