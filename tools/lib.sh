@@ -5,7 +5,7 @@ VKL_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD_DIR=${BUILD_DIR:-$VKL_ROOT/build}
 
 VKL_BUILD_PACKAGES="gcc pkg-config python3 meson ninja-build libvulkan-dev libvulkan-volk-dev glslc glslang-tools
-spirv-tools libcjson-dev liblapacke-dev mesa-vulkan-drivers vulkan-tools"
+spirv-tools libcjson-dev liblapacke-dev liblapack-dev libblas-dev mesa-vulkan-drivers vulkan-tools"
 VKL_TEST_PACKAGES="vulkan-validationlayers python3-torch python3-numpy libopenblas0-pthread"
 
 vkl_install_packages() {
