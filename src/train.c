@@ -98,6 +98,14 @@ vkl_status vkl_train_dev_create(vkl_vk *vk, vkl_model *m, const vkl_lora *l, uin
     for (uint32_t i = 0; i < n_res; i++)
         if (mk(t, &t->res[i], d.R * d.C, err)) goto fail;
     if (ckpt == VKL_GRAD_CKPT_UNSLOTH) {
+        VkEventCreateInfo eci = {.sType = VK_STRUCTURE_TYPE_EVENT_CREATE_INFO};
+        for (int i = 0; i < 2; i++) {
+            VkResult r = vkCreateEvent(vk->device, &eci, NULL, &t->res_event[i]);
+            if (r != VK_SUCCESS) {
+                vkl_vk_check(vk, r, "vkCreateEvent", __FILE__, __LINE__, err);
+                goto fail;
+            }
+        }
         t->res_host = vkl_calloc(hp->n_layer + 1, sizeof(vkl_buffer));
         for (uint32_t i = 0; i <= hp->n_layer; i++)
             if (vkl_buffer_create(vk, d.R * d.C * 4, VKL_MEM_HOST, &t->res_host[i], err)) goto fail;
@@ -135,6 +143,8 @@ void vkl_train_dev_destroy(vkl_train_dev *t) {
     for (uint32_t i = 0; t->res && i <= t->m->hp.n_layer; i++) vkl_buffer_destroy(vk, &t->res[i]);
     for (uint32_t i = 0; t->res_host && i <= t->m->hp.n_layer; i++) vkl_buffer_destroy(vk, &t->res_host[i]);
     free(t->res_host);
+    for (int i = 0; i < 2; i++)
+        if (t->res_event[i]) vkDestroyEvent(vk->device, t->res_event[i], NULL);
     for (uint32_t i = 0; t->acts && i < t->n_acts; i++) {
         vkl_buffer *l[] = ACTS_LIST(&t->acts[i]);
         for (size_t j = 0; j < VKL_ARRAY_LEN(l); j++) vkl_buffer_destroy(vk, l[j]);
@@ -225,11 +235,21 @@ static vkl_status proj_back(vkl_train_dev *t, uint32_t layer, uint32_t mod, cons
 }
 
 static vkl_status copy(vkl_train_dev *t, const vkl_buffer *src, vkl_buffer *dst, uint64_t bytes) {
-    vkl_cmd_barrier(t->vk);
-    VkBufferCopy c = {.size = bytes};
-    vkCmdCopyBuffer(t->vk->cmd, src->buffer, dst->buffer, 1, &c);
-    t->vk->dispatched = true; /* the next dispatch waits for the copy */
+    vkl_cmd_copy(t->vk, src, 0, dst, 0, bytes);
     return VKL_OK;
+}
+
+/* Offload: copy ring slot `slot` to host buffer `dst` without making later compute wait for it. */
+static void offload(vkl_train_dev *t, uint32_t slot, vkl_buffer *dst, uint64_t bytes) {
+    vkl_cmd_copy_async(t->vk, &t->res[slot], 0, dst, 0, bytes, t->res_event[slot]);
+    t->res_event_set[slot] = true;
+}
+
+/* Before ring slot `slot` is overwritten: the copy out of it must be done. */
+static void settle(vkl_train_dev *t, uint32_t slot) {
+    if (!t->res_event_set[slot]) return;
+    vkl_cmd_wait_event(t->vk, t->res_event[slot]);
+    t->res_event_set[slot] = false;
 }
 
 enum { MQ = 0, MK = 1, MV = 2, MO = 3, MGATE = 4, MUP = 5, MDOWN = 6 };
@@ -341,10 +361,12 @@ static vkl_status run(vkl_train_dev *t, bool backward, float grad_scale, double 
     uint64_t res_bytes = (uint64_t)R * C * 4;
     /* With offloading, each layer input goes to host memory right after it is made (the copy is recorded in the
      * stream; the host never waits for it) and comes back before that layer's recompute. */
-    if (!st && t->res_host) st = copy(t, res_of(t, 0), &t->res_host[0], res_bytes);
+    if (!st && t->res_host) offload(t, 0, &t->res_host[0], res_bytes);
     for (uint32_t l = 0; l < L && !st; l++) {
+        /* layer l writes ring slot (l+1)%2, whose previous content (layer l-1's input) may still be copying */
+        if (t->res_host) settle(t, (l + 1) % 2);
         st = layer_forward(t, l, &t->acts[t->n_acts == L ? l : 0], err);
-        if (!st && t->res_host) st = copy(t, res_of(t, l + 1), &t->res_host[l + 1], res_bytes);
+        if (!st && t->res_host) offload(t, (l + 1) % 2, &t->res_host[l + 1], res_bytes);
     }
     if (!st)
         st = vkl_op_rmsnorm(vk, c, TV(res_of(t, L)), W(&m->output_norm), TV(&t->xnf), TV(&t->rstdf), R, C, hp->rms_eps,
@@ -366,10 +388,19 @@ static vkl_status run(vkl_train_dev *t, bool backward, float grad_scale, double 
                                  false, vkl_tv_none(), R, C, err);
         for (uint32_t l = L; l-- > 0 && !st;) {
             vkl_layer_acts *a = &t->acts[t->n_acts == L ? l : 0];
-            if (!st && t->res_host) st = copy(t, &t->res_host[l], res_of(t, l), res_bytes);
+            if (!st && t->res_host) {
+                settle(t, 0);
+                settle(t, 1);
+                st = copy(t, &t->res_host[l], res_of(t, l), res_bytes);
+            }
             if (!st && t->n_acts != L) st = layer_forward(t, l, a, err); /* recompute; rewrites res[l+1] identically */
             if (!st) st = layer_backward(t, l, a, err);
         }
+    }
+    /* leave no event set: the next submission reuses them */
+    if (t->res_host) {
+        settle(t, 0);
+        settle(t, 1);
     }
     vkl_err tmp = {0};
     vkl_status s2 = vkl_cmd_submit_wait(vk, st ? &tmp : err);

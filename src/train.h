@@ -44,6 +44,8 @@ typedef struct vkl_train_dev {
     vkl_buffer *res;         /* residual streams (R, C): res[l] is layer l's input; L+1 of them, or with
                                 "unsloth" a ring of 2 on the device ... */
     vkl_buffer *res_host;    /* ... and the L+1 layer inputs in host memory (NULL otherwise) */
+    VkEvent res_event[2];    /* signalled when the asynchronous copy out of ring slot i is done */
+    bool res_event_set[2];   /* recorded a copy whose event nobody waited for yet */
     vkl_layer_acts *acts;    /* L sets without checkpointing, 1 shared set with it */
     uint32_t n_acts;
     vkl_buffer xnf, rstdf;   /* final norm output (R, C) and (R) */

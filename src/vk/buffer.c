@@ -222,6 +222,7 @@ vkl_status vkl_buffer_fill(vkl_vk *vk, vkl_buffer *b, uint64_t offset, uint64_t 
     vkl_cmd_barrier(vk);
     vkCmdFillBuffer(vk->cmd, b->buffer, offset, n, value);
     vk->dispatched = true; /* the next dispatch must wait for the fill */
+    vk->transfer_pending = true;
     if (!was_recording) return vkl_cmd_submit_wait(vk, err);
     return VKL_OK;
 }

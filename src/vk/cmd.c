@@ -30,20 +30,60 @@ vkl_status vkl_cmd_begin(vkl_vk *vk, vkl_err *err) {
     if (vk->query_pool) vkCmdResetQueryPool(vk->cmd, vk->query_pool, 0, vk->query_count);
     vk->recording = true;
     vk->dispatched = false;
+    vk->transfer_pending = false;
     return VKL_OK;
 }
 
 void vkl_cmd_barrier(vkl_vk *vk) {
     assert(vk->recording);
+    /* Transfers are waited for only when one is pending: asynchronous copies stay out of the first scope and so
+     * overlap with the compute that follows them. */
+    VkPipelineStageFlags src = VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT;
+    VkAccessFlags src_access = VK_ACCESS_SHADER_WRITE_BIT;
+    if (vk->transfer_pending) {
+        src |= VK_PIPELINE_STAGE_TRANSFER_BIT;
+        src_access |= VK_ACCESS_TRANSFER_WRITE_BIT;
+    }
     VkMemoryBarrier mb = {
         .sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
-        .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT,
+        .srcAccessMask = src_access,
         .dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_READ_BIT |
                          VK_ACCESS_TRANSFER_WRITE_BIT,
     };
-    vkCmdPipelineBarrier(vk->cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
-                         VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT, 0, 1, &mb, 0, NULL, 0,
-                         NULL);
+    vkCmdPipelineBarrier(vk->cmd, src, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT, 0, 1,
+                         &mb, 0, NULL, 0, NULL);
+    vk->transfer_pending = false;
+}
+
+void vkl_cmd_copy(vkl_vk *vk, const vkl_buffer *src, uint64_t src_off, vkl_buffer *dst, uint64_t dst_off,
+                  uint64_t n) {
+    vkl_cmd_barrier(vk);
+    VkBufferCopy c = {.srcOffset = src_off, .dstOffset = dst_off, .size = n};
+    vkCmdCopyBuffer(vk->cmd, src->buffer, dst->buffer, 1, &c);
+    vk->dispatched = true;
+    vk->transfer_pending = true;
+}
+
+void vkl_cmd_copy_async(vkl_vk *vk, const vkl_buffer *src, uint64_t src_off, vkl_buffer *dst, uint64_t dst_off,
+                        uint64_t n, VkEvent ev) {
+    vkl_cmd_barrier(vk); /* the data to copy was made by the work before */
+    VkBufferCopy c = {.srcOffset = src_off, .dstOffset = dst_off, .size = n};
+    vkCmdCopyBuffer(vk->cmd, src->buffer, dst->buffer, 1, &c);
+    vkCmdSetEvent(vk->cmd, ev, VK_PIPELINE_STAGE_TRANSFER_BIT);
+    vk->dispatched = true; /* a barrier still precedes the next dispatch, but it leaves this copy out */
+}
+
+void vkl_cmd_wait_event(vkl_vk *vk, VkEvent ev) {
+    assert(vk->recording);
+    VkMemoryBarrier mb = {
+        .sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+        .srcAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT,
+        .dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_READ_BIT |
+                         VK_ACCESS_TRANSFER_WRITE_BIT,
+    };
+    vkCmdWaitEvents(vk->cmd, 1, &ev, VK_PIPELINE_STAGE_TRANSFER_BIT,
+                    VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT, 1, &mb, 0, NULL, 0, NULL);
+    vkCmdResetEvent(vk->cmd, ev, VK_PIPELINE_STAGE_TRANSFER_BIT);
 }
 
 vkl_status vkl_cmd_dispatch(vkl_vk *vk, const vkl_pipeline *p, const vkl_binding *bindings, uint32_t n_bindings,

@@ -80,6 +80,7 @@ typedef struct vkl_vk {
     struct vkl_texel_view *views;
     uint32_t n_views, cap_views;
     bool dispatched; /* a dispatch was recorded since vkl_cmd_begin: the next one needs a barrier */
+    bool transfer_pending; /* a copy/fill the next barrier must wait for (async copies are left out) */
 } vkl_vk;
 
 vkl_status vkl_vk_create(const vkl_vk_options *opt, vkl_vk **out, vkl_err *err);
@@ -169,6 +170,15 @@ vkl_status vkl_cmd_dispatch(vkl_vk *vk, const vkl_pipeline *p, const vkl_binding
                             const void *push, uint32_t push_size, uint32_t gx, uint32_t gy, uint32_t gz,
                             vkl_err *err);
 void vkl_cmd_barrier(vkl_vk *vk);
+/* Copy between buffers inside the command buffer; later dispatches wait for it. */
+void vkl_cmd_copy(vkl_vk *vk, const vkl_buffer *src, uint64_t src_off, vkl_buffer *dst, uint64_t dst_off,
+                  uint64_t n);
+/* A copy that later dispatches do NOT wait for, so it overlaps with them (activation offload): it waits for the
+ * work before it, then signals `ev`. Before anything overwrites `src` (or reads `dst`), call vkl_cmd_wait_event. */
+void vkl_cmd_copy_async(vkl_vk *vk, const vkl_buffer *src, uint64_t src_off, vkl_buffer *dst, uint64_t dst_off,
+                        uint64_t n, VkEvent ev);
+/* Wait for the copy that signalled `ev`, then reset it for reuse. */
+void vkl_cmd_wait_event(vkl_vk *vk, VkEvent ev);
 /* Write a timestamp (query index < vk->query_count) after all prior work. */
 void vkl_cmd_timestamp(vkl_vk *vk, uint32_t query);
 vkl_status vkl_cmd_submit_wait(vkl_vk *vk, vkl_err *err);
