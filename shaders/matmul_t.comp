@@ -27,8 +27,8 @@ layout(std430, binding = 2) buffer DX { float data_dx[]; };
 #define A_BYTE_OFFSET p.w_byte_off
 #include "common/quant.glsl"
 
-#define TM 4u // = VKL_MMT_TM
-#define TK 8u // = VKL_MMT_TK
+#define TM 8u // = VKL_MMT_TM
+#define TK 16u // = VKL_MMT_TK
 #define TK4 (TK / 4u)
 
 void store_dx(uint m, uint k, float v) {

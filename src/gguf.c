@@ -491,37 +491,13 @@ vkl_status vkl_gguf_open_memory(const void *buf, uint64_t size, const char *name
 
 vkl_status vkl_gguf_open(const char *path, vkl_gguf **out, vkl_err *err) {
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return vkl_err_set(err, errno == ENOENT || errno == EACCES || errno == ENOTDIR ? VKL_ERR_INPUT
-                                                                                       : VKL_ERR_RUNTIME,
-                           "gguf: %s: cannot open: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0) {
-        int e = errno;
-        close(fd);
-        return vkl_err_set(err, VKL_ERR_RUNTIME, "gguf: %s: cannot stat: %s", path, strerror(e));
-    }
-    if (!S_ISREG(sb.st_mode)) {
-        close(fd);
-        return vkl_err_set(err, VKL_ERR_INPUT, "gguf: %s: byte 0: not a regular file (expected a .gguf file)", path);
-    }
+    vkl_mapped_file mf;
+    if (vkl_map_file(path, "gguf", &mf, err)) return err->status;
     vkl_gguf *g = gguf_new(path);
     gguf_priv *pv = g->priv;
-    g->file_size = (uint64_t)sb.st_size;
-    if (g->file_size) { /* mmap rejects a zero length; parse() reports the empty file */
-        void *m = mmap(NULL, (size_t)g->file_size, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (m == MAP_FAILED) {
-            int e = errno;
-            close(fd);
-            vkl_gguf_close(g);
-            return vkl_err_set(err, VKL_ERR_RUNTIME, "gguf: %s: cannot map %" PRIu64 " bytes: %s", path,
-                               (uint64_t)sb.st_size, strerror(e));
-        }
-        g->map = m;
-        pv->mapped = true;
-    }
-    close(fd); /* the mapping keeps the file */
+    g->map = mf.data;
+    g->file_size = mf.size;
+    pv->mapped = mf.data != NULL;
     vkl_status st = parse(g, pv, err);
     if (st != VKL_OK) {
         vkl_gguf_close(g);

@@ -298,35 +298,17 @@ vkl_status vkl_safetensors_open_memory(const void *buf, uint64_t size, const cha
 
 vkl_status vkl_safetensors_open(const char *path, vkl_safetensors **out, vkl_err *err) {
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return vkl_err_set(err, errno == ENOENT ? VKL_ERR_INPUT : VKL_ERR_RUNTIME, "safetensors: %s: cannot open: %s",
-                           path, strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        close(fd);
-        return vkl_err_set(err, VKL_ERR_INPUT, "safetensors: %s: not a regular file", path);
-    }
-    uint64_t size = (uint64_t)sb.st_size;
-    void *map = NULL;
-    if (size > 0) {
-        map = mmap(NULL, (size_t)size, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (map == MAP_FAILED) {
-            int e = errno;
-            close(fd);
-            return vkl_err_set(err, VKL_ERR_RUNTIME, "safetensors: %s: mmap failed: %s", path, strerror(e));
-        }
-    }
-    close(fd);
+    vkl_mapped_file mf;
+    if (vkl_map_file(path, "safetensors", &mf, err)) return err->status;
     static const uint8_t empty[1];
     vkl_safetensors *st = vkl_calloc(1, sizeof(*st));
     st->path = vkl_strdup(path);
     st_priv *p = vkl_calloc(1, sizeof(*p));
-    p->mapped = map != NULL;
-    p->map_len = (size_t)size;
+    p->mapped = mf.data != NULL;
+    p->map_len = (size_t)mf.size;
     st->priv = p;
-    st->map = map ? map : empty;
-    st->file_size = size;
+    st->map = mf.data ? mf.data : empty;
+    st->file_size = mf.size;
     vkl_status rc = parse(st, err);
     if (rc) {
         vkl_safetensors_close(st);

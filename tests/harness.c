@@ -63,16 +63,17 @@ double t_max_rel_err(const float *a, const float *b, size_t n) {
     return maxdiff / maxref;
 }
 
-static char *slurp(const char *path) {
+char *t_read_file(const char *path, size_t *len) {
     FILE *f = fopen(path, "rb");
     if (!f) return NULL;
     fseek(f, 0, SEEK_END);
     long n = ftell(f);
     fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    size_t got = fread(buf, 1, (size_t)n, f);
+    char *buf = malloc((size_t)(n > 0 ? n : 0) + 1);
+    size_t got = n > 0 ? fread(buf, 1, (size_t)n, f) : 0;
     buf[got] = 0;
     fclose(f);
+    if (len) *len = got;
     return buf;
 }
 
@@ -82,8 +83,8 @@ int t_run(const char *cmd, char **out, char **err) {
     snprintf(e, sizeof(e), "%s/run.err", t_tmpdir());
     snprintf(full, sizeof(full), "%s >%s 2>%s </dev/null", cmd, o, e);
     int st = system(full);
-    if (out) *out = slurp(o);
-    if (err) *err = slurp(e);
+    if (out) *out = t_read_file(o, NULL);
+    if (err) *err = t_read_file(e, NULL);
     if (st == -1) return -1;
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }

@@ -42,6 +42,8 @@ uint32_t t_rng_u32(void);
 float t_rng_uniform(float lo, float hi);
 /* Max relative error: max|a-b| / max(max|b|, tiny). */
 double t_max_rel_err(const float *a, const float *b, size_t n);
+/* Whole file, NUL-terminated (malloc'd; NULL if unreadable); *len (optional) without the NUL. */
+char *t_read_file(const char *path, size_t *len);
 /* Run a shell command, capturing stdout and stderr (malloc'd, may be NULL) and the exit code. */
 int t_run(const char *cmd, char **out, char **err);
 

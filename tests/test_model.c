@@ -16,15 +16,8 @@
 #include "vklora/quant.h"
 
 static cJSON *load_expected(void) {
-    FILE *f = fopen(t_data_path("models/stories260K.expected.json"), "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    buf[fread(buf, 1, (size_t)n, f)] = 0;
-    fclose(f);
-    cJSON *j = cJSON_Parse(buf);
+    char *buf = t_read_file(t_data_path("models/stories260K.expected.json"), NULL);
+    cJSON *j = buf ? cJSON_Parse(buf) : NULL;
     free(buf);
     return j;
 }

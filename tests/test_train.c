@@ -20,27 +20,15 @@
 #include "vklora/model.h"
 
 static float *read_f32(const char *path, uint64_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long sz = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    float *d = malloc((size_t)sz);
-    *n = fread(d, 1, (size_t)sz, f) / 4;
-    fclose(f);
+    size_t len = 0;
+    float *d = (float *)t_read_file(path, &len);
+    *n = len / 4;
     return d;
 }
 
 static cJSON *read_json(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long sz = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *d = malloc((size_t)sz + 1);
-    d[fread(d, 1, (size_t)sz, f)] = 0;
-    fclose(f);
-    cJSON *j = cJSON_Parse(d);
+    char *d = t_read_file(path, NULL);
+    cJSON *j = d ? cJSON_Parse(d) : NULL;
     free(d);
     return j;
 }
@@ -284,22 +272,9 @@ static int test_torch_recompute(void) {
 
 /* ---- end-to-end runs of the trainer on stories260K ---- */
 
-static char *slurp_file(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long sz = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *d = malloc((size_t)sz + 1);
-    *n = fread(d, 1, (size_t)sz, f);
-    d[*n] = 0;
-    fclose(f);
-    return d;
-}
-
 static bool same_file(const char *a, const char *b) {
     size_t na = 0, nb = 0;
-    char *x = slurp_file(a, &na), *y = slurp_file(b, &nb);
+    char *x = t_read_file(a, &na), *y = t_read_file(b, &nb);
     bool same = x && y && na == nb && !memcmp(x, y, na);
     free(x);
     free(y);

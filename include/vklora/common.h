@@ -39,6 +39,15 @@ void *vkl_calloc(size_t n, size_t size);
 void *vkl_realloc(void *p, size_t n);
 char *vkl_strdup(const char *s);
 
+/* A whole file mapped read-only (regular files only; an empty file maps to size 0 and data NULL).
+ * `what` prefixes messages ("gguf", "safetensors"): a missing or unreadable file is VKL_ERR_INPUT. */
+typedef struct vkl_mapped_file {
+    const void *data;
+    uint64_t size;
+} vkl_mapped_file;
+vkl_status vkl_map_file(const char *path, const char *what, vkl_mapped_file *out, vkl_err *err);
+void vkl_unmap_file(vkl_mapped_file *f);
+
 /* Overflow-checked arithmetic for sizes computed from untrusted input. Return false on overflow. */
 static inline bool vkl_mul_u64(uint64_t a, uint64_t b, uint64_t *out) {
     return !__builtin_mul_overflow(a, b, out);

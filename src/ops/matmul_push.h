@@ -17,8 +17,8 @@
 #define VKL_MM_TILED_BM 64   /* workgroup tile, matmul tiled: x rows */
 #define VKL_MM_TILED_BN 64   /* W rows */
 #define VKL_MM_TILED_WG 128  /* the tiled shader's thread layout is built for exactly this many invocations */
-#define VKL_MMT_TM 4         /* dy rows per invocation, matmul_t */
-#define VKL_MMT_TK 8         /* consecutive k per invocation, matmul_t */
+#define VKL_MMT_TM 8         /* dy rows per invocation, matmul_t */
+#define VKL_MMT_TK 16        /* consecutive k per invocation, matmul_t */
 #define VKL_MMT_WG 64
 #define VKL_GEMM_TM 4
 #define VKL_GEMM_TN 4
