@@ -38,33 +38,14 @@ int vkl_cmd_bench(int argc, char **argv) {
     const char *model = NULL, *device = NULL;
     uint32_t ctx = 256, batch = 1, iters = 3, rank = 16;
     bool json = false, train = false;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (vkl_cli_is_help(a)) {
-            fputs(HELP, stdout);
-            return 0;
-        } else if (!strcmp(a, "--json")) {
-            json = true;
-            continue;
-        } else if (!strcmp(a, "--train")) {
-            train = true;
-            continue;
-        }
-        if (!v) return vkl_cli_usage("bench", "%s needs a value", a);
-        if (!strcmp(a, "--model")) model = v;
-        else if (!strcmp(a, "--device")) device = v;
-        else if (!strcmp(a, "--ctx")) {
-            if (!vkl_cli_parse_u32("bench", a, v, 2, 1u << 20, &ctx)) return 2;
-        } else if (!strcmp(a, "--batch")) {
-            if (!vkl_cli_parse_u32("bench", a, v, 1, 4096, &batch)) return 2;
-        } else if (!strcmp(a, "--r")) {
-            if (!vkl_cli_parse_u32("bench", a, v, 1, 1024, &rank)) return 2;
-        } else if (!strcmp(a, "--iters")) {
-            if (!vkl_cli_parse_u32("bench", a, v, 1, 1000, &iters)) return 2;
-        } else
-            return vkl_cli_usage("bench", "unknown option '%s'", a);
-        i++;
-    }
+    const vkl_cli_opt opts[] = {
+        {"--model", VKL_OPT_STR, &model, 0, 0},      {"--device", VKL_OPT_STR, &device, 0, 0},
+        {"--ctx", VKL_OPT_U32, &ctx, 2, 1u << 20},   {"--batch", VKL_OPT_U32, &batch, 1, 4096},
+        {"--r", VKL_OPT_U32, &rank, 1, 1024},        {"--iters", VKL_OPT_U32, &iters, 1, 1000},
+        {"--train", VKL_OPT_FLAG, &train, 0, 0},     {"--json", VKL_OPT_FLAG, &json, 0, 0},
+    };
+    int prc = vkl_cli_parse("bench", argc, argv, opts, VKL_ARRAY_LEN(opts), HELP);
+    if (prc >= 0) return prc;
     if (!model) return vkl_cli_usage("bench", "--model is required");
     vkl_err err = {0};
     vkl_session s;

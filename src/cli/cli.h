@@ -42,6 +42,18 @@ int vkl_cmd_merge(int argc, char **argv);
 struct vkl_quant_report;
 void vkl_cli_print_quant_report(const struct vkl_quant_report *r, bool json, const char *out_path);
 
+/* Options of a subcommand, parsed from a table: `--name value` (or `--name` alone for flags). */
+typedef enum { VKL_OPT_STR, VKL_OPT_U32, VKL_OPT_F32, VKL_OPT_FLAG } vkl_opt_kind;
+typedef struct vkl_cli_opt {
+    const char *name; /* "--model" */
+    vkl_opt_kind kind;
+    void *dst;        /* const char **, uint32_t *, float *, bool * */
+    double min, max;  /* range of numbers */
+} vkl_cli_opt;
+/* Parse argv[1..] (argv[0] is the command). Returns -1 when the command should run, else the exit code to return
+ * (0 after printing `help` for -h/--help, 2 after a usage message). */
+int vkl_cli_parse(const char *cmd, int argc, char **argv, const vkl_cli_opt *opts, size_t n_opts, const char *help);
+
 /* Parse a non-negative integer option value (whole string, <= max); false with a usage message otherwise. */
 bool vkl_cli_parse_u32(const char *cmd, const char *opt, const char *val, uint32_t min, uint32_t max, uint32_t *out);
 bool vkl_cli_parse_f32(const char *cmd, const char *opt, const char *val, float min, float max, float *out);

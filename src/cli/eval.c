@@ -35,33 +35,15 @@ int vkl_cmd_eval(int argc, char **argv) {
     uint32_t ctx = 0, max_windows = UINT32_MAX, batch = 1;
     float scale = 1.0f;
     bool json = false;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (vkl_cli_is_help(a)) {
-            fputs(HELP, stdout);
-            return 0;
-        } else if (!strcmp(a, "--json")) {
-            json = true;
-            continue;
-        }
-        if (!v) return vkl_cli_usage("eval", "%s needs a value", a);
-        if (!strcmp(a, "--model")) model = v;
-        else if (!strcmp(a, "--text")) text = v;
-        else if (!strcmp(a, "--device")) device = v;
-        else if (!strcmp(a, "--adapter")) adapter = v;
-        else if (!strcmp(a, "--scale")) {
-            if (!vkl_cli_parse_f32("eval", a, v, -100, 100, &scale)) return 2;
-        }
-        else if (!strcmp(a, "--ctx")) {
-            if (!vkl_cli_parse_u32("eval", a, v, 2, 1u << 20, &ctx)) return 2;
-        } else if (!strcmp(a, "--max-windows")) {
-            if (!vkl_cli_parse_u32("eval", a, v, 1, UINT32_MAX, &max_windows)) return 2;
-        } else if (!strcmp(a, "--batch")) {
-            if (!vkl_cli_parse_u32("eval", a, v, 1, 4096, &batch)) return 2;
-        } else
-            return vkl_cli_usage("eval", "unknown option '%s'", a);
-        i++;
-    }
+    const vkl_cli_opt opts[] = {
+        {"--model", VKL_OPT_STR, &model, 0, 0},         {"--text", VKL_OPT_STR, &text, 0, 0},
+        {"--device", VKL_OPT_STR, &device, 0, 0},       {"--adapter", VKL_OPT_STR, &adapter, 0, 0},
+        {"--scale", VKL_OPT_F32, &scale, -100, 100},    {"--ctx", VKL_OPT_U32, &ctx, 2, 1u << 20},
+        {"--max-windows", VKL_OPT_U32, &max_windows, 1, UINT32_MAX},
+        {"--batch", VKL_OPT_U32, &batch, 1, 4096},      {"--json", VKL_OPT_FLAG, &json, 0, 0},
+    };
+    int prc = vkl_cli_parse("eval", argc, argv, opts, VKL_ARRAY_LEN(opts), HELP);
+    if (prc >= 0) return prc;
     if (!model || !text) return vkl_cli_usage("eval", "--model and --text are required");
     vkl_err err = {0};
     char *data;

@@ -91,37 +91,16 @@ int vkl_cmd_generate(int argc, char **argv) {
     uint32_t max_tokens = 128, top_k = 40, seed = 3407;
     float temp = 0.8f, top_p = 0.95f;
     bool json = false;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (vkl_cli_is_help(a)) {
-            fputs(HELP, stdout);
-            return 0;
-        } else if (!strcmp(a, "--json")) {
-            json = true;
-            continue;
-        }
-        if (!v) return vkl_cli_usage("generate", "%s needs a value", a);
-        if (!strcmp(a, "--model")) model = v;
-        else if (!strcmp(a, "--prompt")) prompt = v;
-        else if (!strcmp(a, "--device")) device = v;
-        else if (!strcmp(a, "--adapter")) adapter = v;
-        else if (!strcmp(a, "--scale")) {
-            if (!vkl_cli_parse_f32("generate", a, v, -100, 100, &scale)) return 2;
-        }
-        else if (!strcmp(a, "--max-tokens")) {
-            if (!vkl_cli_parse_u32("generate", a, v, 0, 1u << 20, &max_tokens)) return 2;
-        } else if (!strcmp(a, "--top-k")) {
-            if (!vkl_cli_parse_u32("generate", a, v, 0, 1u << 24, &top_k)) return 2;
-        } else if (!strcmp(a, "--seed")) {
-            if (!vkl_cli_parse_u32("generate", a, v, 0, UINT32_MAX, &seed)) return 2;
-        } else if (!strcmp(a, "--temperature")) {
-            if (!vkl_cli_parse_f32("generate", a, v, 0, 100, &temp)) return 2;
-        } else if (!strcmp(a, "--top-p")) {
-            if (!vkl_cli_parse_f32("generate", a, v, 0, 1, &top_p)) return 2;
-        } else
-            return vkl_cli_usage("generate", "unknown option '%s'", a);
-        i++;
-    }
+    const vkl_cli_opt opts[] = {
+        {"--model", VKL_OPT_STR, &model, 0, 0},           {"--prompt", VKL_OPT_STR, &prompt, 0, 0},
+        {"--device", VKL_OPT_STR, &device, 0, 0},         {"--adapter", VKL_OPT_STR, &adapter, 0, 0},
+        {"--scale", VKL_OPT_F32, &scale, -100, 100},      {"--max-tokens", VKL_OPT_U32, &max_tokens, 0, 1u << 20},
+        {"--top-k", VKL_OPT_U32, &top_k, 0, 1u << 24},    {"--seed", VKL_OPT_U32, &seed, 0, UINT32_MAX},
+        {"--temperature", VKL_OPT_F32, &temp, 0, 100},    {"--top-p", VKL_OPT_F32, &top_p, 0, 1},
+        {"--json", VKL_OPT_FLAG, &json, 0, 0},
+    };
+    int prc = vkl_cli_parse("generate", argc, argv, opts, VKL_ARRAY_LEN(opts), HELP);
+    if (prc >= 0) return prc;
     if (!model || !prompt) return vkl_cli_usage("generate", "--model and --prompt are required");
     vkl_err err = {0};
     vkl_session s;

@@ -23,26 +23,13 @@ int vkl_cmd_merge(int argc, char **argv) {
     const char *model = NULL, *adapter = NULL, *out = NULL, *quant = "keep";
     float scale = 1.0f;
     bool json = false;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (vkl_cli_is_help(a)) {
-            fputs(HELP, stdout);
-            return 0;
-        } else if (!strcmp(a, "--json")) {
-            json = true;
-            continue;
-        }
-        if (!v) return vkl_cli_usage("merge", "%s needs a value", a);
-        if (!strcmp(a, "--model")) model = v;
-        else if (!strcmp(a, "--adapter")) adapter = v;
-        else if (!strcmp(a, "--out")) out = v;
-        else if (!strcmp(a, "--quantization")) quant = v;
-        else if (!strcmp(a, "--scale")) {
-            if (!vkl_cli_parse_f32("merge", a, v, -100, 100, &scale)) return 2;
-        } else
-            return vkl_cli_usage("merge", "unknown option '%s'", a);
-        i++;
-    }
+    const vkl_cli_opt opts[] = {
+        {"--model", VKL_OPT_STR, &model, 0, 0},     {"--adapter", VKL_OPT_STR, &adapter, 0, 0},
+        {"--out", VKL_OPT_STR, &out, 0, 0},         {"--quantization", VKL_OPT_STR, &quant, 0, 0},
+        {"--scale", VKL_OPT_F32, &scale, -100, 100}, {"--json", VKL_OPT_FLAG, &json, 0, 0},
+    };
+    int prc = vkl_cli_parse("merge", argc, argv, opts, VKL_ARRAY_LEN(opts), HELP);
+    if (prc >= 0) return prc;
     if (!model || !adapter || !out) return vkl_cli_usage("merge", "--model, --adapter and --out are required");
     int mode = vkl_quant_mode_from_name(quant);
     if (mode < 0)

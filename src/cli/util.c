@@ -32,6 +32,37 @@ bool vkl_cli_parse_f32(const char *cmd, const char *opt, const char *val, float 
     return true;
 }
 
+int vkl_cli_parse(const char *cmd, int argc, char **argv, const vkl_cli_opt *opts, size_t n_opts, const char *help) {
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (vkl_cli_is_help(a)) {
+            fputs(help, stdout);
+            return 0;
+        }
+        const vkl_cli_opt *o = NULL;
+        for (size_t k = 0; k < n_opts && !o; k++)
+            if (!strcmp(a, opts[k].name)) o = &opts[k];
+        if (!o) return vkl_cli_usage(cmd, "unknown option '%s'", a);
+        if (o->kind == VKL_OPT_FLAG) {
+            *(bool *)o->dst = true;
+            continue;
+        }
+        if (i + 1 >= argc) return vkl_cli_usage(cmd, "%s needs a value", a);
+        const char *v = argv[++i];
+        switch (o->kind) {
+        case VKL_OPT_STR: *(const char **)o->dst = v; break;
+        case VKL_OPT_U32:
+            if (!vkl_cli_parse_u32(cmd, a, v, (uint32_t)o->min, (uint32_t)o->max, o->dst)) return VKL_ERR_INPUT;
+            break;
+        case VKL_OPT_F32:
+            if (!vkl_cli_parse_f32(cmd, a, v, (float)o->min, (float)o->max, o->dst)) return VKL_ERR_INPUT;
+            break;
+        default: break;
+        }
+    }
+    return -1;
+}
+
 vkl_status vkl_read_file(const char *path, char **data, size_t *len, vkl_err *err) {
     *data = NULL;
     *len = 0;
