@@ -720,6 +720,28 @@ static int test_train_cli(void) {
     cJSON_Delete(j);
     T_ASSERT(e && strstr(e, "step 2/2") && strstr(e, "use_gradient_checkpointing"), "progress on stderr: %s", e);
     free(o), free(e);
+    /* Ctrl-C: a checkpoint at the current step, exit 130 (the wait loop is bounded by timeout) */
+    snprintf(cmd, sizeof(cmd),
+             "cd %s && (timeout 300 %s train %s --set max_steps=400 --set save_steps=0 --set output_dir=%s/sigint "
+             ">sig.log 2>&1 & pid=$!; n=0; while ! grep -q 'step 2/' sig.log && [ $n -lt 600 ]; do sleep 0.1; "
+             "n=$((n+1)); done; kill -INT $pid; wait $pid; echo $? > sig.rc)",
+             t_tmpdir(), t_vklora_bin(), cfg, t_tmpdir());
+    T_ASSERT(system(cmd) == 0, "sigint script");
+    char p2[700];
+    snprintf(p2, sizeof(p2), "%s/sig.rc", t_tmpdir());
+    char *rcs = t_read_file(p2, NULL);
+    T_ASSERT(rcs && atoi(rcs) == 130, "exit code after Ctrl-C: %s", rcs ? rcs : "?");
+    free(rcs);
+    snprintf(p2, sizeof(p2), "%s/sig.log", t_tmpdir());
+    char *log = t_read_file(p2, NULL);
+    T_ASSERT(log && strstr(log, "interrupted: checkpoint saved in"), "log: %s", log ? log : "");
+    const char *ck = strstr(log, "checkpoint-");
+    T_ASSERT(ck, "checkpoint named");
+    snprintf(p2, sizeof(p2), "%s/sigint/checkpoint-%d/trainer_state.json", t_tmpdir(), atoi(ck + 11));
+    free(log);
+    char *state = t_read_file(p2, NULL);
+    T_ASSERT(state && strstr(state, "global_step"), "checkpoint %s", p2);
+    free(state);
     const char *bad[] = {"--set lora.r=0", "--set no_such_key=1", "--set dataset=/nonexistent.txt", "--bogus"};
     for (size_t i = 0; i < VKL_ARRAY_LEN(bad); i++) {
         snprintf(cmd, sizeof(cmd), "%s train %s %s", t_vklora_bin(), cfg, bad[i]);
