@@ -8,7 +8,10 @@
 /* y[M, N] = x[M, K] · W[N, K]^T (+ bias[N]) (+ y if accumulate).
  * W is a GGUF weight of `wtype`: N rows of K elements (K a multiple of the block size), decoded in the shader;
  * the base model is never expanded to fp32 in device memory. x, y fp32 row-major with row strides K and N.
- * Splits over N and M so that no binding exceeds maxStorageBufferRange. */
+ * The shader reads W as 32-bit words: its buffer must extend to the next multiple of 4 bytes after the last row.
+ * Splits over N and M so that no binding exceeds maxStorageBufferRange. Kernel variant: register tiles on CPU
+ * devices, shared-memory tiles on GPUs; VKLORA_MATMUL=regtile|tiled|auto forces one. Views whose offsets are
+ * multiples of 16 (with K % 4 == 0) take the faster vec4 paths. */
 vkl_status vkl_op_matmul(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_tview w, vkl_tview x, vkl_tview bias,
                          vkl_tview y, uint32_t M, uint32_t N, uint32_t K, bool accumulate, vkl_err *err);
 

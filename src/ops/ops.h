@@ -7,7 +7,7 @@
 
 /* Pipelines of the ops, created on first use and kept until vkl_op_cache_destroy. Owned by the caller (one per
  * vkl_vk); keyed by shader name and workgroup size. */
-#define VKL_OP_CACHE_MAX 64
+#define VKL_OP_CACHE_MAX 160
 typedef struct vkl_op_cache {
     struct {
         const char *shader; /* points at the embedded SPIR-V's name (static storage) */
