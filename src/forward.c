@@ -43,12 +43,12 @@ vkl_status vkl_fwd_create(vkl_vk *vk, vkl_model *m, const vkl_fwd_dims *dims, vk
     f->dims = *dims;
     f->planned_bytes = vkl_fwd_plan_bytes(hp, dims, &f->logit_rows);
     uint64_t total = f->planned_bytes + m->device_bytes;
-    if (vk->info.device_local_bytes && total > vk->info.device_local_bytes) {
+    if (vkl_vk_memory_budget(vk) && total > vkl_vk_memory_budget(vk)) {
         vkl_err_set(err, VKL_ERR_RUNTIME,
                     "forward: the model (%.1f MiB) and its activations for %u x %u tokens (%.1f MiB) need %.1f MiB, "
                     "more than the device's %.1f MiB: use a shorter context or fewer sequences",
                     m->device_bytes / 1048576.0, dims->max_seq, dims->max_T, f->planned_bytes / 1048576.0,
-                    total / 1048576.0, vk->info.device_local_bytes / 1048576.0);
+                    total / 1048576.0, vkl_vk_memory_budget(vk) / 1048576.0);
         free(f);
         return err->status;
     }

@@ -232,6 +232,15 @@ vkl_status vkl_model_upload(vkl_model *m, vkl_vk *vk, vkl_err *err) {
     int n = all_weights(m, ws, cap);
     m->vk = vk;
     vkl_status st = VKL_OK;
+    uint64_t total = 0, budget = vkl_vk_memory_budget(vk);
+    for (int i = 0; i < n; i++) total += ws[i]->bytes + 4;
+    if (budget && total > budget) {
+        free(ws);
+        return vkl_err_set(err, VKL_ERR_RUNTIME,
+                           "model: the weights need %.1f MiB of device memory, the device has %.1f MiB: use a smaller "
+                           "or more strongly quantized model (vklora quantize)",
+                           total / 1048576.0, budget / 1048576.0);
+    }
     for (int i = 0; i < n && !st; i++) {
         vkl_weight *w = ws[i];
         w->buf = vkl_calloc(1, sizeof(vkl_buffer));

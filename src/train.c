@@ -77,13 +77,13 @@ vkl_status vkl_train_dev_create(vkl_vk *vk, vkl_model *m, const vkl_lora *l, uin
     t->logit_rows = logit_rows_for(d.V, d.R);
     t->planned_bytes = vkl_train_plan_bytes(hp, l, B, T, ckpt);
     uint64_t need = t->planned_bytes + m->device_bytes;
-    if (vk->info.device_local_bytes && need > vk->info.device_local_bytes) {
+    if (vkl_vk_memory_budget(vk) && need > vkl_vk_memory_budget(vk)) {
         vkl_err_set(err, VKL_ERR_RUNTIME,
                     "train: %.1f MiB of device memory needed (weights %.1f MiB + training state %.1f MiB for %u x %u "
                     "tokens), the device has %.1f MiB: lower per_device_train_batch_size or max_seq_length, or set "
                     "use_gradient_checkpointing",
                     need / 1048576.0, m->device_bytes / 1048576.0, t->planned_bytes / 1048576.0, B, T,
-                    vk->info.device_local_bytes / 1048576.0);
+                    vkl_vk_memory_budget(vk) / 1048576.0);
         free(t);
         return err->status;
     }

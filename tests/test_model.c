@@ -275,7 +275,33 @@ static int test_random_qwen2(void) {
     return check_random_model("q4_k", "qwen2") || check_random_model("f16", "qwen2");
 }
 
+/* A device too small for the job: clear messages and exit 1, before anything is allocated. */
+static int test_memory_budget(void) {
+    char cmd[2048], *out = NULL, *err = NULL;
+    const char *M = t_data_path("models/stories260K.gguf"), *D = t_data_path("datasets/tinystories_sample.txt");
+    snprintf(cmd, sizeof(cmd), "VKLORA_MEMORY_BUDGET=2M %s eval --model %s --text %s --ctx 512", t_vklora_bin(), M, D);
+    T_ASSERT(t_run(cmd, &out, &err) == 1, "eval over budget must exit 1");
+    T_ASSERT(err && strstr(err, "activations") && strstr(err, "shorter context"), "message: %s", err ? err : "");
+    free(out), free(err);
+    snprintf(cmd, sizeof(cmd), "VKLORA_MEMORY_BUDGET=500K %s generate --model %s --prompt hi", t_vklora_bin(), M);
+    T_ASSERT(t_run(cmd, &out, &err) == 1, "weights over budget must exit 1");
+    T_ASSERT(err && strstr(err, "weights need"), "message: %s", err ? err : "");
+    free(out), free(err);
+    char cfg[600];
+    snprintf(cfg, sizeof(cfg), "%s/budget.json", t_tmpdir());
+    FILE *f = fopen(cfg, "w");
+    fprintf(f, "{\"model\": \"%s\", \"dataset\": \"%s\", \"max_seq_length\": 256, \"output_dir\": \"%s/budget\"}", M, D,
+            t_tmpdir());
+    fclose(f);
+    snprintf(cmd, sizeof(cmd), "VKLORA_MEMORY_BUDGET=3M %s train %s", t_vklora_bin(), cfg);
+    T_ASSERT(t_run(cmd, &out, &err) == 1, "train over budget must exit 1");
+    T_ASSERT(err && strstr(err, "use_gradient_checkpointing"), "message: %s", err ? err : "");
+    free(out), free(err);
+    return 0;
+}
+
 const vkl_test_case vkl_tests_model[] = {
+    {"model/memory_budget_errors", test_memory_budget},
     {"model/load_stories260K", test_load_stories},
     {"model/load_errors", test_load_errors},
     {"model/stories260K_eval_nll", test_stories_eval},

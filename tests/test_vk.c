@@ -202,7 +202,28 @@ static int test_validation_counts(void) {
     return 0;
 }
 
+/* Every embedded module passes the SPIR-V validator (spirv-tools) for the environment it is compiled for. */
+static int test_spirv_valid(void) {
+    size_t n;
+    const vkl_spirv *all = vkl_spirv_all(&n);
+    T_ASSERT(n >= 10, "only %zu embedded shaders", n);
+    for (size_t i = 0; i < n; i++) {
+        char path[512], cmd[1024], *out = NULL, *err = NULL;
+        snprintf(path, sizeof(path), "%s/%s.spv", t_tmpdir(), all[i].name);
+        FILE *f = fopen(path, "wb");
+        T_ASSERT(f && fwrite(all[i].code, 1, all[i].size, f) == all[i].size, "write %s", path);
+        fclose(f);
+        T_ASSERT(all[i].size % 4 == 0 && all[i].code[0] == 0x07230203u, "%s: not SPIR-V", all[i].name);
+        snprintf(cmd, sizeof(cmd), "spirv-val --target-env vulkan1.2 %s", path);
+        int rc = t_run(cmd, &out, &err);
+        T_ASSERT(rc == 0, "%s: spirv-val: %s%s", all[i].name, out ? out : "", err ? err : "");
+        free(out), free(err);
+    }
+    return 0;
+}
+
 const vkl_test_case vkl_tests_vk[] = {
+    {"vk/spirv_modules_validate", test_spirv_valid},
     {"vk/validation_counts", test_validation_counts},
     {"vk/create", test_create},
     {"vk/buffers", test_buffers},

@@ -546,6 +546,19 @@ fail:
     return err->status;
 }
 
+uint64_t vkl_vk_memory_budget(const vkl_vk *vk) {
+    uint64_t b = vk->info.device_local_bytes;
+    const char *e = getenv("VKLORA_MEMORY_BUDGET");
+    if (e && *e) {
+        char *end;
+        double v = strtod(e, &end);
+        double mult = *end == 'K' || *end == 'k' ? 1024.0 : *end == 'M' || *end == 'm' ? 1048576.0
+                      : *end == 'G' || *end == 'g' ? 1073741824.0 : 1.0;
+        if (v > 0 && (b == 0 || v * mult < (double)b)) b = (uint64_t)(v * mult);
+    }
+    return b;
+}
+
 void vkl_buffer_views_destroy_all(vkl_vk *vk);
 
 void vkl_vk_destroy(vkl_vk *vk) {

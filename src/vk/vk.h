@@ -84,6 +84,9 @@ typedef struct vkl_vk {
 } vkl_vk;
 
 vkl_status vkl_vk_create(const vkl_vk_options *opt, vkl_vk **out, vkl_err *err);
+/* Device memory vklora plans against: the device-local heaps, or less when VKLORA_MEMORY_BUDGET (bytes, with an
+ * optional K/M/G suffix) asks for it (a shared GPU, or tests of the out-of-memory messages). 0 = unknown. */
+uint64_t vkl_vk_memory_budget(const vkl_vk *vk);
 void vkl_vk_destroy(vkl_vk *vk);
 
 /* Turn a VkResult into an error message naming the call, and mark device loss. */
