@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "vk/vk.h"
 
 typedef struct {
     const char *name;
@@ -84,7 +85,16 @@ int main(int argc, char **argv) {
         return 0;
     }
     for (size_t i = 0; i < VKL_ARRAY_LEN(commands); i++)
-        if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+        if (!strcmp(argv[1], commands[i].name)) {
+            int rc = commands[i].run(argc - 1, argv + 1);
+            /* With VKLORA_VALIDATION=1 a run the validation layer complained about does not pass as a success. */
+            uint32_t msgs = vkl_vk_validation_total();
+            if (msgs) {
+                fprintf(stderr, "vklora: the Vulkan validation layer reported %u message(s) (see above)\n", msgs);
+                if (rc == 0) rc = 1;
+            }
+            return rc;
+        }
     fprintf(stderr, "vklora: unknown command '%s'\n\n", argv[1]);
     usage(stderr);
     return VKL_ERR_INPUT;

@@ -92,6 +92,11 @@ static bool has_device_ext(VkPhysicalDevice pd, const char *name) {
     return found;
 }
 
+/* Messages of every context of this process, so a command can fail when validation found anything. */
+static _Atomic uint32_t validation_total;
+
+uint32_t vkl_vk_validation_total(void) { return validation_total; }
+
 static VKAPI_ATTR VkBool32 VKAPI_CALL debug_cb(VkDebugUtilsMessageSeverityFlagBitsEXT sev,
                                                VkDebugUtilsMessageTypeFlagsEXT type,
                                                const VkDebugUtilsMessengerCallbackDataEXT *data, void *user) {
@@ -99,6 +104,7 @@ static VKAPI_ATTR VkBool32 VKAPI_CALL debug_cb(VkDebugUtilsMessageSeverityFlagBi
     vkl_vk *vk = user;
     if (sev & (VK_DEBUG_UTILS_MESSAGE_SEVERITY_WARNING_BIT_EXT | VK_DEBUG_UTILS_MESSAGE_SEVERITY_ERROR_BIT_EXT)) {
         if (vk) vk->validation_messages++;
+        validation_total++;
         fprintf(stderr, "vulkan validation %s: %s\n",
                 (sev & VK_DEBUG_UTILS_MESSAGE_SEVERITY_ERROR_BIT_EXT) ? "error" : "warning",
                 data && data->pMessage ? data->pMessage : "(no message)");

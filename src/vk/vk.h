@@ -89,6 +89,9 @@ vkl_status vkl_vk_create(const vkl_vk_options *opt, vkl_vk **out, vkl_err *err);
 uint64_t vkl_vk_memory_budget(const vkl_vk *vk);
 void vkl_vk_destroy(vkl_vk *vk);
 
+/* Warnings and errors the validation layer reported to any context of this process so far. */
+uint32_t vkl_vk_validation_total(void);
+
 /* Turn a VkResult into an error message naming the call, and mark device loss. */
 vkl_status vkl_vk_check(vkl_vk *vk, VkResult r, const char *call, const char *file, int line, vkl_err *err);
 const char *vkl_vk_result_name(VkResult r);
