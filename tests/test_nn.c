@@ -11,7 +11,9 @@
 /* ---- per-case arena: device buffers and host arrays freed after the case, pass or fail ---- */
 
 #define POOL_MAX 64
-#define PAD_FRONT 12 /* every tensor sits 12 bytes into its buffer: bindings must round down to the alignment */
+/* Every tensor sits 12 bytes into its buffer (bindings must round down to the alignment); the attention tests
+ * also use 16, which the vec4 tile kernels need. */
+static uint64_t PAD_FRONT = 12;
 typedef struct tbuf {
     vkl_buffer b;
     uint64_t bytes;
@@ -428,7 +430,28 @@ typedef struct {
 static const attn_cfg attn_cfgs[] = {
     {2, 5, 5, 8, 4, 64, 0, 1},  {1, 67, 67, 8, 2, 80, 0, 1}, {3, 1, 40, 8, 8, 8, 39, 0},
     {2, 5, 12, 4, 2, 64, 7, 1}, {2, 67, 70, 8, 4, 8, 3, 0},  {1, 9, 9, 2, 1, 136, 0, 1},
+    {1, 7, 9, 4, 2, 6, 2, 1},   {1, 300, 300, 2, 1, 16, 0, 1},
 };
+
+/* Kernel modes every attention configuration runs in: the scalar kernels, the tile kernels (16-byte aligned
+ * tensors, D % 4 == 0, else the scalar fallback) and auto on unaligned tensors (the fallback). */
+typedef struct {
+    const char *env; /* VKLORA_ATTN */
+    uint64_t pad;    /* PAD_FRONT */
+} attn_mode;
+static const attn_mode attn_modes[] = {{"scalar", 16}, {"tile", 16}, {"auto", 12}};
+
+/* The kernel family a mode must have used, checked on the pipelines the op created. */
+static bool attn_used(const vkl_op_cache *c, const attn_mode *m, uint32_t D) {
+    bool tile = strcmp(m->env, "scalar") && m->pad % 16 == 0 && D % 4 == 0;
+    bool any = false;
+    for (uint32_t i = 0; i < c->n; i++) {
+        if (strncmp(c->entries[i].shader, "attention", 9)) continue;
+        any = true;
+        if ((strstr(c->entries[i].shader, "_tile_") != NULL) != tile) return false;
+    }
+    return any;
+}
 
 typedef struct {
     vkl_attn_shape s;
@@ -479,8 +502,12 @@ static int test_attention(void) {
     vkl_op_cache cache = {0}, *c = &cache;
     int rc = 0;
     t_rng_seed(60);
+    for (size_t mi = 0; mi < VKL_ARRAY_LEN(attn_modes) && !rc; mi++)
     for (size_t ci = 0; ci < VKL_ARRAY_LEN(attn_cfgs) && !rc; ci++)
         for (int chunked = 0; chunked < 2 && !rc; chunked++) {
+            const attn_mode *mo = &attn_modes[mi];
+            PAD_FRONT = mo->pad;
+            setenv("VKLORA_ATTN", mo->env, 1);
             attn_data a;
             attn_make(&attn_cfgs[ci], &a);
             float *go = hf(a.nq), *gl = hf(a.nl);
@@ -496,19 +523,27 @@ static int test_attention(void) {
             vkl_status st = vkl_op_attention(vk, c, &a.s, tv(bq), tv(bk), tv(bv), tv(bs), tv(bo), tv(bl), &err);
             unsetenv("VKLORA_MAX_BIND_BYTES");
             if (st) {
-                fprintf(stderr, "    FAIL attention config %zu: %s\n", ci, err.msg);
+                fprintf(stderr, "    FAIL attention config %zu (%s): %s\n", ci, mo->env, err.msg);
+                break;
+            }
+            if (!attn_used(c, mo, a.s.D)) {
+                fprintf(stderr, "    FAIL attention config %zu: mode %s (pad %llu) ran the wrong kernel\n", ci,
+                        mo->env, (unsigned long long)mo->pad);
                 break;
             }
             if (!tb_get(vk, bo, go) || !tb_get(vk, bl, gl)) break;
             double eo = t_max_rel_err(go, a.out, a.nq), el = t_max_rel_err(gl, a.lse, a.nl);
             if (eo > ATTN_TOL || el > ATTN_TOL) {
-                fprintf(stderr, "    FAIL attention config %zu (chunked %d): out error %.3g, lse error %.3g > %.3g\n",
-                        ci, chunked, eo, el, ATTN_TOL);
+                fprintf(stderr, "    FAIL attention config %zu (%s, chunked %d): out error %.3g, lse error %.3g > %.3g\n",
+                        ci, mo->env, chunked, eo, el, ATTN_TOL);
                 break;
             }
             rc = 0;
             pool_free(vk); /* the next configuration allocates afresh */
+            vkl_op_cache_destroy(vk, c); /* so attn_used sees only the next configuration's pipelines */
         }
+    unsetenv("VKLORA_ATTN");
+    PAD_FRONT = 12;
     vkl_op_cache_destroy(vk, c);
     pool_free(vk);
     return rc;
@@ -523,8 +558,12 @@ static int test_attention_back(void) {
     vkl_op_cache cache = {0}, *c = &cache;
     int rc = 0;
     t_rng_seed(70);
+    for (size_t mi = 0; mi < VKL_ARRAY_LEN(attn_modes) && !rc; mi++)
     for (size_t ci = 0; ci < VKL_ARRAY_LEN(attn_cfgs) && !rc; ci++)
         for (int chunked = 0; chunked < 2 && !rc; chunked++) {
+            const attn_mode *mo = &attn_modes[mi];
+            PAD_FRONT = mo->pad;
+            setenv("VKLORA_ATTN", mo->env, 1);
             attn_data a;
             attn_make(&attn_cfgs[ci], &a);
             float *dq = hf(a.nq), *dk = hf(a.nkv), *dv = hf(a.nkv), *dk0 = hf(a.nkv), *dv0 = hf(a.nkv);
@@ -547,20 +586,29 @@ static int test_attention_back(void) {
                                                   tv(bdo), tv(bdq), tv(bdk), tv(bdv), &err);
             unsetenv("VKLORA_MAX_BIND_BYTES");
             if (st) {
-                fprintf(stderr, "    FAIL attention_back config %zu: %s\n", ci, err.msg);
+                fprintf(stderr, "    FAIL attention_back config %zu (%s): %s\n", ci, mo->env, err.msg);
+                break;
+            }
+            if (!attn_used(c, mo, a.s.D)) {
+                fprintf(stderr, "    FAIL attention_back config %zu: mode %s (pad %llu) ran the wrong kernel\n", ci,
+                        mo->env, (unsigned long long)mo->pad);
                 break;
             }
             if (!tb_get(vk, bdq, gq) || !tb_get(vk, bdk, gk) || !tb_get(vk, bdv, gv)) break;
             double eq = t_max_rel_err(gq, dq, a.nq), ek = t_max_rel_err(gk, dk, a.nkv);
             double ev = t_max_rel_err(gv, dv, a.nkv);
             if (eq > ATTN_BACK_TOL || ek > ATTN_BACK_TOL || ev > ATTN_BACK_TOL) {
-                fprintf(stderr, "    FAIL attention_back config %zu (chunked %d): dq %.3g, dk %.3g, dv %.3g > %.3g\n",
-                        ci, chunked, eq, ek, ev, ATTN_BACK_TOL);
+                fprintf(stderr,
+                        "    FAIL attention_back config %zu (%s, chunked %d): dq %.3g, dk %.3g, dv %.3g > %.3g\n", ci,
+                        mo->env, chunked, eq, ek, ev, ATTN_BACK_TOL);
                 break;
             }
             rc = 0;
             pool_free(vk); /* the next configuration allocates afresh */
+            vkl_op_cache_destroy(vk, c); /* so attn_used sees only the next configuration's pipelines */
         }
+    unsetenv("VKLORA_ATTN");
+    PAD_FRONT = 12;
     vkl_op_cache_destroy(vk, c);
     pool_free(vk);
     return rc;

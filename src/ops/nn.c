@@ -2,6 +2,7 @@
  * chunks (rows, elements or whole sequences) so that no binding exceeds maxStorageBufferRange. */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ops/nn.h"
@@ -343,6 +344,50 @@ static vkl_status attn_check(const char *op, const vkl_attn_shape *s, vkl_err *e
 
 static const char *attn_dmax(uint32_t D) { return D <= 64 ? "d64" : D <= 128 ? "d128" : "d256"; }
 
+/* Kernel variants. scalar: one lane per query (or key) row, loops over D, storage-buffer loads; any D and any
+ * 4-byte offset. tile: each lane owns R rows held as vec4 registers and reads the other side's rows through
+ * RGBA32F texel views, so each row loaded feeds R rows (~10x on lavapipe, where texel fetches are vector gathers
+ * and per-lane storage loads are scalar loops); it needs D % 4 == 0 and 16-byte aligned tensors. auto takes
+ * tile where it can run; VKLORA_ATTN=scalar|tile forces one (tile still falls back when it cannot run). */
+typedef enum { ATTN_SCALAR, ATTN_TILE } attn_variant;
+
+static vkl_status attn_pick(const char *op, attn_variant *v, vkl_err *err) {
+    const char *env = getenv("VKLORA_ATTN");
+    *v = ATTN_TILE;
+    if (!env || !*env || !strcmp(env, "auto") || !strcmp(env, "tile")) return VKL_OK;
+    if (!strcmp(env, "scalar")) {
+        *v = ATTN_SCALAR;
+        return VKL_OK;
+    }
+    return vkl_err_set(err, VKL_ERR_INPUT, "%s: VKLORA_ATTN=%s: expected auto, tile or scalar", op, env);
+}
+
+/* Head-dimension bucket of the tile kernels (D <= bucket; the padded vec4s are zeros) and rows per lane. A CPU
+ * device wants many rows per lane (register tiles amortise the row loads; spills are cheap); on a GPU the
+ * per-lane rows already take DV4 * 4 registers each, so one. Fixed per (device, bucket), which keeps the op cache
+ * (keyed by shader and workgroup size) exact. Measured on lavapipe at D = 64, T = 512: see tools/bench_attn.c. */
+static uint32_t attn_tile_bucket(uint32_t D) { return D <= 16 ? 16 : D <= 64 ? 64 : D <= 128 ? 128 : 256; }
+static uint32_t attn_tile_rows(const vkl_vk *vk, uint32_t bucket, int pass) {
+    if (vk->info.vk_type != VK_PHYSICAL_DEVICE_TYPE_CPU) return 1;
+    static const uint32_t rows[3][4] = {/* forward */ {4, 4, 2, 1}, /* dq */ {4, 4, 2, 1}, /* dk/dv */ {4, 2, 1, 1}};
+    uint32_t bi = bucket <= 16 ? 0 : bucket <= 64 ? 1 : bucket <= 128 ? 2 : 3;
+    const char *env = getenv("VKLORA_ATTN_ROWS"); /* tuning only: must stay fixed for the process */
+    if (env && *env) {
+        unsigned long r = strtoul(env, NULL, 10);
+        if (r >= 1 && r <= 8) return (uint32_t)r;
+    }
+    return rows[pass][bi];
+}
+
+static vkl_status attn_tile_pipe(vkl_vk *vk, vkl_op_cache *c, const char *name, uint32_t n_bindings,
+                                 const vkl_bind_kind *kinds, uint32_t wg, uint32_t rows, const vkl_pipeline **out,
+                                 vkl_err *err) {
+    vkl_pipeline_desc desc = {.shader = name, .n_bindings = n_bindings, .push_size = sizeof(vkl_attn_push),
+                              .n_spec = 3, .spec = {wg, 0, rows}};
+    for (uint32_t i = 0; i < n_bindings; i++) desc.bindings[i] = kinds[i];
+    return vkl_op_cache_get(vk, c, &desc, out, err);
+}
+
 /* Per-sequence sizes of the attention tensors (elements). */
 typedef struct attn_sizes {
     uint64_t q, kv, lse, seg;
@@ -354,10 +399,14 @@ static attn_sizes attn_sizes_of(const vkl_attn_shape *s) {
 }
 
 /* Sequences per dispatch: each binding holds whole sequences. */
-static vkl_status attn_chunk(const char *op, const nn_lim *l, const attn_sizes *z, uint64_t *chunk, vkl_err *err) {
+static uint64_t attn_chunk_of(const nn_lim *l, const attn_sizes *z) {
     uint64_t c = VKL_MIN(lim_units(l, 4 * z->q), lim_units(l, 4 * z->kv));
     c = VKL_MIN(c, VKL_MIN(lim_units(l, 4 * z->lse), lim_units(l, 4 * z->seg)));
-    c = VKL_MIN(c, IDX_MAX / VKL_MAX(z->q, z->kv));
+    return VKL_MIN(c, IDX_MAX / VKL_MAX(z->q, z->kv));
+}
+
+static vkl_status attn_chunk(const char *op, const nn_lim *l, const attn_sizes *z, uint64_t *chunk, vkl_err *err) {
+    uint64_t c = attn_chunk_of(l, z);
     if (c == 0)
         return vkl_err_set(err, VKL_ERR_INPUT,
                            "%s: one sequence's q (%llu bytes) or k/v (%llu bytes) does not fit one binding of at most "
@@ -368,11 +417,27 @@ static vkl_status attn_chunk(const char *op, const nn_lim *l, const attn_sizes *
     return VKL_OK;
 }
 
+/* Whether the tile kernels can read these tensors: vec4 rows (D % 4 == 0), every view 16-byte aligned (with D %
+ * 4 == 0 every per-sequence chunk start stays so, and bind_bytes keeps the remainder a multiple of 16 because
+ * the binding alignment is a multiple of 16 or divides it), and a texel binding of whole sequences within
+ * maxTexelBufferElements. Sets *l to the limits the tile dispatches must use. */
+static bool attn_tile_ok(const vkl_vk *vk, const vkl_attn_shape *s, const attn_sizes *z, const vkl_tview *tv,
+                         uint32_t n, nn_lim *l) {
+    if (s->D % 4) return false;
+    if (l->align % 16 && 16 % l->align) return false;
+    for (uint32_t i = 0; i < n; i++)
+        if (tv[i].buf && tv[i].offset % 16) return false;
+    uint64_t texel_bytes = (uint64_t)vk->info.max_texel_buffer_elements * 16;
+    if (texel_bytes < l->limit) l->limit = texel_bytes;
+    return attn_chunk_of(l, z) > 0;
+}
+
 vkl_status vkl_op_attention(vkl_vk *vk, vkl_op_cache *c, const vkl_attn_shape *s, vkl_tview q, vkl_tview k,
                             vkl_tview v, vkl_tview seg, vkl_tview out, vkl_tview lse, vkl_err *err) {
     const char *op = "attention";
     vkl_status st;
-    if ((st = attn_check(op, s, err))) return st;
+    attn_variant var;
+    if ((st = attn_check(op, s, err)) || (st = attn_pick(op, &var, err))) return st;
     attn_sizes z = attn_sizes_of(s);
     if ((st = check_view(op, "q", q, mul3(s->n_seq, z.q, 4), true, err)) ||
         (st = check_view(op, "k", k, mul3(s->n_seq, z.kv, 4), true, err)) ||
@@ -384,13 +449,26 @@ vkl_status vkl_op_attention(vkl_vk *vk, vkl_op_cache *c, const vkl_attn_shape *s
         return st;
     if (s->n_seq == 0 || s->T == 0) return VKL_OK;
     nn_lim l = lim_get(vk);
-    uint64_t chunk;
+    vkl_tview vec_views[4] = {q, k, v, out};
+    bool tile = var == ATTN_TILE && attn_tile_ok(vk, s, &z, vec_views, 4, &l);
+    uint64_t chunk = 0;
     if ((st = attn_chunk(op, &l, &z, &chunk, err))) return st;
-    char name[32];
-    snprintf(name, sizeof(name), "attention_%s", attn_dmax(s->D));
-    uint32_t wg = wg_size(vk, NN_WG);
+    char name[40];
+    uint32_t wg = wg_size(vk, NN_WG), rows = 1;
     const vkl_pipeline *pipe;
-    if ((st = get_pipe(vk, c, name, 6, sizeof(vkl_attn_push), wg, &pipe, err))) return st;
+    if (tile) {
+        static const vkl_bind_kind kinds[6] = {VKL_BIND_TEXEL,   VKL_BIND_TEXEL,   VKL_BIND_TEXEL,
+                                               VKL_BIND_STORAGE, VKL_BIND_STORAGE, VKL_BIND_STORAGE};
+        uint32_t bucket = attn_tile_bucket(s->D);
+        rows = attn_tile_rows(vk, bucket, 0);
+        snprintf(name, sizeof(name), "attention_tile_d%u", bucket);
+        st = attn_tile_pipe(vk, c, name, 6, kinds, wg, rows, &pipe, err);
+    } else {
+        snprintf(name, sizeof(name), "attention_%s", attn_dmax(s->D));
+        st = get_pipe(vk, c, name, 6, sizeof(vkl_attn_push), wg, &pipe, err);
+    }
+    if (st) return st;
+    uint64_t rows_per_wg = (uint64_t)wg * rows;
     bool own;
     if ((st = nn_begin(vk, &own, err))) return st;
     for (uint64_t b0 = 0; b0 < s->n_seq && !st; b0 += chunk) {
@@ -406,7 +484,10 @@ vkl_status vkl_op_attention(vkl_vk *vk, vkl_op_cache *c, const vkl_attn_shape *s
             bind_elems(&l, out, b0 * z.q, nb * z.q, &pc.out_off),
             lse.buf ? bind_elems(&l, lse, b0 * z.lse, nb * z.lse, &pc.lse_off) : bind_dummy(q.buf),
         };
-        st = dispatch(vk, pipe, b, 6, &pc, sizeof(pc), nb * s->n_head * ((s->T + wg - 1) / wg), err);
+        if (tile)
+            for (int i = 0; i < 3; i++) b[i].texel_format = VK_FORMAT_R32G32B32A32_SFLOAT;
+        st = dispatch(vk, pipe, b, 6, &pc, sizeof(pc), nb * s->n_head * ((s->T + rows_per_wg - 1) / rows_per_wg),
+                      err);
     }
     return nn_end(vk, own, st, err);
 }
@@ -416,7 +497,8 @@ vkl_status vkl_op_attention_back(vkl_vk *vk, vkl_op_cache *c, const vkl_attn_sha
                                  vkl_tview dq, vkl_tview dk, vkl_tview dv, vkl_err *err) {
     const char *op = "attention_back";
     vkl_status st;
-    if ((st = attn_check(op, s, err))) return st;
+    attn_variant var;
+    if ((st = attn_check(op, s, err)) || (st = attn_pick(op, &var, err))) return st;
     attn_sizes z = attn_sizes_of(s);
     uint64_t qb = mul3(s->n_seq, z.q, 4), kvb = mul3(s->n_seq, z.kv, 4);
     if ((st = check_view(op, "q", q, qb, true, err)) || (st = check_view(op, "k", k, kvb, true, err)) ||
@@ -430,16 +512,32 @@ vkl_status vkl_op_attention_back(vkl_vk *vk, vkl_op_cache *c, const vkl_attn_sha
         return st;
     if (s->n_seq == 0 || s->T == 0) return VKL_OK;
     nn_lim l = lim_get(vk);
-    uint64_t chunk;
+    vkl_tview vec_views[8] = {q, k, v, out, dout, dq, dk, dv};
+    bool tile = var == ATTN_TILE && attn_tile_ok(vk, s, &z, vec_views, 8, &l);
+    uint64_t chunk = 0;
     if ((st = attn_chunk(op, &l, &z, &chunk, err))) return st;
     char ndq[40], nkv[40];
-    snprintf(ndq, sizeof(ndq), "attention_back_dq_%s", attn_dmax(s->D));
-    snprintf(nkv, sizeof(nkv), "attention_back_dkdv_%s", attn_dmax(s->D));
-    uint32_t wg = wg_size(vk, NN_WG);
+    uint32_t wg = wg_size(vk, NN_WG), rdq = 1, rkv = 1;
     const vkl_pipeline *pdq, *pkv;
-    if ((st = get_pipe(vk, c, ndq, 8, sizeof(vkl_attn_push), wg, &pdq, err)) ||
-        (st = get_pipe(vk, c, nkv, 9, sizeof(vkl_attn_push), wg, &pkv, err)))
-        return st;
+    if (tile) {
+        static const vkl_bind_kind kinds[9] = {VKL_BIND_TEXEL,   VKL_BIND_TEXEL, VKL_BIND_TEXEL,
+                                               VKL_BIND_STORAGE, VKL_BIND_TEXEL, VKL_BIND_STORAGE,
+                                               VKL_BIND_TEXEL,   VKL_BIND_STORAGE, VKL_BIND_STORAGE};
+        uint32_t bucket = attn_tile_bucket(s->D);
+        rdq = attn_tile_rows(vk, bucket, 1), rkv = attn_tile_rows(vk, bucket, 2);
+        snprintf(ndq, sizeof(ndq), "attention_back_tile_dq_d%u", bucket);
+        snprintf(nkv, sizeof(nkv), "attention_back_tile_dkdv_d%u", bucket);
+        if ((st = attn_tile_pipe(vk, c, ndq, 8, kinds, wg, rdq, &pdq, err)) ||
+            (st = attn_tile_pipe(vk, c, nkv, 9, kinds, wg, rkv, &pkv, err)))
+            return st;
+    } else {
+        snprintf(ndq, sizeof(ndq), "attention_back_dq_%s", attn_dmax(s->D));
+        snprintf(nkv, sizeof(nkv), "attention_back_dkdv_%s", attn_dmax(s->D));
+        if ((st = get_pipe(vk, c, ndq, 8, sizeof(vkl_attn_push), wg, &pdq, err)) ||
+            (st = get_pipe(vk, c, nkv, 9, sizeof(vkl_attn_push), wg, &pkv, err)))
+            return st;
+    }
+    uint64_t qrows = (uint64_t)wg * rdq, krows = (uint64_t)wg * rkv;
     bool own;
     if ((st = nn_begin(vk, &own, err))) return st;
     for (uint64_t b0 = 0; b0 < s->n_seq && !st; b0 += chunk) {
@@ -457,11 +555,14 @@ vkl_status vkl_op_attention_back(vkl_vk *vk, vkl_op_cache *c, const vkl_attn_sha
             bind_elems(&l, dout, b0 * z.q, nb * z.q, &pc.dout_off),
             bind_elems(&l, dq, b0 * z.q, nb * z.q, &pc.dq_off),
         };
-        st = dispatch(vk, pdq, b, 8, &pc, sizeof(pc), nb * s->n_head * ((s->T + wg - 1) / wg), err);
+        if (tile)
+            for (int i = 0; i < 7; i++)
+                if (i != 3 && i != 5) b[i].texel_format = VK_FORMAT_R32G32B32A32_SFLOAT;
+        st = dispatch(vk, pdq, b, 8, &pc, sizeof(pc), nb * s->n_head * ((s->T + qrows - 1) / qrows), err);
         if (st) break;
         b[7] = bind_elems(&l, dk, b0 * z.kv, nb * z.kv, &pc.dq_off);
         b[8] = bind_elems(&l, dv, b0 * z.kv, nb * z.kv, &pc.dv_off);
-        st = dispatch(vk, pkv, b, 9, &pc, sizeof(pc), nb * s->n_head_kv * ((s->S + wg - 1) / wg), err);
+        st = dispatch(vk, pkv, b, 9, &pc, sizeof(pc), nb * s->n_head_kv * ((s->S + krows - 1) / krows), err);
     }
     return nn_end(vk, own, st, err);
 }

@@ -1,0 +1,173 @@
+#version 450
+// Causal GQA attention backward, register-tiled (same math and contract as attention_back.comp):
+// -DDQ:   each lane owns R consecutive query rows of one head; every k/v row it loads feeds R rows.
+// -DDKDV: each lane owns R consecutive key rows of one KV head; every q/dout/out row it loads feeds R rows.
+// Rows are vec4s through RGBA32F texel views (uniform across the subgroup); outputs have one writer each.
+#extension GL_GOOGLE_include_directive : require
+#extension GL_KHR_shader_subgroup_arithmetic : require
+#extension GL_EXT_control_flow_attributes : require
+
+layout(local_size_x_id = 0) in;
+layout(constant_id = 0) const uint WG = 64;
+layout(constant_id = 2) const uint R = 2; // rows per lane
+
+#define ATTN_TILE
+#include "common/attn.glsl"
+#include "common/grid.glsl"
+
+layout(binding = 4) uniform samplerBuffer to;
+layout(std430, binding = 5) readonly buffer L { float lse[]; };
+layout(binding = 6) uniform samplerBuffer tdo;
+
+#if defined(DQ)
+layout(std430, binding = 7) writeonly buffer DQb { vec4 dq[]; };
+
+void main() {
+    uint rows = WG * R;
+    uint n_tb = (p.T + rows - 1u) / rows;
+    uint wid = wg_linear();
+    if (wid >= p.n_seq * p.n_head * n_tb) return;
+    uint tb = wid % n_tb, h = (wid / n_tb) % p.n_head, b = wid / (n_tb * p.n_head);
+    uint g = h / (p.n_head / p.n_head_kv);
+    uint t0 = tb * rows + gl_LocalInvocationID.x * R;
+    uint D4 = p.D / 4u;
+
+    int jlo[R], jhi[R];
+    float di[R], lse_r[R];
+    vec4 qv[R][DV4], dov[R][DV4], acc[R][DV4];
+    int lo = INT_BIG, hi = -1;
+    [[unroll]] for (uint r = 0u; r < R; r++) {
+        uint t = t0 + r;
+        bool live = t < p.T;
+        jlo[r] = live ? first_key(b, t) : INT_BIG;
+        jhi[r] = live ? int(p.pos0 + t) : -1;
+        lo = min(lo, jlo[r]);
+        hi = max(hi, jhi[r]);
+        uint row = q_row(b, min(t, p.T - 1u), h);
+        int qb = int((p.q_off + row) / 4u), ob = int((p.out_off + row) / 4u), db = int((p.dout_off + row) / 4u);
+        di[r] = 0.0;
+        // Zeros past D keep the padded part of every dot product at 0.
+        [[unroll]] for (uint d = 0u; d < DV4; d++) {
+            bool ok = live && d < D4;
+            qv[r][d] = ok ? texelFetch(tq, qb + int(d)) * p.scale : vec4(0.0);
+            dov[r][d] = ok ? texelFetch(tdo, db + int(d)) : vec4(0.0);
+            if (ok) di[r] += dot(dov[r][d], texelFetch(to, ob + int(d)));
+            acc[r][d] = vec4(0.0);
+        }
+        lse_r[r] = live ? lse[lse_idx(b, h, t)] : 0.0;
+    }
+    int j0 = subgroupMin(lo), j1 = subgroupMax(hi);
+    int kvoff = int(p.k_off / 4u), vvoff = int(p.v_off / 4u);
+
+    for (int j = j0; j <= j1; j++) {
+        uint row = kv_row(b, uint(j), g) / 4u;
+        vec4 kd[DV4];
+        float s[R], dp[R];
+        [[unroll]] for (uint r = 0u; r < R; r++) s[r] = dp[r] = 0.0;
+        [[unroll]] for (uint d = 0u; d < DV4; d++) {
+            int dd = int(min(d, D4 - 1u));
+            kd[d] = texelFetch(tk, kvoff + int(row) + dd);
+            vec4 vd = texelFetch(tv, vvoff + int(row) + dd);
+            [[unroll]] for (uint r = 0u; r < R; r++) {
+                s[r] += dot(qv[r][d], kd[d]);
+                dp[r] += dot(dov[r][d], vd);
+            }
+        }
+        [[unroll]] for (uint r = 0u; r < R; r++) {
+            float pj = j >= jlo[r] && j <= jhi[r] ? exp(s[r] - lse_r[r]) : 0.0;
+            float ds = pj * (dp[r] - di[r]);
+            [[unroll]] for (uint d = 0u; d < DV4; d++) acc[r][d] += ds * kd[d];
+        }
+    }
+
+    [[unroll]] for (uint r = 0u; r < R; r++) {
+        uint t = t0 + r;
+        if (t >= p.T) break;
+        uint qb = (p.dq_off + q_row(b, t, h)) / 4u;
+        [[unroll]] for (uint d = 0u; d < DV4; d++)
+            if (d < D4) dq[qb + d] = acc[r][d] * p.scale;
+    }
+}
+
+#elif defined(DKDV)
+layout(std430, binding = 7) buffer DK { vec4 dk[]; };
+layout(std430, binding = 8) buffer DV { vec4 dv[]; };
+
+void main() {
+    uint rows = WG * R;
+    uint n_jb = (p.S + rows - 1u) / rows;
+    uint wid = wg_linear();
+    if (wid >= p.n_seq * p.n_head_kv * n_jb) return;
+    uint jb = wid % n_jb, g = (wid / n_jb) % p.n_head_kv, b = wid / (n_jb * p.n_head_kv);
+    uint group = p.n_head / p.n_head_kv;
+    uint jr0 = jb * rows + gl_LocalInvocationID.x * R;
+    uint D4 = p.D / 4u;
+
+    int ilo[R];
+    vec4 kv[R][DV4], vv[R][DV4], dka[R][DV4], dva[R][DV4];
+    int lo = INT_BIG;
+    [[unroll]] for (uint r = 0u; r < R; r++) {
+        uint j = jr0 + r;
+        bool live = j < p.S;
+        // Query i sees key j when seg_i <= j <= pos0 + i, so only queries i >= j - pos0 can contribute.
+        ilo[r] = live ? max(int(j) - int(p.pos0), 0) : INT_BIG;
+        lo = min(lo, ilo[r]);
+        uint row = kv_row(b, min(j, p.S - 1u), g);
+        int kb = int((p.k_off + row) / 4u), vb = int((p.v_off + row) / 4u);
+        [[unroll]] for (uint d = 0u; d < DV4; d++) {
+            bool ok = live && d < D4;
+            kv[r][d] = ok ? texelFetch(tk, kb + int(d)) : vec4(0.0);
+            vv[r][d] = ok ? texelFetch(tv, vb + int(d)) : vec4(0.0);
+            dka[r][d] = vec4(0.0);
+            dva[r][d] = vec4(0.0);
+        }
+    }
+    int i0 = subgroupMin(lo);
+    int qoff = int(p.q_off / 4u), ooff = int(p.out_off / 4u), dooff = int(p.dout_off / 4u);
+
+    for (int i = i0; i < int(p.T); i++) {
+        int fk = first_key(b, uint(i));
+        for (uint h = g * group; h < (g + 1u) * group; h++) {
+            int row = int(q_row(b, uint(i), h) / 4u);
+            vec4 qd[DV4], dod[DV4];
+            float s[R], dp[R], di = 0.0;
+            [[unroll]] for (uint r = 0u; r < R; r++) s[r] = dp[r] = 0.0;
+            [[unroll]] for (uint d = 0u; d < DV4; d++) {
+                int dd = int(min(d, D4 - 1u));
+                qd[d] = texelFetch(tq, qoff + row + dd);
+                dod[d] = texelFetch(tdo, dooff + row + dd);
+                // k and v are 0 past D, but out and dout are not: mask the padded part of Di.
+                if (d < D4) di += dot(dod[d], texelFetch(to, ooff + row + dd));
+                [[unroll]] for (uint r = 0u; r < R; r++) {
+                    s[r] += dot(qd[d], kv[r][d]);
+                    dp[r] += dot(dod[d], vv[r][d]);
+                }
+            }
+            float l_i = lse[lse_idx(b, h, uint(i))];
+            [[unroll]] for (uint r = 0u; r < R; r++) {
+                int j = int(jr0 + r);
+                float pij = i >= ilo[r] && fk <= j ? exp(s[r] * p.scale - l_i) : 0.0;
+                float ds = pij * (dp[r] - di);
+                [[unroll]] for (uint d = 0u; d < DV4; d++) {
+                    dva[r][d] += pij * dod[d];
+                    dka[r][d] += ds * qd[d];
+                }
+            }
+        }
+    }
+
+    [[unroll]] for (uint r = 0u; r < R; r++) {
+        uint j = jr0 + r;
+        if (j >= p.S) break;
+        uint row = kv_row(b, j, g);
+        uint kb = (p.dq_off + row) / 4u, vb = (p.dv_off + row) / 4u;
+        [[unroll]] for (uint d = 0u; d < DV4; d++)
+            if (d < D4) {
+                dk[kb + d] += dka[r][d] * p.scale;
+                dv[vb + d] += dva[r][d];
+            }
+    }
+}
+#else
+#error "attention_back_tile.comp: define DQ or DKDV"
+#endif
