@@ -742,7 +742,37 @@ done:
     return rc;
 }
 
+/* llvmpipe stops an invocation's loops after 65535 iterations in total: a shape past that must be refused with a
+ * message, never computed wrongly (the scalar kernel at T = 600, D = 64 would need ~77k). */
+static int test_attention_loop_limit(void) {
+    vkl_vk *vk = t_vk();
+    T_ASSERT(vk, "no device");
+    if (!vk->info.max_loop_iterations) return 0; /* a GPU driver without the limit */
+    vkl_err err = {0};
+    vkl_attn_shape s = {.n_seq = 1, .T = 600, .S = 600, .n_head = 2, .n_head_kv = 1, .D = 64, .scale = 0.125f};
+    uint64_t nq = (uint64_t)s.T * s.n_head * s.D, nkv = (uint64_t)s.S * s.n_head_kv * s.D;
+    vkl_buffer q, kv, o;
+    T_ASSERT(!vkl_buffer_create(vk, nq * 4, VKL_MEM_DEVICE, &q, &err), "%s", err.msg);
+    T_ASSERT(!vkl_buffer_create(vk, nkv * 4, VKL_MEM_DEVICE, &kv, &err), "%s", err.msg);
+    T_ASSERT(!vkl_buffer_create(vk, nq * 4, VKL_MEM_DEVICE, &o, &err), "%s", err.msg);
+    vkl_op_cache c = {0};
+    setenv("VKLORA_ATTN", "scalar", 1);
+    vkl_status st = vkl_op_attention(vk, &c, &s, vkl_tv(&q, 0), vkl_tv(&kv, 0), vkl_tv(&kv, 0), vkl_tv_none(),
+                                     vkl_tv(&o, 0), vkl_tv_none(), &err);
+    unsetenv("VKLORA_ATTN");
+    T_ASSERT(st == VKL_ERR_INPUT && strstr(err.msg, "loop iterations"), "scalar at T=600, D=64: %s", err.msg);
+    /* the tile kernel runs the same shape within the limit */
+    vkl_err_clear(&err);
+    T_ASSERT(!vkl_op_attention(vk, &c, &s, vkl_tv(&q, 0), vkl_tv(&kv, 0), vkl_tv(&kv, 0), vkl_tv_none(),
+                               vkl_tv(&o, 0), vkl_tv_none(), &err),
+             "%s", err.msg);
+    vkl_op_cache_destroy(vk, &c);
+    vkl_buffer_destroy(vk, &q), vkl_buffer_destroy(vk, &kv), vkl_buffer_destroy(vk, &o);
+    return 0;
+}
+
 const vkl_test_case vkl_tests_nn[] = {
+    {"nn/attention_loop_limit", test_attention_loop_limit},
     {"nn/ref_fd_rmsnorm", test_fd_rmsnorm},
     {"nn/ref_fd_rope", test_fd_rope},
     {"nn/ref_fd_attention", test_fd_attention},

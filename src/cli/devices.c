@@ -53,6 +53,8 @@ static cJSON *device_json(const vkl_device_info *d) {
     cJSON_AddNumberToObject(l, "max_allocation_size", (double)d->max_allocation_size);
     cJSON_AddNumberToObject(l, "max_buffer_size", (double)d->max_buffer_size);
     cJSON_AddNumberToObject(l, "min_storage_buffer_offset_alignment", (double)d->min_storage_offset_align);
+    if (d->max_loop_iterations) cJSON_AddNumberToObject(l, "max_shader_loop_iterations", d->max_loop_iterations);
+    else cJSON_AddNullToObject(l, "max_shader_loop_iterations");
     return o;
 }
 

@@ -362,6 +362,26 @@ static vkl_status attn_pick(const char *op, attn_variant *v, vkl_err *err) {
     return vkl_err_set(err, VKL_ERR_INPUT, "%s: VKLORA_ATTN=%s: expected auto, tile or scalar", op, env);
 }
 
+/* Loop iterations one invocation runs, counted as llvmpipe's loop limiter counts them (every iteration of every
+ * loop), for the forward (pass 0), dq (1) and dk/dv (2) kernels; compared with the device's limit. */
+static uint64_t attn_loop_iterations(const vkl_attn_shape *s, bool tile, int pass) {
+    uint64_t group = s->n_head / s->n_head_kv, keys = s->S, d = s->D;
+    if (tile) return pass == 2 ? (uint64_t)s->T * (1 + group) : keys;
+    if (pass == 2) return (uint64_t)s->T * (1 + group * (1 + 3 * d));
+    return keys * (1 + (pass ? 3 : 2) * d);
+}
+
+static vkl_status attn_loop_check(const vkl_vk *vk, const char *op, const vkl_attn_shape *s, bool tile, int pass,
+                                  vkl_err *err) {
+    uint64_t lim = vk->info.max_loop_iterations, n = attn_loop_iterations(s, tile, pass);
+    if (!lim || n <= lim) return VKL_OK;
+    return vkl_err_set(err, VKL_ERR_INPUT,
+                       "%s: %u x %u tokens with head dimension %u need %llu loop iterations in one shader invocation; "
+                       "%s stops loops after %llu: use a shorter max_seq_length%s", op, s->T, s->S, s->D,
+                       (unsigned long long)n, vk->info.driver_name, (unsigned long long)lim,
+                       tile ? "" : " (or a model whose head dimension is a multiple of 4, which runs a leaner kernel)");
+}
+
 /* Head-dimension bucket of the tile kernels (D <= bucket; the padded vec4s are zeros) and rows per lane. A CPU
  * device wants many rows per lane (register tiles amortise the row loads; spills are cheap); on a GPU the
  * per-lane rows already take DV4 * 4 registers each, so one. Fixed per (device, bucket), which keeps the op cache
@@ -452,7 +472,7 @@ vkl_status vkl_op_attention(vkl_vk *vk, vkl_op_cache *c, const vkl_attn_shape *s
     vkl_tview vec_views[4] = {q, k, v, out};
     bool tile = var == ATTN_TILE && attn_tile_ok(vk, s, &z, vec_views, 4, &l);
     uint64_t chunk = 0;
-    if ((st = attn_chunk(op, &l, &z, &chunk, err))) return st;
+    if ((st = attn_chunk(op, &l, &z, &chunk, err)) || (st = attn_loop_check(vk, op, s, tile, 0, err))) return st;
     char name[40];
     uint32_t wg = wg_size(vk, NN_WG), rows = 1;
     const vkl_pipeline *pipe;
@@ -515,7 +535,9 @@ vkl_status vkl_op_attention_back(vkl_vk *vk, vkl_op_cache *c, const vkl_attn_sha
     vkl_tview vec_views[8] = {q, k, v, out, dout, dq, dk, dv};
     bool tile = var == ATTN_TILE && attn_tile_ok(vk, s, &z, vec_views, 8, &l);
     uint64_t chunk = 0;
-    if ((st = attn_chunk(op, &l, &z, &chunk, err))) return st;
+    if ((st = attn_chunk(op, &l, &z, &chunk, err)) || (st = attn_loop_check(vk, op, s, tile, 1, err)) ||
+        (st = attn_loop_check(vk, op, s, tile, 2, err)))
+        return st;
     char ndq[40], nkv[40];
     uint32_t wg = wg_size(vk, NN_WG), rdq = 1, rkv = 1;
     const vkl_pipeline *pdq, *pkv;

@@ -239,6 +239,7 @@ static void query_info(VkPhysicalDevice pd, uint32_t index, vkl_device_info *d) 
     if (v12) {
         snprintf(d->driver_name, sizeof(d->driver_name), "%s", drv.driverName);
         snprintf(d->driver_info, sizeof(d->driver_info), "%s", drv.driverInfo);
+        if (drv.driverID == VK_DRIVER_ID_MESA_LLVMPIPE) d->max_loop_iterations = 65535;
     }
     d->subgroup_size = sg.subgroupSize;
     d->min_subgroup_size = d->max_subgroup_size = sg.subgroupSize;

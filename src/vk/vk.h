@@ -40,6 +40,10 @@ typedef struct vkl_device_info {
     uint64_t min_texel_offset_align;
     float timestamp_period_ns;
     bool timestamps;
+    /* Loop iterations one shader invocation may run in total, 0 = no limit. Mesa's llvmpipe stops every loop of
+     * an invocation after 65535 iterations counted together (its loop limiter), silently: ops whose loops could
+     * run longer split their work or refuse with a message. */
+    uint32_t max_loop_iterations;
 } vkl_device_info;
 
 /* Enumerate every device on a temporary instance. *infos is malloc'd. A machine without a Vulkan loader or
