@@ -1,6 +1,8 @@
 #version 450
 // Strided fp32 GEMM for the LoRA adapters and other small products: C[m, n] = alpha * sum_k A(m, k) B(k, n)
 // + beta * C[m, n], A(m, k) = a[m*a_rs + k*a_cs], B(k, n) = b[k*b_rs + n*b_cs]; a register tile per invocation.
+// -DGEMM_TEXEL reads A and B through R32F uniform texel buffers (CPU devices: a texel fetch is one vector
+// gather, a storage load at a computed address a per-lane loop).
 #extension GL_EXT_control_flow_attributes : require
 
 layout(local_size_x_id = 0) in;
@@ -29,8 +31,17 @@ float keep(uint i, uint j) { return rng_uniform(p.d_key, p.d_base + i * p.d_si +
 
 #define FLAG_ACC 2u
 
+#ifdef GEMM_TEXEL
+layout(binding = 0) uniform samplerBuffer tex_a;
+layout(binding = 1) uniform samplerBuffer tex_b;
+#define LOAD_A(i) texelFetch(tex_a, int(i)).x
+#define LOAD_B(i) texelFetch(tex_b, int(i)).x
+#else
 layout(std430, binding = 0) readonly buffer A { float data_a[]; };
 layout(std430, binding = 1) readonly buffer B { float data_b[]; };
+#define LOAD_A(i) data_a[i]
+#define LOAD_B(i) data_b[i]
+#endif
 layout(std430, binding = 2) buffer C { float data_c[]; };
 
 #define TM 4u // = VKL_GEMM_TM
@@ -52,8 +63,8 @@ void main() {
     uint ak = 0u, bk = 0u;
     for (uint k = 0u; k < p.K; k++) {
         float a[TM], b[TN];
-        [[unroll]] for (uint i = 0u; i < TM; i++) a[i] = data_a[ab[i] + ak];
-        [[unroll]] for (uint j = 0u; j < TN; j++) b[j] = data_b[bb[j] + bk];
+        [[unroll]] for (uint i = 0u; i < TM; i++) a[i] = LOAD_A(ab[i] + ak);
+        [[unroll]] for (uint j = 0u; j < TN; j++) b[j] = LOAD_B(bb[j] + bk);
 #ifdef DROPOUT
         if (p.d_mode == 1u) [[unroll]] for (uint i = 0u; i < TM; i++) a[i] *= keep(m0 + i, k);
         if (p.d_mode == 2u) [[unroll]] for (uint j = 0u; j < TN; j++) b[j] *= keep(k, n0 + j);

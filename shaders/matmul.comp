@@ -1,8 +1,14 @@
 #version 450
-// y[m, n] (+)= sum_k x[m, k] * W[n, k] (+ bias[n]) with W a GGUF weight decoded here (-DDATA_A_<TYPE>), in two
-// kernel variants: MM_REGTILE (barrier-free register tiles, for CPU devices) and MM_TILED (shared-memory tiles).
+// y[m, n] (+)= sum_k x[m, k] * W[n, k] (+ bias[n]) with W a GGUF weight decoded here (-DDATA_A_<TYPE>), in three
+// kernel variants: MM_TEXEL (subgroup outer products fed by texel buffers, CPU devices), MM_REGTILE (barrier-free
+// register tiles from storage buffers, CPU devices and views the texel kernel cannot take) and MM_TILED
+// (shared-memory tiles, GPUs).
 #extension GL_GOOGLE_include_directive : require
 #extension GL_EXT_control_flow_attributes : require
+#if defined(MM_TEXEL)
+#extension GL_KHR_shader_subgroup_basic : require
+#extension GL_KHR_shader_subgroup_shuffle : require
+#endif
 
 layout(local_size_x_id = 0) in;
 
@@ -22,19 +28,33 @@ layout(push_constant) uniform Push {
 #define FLAG_ACC 2u
 #define FLAG_X_VEC4 4u // x rows (and f32 weight rows) start on 16-byte boundaries
 
+#if defined(MM_TEXEL)
+// Uniform texel buffers: on CPU devices a texel fetch is one vector gather, a storage load with a computed
+// address a per-lane loop (PERF.md). x is read as RGBA32F texels (K % 4 == 0, rows 16-byte aligned); the
+// weight as R32UI words through A_WORD, or as RGBA32F texels when it is f32.
+#if defined(DATA_A_F32)
+layout(binding = 0) uniform samplerBuffer tex_w4;
+#define A_WORD(i) floatBitsToUint(texelFetch(tex_w4, int((i) >> 2u))[(i) & 3u])
+#else
+layout(binding = 0) uniform usamplerBuffer tex_w;
+#define A_WORD(i) texelFetch(tex_w, int(i)).x
+#endif
+layout(binding = 1) uniform samplerBuffer tex_x4;
+#else
 layout(std430, binding = 0) readonly buffer A { uint data_a[]; };
 layout(std430, binding = 0) readonly buffer A4 { uvec4 data_a4[]; };
 // The same range seen two ways: vec4 loads when the rows are 16-byte aligned (one vector load per lane instead
 // of four scalar ones), floats otherwise (odd K, unaligned views).
 layout(std430, binding = 1) readonly buffer X { float data_x[]; };
 layout(std430, binding = 1) readonly buffer X4 { vec4 data_x4[]; };
+#define A_WORD(i) data_a[i]
+#endif
 layout(std430, binding = 2) readonly buffer Bias { float data_b[]; };
 layout(std430, binding = 3) buffer Y { float data_y[]; };
-
-#define A_WORD(i) data_a[i]
 #define A_BYTE_OFFSET p.w_byte_off
 #include "common/quant.glsl"
 
+#if !defined(MM_TEXEL)
 // Four consecutive activations starting at float offset off (a multiple of 4 when xv4). Callers pass xv4 as a
 // literal, so after inlining each loop is specialised and the branch disappears.
 vec4 load_x4(const bool xv4, uint off) {
@@ -50,6 +70,7 @@ vec4 load_w4(const bool vec, uint e) {
 #endif
     return dequant_codes4(e, 0u);
 }
+#endif
 
 void store_y(uint m, uint n, float v) {
     if ((p.flags & FLAG_BIAS) != 0u) v += data_b[p.b_off + n];
@@ -226,6 +247,94 @@ void main() {
     }
 }
 
+#elif defined(MM_TEXEL)
+// One subgroup of SG lanes computes a tile of TR*SG x rows by TC*SG weight rows as a sum of outer products:
+// per step of 4 k, lane l fetches x rows m0 + r*SG + l and weight rows n0 + c*SG + l (one gather each), then
+// takes every x row from its owner with subgroupShuffle at a constant lane index (a vector broadcast after
+// unrolling) and accumulates into outputs (m0 + r*SG + i, n0 + c*SG + l). No shared memory, no barriers; each
+// fetched x vec4 feeds TC*SG*4 multiply-adds and each weight vec4 TR*SG*4. The loops over SG unroll once the
+// specialization constant is known. The host passes SG = the pipeline's subgroup size (fixed by the device or
+// requested with subgroup size control) and a workgroup size that is a multiple of SG.
+layout(constant_id = 1) const uint SG = 8u;
+#define TILE_M 16u // x rows per subgroup tile (= VKL_MM_TEXEL_ROWS) when SG <= 16
+#define TC 4u      // weight rows per lane (= VKL_MM_TEXEL_TC)
+const uint TR = SG >= TILE_M ? 1u : TILE_M / SG; // x rows per lane
+const uint NACC = TR * SG * TC;
+
+// The TR*SG*TC products of one k step: a[r] are this lane's x rows, w[c] its weight rows.
+void outer(const vec4 a[TR], const vec4 w[TC], inout float acc[NACC]) {
+    [[unroll]] for (uint r = 0u; r < TR; r++)
+        [[unroll]] for (uint i = 0u; i < SG; i++) {
+            vec4 xi = subgroupShuffle(a[r], i);
+            [[unroll]] for (uint c = 0u; c < TC; c++) acc[(r * SG + i) * TC + c] += dot(xi, w[c]);
+        }
+}
+
+void main() {
+    uint lane = gl_SubgroupInvocationID;
+    uint tiles_m = (p.M + TR * SG - 1u) / (TR * SG);
+    uint tiles = tiles_m * ((p.N + TC * SG - 1u) / (TC * SG));
+    uint t = (gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x) * (gl_WorkGroupSize.x / SG) + gl_SubgroupID;
+    if (t >= tiles) return; // t is the same on every lane: whole subgroups leave, the shuffles stay complete
+    // Neighbouring subgroups take neighbouring x tiles of the same weight rows: the weight panel stays in cache.
+    uint m0 = (t % tiles_m) * (TR * SG), n0 = (t / tiles_m) * (TC * SG);
+    uint K4 = p.K / 4u;
+    // Rows past M/N are clamped for loading (every lane must take part in the shuffles) and skipped at the store.
+    int xb[TR];
+    [[unroll]] for (uint r = 0u; r < TR; r++) xb[r] = int(p.x_off / 4u + min(m0 + r * SG + lane, p.M - 1u) * K4);
+    uint wr[TC];
+    [[unroll]] for (uint c = 0u; c < TC; c++) wr[c] = min(n0 + c * SG + lane, p.N - 1u);
+    float acc[NACC];
+    [[unroll]] for (uint j = 0u; j < NACC; j++) acc[j] = 0.0;
+
+#if defined(DATA_A_F32)
+    int wb[TC];
+    [[unroll]] for (uint c = 0u; c < TC; c++) wb[c] = int(p.w_byte_off / 16u + wr[c] * K4);
+    for (int k = 0; k < int(K4); k++) {
+        vec4 a[TR], w[TC];
+        [[unroll]] for (uint r = 0u; r < TR; r++) a[r] = texelFetch(tex_x4, xb[r] + k);
+        [[unroll]] for (uint c = 0u; c < TC; c++) w[c] = texelFetch(tex_w4, wb[c] + k);
+        outer(a, w, acc);
+    }
+#elif DQ_IS_SCALAR
+    for (uint k = 0u; k < K4; k++) {
+        vec4 a[TR], w[TC];
+        [[unroll]] for (uint r = 0u; r < TR; r++) a[r] = texelFetch(tex_x4, xb[r] + int(k));
+        [[unroll]] for (uint c = 0u; c < TC; c++) w[c] = dequant_codes4(wr[c] * p.K + 4u * k, 0u);
+        outer(a, w, acc);
+    }
 #else
-#error "matmul.comp: define MM_REGTILE or MM_TILED"
+    // Quantized types: each weight vec4 is decoded in full (code * dm.x + dm.y) with the affine map fetched
+    // once per run of DQ_DM_RUN elements; the decode is amortized over TR*SG dot products.
+    uint nbpr = p.K / BLOCK_SIZE;
+    for (uint kb = 0u; kb < p.K; kb += DQ_DM_RUN) {
+        uint ib = kb / BLOCK_SIZE, iq = kb % BLOCK_SIZE;
+        vec2 dm[TC];
+        [[unroll]] for (uint c = 0u; c < TC; c++) dm[c] = dequant_dm(wr[c] * nbpr + ib, iq);
+        // Rolled: unrolling it too multiplies the code (and the driver's compile time) by up to 8.
+        [[dont_unroll]] for (uint u = 0u; u < DQ_DM_RUN; u += 4u) {
+            vec4 a[TR], w[TC];
+            [[unroll]] for (uint r = 0u; r < TR; r++) a[r] = texelFetch(tex_x4, xb[r] + int((kb + u) / 4u));
+            [[unroll]] for (uint c = 0u; c < TC; c++) w[c] = dequant_codes4(wr[c] * nbpr + ib, iq + u) * dm[c].x + dm[c].y;
+            outer(a, w, acc);
+        }
+    }
+#endif
+
+    // A pipeline that did not get the subgroup size it was built for would compute garbage: make that loud.
+    bool bad = gl_SubgroupSize != SG;
+    // No `break` here: it would keep the loop rolled and the accumulators in indexed memory.
+    [[unroll]] for (uint r = 0u; r < TR; r++)
+        [[unroll]] for (uint i = 0u; i < SG; i++) {
+            uint m = m0 + r * SG + i;
+            [[unroll]] for (uint c = 0u; c < TC; c++) {
+                uint n = n0 + c * SG + lane;
+                float v = bad ? uintBitsToFloat(0x7FC00000u) : acc[(r * SG + i) * TC + c];
+                if (m < p.M && n < p.N) store_y(m, n, v);
+            }
+        }
+}
+
+#else
+#error "matmul.comp: define MM_TEXEL, MM_REGTILE or MM_TILED"
 #endif

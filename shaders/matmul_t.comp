@@ -1,9 +1,14 @@
 #version 450
 // The transposed weight product of the backward: dx[m, k] (+)= sum_n dy[m, n] * W[n, k], W a GGUF weight
 // (-DDATA_A_<TYPE>) read column-wise: each invocation owns TM rows x TK consecutive k, decoding per weight row n
-// TK/4 vec4s of codes and one affine map shared by all its rows (TK divides DQ_DM_RUN).
+// TK/4 vec4s of codes and one affine map shared by all its rows (TK divides DQ_DM_RUN). -DMMT_TEXEL builds the
+// variant for CPU devices: subgroup outer products fed by texel buffers (see matmul.comp's MM_TEXEL).
 #extension GL_GOOGLE_include_directive : require
 #extension GL_EXT_control_flow_attributes : require
+#if defined(MMT_TEXEL)
+#extension GL_KHR_shader_subgroup_basic : require
+#extension GL_KHR_shader_subgroup_shuffle : require
+#endif
 
 layout(local_size_x_id = 0) in;
 
@@ -18,24 +23,130 @@ layout(push_constant) uniform Push {
 } p;
 
 #define FLAG_ACC 2u
+#define FLAG_DY_VEC4 4u // texel variant: dy is bound as RGBA32F (N % 4 == 0, 16-byte aligned rows)
 
+#if defined(MMT_TEXEL)
+// Texel fetches are vector gathers on CPU devices (storage loads at computed addresses are per-lane loops).
+#if defined(DATA_A_F32)
+layout(binding = 0) uniform samplerBuffer tex_w4; // RGBA32F: K % 4 == 0, rows 16-byte aligned
+#define A_WORD(i) floatBitsToUint(texelFetch(tex_w4, int((i) >> 2u))[(i) & 3u])
+#else
+layout(binding = 0) uniform usamplerBuffer tex_w; // R32UI words
+#define A_WORD(i) texelFetch(tex_w, int(i)).x
+#endif
+layout(binding = 1) uniform samplerBuffer tex_dy; // R32F
+#else
 layout(std430, binding = 0) readonly buffer A { uint data_a[]; };
 layout(std430, binding = 1) readonly buffer DY { float data_dy[]; };
+#define A_WORD(i) data_a[i]
+#endif
 layout(std430, binding = 2) buffer DX { float data_dx[]; };
 
-#define A_WORD(i) data_a[i]
 #define A_BYTE_OFFSET p.w_byte_off
 #include "common/quant.glsl"
-
-#define TM 8u // = VKL_MMT_TM
-#define TK 16u // = VKL_MMT_TK
-#define TK4 (TK / 4u)
 
 void store_dx(uint m, uint k, float v) {
     uint i = p.dx_off + m * p.K + k;
     if ((p.flags & FLAG_ACC) != 0u) v += data_dx[i];
     data_dx[i] = v;
 }
+
+#if defined(MMT_TEXEL)
+// One subgroup of SG lanes computes TR*SG rows of dx by SG*4*TQ consecutive k. Per weight row n, lane l fetches
+// dy[m0 + r*SG + l, n] and decodes 4*TQ consecutive weights W[n, kl..] (one affine map: 4*TQ divides
+// DQ_DM_RUN), then takes every dy value from its owner with subgroupShuffle at a constant lane index. SG is
+// the pipeline's subgroup size (specialization constant 1); the workgroup is a whole number of subgroups.
+layout(constant_id = 1) const uint SG = 8u;
+#define TILE_M 8u // dx rows per subgroup tile (= VKL_MMT_TEXEL_ROWS) when SG <= 16
+#define TQ 4u      // vec4 of k per lane (= VKL_MMT_TEXEL_TQ)
+const uint TR = SG >= TILE_M ? 1u : TILE_M / SG;
+const uint NACC = TR * SG * TQ;
+
+// This lane's 4*TQ consecutive weights of row n, from k = kl (clamped inside the row; see main).
+uint kq[TQ];
+uint nbpr, ibk, iq;
+void w_row(uint n, out vec4 w[TQ]) {
+#if defined(DATA_A_F32)
+    [[unroll]] for (uint q = 0u; q < TQ; q++) w[q] = texelFetch(tex_w4, int(p.w_byte_off / 16u + (n * p.K + kq[q]) / 4u));
+#elif DQ_IS_SCALAR
+    [[unroll]] for (uint q = 0u; q < TQ; q++) w[q] = dequant_codes4(n * p.K + kq[q], 0u);
+#else
+    uint ib = n * nbpr + ibk;
+    vec2 dm = dequant_dm(ib, iq);
+    [[unroll]] for (uint q = 0u; q < TQ; q++) w[q] = dequant_codes4(ib, iq + 4u * q) * dm.x + dm.y;
+#endif
+}
+
+// Row group r: d is this lane's dy value; every lane's value reaches every lane by shuffles.
+void row_products(float d, uint r, const vec4 w[TQ], inout vec4 acc[NACC]) {
+    [[unroll]] for (uint i = 0u; i < SG; i++) {
+        float di = subgroupShuffle(d, i);
+        [[unroll]] for (uint q = 0u; q < TQ; q++) acc[(r * SG + i) * TQ + q] += di * w[q];
+    }
+}
+
+void main() {
+    uint lane = gl_SubgroupInvocationID;
+    uint kt = SG * 4u * TQ;
+    uint tiles_m = (p.M + TR * SG - 1u) / (TR * SG);
+    uint tiles = tiles_m * ((p.K + kt - 1u) / kt);
+    uint t = (gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x) * (gl_WorkGroupSize.x / SG) + gl_SubgroupID;
+    if (t >= tiles) return; // t is the same on every lane: whole subgroups leave, the shuffles stay complete
+    // Neighbouring subgroups take neighbouring dy rows of the same weight columns (kept in cache).
+    uint m0 = (t % tiles_m) * (TR * SG), k0 = (t / tiles_m) * kt;
+    uint kl = k0 + lane * 4u * TQ;
+    // Lanes past M or K load clamped rows/columns (they must take part in the shuffles); the store skips them.
+    int dyb[TR];
+    [[unroll]] for (uint r = 0u; r < TR; r++) dyb[r] = int(p.dy_off + min(m0 + r * SG + lane, p.M - 1u) * p.dy_stride);
+    vec4 acc[NACC];
+    [[unroll]] for (uint j = 0u; j < NACC; j++) acc[j] = vec4(0.0);
+#if DQ_IS_SCALAR
+    // K % 4 == 0: every vec4 lies inside the row
+    [[unroll]] for (uint q = 0u; q < TQ; q++) kq[q] = min(kl + 4u * q, p.K - 4u);
+#else
+    // K is a multiple of the block size, so K - 4*TQ is a valid, run-aligned start.
+    uint klc = min(kl, p.K - 4u * TQ);
+    nbpr = p.K / BLOCK_SIZE;
+    ibk = klc / BLOCK_SIZE;
+    iq = klc % BLOCK_SIZE;
+#endif
+    if ((p.flags & FLAG_DY_VEC4) != 0u) {
+        // dy bound as RGBA32F (N % 4 == 0, rows 16-byte aligned): one gather brings 4 weight rows' worth.
+        for (uint n = 0u; n < p.N; n += 4u) {
+            vec4 d[TR];
+            [[unroll]] for (uint r = 0u; r < TR; r++) d[r] = texelFetch(tex_dy, (dyb[r] + int(n)) >> 2);
+            [[unroll]] for (uint j = 0u; j < 4u; j++) {
+                vec4 w[TQ];
+                w_row(n + j, w);
+                [[unroll]] for (uint r = 0u; r < TR; r++) row_products(d[r][j], r, w, acc);
+            }
+        }
+    } else {
+        for (uint n = 0u; n < p.N; n++) {
+            vec4 w[TQ];
+            w_row(n, w);
+            [[unroll]] for (uint r = 0u; r < TR; r++) row_products(texelFetch(tex_dy, dyb[r] + int(n)).x, r, w, acc);
+        }
+    }
+    // A pipeline that did not get the subgroup size it was built for would compute garbage: make that loud.
+    bool bad = gl_SubgroupSize != SG;
+    // No `break` here: it would keep the loop rolled and the accumulators in indexed memory.
+    [[unroll]] for (uint r = 0u; r < TR; r++)
+        [[unroll]] for (uint i = 0u; i < SG; i++) {
+            uint m = m0 + r * SG + i;
+            [[unroll]] for (uint q = 0u; q < TQ; q++)
+                [[unroll]] for (uint c = 0u; c < 4u; c++) {
+                    uint k = kl + 4u * q + c;
+                    float v = bad ? uintBitsToFloat(0x7FC00000u) : acc[(r * SG + i) * TQ + q][c];
+                    if (m < p.M && k < p.K) store_dx(m, k, v);
+                }
+        }
+}
+
+#else
+#define TM 8u // = VKL_MMT_TM
+#define TK 16u // = VKL_MMT_TK
+#define TK4 (TK / 4u)
 
 void main() {
     uint groups_k = (p.K + TK - 1u) / TK;
@@ -104,3 +215,4 @@ void main() {
                 if (m0 + i < p.M && k < p.K) store_dx(m0 + i, k, acc[i][q][c]);
             }
 }
+#endif

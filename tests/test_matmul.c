@@ -18,7 +18,7 @@ static double tol_factor(uint32_t K) { return (K + 16.0) * FLT_EPSILON; }
 
 static const uint32_t all_types[] = {VKL_TYPE_F32,  VKL_TYPE_F16,  VKL_TYPE_BF16, VKL_TYPE_Q8_0,
                                      VKL_TYPE_Q4_0, VKL_TYPE_Q4_K, VKL_TYPE_Q5_K, VKL_TYPE_Q6_K};
-static const char *const variants[] = {"regtile", "tiled"};
+static const char *const variants[] = {"regtile", "tiled", "texel"};
 
 static void fill_uniform(float *v, size_t n, float lo, float hi) {
     for (size_t i = 0; i < n; i++) v[i] = t_rng_uniform(lo, hi);
@@ -145,6 +145,8 @@ static void cases_for(uint32_t type, mm_case *cs, int *n) {
     cs[(*n)++] = (mm_case){1, 5, k1, true, false, 4, 4, 8};
     cs[(*n)++] = (mm_case){37, 75, k2, true, true, 8, 16, 4};
     cs[(*n)++] = (mm_case){66, 13, k2, false, true, 0, 32, 0}; /* every row 16-byte aligned: vec4 paths */
+    /* several partial subgroup tiles in both directions, every view the texel kernel takes (f32 included) */
+    cs[(*n)++] = (mm_case){45, 70, t->block_size == 1 ? 132 : k1, true, true, 16, 48, 4};
     if (t->block_size == 1) cs[(*n)++] = (mm_case){5, 9, 3, true, false, 0, 0, 0};
 }
 
@@ -157,9 +159,22 @@ static int forward_variant(const char *variant) {
     t_rng_seed(11);
     for (size_t i = 0; i < VKL_ARRAY_LEN(all_types) && !rc; i++) {
         mm_case cs[8];
-        int n;
+        int n, n_texel = 0;
         cases_for(all_types[i], cs, &n);
-        for (int j = 0; j < n && !rc; j++) rc = run_matmul(vk, &cache, all_types[i], &cs[j], variant);
+        for (int j = 0; j < n && !rc; j++) {
+            /* the kernel the op will pick: texel falls back to regtile on views it cannot read */
+            const char *kern = NULL;
+            vkl_err err = {0};
+            T_ASSERT(!vkl_op_matmul_kernel(vk, all_types[i], (vkl_tview){NULL, cs[j].w_off},
+                                           (vkl_tview){NULL, cs[j].x_off}, cs[j].K, &kern, &err), "%s", err.msg);
+            n_texel += !strcmp(kern, "texel");
+            rc = run_matmul(vk, &cache, all_types[i], &cs[j], kern);
+        }
+        /* a device that can run it (shuffles, a usable subgroup size) must run it on the aligned cases */
+        if (!rc && !strcmp(variant, "texel") && vk->info.subgroup_shuffle &&
+            (vk->info.min_subgroup_size == vk->info.max_subgroup_size || vk->info.subgroup_size_control) &&
+            vk->info.min_subgroup_size <= 32 && n_texel < 2)
+            T_FAIL("texel: only %d of the %s cases took the texel kernel", n_texel, vkl_type_traits_get(all_types[i])->name);
     }
     vkl_op_cache_destroy(vk, &cache);
     unsetenv("VKLORA_MATMUL");
@@ -168,11 +183,13 @@ static int forward_variant(const char *variant) {
 
 static int test_forward_regtile(void) { return forward_variant(variants[0]); }
 static int test_forward_tiled(void) { return forward_variant(variants[1]); }
+static int test_forward_texel(void) { return forward_variant(variants[2]); }
 
 /* ---- dx = dy · W ---- */
 
+/* dy_off % 16 == 0 with N % 4 == 0 lets the texel kernel fetch dy as vec4 */
 static int run_matmul_t(vkl_vk *vk, vkl_op_cache *cache, uint32_t type, uint32_t M, uint32_t N, uint32_t K,
-                        bool acc, uint64_t w_off) {
+                        bool acc, uint64_t w_off, uint64_t dy_off) {
     const vkl_type_traits *t = vkl_type_traits_get(type);
     uint64_t rb;
     T_ASSERT(vkl_type_row_bytes(type, K, &rb), "row bytes");
@@ -198,10 +215,10 @@ static int run_matmul_t(vkl_vk *vk, vkl_op_cache *cache, uint32_t type, uint32_t
         }
     vkl_buffer bw = {0}, bdy = {0}, bdx = {0};
     vkl_err err = {0};
-    int rc = make_buf(vk, &bw, wq, wbytes, w_off) || make_buf(vk, &bdy, dy, (size_t)M * N * 4, 4) ||
+    int rc = make_buf(vk, &bw, wq, wbytes, w_off) || make_buf(vk, &bdy, dy, (size_t)M * N * 4, dy_off) ||
              make_buf(vk, &bdx, dx0, (size_t)M * K * 4, 8);
     if (!rc) {
-        if (vkl_op_matmul_t(vk, cache, type, vkl_tv(&bw, w_off), vkl_tv(&bdy, 4), vkl_tv(&bdx, 8), M, N, K, acc,
+        if (vkl_op_matmul_t(vk, cache, type, vkl_tv(&bw, w_off), vkl_tv(&bdy, dy_off), vkl_tv(&bdx, 8), M, N, K, acc,
                             &err)) {
             fprintf(stderr, "    FAIL: matmul_t: %s\n", err.msg);
             rc = 1;
@@ -227,12 +244,24 @@ static int test_transposed(void) {
     vkl_op_cache cache = {0};
     int rc = 0;
     t_rng_seed(12);
-    for (size_t i = 0; i < VKL_ARRAY_LEN(all_types) && !rc; i++) {
-        uint32_t type = all_types[i], bs = vkl_type_traits_get(type)->block_size;
-        uint32_t k1 = bs == 1 ? 67 : bs == 32 ? 96 : 256, k2 = bs == 1 ? 13 : bs == 32 ? 160 : 512;
-        rc = run_matmul_t(vk, &cache, type, 7, 37, k1, false, 0) || run_matmul_t(vk, &cache, type, 1, 3, k2, true, 4) ||
-             run_matmul_t(vk, &cache, type, 37, 130, k1, true, 8);
+    /* VKLORA_MATMUL=texel takes the texel kernel where K % 4 == 0 (and an f32 weight is 16-byte aligned), the
+     * register-tile kernel elsewhere; regtile (like tiled) always takes the register-tile kernel. */
+    static const char *const t_variants[] = {"regtile", "texel"};
+    for (size_t v = 0; v < VKL_ARRAY_LEN(t_variants) && !rc; v++) {
+        setenv("VKLORA_MATMUL", t_variants[v], 1);
+        for (size_t i = 0; i < VKL_ARRAY_LEN(all_types) && !rc; i++) {
+            uint32_t type = all_types[i], bs = vkl_type_traits_get(type)->block_size;
+            uint32_t k1 = bs == 1 ? 67 : bs == 32 ? 96 : 256, k2 = bs == 1 ? 13 : bs == 32 ? 160 : 512;
+            uint32_t k3 = bs == 1 ? 132 : k2; /* texel-ready for every type, with a partial last k tile */
+            rc = run_matmul_t(vk, &cache, type, 7, 37, k1, false, 0, 4) ||
+                 run_matmul_t(vk, &cache, type, 1, 3, k2, true, 4, 4) ||
+                 run_matmul_t(vk, &cache, type, 37, 130, k1, true, 8, 4) ||
+                 run_matmul_t(vk, &cache, type, 45, 70, k3, true, 16, 4) ||
+                 run_matmul_t(vk, &cache, type, 19, 33, k3, false, 0, 16) ||
+                 run_matmul_t(vk, &cache, type, 21, 36, k3, true, 16, 32); /* dy as vec4 */
+        }
     }
+    unsetenv("VKLORA_MATMUL");
     vkl_op_cache_destroy(vk, &cache);
     return rc;
 }
@@ -328,12 +357,72 @@ static int lora_patterns(vkl_vk *vk, vkl_op_cache *cache) {
     return rc;
 }
 
+/* The dropout GEMM reads its operands through storage buffers (regtile) or texel views (texel) and is otherwise
+ * the same code: both must give bit-identical results for every dropped operand (the dropout suite checks one
+ * of them against the reference). */
+static int gemm_dropout_variants_agree(vkl_vk *vk, vkl_op_cache *cache) {
+    const uint32_t M = 19, N = 7, K = 45;
+    float a[19 * 45], b[45 * 7], c0[19 * 7], got[2][19 * 7];
+    fill_uniform(a, VKL_ARRAY_LEN(a), -1, 1);
+    fill_uniform(b, VKL_ARRAY_LEN(b), -1, 1);
+    fill_uniform(c0, VKL_ARRAY_LEN(c0), -1, 1);
+    vkl_buffer ba = {0}, bb = {0}, bc = {0};
+    vkl_err err = {0};
+    int rc = make_buf(vk, &ba, a, sizeof(a), 4) || make_buf(vk, &bb, b, sizeof(b), 8);
+    static const char *const g_variants[] = {"regtile", "texel"};
+    for (uint32_t mode = 1; mode <= 3 && !rc; mode++) {
+        vkl_gemm_shape s = {M, N, K, K, 1, N, 1, N, 0.75f, 1.0f};
+        vkl_gemm_dropout d = {.operand = mode, .key = 99, .p = 0.3f, .base = 5, .si = mode == 3 ? N : K,
+                              .sj = 1};
+        if (mode == 2) d.si = N;
+        for (int v = 0; v < 2 && !rc; v++) {
+            setenv("VKLORA_MATMUL", g_variants[v], 1);
+            rc = make_buf(vk, &bc, c0, sizeof(c0), 0);
+            if (!rc && (vkl_op_gemm_dropout(vk, cache, &s, &d, vkl_tv(&ba, 4), vkl_tv(&bb, 8), vkl_tv(&bc, 0), &err) ||
+                        vkl_buffer_download(vk, &bc, 0, got[v], sizeof(c0), &err))) {
+                fprintf(stderr, "    FAIL: gemm dropout %s: %s\n", g_variants[v], err.msg);
+                rc = 1;
+            }
+            vkl_buffer_destroy(vk, &bc);
+        }
+        if (!rc && memcmp(got[0], got[1], sizeof(c0))) {
+            fprintf(stderr, "    FAIL: gemm dropout operand %u: regtile and texel results differ\n", mode);
+            rc = 1;
+        }
+        /* the mask must have dropped something, or the dropout half of the comparison proves nothing */
+        float plain[19 * 7];
+        rc = rc || make_buf(vk, &bc, c0, sizeof(c0), 0);
+        if (!rc && (vkl_op_gemm(vk, cache, &s, vkl_tv(&ba, 4), vkl_tv(&bb, 8), vkl_tv(&bc, 0), &err) ||
+                    vkl_buffer_download(vk, &bc, 0, plain, sizeof(plain), &err))) {
+            fprintf(stderr, "    FAIL: gemm: %s\n", err.msg);
+            rc = 1;
+        }
+        vkl_buffer_destroy(vk, &bc);
+        if (!rc && !memcmp(plain, got[0], sizeof(plain))) {
+            fprintf(stderr, "    FAIL: gemm dropout operand %u: same result as without dropout\n", mode);
+            rc = 1;
+        }
+    }
+    unsetenv("VKLORA_MATMUL");
+    vkl_buffer_destroy(vk, &ba);
+    vkl_buffer_destroy(vk, &bb);
+    return rc;
+}
+
 static int test_gemm(void) {
     vkl_vk *vk = t_vk();
     T_ASSERT(vk, "no Vulkan device");
     vkl_op_cache cache = {0};
     t_rng_seed(13);
-    int rc = lora_patterns(vk, &cache);
+    /* storage-buffer operands (regtile, like tiled) and texel-view operands (texel) */
+    int rc = 0;
+    static const char *const g_variants[] = {"regtile", "texel"};
+    for (size_t v = 0; v < VKL_ARRAY_LEN(g_variants) && !rc; v++) {
+        setenv("VKLORA_MATMUL", g_variants[v], 1);
+        rc = lora_patterns(vk, &cache);
+    }
+    unsetenv("VKLORA_MATMUL");
+    if (!rc) rc = gemm_dropout_variants_agree(vk, &cache);
     vkl_op_cache_destroy(vk, &cache);
     return rc;
 }
@@ -365,7 +454,8 @@ static int test_chunked(void) {
     }
     unsetenv("VKLORA_MATMUL");
     for (size_t i = 0; i < VKL_ARRAY_LEN(cs) && !rc; i++)
-        rc = run_matmul_t(vk, &cache, cs[i].type, cs[i].M, cs[i].N, cs[i].K, i % 2 == 1, 4);
+        rc = run_matmul_t(vk, &cache, cs[i].type, cs[i].M, cs[i].N, cs[i].K, i % 2 == 1, 4, 4) ||
+             run_matmul_t(vk, &cache, cs[i].type, cs[i].M, cs[i].N / 4 * 4, cs[i].K, i % 2 == 0, 0, 16);
     if (!rc) rc = lora_patterns(vk, &cache);
     unsetenv("VKLORA_MAX_BIND_BYTES");
     vkl_op_cache_destroy(vk, &cache);
@@ -411,6 +501,7 @@ static int test_bad_input(void) {
 const vkl_test_case vkl_tests_matmul[] = {
     {"matmul/forward_regtile", test_forward_regtile},
     {"matmul/forward_tiled", test_forward_tiled},
+    {"matmul/forward_texel", test_forward_texel},
     {"matmul/transposed", test_transposed},
     {"matmul/gemm_lora_patterns", test_gemm},
     {"matmul/chunked_small_bind_limit", test_chunked},

@@ -8,11 +8,12 @@
 #include "ops/matmul_push.h"
 #include "vklora/quant.h"
 
-/* Kernel variants of the forward matmul. Register tiles without barriers suit CPU devices (lavapipe runs
- * barriers ~20x slower than register tiles, see PERF.md); GPUs want shared-memory tiles. VKLORA_MATMUL
- * forces one, so every variant can be tested on any device. */
-typedef enum { MM_REGTILE, MM_TILED, MM_N_VARIANTS } mm_variant;
-static const char *const variant_names[MM_N_VARIANTS] = {"regtile", "tiled"};
+/* Kernel variants of the forward matmul. CPU devices want barrier-free register tiles (lavapipe runs barriers
+ * ~20x slower, see PERF.md), best fed by texel buffers and shared across a subgroup (texel); views that kernel
+ * cannot read (K % 4 != 0, x not 16-byte aligned, no shuffles) take plain register tiles (regtile). GPUs want
+ * shared-memory tiles. VKLORA_MATMUL forces one, so every variant can be tested on any device. */
+typedef enum { MM_REGTILE, MM_TILED, MM_TEXEL, MM_N_VARIANTS } mm_variant;
+static const char *const variant_names[MM_N_VARIANTS] = {"regtile", "tiled", "texel"};
 
 /* Invocation indices are uint in the shaders: keep them (and tile counts) well inside 32 bits. */
 #define MAX_TILES (1ull << 30)
@@ -40,9 +41,44 @@ static vkl_status pick_variant(const vkl_vk *vk, mm_variant *v, vkl_err *err) {
                 return VKL_OK;
             }
         }
-        return vkl_err_set(err, VKL_ERR_INPUT, "VKLORA_MATMUL=%s: expected auto, regtile or tiled", env);
+        return vkl_err_set(err, VKL_ERR_INPUT, "VKLORA_MATMUL=%s: expected auto, texel, regtile or tiled", env);
     }
-    *v = vk->info.vk_type == VK_PHYSICAL_DEVICE_TYPE_CPU ? MM_REGTILE : MM_TILED;
+    *v = vk->info.vk_type == VK_PHYSICAL_DEVICE_TYPE_CPU ? MM_TEXEL : MM_TILED;
+    return VKL_OK;
+}
+
+/* The subgroup size the texel kernel is specialized for (0: it cannot run), and whether the pipeline must
+ * request it. Its shuffles need every lane of a known-size subgroup: a device with one subgroup size gives it;
+ * one with several must let us require a size. */
+static uint32_t texel_subgroup(const vkl_vk *vk, uint32_t *required) {
+    const vkl_device_info *d = &vk->info;
+    *required = 0;
+    if (!d->subgroup_basic || !d->subgroup_shuffle) return 0;
+    if (d->min_subgroup_size == d->max_subgroup_size)
+        return d->subgroup_size >= 1 && d->subgroup_size <= VKL_MM_TEXEL_MAX_SG ? d->subgroup_size : 0;
+    if (!d->subgroup_size_control) return 0;
+    /* 16 lanes fill a tile of 16 x rows with one row per lane; smaller subgroups take several rows. */
+    uint32_t s = VKL_MAX(VKL_MIN(d->max_subgroup_size, 16u), d->min_subgroup_size);
+    if (s > VKL_MM_TEXEL_MAX_SG) return 0;
+    *required = s;
+    return s;
+}
+
+/* Whether the texel kernel can read these views: x as RGBA32F texels (rows of whole, 16-byte aligned vec4),
+ * an f32 weight likewise; the other weight types are read as 32-bit words like the storage-buffer kernels. */
+static bool texel_fits(const vkl_vk *vk, uint32_t wtype, vkl_tview w, vkl_tview x, uint32_t K) {
+    uint32_t req;
+    return K % 4 == 0 && x.offset % 16 == 0 && (wtype != VKL_TYPE_F32 || w.offset % 16 == 0) &&
+           texel_subgroup(vk, &req) != 0 && vk->info.max_texel_buffer_elements >= 1024;
+}
+
+vkl_status vkl_op_matmul_kernel(const vkl_vk *vk, uint32_t wtype, vkl_tview w, vkl_tview x, uint32_t K,
+                                const char **name, vkl_err *err) {
+    mm_variant v = MM_REGTILE;
+    vkl_status st = pick_variant(vk, &v, err);
+    if (st) return st;
+    if (v == MM_TEXEL && !texel_fits(vk, wtype, w, x, K)) v = MM_REGTILE;
+    *name = variant_names[v];
     return VKL_OK;
 }
 
@@ -143,6 +179,7 @@ vkl_status vkl_op_matmul(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_tview 
     if (M == 0 || N == 0) return VKL_OK;
     mm_variant var = MM_REGTILE;
     if ((st = pick_variant(vk, &var, err))) return st;
+    if (var == MM_TEXEL && !texel_fits(vk, wtype, w, x, K)) var = MM_REGTILE;
 
     char name[64];
     snprintf(name, sizeof(name), "matmul_%s_%s", type_suffix(wtype), variant_names[var]);
@@ -155,6 +192,18 @@ vkl_status vkl_op_matmul(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_tview 
         .n_spec = 1,
         .spec = {wg},
     };
+    /* texel: subgroup tiles of tm x rows by tn weight rows, sg lanes each; workgroups of whole subgroups. */
+    uint32_t sg = 0, tm = 0, tn = 0;
+    if (var == MM_TEXEL) {
+        sg = texel_subgroup(vk, &desc.required_subgroup_size);
+        tm = sg >= VKL_MM_TEXEL_ROWS ? sg : VKL_MM_TEXEL_ROWS / sg * sg;
+        tn = VKL_MM_TEXEL_TC * sg;
+        wg = VKL_MAX(wg, sg) / sg * sg;
+        desc.bindings[0] = desc.bindings[1] = VKL_BIND_TEXEL;
+        desc.n_spec = 2;
+        desc.spec[0] = wg;
+        desc.spec[1] = sg;
+    }
     const vkl_pipeline *pipe;
     if ((st = vkl_op_cache_get(vk, c, &desc, &pipe, err))) return st;
 
@@ -162,6 +211,11 @@ vkl_status vkl_op_matmul(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_tview 
      * their rows keep the vec4 alignment they have in the buffer; every other slack is one alignment step (+4
      * for the weight's rounding up to whole words). */
     bind_limits bl = get_limits(vk);
+    if (var == MM_TEXEL) {
+        /* a texel view holds at most maxTexelBufferElements texels (4-byte words for the weight) */
+        bl.limit = VKL_MIN(bl.limit, (uint64_t)vk->info.max_texel_buffer_elements * 4);
+        bl.align = VKL_MAX(bl.align, vk->info.min_texel_offset_align);
+    }
     uint64_t xalign = VKL_MAX(bl.align, 16);
     uint64_t fl = bl.limit > bl.align ? (bl.limit - bl.align) / 4 : 0; /* floats in a y or bias binding */
     uint64_t nc = bl.limit > xalign + 4 ? (bl.limit - xalign - 4) / row_bytes : 0;
@@ -172,6 +226,10 @@ vkl_status vkl_op_matmul(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_tview 
     if (var == MM_TILED) {
         nc = VKL_MIN(nc, (uint64_t)vk->info.max_workgroup_count[0] * VKL_MM_TILED_BN);
         mc = VKL_MIN(mc, (uint64_t)vk->info.max_workgroup_count[1] * VKL_MM_TILED_BM);
+    } else if (var == MM_TEXEL) {
+        uint64_t mt = max_tiles(vk, wg) / sg; /* subgroup tiles */
+        nc = VKL_MIN(nc, mt / 2 * tn);
+        if (nc) mc = VKL_MIN(mc, mt / ceil_div(nc, tn) * tm);
     } else {
         uint64_t mt = max_tiles(vk, wg);
         nc = VKL_MIN(nc, mt / 2 * VKL_MM_REGTILE_TN);
@@ -195,6 +253,11 @@ vkl_status vkl_op_matmul(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_tview 
             b[0].range = (wr + nn * row_bytes + 3) / 4 * 4;
             b[1] = bind_at(x.buf, x.offset + m0 * K * 4, mn * K * 4, xalign, &xr);
             b[2] = bias.buf ? bind_at(bias.buf, bias.offset + n0 * 4, nn * 4, bl.align, &br) : b[1];
+            if (var == MM_TEXEL) {
+                /* f32 rows are whole vec4 (K % 4 == 0, offsets checked by texel_fits) */
+                b[0].texel_format = wtype == VKL_TYPE_F32 ? VK_FORMAT_R32G32B32A32_SFLOAT : VK_FORMAT_R32_UINT;
+                b[1].texel_format = VK_FORMAT_R32G32B32A32_SFLOAT;
+            }
             b[3] = bind_at(y.buf, y.offset + (m0 * N + n0) * 4, ((mn - 1) * N + nn) * 4, bl.align, &yr);
             vkl_matmul_push pc = {
                 .M = (uint32_t)mn,
@@ -211,6 +274,8 @@ vkl_status vkl_op_matmul(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_tview 
             if (var == MM_TILED) {
                 gx = (uint32_t)ceil_div(nn, VKL_MM_TILED_BN);
                 gy = (uint32_t)ceil_div(mn, VKL_MM_TILED_BM);
+            } else if (var == MM_TEXEL) {
+                grid_for(vk, ceil_div(nn, tn) * ceil_div(mn, tm) * sg, wg, &gx, &gy);
             } else {
                 grid_for(vk, ceil_div(nn, VKL_MM_REGTILE_TN) * ceil_div(mn, VKL_MM_REGTILE_TM), wg, &gx, &gy);
             }
@@ -236,8 +301,15 @@ vkl_status vkl_op_matmul_t(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_tvie
         return accumulate ? VKL_OK : vkl_buffer_fill(vk, (vkl_buffer *)dx.buf, dx.offset, (uint64_t)M * K * 4, 0, err);
     }
 
+    /* VKLORA_MATMUL picks the kernel here too: texel (CPU devices, when the views allow it) or the register-tile
+     * kernel for everything else. */
+    mm_variant var = MM_REGTILE;
+    if ((st = pick_variant(vk, &var, err))) return st;
+    /* dy is read as R32F texels (any 4-byte offset); W as for the forward */
+    bool texel = var == MM_TEXEL && texel_fits(vk, wtype, w, vkl_tv(dy.buf, 0), K);
+
     char name[64];
-    snprintf(name, sizeof(name), "matmul_t_%s", type_suffix(wtype));
+    snprintf(name, sizeof(name), "matmul_t_%s%s", type_suffix(wtype), texel ? "_texel" : "");
     uint32_t wg = VKL_MMT_WG;
     vkl_pipeline_desc desc = {
         .shader = name,
@@ -247,19 +319,39 @@ vkl_status vkl_op_matmul_t(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_tvie
         .n_spec = 1,
         .spec = {wg},
     };
+    /* texel: subgroup tiles of tm dx rows by tk columns, sg lanes each; workgroups of whole subgroups */
+    uint32_t sg = 1, tm = VKL_MMT_TM, tk = VKL_MMT_TK;
+    if (texel) {
+        sg = texel_subgroup(vk, &desc.required_subgroup_size);
+        tm = sg >= VKL_MMT_TEXEL_ROWS ? sg : VKL_MMT_TEXEL_ROWS / sg * sg;
+        tk = 4 * VKL_MMT_TEXEL_TQ * sg;
+        wg = VKL_MAX(wg, sg) / sg * sg;
+        desc.bindings[0] = desc.bindings[1] = VKL_BIND_TEXEL;
+        desc.n_spec = 2;
+        desc.spec[0] = wg;
+        desc.spec[1] = sg;
+    }
     const vkl_pipeline *pipe;
     if ((st = vkl_op_cache_get(vk, c, &desc, &pipe, err))) return st;
 
     /* Nc weight rows and Mc dy/dx rows per dispatch; N chunks after the first accumulate into dx. */
     bind_limits bl = get_limits(vk);
+    if (texel) {
+        bl.limit = VKL_MIN(bl.limit, (uint64_t)vk->info.max_texel_buffer_elements * 4);
+        /* 16: f32 weight rows keep their vec4 alignment inside the binding */
+        bl.align = VKL_MAX(VKL_MAX(bl.align, vk->info.min_texel_offset_align), 16);
+    }
     uint64_t fl = bl.limit > bl.align ? (bl.limit - bl.align) / 4 : 0;
     uint64_t nc = bl.limit > bl.align + 4 ? (bl.limit - bl.align - 4) / row_bytes : 0;
     nc = VKL_MIN(VKL_MIN(nc, fl), (uint64_t)N);
     uint64_t mc = fl / K;
     if (nc) mc = VKL_MIN(mc, 1 + (fl - nc) / N);
-    uint64_t kgroups = ceil_div(K, VKL_MMT_TK);
-    mc = VKL_MIN(mc, max_tiles(vk, wg) / kgroups * VKL_MMT_TM);
+    uint64_t kgroups = ceil_div(K, tk);
+    mc = VKL_MIN(mc, max_tiles(vk, wg) / sg / kgroups * tm);
     mc = VKL_MIN(mc, (uint64_t)M);
+    /* texel: dy as RGBA32F texels (4 weight rows per fetch) when its rows, and every N chunk, are whole vec4 */
+    bool dyv4 = texel && N % 4 == 0 && dy.offset % 16 == 0 && (nc == N || nc >= 4);
+    if (dyv4 && nc < N) nc -= nc % 4;
     if (!nc || !mc)
         return vkl_err_set(err, VKL_ERR_INPUT,
                            "matmul_t: a binding limit of %llu bytes cannot hold one weight row (%llu bytes) and one "
@@ -277,6 +369,10 @@ vkl_status vkl_op_matmul_t(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_tvie
             b[0].range = (wr + nn * row_bytes + 3) / 4 * 4;
             b[1] = bind_at(dy.buf, dy.offset + (m0 * N + n0) * 4, ((mn - 1) * N + nn) * 4, bl.align, &dyr);
             b[2] = bind_at(dx.buf, dx.offset + m0 * K * 4, mn * K * 4, bl.align, &dxr);
+            if (texel) {
+                b[0].texel_format = wtype == VKL_TYPE_F32 ? VK_FORMAT_R32G32B32A32_SFLOAT : VK_FORMAT_R32_UINT;
+                b[1].texel_format = dyv4 ? VK_FORMAT_R32G32B32A32_SFLOAT : VK_FORMAT_R32_SFLOAT;
+            }
             vkl_matmul_t_push pc = {
                 .M = (uint32_t)mn,
                 .N = (uint32_t)nn,
@@ -285,10 +381,10 @@ vkl_status vkl_op_matmul_t(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_tvie
                 .dy_off = (uint32_t)(dyr / 4),
                 .dy_stride = N,
                 .dx_off = (uint32_t)(dxr / 4),
-                .flags = (accumulate || n0 > 0) ? VKL_MM_ACC : 0,
+                .flags = ((accumulate || n0 > 0) ? VKL_MM_ACC : 0) | (dyv4 ? VKL_MM_X_VEC4 : 0),
             };
             uint32_t gx, gy;
-            grid_for(vk, kgroups * ceil_div(mn, VKL_MMT_TM), wg, &gx, &gy);
+            grid_for(vk, kgroups * ceil_div(mn, tm) * sg, wg, &gx, &gy);
             st = vkl_cmd_dispatch(vk, pipe, b, 3, &pc, sizeof(pc), gx, gy, 1, err);
         }
     }
@@ -337,10 +433,16 @@ vkl_status vkl_op_gemm_dropout(vkl_vk *vk, vkl_op_cache *c, const vkl_gemm_shape
     const bool drop = d && d->operand != 0 && d->p > 0;
     if (drop && (d->operand > 3 || !(d->p < 1)))
         return vkl_err_set(err, VKL_ERR_INPUT, "gemm: dropout operand %u / probability %g", d->operand, d->p);
+    /* VKLORA_MATMUL=texel (auto on CPU devices) reads A and B through R32F texel views */
+    mm_variant var = MM_REGTILE;
+    if ((st = pick_variant(vk, &var, err))) return st;
+    const bool texel = var == MM_TEXEL;
+    static const char *const names[2][2] = {{"gemm_f32", "gemm_f32_drop"}, {"gemm_f32_texel", "gemm_f32_drop_texel"}};
     vkl_pipeline_desc desc = {
-        .shader = drop ? "gemm_f32_drop" : "gemm_f32",
+        .shader = names[texel][drop],
         .n_bindings = 3,
-        .bindings = {VKL_BIND_STORAGE, VKL_BIND_STORAGE, VKL_BIND_STORAGE},
+        .bindings = {texel ? VKL_BIND_TEXEL : VKL_BIND_STORAGE, texel ? VKL_BIND_TEXEL : VKL_BIND_STORAGE,
+                     VKL_BIND_STORAGE},
         .push_size = drop ? sizeof(vkl_gemm_drop_push) : sizeof(vkl_gemm_push),
         .n_spec = 1,
         .spec = {wg},
@@ -351,6 +453,10 @@ vkl_status vkl_op_gemm_dropout(vkl_vk *vk, vkl_op_cache *c, const vkl_gemm_shape
     /* Shrink the block (Mc, Nc, Kc) until each operand's span fits a binding and the tile count fits the grid;
      * K chunks after the first accumulate into C with beta = 1. */
     bind_limits bl = get_limits(vk);
+    if (texel) {
+        bl.limit = VKL_MIN(bl.limit, (uint64_t)vk->info.max_texel_buffer_elements * 4);
+        bl.align = VKL_MAX(bl.align, vk->info.min_texel_offset_align);
+    }
     uint64_t fl = bl.limit > bl.align ? (bl.limit - bl.align) / 4 : 0;
     uint64_t mc = s->M, nc = s->N, kc = s->K, mt = max_tiles(vk, wg);
     for (;;) {
@@ -381,6 +487,7 @@ vkl_status vkl_op_gemm_dropout(vkl_vk *vk, vkl_op_cache *c, const vkl_gemm_shape
                                 bl.align, &br);
                 bd[2] = bind_at(cm.buf, cm.offset + (m0 * s->c_rs + n0) * 4, span(mn, s->c_rs, nn, 1) * 4, bl.align,
                                 &cr);
+                if (texel) bd[0].texel_format = bd[1].texel_format = VK_FORMAT_R32_SFLOAT;
                 float beta = k0 ? 1.0f : s->beta;
                 vkl_gemm_push pc = {
                     .M = (uint32_t)mn,

@@ -9,19 +9,27 @@
  * W is a GGUF weight of `wtype`: N rows of K elements (K a multiple of the block size), decoded in the shader;
  * the base model is never expanded to fp32 in device memory. x, y fp32 row-major with row strides K and N.
  * The shader reads W as 32-bit words: its buffer must extend to the next multiple of 4 bytes after the last row.
- * Splits over N and M so that no binding exceeds maxStorageBufferRange. Kernel variant: register tiles on CPU
- * devices, shared-memory tiles on GPUs; VKLORA_MATMUL=regtile|tiled|auto forces one. Views whose offsets are
- * multiples of 16 (with K % 4 == 0) take the faster vec4 paths. */
+ * Splits over N and M so that no binding exceeds maxStorageBufferRange (nor maxTexelBufferElements). Kernel
+ * variant: on CPU devices subgroup outer products read through texel buffers ("texel"; needs K % 4 == 0 and x,
+ * and an f32 W, at 16-byte offsets, else register tiles "regtile"), shared-memory tiles on GPUs ("tiled");
+ * VKLORA_MATMUL=texel|regtile|tiled|auto forces one. Views whose offsets are multiples of 16 (with K % 4 == 0)
+ * take the faster vec4 paths. */
 vkl_status vkl_op_matmul(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_tview w, vkl_tview x, vkl_tview bias,
                          vkl_tview y, uint32_t M, uint32_t N, uint32_t K, bool accumulate, vkl_err *err);
+/* The kernel variant vkl_op_matmul would run for these arguments ("texel", "regtile" or "tiled"; static string). */
+vkl_status vkl_op_matmul_kernel(const vkl_vk *vk, uint32_t wtype, vkl_tview w, vkl_tview x, uint32_t K,
+                                const char **name, vkl_err *err);
 
-/* The transposed product of the backward: dx[M, K] (+)= dy[M, N] · W[N, K] (W as above, read column-wise). */
+/* The transposed product of the backward: dx[M, K] (+)= dy[M, N] · W[N, K] (W as above, read column-wise).
+ * Kernel: subgroup outer products through texel views where vkl_op_matmul would pick "texel" (K % 4 == 0, an f32
+ * W 16-byte aligned), register tiles from storage buffers otherwise. */
 vkl_status vkl_op_matmul_t(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_tview w, vkl_tview dy, vkl_tview dx,
                            uint32_t M, uint32_t N, uint32_t K, bool accumulate, vkl_err *err);
 
 /* Strided fp32 GEMM: C[m, n] = alpha * sum_k A(m, k) * B(k, n) + beta * C[m, n], with
  * A(m, k) = a[m * a_rs + k * a_cs], B(k, n) = b[k * b_rs + n * b_cs], C[m, n] = c[m * c_rs + n] (elements).
- * Covers x·A^T, (xA)·B^T, dy^T·xa, ... of the LoRA forward and backward without transposing copies. */
+ * Covers x·A^T, (xA)·B^T, dy^T·xa, ... of the LoRA forward and backward without transposing copies. A and B are
+ * read through R32F texel views when VKLORA_MATMUL resolves to texel (auto on CPU devices). */
 typedef struct vkl_gemm_shape {
     uint32_t M, N, K;
     uint32_t a_rs, a_cs, b_rs, b_cs, c_rs;

@@ -8,7 +8,8 @@
 /* Flags shared by the three shaders. */
 #define VKL_MM_BIAS 1u       /* add bias[n] (matmul) */
 #define VKL_MM_ACC 2u        /* y += ... instead of y = ... (matmul, matmul_t); for gemm: read C (beta != 0) */
-#define VKL_MM_X_VEC4 4u     /* x rows (and f32 weight rows) start at 16-byte boundaries: vec4 loads */
+#define VKL_MM_X_VEC4 4u     /* x rows (and f32 weight rows) start at 16-byte boundaries: vec4 loads;
+                                matmul_t texel: dy is bound as RGBA32F */
 
 /* Tile shapes compiled into the shaders (keep in sync with the #defines there). */
 #define VKL_MM_REGTILE_TM 8  /* x rows per invocation, matmul regtile */
@@ -17,6 +18,11 @@
 #define VKL_MM_TILED_BM 64   /* workgroup tile, matmul tiled: x rows */
 #define VKL_MM_TILED_BN 64   /* W rows */
 #define VKL_MM_TILED_WG 128  /* the tiled shader's thread layout is built for exactly this many invocations */
+#define VKL_MM_TEXEL_ROWS 16 /* x rows per subgroup tile, matmul texel (when the subgroup has <= 16 lanes) */
+#define VKL_MM_TEXEL_TC 4    /* W rows per lane: a subgroup tile covers TC * subgroup size W rows */
+#define VKL_MM_TEXEL_MAX_SG 32 /* largest subgroup the texel kernel is built for (accumulators per lane) */
+#define VKL_MMT_TEXEL_ROWS 8 /* dx rows per subgroup tile, matmul_t texel (when the subgroup has <= 16 lanes) */
+#define VKL_MMT_TEXEL_TQ 4    /* vec4 of consecutive k per lane: a subgroup tile covers 4 * TQ * subgroup size k */
 #define VKL_MMT_TM 8         /* dy rows per invocation, matmul_t */
 #define VKL_MMT_TK 16        /* consecutive k per invocation, matmul_t */
 #define VKL_MMT_WG 64
