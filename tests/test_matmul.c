@@ -498,7 +498,65 @@ static int test_bad_input(void) {
     return rc;
 }
 
+/* Loops longer than llvmpipe's limit (65535 iterations per invocation) are split by the ops: the transposed
+ * product over N = 70001 rows (a large vocabulary's output head) and a GEMM over K = 70001 rows (a LoRA gradient
+ * over many tokens) still give the reference results. */
+static int test_long_loops(void) {
+    vkl_vk *vk = t_vk();
+    T_ASSERT(vk, "no device");
+    vkl_err err = {0};
+    vkl_op_cache c = {0};
+    const uint32_t N = 70001, K = 32, M = 2;
+    float *wf = malloc((size_t)N * K * 4), *dy = malloc((size_t)M * N * 4), *dx = malloc(M * K * 4),
+          *ref = malloc(M * K * 4);
+    t_rng_seed(5);
+    for (size_t i = 0; i < (size_t)N * K; i++) wf[i] = t_rng_uniform(-1, 1);
+    for (size_t i = 0; i < (size_t)M * N; i++) dy[i] = t_rng_uniform(-1, 1);
+    const uint32_t types[2] = {VKL_TYPE_F32, VKL_TYPE_Q8_0};
+    for (int ti = 0; ti < 2; ti++) {
+        uint64_t row;
+        T_ASSERT(vkl_type_row_bytes(types[ti], K, &row), "row");
+        void *w = malloc(row * N + 4);
+        T_ASSERT(vkl_ref_quantize(types[ti], wf, w, (uint64_t)N * K), "quantize");
+        T_ASSERT(vkl_ref_matmul_t(types[ti], w, dy, ref, M, N, K, false), "ref");
+        vkl_buffer bw, bd, bx;
+        T_ASSERT(!vkl_buffer_create(vk, row * N + 4, VKL_MEM_DEVICE, &bw, &err), "%s", err.msg);
+        T_ASSERT(!vkl_buffer_create(vk, (uint64_t)M * N * 4, VKL_MEM_DEVICE, &bd, &err), "%s", err.msg);
+        T_ASSERT(!vkl_buffer_create(vk, M * K * 4, VKL_MEM_DEVICE, &bx, &err), "%s", err.msg);
+        T_ASSERT(!vkl_buffer_upload(vk, &bw, 0, w, row * N, &err), "%s", err.msg);
+        T_ASSERT(!vkl_buffer_upload(vk, &bd, 0, dy, (uint64_t)M * N * 4, &err), "%s", err.msg);
+        T_ASSERT(!vkl_op_matmul_t(vk, &c, types[ti], vkl_tv(&bw, 0), vkl_tv(&bd, 0), vkl_tv(&bx, 0), M, N, K, false,
+                                  &err),
+                 "%s", err.msg);
+        T_ASSERT(!vkl_buffer_download(vk, &bx, 0, dx, M * K * 4, &err), "%s", err.msg);
+        /* sums of 70001 terms of O(1): fp32 rounding ~sqrt(N)*2^-24 of the sum of |terms| */
+        double e = t_max_rel_err(dx, ref, M * K);
+        T_ASSERT(e < 1e-3, "matmul_t type %u over N = %u: max rel err %.3g", types[ti], N, e);
+        vkl_buffer_destroy(vk, &bw), vkl_buffer_destroy(vk, &bd), vkl_buffer_destroy(vk, &bx);
+        free(w);
+    }
+    /* GEMM with K = N: C (M x K) = dy (M x N) · W (N x K) read as B(k=n, j) = wf[n*K + j] */
+    vkl_gemm_shape g = {.M = M, .N = K, .K = N, .a_rs = N, .a_cs = 1, .b_rs = K, .b_cs = 1, .c_rs = K,
+                        .alpha = 1, .beta = 0};
+    vkl_ref_gemm(&g, dy, wf, ref);
+    vkl_buffer ba, bb, bc;
+    T_ASSERT(!vkl_buffer_create(vk, (uint64_t)M * N * 4, VKL_MEM_DEVICE, &ba, &err), "%s", err.msg);
+    T_ASSERT(!vkl_buffer_create(vk, (uint64_t)N * K * 4, VKL_MEM_DEVICE, &bb, &err), "%s", err.msg);
+    T_ASSERT(!vkl_buffer_create(vk, M * K * 4, VKL_MEM_DEVICE, &bc, &err), "%s", err.msg);
+    T_ASSERT(!vkl_buffer_upload(vk, &ba, 0, dy, (uint64_t)M * N * 4, &err), "%s", err.msg);
+    T_ASSERT(!vkl_buffer_upload(vk, &bb, 0, wf, (uint64_t)N * K * 4, &err), "%s", err.msg);
+    T_ASSERT(!vkl_op_gemm(vk, &c, &g, vkl_tv(&ba, 0), vkl_tv(&bb, 0), vkl_tv(&bc, 0), &err), "%s", err.msg);
+    T_ASSERT(!vkl_buffer_download(vk, &bc, 0, dx, M * K * 4, &err), "%s", err.msg);
+    double e = t_max_rel_err(dx, ref, M * K);
+    T_ASSERT(e < 1e-3, "gemm over K = %u: max rel err %.3g", N, e);
+    vkl_buffer_destroy(vk, &ba), vkl_buffer_destroy(vk, &bb), vkl_buffer_destroy(vk, &bc);
+    vkl_op_cache_destroy(vk, &c);
+    free(wf), free(dy), free(dx), free(ref);
+    return 0;
+}
+
 const vkl_test_case vkl_tests_matmul[] = {
+    {"matmul/long_loops_split", test_long_loops},
     {"matmul/forward_regtile", test_forward_regtile},
     {"matmul/forward_tiled", test_forward_tiled},
     {"matmul/forward_texel", test_forward_texel},

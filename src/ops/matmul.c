@@ -344,6 +344,8 @@ vkl_status vkl_op_matmul_t(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_tvie
     uint64_t fl = bl.limit > bl.align ? (bl.limit - bl.align) / 4 : 0;
     uint64_t nc = bl.limit > bl.align + 4 ? (bl.limit - bl.align - 4) / row_bytes : 0;
     nc = VKL_MIN(VKL_MIN(nc, fl), (uint64_t)N);
+    /* each invocation loops over its chunk's N rows: keep that under the device's loop limit (llvmpipe) */
+    if (vk->info.max_loop_iterations) nc = VKL_MIN(nc, (uint64_t)vk->info.max_loop_iterations / 2);
     uint64_t mc = fl / K;
     if (nc) mc = VKL_MIN(mc, 1 + (fl - nc) / N);
     uint64_t kgroups = ceil_div(K, tk);
@@ -470,6 +472,9 @@ vkl_status vkl_op_gemm_dropout(vkl_vk *vk, vkl_op_cache *c, const vkl_gemm_shape
             return vkl_err_set(err, VKL_ERR_INPUT, "gemm: a binding limit of %llu bytes cannot hold one element",
                                (unsigned long long)bl.limit);
     }
+    /* each invocation loops over its chunk's K: keep that under the device's loop limit (llvmpipe); later K chunks
+     * accumulate */
+    if (vk->info.max_loop_iterations) kc = VKL_MIN(kc, (uint64_t)vk->info.max_loop_iterations / 2);
 
     bool own;
     if ((st = begin_if_needed(vk, &own, err))) return st;

@@ -81,6 +81,12 @@ vkl_status vkl_pipeline_create(vkl_vk *vk, const vkl_pipeline_desc *desc, vkl_pi
                 {
                     .sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO,
                     .pNext = desc->required_subgroup_size ? &rss : NULL,
+                    /* a kernel that asks for a subgroup size relies on every subgroup being full (shuffles at
+                     * constant lanes): Vulkan guarantees it only with this flag */
+                    .flags = desc->required_subgroup_size && vk->info.compute_full_subgroups &&
+                                     desc->n_spec && desc->spec[0] % desc->required_subgroup_size == 0
+                                 ? VK_PIPELINE_SHADER_STAGE_CREATE_REQUIRE_FULL_SUBGROUPS_BIT
+                                 : 0,
                     .stage = VK_SHADER_STAGE_COMPUTE_BIT,
                     .module = module,
                     .pName = "main",
