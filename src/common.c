@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 vkl_status vkl_err_setv(vkl_err *err, vkl_status status, const char *fmt, va_list ap) {
@@ -100,4 +101,10 @@ void vkl_unmap_file(vkl_mapped_file *f) {
     if (f->data) munmap((void *)f->data, (size_t)f->size);
     f->data = NULL;
     f->size = 0;
+}
+
+double vkl_now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
 }

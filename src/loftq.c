@@ -280,9 +280,7 @@ done:
 }
 
 static const vkl_weight *module_weight(const vkl_model *m, uint32_t layer, uint32_t module) {
-    const vkl_layer_weights *L = &m->layers[layer];
-    const vkl_weight *w[VKL_TM_COUNT] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
-    return w[module];
+    return vkl_layer_projection(&m->layers[layer], module);
 }
 
 void vkl_loftq_result_free(vkl_loftq_result *res) {

@@ -12,13 +12,11 @@
 
 bool vkl_lora_module_dims(const vkl_model *m, uint32_t layer, uint32_t module, uint32_t *in, uint32_t *out) {
     if (!m->layers || layer >= m->hp.n_layer || module >= VKL_TM_COUNT) return false;
-    const vkl_layer_weights *L = &m->layers[layer];
-    const vkl_weight *w[VKL_TM_COUNT] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+    const vkl_weight *w = vkl_layer_projection(&m->layers[layer], module);
     /* The weight is `rows` outputs of `cols` inputs each (GGUF ne = [cols, rows]). */
-    if (w[module]->rows == 0 || w[module]->cols == 0 || w[module]->rows > UINT32_MAX || w[module]->cols > UINT32_MAX)
-        return false;
-    *in = (uint32_t)w[module]->cols;
-    *out = (uint32_t)w[module]->rows;
+    if (w->rows == 0 || w->cols == 0 || w->rows > UINT32_MAX || w->cols > UINT32_MAX) return false;
+    *in = (uint32_t)w->cols;
+    *out = (uint32_t)w->rows;
     return true;
 }
 

@@ -210,13 +210,12 @@ fail:
     return err->status;
 }
 
-/* Every weight of the model, for loops over all of them (tied output counted once). */
-static int all_weights(vkl_model *m, vkl_weight **ws, int cap) {
+int vkl_model_weights(vkl_model *m, vkl_weight **ws) {
     int n = 0;
     ws[n++] = &m->tok_embd;
     ws[n++] = &m->output_norm;
     if (!m->hp.tied_output) ws[n++] = &m->output;
-    for (uint32_t l = 0; l < m->hp.n_layer && n + 12 <= cap; l++) {
+    for (uint32_t l = 0; l < m->hp.n_layer; l++) {
         vkl_layer_weights *L = &m->layers[l];
         vkl_weight *lw[] = {&L->attn_norm, &L->wq, &L->wk, &L->wv, &L->wo, &L->bq,
                             &L->bk, &L->bv, &L->ffn_norm, &L->w_gate, &L->w_up, &L->w_down};
@@ -226,10 +225,14 @@ static int all_weights(vkl_model *m, vkl_weight **ws, int cap) {
     return n;
 }
 
+vkl_weight *vkl_layer_projection(vkl_layer_weights *L, uint32_t module) {
+    vkl_weight *w[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+    return module < 7 ? w[module] : NULL;
+}
+
 vkl_status vkl_model_upload(vkl_model *m, vkl_vk *vk, vkl_err *err) {
-    int cap = 3 + 12 * (int)m->hp.n_layer;
-    vkl_weight **ws = vkl_calloc((size_t)cap, sizeof(*ws));
-    int n = all_weights(m, ws, cap);
+    vkl_weight **ws = vkl_calloc(VKL_MODEL_MAX_WEIGHTS(m), sizeof(*ws));
+    int n = vkl_model_weights(m, ws);
     m->vk = vk;
     vkl_status st = VKL_OK;
     uint64_t total = 0, budget = vkl_vk_memory_budget(vk);
@@ -262,24 +265,17 @@ vkl_status vkl_model_upload(vkl_model *m, vkl_vk *vk, vkl_err *err) {
 
 void vkl_model_free(vkl_model *m) {
     if (!m) return;
-    if (m->vk && m->layers) {
-        int cap = 3 + 12 * (int)m->hp.n_layer;
-        vkl_weight **ws = vkl_calloc((size_t)cap, sizeof(*ws));
-        int n = all_weights(m, ws, cap);
-        for (int i = 0; i < n; i++)
-            if (ws[i]->buf) {
+    if (m->layers) {
+        vkl_weight **ws = vkl_calloc(VKL_MODEL_MAX_WEIGHTS(m), sizeof(*ws));
+        int n = vkl_model_weights(m, ws); /* the tied head is listed once, as tok_embd: one free each */
+        for (int i = 0; i < n; i++) {
+            if (m->vk && ws[i]->buf) {
                 vkl_buffer_destroy(m->vk, ws[i]->buf);
                 free(ws[i]->buf);
                 ws[i]->buf = NULL;
             }
-        free(ws);
-    }
-    if (m->layers) {
-        int cap = 3 + 12 * (int)m->hp.n_layer;
-        vkl_weight **ws = vkl_calloc((size_t)cap, sizeof(*ws));
-        int n = all_weights(m, ws, cap);
-        /* a tied head shares tok_embd's bytes: all_weights lists them once */
-        for (int i = 0; i < n; i++) free(ws[i]->owned);
+            free(ws[i]->owned);
+        }
         free(ws);
     }
     free(m->layers);

@@ -366,30 +366,14 @@ vkl_status vkl_merge_file(const char *model_path, const char *adapter_path, cons
     return st;
 }
 
-/* The model's weights with a tensor, the tied head once (tok_embd carries it). */
-static int model_weights(vkl_model *m, vkl_weight **ws) {
-    int n = 0;
-    ws[n++] = &m->tok_embd;
-    ws[n++] = &m->output_norm;
-    if (!m->hp.tied_output) ws[n++] = &m->output;
-    for (uint32_t l = 0; l < m->hp.n_layer; l++) {
-        vkl_layer_weights *L = &m->layers[l];
-        vkl_weight *lw[] = {&L->attn_norm, &L->wq, &L->wk, &L->wv, &L->wo, &L->bq,
-                            &L->bk, &L->bv, &L->ffn_norm, &L->w_gate, &L->w_up, &L->w_down};
-        for (int i = 0; i < 12; i++)
-            if (lw[i]->t) ws[n++] = lw[i];
-    }
-    return n;
-}
-
 vkl_status vkl_model_quantize(vkl_model *m, vkl_quant_mode mode, vkl_err *err) {
     if (mode == VKL_QUANT_KEEP) return VKL_OK;
     if (mode >= VKL_QUANT_COUNT) return vkl_err_set(err, VKL_ERR_INPUT, "quantize: bad quantization mode %d", (int)mode);
     if (m->vk) return vkl_err_set(err, VKL_ERR_INPUT, "quantize: the model is already on the device; quantize first");
     vkl_quant_layout lay = {.arch = m->hp.arch, .n_layer = m->hp.n_layer, .n_head = m->hp.n_head,
                             .n_head_kv = m->hp.n_head_kv, .has_output = !m->hp.tied_output};
-    vkl_weight **ws = vkl_calloc(3 + 12 * (size_t)m->hp.n_layer, sizeof(*ws));
-    int n = model_weights(m, ws);
+    vkl_weight **ws = vkl_calloc(VKL_MODEL_MAX_WEIGHTS(m), sizeof(*ws));
+    int n = vkl_model_weights(m, ws);
     vkl_status st = VKL_OK;
     for (int i = 0; i < n && !st; i++) {
         vkl_weight *w = ws[i];
@@ -433,8 +417,8 @@ vkl_status vkl_model_quantize(vkl_model *m, vkl_quant_mode mode, vkl_err *err) {
 }
 
 void vkl_model_type_summary(const vkl_model *m, char *buf, size_t size) {
-    vkl_weight **ws = vkl_calloc(3 + 12 * (size_t)m->hp.n_layer, sizeof(*ws));
-    int n = model_weights((vkl_model *)m, ws);
+    vkl_weight **ws = vkl_calloc(VKL_MODEL_MAX_WEIGHTS(m), sizeof(*ws));
+    int n = vkl_model_weights((vkl_model *)m, ws);
     uint32_t count[VKL_TYPE_COUNT] = {0};
     for (int i = 0; i < n; i++)
         if (ws[i]->type < VKL_TYPE_COUNT) count[ws[i]->type]++;

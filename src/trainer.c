@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "train.h"
@@ -44,12 +43,6 @@ typedef struct {
     FILE *log;           /* progress and log lines */
     bool tty;
 } trainer;
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static vkl_status mkdir_p(const char *path, vkl_err *err) {
     char buf[4096];
@@ -332,9 +325,7 @@ static vkl_status apply_loftq(trainer *t, vkl_err *err) {
     if (vkl_loftq_init_model(t->m, t->lora, t->c->loftq_bits, t->c->loftq_iter, t->log, &res, err)) return err->status;
     for (uint32_t i = 0; i < res->n; i++) {
         vkl_loftq_weight *q = &res->weights[i];
-        vkl_layer_weights *L = &t->m->layers[q->layer];
-        vkl_weight *ws[VKL_TM_COUNT] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
-        vkl_weight *w = ws[q->module];
+        vkl_weight *w = vkl_layer_projection(&t->m->layers[q->layer], q->module);
         free(w->owned);
         w->owned = q->bytes;
         w->data = q->bytes;
@@ -484,12 +475,12 @@ vkl_status vkl_trainer_run(const vkl_config *c, const vkl_trainer_opts *o, vkl_t
     res->seq_len = t->T;
     res->n_train = t->train->n;
     res->n_eval = t->eval ? t->eval->n : 0;
-    double t_start = now_s(), tokens_done = 0;
+    double t_start = vkl_now_s(), tokens_done = 0;
     int64_t first_step = step;
     while (step < t->total_steps) {
         uint32_t n_mb = 0;
         uint64_t n_targets = 0;
-        double t0 = now_s();
+        double t0 = vkl_now_s();
         if ((st = next_step_batches(t, &n_mb, &n_targets, err))) break;
         if ((st = vkl_train_zero_grads(t->dev, err))) break;
         float scale = n_targets ? 1.0f / (float)n_targets : 0.0f;
@@ -508,7 +499,7 @@ vkl_status vkl_trainer_run(const vkl_config *c, const vkl_trainer_opts *o, vkl_t
         double loss = n_targets ? nll / (double)n_targets : NAN;
         if (step == first_step + 1) res->first_loss = loss;
         res->last_loss = loss;
-        double dt = now_s() - t0;
+        double dt = vkl_now_s() - t0;
         tokens_done += (double)n_mb * t->B * t->T;
         double tps = (double)n_mb * t->B * t->T / dt;
         double eval_loss = NAN;
@@ -531,7 +522,7 @@ vkl_status vkl_trainer_run(const vkl_config *c, const vkl_trainer_opts *o, vkl_t
         free(line);
         if (t->log && (step % c->logging_steps == 0 || step == t->total_steps || do_eval)) {
             char eta[32];
-            double per = (now_s() - t_start) / (double)(step - first_step);
+            double per = (vkl_now_s() - t_start) / (double)(step - first_step);
             fmt_eta(per * (double)(t->total_steps - step), eta, sizeof(eta));
             fprintf(t->log, "%sstep %lld/%lld | epoch %.2f | loss %.4f | lr %.3g | grad norm %.3f | %.0f tok/s | ETA %s "
                             "| mem %.0f MiB",
@@ -555,7 +546,7 @@ vkl_status vkl_trainer_run(const vkl_config *c, const vkl_trainer_opts *o, vkl_t
     }
     if (t->tty && !st) fputc('\n', t->log);
     res->steps_done = step;
-    res->tokens_per_second = tokens_done / VKL_MAX(now_s() - t_start, 1e-9);
+    res->tokens_per_second = tokens_done / VKL_MAX(vkl_now_s() - t_start, 1e-9);
     if (!st && !res->interrupted) {
         if ((st = save_adapters(t, c->output_dir, res->adapter_gguf, sizeof(res->adapter_gguf), err))) goto close;
         snprintf(res->adapter_peft_dir, sizeof(res->adapter_peft_dir), "%s", c->output_dir);

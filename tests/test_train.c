@@ -594,12 +594,11 @@ static int test_loftq_end_to_end(void) {
     for (uint32_t i = 0; i < res->n; i++) {
         vkl_loftq_weight *w = &res->weights[i];
         T_ASSERT(w->res_after < w->res_before, "slot %u: residual %g -> %g", i, w->res_before, w->res_after);
-        vkl_layer_weights *L = &q->layers[w->layer];
-        vkl_weight *ws[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
-        ws[w->module]->owned = w->bytes;
-        ws[w->module]->data = w->bytes;
-        ws[w->module]->type = w->type;
-        ws[w->module]->bytes = w->size;
+        vkl_weight *pw = vkl_layer_projection(&q->layers[w->layer], w->module);
+        pw->owned = w->bytes;
+        pw->data = w->bytes;
+        pw->type = w->type;
+        pw->bytes = w->size;
         w->bytes = NULL;
     }
     vkl_loftq_result_free(res);

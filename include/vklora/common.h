@@ -48,6 +48,9 @@ typedef struct vkl_mapped_file {
 vkl_status vkl_map_file(const char *path, const char *what, vkl_mapped_file *out, vkl_err *err);
 void vkl_unmap_file(vkl_mapped_file *f);
 
+/* Seconds on a monotonic clock, for measuring durations. */
+double vkl_now_s(void);
+
 /* Overflow-checked arithmetic for sizes computed from untrusted input. Return false on overflow. */
 static inline bool vkl_mul_u64(uint64_t a, uint64_t b, uint64_t *out) {
     return !__builtin_mul_overflow(a, b, out);

@@ -66,6 +66,12 @@ vkl_status vkl_model_load(const char *path, vkl_model **out, vkl_err *err);
 vkl_status vkl_hparams_read(const vkl_gguf *g, vkl_hparams *hp, vkl_err *err);
 /* Copy every weight to the device in its type (w->data; see vkl_model_quantize in vklora/quantize.h). */
 vkl_status vkl_model_upload(vkl_model *m, struct vkl_vk *vk, vkl_err *err);
+/* Every weight present in the model (the tied head once, as tok_embd) into ws, which holds at least
+ * VKL_MODEL_MAX_WEIGHTS(m) pointers; returns the count. */
+#define VKL_MODEL_MAX_WEIGHTS(m) (3 + 12 * (size_t)(m)->hp.n_layer)
+int vkl_model_weights(vkl_model *m, vkl_weight **ws);
+/* The projection that LoRA module `module` (vkl_target_module bit number: q k v o gate up down) adapts. */
+vkl_weight *vkl_layer_projection(vkl_layer_weights *L, uint32_t module);
 void vkl_model_free(vkl_model *m);
 
 #endif

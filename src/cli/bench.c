@@ -2,7 +2,6 @@
  * that can be compared across devices. Nothing here is asserted by the tests: speed is measured, not promised. */
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cli/cli.h"
 #include "forward.h"
@@ -22,12 +21,6 @@ static const char *HELP =
     "  --train     time training steps (forward + backward + optimizer)\n"
     "  --r R       LoRA rank for --train (default 16)\n"
     "  --json      one JSON object on one line\n";
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static int dcmp(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -77,11 +70,11 @@ int vkl_cmd_bench(int argc, char **argv) {
         }
         if (!st) st = vkl_train_dev_load_params(td, NULL, NULL, &err);
         for (uint32_t it = 0; it <= iters && !st; it++) { /* iteration 0 warms up */
-            double t0 = now_s(), nll_sum, gn;
+            double t0 = vkl_now_s(), nll_sum, gn;
             st = vkl_train_zero_grads(td, &err);
             if (!st) st = vkl_train_micro_step(td, tokens, pos, seg, targets, 1.0f / (float)R, &nll_sum, &err);
             if (!st) st = vkl_train_optimizer_step(td, &cfg, it + 1, 1e-4, &gn, &err);
-            if (it) times[it - 1] = now_s() - t0;
+            if (it) times[it - 1] = vkl_now_s() - t0;
         }
         if (td) planned = td->planned_bytes;
         free(pos);
@@ -94,9 +87,9 @@ int vkl_cmd_bench(int argc, char **argv) {
         planned = f->planned_bytes;
         if (vkl_fwd_run(f, tokens, batch, ctx, 0, targets, nll, NULL, &err)) goto fail; /* warm-up */
         for (uint32_t it = 0; it < iters; it++) {
-            double t0 = now_s();
+            double t0 = vkl_now_s();
             if (vkl_fwd_run(f, tokens, batch, ctx, 0, targets, nll, NULL, &err)) goto fail;
-            times[it] = now_s() - t0;
+            times[it] = vkl_now_s() - t0;
         }
     }
     qsort(times, iters, sizeof(double), dcmp);

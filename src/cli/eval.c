@@ -2,7 +2,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cli/cli.h"
 #include "forward.h"
@@ -23,12 +22,6 @@ static const char *HELP =
     "  --scale S         multiply the adapter's scale by S (default 1; llama.cpp's --lora-scaled)\n"
     "  --device D        Vulkan device index or name substring (default: VKLORA_DEVICE, else auto)\n"
     "  --json            print {\"mean_nll\", \"perplexity\", \"tokens_scored\", \"windows\", \"tokens_per_second\"}\n";
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 int vkl_cmd_eval(int argc, char **argv) {
     const char *model = NULL, *text = NULL, *device = NULL, *adapter = NULL;
@@ -78,7 +71,7 @@ int vkl_cmd_eval(int argc, char **argv) {
         goto fail;
     nll = vkl_malloc((size_t)batch * ctx * 4);
     targets = vkl_malloc((size_t)batch * ctx * 4);
-    double sum = 0, t0 = now_s();
+    double sum = 0, t0 = vkl_now_s();
     uint64_t scored = 0;
     for (uint64_t w = 0; w < n_windows;) {
         uint64_t start = w * ctx;
@@ -96,7 +89,7 @@ int vkl_cmd_eval(int argc, char **argv) {
         scored += (uint64_t)nb * (T - 1);
         w += nb;
     }
-    double dt = now_s() - t0, mean = sum / (double)scored;
+    double dt = vkl_now_s() - t0, mean = sum / (double)scored;
     double tps = dt > 0 ? (double)(scored + n_windows) / dt : 0;
     if (json) {
         cJSON *o = cJSON_CreateObject();

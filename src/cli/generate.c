@@ -2,7 +2,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cli/cli.h"
 #include "forward.h"
@@ -22,12 +21,6 @@ static const char *HELP =
     "  --adapter A       apply a LoRA adapter: adapter.gguf (llama.cpp) or a PEFT directory\n"
     "  --scale S         multiply the adapter's scale by S (default 1)\n"
     "  --json            print one object {\"text\", \"tokens\" (prompt included), \"n_prompt\", \"tokens_per_second\"}\n";
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static uint64_t splitmix(uint64_t *s) {
     uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
@@ -135,7 +128,7 @@ int vkl_cmd_generate(int argc, char **argv) {
     uint64_t rng = seed;
     size_t n = n_prompt, printed = 0;
     int32_t eos = vkl_tokenizer_eos(s.tok), eot = vkl_tokenizer_eot(s.tok);
-    double t0 = now_s();
+    double t0 = vkl_now_s();
     if (vkl_fwd_run(f, tokens, 1, (uint32_t)n_prompt, 0, NULL, NULL, logits, &err)) goto fail;
     if (!json) {
         fputs(prompt, stdout);
@@ -170,7 +163,7 @@ int vkl_cmd_generate(int argc, char **argv) {
         if (n >= n_ctx) break;
         if (vkl_fwd_run(f, &tokens[n - 1], 1, 1, (uint32_t)(n - 1), NULL, NULL, logits, &err)) goto fail;
     }
-    double dt = now_s() - t0;
+    double dt = vkl_now_s() - t0;
     double tps = dt > 0 ? (double)(n - n_prompt) / dt : 0;
     free(text);
     text = NULL;
