@@ -30,9 +30,10 @@ def check(name, ok, detail):
         failures.append(name)
 
 
-def all_slots(model, r, modules=range(len(ref.MODULES))):
+def all_slots(model, r, modules=None):
     """Slots for every layer x module, packed A then B, in the flat layout the SPEC describes."""
     slots, off = [], 0
+    modules = sorted(model.modules) if modules is None else modules
     for l in range(model.hp.L):
         for m in modules:
             fin, fout = model.module_shape(m)
