@@ -1,11 +1,14 @@
 /* Error context and allocation helpers shared by every module (see include/vklora/common.h). */
 #include "vklora/common.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -107,4 +110,122 @@ double vkl_now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* ---- environment variables ---- */
+
+bool vkl_parse_size(const char *s, uint64_t *out) {
+    if (!s || !isdigit((unsigned char)*s)) return false;
+    uint64_t v = 0;
+    for (; isdigit((unsigned char)*s); s++)
+        if (!vkl_mul_u64(v, 10, &v) || !vkl_add_u64(v, (uint64_t)(*s - '0'), &v)) return false;
+    unsigned shift = 0;
+    switch (*s) {
+    case 'k': case 'K': shift = 10; break;
+    case 'm': case 'M': shift = 20; break;
+    case 'g': case 'G': shift = 30; break;
+    case 't': case 'T': shift = 40; break;
+    default: break;
+    }
+    if (shift) {
+        s++;
+        if (*s == 'i' && (s[1] == 'B' || s[1] == 'b')) s += 2;
+        else if (*s == 'B' || *s == 'b') s++;
+    } else if (*s == 'B' || *s == 'b') {
+        s++;
+    }
+    if (*s) return false;
+    if (shift && v > (UINT64_MAX >> shift)) return false;
+    *out = v << shift;
+    return true;
+}
+
+static const char *env_value(const char *name, bool *given) {
+    const char *v = getenv(name);
+    if (given) *given = v && *v;
+    return v && *v ? v : NULL;
+}
+
+vkl_status vkl_env_size(const char *name, uint64_t min, uint64_t *out, bool *given, vkl_err *err) {
+    const char *v = env_value(name, given);
+    if (!v) return VKL_OK;
+    uint64_t x;
+    if (!vkl_parse_size(v, &x) || x < min)
+        return vkl_err_set(err, VKL_ERR_INPUT, "environment: %s=\"%.64s\": expected a size of at least %llu bytes: a "
+                           "decimal integer with an optional K, M, G or T suffix (e.g. 512M, 6G)", name, v,
+                           (unsigned long long)min);
+    *out = x;
+    return VKL_OK;
+}
+
+vkl_status vkl_env_uint(const char *name, uint64_t min, uint64_t max, uint64_t *out, bool *given, vkl_err *err) {
+    const char *v = env_value(name, given);
+    if (!v) return VKL_OK;
+    uint64_t x = 0;
+    const char *s = v;
+    bool ok = isdigit((unsigned char)*s);
+    for (; ok && isdigit((unsigned char)*s); s++)
+        ok = vkl_mul_u64(x, 10, &x) && vkl_add_u64(x, (uint64_t)(*s - '0'), &x);
+    if (!ok || *s || x < min || x > max)
+        return vkl_err_set(err, VKL_ERR_INPUT, "environment: %s=\"%.64s\": expected a decimal integer in %llu..%llu",
+                           name, v, (unsigned long long)min, (unsigned long long)max);
+    *out = x;
+    return VKL_OK;
+}
+
+vkl_status vkl_env_seconds(const char *name, double *out, bool *given, vkl_err *err) {
+    const char *v = env_value(name, given);
+    if (!v) return VKL_OK;
+    /* digits with an optional fraction: no sign, exponent, hex, inf or nan */
+    const char *s = v;
+    size_t digits = 0;
+    while (isdigit((unsigned char)*s)) s++, digits++;
+    if (*s == '.')
+        for (s++; isdigit((unsigned char)*s); s++) digits++;
+    double x = digits && !*s ? strtod(v, NULL) : -1;
+    if (!(x > 0) || !isfinite(x) || x > 1e9)
+        return vkl_err_set(err, VKL_ERR_INPUT, "environment: %s=\"%.64s\": expected a positive number of seconds "
+                           "(decimal, e.g. 600 or 2.5)", name, v);
+    *out = x;
+    return VKL_OK;
+}
+
+vkl_status vkl_env_choice(const char *name, const char *const *choices, int *index, bool *given, vkl_err *err) {
+    const char *v = env_value(name, given);
+    if (!v) return VKL_OK;
+    for (int i = 0; choices[i]; i++)
+        if (!strcmp(v, choices[i])) {
+            *index = i;
+            return VKL_OK;
+        }
+    char list[256] = "";
+    for (int i = 0; choices[i]; i++)
+        snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", i ? ", " : "", choices[i]);
+    return vkl_err_set(err, VKL_ERR_INPUT, "environment: %s=\"%.64s\": expected one of %s", name, v, list);
+}
+
+vkl_status vkl_env_validation(int *level, vkl_err *err) {
+    static const char *const names[] = {"0", "false", "no", "off", "1", "true", "yes", "on", "sync", "core", NULL};
+    int i = 0;
+    bool given;
+    *level = 0;
+    if (vkl_env_choice("VKLORA_VALIDATION", names, &i, &given, err)) return err->status;
+    if (given) *level = i < 4 ? 0 : i < 9 ? 1 : 2;
+    return VKL_OK;
+}
+
+vkl_status vkl_env_check(vkl_err *err) {
+    uint64_t u;
+    double d;
+    int i, lvl;
+    /* The kernel variant names also live in src/ops (matmul.c, nn.c), which check them again where they are used. */
+    static const char *const matmul[] = {"auto", "texel", "regtile", "tiled", NULL};
+    static const char *const attn[] = {"auto", "tile", "scalar", NULL};
+    if (vkl_env_validation(&lvl, err) || vkl_env_size("VKLORA_MEMORY_BUDGET", 1, &u, NULL, err) ||
+        vkl_env_size("VKLORA_MAX_BIND_BYTES", 256, &u, NULL, err) ||
+        vkl_env_seconds("VKLORA_FENCE_TIMEOUT_S", &d, NULL, err) ||
+        vkl_env_uint("VKLORA_ATTN_ROWS", 1, 8, &u, NULL, err) ||
+        vkl_env_choice("VKLORA_MATMUL", matmul, &i, NULL, err) || vkl_env_choice("VKLORA_ATTN", attn, &i, NULL, err))
+        return err->status;
+    return VKL_OK;
 }

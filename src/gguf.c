@@ -5,7 +5,8 @@
  *                                                       array  = u32 elem_type + u64 count + elements
  *   n_tensors x { string name, u32 n_dims, u64 ne[n_dims], u32 ggml_type, u64 offset }
  *   zero padding to general.alignment (u32, default 32), then the data section; each tensor's offset is
- *   relative to the data section and a multiple of the alignment.
+ *   relative to the data section, a multiple of the alignment, and (as llama.cpp requires) exactly the previous
+ *   tensor's end padded to the alignment: no gaps, no overlaps.
  * Every count read from the file is checked against the bytes that remain before anything is allocated, so
  * host memory stays within a small multiple of the file size whatever the file claims. */
 #include "vklora/gguf.h"
@@ -264,13 +265,6 @@ static int str_ptr_cmp(const void *pa, const void *pb) {
     return str_cmp(*(const vkl_gguf_str *const *)pa, *(const vkl_gguf_str *const *)pb);
 }
 
-/* Tensors by data offset; ties by position so the order is total. */
-static int tensor_ptr_offset_cmp(const void *pa, const void *pb) {
-    const vkl_gguf_tensor *a = *(const vkl_gguf_tensor *const *)pa, *b = *(const vkl_gguf_tensor *const *)pb;
-    if (a->offset != b->offset) return a->offset < b->offset ? -1 : 1;
-    return a < b ? -1 : a > b;
-}
-
 static vkl_status parse(vkl_gguf *g, gguf_priv *pv, vkl_err *err) {
     reader rr = {.p = g->map, .size = g->file_size, .name = g->path, .err = err, .ar = &pv->ar};
     reader *r = &rr;
@@ -371,6 +365,11 @@ static vkl_status parse(vkl_gguf *g, gguf_priv *pv, vkl_err *err) {
             if (t->ne[d] < 0)
                 return rfail(r, ne_at, "tensor %" PRIu64 " '%.200s': ne[%" PRIu32 "] = %" PRId64
                              " (expected a non-negative size)", i, nm, d, t->ne[d]);
+            /* An empty tensor has no use in a model, and every loader down the line would have to special-case
+             * it: refuse it here, once. */
+            if (u == 0)
+                return rfail(r, ne_at, "tensor %" PRIu64 " '%.200s': ne[%" PRIu32 "] = 0 (expected a positive size: "
+                             "empty tensors are not allowed)", i, nm, d);
             if (!vkl_mul_u64(nel, u, &nel) || nel > INT64_MAX)
                 return rfail(r, ne_at, "tensor %" PRIu64 " '%.200s': element count overflows at ne[%" PRIu32
                              "] = %" PRId64 " (expected a product of dimensions below 2^63)", i, nm, d, t->ne[d]);
@@ -405,6 +404,9 @@ static vkl_status parse(vkl_gguf *g, gguf_priv *pv, vkl_err *err) {
         return rfail(r, r->pos, "file ends inside the padding before the data section (expected %" PRIu64
                      " bytes, file has %" PRIu64 ")", g->data_offset, g->file_size);
     if (g->data_offset > g->file_size) g->data_offset = g->file_size; /* empty data section */
+    /* As llama.cpp requires: tensor i's data starts where tensor i-1's ends, padded to the alignment, so the data
+     * section holds no gaps (hidden bytes) and no overlaps. */
+    uint64_t expect = 0;
     for (uint64_t i = 0; i < g->n_tensors; i++) {
         vkl_gguf_tensor *t = &g->tensors[i];
         uint64_t end;
@@ -413,6 +415,21 @@ static vkl_status parse(vkl_gguf *g, gguf_priv *pv, vkl_err *err) {
                          "tensor %" PRIu64 " '%.200s': data [%" PRIu64 ", +%" PRIu64
                          ") runs past the end of the data section (expected offset + size <= %" PRIu64
                          "; truncated file?)", i, t->name.str, t->offset, t->size, data_size);
+        if (t->offset != expect) {
+            const vkl_gguf_tensor *p = i ? &g->tensors[i - 1] : NULL;
+            if (t->offset < expect)
+                return rfail(r, pv->t_info_offset[i],
+                             "tensor %" PRIu64 " '%.200s': data offset %" PRIu64 " overlaps tensor %" PRIu64
+                             " '%.200s' [%" PRIu64 ", +%" PRIu64 ") (expected offset %" PRIu64 ": each tensor's data "
+                             "follows the previous one's, padded to %" PRIu32 " bytes)", i, t->name.str, t->offset,
+                             i - 1, p->name.str, p->offset, p->size, expect, g->alignment);
+            return rfail(r, pv->t_info_offset[i],
+                         "tensor %" PRIu64 " '%.200s': data offset %" PRIu64 " leaves a gap of %" PRIu64 " bytes "
+                         "(expected offset %" PRIu64 ": each tensor's data follows the previous one's, padded to %"
+                         PRIu32 " bytes)", i, t->name.str, t->offset, t->offset - expect, expect, g->alignment);
+        }
+        /* end <= data_size < 2^64 and the alignment is at most 2^31, so the padded end cannot wrap */
+        expect = align_up(end, g->alignment);
         t->data = g->map + g->data_offset + t->offset;
     }
 
@@ -429,26 +446,7 @@ static vkl_status parse(vkl_gguf *g, gguf_priv *pv, vkl_err *err) {
                          "tensor %" PRIu64 " (expected unique names)", later, b->name.str, first);
         }
 
-    /* Overlap check on a by-offset order; empty tensors overlap nothing. */
-    const vkl_gguf_tensor **by_off = vkl_malloc((size_t)g->n_tensors * sizeof(*by_off));
-    for (uint64_t i = 0; i < g->n_tensors; i++) by_off[i] = &g->tensors[i];
-    qsort(by_off, (size_t)g->n_tensors, sizeof(*by_off), tensor_ptr_offset_cmp);
-    const vkl_gguf_tensor *prev = NULL;
-    vkl_status st = VKL_OK;
-    for (uint64_t i = 0; i < g->n_tensors && st == VKL_OK; i++) {
-        const vkl_gguf_tensor *t = by_off[i];
-        if (!t->size) continue;
-        if (prev && t->offset < prev->offset + prev->size) {
-            uint64_t it = (uint64_t)(t - g->tensors), ip = (uint64_t)(prev - g->tensors);
-            st = rfail(r, pv->t_info_offset[it],
-                       "tensor %" PRIu64 " '%.200s': data [%" PRIu64 ", +%" PRIu64 ") overlaps tensor %" PRIu64
-                       " '%.200s' [%" PRIu64 ", +%" PRIu64 ") (expected disjoint tensor data)", it, t->name.str,
-                       t->offset, t->size, ip, prev->name.str, prev->offset, prev->size);
-        }
-        if (!prev || t->offset + t->size > prev->offset + prev->size) prev = t;
-    }
-    free(by_off);
-    return st;
+    return VKL_OK;
 }
 
 static vkl_gguf *gguf_new(const char *name) {
@@ -844,9 +842,9 @@ vkl_status vkl_gguf_writer_add_tensor(vkl_gguf_writer *w, const char *name, uint
     wtensor t = {.n_dims = n_dims, .type = type, .data = data, .ne = {1, 1, 1, 1}};
     uint64_t nel = 1;
     for (uint32_t d = 0; d < n_dims; d++) {
-        if (ne[d] < 0 || !vkl_mul_u64(nel, (uint64_t)ne[d], &nel) || nel > INT64_MAX)
+        if (ne[d] <= 0 || !vkl_mul_u64(nel, (uint64_t)ne[d], &nel) || nel > INT64_MAX)
             return vkl_err_set(err, VKL_ERR_INPUT, "gguf writer: tensor '%s': ne[%" PRIu32 "] = %" PRId64
-                               " (expected a non-negative size, element count below 2^63)", name, d, ne[d]);
+                               " (expected a positive size, element count below 2^63)", name, d, ne[d]);
         t.ne[d] = ne[d];
     }
     uint64_t row;

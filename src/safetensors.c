@@ -223,6 +223,21 @@ static vkl_status parse(vkl_safetensors *st, vkl_err *err) {
                                  path);
                 goto done;
             }
+            /* Keys must be unique, as tensor names are: lookups would return the first, a writer keep the last. */
+            uint64_t nm = 0;
+            for (const cJSON *m = e->child; m; m = m->next) nm++;
+            if (nm > 1) {
+                const char **keys = vkl_malloc(nm * sizeof(*keys));
+                uint64_t k = 0;
+                for (const cJSON *m = e->child; m; m = m->next) keys[k++] = m->string;
+                qsort(keys, nm, sizeof(*keys), cmp_str_ptr);
+                for (k = 1; k < nm && !rc; k++)
+                    if (!strcmp(keys[k - 1], keys[k]))
+                        rc = vkl_err_set(err, VKL_ERR_INPUT, "safetensors: %s: \"__metadata__\" key '%.200s' appears "
+                                         "twice (expected unique keys)", path, keys[k]);
+                free(keys);
+                if (rc) goto done;
+            }
             st->metadata = cJSON_Duplicate(e, true);
             continue;
         }

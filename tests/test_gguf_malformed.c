@@ -183,6 +183,9 @@ static int test_patched_fields(void) {
         {"offset-wrap.gguf", "past the end", TI_OFFSET(tc, 3, 1), 8, UINT64_MAX - 31},
         {"misaligned.gguf", "not aligned", TI_OFFSET(tb, 3, 2), 8, 97},
         {"overlap.gguf", "overlaps", TI_OFFSET(tb, 3, 2), 8, 64},
+        {"gap.gguf", "leaves a gap of 32 bytes", TI_OFFSET(tb, 3, 2), 8, 128}, /* llama.cpp refuses gaps */
+        {"ne-zero.gguf", "ne[1] = 0", TI_NE(ta, 3, 1), 8, 0},
+        {"ne-zero0.gguf", "ne[0] = 0", TI_NE(tc, 3, 0), 8, 0},
         {"dupname.gguf", "duplicate name 't.a'", tb + 8 + 2, 1, 'a'},
         {"namelen.gguf", "runs past the end", tc, 8, 1ull << 50},
     };
@@ -425,6 +428,7 @@ static int test_cli_malformed(void) {
         {"cli-magic.gguf", b.size, 0, 'Y', 1},
         {"cli-nkv.gguf", b.size, 16, 1ull << 63, 8},
         {"cli-overlap.gguf", b.size, TI_OFFSET(tb, 3, 2), 64, 8},
+        {"cli-gap.gguf", b.size, TI_OFFSET(tb, 3, 2), 128, 8},
         {"cli-data.gguf", b.size - 40, 0, 0, 0},
         {"cli-empty.gguf", 0, 0, 0, 0},
     };

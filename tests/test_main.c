@@ -57,13 +57,12 @@ int main(int argc, char **argv) {
     for (size_t s = 0; s < VKL_ARRAY_LEN(suites); s++) {
         for (const vkl_test_case *t = suites[s]; t->name; t++) {
             if (filter && !strstr(t->name, filter)) continue;
-            vkl_vk *vk = t_vk_if_created();
-            uint32_t msgs_before = vk ? vk->validation_messages : 0;
+            /* every context counts (the shared one and those a test makes itself, e.g. the trainer's) */
+            uint32_t msgs_before = vkl_vk_validation_total();
             double t0 = now_ms();
             int rc = t->fn();
             double dt = now_ms() - t0;
-            vk = t_vk_if_created();
-            uint32_t msgs = vk ? vk->validation_messages - msgs_before : 0;
+            uint32_t msgs = vkl_vk_validation_total() - msgs_before;
             if (rc == 0 && msgs) {
                 fprintf(stderr, "    FAIL: %u Vulkan validation message(s) during this test\n", msgs);
                 rc = 1;

@@ -51,6 +51,20 @@ void vkl_unmap_file(vkl_mapped_file *f);
 /* Seconds on a monotonic clock, for measuring durations. */
 double vkl_now_s(void);
 
+/* Environment variables, parsed strictly: a value that is set but malformed is an input error naming the
+ * variable (exit 2), never silently ignored. Unset or empty means "not given" (*given = false, *out untouched).
+ * Sizes are decimal integers with an optional K, M, G or T suffix (powers of 1024; "KB"/"KiB" spellings too). */
+bool vkl_parse_size(const char *s, uint64_t *out);
+vkl_status vkl_env_size(const char *name, uint64_t min, uint64_t *out, bool *given, vkl_err *err);
+vkl_status vkl_env_uint(const char *name, uint64_t min, uint64_t max, uint64_t *out, bool *given, vkl_err *err);
+vkl_status vkl_env_seconds(const char *name, double *out, bool *given, vkl_err *err); /* decimal, > 0 */
+/* One of `choices` (NULL-terminated); *index = its position. */
+vkl_status vkl_env_choice(const char *name, const char *const *choices, int *index, bool *given, vkl_err *err);
+/* Check every environment variable vklora reads (VKLORA_*), so a typo in a value fails before any work. */
+vkl_status vkl_env_check(vkl_err *err);
+/* VKLORA_VALIDATION: 0 = off, 1 = on (core + synchronization validation), 2 = core checks only. */
+vkl_status vkl_env_validation(int *level, vkl_err *err);
+
 /* Overflow-checked arithmetic for sizes computed from untrusted input. Return false on overflow. */
 static inline bool vkl_mul_u64(uint64_t a, uint64_t b, uint64_t *out) {
     return !__builtin_mul_overflow(a, b, out);

@@ -239,11 +239,10 @@ static uint64_t gcd_u64(uint64_t a, uint64_t b) {
 uint64_t vkl_max_bind_elems(const vkl_vk *vk, uint64_t unit, uint64_t multiple) {
     uint64_t limit = vk->info.max_storage_buffer_range;
     /* Test switch: pretend the device binds less, so chunked paths run on small data. */
-    const char *env = getenv("VKLORA_MAX_BIND_BYTES");
-    if (env && *env) {
-        uint64_t v = strtoull(env, NULL, 0);
-        if (v >= 256 && v < limit) limit = v;
-    }
+    uint64_t v = 0;
+    bool given = false;
+    vkl_err e = {0}; /* a malformed value was refused by vkl_vk_create */
+    if (vkl_env_size("VKLORA_MAX_BIND_BYTES", 256, &v, &given, &e) == VKL_OK && given && v < limit) limit = v;
     uint64_t align = vk->info.min_storage_offset_align ? vk->info.min_storage_offset_align : 1;
     if (vk->info.min_texel_offset_align > align) align = vk->info.min_texel_offset_align;
     /* Chunks start at multiples of elems*unit bytes, so that must be a multiple of the offset alignment. */

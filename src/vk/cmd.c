@@ -12,9 +12,9 @@ VkBufferView vkl_texel_view_get(vkl_vk *vk, const vkl_buffer *b, uint64_t offset
 /* A fence wait this long means a hung device or a driver bug; report it instead of hanging forever.
  * VKLORA_FENCE_TIMEOUT_S overrides it (lavapipe on a slow CPU can legitimately take minutes per submission). */
 static uint64_t fence_timeout_ns(void) {
-    const char *e = getenv("VKLORA_FENCE_TIMEOUT_S");
-    double s = e && *e ? atof(e) : 1800.0;
-    if (s <= 0) s = 1800.0;
+    double s = 1800.0;
+    vkl_err e = {0};
+    if (vkl_env_seconds("VKLORA_FENCE_TIMEOUT_S", &s, NULL, &e)) s = 1800.0; /* refused at vkl_vk_create */
     return (uint64_t)(s * 1e9);
 }
 
@@ -64,26 +64,35 @@ void vkl_cmd_copy(vkl_vk *vk, const vkl_buffer *src, uint64_t src_off, vkl_buffe
     vk->transfer_pending = true;
 }
 
+/* Asynchronous copies and their events. The event is set and reset with ALL_COMMANDS as its stage mask: set right
+ * after the copy, whose preceding barrier already made it wait for all earlier work, so the event still signals
+ * when the copy is done and later work never waits for it; and the reset then runs only after the wait that
+ * consumed the event, and a later set only after that reset (an event's set, wait and reset must be ordered by
+ * execution dependencies, as synchronization validation checks: with TRANSFER as the mask they were not, and a GPU
+ * with a separate copy engine could reset the event before the wait saw it). */
 void vkl_cmd_copy_async(vkl_vk *vk, const vkl_buffer *src, uint64_t src_off, vkl_buffer *dst, uint64_t dst_off,
                         uint64_t n, VkEvent ev) {
     vkl_cmd_barrier(vk); /* the data to copy was made by the work before */
     VkBufferCopy c = {.srcOffset = src_off, .dstOffset = dst_off, .size = n};
     vkCmdCopyBuffer(vk->cmd, src->buffer, dst->buffer, 1, &c);
-    vkCmdSetEvent(vk->cmd, ev, VK_PIPELINE_STAGE_TRANSFER_BIT);
+    vkCmdSetEvent(vk->cmd, ev, VK_PIPELINE_STAGE_ALL_COMMANDS_BIT);
     vk->dispatched = true; /* a barrier still precedes the next dispatch, but it leaves this copy out */
 }
 
 void vkl_cmd_wait_event(vkl_vk *vk, VkEvent ev) {
     assert(vk->recording);
+    /* The copy read its source (a later write must wait: execution dependency) and wrote its destination (a later
+     * read or write must see it: memory dependency). */
     VkMemoryBarrier mb = {
         .sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
         .srcAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT,
         .dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_READ_BIT |
                          VK_ACCESS_TRANSFER_WRITE_BIT,
     };
-    vkCmdWaitEvents(vk->cmd, 1, &ev, VK_PIPELINE_STAGE_TRANSFER_BIT,
+    /* srcStageMask must equal the set's stage mask */
+    vkCmdWaitEvents(vk->cmd, 1, &ev, VK_PIPELINE_STAGE_ALL_COMMANDS_BIT,
                     VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT, 1, &mb, 0, NULL, 0, NULL);
-    vkCmdResetEvent(vk->cmd, ev, VK_PIPELINE_STAGE_TRANSFER_BIT);
+    vkCmdResetEvent(vk->cmd, ev, VK_PIPELINE_STAGE_ALL_COMMANDS_BIT);
 }
 
 vkl_status vkl_cmd_dispatch(vkl_vk *vk, const vkl_pipeline *p, const vkl_binding *bindings, uint32_t n_bindings,

@@ -81,6 +81,17 @@ static bool has_instance_ext(const char *name) {
     return found;
 }
 
+static bool has_layer_ext(const char *layer, const char *name) {
+    uint32_t n = 0;
+    if (vkEnumerateInstanceExtensionProperties(layer, &n, NULL) != VK_SUCCESS) return false;
+    VkExtensionProperties *p = vkl_calloc(n, sizeof(*p));
+    bool found = false;
+    if (vkEnumerateInstanceExtensionProperties(layer, &n, p) == VK_SUCCESS)
+        for (uint32_t i = 0; i < n; i++) found |= !strcmp(p[i].extensionName, name);
+    free(p);
+    return found;
+}
+
 static bool has_device_ext(VkPhysicalDevice pd, const char *name) {
     uint32_t n = 0;
     if (vkEnumerateDeviceExtensionProperties(pd, NULL, &n, NULL) != VK_SUCCESS) return false;
@@ -118,13 +129,14 @@ static uint32_t instance_api_version(void) {
     return v >= VK_API_VERSION_1_3 ? VK_API_VERSION_1_3 : v;
 }
 
-static vkl_status create_instance(bool validation, vkl_vk *vk, VkInstance *out, vkl_err *err) {
+/* `validation`: 0 off, 1 core and synchronization validation, 2 core only (see vkl_env_validation). */
+static vkl_status create_instance(int validation, vkl_vk *vk, VkInstance *out, vkl_err *err) {
     uint32_t api = instance_api_version();
     if (api < VK_API_VERSION_1_2)
         return vkl_err_set(err, VKL_ERR_RUNTIME,
                            "vulkan: the Vulkan loader supports only API %u.%u; vklora needs 1.2 or newer: " INSTALL_HINT,
                            VK_API_VERSION_MAJOR(api), VK_API_VERSION_MINOR(api));
-    const char *exts[4];
+    const char *exts[5];
     uint32_t n_ext = 0;
     VkInstanceCreateFlags flags = 0;
     if (has_instance_ext(VK_KHR_PORTABILITY_ENUMERATION_EXTENSION_NAME)) {
@@ -143,6 +155,24 @@ static vkl_status create_instance(bool validation, vkl_vk *vk, VkInstance *out, 
         layers[n_layers++] = "VK_LAYER_KHRONOS_validation";
         exts[n_ext++] = VK_EXT_DEBUG_UTILS_EXTENSION_NAME;
     }
+    /* Synchronization validation (the layer's validate_sync setting) reports read/write hazards between commands,
+     * e.g. an asynchronous copy and the dispatch that reads its destination, which lavapipe's in-order execution
+     * would otherwise hide. VkValidationFeaturesEXT is how the layer of Debian 12 (1.3.239, before
+     * VK_EXT_layer_settings) takes it from the application; newer layers still honour it. */
+    static const VkValidationFeatureEnableEXT sync_enable[] = {VK_VALIDATION_FEATURE_ENABLE_SYNCHRONIZATION_VALIDATION_EXT};
+    VkValidationFeaturesEXT vfeat = {
+        .sType = VK_STRUCTURE_TYPE_VALIDATION_FEATURES_EXT,
+        .enabledValidationFeatureCount = 1,
+        .pEnabledValidationFeatures = sync_enable,
+    };
+    bool sync = validation == 1;
+    if (sync) {
+        if (!has_layer_ext("VK_LAYER_KHRONOS_validation", VK_EXT_VALIDATION_FEATURES_EXTENSION_NAME))
+            return vkl_err_set(err, VKL_ERR_RUNTIME, "vulkan: synchronization validation needs "
+                               "VK_EXT_validation_features from the validation layer, which lacks it (update "
+                               "vulkan-validationlayers, or set VKLORA_VALIDATION=core for the core checks only)");
+        exts[n_ext++] = VK_EXT_VALIDATION_FEATURES_EXTENSION_NAME;
+    }
     VkApplicationInfo app = {
         .sType = VK_STRUCTURE_TYPE_APPLICATION_INFO,
         .pApplicationName = "vklora",
@@ -158,6 +188,7 @@ static vkl_status create_instance(bool validation, vkl_vk *vk, VkInstance *out, 
                        VK_DEBUG_UTILS_MESSAGE_TYPE_PERFORMANCE_BIT_EXT,
         .pfnUserCallback = debug_cb,
         .pUserData = vk,
+        .pNext = sync ? &vfeat : NULL,
     };
     VkInstanceCreateInfo ci = {
         .sType = VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO,
@@ -175,6 +206,7 @@ static vkl_status create_instance(bool validation, vkl_vk *vk, VkInstance *out, 
      * listing, tests, a second device) can coexist safely. The extra indirection costs nothing measurable. */
     volkLoadInstance(*out);
     if (validation && vk) {
+        dbg.pNext = NULL;
         VKL_VK_TRY(vk, vkCreateDebugUtilsMessengerEXT(*out, &dbg, NULL, &vk->messenger), err);
     }
     return VKL_OK;
@@ -321,7 +353,7 @@ vkl_status vkl_vk_list_devices(vkl_device_info **infos, uint32_t *count, vkl_err
     *count = 0;
     if (load_loader(err)) return err->status;
     VkInstance inst;
-    if (create_instance(false, NULL, &inst, err)) return err->status;
+    if (create_instance(0, NULL, &inst, err)) return err->status;
     VkPhysicalDevice *pds;
     uint32_t n;
     vkl_status st = enumerate(inst, &pds, &n, err);
@@ -396,20 +428,20 @@ static vkl_status pick_device(const char *sel, const vkl_device_info *infos, uin
     return vkl_err_set(err, VKL_ERR_INPUT, "vulkan: no device name contains \"%s\" (see 'vklora devices')", sel);
 }
 
-static bool env_true(const char *name) {
-    const char *v = getenv(name);
-    return v && *v && strcmp(v, "0") && strcasecmp(v, "false") && strcasecmp(v, "no");
-}
-
 vkl_status vkl_vk_create(const vkl_vk_options *opt, vkl_vk **out, vkl_err *err) {
     *out = NULL;
+    int level;
+    if (vkl_env_check(err) || vkl_env_validation(&level, err)) return err->status;
     if (load_loader(err)) return err->status;
     vkl_vk *vk = vkl_calloc(1, sizeof(*vk));
-    vk->validation = (opt && opt->validation) || env_true("VKLORA_VALIDATION");
+    /* Asked for by the caller (the tests) without a level: the full checks, synchronization included. */
+    if (!level && opt && opt->validation) level = 1;
+    vk->validation = level != 0;
+    vk->validation_sync = level == 1;
     VkPhysicalDevice *pds = NULL;
     vkl_device_info *infos = NULL;
     uint32_t n = 0;
-    if (create_instance(vk->validation, vk, &vk->instance, err)) goto fail;
+    if (create_instance(level, vk, &vk->instance, err)) goto fail;
     if (enumerate(vk->instance, &pds, &n, err)) goto fail;
     infos = vkl_calloc(n, sizeof(*infos));
     for (uint32_t i = 0; i < n; i++) query_info(pds[i], i, &infos[i]);
@@ -554,15 +586,11 @@ fail:
 }
 
 uint64_t vkl_vk_memory_budget(const vkl_vk *vk) {
-    uint64_t b = vk->info.device_local_bytes;
-    const char *e = getenv("VKLORA_MEMORY_BUDGET");
-    if (e && *e) {
-        char *end;
-        double v = strtod(e, &end);
-        double mult = *end == 'K' || *end == 'k' ? 1024.0 : *end == 'M' || *end == 'm' ? 1048576.0
-                      : *end == 'G' || *end == 'g' ? 1073741824.0 : 1.0;
-        if (v > 0 && (b == 0 || v * mult < (double)b)) b = (uint64_t)(v * mult);
-    }
+    uint64_t b = vk->info.device_local_bytes, v = 0;
+    bool given = false;
+    /* vkl_vk_create refused a malformed value; one set later is ignored here (no error path). */
+    vkl_err e = {0};
+    if (vkl_env_size("VKLORA_MEMORY_BUDGET", 1, &v, &given, &e) == VKL_OK && given && (b == 0 || v < b)) b = v;
     return b;
 }
 

@@ -54,7 +54,8 @@ void vkl_device_info_print(FILE *f, const vkl_device_info *d); /* human-readable
 typedef struct vkl_vk_options {
     const char *device;   /* NULL/"auto": prefer discrete, then integrated, then virtual, then cpu; a number = index;
                              anything else = case-insensitive substring of the device name */
-    bool validation;      /* also switched on by the environment variable VKLORA_VALIDATION=1 */
+    bool validation;      /* also switched on by the environment variable VKLORA_VALIDATION=1 (core and
+                             synchronization validation; =core for the core checks only) */
 } vkl_vk_options;
 
 typedef struct vkl_vk {
@@ -73,6 +74,7 @@ typedef struct vkl_vk {
     vkl_device_info info;
     VkPhysicalDeviceMemoryProperties mem_props;
     bool validation;
+    bool validation_sync; /* the layer's synchronization validation is on too */
     uint32_t validation_messages; /* warnings and errors reported by the validation layer */
     bool recording;
     bool device_lost;
@@ -89,7 +91,8 @@ typedef struct vkl_vk {
 
 vkl_status vkl_vk_create(const vkl_vk_options *opt, vkl_vk **out, vkl_err *err);
 /* Device memory vklora plans against: the device-local heaps, or less when VKLORA_MEMORY_BUDGET (bytes, with an
- * optional K/M/G suffix) asks for it (a shared GPU, or tests of the out-of-memory messages). 0 = unknown. */
+ * optional K/M/G/T suffix; vkl_vk_create refuses a malformed value) asks for it (a shared GPU, or tests of the
+ * out-of-memory messages). 0 = unknown. */
 uint64_t vkl_vk_memory_budget(const vkl_vk *vk);
 void vkl_vk_destroy(vkl_vk *vk);
 
