@@ -1,6 +1,8 @@
 #!/usr/bin/python3
 # Checks of the PyTorch reference itself, so that the C suite can trust it: forward against the published NLL
-# of stories260K, LoRA gradients against finite differences, accumulation, clipping + AdamW against torch.optim.
+# of stories260K, LoRA gradients against finite differences, accumulation, clipping + AdamW against torch.optim;
+# then, on tiny random GGUFs of every architecture (tiny_gguf.py), the forward against a second loop-by-loop
+# implementation (naive_np.py), every feature against a closed form, and gradients of every module kind.
 #
 #   /usr/bin/python3 tests/torch_ref/selftest.py [--data DIR]     exit status 0 when every check passes
 import argparse
@@ -20,6 +22,8 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, HERE)
 import gguf_np  # noqa: E402
 import llama_lora as ref  # noqa: E402
+import naive_np  # noqa: E402
+import tiny_gguf  # noqa: E402
 
 failures = []
 
@@ -42,14 +46,14 @@ def all_slots(model, r, modules=None):
     return slots, off
 
 
-def random_flat(slots, n, r, rng, b_zero):
-    """A ~ U(-1/sqrt(in), 1/sqrt(in)) like a kaiming init; B zero or N(0, 0.05^2)."""
+def random_flat(slots, n, r, rng, b_zero, b_std=0.05):
+    """A ~ U(-1/sqrt(in), 1/sqrt(in)) like a kaiming init; B zero or N(0, b_std^2)."""
     flat = np.zeros(n, np.float32)
     for s in slots:
         bound = 1 / math.sqrt(s["in"])
         flat[s["a_off"]:s["a_off"] + r * s["in"]] = rng.uniform(-bound, bound, r * s["in"])
         if not b_zero:
-            flat[s["b_off"]:s["b_off"] + s["out"] * r] = rng.normal(0, 0.05, s["out"] * r)
+            flat[s["b_off"]:s["b_off"] + s["out"] * r] = rng.normal(0, b_std, s["out"] * r)
     return flat
 
 
@@ -235,9 +239,320 @@ def main():
             except gguf_np.GGUFError as e:
                 check(f"GGUF {what} is rejected", "byte offset" in str(e) or "past the end" in str(e), str(e))
 
+    with tempfile.TemporaryDirectory() as tmp:
+        tiny_checks(tmp)
+        tiny_feature_checks(tmp)
     print(f"{len(failures)} failed, {time.time() - t0:.1f} s")
     return 1 if failures else 0
 
+
+# ----------------------------------------------------------------------------------------------------------
+# tiny random models of every architecture
+
+
+def rel(a, b):
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-300))
+
+
+def naive_lora(slots, flat, r, scale):
+    """The adapters as naive_np takes them: {(layer, GGUF tensor name): (A, B)} in float64."""
+    d = {}
+    for s in slots:
+        A = flat[s["a_off"]:s["a_off"] + r * s["in"]].reshape(r, s["in"]).astype(np.float64)
+        B = flat[s["b_off"]:s["b_off"] + s["out"] * r].reshape(s["out"], r).astype(np.float64)
+        d[(s["layer"], ref.MODULES[s["module"]][1])] = (A, B)
+    return scale, d
+
+
+def naive_logits(path, tokens, lora=None, n_ctx=None):
+    return np.stack([naive_np.logits(path, row, lora, n_ctx) for row in tokens.tolist()])
+
+
+def tiny_batch(rng, V, B, T, holes=2):
+    tok = torch.tensor(rng.integers(0, V, (B, T)))
+    tgt = torch.tensor(rng.integers(0, V, (B, T)))
+    for _ in range(holes):
+        tgt[rng.integers(B), rng.integers(T)] = -1
+    return {"tokens": tok, "targets": tgt}
+
+
+def fd_check(model, lora, slots, mbs, rng, h=1e-5):
+    """Autograd vs central differences on one A and one B coordinate of one slot of every module kind (random
+    layer); coordinates are drawn among those whose gradient is not tiny. Returns (worst rel err, n coords)."""
+    ref.accumulate_grads(model, lora, mbs)
+    params = lora.params()
+    worst, n = 0.0, 0
+    for m in sorted(model.modules):
+        cand = [j for j, s in enumerate(slots) if s["module"] == m]
+        j = cand[rng.integers(len(cand))]
+        for pi in (2 * j, 2 * j + 1):
+            g = params[pi].grad.view(-1)
+            big = torch.nonzero(g.abs() > 1e-2 * float(g.abs().max())).view(-1)
+            ci = int(big[rng.integers(len(big))])
+            p = params[pi].data.view(-1)
+            old = float(p[ci])
+            p[ci] = old + h
+            lp = step_loss(model, lora, mbs)
+            p[ci] = old - h
+            lm = step_loss(model, lora, mbs)
+            p[ci] = old
+            fd = (lp - lm) / (2 * h)
+            ad = float(g[ci])
+            worst = max(worst, abs(fd - ad) / max(abs(fd), abs(ad), 1e-6))
+            n += 1
+    return worst, n
+
+
+# Deliberate errors in the reference that the comparison with naive_np must notice (so it can fail).
+MUTATIONS = {
+    "llama": ("GGUF pairs rotated as NEOX", lambda m: setattr(m.hp, "rope_mode", "neox")),
+    "llama_yarn": ("YaRN ramp dropped", lambda m: setattr(m.hp.rope_global, "yarn", None)),
+    "qwen2": ("linear factor ignored", lambda m: setattr(m.hp.rope_global, "freq_scale", 1.0)),
+    "qwen3": ("q/k norm skipped", lambda m: setattr(m.hp, "qk_norm", False)),
+    "gemma2": ("window of layer 0 dropped", lambda m: m.hp.window.__setitem__(0, None)),
+    "gemma3": ("local layers on the global base", lambda m: setattr(m.hp.rope_local, "base", 1000.0)),
+    "phi3": ("attention factor dropped", lambda m: setattr(m.hp.rope_global, "mscale", 1.0)),
+    "mistral3": ("temperature dropped", lambda m: setattr(m.hp, "temp_scale", None)),
+}
+
+
+def tiny_checks(tmp):
+    r, alpha = 3, 6.0
+    for k, name in enumerate(tiny_gguf.TINY):
+        path = os.path.join(tmp, name + ".gguf")
+        tiny_gguf.make_tiny(path, name, seed=100 + k)
+        rng = np.random.default_rng(200 + k)
+        m = ref.Model(path, torch.float64)
+        hp = m.hp
+        slots, n = all_slots(m, r)
+        flat = random_flat(slots, n, r, rng, b_zero=False, b_std=0.3)
+        lora = ref.Lora(slots, r, alpha, False, flat, torch.float64)
+        mods = "/".join(ref.MODULES[i][0] for i in sorted(m.modules))
+
+        # Forward with an adapter on every module of every layer vs the loop-by-loop numpy forward.
+        tok = torch.tensor(rng.integers(0, hp.V, (2, 12)))
+        with torch.no_grad():
+            y = m.forward(tok, lora).numpy()
+        z = naive_logits(path, tok, naive_lora(slots, flat, r, alpha / r))
+        e = rel(y, z)
+        check(f"{name}: forward with LoRA on {mods} vs naive_np", e < 1e-10, f"rel err {e:.1e}")
+
+        # The comparison notices a deliberate error.
+        what, mutate = MUTATIONS[name]
+        mm = ref.Model(path, torch.float64)
+        mutate(mm)
+        with torch.no_grad():
+            ym = mm.forward(tok, lora).numpy()
+        em = rel(ym, z)
+        check(f"{name}: naive_np notices '{what}'", em > 1e-3, f"rel diff {em:.1e}")
+
+        # float32 run of the same model.
+        m32 = ref.Model(path, torch.float32)
+        with torch.no_grad():
+            y32 = m32.forward(tok, ref.Lora(slots, r, alpha, False, flat, torch.float32)).double().numpy()
+        e32 = rel(y32, y)
+        check(f"{name}: float32 forward vs float64", e32 < 1e-5, f"rel err {e32:.1e}")
+
+        # Gradients of every module kind, two micro-batches of different shapes with ignored targets.
+        mbs = [tiny_batch(rng, hp.V, 2, 12), tiny_batch(rng, hp.V, 1, 9, holes=1)]
+        worst, nc = fd_check(m, lora, slots, mbs, rng)
+        check(f"{name}: grads vs central differences ({nc} coords over {mods})", worst < 1e-6,
+              f"worst rel err {worst:.1e}")
+
+        if name == "phi3":
+            # longrope: short factors while n_ctx <= original_context_length (8), long ones beyond (the
+            # default n_ctx is the row length, 12, so the checks above ran with the long factors).
+            rg = hp.rope_global
+            pick_ok = rg.freq_factors(8) is rg.factors[2] and rg.freq_factors(9) is rg.factors[1]
+            nl = naive_lora(slots, flat, r, alpha / r)
+            errs, ys = [], []
+            for n_ctx in (8, 9):
+                m.n_ctx = n_ctx
+                with torch.no_grad():
+                    ys.append(m.forward(tok, lora).numpy())
+                errs.append(rel(ys[-1], naive_logits(path, tok, nl, n_ctx=n_ctx)))
+            m.n_ctx = None
+            check("phi3: n_ctx 8 -> rope_factors_short, 9 -> rope_factors_long (each vs naive_np)",
+                  pick_ok and max(errs) < 1e-10 and rel(ys[0], ys[1]) > 1e-3 and rel(ys[1], y) == 0,
+                  f"rel errs {errs[0]:.1e} / {errs[1]:.1e}, short vs long logits differ by {rel(ys[0], ys[1]):.1e}")
+
+
+def tiny_feature_checks(tmp):
+    """Each feature against a closed form computed here by hand."""
+    rng = np.random.default_rng(7)
+    dt = torch.float64
+
+    # Sliding window + causal mask: with v = identity the attention output is the weight matrix.
+    T, w, cap = 7, 3, 2.0
+    q, k = torch.randn(1, T, 1, T, dtype=dt) * 2, torch.randn(1, T, 1, T, dtype=dt) * 2
+    v = torch.eye(T, dtype=dt)[None, :, None, :]
+    for window, softcap in ((w, None), (w, cap), (None, None)):
+        P = ref.attention(q, k, v, 0.5, window, softcap)[0]
+        want = np.zeros((T, T))
+        for p in range(T):
+            js = [j for j in range(T) if j <= p and (window is None or p - j < window)]
+            s = np.array([0.5 * float(q[0, p, 0] @ k[0, j, 0]) for j in js])
+            if softcap:
+                s = softcap * np.tanh(s / softcap)
+            e = np.exp(s - s.max())
+            want[p, js] = e / e.sum()
+        zero_ok = bool(((P.numpy() == 0) == (want == 0)).all())
+        check(f"attention window={window} softcap={softcap} vs explicit softmax", zero_ok and rel(P, want) < 1e-13,
+              f"masked entries exactly 0: {zero_ok}, rel err {rel(P, want):.1e}")
+
+    # RoPE layouts on a partial rotary head (n_rot 6 of D 8) against explicit pair rotations.
+    x = torch.randn(1, 3, 2, 8, dtype=dt)
+    cos, sin = ref.Rope(6, 50.0).tables(3, 3, dt)
+    for mode, pairs in (("normal", [(0, 1), (2, 3), (4, 5)]), ("neox", [(0, 3), (1, 4), (2, 5)])):
+        y = ref.rope(x, cos, sin, mode)
+        want = x.clone()
+        for p in range(3):
+            for i, (a, b) in enumerate(pairs):
+                th = p * 50.0 ** (-2 * i / 6)
+                want[0, p, :, a] = x[0, p, :, a] * math.cos(th) - x[0, p, :, b] * math.sin(th)
+                want[0, p, :, b] = x[0, p, :, a] * math.sin(th) + x[0, p, :, b] * math.cos(th)
+        check(f"rope {mode}, n_rot 6 < D 8, vs explicit rotation", rel(y, want) < 1e-14 and
+              bool((y[..., 6:] == x[..., 6:]).all()), f"rel err {rel(y, want):.1e}, dims 6..7 unchanged")
+
+    def hp_of(name, **kw):
+        path = os.path.join(tmp, name + ".gguf")
+        if kw or not os.path.exists(path):
+            tiny_gguf.make_tiny(path, name, **kw)
+        return ref.Model(path).hp
+
+    # rope_freqs: theta = pos * base^(-2i/n_rot) / rope_freqs[i].
+    path = os.path.join(tmp, "llama.gguf")
+    hp = ref.Model(path).hp
+    with gguf_np.GGUFFile(path) as g:
+        rf = g.tensor("rope_freqs.weight").astype(np.float64)
+    th = hp.rope_global.angles(5, 5)
+    want = np.arange(5)[:, None] * 500.0 ** (-2 * np.arange(4) / 8)[None, :] / rf[None, :]
+    check("llama rope_freqs: theta = pos base^(-2i/n_rot) / rope_freqs[i]", rel(th, want) < 1e-15, f"rel err "
+          f"{rel(th, want):.1e}; head size {hp.D} from key_length (C/H = {hp.C // hp.H}), tied output")
+
+    # YaRN (llama_yarn: n_rot 6, base 100, orig 64, beta 16/2, factor 4): by hand, corr(16) = 6 ln(64/(32 pi)) /
+    # (2 ln 100) = -0.29 -> low 0, corr(2) = 6 ln(64/(4 pi)) / (2 ln 100) = 1.06 -> high 2; ramp [1, 0.5, 0];
+    # attention factor 1 + 0.1 ln 4 on cos/sin.
+    hp = hp_of("llama_yarn")
+    rg = hp.rope_global
+    lo, hi = rg.corr_dims()
+    th = rg.angles(4, 4)
+    base_th = np.arange(4)[:, None] * 100.0 ** (-2 * np.arange(3) / 6)[None, :]
+    want = base_th * np.array([1.0, 0.5 * 0.25 + 0.5, 0.25])[None, :]
+    ok = (lo, hi) == (0, 2) and rel(th, want) < 1e-15 and abs(rg.mscale - (1 + 0.1 * math.log(4))) < 1e-15
+    check("YaRN corr dims, ramp and attention factor by hand", ok,
+          f"low/high {lo}/{hi}, theta rel err {rel(th, want):.1e}, mscale {rg.mscale:.6f}")
+
+    # linear (qwen2 factor 2): theta / 2; Phi-3 attention factor from rope.scaling.attn_factor.
+    hp = hp_of("qwen2")
+    th = hp.rope_global.angles(4, 4)
+    want = np.arange(4)[:, None] * 1000.0 ** (-2 * np.arange(4) / 8)[None, :] / 2
+    check("linear rope scaling: theta / factor", rel(th, want) < 1e-15, f"rel err {rel(th, want):.1e}")
+    hp = hp_of("phi3")
+    check("phi3: cos/sin times rope.scaling.attn_factor, NEOX, n_rot 4 of D 6",
+          abs(hp.rope_global.mscale - np.float32(1.19)) == 0 and hp.rope_mode == "neox" and hp.n_rot == 4
+          and hp.window == [None, None], f"mscale {hp.rope_global.mscale}, sliding_window key ignored")
+
+    # mistral3: YaRN factor 16 with yarn_log_multiplier 1 -> attention factor 1; temperature 1 + 0.5 ln(1 +
+    # floor(p / 4)).
+    hp = hp_of("mistral3")
+    tt = hp.temperature(12)
+    want = np.array([1.0] * 4 + [1 + 0.5 * math.log(2)] * 4 + [1 + 0.5 * math.log(3)] * 4)
+    check("mistral3: temperature 1 + s ln(1 + floor(pos / n_orig)), attention factor 1",
+          rel(tt, want) < 1e-15 and hp.rope_global.mscale == 1.0 and hp.rope_mode == "normal",
+          f"{[round(x, 4) for x in tt]}")
+
+    # Gemma: windows per layer, local/global rope, embedding scale.
+    hp = hp_of("gemma2")
+    check("gemma2: window 3 on even layers, one rope for both kinds, softcaps 8/6",
+          hp.window == [3, None, 3] and hp.rope[0].base == hp.rope[1].base == 10000.0
+          and (hp.attn_softcap, hp.final_softcap) == (8.0, 6.0) and hp.embd_scale == math.sqrt(24),
+          f"windows {hp.window}")
+    hp = hp_of("gemma3")
+    lr_, gr_ = hp.rope_local, hp.rope_global
+    check("gemma3: window 4 unless (l+1) % 6 == 0; local base 10000 unscaled, global base 1000 / 8",
+          hp.window == [4, 4, 4, 4, 4, None, 4] and (lr_.base, lr_.freq_scale) == (10000.0, 1.0)
+          and (gr_.base, gr_.freq_scale) == (1000.0, 0.125) and hp.rope[5] is gr_ and hp.rope[4] is lr_,
+          f"windows {hp.window}")
+
+    # Hyper-parameters only (files without tensors).
+    def meta(arch, L, **extra):
+        p = os.path.join(tmp, "meta.gguf")
+        tiny_gguf.make_meta_only(p, arch, L, C=16, H=4, extra=dict({"attention.key_length": 8,
+                                                                      "attention.value_length": 8}, **extra))
+        with gguf_np.GGUFFile(p) as g:
+            return ref.Hparams(g)
+    s46, s45 = meta("gemma2", 46).attn_scale, meta("gemma2", 45).attn_scale
+    s62, s61 = meta("gemma3", 62).attn_scale, meta("gemma3", 61).attn_scale
+    check("gemma 27B sizes (gemma2 46 / gemma3 62 layers): query scale 1/sqrt(C/H), else 1/sqrt(D)",
+          s46 == s62 == 0.5 and s45 == s61 == 1 / math.sqrt(8), f"{s46} {s45:.4f} {s62} {s61:.4f}")
+    w1 = meta("gemma3", 7).window
+    w2 = meta("gemma2", 5, **{"attention.sliding_window_pattern": 3}).window
+    w3 = meta("gemma3", 4, **{"attention.sliding_window": 5,
+                              "attention.sliding_window_pattern": [True, False, False, True]}).window
+    w4 = meta("gemma2", 3).window
+    check("sliding_window_pattern: none without the key (gemma3), integer n (l % n < n-1), array, gemma2 default 4096",
+          w1 == [None] * 7 and w2 == [4096, 4096, None, 4096, 4096] and w3 == [5, None, None, 5]
+          and w4 == [4096, None, 4096], f"{w2} {w3}")
+
+    # Errors: modules the architecture lacks, tensors it does not use, unsupported scaling.
+    def spec_err(path, targets):
+        m = ref.Model(path)
+        spec = {"model": path, "r": 2, "alpha": 4.0, "use_rslora": False, "targets": targets, "slots": []}
+        try:
+            ref.parse_spec(spec, lambda p: m)
+            return "no error"
+        except ref.RefError as e:
+            return str(e)
+    e1 = spec_err(os.path.join(tmp, "phi3.gguf"), ["qkv", "q"])
+    e2 = spec_err(os.path.join(tmp, "llama.gguf"), ["gate_up"])
+    check("a module the architecture lacks is a spec error", "$.targets[1]" in e1 and "no module 'q'" in e1
+          and "no module 'gate_up'" in e2, f"{e1} / {e2}")
+    errs = []
+    for name, kw in (("gemma2", {"tied": False}), ("gemma3", {"meta": {"rope.scaling.type": "yarn"}}),
+                     ("qwen3", {"arch": "qwen9"}), ("qwen2", {"rope_freqs": True})):
+        p = os.path.join(tmp, "bad.gguf")
+        tiny_gguf.make_tiny(p, name, **kw)
+        try:
+            ref.Model(p)
+            errs.append(None)
+        except ref.RefError as e:
+            errs.append(str(e))
+    check("rejected: gemma2 output.weight, gemma3 YaRN, unknown arch, qwen2 rope_freqs", all(errs),
+          " | ".join(str(e)[-70:] for e in errs))
+
+    # The command line on phi3 with the fused modules: same numbers as in-process, n_ctx from SPEC.
+    path = os.path.join(tmp, "phi3.gguf")
+    m = ref.Model(path)
+    slots, n = all_slots(m, 2, (ref.M_QKV, ref.M_O, ref.M_GATE_UP, ref.M_DOWN))
+    flat = random_flat(slots, n, 2, rng, b_zero=False, b_std=0.2)
+    flat.tofile(os.path.join(tmp, "init.f32"))
+    mb = tiny_batch(rng, m.hp.V, 2, 8)
+    spec = {"model": path, "r": 2, "alpha": 4.0, "use_rslora": False, "targets": ["qkv", "o", "gate_up", "down"],
+            "slots": slots, "init": os.path.join(tmp, "init.f32"), "n_ctx": 9,
+            "adamw": {"beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.0}, "max_grad_norm": 0.0,
+            "steps": [{"lr": 1e-2, "micro_batches": [{k: v.tolist() for k, v in mb.items()}]}]}
+    sp, op = os.path.join(tmp, "spec.json"), os.path.join(tmp, "out.json")
+    json.dump(spec, open(sp, "w"))
+    cmd = [sys.executable, os.path.join(HERE, "llama_lora.py"), sp, op, "--threads", "2"]
+    pr = subprocess.run(cmd, capture_output=True, text=True)
+    ok, detail = pr.returncode == 0, pr.stderr.strip()[-200:]
+    if ok:
+        out = json.load(open(op))
+        m.n_ctx = 9
+        lo = ref.Lora(slots, 2, 4.0, False, flat, torch.float64)
+        l0, _, _ = ref.accumulate_grads(m, lo, [mb])
+        g0 = np.fromfile(out["grads_step0"], "<f4")
+        gref = lo.flat_grads()
+        ok = (out["arch"] == "phi3" and out["n_ctx"] == 9 and abs(out["losses"][0] - l0) < 1e-12
+              and np.abs(g0 - gref).max() < 1e-6 * np.abs(gref).max())
+        detail = f"loss {out['losses'][0]:.6f}, grad norm {out['grad_norms'][0]:.4f}"
+    check("CLI run on phi3 with qkv/o/gate_up/down", ok, detail)
+    json.dump(dict(spec, targets=["q", "o"]), open(sp, "w"))
+    pr = subprocess.run(cmd, capture_output=True, text=True)
+    check("CLI: a module phi3 lacks exits 2", pr.returncode == 2 and "no module 'q'" in pr.stderr,
+          f"rc {pr.returncode}: {pr.stderr.strip()}")
 
 if __name__ == "__main__":
     sys.exit(main())

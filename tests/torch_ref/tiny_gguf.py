@@ -121,7 +121,7 @@ TINY = {
                   meta={"rope.freq_base": 1000.0}),
     # softcaps, sliding window 3 on even layers, post norms, gelu, embedding scale, head size != C/H.
     "gemma2": dict(arch="gemma2", C=24, H=4, KVH=2, D=10, F=40, L=3, V=37, tied=True, post_norms=True,
-                   meta={"attn_logit_softcapping": 4.0, "final_logit_softcapping": 3.0,
+                   meta={"attn_logit_softcapping": 8.0, "final_logit_softcapping": 6.0,
                          "attention.sliding_window": 3}),
     # q/k norms, window 4 on layers with (l+1) % 6 != 0, local base 10000 (default), global base 1000 with linear
     # factor 8, final soft-cap present.
