@@ -21,13 +21,14 @@
 /* adapter_config.json is a few hundred bytes; this only stops a huge file from being read into memory. */
 #define MAX_CONFIG_BYTES (4u << 20)
 
-static const char *arch_name(vkl_arch a) { return a == VKL_ARCH_QWEN2 ? "qwen2" : "llama"; }
+static const char *arch_name(vkl_arch a) { return vkl_arch_get(a)->name; }
 
-static bool is_attn(uint32_t module) { return module <= 3; }
+static bool is_attn(uint32_t module) { return module <= 3 || module == 7; }
 
-/* B of q_proj / k_proj is stored in GGUF row order; HF's row order differs for llama (see adapter.h). */
+/* B of q_proj / k_proj is stored in GGUF row order; HF's row order differs where llama.cpp's converter permuted
+ * q and k for adjacent-pair RoPE (llama, mistral3; see adapter.h). */
 static bool needs_permute(const vkl_model *base, uint32_t module) {
-    return base->hp.arch == VKL_ARCH_LLAMA && (module == 0 || module == 1);
+    return !base->hp.rope_neox && (module == 0 || module == 1);
 }
 
 void vkl_adapter_peft_name(uint32_t layer, uint32_t module, bool is_b, char *buf, size_t size) {
@@ -407,10 +408,12 @@ static vkl_status load_gguf(const char *path, const vkl_model *base, vkl_lora **
         bool is_b;
         if (!parse_gguf_name(t->name.str, &layer, &mod, &is_b)) {
             st = vkl_err_set(err, VKL_ERR_INPUT, "adapter: %s: tensor '%s' is not a LoRA tensor vklora knows (expected "
-                             "blk.N.<attn_q|attn_k|attn_v|attn_output|ffn_gate|ffn_up|ffn_down>.weight.lora_<a|b>)",
+                             "blk.N.<attn_q|attn_k|attn_v|attn_qkv|attn_output|ffn_gate|ffn_up|ffn_down>.weight.lora_<a|b>)",
                              path, t->name.str);
             goto done;
         }
+        /* Phi-3's ffn_up holds gate and up: its adapter is the fused gate_up module */
+        if (mod == 5 && base->hp.desc->fused_gate_up) mod = 8;
         if (layer >= L) {
             st = vkl_err_set(err, VKL_ERR_INPUT, "adapter: %s: tensor '%s': the base model has %u layers (wrong base "
                              "model?)", path, t->name.str, L);

@@ -20,10 +20,13 @@ _Static_assert(sizeof(vkl_quant_mode) == sizeof(int), "enum size");
 #define MAX_JPATH 256
 
 const char *const vkl_target_module_names[VKL_TM_COUNT] = {"q_proj",    "k_proj",  "v_proj",   "o_proj",
-                                                           "gate_proj", "up_proj", "down_proj"};
+                                                           "gate_proj", "up_proj", "down_proj", "qkv_proj",
+                                                           "gate_up_proj"};
 const char *const vkl_target_module_gguf_names[VKL_TM_COUNT] = {"attn_q",   "attn_k", "attn_v",  "attn_output",
-                                                                "ffn_gate", "ffn_up", "ffn_down"};
-static const char *const target_module_short_names[VKL_TM_COUNT] = {"q", "k", "v", "o", "gate", "up", "down"};
+                                                                "ffn_gate", "ffn_up", "ffn_down", "attn_qkv",
+                                                                "ffn_up"};
+static const char *const target_module_short_names[VKL_TM_COUNT] = {"q", "k", "v", "o", "gate", "up", "down",
+                                                                    "qkv", "gate_up"};
 
 const char *const vkl_sched_names[VKL_SCHED_COUNT] = {"linear", "cosine", "constant"};
 const char *const vkl_lora_bias_names[VKL_BIAS_COUNT] = {"none", "all", "lora_only"};
@@ -31,8 +34,10 @@ const char *const vkl_quant_mode_names[VKL_QUANT_COUNT] = {"keep", "q4_k_m", "q5
                                                            "q4_0", "f16",    "bf16",   "f32"};
 const char *const vkl_optim_names[VKL_OPTIM_COUNT] = {"adamw_8bit", "adamw_torch", "adamw"};
 const char *const vkl_dataset_format_names[VKL_DATASET_COUNT] = {"auto", "text", "alpaca", "sharegpt", "messages"};
-const char *const vkl_chat_template_names[VKL_TEMPLATE_COUNT] = {"auto",    "alpaca",  "chatml", "llama-3",
-                                                                 "llama-2", "mistral", "plain"};
+const char *const vkl_chat_template_names[VKL_TEMPLATE_COUNT] = {
+    "auto",    "alpaca",  "chatml",  "llama-3", "llama-2", "mistral",      "plain",         "llama-3.1",
+    "llama-3.2", "qwen-2.5", "qwen-3", "smollm3", "gemma-2", "gemma-3", "gemma-4", "phi-3.5", "mistral-nemo",
+    "mistral-small", "deepseek-r1", "gpt-oss"};
 
 /* Accepted spellings of an enum (case-insensitive), canonical ones first; NULL-terminated. */
 typedef struct {
@@ -62,6 +67,15 @@ static const spelling template_spellings[] = {
     {"auto", VKL_TEMPLATE_AUTO},       {"alpaca", VKL_TEMPLATE_ALPACA}, {"chatml", VKL_TEMPLATE_CHATML},
     {"llama-3", VKL_TEMPLATE_LLAMA3},  {"llama3", VKL_TEMPLATE_LLAMA3}, {"llama-2", VKL_TEMPLATE_LLAMA2},
     {"llama2", VKL_TEMPLATE_LLAMA2},   {"mistral", VKL_TEMPLATE_MISTRAL}, {"plain", VKL_TEMPLATE_PLAIN},
+    {"llama-3.1", VKL_TEMPLATE_LLAMA31}, {"llama3.1", VKL_TEMPLATE_LLAMA31}, {"llama-3.2", VKL_TEMPLATE_LLAMA32},
+    {"llama3.2", VKL_TEMPLATE_LLAMA32}, {"llama-3.3", VKL_TEMPLATE_LLAMA32}, {"qwen-2.5", VKL_TEMPLATE_QWEN25},
+    {"qwen2.5", VKL_TEMPLATE_QWEN25},   {"qwen-3", VKL_TEMPLATE_QWEN3},    {"qwen3", VKL_TEMPLATE_QWEN3},
+    {"smollm3", VKL_TEMPLATE_SMOLLM3},  {"gemma-2", VKL_TEMPLATE_GEMMA2},  {"gemma2", VKL_TEMPLATE_GEMMA2},
+    {"gemma", VKL_TEMPLATE_GEMMA2},     {"gemma-3", VKL_TEMPLATE_GEMMA3},  {"gemma3", VKL_TEMPLATE_GEMMA3},
+    {"gemma-4", VKL_TEMPLATE_GEMMA4},   {"gemma4", VKL_TEMPLATE_GEMMA4},   {"phi-3.5", VKL_TEMPLATE_PHI35},
+    {"phi3.5", VKL_TEMPLATE_PHI35},     {"mistral-nemo", VKL_TEMPLATE_MISTRAL_NEMO},
+    {"mistral-small", VKL_TEMPLATE_MISTRAL_SMALL}, {"mistral-small-3", VKL_TEMPLATE_MISTRAL_SMALL},
+    {"deepseek-r1", VKL_TEMPLATE_DEEPSEEK_R1}, {"gpt-oss", VKL_TEMPLATE_GPT_OSS}, {"harmony", VKL_TEMPLATE_GPT_OSS},
     {NULL, 0}};
 
 typedef enum {

@@ -26,7 +26,7 @@ uint64_t vkl_fwd_plan_bytes(const vkl_hparams *hp, const vkl_fwd_dims *d, uint32
     f += rows * QD * 2;             /* q, ao */
     f += rows * F * 2;              /* g, u */
     f += lr * V;                    /* logits */
-    f += rows * 4;                  /* ids, pos, targets, nll */
+    f += rows * 5;                  /* ids, pos, targets, nll, temperatures */
     f += (uint64_t)hp->n_layer * 2 * (uint64_t)d->max_seq * d->n_ctx * KVD; /* KV cache */
     return f * 4;
 }
@@ -66,6 +66,25 @@ vkl_status vkl_fwd_create(vkl_vk *vk, vkl_model *m, const vkl_fwd_dims *dims, vk
     };
     for (size_t i = 0; i < VKL_ARRAY_LEN(plan); i++)
         if (vkl_buffer_create(vk, plan[i].bytes, VKL_MEM_DEVICE, plan[i].b, err)) goto fail;
+    /* rope tables (global layers, then local ones) for this context, and the attention temperatures */
+    {
+        uint32_t n = hp->rope_dim / 2;
+        double *fr = vkl_calloc(n, sizeof(double));
+        float *packed = vkl_calloc(4 * (size_t)n, sizeof(float));
+        for (uint32_t which = 0; which < 2; which++) {
+            vkl_rope_freqs(m, which, dims->n_ctx, fr, &f->rope[which].mscale);
+            vkl_rope_pack_freqs(fr, n, packed + (size_t)which * 2 * n);
+            f->rope[which].rope_dim = hp->rope_dim;
+            f->rope[which].neox = hp->rope_neox;
+            f->rope[which].freqs = vkl_tv(&f->rope_tab, (uint64_t)which * 2 * n * 4);
+        }
+        vkl_status st = vkl_buffer_create(vk, 16 * (uint64_t)n, VKL_MEM_DEVICE, &f->rope_tab, err);
+        if (!st) st = vkl_buffer_upload(vk, &f->rope_tab, 0, packed, 16 * (uint64_t)n, err);
+        if (!st) st = vkl_buffer_create(vk, rows * 4, VKL_MEM_DEVICE, &f->tfac, err);
+        free(fr);
+        free(packed);
+        if (st) goto fail;
+    }
     f->kc = vkl_calloc(hp->n_layer, sizeof(vkl_buffer));
     f->vc = vkl_calloc(hp->n_layer, sizeof(vkl_buffer));
     for (uint32_t l = 0; l < hp->n_layer; l++) {
@@ -83,7 +102,8 @@ fail:
 
 void vkl_fwd_destroy(vkl_fwd *f) {
     if (!f) return;
-    vkl_buffer *bs[] = {&f->x, &f->xn, &f->q, &f->ao, &f->g, &f->u, &f->logits, &f->ids, &f->nll};
+    vkl_buffer *bs[] = {&f->x, &f->xn, &f->q, &f->ao, &f->g, &f->u, &f->logits, &f->ids, &f->nll,
+                        &f->rope_tab, &f->tfac};
     for (size_t i = 0; i < VKL_ARRAY_LEN(bs); i++) vkl_buffer_destroy(f->vk, bs[i]);
     vkl_buffer_destroy(f->vk, &f->lp);
     vkl_buffer_destroy(f->vk, &f->xa);
@@ -122,63 +142,89 @@ static vkl_status proj(vkl_fwd *f, uint32_t layer, uint32_t mod, const vkl_weigh
     if (vkl_op_matmul(f->vk, &f->cache, w->type, W(w), x, bv, y, R, (uint32_t)w->rows, (uint32_t)w->cols,
                       accumulate, err))
         return err->status;
-    const vkl_lora_slot *sl = f->lora ? vkl_lora_slot_get(f->lora, layer, mod) : NULL;
+    const vkl_lora_slot *sl = f->lora ? vkl_lora_proj_slot(f->lora, layer, mod) : NULL;
     if (!sl) return VKL_OK;
     return vkl_op_lora_forward(f->vk, &f->cache, sl, f->lora->r, f->lora_scale, vkl_tv(&f->lp, 0), x,
                                vkl_tv(&f->xa, 0), y, R, NULL, err);
 }
 
-/* Record the whole forward; the caller has uploaded ids/pos/targets and begun the command buffer. */
+/* Record the whole forward; the caller has uploaded ids/pos/targets and begun the command buffer. The
+ * architecture's description switches the optional pieces, as in src/train.c. */
 static vkl_status record(vkl_fwd *f, uint32_t n_seq, uint32_t T, uint32_t pos0, bool score, bool want_last,
                          vkl_err *err) {
     vkl_vk *vk = f->vk;
     vkl_op_cache *c = &f->cache;
     const vkl_model *m = f->m;
     const vkl_hparams *hp = &m->hp;
-    const uint32_t R = n_seq * T, C = hp->n_embd, F = hp->n_ff, V = hp->n_vocab;
-    const uint32_t KVD = hp->n_head_kv * hp->head_dim;
+    const vkl_arch_desc *ad = hp->desc;
+    const uint32_t R = n_seq * T, C = hp->n_embd, F = hp->n_ff, V = hp->n_vocab, H = hp->n_head,
+                   KVH = hp->n_head_kv, D = hp->head_dim;
+    const uint32_t KVD = KVH * D;
     const uint64_t rows_cap = (uint64_t)f->dims.max_seq * f->dims.max_T;
-    vkl_tview ids = vkl_tv(&f->ids, 0), pos = vkl_tv(&f->ids, rows_cap * 4), tgt = vkl_tv(&f->ids, rows_cap * 8);
+    vkl_tview ids = vkl_tv(&f->ids, 0), pos = vkl_tv(&f->ids, rows_cap * 4);
     vkl_tview x = vkl_tv(&f->x, 0), xn = vkl_tv(&f->xn, 0), q = vkl_tv(&f->q, 0), ao = vkl_tv(&f->ao, 0);
     vkl_tview g = vkl_tv(&f->g, 0), u = vkl_tv(&f->u, 0);
     /* With one sequence the cache holds n_ctx positions and new rows land at pos0; several sequences are laid
      * out back to back with a stride of T rows. */
     uint32_t S = n_seq == 1 ? f->dims.n_ctx : T;
     uint64_t kv_off = n_seq == 1 ? (uint64_t)pos0 * KVD * 4 : 0;
-    vkl_attn_shape as = {.n_seq = n_seq, .T = T, .S = S, .n_head = hp->n_head, .n_head_kv = hp->n_head_kv,
-                         .D = hp->head_dim, .pos0 = pos0, .scale = 1.0f / sqrtf((float)hp->head_dim)};
 
-    if (vkl_op_get_rows(vk, c, m->tok_embd.type, W(&m->tok_embd), m->tok_embd.rows, ids, x, R, C, err))
+    if (vkl_op_get_rows(vk, c, m->tok_embd.type, W(&m->tok_embd), m->tok_embd.rows, ids, x, R, C, err) ||
+        (hp->embd_scale != 1.0f && vkl_op_scale(vk, c, x, x, (uint64_t)R * C, hp->embd_scale, err)))
         return err->status;
     for (uint32_t l = 0; l < hp->n_layer; l++) {
         const vkl_layer_weights *L = &m->layers[l];
         vkl_tview kc = vkl_tv(&f->kc[l], kv_off), vc = vkl_tv(&f->vc[l], kv_off);
+        const vkl_rope_params *rp = &f->rope[hp->layer[l].rope];
+        vkl_attn_shape as = {.n_seq = n_seq, .T = T, .S = S, .n_head = H, .n_head_kv = KVH, .D = D, .pos0 = pos0,
+                             .scale = hp->query_scale, .window = hp->layer[l].window, .softcap = hp->attn_softcap};
         if (vkl_op_rmsnorm(vk, c, x, W(&L->attn_norm), xn, vkl_tv_none(), R, C, hp->rms_eps, err) ||
             proj(f, l, 0, &L->wq, &L->bq, xn, q, R, false, err) || proj(f, l, 1, &L->wk, &L->bk, xn, kc, R, false, err) ||
             proj(f, l, 2, &L->wv, &L->bv, xn, vc, R, false, err) ||
-            vkl_op_rope(vk, c, q, pos, R, hp->n_head, hp->head_dim, hp->rope_dim, hp->rope_base, hp->rope_neox,
-                        false, err) ||
-            vkl_op_rope(vk, c, kc, pos, R, hp->n_head_kv, hp->head_dim, hp->rope_dim, hp->rope_base, hp->rope_neox,
-                        false, err) ||
+            (ad->qk_norm &&
+             (vkl_op_rmsnorm(vk, c, q, W(&L->q_norm), q, vkl_tv_none(), R * H, D, hp->rms_eps, err) ||
+              vkl_op_rmsnorm(vk, c, kc, W(&L->k_norm), kc, vkl_tv_none(), R * KVH, D, hp->rms_eps, err))) ||
+            vkl_op_rope(vk, c, q, pos, R, H, D, rp, false, err) || vkl_op_rope(vk, c, kc, pos, R, KVH, D, rp, false, err) ||
+            (f->has_tfac && vkl_op_scale_rows(vk, c, q, vkl_tv(&f->tfac, 0), q, R, H * D, err)) ||
             vkl_op_attention(vk, c, &as, q, vkl_tv(&f->kc[l], 0), vkl_tv(&f->vc[l], 0), vkl_tv_none(), ao,
-                             vkl_tv_none(), err) ||
-            proj(f, l, 3, &L->wo, NULL, ao, x, R, true, err) ||
-            vkl_op_rmsnorm(vk, c, x, W(&L->ffn_norm), xn, vkl_tv_none(), R, C, hp->rms_eps, err) ||
-            proj(f, l, 4, &L->w_gate, NULL, xn, g, R, false, err) || proj(f, l, 5, &L->w_up, NULL, xn, u, R, false, err) ||
-            vkl_op_swiglu(vk, c, g, u, g, (uint64_t)R * F, err) || proj(f, l, 6, &L->w_down, NULL, g, x, R, true, err))
+                             vkl_tv_none(), err))
             return err->status;
+        /* sub-block outputs: added to x directly, or through a post-norm in xn (free once q/k/v are made) */
+        if (ad->post_norms) {
+            if (proj(f, l, 3, &L->wo, NULL, ao, xn, R, false, err) ||
+                vkl_op_rmsnorm(vk, c, xn, W(&L->attn_post_norm), xn, vkl_tv_none(), R, C, hp->rms_eps, err) ||
+                vkl_op_add(vk, c, x, xn, 1.0f, x, (uint64_t)R * C, err))
+                return err->status;
+        } else if (proj(f, l, 3, &L->wo, NULL, ao, x, R, true, err)) {
+            return err->status;
+        }
+        if (vkl_op_rmsnorm(vk, c, x, W(&L->ffn_norm), xn, vkl_tv_none(), R, C, hp->rms_eps, err) ||
+            proj(f, l, 4, &L->w_gate, NULL, xn, g, R, false, err) || proj(f, l, 5, &L->w_up, NULL, xn, u, R, false, err) ||
+            (ad->act == VKL_ACT_GELU_TANH ? vkl_op_geglu(vk, c, g, u, g, (uint64_t)R * F, err)
+                                          : vkl_op_swiglu(vk, c, g, u, g, (uint64_t)R * F, err)))
+            return err->status;
+        if (ad->post_norms) {
+            if (proj(f, l, 6, &L->w_down, NULL, g, xn, R, false, err) ||
+                vkl_op_rmsnorm(vk, c, xn, W(&L->ffn_post_norm), xn, vkl_tv_none(), R, C, hp->rms_eps, err) ||
+                vkl_op_add(vk, c, x, xn, 1.0f, x, (uint64_t)R * C, err))
+                return err->status;
+        } else if (proj(f, l, 6, &L->w_down, NULL, g, x, R, true, err)) {
+            return err->status;
+        }
     }
     if (vkl_op_rmsnorm(vk, c, x, W(&m->output_norm), xn, vkl_tv_none(), R, C, hp->rms_eps, err)) return err->status;
+    const float cap = hp->final_softcap;
     if (score) {
         for (uint32_t r0 = 0; r0 < R; r0 += f->logit_rows) {
             uint32_t n = VKL_MIN(f->logit_rows, R - r0);
             if (vkl_op_matmul(vk, c, m->output.type, W(&m->output), vkl_tv(&f->xn, (uint64_t)r0 * C * 4),
                               vkl_tv_none(), vkl_tv(&f->logits, 0), n, V, C, false, err) ||
+                (cap > 0 && vkl_op_softcap(vk, c, vkl_tv(&f->logits, 0), vkl_tv(&f->logits, 0), (uint64_t)n * V, cap,
+                                           err)) ||
                 vkl_op_cross_entropy(vk, c, vkl_tv(&f->logits, 0), vkl_tv(&f->ids, rows_cap * 8 + r0 * 4ull), n, V,
                                      vkl_tv(&f->nll, r0 * 4ull), vkl_tv_none(), 1.0f, err))
                 return err->status;
         }
-        (void)tgt;
     }
     if (want_last) {
         /* One row per sequence; logits has at least one row, so do them one at a time when needed. */
@@ -189,6 +235,9 @@ static vkl_status record(vkl_fwd *f, uint32_t n_seq, uint32_t T, uint32_t pos0, 
                                   vkl_tv(&f->xn, ((uint64_t)(b + i) * T + T - 1) * C * 4), vkl_tv_none(),
                                   vkl_tv(&f->logits, (uint64_t)i * V * 4), 1, V, C, false, err))
                     return err->status;
+            if (cap > 0 && vkl_op_softcap(vk, c, vkl_tv(&f->logits, 0), vkl_tv(&f->logits, 0), (uint64_t)n * V, cap,
+                                          err))
+                return err->status;
             if (n_seq > f->logit_rows) break; /* handled by the caller one sequence at a time */
         }
     }
@@ -226,6 +275,15 @@ vkl_status vkl_fwd_run(vkl_fwd *f, const int32_t *tokens, uint32_t n_seq, uint32
                                  targets[i], i);
         if (!st) st = vkl_buffer_upload(vk, &f->ids, rows_cap * 8, targets, (uint64_t)R * 4, err);
     }
+    /* Mistral 3's attention temperature of q by position (1 below the original context) */
+    f->has_tfac = false;
+    float *tf = vkl_malloc((size_t)R * 4);
+    for (uint32_t i = 0; i < R; i++) {
+        tf[i] = vkl_attn_temp(hp, pos[i]);
+        if (tf[i] != 1.0f) f->has_tfac = true;
+    }
+    if (!st && f->has_tfac) st = vkl_buffer_upload(vk, &f->tfac, 0, tf, (uint64_t)R * 4, err);
+    free(tf);
     free(pos);
     if (st) return st;
     if (vkl_cmd_begin(vk, err)) return err->status;

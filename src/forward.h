@@ -1,4 +1,4 @@
-/* The llama/qwen2 forward graph on the device: activation and KV-cache buffers planned up front from the model
+/* The inference forward graph of every supported architecture on the device: activation and KV-cache buffers planned up front from the model
  * and the context, one command buffer per forward, NLL scoring or last-position logits. */
 #ifndef VKLORA_FORWARD_H
 #define VKLORA_FORWARD_H
@@ -29,6 +29,10 @@ typedef struct vkl_fwd {
     vkl_buffer logits;  /* (logit_rows, V) */
     vkl_buffer ids;     /* int32 (rows) tokens, then positions at offset rows*4, then targets at rows*8 */
     vkl_buffer nll;     /* (rows) */
+    vkl_buffer rope_tab;   /* two packed RoPE frequency tables: global layers, local layers */
+    vkl_rope_params rope[2];
+    vkl_buffer tfac;       /* (rows) attention temperature of each row's q (Mistral 3) */
+    bool has_tfac;
     vkl_buffer *kc, *vc; /* per layer (max_seq * n_ctx, KVH*D) */
     uint64_t planned_bytes;
     /* optional LoRA adapter applied to every projection it covers */

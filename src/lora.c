@@ -4,6 +4,7 @@
 
 #include <inttypes.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,12 +13,48 @@
 
 bool vkl_lora_module_dims(const vkl_model *m, uint32_t layer, uint32_t module, uint32_t *in, uint32_t *out) {
     if (!m->layers || layer >= m->hp.n_layer || module >= VKL_TM_COUNT) return false;
-    const vkl_weight *w = vkl_layer_projection(&m->layers[layer], module);
+    if (!(m->hp.desc->modules & (1u << module))) return false;
+    if (module == 7 && !m->fused_qkv) return false;
+    const vkl_layer_weights *L = &m->layers[layer];
+    /* Phi-3's fused modules span their row ranges: q|k|v rows of attn_qkv, gate|up rows of ffn_up. */
+    const vkl_weight *w = module == 7 ? &L->wq : module == 8 ? &L->w_gate
+                                                              : vkl_layer_projection((vkl_layer_weights *)L, module);
+    uint64_t rows = module == 7 ? L->wq.rows + L->wk.rows + L->wv.rows
+                    : module == 8 ? L->w_gate.rows + L->w_up.rows : w->rows;
     /* The weight is `rows` outputs of `cols` inputs each (GGUF ne = [cols, rows]). */
-    if (w->rows == 0 || w->cols == 0 || w->rows > UINT32_MAX || w->cols > UINT32_MAX) return false;
+    if (rows == 0 || w->cols == 0 || rows > UINT32_MAX || w->cols > UINT32_MAX) return false;
     *in = (uint32_t)w->cols;
-    *out = (uint32_t)w->rows;
+    *out = (uint32_t)rows;
     return true;
+}
+
+/* The mask of modules to adapt on this model: on Phi-3 (fused q/k/v and gate/up) the names of llama's projections
+ * stand for the fused module that holds them, as long as all of them are named. */
+vkl_status vkl_lora_resolve_modules(const vkl_model *m, uint32_t mask, uint32_t *out, vkl_err *err) {
+    const vkl_arch_desc *d = m->hp.desc;
+    uint32_t have = d->modules;
+    if (d->fused_qkv && !m->fused_qkv) have = (have & ~VKL_TM_QKV) | VKL_TM_Q | VKL_TM_K | VKL_TM_V;
+    if (have & VKL_TM_QKV) {
+        uint32_t qkv = VKL_TM_Q | VKL_TM_K | VKL_TM_V;
+        if ((mask & qkv) == qkv) mask = (mask & ~qkv) | VKL_TM_QKV;
+    }
+    if (have & VKL_TM_GATE_UP) {
+        uint32_t gu = VKL_TM_GATE | VKL_TM_UP;
+        if ((mask & gu) == gu) mask = (mask & ~gu) | VKL_TM_GATE_UP;
+    }
+    if (mask & ~have) {
+        char list[256] = "", bad[256] = "";
+        for (uint32_t i = 0; i < VKL_TM_COUNT; i++) {
+            char *dst = (have & (1u << i)) ? list : (mask & (1u << i)) ? bad : NULL;
+            if (dst) snprintf(dst + strlen(dst), 256 - strlen(dst), "%s%s", *dst ? ", " : "", vkl_target_module_names[i]);
+        }
+        return vkl_err_set(err, VKL_ERR_INPUT, "config: lora.target_modules: a %s model has no %s (its modules: %s%s)",
+                           d->name, bad, list,
+                           (have & (VKL_TM_QKV | VKL_TM_GATE_UP)) ? "; q/k/v and gate/up may only be named together"
+                                                                   : "");
+    }
+    *out = mask;
+    return VKL_OK;
 }
 
 float vkl_lora_scale_of(double alpha, uint32_t r, bool use_rslora) {
@@ -32,12 +69,39 @@ static const char *base_name_of(const vkl_model *m) {
     return slash ? slash + 1 : path;
 }
 
+/* The slot each graph projection (0..6) uses: its own slot, or a row range of a fused module's slot (the shared A,
+ * B's rows of that projection); `module` stays the fused module's so dropout draws one mask for the fused input. */
+static void lora_build_proj(vkl_lora *l) {
+    free(l->proj);
+    l->proj = vkl_calloc((size_t)l->n_layer * VKL_PROJ_COUNT, sizeof(*l->proj));
+    for (uint32_t i = 0; i < l->n_slots; i++) {
+        const vkl_lora_slot *s = &l->slots[i];
+        vkl_lora_slot *p = &l->proj[(size_t)s->layer * VKL_PROJ_COUNT];
+        if (s->module < VKL_PROJ_COUNT) {
+            p[s->module] = *s;
+            p[s->module].out = s->out; /* marks it present */
+        } else {
+            /* q|k|v or gate|up: the split was recorded at creation in part[] */
+            uint32_t first = s->module == 7 ? 0 : 4, n = s->module == 7 ? 3 : 2;
+            uint64_t b = s->b_off;
+            for (uint32_t k = 0; k < n; k++) {
+                vkl_lora_slot v = *s;
+                v.out = s->part[k];
+                v.b_off = b;
+                b += (uint64_t)v.out * l->r;
+                p[first + k] = v;
+            }
+        }
+    }
+}
+
 vkl_status vkl_lora_create(const vkl_model *m, uint32_t target_modules, uint32_t r, double alpha, bool use_rslora,
                            vkl_lora **out, vkl_err *err) {
     *out = NULL;
-    if (target_modules == 0 || (target_modules & ~VKL_TM_ALL))
+    if (target_modules == 0 || (target_modules & ~VKL_TM_MASK))
         return vkl_err_set(err, VKL_ERR_INPUT, "lora: target module mask 0x%x: expected a non-empty subset of 0x%x",
-                           target_modules, VKL_TM_ALL);
+                           target_modules, VKL_TM_MASK);
+    if (vkl_lora_resolve_modules(m, target_modules, &target_modules, err)) return err->status;
     if (r == 0 || r > VKL_LORA_MAX_R)
         return vkl_err_set(err, VKL_ERR_INPUT, "lora: rank %u: expected 1..%u", r, VKL_LORA_MAX_R);
     if (!(alpha > 0) || !isfinite(alpha))
@@ -71,6 +135,10 @@ vkl_status vkl_lora_create(const vkl_model *m, uint32_t target_modules, uint32_t
             }
             s->layer = layer;
             s->module = mod;
+            const vkl_layer_weights *Lw = &m->layers[layer];
+            if (mod == 7) s->part[0] = (uint32_t)Lw->wq.rows, s->part[1] = (uint32_t)Lw->wk.rows,
+                          s->part[2] = (uint32_t)Lw->wv.rows;
+            if (mod == 8) s->part[0] = (uint32_t)Lw->w_gate.rows, s->part[1] = (uint32_t)Lw->w_up.rows;
             uint64_t na, nb;
             if (!vkl_mul_u64(r, s->in, &na) || !vkl_mul_u64(r, s->out, &nb) || !vkl_add_u64(off, na, &s->b_off) ||
                 !vkl_add_u64(s->b_off, nb, &off)) {
@@ -82,6 +150,7 @@ vkl_status vkl_lora_create(const vkl_model *m, uint32_t target_modules, uint32_t
         }
     }
     l->n_params = l->n_lora = off;
+    lora_build_proj(l);
     l->bias_of = vkl_malloc((size_t)L * VKL_TM_COUNT * sizeof(*l->bias_of));
     for (uint32_t i = 0; i < L * VKL_TM_COUNT; i++) l->bias_of[i] = -1;
     if (off > SIZE_MAX / sizeof(float)) {
@@ -107,6 +176,12 @@ void vkl_lora_init(vkl_lora *l, uint64_t seed) {
         /* B = 0 makes the adapted model start exactly as the base model. */
         memset(l->params + s->b_off, 0, (size_t)s->out * l->r * sizeof(float));
     }
+}
+
+const vkl_lora_slot *vkl_lora_proj_slot(const vkl_lora *l, uint32_t layer, uint32_t proj) {
+    if (!l->proj || layer >= l->n_layer || proj >= VKL_PROJ_COUNT) return NULL;
+    const vkl_lora_slot *s = &l->proj[(size_t)layer * VKL_PROJ_COUNT + proj];
+    return s->out ? s : NULL;
 }
 
 const vkl_lora_slot *vkl_lora_slot_get(const vkl_lora *l, uint32_t layer, uint32_t module) {
@@ -153,8 +228,8 @@ const vkl_lora_bias_slot *vkl_lora_bias_get(const vkl_lora *l, uint32_t layer, u
 vkl_status vkl_lora_check_base(const vkl_lora *l, const vkl_model *m, vkl_err *err) {
     if (l->arch != m->hp.arch || l->n_layer != m->hp.n_layer)
         return vkl_err_set(err, VKL_ERR_INPUT, "lora: the adapter was made for a %s model with %u layers, the base "
-                           "model is %s with %u layers", l->arch == VKL_ARCH_QWEN2 ? "qwen2" : "llama", l->n_layer,
-                           m->hp.arch == VKL_ARCH_QWEN2 ? "qwen2" : "llama", m->hp.n_layer);
+                           "model is %s with %u layers", vkl_arch_get(l->arch)->name, l->n_layer,
+                           m->hp.desc->name, m->hp.n_layer);
     for (uint32_t i = 0; i < l->n_slots; i++) {
         const vkl_lora_slot *s = &l->slots[i];
         uint32_t in, out;
@@ -169,6 +244,7 @@ void vkl_lora_free(vkl_lora *l) {
     if (!l) return;
     free(l->slots);
     free(l->slot_of);
+    free(l->proj);
     free(l->bias_slots);
     free(l->bias_of);
     free(l->params);

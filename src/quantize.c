@@ -235,6 +235,7 @@ static bool layout_of(const vkl_gguf *g, vkl_quant_layout *lay, vkl_err *err) {
     *lay = (vkl_quant_layout){.arch = hp.arch, .n_layer = hp.n_layer, .n_head = hp.n_head,
                               .n_head_kv = hp.n_head_kv,
                               .has_output = vkl_gguf_find_tensor(g, "output.weight") >= 0};
+    vkl_hparams_free(&hp);
     return true;
 }
 

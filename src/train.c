@@ -20,17 +20,33 @@
 /* ---- memory plan ---- */
 
 typedef struct {
-    uint64_t C, QD, KVD, F, V, r, R, BHT;
+    uint64_t C, QD, KVD, F, V, r, R, BHT, RH, RKVH;
+    bool qk_norm, post_norms;
 } dims_t;
 
 static dims_t dims_of(const vkl_hparams *hp, const vkl_lora *l, uint32_t B, uint32_t T) {
     dims_t d = {hp->n_embd, (uint64_t)hp->n_head * hp->head_dim, (uint64_t)hp->n_head_kv * hp->head_dim, hp->n_ff,
-                hp->n_vocab, l->r, (uint64_t)B * T, (uint64_t)B * hp->n_head * T};
+                hp->n_vocab, l->r, (uint64_t)B * T, (uint64_t)B * hp->n_head * T, (uint64_t)B * T * hp->n_head,
+                (uint64_t)B * T * hp->n_head_kv, hp->desc->qk_norm, hp->desc->post_norms};
     return d;
 }
 
+/* Floats of each saved activation of one layer, in ACTS_LIST order; 0 for those the architecture lacks. */
+static void acts_sizes(const dims_t *d, uint64_t *s) {
+    uint64_t v[] = {d->R * d->C, d->R, d->R * d->QD, d->R * d->KVD, d->R * d->KVD, d->R * d->QD, d->BHT,
+                    d->R * d->C, d->R * d->C, d->R, d->R * d->F, d->R * d->F, VKL_PROJ_COUNT * d->R * d->r,
+                    d->qk_norm ? d->R * d->QD : 0, d->qk_norm ? d->R * d->KVD : 0, d->qk_norm ? d->RH : 0,
+                    d->qk_norm ? d->RKVH : 0, d->post_norms ? d->R * d->C : 0, d->post_norms ? d->R : 0,
+                    d->post_norms ? d->R * d->C : 0, d->post_norms ? d->R : 0};
+    memcpy(s, v, sizeof(v));
+}
+#define N_ACTS 21
+
 static uint64_t acts_floats(const dims_t *d) {
-    return d->R * (d->C * 3 + d->QD * 2 + d->KVD * 2 + d->F * 2 + 2 + VKL_TM_COUNT * d->r) + d->BHT;
+    uint64_t s[N_ACTS], f = 0;
+    acts_sizes(d, s);
+    for (int i = 0; i < N_ACTS; i++) f += s[i];
+    return f;
 }
 
 static uint32_t logit_rows_for(uint64_t V, uint64_t R) {
@@ -42,12 +58,16 @@ uint64_t vkl_train_plan_bytes(const vkl_hparams *hp, const vkl_lora *l, uint32_t
     dims_t d = dims_of(hp, l, B, T);
     uint64_t L = hp->n_layer;
     uint64_t f = 4 * l->n_params;                                /* params, grads, two moments */
-    f += 5 * d.R + 2 * HYPER_STRIDE / 4;                         /* ids, ones, hyper-parameters */
+    f += 6 * d.R + 2 * HYPER_STRIDE / 4;                         /* ids, ones, temperature, hyper-parameters */
     f += (ckpt == VKL_GRAD_CKPT_UNSLOTH ? 2 : L + 1) * d.R * d.C; /* residual streams (host copies not counted) */
     f += (ckpt == VKL_GRAD_CKPT_OFF ? L : 1) * acts_floats(&d);  /* saved activations */
     f += d.R * (d.C + 1);                                        /* final norm */
     f += d.R * (2 * d.C + 2 * d.QD + 2 * d.KVD + 3 * d.F + d.r + 1); /* backward scratch */
-    f += (uint64_t)logit_rows_for(d.V, d.R) * d.V;
+    if (d.qk_norm) f += d.R * (d.QD + d.KVD);                    /* dq, dk before the q/k norms */
+    if (d.post_norms) f += 2 * d.R * d.C;                        /* post-norm output and gradient */
+    uint64_t lr = logit_rows_for(d.V, d.R);
+    f += lr * d.V * (hp->final_softcap > 0 ? 2 : 1);             /* logits (and their gradient when capped) */
+    f += 2 * (uint64_t)hp->rope_dim;                             /* rope tables */
     return f * 4 + vkl_op_sumsq_scratch_bytes(NULL, l->n_params);
 }
 
@@ -59,7 +79,8 @@ static vkl_status mk(vkl_train_dev *t, vkl_buffer *b, uint64_t floats, vkl_err *
 
 #define ACTS_LIST(a)                                                                                \
     {&(a)->xn1, &(a)->rstd1, &(a)->q, &(a)->k, &(a)->v, &(a)->ao, &(a)->lse, &(a)->mid, &(a)->xn2, \
-     &(a)->rstd2, &(a)->g, &(a)->u, &(a)->xa}
+     &(a)->rstd2, &(a)->g, &(a)->u, &(a)->xa, &(a)->qp, &(a)->kp, &(a)->rstdq, &(a)->rstdk, &(a)->ob, \
+     &(a)->rstdo, &(a)->fb, &(a)->rstdf}
 
 vkl_status vkl_train_dev_create(vkl_vk *vk, vkl_model *m, const vkl_lora *l, uint32_t B, uint32_t T,
                                 vkl_grad_ckpt ckpt, vkl_train_dev **out, vkl_err *err) {
@@ -114,18 +135,40 @@ vkl_status vkl_train_dev_create(vkl_vk *vk, vkl_model *m, const vkl_lora *l, uin
     t->acts = vkl_calloc(t->n_acts, sizeof(vkl_layer_acts));
     for (uint32_t i = 0; i < t->n_acts; i++) {
         vkl_buffer *l[] = ACTS_LIST(&t->acts[i]);
-        uint64_t sizes[] = {d.R * d.C, d.R, d.R * d.QD, d.R * d.KVD, d.R * d.KVD, d.R * d.QD, d.BHT,
-                            d.R * d.C, d.R * d.C, d.R, d.R * d.F, d.R * d.F, VKL_TM_COUNT * d.R * d.r};
-        _Static_assert(VKL_ARRAY_LEN(sizes) == VKL_ARRAY_LEN(l), "one size per activation buffer");
+        uint64_t sizes[N_ACTS];
+        _Static_assert(N_ACTS == VKL_ARRAY_LEN(l), "one size per activation buffer");
+        acts_sizes(&d, sizes);
         for (size_t j = 0; j < VKL_ARRAY_LEN(l); j++)
-            if (mk(t, l[j], sizes[j], err)) goto fail;
+            if (sizes[j] && mk(t, l[j], sizes[j], err)) goto fail;
     }
     if (mk(t, &t->xnf, d.R * d.C, err) || mk(t, &t->rstdf, d.R, err) || mk(t, &t->dres, d.R * d.C, err) ||
         mk(t, &t->dxn, d.R * d.C, err) || mk(t, &t->dq, d.R * d.QD, err) || mk(t, &t->dk, d.R * d.KVD, err) ||
         mk(t, &t->dv, d.R * d.KVD, err) || mk(t, &t->dao, d.R * d.QD, err) || mk(t, &t->dg, d.R * d.F, err) ||
         mk(t, &t->du, d.R * d.F, err) || mk(t, &t->h, d.R * d.F, err) || mk(t, &t->dxa, d.R * d.r, err) ||
-        mk(t, &t->logits, (uint64_t)t->logit_rows * d.V, err) || mk(t, &t->nll, d.R, err))
+        mk(t, &t->logits, (uint64_t)t->logit_rows * d.V, err) || mk(t, &t->nll, d.R, err) ||
+        mk(t, &t->tfac, d.R, err) ||
+        (d.qk_norm && (mk(t, &t->dqn, d.R * d.QD, err) || mk(t, &t->dkn, d.R * d.KVD, err))) ||
+        (d.post_norms && (mk(t, &t->pn, d.R * d.C, err) || mk(t, &t->dpn, d.R * d.C, err))) ||
+        (hp->final_softcap > 0 && mk(t, &t->dlogits, (uint64_t)t->logit_rows * d.V, err)))
         goto fail;
+    /* rope tables: global layers, then local ones (Gemma 3's own base), for sequences of T tokens */
+    {
+        uint32_t n = hp->rope_dim / 2;
+        double *f = vkl_calloc(n, sizeof(double));
+        float *packed = vkl_calloc(2 * (size_t)n * 2, sizeof(float));
+        for (uint32_t which = 0; which < 2; which++) {
+            vkl_rope_freqs(m, which, T, f, &t->rope[which].mscale);
+            vkl_rope_pack_freqs(f, n, packed + (size_t)which * 2 * n);
+            t->rope[which].rope_dim = hp->rope_dim;
+            t->rope[which].neox = hp->rope_neox;
+            t->rope[which].freqs = vkl_tv(&t->rope_tab, (uint64_t)which * 2 * n * 4);
+        }
+        vkl_status st = mk(t, &t->rope_tab, 4 * (uint64_t)n, err);
+        if (!st) st = vkl_buffer_upload(vk, &t->rope_tab, 0, packed, 4 * (uint64_t)n * 4, err);
+        free(f);
+        free(packed);
+        if (st) goto fail;
+    }
     *out = t;
     return VKL_OK;
 fail:
@@ -138,7 +181,8 @@ void vkl_train_dev_destroy(vkl_train_dev *t) {
     vkl_vk *vk = t->vk;
     vkl_buffer *bs[] = {&t->lp,   &t->lg,  &t->lm1, &t->lm2, &t->hyper, &t->ones, &t->norm_scratch, &t->ids,
                         &t->xnf,  &t->rstdf, &t->dres, &t->dxn, &t->dq,  &t->dk,  &t->dv,
-                        &t->dao,  &t->dg,  &t->du,  &t->h,   &t->dxa,   &t->logits, &t->nll};
+                        &t->dao,  &t->dg,  &t->du,  &t->h,   &t->dxa,   &t->logits, &t->nll, &t->tfac,
+                        &t->dqn,  &t->dkn, &t->pn,  &t->dpn, &t->dlogits, &t->rope_tab};
     for (size_t i = 0; i < VKL_ARRAY_LEN(bs); i++) vkl_buffer_destroy(vk, bs[i]);
     for (uint32_t i = 0; t->res && i <= t->m->hp.n_layer; i++) vkl_buffer_destroy(vk, &t->res[i]);
     for (uint32_t i = 0; t->res_host && i <= t->m->hp.n_layer; i++) vkl_buffer_destroy(vk, &t->res_host[i]);
@@ -209,12 +253,12 @@ static vkl_status proj(vkl_train_dev *t, uint32_t layer, uint32_t mod, const vkl
     if (vkl_op_matmul(t->vk, &t->cache, w->type, W(w), x, bv, y, t->R, (uint32_t)w->rows, (uint32_t)w->cols,
                       accumulate, err))
         return err->status;
-    const vkl_lora_slot *sl = vkl_lora_slot_get(t->lora, layer, mod);
+    const vkl_lora_slot *sl = vkl_lora_proj_slot(t->lora, layer, mod);
     if (!sl) return VKL_OK;
     vkl_lora_dropout d;
     return vkl_op_lora_forward(t->vk, &t->cache, sl, t->lora->r, t->lora->scale, TV(&t->lp), x,
                                vkl_tv(&a->xa, (uint64_t)mod * t->R * t->lora->r * 4), y, t->R,
-                               dropout_of(t, layer, mod, &d), err);
+                               dropout_of(t, layer, sl->module, &d), err);
 }
 
 /* dx (=|+=) dy·W (+ LoRA backward of module `mod`). */
@@ -226,12 +270,12 @@ static vkl_status proj_back(vkl_train_dev *t, uint32_t layer, uint32_t mod, cons
     const vkl_lora_bias_slot *tb = vkl_lora_bias_get(t->lora, layer, mod);
     if (tb && vkl_op_bias_grad(t->vk, &t->cache, dy, TV(&t->ones), vkl_tv(&t->lg, tb->off * 4), tb->n, t->R, err))
         return err->status;
-    const vkl_lora_slot *sl = vkl_lora_slot_get(t->lora, layer, mod);
+    const vkl_lora_slot *sl = vkl_lora_proj_slot(t->lora, layer, mod);
     if (!sl) return VKL_OK;
     vkl_lora_dropout d;
     return vkl_op_lora_backward(t->vk, &t->cache, sl, t->lora->r, t->lora->scale, TV(&t->lp), TV(&t->lg), x,
                                 vkl_tv(&a->xa, (uint64_t)mod * t->R * t->lora->r * 4), dy, TV(&t->dxa), dx, t->R,
-                                dropout_of(t, layer, mod, &d), err);
+                                dropout_of(t, layer, sl->module, &d), err);
 }
 
 static vkl_status copy(vkl_train_dev *t, const vkl_buffer *src, vkl_buffer *dst, uint64_t bytes) {
@@ -257,35 +301,85 @@ enum { MQ = 0, MK = 1, MV = 2, MO = 3, MGATE = 4, MUP = 5, MDOWN = 6 };
 /* The device buffer holding layer l's input: its own, or a slot of the 2-buffer ring when offloading. */
 static vkl_buffer *res_of(vkl_train_dev *t, uint32_t l) { return t->res_host ? &t->res[l % 2] : &t->res[l]; }
 
-/* Forward of layer l from res[l] into res[l+1], keeping its activations in a. */
+static vkl_attn_shape attn_shape_of(const vkl_train_dev *t, uint32_t l) {
+    const vkl_hparams *hp = &t->m->hp;
+    return (vkl_attn_shape){.n_seq = t->B, .T = t->T, .S = t->T, .n_head = hp->n_head, .n_head_kv = hp->n_head_kv,
+                            .D = hp->head_dim, .pos0 = 0, .scale = hp->query_scale, .window = hp->layer[l].window,
+                            .softcap = hp->attn_softcap};
+}
+
+/* act(g) * u, and its backward, for the architecture's gated FFN. */
+static vkl_status ffn_act(vkl_train_dev *t, vkl_tview g, vkl_tview u, vkl_tview h, uint64_t n, vkl_err *err) {
+    return t->m->hp.desc->act == VKL_ACT_GELU_TANH ? vkl_op_geglu(t->vk, &t->cache, g, u, h, n, err)
+                                                   : vkl_op_swiglu(t->vk, &t->cache, g, u, h, n, err);
+}
+static vkl_status ffn_act_back(vkl_train_dev *t, vkl_tview g, vkl_tview u, vkl_tview dh, vkl_tview dg, vkl_tview du,
+                               uint64_t n, vkl_err *err) {
+    return t->m->hp.desc->act == VKL_ACT_GELU_TANH ? vkl_op_geglu_back(t->vk, &t->cache, g, u, dh, dg, du, n, err)
+                                                   : vkl_op_swiglu_back(t->vk, &t->cache, g, u, dh, dg, du, n, err);
+}
+
+/* RoPE (or its transpose) of n_heads per row with layer l's table, then the attention temperature on q. */
+static vkl_status rope(vkl_train_dev *t, uint32_t l, vkl_tview x, uint32_t n_heads, bool inverse, vkl_err *err) {
+    const vkl_hparams *hp = &t->m->hp;
+    return vkl_op_rope(t->vk, &t->cache, x, vkl_tv(&t->ids, (uint64_t)t->R * 4), t->R, n_heads, hp->head_dim,
+                       &t->rope[hp->layer[l].rope], inverse, err);
+}
+
+/* Forward of layer l from res[l] into res[l+1], keeping its activations in a. The architecture's description
+ * switches the optional pieces: q/k norms (Qwen3, Gemma 3), post-norms and GELU (Gemma), windows and soft-caps
+ * in the attention, the temperature of q (Mistral 3). */
 static vkl_status layer_forward(vkl_train_dev *t, uint32_t l, vkl_layer_acts *a, vkl_err *err) {
     vkl_vk *vk = t->vk;
     vkl_op_cache *c = &t->cache;
     const vkl_hparams *hp = &t->m->hp;
+    const vkl_arch_desc *ad = hp->desc;
     const vkl_layer_weights *Lw = &t->m->layers[l];
-    const uint32_t R = t->R, C = hp->n_embd, F = hp->n_ff;
-    vkl_tview pos = vkl_tv(&t->ids, (uint64_t)R * 4), seg = vkl_tv(&t->ids, (uint64_t)R * 8);
-    vkl_attn_shape as = {.n_seq = t->B, .T = t->T, .S = t->T, .n_head = hp->n_head, .n_head_kv = hp->n_head_kv,
-                         .D = hp->head_dim, .pos0 = 0, .scale = 1.0f / sqrtf((float)hp->head_dim)};
+    const uint32_t R = t->R, C = hp->n_embd, F = hp->n_ff, H = hp->n_head, KVH = hp->n_head_kv, D = hp->head_dim;
+    vkl_tview seg = vkl_tv(&t->ids, (uint64_t)R * 8);
+    vkl_attn_shape as = attn_shape_of(t, l);
+    /* with q/k norms the projections land in qp/kp and the normed heads in q/k */
+    vkl_tview qp = ad->qk_norm ? TV(&a->qp) : TV(&a->q), kp = ad->qk_norm ? TV(&a->kp) : TV(&a->k);
     if (vkl_op_rmsnorm(vk, c, TV(res_of(t, l)), W(&Lw->attn_norm), TV(&a->xn1), TV(&a->rstd1), R, C, hp->rms_eps,
                        err) ||
-        proj(t, l, MQ, &Lw->wq, &Lw->bq, TV(&a->xn1), TV(&a->q), false, a, err) ||
-        proj(t, l, MK, &Lw->wk, &Lw->bk, TV(&a->xn1), TV(&a->k), false, a, err) ||
-        proj(t, l, MV, &Lw->wv, &Lw->bv, TV(&a->xn1), TV(&a->v), false, a, err) ||
-        vkl_op_rope(vk, c, TV(&a->q), pos, R, hp->n_head, hp->head_dim, hp->rope_dim, hp->rope_base, hp->rope_neox,
-                    false, err) ||
-        vkl_op_rope(vk, c, TV(&a->k), pos, R, hp->n_head_kv, hp->head_dim, hp->rope_dim, hp->rope_base,
-                    hp->rope_neox, false, err) ||
-        vkl_op_attention(vk, c, &as, TV(&a->q), TV(&a->k), TV(&a->v), seg, TV(&a->ao), TV(&a->lse), err) ||
-        copy(t, res_of(t, l), &a->mid, (uint64_t)R * C * 4) ||
-        proj(t, l, MO, &Lw->wo, NULL, TV(&a->ao), TV(&a->mid), true, a, err) ||
-        vkl_op_rmsnorm(vk, c, TV(&a->mid), W(&Lw->ffn_norm), TV(&a->xn2), TV(&a->rstd2), R, C, hp->rms_eps, err) ||
+        proj(t, l, MQ, &Lw->wq, &Lw->bq, TV(&a->xn1), qp, false, a, err) ||
+        proj(t, l, MK, &Lw->wk, &Lw->bk, TV(&a->xn1), kp, false, a, err) ||
+        proj(t, l, MV, &Lw->wv, &Lw->bv, TV(&a->xn1), TV(&a->v), false, a, err))
+        return err->status;
+    if (ad->qk_norm &&
+        (vkl_op_rmsnorm(vk, c, qp, W(&Lw->q_norm), TV(&a->q), TV(&a->rstdq), R * H, D, hp->rms_eps, err) ||
+         vkl_op_rmsnorm(vk, c, kp, W(&Lw->k_norm), TV(&a->k), TV(&a->rstdk), R * KVH, D, hp->rms_eps, err)))
+        return err->status;
+    if (rope(t, l, TV(&a->q), H, false, err) || rope(t, l, TV(&a->k), KVH, false, err) ||
+        (t->has_tfac && vkl_op_scale_rows(vk, c, TV(&a->q), TV(&t->tfac), TV(&a->q), R, H * D, err)) ||
+        vkl_op_attention(vk, c, &as, TV(&a->q), TV(&a->k), TV(&a->v), seg, TV(&a->ao), TV(&a->lse), err))
+        return err->status;
+    if (ad->post_norms) {
+        /* mid = res + post_norm(W_o·ao) */
+        if (proj(t, l, MO, &Lw->wo, NULL, TV(&a->ao), TV(&a->ob), false, a, err) ||
+            vkl_op_rmsnorm(vk, c, TV(&a->ob), W(&Lw->attn_post_norm), TV(&t->pn), TV(&a->rstdo), R, C, hp->rms_eps,
+                           err) ||
+            vkl_op_add(vk, c, TV(res_of(t, l)), TV(&t->pn), 1.0f, TV(&a->mid), (uint64_t)R * C, err))
+            return err->status;
+    } else if (copy(t, res_of(t, l), &a->mid, (uint64_t)R * C * 4) ||
+               proj(t, l, MO, &Lw->wo, NULL, TV(&a->ao), TV(&a->mid), true, a, err)) {
+        return err->status;
+    }
+    if (vkl_op_rmsnorm(vk, c, TV(&a->mid), W(&Lw->ffn_norm), TV(&a->xn2), TV(&a->rstd2), R, C, hp->rms_eps, err) ||
         proj(t, l, MGATE, &Lw->w_gate, NULL, TV(&a->xn2), TV(&a->g), false, a, err) ||
         proj(t, l, MUP, &Lw->w_up, NULL, TV(&a->xn2), TV(&a->u), false, a, err) ||
-        vkl_op_swiglu(vk, c, TV(&a->g), TV(&a->u), TV(&t->h), (uint64_t)R * F, err) ||
-        copy(t, &a->mid, res_of(t, l + 1), (uint64_t)R * C * 4) ||
-        proj(t, l, MDOWN, &Lw->w_down, NULL, TV(&t->h), TV(res_of(t, l + 1)), true, a, err))
+        ffn_act(t, TV(&a->g), TV(&a->u), TV(&t->h), (uint64_t)R * F, err))
         return err->status;
+    if (ad->post_norms) {
+        if (proj(t, l, MDOWN, &Lw->w_down, NULL, TV(&t->h), TV(&a->fb), false, a, err) ||
+            vkl_op_rmsnorm(vk, c, TV(&a->fb), W(&Lw->ffn_post_norm), TV(&t->pn), TV(&a->rstdf), R, C, hp->rms_eps,
+                           err) ||
+            vkl_op_add(vk, c, TV(&a->mid), TV(&t->pn), 1.0f, TV(res_of(t, l + 1)), (uint64_t)R * C, err))
+            return err->status;
+    } else if (copy(t, &a->mid, res_of(t, l + 1), (uint64_t)R * C * 4) ||
+               proj(t, l, MDOWN, &Lw->w_down, NULL, TV(&t->h), TV(res_of(t, l + 1)), true, a, err)) {
+        return err->status;
+    }
     return VKL_OK;
 }
 
@@ -294,35 +388,58 @@ static vkl_status layer_backward(vkl_train_dev *t, uint32_t l, vkl_layer_acts *a
     vkl_vk *vk = t->vk;
     vkl_op_cache *c = &t->cache;
     const vkl_hparams *hp = &t->m->hp;
+    const vkl_arch_desc *ad = hp->desc;
     const vkl_layer_weights *Lw = &t->m->layers[l];
-    const uint32_t R = t->R, C = hp->n_embd, F = hp->n_ff;
-    vkl_tview pos = vkl_tv(&t->ids, (uint64_t)R * 4), seg = vkl_tv(&t->ids, (uint64_t)R * 8);
-    vkl_attn_shape as = {.n_seq = t->B, .T = t->T, .S = t->T, .n_head = hp->n_head, .n_head_kv = hp->n_head_kv,
-                         .D = hp->head_dim, .pos0 = 0, .scale = 1.0f / sqrtf((float)hp->head_dim)};
+    const uint32_t R = t->R, C = hp->n_embd, F = hp->n_ff, H = hp->n_head, KVH = hp->n_head_kv, D = hp->head_dim;
+    vkl_tview seg = vkl_tv(&t->ids, (uint64_t)R * 8);
+    vkl_attn_shape as = attn_shape_of(t, l);
     vkl_tview dres = TV(&t->dres), dxn = TV(&t->dxn);
-    /* MLP: res[l+1] = mid + W_down·h, h = silu(g)*u */
-    if (vkl_op_swiglu(vk, c, TV(&a->g), TV(&a->u), TV(&t->h), (uint64_t)R * F, err) ||
+    /* MLP: res[l+1] = mid + [post_norm](W_down·h), h = act(g)*u */
+    vkl_tview ddown = dres;
+    if (ad->post_norms) {
+        ddown = TV(&t->dpn);
+        if (vkl_op_rmsnorm_back(vk, c, TV(&a->fb), W(&Lw->ffn_post_norm), TV(&a->rstdf), dres, ddown, false,
+                                vkl_tv_none(), R, C, err))
+            return err->status;
+    }
+    if (ffn_act(t, TV(&a->g), TV(&a->u), TV(&t->h), (uint64_t)R * F, err) ||
         /* dh goes to dg; once the down projection's LoRA gradient has read h, h's buffer takes d(gate) */
-        proj_back(t, l, MDOWN, &Lw->w_down, TV(&t->h), dres, TV(&t->dg), false, a, err) ||
-        vkl_op_swiglu_back(vk, c, TV(&a->g), TV(&a->u), TV(&t->dg), TV(&t->h), TV(&t->du), (uint64_t)R * F, err) ||
+        proj_back(t, l, MDOWN, &Lw->w_down, TV(&t->h), ddown, TV(&t->dg), false, a, err) ||
+        ffn_act_back(t, TV(&a->g), TV(&a->u), TV(&t->dg), TV(&t->h), TV(&t->du), (uint64_t)R * F, err) ||
         proj_back(t, l, MGATE, &Lw->w_gate, TV(&a->xn2), TV(&t->h), dxn, false, a, err) ||
         proj_back(t, l, MUP, &Lw->w_up, TV(&a->xn2), TV(&t->du), dxn, true, a, err) ||
         vkl_op_rmsnorm_back(vk, c, TV(&a->mid), W(&Lw->ffn_norm), TV(&a->rstd2), dxn, dres, true, vkl_tv_none(), R,
                             C, err))
         return err->status;
-    /* attention: mid = res[l] + W_o·attn(rope(q), rope(k), v) */
-    const uint64_t kv_bytes = (uint64_t)R * hp->n_head_kv * hp->head_dim * 4;
-    if (proj_back(t, l, MO, &Lw->wo, TV(&a->ao), dres, TV(&t->dao), false, a, err) ||
+    /* attention: mid = res[l] + [post_norm](W_o·attn(rope(norm(q)), rope(norm(k)), v)) */
+    vkl_tview dout = dres;
+    if (ad->post_norms) {
+        dout = TV(&t->dpn);
+        if (vkl_op_rmsnorm_back(vk, c, TV(&a->ob), W(&Lw->attn_post_norm), TV(&a->rstdo), dres, dout, false,
+                                vkl_tv_none(), R, C, err))
+            return err->status;
+    }
+    const uint64_t kv_bytes = (uint64_t)R * KVH * D * 4;
+    if (proj_back(t, l, MO, &Lw->wo, TV(&a->ao), dout, TV(&t->dao), false, a, err) ||
         /* attention_back accumulates into dk and dv (the heads of a GQA group share them) */
         vkl_buffer_fill(vk, &t->dk, 0, kv_bytes, 0, err) || vkl_buffer_fill(vk, &t->dv, 0, kv_bytes, 0, err) ||
         vkl_op_attention_back(vk, c, &as, TV(&a->q), TV(&a->k), TV(&a->v), seg, TV(&a->ao), TV(&a->lse),
                               TV(&t->dao), TV(&t->dq), TV(&t->dk), TV(&t->dv), err) ||
-        vkl_op_rope(vk, c, TV(&t->dq), pos, R, hp->n_head, hp->head_dim, hp->rope_dim, hp->rope_base, hp->rope_neox,
-                    true, err) ||
-        vkl_op_rope(vk, c, TV(&t->dk), pos, R, hp->n_head_kv, hp->head_dim, hp->rope_dim, hp->rope_base,
-                    hp->rope_neox, true, err) ||
-        proj_back(t, l, MQ, &Lw->wq, TV(&a->xn1), TV(&t->dq), dxn, false, a, err) ||
-        proj_back(t, l, MK, &Lw->wk, TV(&a->xn1), TV(&t->dk), dxn, true, a, err) ||
+        (t->has_tfac && vkl_op_scale_rows(vk, c, TV(&t->dq), TV(&t->tfac), TV(&t->dq), R, H * D, err)) ||
+        rope(t, l, TV(&t->dq), H, true, err) || rope(t, l, TV(&t->dk), KVH, true, err))
+        return err->status;
+    vkl_tview dq = TV(&t->dq), dk = TV(&t->dk);
+    if (ad->qk_norm) {
+        if (vkl_op_rmsnorm_back(vk, c, TV(&a->qp), W(&Lw->q_norm), TV(&a->rstdq), dq, TV(&t->dqn), false,
+                                vkl_tv_none(), R * H, D, err) ||
+            vkl_op_rmsnorm_back(vk, c, TV(&a->kp), W(&Lw->k_norm), TV(&a->rstdk), dk, TV(&t->dkn), false,
+                                vkl_tv_none(), R * KVH, D, err))
+            return err->status;
+        dq = TV(&t->dqn);
+        dk = TV(&t->dkn);
+    }
+    if (proj_back(t, l, MQ, &Lw->wq, TV(&a->xn1), dq, dxn, false, a, err) ||
+        proj_back(t, l, MK, &Lw->wk, TV(&a->xn1), dk, dxn, true, a, err) ||
         proj_back(t, l, MV, &Lw->wv, TV(&a->xn1), TV(&t->dv), dxn, true, a, err) ||
         vkl_op_rmsnorm_back(vk, c, TV(res_of(t, l)), W(&Lw->attn_norm), TV(&a->rstd1), dxn, dres, true,
                             vkl_tv_none(), R, C, err))
@@ -344,7 +461,16 @@ static vkl_status upload_batch(vkl_train_dev *t, const int32_t *tokens, const in
     const int32_t *src[4] = {tokens, pos, seg, targets};
     for (int k = 0; k < 4; k++)
         if (vkl_buffer_upload(t->vk, &t->ids, (uint64_t)k * R * 4, src[k], (uint64_t)R * 4, err)) return err->status;
-    return VKL_OK;
+    /* Mistral 3's temperature of q by position: 1 below the original context, so usually nothing to do */
+    t->has_tfac = false;
+    float *f = vkl_malloc((size_t)R * 4);
+    for (uint32_t i = 0; i < R; i++) {
+        f[i] = vkl_attn_temp(&t->m->hp, pos[i]);
+        if (f[i] != 1.0f) t->has_tfac = true;
+    }
+    vkl_status st = t->has_tfac ? vkl_buffer_upload(t->vk, &t->tfac, 0, f, (uint64_t)R * 4, err) : VKL_OK;
+    free(f);
+    return st;
 }
 
 /* Forward through every layer and the head; with `backward`, the loss gradient flows back into the LoRA
@@ -358,6 +484,8 @@ static vkl_status run(vkl_train_dev *t, bool backward, float grad_scale, double 
     if (vkl_cmd_begin(vk, err)) return err->status;
     vkl_status st = vkl_op_get_rows(vk, c, m->tok_embd.type, W(&m->tok_embd), m->tok_embd.rows, TV(&t->ids),
                                     TV(res_of(t, 0)), R, C, err);
+    if (!st && hp->embd_scale != 1.0f)
+        st = vkl_op_scale(vk, c, TV(res_of(t, 0)), TV(res_of(t, 0)), (uint64_t)R * C, hp->embd_scale, err);
     uint64_t res_bytes = (uint64_t)R * C * 4;
     /* With offloading, each layer input goes to host memory right after it is made (the copy is recorded in the
      * stream; the host never waits for it) and comes back before that layer's recompute. */
@@ -376,12 +504,18 @@ static vkl_status run(vkl_train_dev *t, bool backward, float grad_scale, double 
         vkl_tview logits = TV(&t->logits);
         st = vkl_op_matmul(vk, c, m->output.type, W(&m->output), vkl_tv(&t->xnf, (uint64_t)r0 * C * 4), vkl_tv_none(),
                            logits, n, V, C, false, err);
+        /* Gemma 2: logits = cap * tanh(logits / cap); the gradient goes through a buffer of its own then */
+        const float cap = hp->final_softcap;
+        vkl_tview dlogits = cap > 0 ? TV(&t->dlogits) : logits;
+        if (!st && cap > 0) st = vkl_op_softcap(vk, c, logits, logits, (uint64_t)n * V, cap, err);
         if (!st)
             st = vkl_op_cross_entropy(vk, c, logits, vkl_tv(&t->ids, (uint64_t)R * 12 + r0 * 4ull), n, V,
-                                      vkl_tv(&t->nll, r0 * 4ull), backward ? logits : vkl_tv_none(), grad_scale, err);
+                                      vkl_tv(&t->nll, r0 * 4ull), backward ? dlogits : vkl_tv_none(), grad_scale, err);
+        if (!st && backward && cap > 0)
+            st = vkl_op_softcap_back(vk, c, logits, dlogits, dlogits, (uint64_t)n * V, cap, err);
         if (!st && backward)
-            st = vkl_op_matmul_t(vk, c, m->output.type, W(&m->output), logits, vkl_tv(&t->dxn, (uint64_t)r0 * C * 4),
-                                 n, V, C, false, err);
+            st = vkl_op_matmul_t(vk, c, m->output.type, W(&m->output), dlogits,
+                                 vkl_tv(&t->dxn, (uint64_t)r0 * C * 4), n, V, C, false, err);
     }
     if (backward && !st) {
         st = vkl_op_rmsnorm_back(vk, c, TV(res_of(t, L)), W(&m->output_norm), TV(&t->rstdf), TV(&t->dxn), TV(&t->dres),

@@ -23,7 +23,11 @@ typedef struct vkl_layer_acts {
     vkl_buffer xn2;   /* (R, C) */
     vkl_buffer rstd2; /* (R) */
     vkl_buffer g, u;  /* (R, F) gate and up projections (before SwiGLU) */
-    vkl_buffer xa;    /* (7, R, r) x·A^T of each adapted module, for the B gradient */
+    vkl_buffer xa;    /* (7, R, r) x·A^T of each adapted projection, for the B gradient */
+    vkl_buffer qp, kp;        /* (R, H*D) (R, KVH*D) q and k before their norms (qk_norm) */
+    vkl_buffer rstdq, rstdk;  /* (R*H) (R*KVH) */
+    vkl_buffer ob, rstdo;     /* (R, C) attention output before its post-norm, and its rstd (post_norms) */
+    vkl_buffer fb, rstdf;     /* (R, C) FFN output before its post-norm, and its rstd */
 } vkl_layer_acts;
 
 typedef struct vkl_train_dev {
@@ -51,6 +55,13 @@ typedef struct vkl_train_dev {
     vkl_buffer xnf, rstdf;   /* final norm output (R, C) and (R) */
     /* backward scratch */
     vkl_buffer dres, dxn, dq, dk, dv, dao, dg, du, h, dxa, logits, nll;
+    vkl_buffer dqn, dkn;     /* (R, H*D) (R, KVH*D): gradients before the q/k norms (qk_norm) */
+    vkl_buffer pn, dpn;      /* (R, C): a post-norm's output, and its input's gradient (post_norms) */
+    vkl_buffer dlogits;      /* (logit_rows, V): gradient of capped logits (final_softcap) */
+    vkl_buffer tfac;         /* (R) attention temperature of each row's q (attn_temp) */
+    bool has_tfac;           /* this batch has a factor != 1 */
+    vkl_buffer rope_tab;     /* two packed frequency tables: global layers, local layers */
+    vkl_rope_params rope[2];
     uint64_t planned_bytes;
     /* LoRA dropout: probability, seed, and the stream of the current micro-batch (set per micro-batch so that a
      * step's masks are a pure function of seed, step, micro-batch, layer and module). Eval passes use none. */

@@ -216,11 +216,12 @@ static int test_cli_errors(void) {
  * accumulates in fp32 in another order than the double reference, so logits differ by ~sqrt(K)*2^-24 relative per
  * product over 3 layers of K <= 512: 2e-4 of the largest logit is ample and still catches any decoding error (a
  * wrong scale or nibble moves logits by whole percents). */
-static int check_random_model(const char *type, const char *arch) {
+/* extra: more mkmodel options (they override the defaults before them) */
+static int check_random_model_with(const char *type, const char *arch, const char *extra) {
     char path[512], cmd[1024];
     snprintf(path, sizeof(path), "%s/rand-%s-%s.gguf", t_tmpdir(), arch, type);
     snprintf(cmd, sizeof(cmd), "%s/vklora-mkmodel %s --arch %s --type %s --dim 256 --ff 512 --layers 2 --heads 4 "
-             "--kv-heads 2 --seed 3 >/dev/null", VKL_BUILD_ROOT, path, arch, type);
+             "--kv-heads 2 --seed 3 %s >/dev/null", VKL_BUILD_ROOT, path, arch, type, extra);
     T_ASSERT(system(cmd) == 0, "mkmodel %s", type);
     vkl_vk *vk = t_vk();
     T_ASSERT(vk, "no device");
@@ -259,6 +260,36 @@ static int check_random_model(const char *type, const char *arch) {
     vkl_fwd_destroy(f);
     vkl_model_free(m);
     free(ref_logits), free(ref_nll), free(nll), free(logits);
+    return 0;
+}
+
+static int check_random_model(const char *type, const char *arch) {
+    return check_random_model_with(type, arch, "");
+}
+
+/* Every architecture's features on the device against the scalar reference graph: Llama 3 rope_freqs with a
+ * tied head, Qwen3's q/k norms with head_dim != C/H, Gemma 2's GELU, post-norms, soft-caps and alternating
+ * windows, Gemma 3's 5:1-style pattern with its local rope base and linear scaling on global layers, Phi-3's
+ * fused weights with partial rotary and longrope, Mistral 3's YaRN and attention temperature (positions past the
+ * original context). */
+static int test_every_architecture(void) {
+    static const struct {
+        const char *arch, *type, *extra;
+    } cases[] = {
+        {"llama", "q4_k", "--rope-freqs --tied --rope-base 500000"},
+        {"llama", "f16", "--head-dim 96 --heads 4 --kv-heads 1 --scaling yarn --factor 8 --orig-ctx 16"},
+        {"qwen3", "q8_0", "--head-dim 96 --tied --rope-base 1000000"},
+        {"gemma2", "f32", "--head-dim 96 --window 7 --softcap 5,3 --tied"},
+        {"gemma3", "q6_k", "--layers 3 --kv-heads 1 --window 6 --swa-period 2 --rope-base 1000000 --tied "
+                           "--scaling linear --factor 8"},
+        {"phi3", "q4_0", "--rope-dim 48 --longrope --ctx 64 --orig-ctx 16"},
+        {"phi3", "f32", "--rope-dim 48 --longrope --ctx 64 --orig-ctx 48"},
+        {"mistral3", "bf16", "--head-dim 80 --heads 4 --kv-heads 2 --scaling yarn --factor 4 --orig-ctx 8 "
+                             "--attn-temp 0.3"},
+    };
+    t_rng_seed(23);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        if (check_random_model_with(cases[i].type, cases[i].arch, cases[i].extra)) return 1;
     return 0;
 }
 
@@ -308,6 +339,7 @@ const vkl_test_case vkl_tests_model[] = {
     {"model/stories260K_greedy", test_stories_generate},
     {"model/random_models_every_type_vs_ref", test_random_models},
     {"model/random_qwen2_vs_ref", test_random_qwen2},
+    {"model/every_architecture_vs_ref", test_every_architecture},
     {"model/bench_json", test_bench_json},
     {"model/cli_errors", test_cli_errors},
     {NULL, NULL},

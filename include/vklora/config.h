@@ -65,10 +65,25 @@ typedef enum {
     VKL_TEMPLATE_LLAMA2,
     VKL_TEMPLATE_MISTRAL,
     VKL_TEMPLATE_PLAIN,
+    /* exact renderings of real models' chat templates (src/data_template.c) */
+    VKL_TEMPLATE_LLAMA31,       /* Llama 3.1 */
+    VKL_TEMPLATE_LLAMA32,       /* Llama 3.2 / 3.3 (strftime_now date) */
+    VKL_TEMPLATE_QWEN25,        /* Qwen2.5 */
+    VKL_TEMPLATE_QWEN3,         /* Qwen3 (think blocks) */
+    VKL_TEMPLATE_SMOLLM3,       /* SmolLM3 (/think, /no_think) */
+    VKL_TEMPLATE_GEMMA2,        /* Gemma 1/2 */
+    VKL_TEMPLATE_GEMMA3,        /* Gemma 3 */
+    VKL_TEMPLATE_GEMMA4,        /* Gemma 4 */
+    VKL_TEMPLATE_PHI35,         /* Phi-3.5 */
+    VKL_TEMPLATE_MISTRAL_NEMO,  /* Mistral Nemo */
+    VKL_TEMPLATE_MISTRAL_SMALL, /* Mistral Small 3.1/3.2 */
+    VKL_TEMPLATE_DEEPSEEK_R1,   /* DeepSeek-R1 distills */
+    VKL_TEMPLATE_GPT_OSS,       /* gpt-oss (harmony) */
     VKL_TEMPLATE_COUNT
 } vkl_chat_template;
 
-/* The seven linear projections of a llama block that can carry a LoRA adapter, as bits of a mask. */
+/* The linear projections of a block that can carry a LoRA adapter, as bits of a mask: llama's seven, and Phi-3's
+ * two fused ones (PEFT's qkv_proj and gate_up_proj). Which ones a model has: vkl_arch_desc.modules. */
 typedef enum {
     VKL_TM_Q = 1u << 0,    /* q_proj    / attn_q      */
     VKL_TM_K = 1u << 1,    /* k_proj    / attn_k      */
@@ -77,9 +92,13 @@ typedef enum {
     VKL_TM_GATE = 1u << 4, /* gate_proj / ffn_gate    */
     VKL_TM_UP = 1u << 5,   /* up_proj   / ffn_up      */
     VKL_TM_DOWN = 1u << 6, /* down_proj / ffn_down    */
+    VKL_TM_QKV = 1u << 7,     /* qkv_proj     / attn_qkv (phi3) */
+    VKL_TM_GATE_UP = 1u << 8, /* gate_up_proj / ffn_up of 2F rows (phi3) */
 } vkl_target_module;
-#define VKL_TM_COUNT 7
-#define VKL_TM_ALL 0x7Fu
+#define VKL_TM_COUNT 9
+#define VKL_TM_ALL 0x7Fu       /* the default: llama's seven (on phi3: its four, q/k/v and gate/up fused) */
+#define VKL_TM_MASK 0x1FFu     /* every bit a config may hold */
+#define VKL_PROJ_COUNT 7       /* projections of the graph: q k v o gate up down (fused weights are split) */
 
 /* Indexed by bit number (bit i = 1u << i): the PEFT names (q_proj ...) and the llama.cpp tensor names (attn_q ...). */
 extern const char *const vkl_target_module_names[VKL_TM_COUNT];

@@ -15,6 +15,7 @@ typedef struct vkl_lora_slot {
     uint32_t in, out;   /* the base weight is out rows x in cols (GGUF ne = [in, out]) */
     uint64_t a_off;     /* element offset of A: r x in, row-major */
     uint64_t b_off;     /* element offset of B: out x r, row-major */
+    uint32_t part[3];   /* fused modules (qkv, gate_up): rows of each projection inside `out` */
 } vkl_lora_slot;
 
 /* A trained copy of a base-model bias (PEFT's bias = "all" / "lora_only"): n floats at `off`, after every A and B. */
@@ -36,6 +37,7 @@ typedef struct vkl_lora {
     uint32_t n_slots;
     vkl_lora_slot *slots;    /* ordered by layer, then module number */
     int32_t *slot_of;        /* [n_layer * VKL_TM_COUNT]: slot index, or -1 */
+    vkl_lora_slot *proj;     /* [n_layer * VKL_PROJ_COUNT]: what each graph projection uses (out = 0: none) */
     uint64_t n_lora;         /* floats of the A/B region [0, n_lora): weight decay applies there only */
     uint32_t n_bias;         /* trained biases, in [n_lora, n_params) */
     vkl_lora_bias_slot *bias_slots;
@@ -56,6 +58,12 @@ vkl_status vkl_lora_create(const vkl_model *m, uint32_t target_modules, uint32_t
 /* PEFT's default init: A ~ kaiming_uniform(a = sqrt(5)) = U(-1/sqrt(in), 1/sqrt(in)), B = 0, drawn from the
  * counter-based generator (include/vklora/rng.h) keyed by seed, layer and module: reproducible on any machine. */
 void vkl_lora_init(vkl_lora *l, uint64_t seed);
+/* The adapter of graph projection `proj` (0..6: q k v o gate up down) of a layer, or NULL: a module's own slot, or
+ * for a fused module (Phi-3) a view with the shared A and the projection's rows of B (module = the fused one). */
+const vkl_lora_slot *vkl_lora_proj_slot(const vkl_lora *l, uint32_t layer, uint32_t proj);
+/* Map a config's target-module mask onto the model (Phi-3: q+k+v -> qkv_proj, gate+up -> gate_up_proj); a module
+ * the architecture does not have is an input error that lists the ones it has. */
+vkl_status vkl_lora_resolve_modules(const vkl_model *m, uint32_t mask, uint32_t *out, vkl_err *err);
 /* The slot of (layer, module), or NULL when that projection carries no adapter (or the numbers are out of range). */
 const vkl_lora_slot *vkl_lora_slot_get(const vkl_lora *l, uint32_t layer, uint32_t module);
 /* Train the base model's biases as PEFT's `bias` does: "all" every bias (Qwen2's q/k/v), "lora_only" those of the
