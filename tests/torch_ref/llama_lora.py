@@ -166,8 +166,8 @@ class Hparams:
         base = float(num("rope.freq_base", 10000.0))
         stype = md.get(f"{arch}.rope.scaling.type", "linear")
         if stype not in SCALING_TYPES[arch]:
-            bad(f"metadata '{arch}.rope.scaling.type' is {stype!r}; this reference supports {list(SCALING_TYPES[arch])} "
-                f"for {arch}")
+            bad(f"metadata '{arch}.rope.scaling.type' is {stype!r}; this reference supports "
+                f"{list(SCALING_TYPES[arch])} for {arch}")
         factor = num("rope.scaling.factor", None, required=False)
         if factor is None:
             factor = num("rope.scale_linear", 0.0)
@@ -333,7 +333,8 @@ class Model:
                 if fused_qkv is None:
                     fused_qkv = fq
                 elif fq != fused_qkv:
-                    raise RefError(f"{path}: layer {l} {'has' if fq else 'lacks'} attn_qkv.weight, layer 0 does not agree")
+                    raise RefError(f"{path}: layer {l} {'has' if fq else 'lacks'} attn_qkv.weight, layer 0 does "
+                                   f"not agree")
                 if fq:
                     lw["attn_qkv"] = w(p + "attn_qkv.weight", (QD + 2 * KVD, C))
                 else:
@@ -446,11 +447,6 @@ Llama = Model  # the name the first version of this reference used
 
 def rmsnorm(x, w, eps):
     return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * w
-
-
-def rope_tables(T, D, base, dtype):
-    """cos/sin (T, D/2) of angle pos * base^(-2i/D), computed in float64 then cast (plain RoPE)."""
-    return Rope(D, base).tables(T, T, dtype)
 
 
 def rope(x, cos, sin, mode="normal"):

@@ -82,7 +82,7 @@ def main():
     expected = json.load(open(os.path.join(a.data, "models", "stories260K.expected.json")))
     entry = next(e for e in expected["nll"] if e["window"] == 256)
     tokens = entry["tokens"]
-    m64 = ref.Llama(model_path, torch.float64)
+    m64 = ref.Model(model_path, torch.float64)
     hp = m64.hp
     rng = np.random.default_rng(1234)
     r = 4
@@ -96,7 +96,7 @@ def main():
     rel = abs(nll / entry["mean_nll_nats"] - 1)
     check("forward float64 vs expected.json", rel < 1e-6,
           f"mean NLL {nll:.15f}, expected {entry['mean_nll_nats']:.15f}, rel err {rel:.2e}")
-    m32 = ref.Llama(model_path, torch.float32)
+    m32 = ref.Model(model_path, torch.float32)
     nll32 = step_loss(m32, ref.Lora(slots, r, 8.0, False, flat0, torch.float32), [seq])
     rel32 = abs(nll32 / entry["mean_nll_nats"] - 1)
     check("forward float32 vs expected.json", rel32 < 1e-5, f"mean NLL {nll32:.9f}, rel err {rel32:.2e}")
