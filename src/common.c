@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -225,7 +226,28 @@ vkl_status vkl_env_check(vkl_err *err) {
         vkl_env_size("VKLORA_MAX_BIND_BYTES", 256, &u, NULL, err) ||
         vkl_env_seconds("VKLORA_FENCE_TIMEOUT_S", &d, NULL, err) ||
         vkl_env_uint("VKLORA_ATTN_ROWS", 1, 8, &u, NULL, err) ||
-        vkl_env_choice("VKLORA_MATMUL", matmul, &i, NULL, err) || vkl_env_choice("VKLORA_ATTN", attn, &i, NULL, err))
+        vkl_env_choice("VKLORA_MATMUL", matmul, &i, NULL, err) || vkl_env_choice("VKLORA_ATTN", attn, &i, NULL, err) ||
+        vkl_env_uint("VKLORA_FAULT_KILL_AT", 0, UINT32_MAX, &u, NULL, err))
         return err->status;
     return VKL_OK;
+}
+
+static uint64_t fault_calls;
+
+static void fault_report(void) { fprintf(stderr, "vklora: %llu fault points\n", (unsigned long long)fault_calls); }
+
+void vkl_fault_point(void) {
+    static uint64_t kill_at = UINT64_MAX;
+    static bool read;
+    if (!read) {
+        read = true;
+        vkl_err e = {0};
+        uint64_t v;
+        bool given;
+        if (vkl_env_uint("VKLORA_FAULT_KILL_AT", 0, UINT32_MAX, &v, &given, &e) == VKL_OK && given) {
+            kill_at = v;
+            if (v == 0) atexit(fault_report); /* 0: count the points of a run and report them at exit */
+        }
+    }
+    if (++fault_calls == kill_at) raise(SIGKILL);
 }

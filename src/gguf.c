@@ -960,7 +960,9 @@ vkl_status vkl_gguf_writer_write(vkl_gguf_writer *w, const char *path, vkl_err *
     struct stat sb;
     fchmod(fd, stat(path, &sb) == 0 ? (sb.st_mode & 07777) : 0644);
     static const uint8_t zeros[4096];
+    vkl_fault_point();
     bool ok = write_all(fd, h.p, h.n);
+    vkl_fault_point();
     uint64_t pos = h.n;
     for (size_t i = 0; ok && i < w->n_t; i++) {
         const wtensor *t = &w->t[i];
@@ -988,6 +990,7 @@ vkl_status vkl_gguf_writer_write(vkl_gguf_writer *w, const char *path, vkl_err *
         ok = false;
         e = errno;
     }
+    if (ok) vkl_fault_point();
     if (!ok) {
         unlink(tmp);
         st = vkl_err_set(err, VKL_ERR_RUNTIME, "gguf: %s: write failed: %s (the previous file, if any, is unchanged)",

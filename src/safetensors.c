@@ -581,9 +581,16 @@ static vkl_status write_parts_atomic(const char *path, const part *parts, size_t
     /* mkstemp makes the file 0600; keep the mode of the file being replaced, else the usual 0644. */
     struct stat sb;
     if (fchmod(fd, stat(path, &sb) == 0 ? (sb.st_mode & 07777) : 0644) != 0) { /* not fatal: mode only */ }
+    vkl_fault_point();
     bool ok = true;
-    for (size_t i = 0; ok && i < n_parts; i++)
-        if (parts[i].n) ok = write_all(fd, parts[i].p, parts[i].n);
+    for (size_t i = 0; ok && i < n_parts; i++) {
+        /* in two halves, so that fault injection can stop a write in the middle of a part */
+        uint64_t h = parts[i].n / 2;
+        if (h) ok = write_all(fd, parts[i].p, h);
+        if (i == 0) vkl_fault_point();
+        if (ok && parts[i].n > h) ok = write_all(fd, (const uint8_t *)parts[i].p + h, parts[i].n - h);
+    }
+    vkl_fault_point();
     if (ok) ok = fsync(fd) == 0;
     int e = errno;
     if (close(fd) != 0 && ok) {
@@ -594,6 +601,7 @@ static vkl_status write_parts_atomic(const char *path, const part *parts, size_t
         ok = false;
         e = errno;
     }
+    if (ok) vkl_fault_point();
     vkl_status st = VKL_OK;
     if (!ok) {
         unlink(tmp);

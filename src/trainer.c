@@ -5,6 +5,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,6 +72,108 @@ static vkl_status rm_rf(const char *path) {
     }
     closedir(d);
     return rmdir(path) == 0 ? VKL_OK : VKL_ERR_RUNTIME;
+}
+
+/* Make renames inside `dir` durable (a crash after a rename must not bring the old name back). */
+static void fsync_dir(const char *dir) {
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+}
+
+static bool path_exists(const char *path) {
+    struct stat sb;
+    return stat(path, &sb) == 0;
+}
+
+/* ---- output files: temporary names, atomic publishing, recovery after a crash ----
+ * Every file goes through a temporary name: `<file>.tmp-XXXXXX` (vkl_write_file_atomic, the GGUF writer),
+ * `checkpoint-N.tmp/` (a checkpoint being written), `checkpoint-N.old/` (the one it replaces, during the swap),
+ * `adapter.tmp/` (the final adapter files being staged) with the marker `adapter.publish` (the staged set is
+ * complete and is being renamed into place). A run that starts (or resumes) in an output directory first finishes
+ * or undoes whatever a killed run left, so the directory holds the old adapter files or the new ones, never a
+ * mix, and no temporary of ours. */
+
+#define ADAPTER_STAGING "adapter.tmp"
+#define ADAPTER_MARKER "adapter.publish"
+static const char *const adapter_files[] = {"adapter.gguf", "adapter_model.safetensors", "adapter_config.json"};
+static const char *const output_files[] = {"adapter.gguf", "adapter_model.safetensors", "adapter_config.json",
+                                           "config.json", "metrics.jsonl", ADAPTER_MARKER};
+
+/* The marker lists the new set, one name per line: files of the set are renamed from the staging directory (those
+ * already moved are skipped), adapter files not in the set are removed (a run with trained biases writes no
+ * adapter.gguf, and an older one must not stay beside the new PEFT files). Idempotent, so a crash inside it is
+ * finished by the next run. */
+static vkl_status apply_publish(const char *dir, const char *set, vkl_err *err) {
+    char from[4400], to[4400];
+    for (size_t i = 0; i < VKL_ARRAY_LEN(adapter_files); i++) {
+        const char *f = adapter_files[i];
+        bool in_set = false;
+        for (const char *p = set; (p = strstr(p, f)); p += strlen(f))
+            if ((p == set || p[-1] == '\n') && (p[strlen(f)] == '\n' || !p[strlen(f)])) in_set = true;
+        snprintf(from, sizeof(from), "%s/" ADAPTER_STAGING "/%s", dir, f);
+        snprintf(to, sizeof(to), "%s/%s", dir, f);
+        if (in_set && path_exists(from) && rename(from, to))
+            return vkl_err_set(err, VKL_ERR_RUNTIME, "train: cannot rename %s to %s: %s", from, to, strerror(errno));
+        if (!in_set && unlink(to) && errno != ENOENT)
+            return vkl_err_set(err, VKL_ERR_RUNTIME, "train: cannot remove the outdated %s: %s", to, strerror(errno));
+        vkl_fault_point();
+    }
+    fsync_dir(dir);
+    snprintf(to, sizeof(to), "%s/" ADAPTER_MARKER, dir);
+    unlink(to);
+    snprintf(from, sizeof(from), "%s/" ADAPTER_STAGING, dir);
+    rm_rf(from);
+    fsync_dir(dir);
+    return VKL_OK;
+}
+
+/* Finish or undo what a killed run left in `dir` (see above). Reports what it did on `log`. */
+static vkl_status recover_output_dir(const char *dir, FILE *log, vkl_err *err) {
+    char path[4400], other[4400];
+    snprintf(path, sizeof(path), "%s/" ADAPTER_MARKER, dir);
+    FILE *f = fopen(path, "rb");
+    if (f) {
+        char set[512];
+        size_t n = fread(set, 1, sizeof(set) - 1, f);
+        fclose(f);
+        set[n] = 0;
+        if (log) fprintf(log, "output: finishing the adapter files an interrupted run was publishing\n");
+        if (apply_publish(dir, set, err)) return err->status;
+    }
+    DIR *d = opendir(dir);
+    if (!d) return VKL_OK;
+    struct dirent *e;
+    unsigned removed = 0;
+    while ((e = readdir(d))) {
+        const char *nm = e->d_name;
+        size_t len = strlen(nm);
+        snprintf(path, sizeof(path), "%s/%s", dir, nm);
+        bool ours = !strcmp(nm, ADAPTER_STAGING);
+        if (!strncmp(nm, "checkpoint-", 11) && len > 15 && !strcmp(nm + len - 4, ".tmp")) ours = true;
+        if (!strncmp(nm, "checkpoint-", 11) && len > 15 && !strcmp(nm + len - 4, ".old")) {
+            /* killed between moving the old checkpoint aside and renaming the new one in: keep the old one */
+            snprintf(other, sizeof(other), "%s/%.*s", dir, (int)(len - 4), nm);
+            if (!path_exists(other) && rename(path, other) == 0) continue;
+            ours = true;
+        }
+        for (size_t i = 0; i < VKL_ARRAY_LEN(output_files) && !ours; i++) {
+            size_t fl = strlen(output_files[i]);
+            if (strncmp(nm, output_files[i], fl)) continue;
+            if (!strcmp(nm + fl, ".tmp") || (!strncmp(nm + fl, ".tmp-", 5) && len == fl + 11)) ours = true;
+        }
+        if (!ours) continue;
+        rm_rf(path);
+        removed++;
+    }
+    closedir(d);
+    if (removed) {
+        fsync_dir(dir);
+        if (log) fprintf(log, "output: removed %u temporary file(s) left by an interrupted run in %s\n", removed, dir);
+    }
+    return VKL_OK;
 }
 
 /* ---- data position ---- */
@@ -163,11 +266,22 @@ static vkl_status save_adapters(trainer *t, const char *dir, char *gguf_path, si
     return vkl_adapter_save_peft(t->lora, t->m, dir, err);
 }
 
+static vkl_status save_checkpoint_files(trainer *t, int64_t step, const char *final, const char *tmp, vkl_err *err);
+
+/* checkpoint-N is written as checkpoint-N.tmp and renamed in once complete; one that already exists (a rerun over
+ * the same output) is moved aside to checkpoint-N.old first, so a crash at any point leaves a complete one. */
 static vkl_status save_checkpoint(trainer *t, int64_t step, vkl_err *err) {
-    char final[4096], tmp[4200], path[4300];
+    char final[4096], tmp[4200];
     snprintf(final, sizeof(final), "%s/checkpoint-%lld", t->c->output_dir, (long long)step);
     snprintf(tmp, sizeof(tmp), "%s.tmp", final);
     rm_rf(tmp);
+    vkl_status st = save_checkpoint_files(t, step, final, tmp, err);
+    if (st) rm_rf(tmp); /* e.g. a full disk: leave no half-written checkpoint behind */
+    return st;
+}
+
+static vkl_status save_checkpoint_files(trainer *t, int64_t step, const char *final, const char *tmp, vkl_err *err) {
+    char path[4300];
     if (mkdir_p(tmp, err)) return err->status;
     snprintf(path, sizeof(path), "%s/optimizer.bin", tmp);
     if (write_optimizer(t, path, err) || save_adapters(t, tmp, NULL, 0, err)) return err->status;
@@ -186,10 +300,48 @@ static vkl_status save_checkpoint(trainer *t, int64_t step, vkl_err *err) {
     vkl_status st = vkl_write_file_atomic(path, txt, strlen(txt), "checkpoint", err);
     free(txt);
     if (st) return st;
-    rm_rf(final);
+    fsync_dir(tmp);
+    char old[4200];
+    snprintf(old, sizeof(old), "%s.old", final);
+    rm_rf(old);
+    vkl_fault_point();
+    if (path_exists(final) && rename(final, old))
+        return vkl_err_set(err, VKL_ERR_RUNTIME, "train: cannot rename %s to %s: %s", final, old, strerror(errno));
+    vkl_fault_point();
     if (rename(tmp, final))
         return vkl_err_set(err, VKL_ERR_RUNTIME, "train: cannot rename %s to %s: %s", tmp, final, strerror(errno));
+    fsync_dir(t->c->output_dir);
+    vkl_fault_point();
+    rm_rf(old);
     return VKL_OK;
+}
+
+/* The final adapter files: staged in adapter.tmp/, then published together under the marker (see
+ * apply_publish); a failure before the marker leaves the previous files untouched. */
+static vkl_status publish_adapters(trainer *t, const char *dir, char *gguf_path, size_t gguf_cap, vkl_err *err) {
+    char staging[4400], marker[4400], set[256] = "";
+    snprintf(staging, sizeof(staging), "%s/" ADAPTER_STAGING, dir);
+    snprintf(marker, sizeof(marker), "%s/" ADAPTER_MARKER, dir);
+    rm_rf(staging);
+    vkl_status st = mkdir_p(staging, err);
+    if (!st) st = save_adapters(t, staging, gguf_path, gguf_cap, err);
+    for (size_t i = 0; !st && i < VKL_ARRAY_LEN(adapter_files); i++) {
+        char p[4500];
+        snprintf(p, sizeof(p), "%s/%s", staging, adapter_files[i]);
+        if (path_exists(p)) snprintf(set + strlen(set), sizeof(set) - strlen(set), "%s\n", adapter_files[i]);
+    }
+    if (!st) {
+        fsync_dir(staging);
+        st = vkl_write_file_atomic(marker, set, strlen(set), "train", err);
+    }
+    if (st) {
+        rm_rf(staging);
+        return st;
+    }
+    fsync_dir(dir);
+    vkl_fault_point();
+    if (gguf_path && gguf_path[0]) snprintf(gguf_path, gguf_cap, "%s/adapter.gguf", dir);
+    return apply_publish(dir, set, err);
 }
 
 static bool json_int(const cJSON *o, const char *k, int64_t *v) {
@@ -266,22 +418,61 @@ static void latest_checkpoint(const char *dir, char *out, size_t cap) {
     closedir(d);
 }
 
-/* Keep the metrics lines of steps <= step (a resumed run rewrites what came after). */
-static void truncate_metrics(const char *path, int64_t step) {
+/* Keep the metrics lines of steps <= step (a resumed run rewrites what came after); a line that does not parse
+ * (torn by a crash or a full disk) is dropped, and every kept line ends with a newline. */
+static vkl_status truncate_metrics(const char *path, int64_t step, vkl_err *err) {
     FILE *f = fopen(path, "rb");
-    if (!f) return;
-    char tmp[4400];
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    FILE *o = fopen(tmp, "wb");
-    char line[8192];
-    while (o && fgets(line, sizeof(line), f)) {
-        cJSON *j = cJSON_Parse(line);
+    if (!f) return VKL_OK;
+    char *line = NULL, *out = NULL;
+    size_t cap = 0, n = 0, out_cap = 0;
+    ssize_t len;
+    while ((len = getline(&line, &cap, f)) > 0) {
+        cJSON *j = cJSON_ParseWithLength(line, (size_t)len);
         int64_t s;
-        if (j && json_int(j, "step", &s) && s <= step) fputs(line, o);
+        bool keep = j && json_int(j, "step", &s) && s <= step;
         cJSON_Delete(j);
+        if (!keep) continue;
+        if (line[len - 1] == '\n') len--;
+        if (n + (size_t)len + 1 > out_cap) {
+            out_cap = 2 * (n + (size_t)len + 1);
+            out = vkl_realloc(out, out_cap);
+        }
+        memcpy(out + n, line, (size_t)len);
+        n += (size_t)len;
+        out[n++] = '\n';
     }
+    bool rd_err = ferror(f);
     fclose(f);
-    if (o && !fclose(o)) rename(tmp, path);
+    free(line);
+    vkl_status st = rd_err ? vkl_err_set(err, VKL_ERR_RUNTIME, "train: cannot read %s", path)
+                           : vkl_write_file_atomic(path, out ? out : "", n, "train", err);
+    free(out);
+    return st;
+}
+
+/* One metrics line, whole or not at all: a failed or short write (a full disk) is cut back off and reported. */
+static vkl_status metrics_append(int fd, const char *path, const char *line, vkl_err *err) {
+    off_t at = lseek(fd, 0, SEEK_END);
+    size_t n = strlen(line), done = 0;
+    char *buf = vkl_malloc(n + 1);
+    memcpy(buf, line, n);
+    buf[n++] = '\n';
+    int e = 0;
+    while (done < n) {
+        if (done) vkl_fault_point(); /* (fault injection: a line cut in the middle) */
+        ssize_t k = write(fd, buf + done, done ? n - done : n / 2);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) {
+            e = k < 0 ? errno : EIO;
+            break;
+        }
+        done += (size_t)k;
+    }
+    free(buf);
+    if (done == n) return VKL_OK;
+    if (at >= 0 && ftruncate(fd, at) != 0) { /* the torn line is repaired on resume (truncate_metrics) */ }
+    return vkl_err_set(err, VKL_ERR_RUNTIME, "train: cannot append to %s: %s (the checkpoints stay valid; free some "
+                       "space and resume)", path, strerror(e));
 }
 
 static void fmt_eta(double s, char *buf, size_t cap) {
@@ -433,6 +624,7 @@ vkl_status vkl_trainer_run(const vkl_config *c, const vkl_trainer_opts *o, vkl_t
         goto done;
     }
     if ((st = mkdir_p(c->output_dir, err))) goto done;
+    if ((st = recover_output_dir(c->output_dir, t->log, err))) goto done;
     char path[4300];
     {
         cJSON *cj = vkl_config_to_json(c);
@@ -454,15 +646,15 @@ vkl_status vkl_trainer_run(const vkl_config *c, const vkl_trainer_opts *o, vkl_t
     snprintf(path, sizeof(path), "%s/metrics.jsonl", c->output_dir);
     if (resume[0]) {
         if ((st = load_checkpoint(t, resume, &step, err))) goto done;
-        truncate_metrics(path, step);
+        if ((st = truncate_metrics(path, step, err))) goto done;
         if (t->log) fprintf(t->log, "resumed from %s at step %lld\n", resume, (long long)step);
     } else {
         if ((st = plan_epoch(t, 0, err))) goto done;
         t->batch_idx = 0;
         remove(path);
     }
-    FILE *metrics = fopen(path, "ab");
-    if (!metrics) {
+    int metrics = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (metrics < 0) {
         st = vkl_err_set(err, VKL_ERR_RUNTIME, "train: cannot write %s: %s", path, strerror(errno));
         goto done;
     }
@@ -517,9 +709,9 @@ vkl_status vkl_trainer_run(const vkl_config *c, const vkl_trainer_opts *o, vkl_t
         cJSON_AddNumberToObject(mj, "device_bytes", (double)t->vk->device_bytes_peak);
         char *line = cJSON_PrintUnformatted(mj);
         cJSON_Delete(mj);
-        fprintf(metrics, "%s\n", line);
-        fflush(metrics);
+        st = metrics_append(metrics, path, line, err);
         free(line);
+        if (st) break;
         if (t->log && (step % c->logging_steps == 0 || step == t->total_steps || do_eval)) {
             char eta[32];
             double per = (vkl_now_s() - t_start) / (double)(step - first_step);
@@ -548,7 +740,7 @@ vkl_status vkl_trainer_run(const vkl_config *c, const vkl_trainer_opts *o, vkl_t
     res->steps_done = step;
     res->tokens_per_second = tokens_done / VKL_MAX(vkl_now_s() - t_start, 1e-9);
     if (!st && !res->interrupted) {
-        if ((st = save_adapters(t, c->output_dir, res->adapter_gguf, sizeof(res->adapter_gguf), err))) goto close;
+        if ((st = publish_adapters(t, c->output_dir, res->adapter_gguf, sizeof(res->adapter_gguf), err))) goto close;
         snprintf(res->adapter_peft_dir, sizeof(res->adapter_peft_dir), "%s", c->output_dir);
         if (t->eval && (st = evaluate(t, &res->eval_loss_after, err))) goto close;
         if (t->log && t->eval) fprintf(t->log, "eval loss after training: %.4f\n", res->eval_loss_after);
@@ -559,7 +751,7 @@ vkl_status vkl_trainer_run(const vkl_config *c, const vkl_trainer_opts *o, vkl_t
             fprintf(t->log, "adapter written: %s/adapter_model.safetensors (PEFT)\n", c->output_dir);
     }
 close:
-    fclose(metrics);
+    close(metrics);
 done:
     res->peak_device_bytes = t->vk ? t->vk->device_bytes_peak : 0;
     trainer_free(t);

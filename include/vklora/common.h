@@ -65,6 +65,12 @@ vkl_status vkl_env_check(vkl_err *err);
 /* VKLORA_VALIDATION: 0 = off, 1 = on (core + synchronization validation), 2 = core checks only. */
 vkl_status vkl_env_validation(int *level, vkl_err *err);
 
+/* Fault injection for tests: with VKLORA_FAULT_KILL_AT=N the N-th call of vkl_fault_point() kills the process with
+ * SIGKILL, as `kill -9` would. The file writers call it between the steps of every write and publish, so a test can
+ * leave each state a crash could leave on disk; =0 reports the number of points at exit. Unset: a counter
+ * increment, nothing else. */
+void vkl_fault_point(void);
+
 /* Overflow-checked arithmetic for sizes computed from untrusted input. Return false on overflow. */
 static inline bool vkl_mul_u64(uint64_t a, uint64_t b, uint64_t *out) {
     return !__builtin_mul_overflow(a, b, out);
