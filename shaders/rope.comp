@@ -1,14 +1,16 @@
 #version 450
 // Rotary position embedding in place on x viewed as [rows, n_heads, head_dim]; one invocation per (row, pair i)
-// computes the angle once and rotates that pair in every head. inverse = rotate by -theta (the backward).
+// computes the angle once and rotates that pair in every head. theta_i = pos * f_i with f_i from a per-pair
+// frequency table, so every RoPE variant (plain base, Llama 3 factors, linear scaling, YaRN, longrope, per-layer
+// bases) is this one shader; cos and sin are multiplied by mscale. inverse = rotate by -theta (the backward).
 //
-// Accuracy: theta = pos * freq_base^(-2i/rope_dim) reaches 8192 rad and more; a float product alone is off by up
-// to ulp(8192)/2 = 4.9e-4 rad, and Vulkan only bounds sin/cos to 2^-11 absolute. So the angle is formed in
-// float-float arithmetic (Dekker products; `precise` keeps the compiler from fusing or reassociating them):
-// ts^i by binary powering of the host's float-float ts = freq_base^(-2/rope_dim) (relative error ~1e-13), times
-// the exact position, reduced by k*pi/2 in float-float; sin and cos of the remainder |r| <= pi/4 come from
-// Taylor polynomials (truncation < 2e-9). The result is within ~2e-7 absolute of the exact cos/sin for
-// |pos| up to ~1e6, which tests/test_nn.c checks against the double reference at positions up to 100000.
+// Accuracy: theta reaches 8192 rad and more; a float product alone is off by up to ulp(8192)/2 = 4.9e-4 rad, and
+// Vulkan only bounds sin/cos to 2^-11 absolute. So the angle is formed in float-float arithmetic (Dekker
+// products; `precise` keeps the compiler from fusing or reassociating them): the host's float-float f_i (relative
+// error ~1e-14) times the exact position, reduced by k*pi/2 in float-float; sin and cos of the remainder
+// |r| <= pi/4 come from Taylor polynomials (truncation < 2e-9). The result is within ~2e-7 absolute of the exact
+// cos/sin for |pos| up to ~1e6, which tests/test_nn.c checks against the double reference at positions up to
+// 100000.
 #extension GL_GOOGLE_include_directive : require
 
 layout(local_size_x_id = 0) in;
@@ -16,14 +18,15 @@ layout(local_size_x_id = 0) in;
 // Mirrors vkl_rope_push in src/ops/nn_push.h.
 layout(push_constant) uniform Push {
     uint rows, n_heads, head_dim, rope_dim;
-    uint x_off, pos_off;
+    uint x_off, pos_off, freqs_off;
     uint neox, inverse;
-    float ts_hi, ts_lo;
+    float mscale;
     uint pad0, pad1;
 } p;
 
 layout(std430, binding = 0) buffer X { float x[]; };
 layout(std430, binding = 1) readonly buffer P { int pos[]; };
+layout(std430, binding = 2) readonly buffer F { float freqs[]; }; // rope_dim/2 float-float pairs (hi, lo)
 
 #include "common/grid.glsl"
 
@@ -62,15 +65,11 @@ vec2 ff_add(vec2 a, vec2 b) {
     return ff_fast_two_sum(s.x, e);
 }
 
-// cos and sin of pos * ts^i.
+// cos and sin of pos * f_i.
 vec2 rope_cos_sin(int ipos, uint i) {
-    vec2 base = vec2(p.ts_hi, p.ts_lo), pw = vec2(1.0, 0.0);
-    for (uint e = i; e != 0u; e >>= 1) {
-        if ((e & 1u) != 0u) pw = ff_mul(pw, base);
-        base = ff_mul(base, base);
-    }
     float pos_hi = float(ipos);
-    vec2 a = ff_mul(vec2(pos_hi, float(ipos - int(pos_hi))), pw);
+    uint fi = p.freqs_off + 2u * i;
+    vec2 a = ff_mul(vec2(pos_hi, float(ipos - int(pos_hi))), vec2(freqs[fi], freqs[fi + 1u]));
     // a - k*pi/2 with pi/2 = PIO2_HI + PIO2_LO (the float nearest pi/2 and the float nearest the rest)
     const vec2 PIO2 = vec2(1.57079637050628662109375, -4.37113900018624283e-8);
     float k = floor(a.x * 0.636619772367581343 + 0.5);
@@ -92,7 +91,7 @@ void main() {
     uint row = inv / npairs;
     if (row >= p.rows) return;
     uint i = inv % npairs;
-    vec2 cs = rope_cos_sin(pos[p.pos_off + row], i);
+    vec2 cs = p.mscale * rope_cos_sin(pos[p.pos_off + row], i);
     float c = cs.x, s = p.inverse != 0u ? -cs.y : cs.y;
     uint i0 = p.neox != 0u ? i : 2u * i;
     uint i1 = p.neox != 0u ? i + npairs : 2u * i + 1u;

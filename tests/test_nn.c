@@ -175,6 +175,8 @@ static int test_fd_rmsnorm(void) {
 typedef struct {
     double *x, *R, *y;
     const int32_t *pos;
+    const double *freqs;
+    double mscale;
     uint32_t rows, heads, hd, rd;
     bool neox;
 } rope_ctx;
@@ -182,25 +184,31 @@ static double rope_loss(void *p) {
     rope_ctx *c = p;
     size_t m = (size_t)c->rows * c->heads * c->hd;
     memcpy(c->y, c->x, m * sizeof(double));
-    vkl_ref_rope_f64(c->y, c->pos, c->rows, c->heads, c->hd, c->rd, 10000.0, c->neox, false);
+    vkl_ref_rope_f64(c->y, c->pos, c->rows, c->heads, c->hd, c->rd, c->neox, c->freqs, c->mscale, false);
     return dot_d(c->y, c->R, m);
 }
 
-/* The RoPE backward is the inverse rotation applied to the output gradient. */
+/* The RoPE backward is the inverse rotation (times mscale) applied to the output gradient: checked on a plain
+ * table and on a random non-geometric one with mscale != 1, partial rotary (6 of 10 dims), both layouts. */
 static int test_fd_rope(void) {
     t_rng_seed(12);
     static const int32_t pos[3] = {0, 5, 1234};
-    for (int neox = 0; neox < 2; neox++) {
-        rope_ctx c = {.pos = pos, .rows = 3, .heads = 2, .hd = 10, .rd = 6, .neox = neox};
+    double plain[3], rnd[3];
+    vkl_rope_freqs_base(10000.0, 6, plain);
+    for (int i = 0; i < 3; i++) rnd[i] = exp(t_rng_uniform(-9, 0));
+    for (int kind = 0; kind < 4; kind++) {
+        bool neox = kind & 1;
+        rope_ctx c = {.pos = pos, .freqs = kind & 2 ? rnd : plain, .mscale = kind & 2 ? 1.37 : 1.0, .rows = 3,
+                      .heads = 2, .hd = 10, .rd = 6, .neox = neox};
         size_t m = 60;
         c.x = hd(m), c.R = hd(m), c.y = hd(m);
         rnd_d(c.x, m, -1, 1), rnd_d(c.R, m, -1, 1);
         double *g = hd(m), *f = hd(m);
         memcpy(g, c.R, m * sizeof(double));
-        vkl_ref_rope_f64(g, pos, 3, 2, 10, 6, 10000.0, neox, true);
+        vkl_ref_rope_f64(g, pos, 3, 2, 10, 6, neox, c.freqs, c.mscale, true);
         fd_grad(rope_loss, &c, c.x, m, f);
         double e = rel_err_d(g, f, m);
-        T_ASSERT(e < FD_TOL, "rope (neox %d) inverse vs finite differences: %.3g", neox, e);
+        T_ASSERT(e < FD_TOL, "rope (neox %d, table %d) inverse vs finite differences: %.3g", neox, kind >> 1, e);
     }
     pool_free(NULL);
     return 0;
@@ -385,38 +393,91 @@ static int case_rmsnorm_back(vkl_vk *vk, vkl_op_cache *c, int chunked) {
 }
 static int test_rmsnorm_back(void) { return run2(case_rmsnorm_back, "2048"); }
 
+/* RoPE frequency tables of the variants the op serves: plain base^(-2i/d); Llama 3's factor-scaled ones
+ * (factor 8, low/high frequency factors 1/4, original context 8192: Meta's published rule); a random
+ * non-geometric table in random order (longrope-like per-pair factors); linear scaling. */
+enum { TAB_PLAIN, TAB_LLAMA3, TAB_RANDOM, TAB_LINEAR };
+static void rope_table(int kind, double base, uint32_t rd, double *f) {
+    vkl_rope_freqs_base(base, rd, f);
+    for (uint32_t i = 0; i < rd / 2; i++) {
+        if (kind == TAB_LLAMA3) {
+            const double factor = 8, lo = 1, hi = 4, orig = 8192;
+            double wavelen = 6.283185307179586 / f[i];
+            if (wavelen > orig / lo) f[i] /= factor;
+            else if (wavelen >= orig / hi) {
+                double smooth = (orig / wavelen - lo) / (hi - lo);
+                f[i] = (1 - smooth) * f[i] / factor + smooth * f[i];
+            }
+        } else if (kind == TAB_RANDOM) {
+            f[i] = exp(t_rng_uniform(-12, 0.5f));
+        } else if (kind == TAB_LINEAR) {
+            f[i] *= 0.25;
+        }
+    }
+}
+
 /* RoPE: the shader's float-float angle keeps |cos/sin error| ~2e-7 (see shaders/rope.comp), so each rotated
  * value is within ~4e-7 of max|x|; 2e-6 leaves room for the products and still fails any plain-float angle
- * (4.9e-4 rad at position 8192). Positions reach 8191 and 100000. */
+ * (4.9e-4 rad at position 8192). Positions reach 8191 and 100000. Every configuration runs forward and inverse
+ * against the double reference, the dims past rope_dim must come back bit-identical, and the inverse after the
+ * forward must give mscale^2 x. */
 #define ROPE_TOL 2e-6
 static int case_rope(vkl_vk *vk, vkl_op_cache *c, int chunked) {
     static const struct {
         uint32_t heads, hd, rd;
-        float base;
+        double base;
         bool neox;
-    } cfg[] = {{8, 64, 64, 10000.0f, false}, {4, 80, 80, 1000000.0f, true}, {3, 8, 8, 10000.0f, false},
-               {2, 64, 32, 500000.0f, true}, {5, 80, 40, 10000.0f, false}};
+        int table;
+        float mscale;
+    } cfg[] = {{8, 64, 64, 10000, false, TAB_PLAIN, 1},      {4, 80, 80, 1000000, true, TAB_PLAIN, 1},
+               {3, 8, 8, 10000, false, TAB_PLAIN, 1},        {2, 64, 32, 500000, true, TAB_PLAIN, 1},
+               {5, 80, 40, 10000, false, TAB_PLAIN, 1},      {4, 128, 128, 500000, false, TAB_LLAMA3, 1},
+               {3, 128, 96, 10000, true, TAB_RANDOM, 1.19f}, {4, 32, 24, 10000, false, TAB_RANDOM, 0.83f},
+               {2, 64, 64, 10000, true, TAB_LINEAR, 1.1386f}, {3, 96, 64, 10000, false, TAB_LLAMA3, 1.25f}};
     t_rng_seed(50 + chunked);
     uint32_t rows = 37;
-    for (size_t ci = 0; ci < VKL_ARRAY_LEN(cfg); ci++)
+    for (size_t ci = 0; ci < VKL_ARRAY_LEN(cfg); ci++) {
+        uint32_t heads = cfg[ci].heads, hdim = cfg[ci].hd, rd = cfg[ci].rd;
+        size_t m = (size_t)rows * heads * hdim;
+        double *f = hd(rd / 2);
+        float *packed = hf(rd);
+        rope_table(cfg[ci].table, cfg[ci].base, rd, f);
+        vkl_rope_pack_freqs(f, rd / 2, packed);
+        T_NEW(bf, packed, rd * 4ull);
+        vkl_rope_params rp = {.rope_dim = rd, .neox = cfg[ci].neox, .freqs = tv(bf), .mscale = cfg[ci].mscale};
+        int32_t *pos = halloc(rows * sizeof(int32_t));
+        for (uint32_t i = 0; i < rows; i++) pos[i] = (int32_t)(t_rng_u32() % 8192);
+        pos[0] = 0, pos[1] = 1, pos[2] = 8191, pos[3] = 100000, pos[4] = 4097, pos[5] = 65537;
+        T_NEW(bp, pos, rows * 4);
+        float *x = hf(m), *want = hf(m), *got = hf(m);
+        fill(x, m, -1, 1);
         for (int inverse = 0; inverse < 2; inverse++) {
-            size_t m = (size_t)rows * cfg[ci].heads * cfg[ci].hd;
-            float *x = hf(m), *want = hf(m), *got = hf(m);
-            int32_t *pos = halloc(rows * sizeof(int32_t));
-            fill(x, m, -1, 1);
-            for (uint32_t i = 0; i < rows; i++) pos[i] = (int32_t)(t_rng_u32() % 8192);
-            pos[0] = 0, pos[1] = 1, pos[2] = 8191, pos[3] = 100000, pos[4] = 4097;
             memcpy(want, x, m * 4);
-            vkl_ref_rope(want, pos, rows, cfg[ci].heads, cfg[ci].hd, cfg[ci].rd, cfg[ci].base, cfg[ci].neox, inverse);
+            vkl_ref_rope(want, pos, rows, heads, hdim, rd, cfg[ci].neox, f, cfg[ci].mscale, inverse);
             T_NEW(bx, x, m * 4);
-            T_NEW(bp, pos, rows * 4);
-            T_OP(vkl_op_rope(vk, c, tv(bx), tv(bp), rows, cfg[ci].heads, cfg[ci].hd, cfg[ci].rd, cfg[ci].base,
-                             cfg[ci].neox, inverse, &err_));
+            T_OP(vkl_op_rope(vk, c, tv(bx), tv(bp), rows, heads, hdim, &rp, inverse, &err_));
             T_ASSERT(tb_get(vk, bx, got), "download");
             double e = t_max_rel_err(got, want, m);
             T_ASSERT(e <= ROPE_TOL, "rope config %zu (inverse %d, chunked %d): error %.3g > %.3g", ci, inverse,
                      chunked, e, ROPE_TOL);
+            for (size_t r = 0; r < (size_t)rows * heads; r++)
+                T_ASSERT(!memcmp(got + r * hdim + rd, x + r * hdim + rd, (hdim - rd) * 4ull),
+                         "rope config %zu: a dim past rope_dim changed (head row %zu)", ci, r);
         }
+        /* the inverse is the transpose: inverse(forward(x)) = mscale^2 x */
+        T_NEW(bx, x, m * 4);
+        T_OP(vkl_op_rope(vk, c, tv(bx), tv(bp), rows, heads, hdim, &rp, false, &err_));
+        T_OP(vkl_op_rope(vk, c, tv(bx), tv(bp), rows, heads, hdim, &rp, true, &err_));
+        T_ASSERT(tb_get(vk, bx, got), "download");
+        double m2 = (double)cfg[ci].mscale * cfg[ci].mscale;
+        for (size_t i = 0; i < m; i++) want[i] = (float)(m2 * x[i]);
+        for (size_t r = 0; r < (size_t)rows * heads; r++) /* dims past rope_dim are not scaled */
+            memcpy(want + r * hdim + rd, x + r * hdim + rd, (hdim - rd) * 4ull);
+        double e = t_max_rel_err(got, want, m);
+        T_ASSERT(e <= 2 * ROPE_TOL, "rope config %zu (chunked %d): inverse(forward(x)) differs from mscale^2 x by "
+                 "%.3g", ci, chunked, e);
+        pool_free(vk); /* the arena holds 64 buffers */
+    }
     return 0;
 }
 static int test_rope(void) { return run2(case_rope, "4096"); }
@@ -656,6 +717,187 @@ static int case_add(vkl_vk *vk, vkl_op_cache *c, int chunked) {
 }
 static int test_add(void) { return run2(case_add, "1024"); }
 
+/* Elementwise closeness for values of any magnitude: |got - want| <= tol * max(|want|, floor), NaN fails. */
+static double worst_rel(const float *got, const float *want, size_t n, double floor_) {
+    double w = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)got[i] - want[i]) / fmax(fabs((double)want[i]), floor_);
+        if (!(d <= w)) w = d == d ? d : INFINITY;
+    }
+    return w;
+}
+
+/* GEGLU: g spans +-12 (the gelu tail and the linear side) against double: a few float operations per element,
+ * within ~1.2e-7 of max on lavapipe; 1e-6 bound. A second set of magnitudes (+-9.99, +-10, +-100, +-1e30, +-3e38,
+ * tiny ones) must stay finite and within 1e-5 elementwise (the float exponent 2u, up to 87, carries ~|2u| * 6e-8
+ * absolute error, so the tails are relatively less exact; measured 1.5e-6). */
+#define GEGLU_TOL 1e-6
+static int case_geglu(vkl_vk *vk, vkl_op_cache *c, int chunked) {
+    t_rng_seed(110 + chunked);
+    size_t n = 37 * 172 + 5;
+    float *g = hf(n), *u = hf(n), *dh = hf(n), *h = hf(n), *dg = hf(n), *du = hf(n), *got = hf(n), *got2 = hf(n);
+    fill(g, n, -12, 12), fill(u, n, -2, 2), fill(dh, n, -1, 1);
+    vkl_ref_geglu(g, u, h, n);
+    vkl_ref_geglu_back(g, u, dh, dg, du, n);
+    T_NEW(bg, g, n * 4);
+    T_NEW(bu, u, n * 4);
+    T_NEW(bdh, dh, n * 4);
+    T_NEW(bh, NULL, n * 4);
+    T_OP(vkl_op_geglu(vk, c, tv(bg), tv(bu), tv(bh), n, &err_));
+    T_ASSERT(tb_get(vk, bh, got), "download");
+    T_CLOSE(got, h, n, GEGLU_TOL, "geglu");
+    /* in place over u */
+    T_OP(vkl_op_geglu(vk, c, tv(bg), tv(bu), tv(bu), n, &err_));
+    T_ASSERT(tb_get(vk, bu, got), "download");
+    T_CLOSE(got, h, n, GEGLU_TOL, "geglu in place");
+    /* backward in place: dg over g, du over u */
+    T_NEW(bu2, u, n * 4);
+    T_OP(vkl_op_geglu_back(vk, c, tv(bg), tv(bu2), tv(bdh), tv(bg), tv(bu2), n, &err_));
+    T_ASSERT(tb_get(vk, bg, got) && tb_get(vk, bu2, got2), "download");
+    T_CLOSE(got, dg, n, GEGLU_TOL, "geglu_back dg");
+    T_CLOSE(got2, du, n, GEGLU_TOL, "geglu_back du");
+    /* the device backward against central differences of the device forward (elementwise, so one perturbation
+     * of every element at once): delta 1e-2 gives truncation ~2e-5 and rounding ~7e-5 of max|dg| ~2.3 */
+    {
+        const float delta = 1e-2f;
+        float *gp = hf(n), *gm = hf(n), *hp_ = hf(n), *hm = hf(n), *fd = hf(n);
+        for (size_t i = 0; i < n; i++) gp[i] = g[i] + delta, gm[i] = g[i] - delta;
+        T_NEW(bgp, gp, n * 4);
+        T_NEW(bgm, gm, n * 4);
+        T_NEW(bu3, u, n * 4);
+        T_OP(vkl_op_geglu(vk, c, tv(bgp), tv(bu3), tv(bgp), n, &err_));
+        T_OP(vkl_op_geglu(vk, c, tv(bgm), tv(bu3), tv(bgm), n, &err_));
+        T_ASSERT(tb_get(vk, bgp, hp_) && tb_get(vk, bgm, hm), "download");
+        for (size_t i = 0; i < n; i++)
+            fd[i] = (float)((double)dh[i] * ((double)hp_[i] - hm[i]) / ((double)gp[i] - gm[i]));
+        T_CLOSE(got, fd, n, 5e-4, "geglu_back dg vs finite differences of the device forward");
+    }
+
+    static const float big[] = {-3e38f, 3e38f,  -1e30f, 1e30f, -1e5f,  1e5f,  -100.0f, 100.0f, -10.0f,
+                                10.0f,  -9.99f, 9.99f,  -5.0f, 5.0f,   -1e-3f, 1e-3f, -1e-20f, 1e-20f,
+                                0.0f,   -0.7f,  0.7f,   -3.0f, 3.0f,   -12.5f, 12.5f};
+    size_t nb = VKL_ARRAY_LEN(big);
+    float *bu_ = hf(nb), *bdh_ = hf(nb), *wh = hf(nb), *wdg = hf(nb), *wdu = hf(nb);
+    float *gh = hf(nb), *gdg = hf(nb), *gdu = hf(nb);
+    fill(bu_, nb, 0.5f, 1), fill(bdh_, nb, 0.5f, 1);
+    vkl_ref_geglu(big, bu_, wh, nb);
+    vkl_ref_geglu_back(big, bu_, bdh_, wdg, wdu, nb);
+    T_NEW(xg, big, nb * 4);
+    T_NEW(xu, bu_, nb * 4);
+    T_NEW(xdh, bdh_, nb * 4);
+    T_NEW(xh, NULL, nb * 4);
+    T_NEW(xdg, NULL, nb * 4);
+    T_NEW(xdu, NULL, nb * 4);
+    T_OP(vkl_op_geglu(vk, c, tv(xg), tv(xu), tv(xh), nb, &err_));
+    T_OP(vkl_op_geglu_back(vk, c, tv(xg), tv(xu), tv(xdh), tv(xdg), tv(xdu), nb, &err_));
+    T_ASSERT(tb_get(vk, xh, gh) && tb_get(vk, xdg, gdg) && tb_get(vk, xdu, gdu), "download");
+    /* floor 1e-30: the tails below that (gelu(-10) ~ 2e-37) may flush to zero */
+    double eh = worst_rel(gh, wh, nb, 1e-30), edg = worst_rel(gdg, wdg, nb, 1e-30);
+    double edu = worst_rel(gdu, wdu, nb, 1e-30);
+    T_ASSERT(eh <= 1e-5 && edg <= 1e-5 && edu <= 1e-5,
+             "geglu at large and small magnitudes: h %.3g, dg %.3g, du %.3g (elementwise relative)", eh, edg, edu);
+    return 0;
+}
+static int test_geglu(void) { return run2(case_geglu, "1024"); }
+
+/* Soft-capping at cap 30 (Gemma 2's final logits) and 50: x spans +-150 against double, within 1e-6 of max;
+ * elementwise 1e-6 relative on tiny, boundary (|x/cap| = 0.625) and huge inputs, which must stay finite.
+ * The backward from the device's y, in place over dy. */
+static int case_softcap(vkl_vk *vk, vkl_op_cache *c, int chunked) {
+    t_rng_seed(120 + chunked);
+    static const float caps[] = {30.0f, 50.0f};
+    for (size_t k = 0; k < VKL_ARRAY_LEN(caps); k++) {
+        float cap = caps[k];
+        size_t n = 37 * 172 + 1;
+        float *x = hf(n), *y = hf(n), *dy = hf(n), *dx = hf(n), *got = hf(n);
+        fill(x, n, -150, 150), fill(dy, n, -1, 1);
+        static const float special[] = {-3e38f, 3e38f, -1e30f, 1e30f, 1e-30f, -1e-6f, 2e-3f, 0.0f, 600.0f};
+        for (size_t i = 0; i < VKL_ARRAY_LEN(special); i++) x[i] = special[i];
+        for (int i = 0; i < 8; i++) x[16 + i] = cap * (0.625f + (i - 4) * 1e-7f); /* the branch boundary */
+        for (int i = 0; i < 64; i++) x[32 + i] = cap * t_rng_uniform(-0.7f, 0.7f) * (i % 2 ? 1e-4f : 1.0f);
+        vkl_ref_softcap(x, y, n, cap);
+        T_NEW(bx, x, n * 4);
+        T_NEW(by, NULL, n * 4);
+        T_OP(vkl_op_softcap(vk, c, tv(bx), tv(by), n, cap, &err_));
+        T_ASSERT(tb_get(vk, by, got), "download");
+        T_CLOSE(got, y, n, 1e-6, "softcap");
+        double e = worst_rel(got, y, 96, 1e-37);
+        T_ASSERT(e <= 1e-6, "softcap (cap %g) on special, boundary and small inputs: elementwise error %.3g", cap, e);
+        /* in place */
+        T_OP(vkl_op_softcap(vk, c, tv(bx), tv(bx), n, cap, &err_));
+        T_ASSERT(tb_get(vk, bx, got), "download");
+        T_CLOSE(got, y, n, 1e-6, "softcap in place");
+        /* backward from the device's capped output (now in bx), dx over dy */
+        vkl_ref_softcap_back(got, dy, dx, n, cap);
+        T_NEW(bdy, dy, n * 4);
+        T_OP(vkl_op_softcap_back(vk, c, tv(bx), tv(bdy), tv(bdy), n, cap, &err_));
+        T_ASSERT(tb_get(vk, bdy, got), "download");
+        T_CLOSE(got, dx, n, 1e-6, "softcap_back");
+        /* the device backward against central differences of the device forward (one perturbation of every
+         * element at once): y's rounding (~1e-5 at |y| ~ cap) over 2 delta = 4e-3 cap gives ~5e-5 of max|dx| ~1,
+         * truncation delta^2 / cap^2 ~ 1e-6 */
+        const float delta = 2e-3f * cap;
+        float *xp = hf(n), *xm = hf(n), *yp = hf(n), *ym = hf(n), *fd = hf(n), *gdx = hf(n);
+        for (size_t i = 0; i < n; i++) xp[i] = x[i] + delta, xm[i] = x[i] - delta;
+        T_NEW(bxp, xp, n * 4);
+        T_NEW(bxm, xm, n * 4);
+        T_NEW(bys, y, n * 4);
+        T_NEW(bdy2, dy, n * 4);
+        T_OP(vkl_op_softcap(vk, c, tv(bxp), tv(bxp), n, cap, &err_));
+        T_OP(vkl_op_softcap(vk, c, tv(bxm), tv(bxm), n, cap, &err_));
+        T_OP(vkl_op_softcap_back(vk, c, tv(bys), tv(bdy2), tv(bdy2), n, cap, &err_));
+        T_ASSERT(tb_get(vk, bxp, yp) && tb_get(vk, bxm, ym) && tb_get(vk, bdy2, gdx), "download");
+        for (size_t i = 0; i < n; i++) {
+            double span = (double)xp[i] - xm[i];
+            fd[i] = span > 0 ? (float)((double)dy[i] * ((double)yp[i] - ym[i]) / span) : 0.0f;
+        }
+        T_CLOSE(gdx, fd, n, 5e-4, "softcap_back vs finite differences of the device forward");
+    }
+    return 0;
+}
+static int test_softcap(void) { return run2(case_softcap, "1024"); }
+
+/* Scaling: one float product per element, so exact up to the final rounding (Gemma's sqrt(n_embd) and back). */
+static int case_scale(vkl_vk *vk, vkl_op_cache *c, int chunked) {
+    t_rng_seed(130 + chunked);
+    size_t n = 37 * 172 + 3;
+    float s = sqrtf(2304.0f);
+    float *x = hf(n), *y = hf(n), *got = hf(n);
+    fill(x, n, -3, 3);
+    vkl_ref_scale(x, y, n, s);
+    T_NEW(bx, x, n * 4);
+    T_NEW(by, NULL, n * 4);
+    T_OP(vkl_op_scale(vk, c, tv(bx), tv(by), n, s, &err_));
+    T_ASSERT(tb_get(vk, by, got), "download");
+    T_ASSERT(!memcmp(got, y, n * 4), "scale differs from the reference: %.3g", t_max_rel_err(got, y, n));
+    T_OP(vkl_op_scale(vk, c, tv(bx), tv(bx), n, s, &err_)); /* in place */
+    T_ASSERT(tb_get(vk, bx, got), "download");
+    T_ASSERT(!memcmp(got, y, n * 4), "scale in place differs from the reference");
+    return 0;
+}
+static int test_scale(void) { return run2(case_scale, "1024"); }
+
+/* Row scaling by a factor per row (attention temperature by position), odd shapes, in place too. */
+static int case_scale_rows(vkl_vk *vk, vkl_op_cache *c, int chunked) {
+    t_rng_seed(140 + chunked);
+    uint32_t rows = 53, n = 3 * 40 + 7;
+    size_t m = (size_t)rows * n;
+    float *x = hf(m), *f = hf(rows), *y = hf(m), *got = hf(m);
+    fill(x, m, -3, 3), fill(f, rows, 0.5f, 2.5f);
+    vkl_ref_scale_rows(x, f, y, rows, n);
+    T_NEW(bx, x, m * 4);
+    T_NEW(bf, f, rows * 4);
+    T_NEW(by, NULL, m * 4);
+    T_OP(vkl_op_scale_rows(vk, c, tv(bx), tv(bf), tv(by), rows, n, &err_));
+    T_ASSERT(tb_get(vk, by, got), "download");
+    T_ASSERT(!memcmp(got, y, m * 4), "scale_rows differs from the reference: %.3g", t_max_rel_err(got, y, m));
+    T_OP(vkl_op_scale_rows(vk, c, tv(bx), tv(bf), tv(bx), rows, n, &err_)); /* in place */
+    T_ASSERT(tb_get(vk, bx, got), "download");
+    T_ASSERT(!memcmp(got, y, m * 4), "scale_rows in place differs from the reference");
+    return 0;
+}
+static int test_scale_rows(void) { return run2(case_scale_rows, "2048"); }
+
 /* Cross-entropy: fp32 sums of V exponentials (each lane sums V/256 terms, then a tree): nll within ~1e-6
  * relative, dlogits within 1e-6 of max. Rows: ignored targets, a row of large logits, and (unchunked) a
  * 151936-wide vocabulary. The gradient is also written in place over the logits. */
@@ -721,8 +963,34 @@ static int test_errors(void) {
         goto done;
     }
     vkl_err_clear(&err);
-    if (vkl_op_rope(vk, &cache, tv(b), tv(b), 2, 2, 8, 7, 10000.0f, false, false, &err) != VKL_ERR_INPUT) {
+    vkl_rope_params rp = {.rope_dim = 7, .freqs = tv(b), .mscale = 1.0f};
+    if (vkl_op_rope(vk, &cache, tv(b), tv(b), 2, 2, 8, &rp, false, &err) != VKL_ERR_INPUT) {
         fprintf(stderr, "    FAIL: rope with an odd rope_dim accepted\n");
+        goto done;
+    }
+    vkl_err_clear(&err);
+    rp = (vkl_rope_params){.rope_dim = 8, .freqs = vkl_tv_none(), .mscale = 1.0f};
+    if (vkl_op_rope(vk, &cache, tv(b), tv(b), 2, 2, 8, &rp, false, &err) != VKL_ERR_INPUT ||
+        !strstr(err.msg, "freqs")) {
+        fprintf(stderr, "    FAIL: rope without a frequency table: %s\n", err.msg);
+        goto done;
+    }
+    vkl_err_clear(&err);
+    rp = (vkl_rope_params){.rope_dim = 8, .freqs = vkl_tv(&b->b, b->b.size - 16), .mscale = 1.0f};
+    if (vkl_op_rope(vk, &cache, tv(b), tv(b), 2, 2, 8, &rp, false, &err) != VKL_ERR_INPUT ||
+        !strstr(err.msg, "freqs")) {
+        fprintf(stderr, "    FAIL: rope with a frequency table past the end of its buffer: %s\n", err.msg);
+        goto done;
+    }
+    vkl_err_clear(&err);
+    if (vkl_op_softcap(vk, &cache, tv(b), tv(b), 4, 0.0f, &err) != VKL_ERR_INPUT || !strstr(err.msg, "cap")) {
+        fprintf(stderr, "    FAIL: softcap with cap 0: %s\n", err.msg);
+        goto done;
+    }
+    vkl_err_clear(&err);
+    if (vkl_op_scale_rows(vk, &cache, tv(b), vkl_tv(&b->b, b->b.size - 8), tv(b), 4, 3, &err) != VKL_ERR_INPUT ||
+        !strstr(err.msg, "factors")) {
+        fprintf(stderr, "    FAIL: scale_rows with a short factor vector: %s\n", err.msg);
         goto done;
     }
     vkl_err_clear(&err);
@@ -786,6 +1054,10 @@ const vkl_test_case vkl_tests_nn[] = {
     {"nn/attention_back", test_attention_back},
     {"nn/swiglu", test_swiglu},
     {"nn/add", test_add},
+    {"nn/geglu", test_geglu},
+    {"nn/softcap", test_softcap},
+    {"nn/scale", test_scale},
+    {"nn/scale_rows", test_scale_rows},
     {"nn/cross_entropy", test_cross_entropy},
     {"nn/errors", test_errors},
     {NULL, NULL},

@@ -1,4 +1,5 @@
-// Push block of the elementwise shaders (swiglu, swiglu_back, add); mirrors vkl_eltwise_push in src/ops/nn_push.h.
+// Push block of the elementwise shaders (swiglu*, geglu*, softcap*, scale, add); mirrors vkl_eltwise_push in
+// src/ops/nn_push.h.
 #ifndef VKL_ELTWISE_GLSL
 #define VKL_ELTWISE_GLSL
 layout(push_constant) uniform Push {

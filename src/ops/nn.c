@@ -284,44 +284,67 @@ vkl_status vkl_op_rmsnorm_back(vkl_vk *vk, vkl_op_cache *c, vkl_tview x, vkl_tvi
 
 /* ---------------------------------------------------------------------------------------------------------- */
 
+void vkl_rope_pack_freqs(const double *f, uint32_t n, float *out) {
+    for (uint32_t i = 0; i < n; i++) {
+        out[2 * i] = (float)f[i];
+        out[2 * i + 1] = (float)(f[i] - (double)out[2 * i]);
+    }
+}
+
+void vkl_rope_freqs_base(double freq_base, uint32_t rope_dim, double *f) {
+    for (uint32_t i = 0; i < rope_dim / 2; i++) f[i] = pow(freq_base, -2.0 * i / rope_dim);
+}
+
+vkl_status vkl_rope_table_create(vkl_vk *vk, const double *f, uint32_t n, vkl_buffer *out, vkl_err *err) {
+    memset(out, 0, sizeof(*out));
+    if (n == 0) return vkl_err_set(err, VKL_ERR_INPUT, "rope: a frequency table needs at least one pair");
+    float *packed = vkl_malloc((size_t)n * 2 * sizeof(float));
+    vkl_rope_pack_freqs(f, n, packed);
+    vkl_status st = vkl_buffer_create(vk, (uint64_t)n * 8, VKL_MEM_DEVICE, out, err);
+    if (!st) st = vkl_buffer_upload(vk, out, 0, packed, (uint64_t)n * 8, err);
+    free(packed);
+    if (st) vkl_buffer_destroy(vk, out);
+    return st;
+}
+
 vkl_status vkl_op_rope(vkl_vk *vk, vkl_op_cache *c, vkl_tview x, vkl_tview pos, uint32_t rows, uint32_t n_heads,
-                       uint32_t head_dim, uint32_t rope_dim, float freq_base, bool neox, bool inverse,
-                       vkl_err *err) {
+                       uint32_t head_dim, const vkl_rope_params *rp, bool inverse, vkl_err *err) {
     const char *op = "rope";
     vkl_status st;
+    if (!rp) return vkl_err_set(err, VKL_ERR_INPUT, "%s: parameters are required", op);
+    uint32_t rope_dim = rp->rope_dim;
     if (n_heads == 0 || head_dim == 0 || rope_dim == 0 || rope_dim % 2 || rope_dim > head_dim)
         return vkl_err_set(err, VKL_ERR_INPUT,
                            "%s: need n_heads > 0 and an even rope_dim in 2..head_dim, got n_heads %u, head_dim %u, "
                            "rope_dim %u", op, n_heads, head_dim, rope_dim);
-    if (!(freq_base > 0.0f) || !isfinite(freq_base))
-        return vkl_err_set(err, VKL_ERR_INPUT, "%s: freq_base must be a positive number, got %g", op,
-                           (double)freq_base);
+    if (!isfinite(rp->mscale))
+        return vkl_err_set(err, VKL_ERR_INPUT, "%s: mscale must be a finite number, got %g", op,
+                           (double)rp->mscale);
     uint64_t row_elems = (uint64_t)n_heads * head_dim;
     if ((st = check_view(op, "x", x, mul3(rows, row_elems, 4), true, err)) ||
-        (st = check_view(op, "pos", pos, 4ull * rows, true, err)))
+        (st = check_view(op, "pos", pos, 4ull * rows, true, err)) ||
+        (st = check_view(op, "freqs (rope_dim/2 float pairs)", rp->freqs, 4ull * rope_dim, true, err)))
         return st;
     if (rows == 0) return VKL_OK;
     nn_lim l = lim_get(vk);
     uint32_t npairs = rope_dim / 2;
     uint64_t chunk = VKL_MIN(lim_units(&l, 4 * row_elems), IDX_MAX / row_elems);
     if (chunk == 0) return too_big(op, "one row", 4 * row_elems, &l, err);
-    /* ts^i = freq_base^(-2i/rope_dim); its float-float split lets the shader keep the angle exact enough. */
-    double ts = pow((double)freq_base, -2.0 / rope_dim);
-    float ts_hi = (float)ts, ts_lo = (float)(ts - (double)ts_hi);
     uint32_t wg = wg_size(vk, NN_WG);
     const vkl_pipeline *pipe;
-    if ((st = get_pipe(vk, c, "rope", 2, sizeof(vkl_rope_push), wg, &pipe, err))) return st;
+    if ((st = get_pipe(vk, c, "rope", 3, sizeof(vkl_rope_push), wg, &pipe, err))) return st;
     bool own;
     if ((st = nn_begin(vk, &own, err))) return st;
     for (uint64_t r0 = 0; r0 < rows && !st; r0 += chunk) {
         uint64_t nr = VKL_MIN(chunk, rows - r0);
         vkl_rope_push pc = {.rows = (uint32_t)nr, .n_heads = n_heads, .head_dim = head_dim, .rope_dim = rope_dim,
-                            .neox = neox, .inverse = inverse, .ts_hi = ts_hi, .ts_lo = ts_lo};
-        vkl_binding b[2] = {
+                            .neox = rp->neox, .inverse = inverse, .mscale = rp->mscale};
+        vkl_binding b[3] = {
             bind_elems(&l, x, r0 * row_elems, nr * row_elems, &pc.x_off),
             bind_elems(&l, pos, r0, nr, &pc.pos_off),
+            bind_elems(&l, rp->freqs, 0, rope_dim, &pc.freqs_off),
         };
-        st = dispatch(vk, pipe, b, 2, &pc, sizeof(pc), (nr * npairs + wg - 1) / wg, err);
+        st = dispatch(vk, pipe, b, 3, &pc, sizeof(pc), (nr * npairs + wg - 1) / wg, err);
     }
     return nn_end(vk, own, st, err);
 }
@@ -636,6 +659,80 @@ vkl_status vkl_op_add(vkl_vk *vk, vkl_op_cache *c, vkl_tview a, vkl_tview b, flo
     static const char *const names[] = {"a", "b", "y"};
     vkl_tview tv[3] = {a, b, y};
     return eltwise(vk, c, "add", "add", tv, names, 3, n, alpha, err);
+}
+
+vkl_status vkl_op_geglu(vkl_vk *vk, vkl_op_cache *c, vkl_tview g, vkl_tview u, vkl_tview h, uint64_t n,
+                        vkl_err *err) {
+    static const char *const names[] = {"g", "u", "h"};
+    vkl_tview tv[3] = {g, u, h};
+    return eltwise(vk, c, "geglu", "geglu", tv, names, 3, n, 0.0f, err);
+}
+
+vkl_status vkl_op_geglu_back(vkl_vk *vk, vkl_op_cache *c, vkl_tview g, vkl_tview u, vkl_tview dh, vkl_tview dg,
+                             vkl_tview du, uint64_t n, vkl_err *err) {
+    static const char *const names[] = {"g", "u", "dh", "dg", "du"};
+    vkl_tview tv[5] = {g, u, dh, dg, du};
+    return eltwise(vk, c, "geglu_back", "geglu_back", tv, names, 5, n, 0.0f, err);
+}
+
+static vkl_status check_cap(const char *op, float cap, vkl_err *err) {
+    if (cap > 0.0f && isfinite(cap)) return VKL_OK;
+    return vkl_err_set(err, VKL_ERR_INPUT, "%s: cap must be a finite number > 0, got %g", op, (double)cap);
+}
+
+vkl_status vkl_op_softcap(vkl_vk *vk, vkl_op_cache *c, vkl_tview x, vkl_tview y, uint64_t n, float cap,
+                          vkl_err *err) {
+    static const char *const names[] = {"x", "y"};
+    vkl_tview tv[2] = {x, y};
+    vkl_status st = check_cap("softcap", cap, err);
+    return st ? st : eltwise(vk, c, "softcap", "softcap", tv, names, 2, n, cap, err);
+}
+
+vkl_status vkl_op_softcap_back(vkl_vk *vk, vkl_op_cache *c, vkl_tview y, vkl_tview dy, vkl_tview dx, uint64_t n,
+                               float cap, vkl_err *err) {
+    static const char *const names[] = {"y", "dy", "dx"};
+    vkl_tview tv[3] = {y, dy, dx};
+    vkl_status st = check_cap("softcap_back", cap, err);
+    return st ? st : eltwise(vk, c, "softcap_back", "softcap_back", tv, names, 3, n, cap, err);
+}
+
+vkl_status vkl_op_scale(vkl_vk *vk, vkl_op_cache *c, vkl_tview x, vkl_tview y, uint64_t n, float s, vkl_err *err) {
+    static const char *const names[] = {"x", "y"};
+    vkl_tview tv[2] = {x, y};
+    if (!isfinite(s)) return vkl_err_set(err, VKL_ERR_INPUT, "scale: factor must be finite, got %g", (double)s);
+    return eltwise(vk, c, "scale", "scale", tv, names, 2, n, s, err);
+}
+
+vkl_status vkl_op_scale_rows(vkl_vk *vk, vkl_op_cache *c, vkl_tview x, vkl_tview factors, vkl_tview y,
+                             uint32_t rows, uint32_t n, vkl_err *err) {
+    const char *op = "scale_rows";
+    vkl_status st;
+    if (n == 0) return vkl_err_set(err, VKL_ERR_INPUT, "%s: row length must be positive", op);
+    uint64_t mat = mul3(rows, n, 4);
+    if ((st = check_view(op, "x", x, mat, true, err)) ||
+        (st = check_view(op, "factors", factors, 4ull * rows, true, err)) ||
+        (st = check_view(op, "y", y, mat, true, err)))
+        return st;
+    if (rows == 0) return VKL_OK;
+    nn_lim l = lim_get(vk);
+    uint64_t chunk = VKL_MIN(lim_units(&l, 4ull * n), IDX_MAX / n);
+    if (chunk == 0) return too_big(op, "one row", 4ull * n, &l, err);
+    uint32_t wg = wg_size(vk, NN_WG);
+    const vkl_pipeline *pipe;
+    if ((st = get_pipe(vk, c, "scale_rows", 3, sizeof(vkl_scale_rows_push), wg, &pipe, err))) return st;
+    bool own;
+    if ((st = nn_begin(vk, &own, err))) return st;
+    for (uint64_t r0 = 0; r0 < rows && !st; r0 += chunk) {
+        uint64_t nr = VKL_MIN(chunk, rows - r0);
+        vkl_scale_rows_push pc = {.rows = (uint32_t)nr, .n = n};
+        vkl_binding b[3] = {
+            bind_elems(&l, x, r0 * n, nr * n, &pc.x_off),
+            bind_elems(&l, factors, r0, nr, &pc.f_off),
+            bind_elems(&l, y, r0 * n, nr * n, &pc.y_off),
+        };
+        st = dispatch(vk, pipe, b, 3, &pc, sizeof(pc), (nr * n + wg - 1) / wg, err);
+    }
+    return nn_end(vk, own, st, err);
 }
 
 /* ---------------------------------------------------------------------------------------------------------- */

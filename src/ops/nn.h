@@ -1,6 +1,7 @@
 /* Host side of the transformer ops (forward and backward): embedding gather, RMSNorm, RoPE, causal GQA attention,
- * SwiGLU, elementwise adds, cross-entropy. All activations are fp32, row-major; every op splits its work so
- * that no binding exceeds the device's maxStorageBufferRange. Each op has a scalar twin in src/ref/nn.h. */
+ * SwiGLU / GEGLU, soft-capping, scaling, elementwise adds, cross-entropy. All activations are fp32, row-major;
+ * every op splits its work so that no binding exceeds the device's maxStorageBufferRange. Each op has a scalar
+ * twin in src/ref/nn.h. */
 #ifndef VKLORA_OPS_NN_H
 #define VKLORA_OPS_NN_H
 
@@ -34,11 +35,26 @@ vkl_status vkl_op_rmsnorm_back(vkl_vk *vk, vkl_op_cache *c, vkl_tview x, vkl_tvi
                                vkl_err *err);
 
 /* RoPE in place on x viewed as [rows, n_heads, head_dim]; row r has position pos[r] (int32). The first rope_dim
- * dims of each head rotate (rope_dim <= head_dim, even): normal layout pairs (2i, 2i+1), NeoX layout pairs
- * (i, i + rope_dim/2); theta_i = pos * freq_base^(-2i/rope_dim). inverse = rotate by -theta (the backward). */
+ * dims of each head rotate (the rest pass through): normal layout pairs (2i, 2i+1), NeoX layout pairs
+ * (i, i + rope_dim/2); pair i turns by theta_i = pos * f_i with f_i from a frequency table, so every variant is
+ * one op: plain f_i = base^(-2i/rope_dim), Llama 3 / longrope factors (f_i / factor_i), linear scaling
+ * (f_i * scale), YaRN (its ramp-mixed f_i and attention factor as mscale), per-layer bases (one table each). */
+typedef struct vkl_rope_params {
+    uint32_t rope_dim; /* dims rotated per head: even, <= head_dim */
+    bool neox;         /* pairs (i, i + rope_dim/2) instead of (2i, 2i+1) */
+    vkl_tview freqs;   /* rope_dim/2 pairs of floats (hi, lo): f_i = hi + lo as a float-float; theta_i = pos * f_i */
+    float mscale;      /* cos and sin are multiplied by it (YaRN's attention factor); 1 otherwise */
+} vkl_rope_params;
+/* inverse = the transpose (the backward): rotate by -theta, still multiplied by mscale. */
 vkl_status vkl_op_rope(vkl_vk *vk, vkl_op_cache *c, vkl_tview x, vkl_tview pos, uint32_t rows, uint32_t n_heads,
-                       uint32_t head_dim, uint32_t rope_dim, float freq_base, bool neox, bool inverse,
-                       vkl_err *err);
+                       uint32_t head_dim, const vkl_rope_params *rp, bool inverse, vkl_err *err);
+/* Host helper: write n = rope_dim/2 float-float pairs of the double frequencies f[i] into out[2n]
+ * (out[2i] = (float)f[i], out[2i+1] = (float)(f[i] - out[2i])). */
+void vkl_rope_pack_freqs(const double *f, uint32_t n, float *out);
+/* Host helper: the plain table f[i] = freq_base^(-2i/rope_dim), i < rope_dim/2. */
+void vkl_rope_freqs_base(double freq_base, uint32_t rope_dim, double *f);
+/* A device buffer (*out, created here, the caller destroys it) holding the n packed pairs of f: a ready `freqs`. */
+vkl_status vkl_rope_table_create(vkl_vk *vk, const double *f, uint32_t n, vkl_buffer *out, vkl_err *err);
 
 /* Causal grouped-query attention for n_seq sequences.
  * q:   [n_seq, T, n_head, D]      (query t of sequence b is row b*T + t)
@@ -67,6 +83,28 @@ vkl_status vkl_op_swiglu(vkl_vk *vk, vkl_op_cache *c, vkl_tview g, vkl_tview u, 
 /* dg = dh * u * silu'(g), du = dh * silu(g) (may alias g and u respectively). */
 vkl_status vkl_op_swiglu_back(vkl_vk *vk, vkl_op_cache *c, vkl_tview g, vkl_tview u, vkl_tview dh, vkl_tview dg,
                               vkl_tview du, uint64_t n, vkl_err *err);
+
+/* GELU(tanh)-gated FFN (Gemma): h = gelu_tanh(g) * u over n elements with gelu_tanh(x) = 0.5 x (1 + tanh(sqrt(2/pi)
+ * (x + 0.044715 x^3))), PyTorch's gelu(approximate='tanh'); finite for every finite input (h may alias g or u). */
+vkl_status vkl_op_geglu(vkl_vk *vk, vkl_op_cache *c, vkl_tview g, vkl_tview u, vkl_tview h, uint64_t n,
+                        vkl_err *err);
+/* dg = dh * u * gelu_tanh'(g), du = dh * gelu_tanh(g) (may alias g and u respectively). */
+vkl_status vkl_op_geglu_back(vkl_vk *vk, vkl_op_cache *c, vkl_tview g, vkl_tview u, vkl_tview dh, vkl_tview dg,
+                             vkl_tview du, uint64_t n, vkl_err *err);
+
+/* Soft-capping (Gemma 2 logits): y = cap * tanh(x / cap) over n elements, cap > 0 (y may alias x). */
+vkl_status vkl_op_softcap(vkl_vk *vk, vkl_op_cache *c, vkl_tview x, vkl_tview y, uint64_t n, float cap,
+                          vkl_err *err);
+/* Backward from the capped output y: dx = dy * (1 - (y/cap)^2) (dx may alias dy). */
+vkl_status vkl_op_softcap_back(vkl_vk *vk, vkl_op_cache *c, vkl_tview y, vkl_tview dy, vkl_tview dx, uint64_t n,
+                               float cap, vkl_err *err);
+
+/* y = s * x over n elements (y may alias x); its own backward. */
+vkl_status vkl_op_scale(vkl_vk *vk, vkl_op_cache *c, vkl_tview x, vkl_tview y, uint64_t n, float s, vkl_err *err);
+/* y[r, :] = factors[r] * x[r, :] over rows of n elements, factors float [rows] (y may alias x); its own
+ * backward (attention temperature scaling of q by position). */
+vkl_status vkl_op_scale_rows(vkl_vk *vk, vkl_op_cache *c, vkl_tview x, vkl_tview factors, vkl_tview y,
+                             uint32_t rows, uint32_t n, vkl_err *err);
 
 /* y = a + alpha * b over n elements (y may alias a or b). */
 vkl_status vkl_op_add(vkl_vk *vk, vkl_op_cache *c, vkl_tview a, vkl_tview b, float alpha, vkl_tview y, uint64_t n,

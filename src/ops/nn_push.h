@@ -1,5 +1,6 @@
 /* Push-constant blocks of the transformer op shaders (shaders/get_rows.comp, rmsnorm*.comp, rope.comp,
- * attention*.comp, swiglu*.comp, add.comp, cross_entropy.comp), mirrored field by field and size-checked. */
+ * attention*.comp, swiglu*.comp, geglu*.comp, softcap*.comp, scale*.comp, add.comp, cross_entropy.comp),
+ * mirrored field by field and size-checked. */
 #ifndef VKLORA_OPS_NN_PUSH_H
 #define VKLORA_OPS_NN_PUSH_H
 
@@ -39,13 +40,13 @@ typedef struct vkl_rmsnorm_back_push {
 } vkl_rmsnorm_back_push;
 _Static_assert(sizeof(vkl_rmsnorm_back_push) == 48, "vkl_rmsnorm_back_push must match shaders/rmsnorm_back.comp");
 
-/* shaders/rope.comp. theta_i = pos * ts^i with ts = freq_base^(-2/rope_dim) given as a float-float pair
- * (ts_hi + ts_lo) so that the shader can form the angle to ~1e-12 relative (see the shader). */
+/* shaders/rope.comp. theta_i = pos * f_i with f_i read from the frequency table as a float-float pair
+ * (hi, lo) so that the shader can form the angle to ~1e-12 relative (see the shader). */
 typedef struct vkl_rope_push {
     uint32_t rows, n_heads, head_dim, rope_dim;
-    uint32_t x_off, pos_off;
+    uint32_t x_off, pos_off, freqs_off;
     uint32_t neox, inverse;
-    float ts_hi, ts_lo;
+    float mscale;
     uint32_t pad[2];
 } vkl_rope_push;
 _Static_assert(sizeof(vkl_rope_push) == 48, "vkl_rope_push must match shaders/rope.comp");
@@ -69,11 +70,19 @@ _Static_assert(sizeof(vkl_attn_push) == 80, "vkl_attn_push must match shaders/co
 typedef struct vkl_eltwise_push {
     uint32_t n;
     uint32_t a_off, b_off, c_off, d_off; /* swiglu: g u h; swiglu_back: g u dh dg, du in e_off; add: a b y */
-    uint32_t e_off;
-    float alpha; /* add only */
+    uint32_t e_off;                      /* geglu*: as swiglu*; softcap: x y; softcap_back: y dy dx; scale: x y */
+    float alpha; /* add: alpha; softcap*: cap; scale: s */
     uint32_t pad;
 } vkl_eltwise_push;
 _Static_assert(sizeof(vkl_eltwise_push) == 32, "vkl_eltwise_push must match the elementwise shaders");
+
+/* shaders/scale_rows.comp: y[r, :] = factors[r] * x[r, :] */
+typedef struct vkl_scale_rows_push {
+    uint32_t rows, n;
+    uint32_t x_off, f_off, y_off;
+    uint32_t pad[3];
+} vkl_scale_rows_push;
+_Static_assert(sizeof(vkl_scale_rows_push) == 32, "vkl_scale_rows_push must match shaders/scale_rows.comp");
 
 /* shaders/cross_entropy.comp */
 typedef struct vkl_xent_push {

@@ -91,12 +91,12 @@ void vkl_ref_rmsnorm_back(const float *x, const float *w, const float *rstd, con
 /* ---- RoPE ---- */
 
 void vkl_ref_rope_f64(double *x, const int32_t *pos, uint32_t rows, uint32_t n_heads, uint32_t head_dim,
-                      uint32_t rope_dim, double freq_base, bool neox, bool inverse) {
+                      uint32_t rope_dim, bool neox, const double *freqs, double mscale, bool inverse) {
     uint32_t np = rope_dim / 2;
     for (uint32_t r = 0; r < rows; r++) {
         for (uint32_t i = 0; i < np; i++) {
-            double theta = pos[r] * pow(freq_base, -2.0 * i / rope_dim);
-            double c = cos(theta), s = inverse ? -sin(theta) : sin(theta);
+            double theta = pos[r] * freqs[i];
+            double c = mscale * cos(theta), s = mscale * (inverse ? -sin(theta) : sin(theta));
             uint32_t i0 = neox ? i : 2 * i, i1 = neox ? i + np : 2 * i + 1;
             for (uint32_t h = 0; h < n_heads; h++) {
                 double *xh = x + ((uint64_t)r * n_heads + h) * head_dim;
@@ -109,10 +109,10 @@ void vkl_ref_rope_f64(double *x, const int32_t *pos, uint32_t rows, uint32_t n_h
 }
 
 void vkl_ref_rope(float *x, const int32_t *pos, uint32_t rows, uint32_t n_heads, uint32_t head_dim,
-                  uint32_t rope_dim, float freq_base, bool neox, bool inverse) {
+                  uint32_t rope_dim, bool neox, const double *freqs, double mscale, bool inverse) {
     uint64_t m = (uint64_t)rows * n_heads * head_dim;
     double *xd = to_d(x, m);
-    vkl_ref_rope_f64(xd, pos, rows, n_heads, head_dim, rope_dim, freq_base, neox, inverse);
+    vkl_ref_rope_f64(xd, pos, rows, n_heads, head_dim, rope_dim, neox, freqs, mscale, inverse);
     from_d(x, xd, m);
 }
 
@@ -261,6 +261,82 @@ void vkl_ref_swiglu_back(const float *g, const float *u, const float *dh, float 
 
 void vkl_ref_add(const float *a, const float *b, float alpha, float *y, uint64_t n) {
     for (uint64_t i = 0; i < n; i++) y[i] = (float)((double)a[i] + (double)alpha * b[i]);
+}
+
+/* ---- GEGLU, soft-capping, scaling ---- */
+
+/* PyTorch's gelu(approximate='tanh'); in double no term overflows for any float input (|x|^3 < 1e116). */
+static double gelu_tanh(double x) {
+    const double k = 0.79788456080286535588; /* sqrt(2/pi) */
+    return 0.5 * x * (1.0 + tanh(k * (x + 0.044715 * x * x * x)));
+}
+static double gelu_tanh_grad(double x) {
+    const double k = 0.79788456080286535588;
+    double t = tanh(k * (x + 0.044715 * x * x * x));
+    return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * k * (1.0 + 3.0 * 0.044715 * x * x);
+}
+
+void vkl_ref_geglu_f64(const double *g, const double *u, double *h, uint64_t n) {
+    for (uint64_t i = 0; i < n; i++) h[i] = gelu_tanh(g[i]) * u[i];
+}
+
+void vkl_ref_geglu(const float *g, const float *u, float *h, uint64_t n) {
+    for (uint64_t i = 0; i < n; i++) h[i] = (float)(gelu_tanh(g[i]) * u[i]);
+}
+
+void vkl_ref_geglu_back_f64(const double *g, const double *u, const double *dh, double *dg, double *du,
+                            uint64_t n) {
+    for (uint64_t i = 0; i < n; i++) {
+        double gi = g[i], ui = u[i], d = dh[i];
+        dg[i] = d * ui * gelu_tanh_grad(gi);
+        du[i] = d * gelu_tanh(gi);
+    }
+}
+
+void vkl_ref_geglu_back(const float *g, const float *u, const float *dh, float *dg, float *du, uint64_t n) {
+    for (uint64_t i = 0; i < n; i++) {
+        double gi = g[i], ui = u[i], d = dh[i];
+        double a = d * ui * gelu_tanh_grad(gi), b = d * gelu_tanh(gi);
+        dg[i] = (float)a; /* written after every read of element i, so dg may alias g and du may alias u */
+        du[i] = (float)b;
+    }
+}
+
+void vkl_ref_softcap_f64(const double *x, double *y, uint64_t n, double cap) {
+    for (uint64_t i = 0; i < n; i++) y[i] = cap * tanh(x[i] / cap);
+}
+
+void vkl_ref_softcap(const float *x, float *y, uint64_t n, float cap) {
+    for (uint64_t i = 0; i < n; i++) y[i] = (float)((double)cap * tanh((double)x[i] / cap));
+}
+
+void vkl_ref_softcap_back_f64(const double *y, const double *dy, double *dx, uint64_t n, double cap) {
+    for (uint64_t i = 0; i < n; i++) {
+        double r = y[i] / cap;
+        dx[i] = dy[i] * (1.0 - r * r);
+    }
+}
+
+void vkl_ref_softcap_back(const float *y, const float *dy, float *dx, uint64_t n, float cap) {
+    for (uint64_t i = 0; i < n; i++) {
+        double r = (double)y[i] / cap;
+        dx[i] = (float)(dy[i] * (1.0 - r * r));
+    }
+}
+
+void vkl_ref_scale(const float *x, float *y, uint64_t n, float s) {
+    for (uint64_t i = 0; i < n; i++) y[i] = (float)((double)s * x[i]);
+}
+
+void vkl_ref_scale_rows_f64(const double *x, const double *factors, double *y, uint32_t rows, uint32_t n) {
+    for (uint32_t r = 0; r < rows; r++)
+        for (uint32_t i = 0; i < n; i++) y[(uint64_t)r * n + i] = factors[r] * x[(uint64_t)r * n + i];
+}
+
+void vkl_ref_scale_rows(const float *x, const float *factors, float *y, uint32_t rows, uint32_t n) {
+    for (uint32_t r = 0; r < rows; r++)
+        for (uint32_t i = 0; i < n; i++)
+            y[(uint64_t)r * n + i] = (float)((double)factors[r] * x[(uint64_t)r * n + i]);
 }
 
 /* ---- cross-entropy ---- */

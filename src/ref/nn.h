@@ -19,11 +19,11 @@ void vkl_ref_rmsnorm_back(const float *x, const float *w, const float *rstd, con
 void vkl_ref_rmsnorm_back_f64(const double *x, const double *w, const double *rstd, const double *dy, double *dx,
                               bool accumulate, double *dw, uint32_t rows, uint32_t n);
 
-/* RoPE in place, as vkl_op_rope (angles and cos/sin in double). */
+/* RoPE in place, as vkl_op_rope with the table freqs[rope_dim/2] (angles and cos/sin in double). */
 void vkl_ref_rope(float *x, const int32_t *pos, uint32_t rows, uint32_t n_heads, uint32_t head_dim,
-                  uint32_t rope_dim, float freq_base, bool neox, bool inverse);
+                  uint32_t rope_dim, bool neox, const double *freqs, double mscale, bool inverse);
 void vkl_ref_rope_f64(double *x, const int32_t *pos, uint32_t rows, uint32_t n_heads, uint32_t head_dim,
-                      uint32_t rope_dim, double freq_base, bool neox, bool inverse);
+                      uint32_t rope_dim, bool neox, const double *freqs, double mscale, bool inverse);
 
 /* Causal GQA attention as vkl_op_attention (seg and lse optional; lse is -inf for a query that sees no key). */
 void vkl_ref_attention(const vkl_attn_shape *s, const float *q, const float *k, const float *v, const int32_t *seg,
@@ -45,6 +45,24 @@ void vkl_ref_swiglu_back_f64(const double *g, const double *u, const double *dh,
                              uint64_t n);
 
 void vkl_ref_add(const float *a, const float *b, float alpha, float *y, uint64_t n);
+
+/* h = gelu_tanh(g) * u and its backward, as vkl_op_geglu / vkl_op_geglu_back (dg, du may alias g, u). */
+void vkl_ref_geglu(const float *g, const float *u, float *h, uint64_t n);
+void vkl_ref_geglu_f64(const double *g, const double *u, double *h, uint64_t n);
+void vkl_ref_geglu_back(const float *g, const float *u, const float *dh, float *dg, float *du, uint64_t n);
+void vkl_ref_geglu_back_f64(const double *g, const double *u, const double *dh, double *dg, double *du,
+                            uint64_t n);
+
+/* y = cap * tanh(x / cap); backward from y: dx = dy * (1 - (y/cap)^2). */
+void vkl_ref_softcap(const float *x, float *y, uint64_t n, float cap);
+void vkl_ref_softcap_f64(const double *x, double *y, uint64_t n, double cap);
+void vkl_ref_softcap_back(const float *y, const float *dy, float *dx, uint64_t n, float cap);
+void vkl_ref_softcap_back_f64(const double *y, const double *dy, double *dx, uint64_t n, double cap);
+
+/* y = s * x; y[r, :] = factors[r] * x[r, :]. */
+void vkl_ref_scale(const float *x, float *y, uint64_t n, float s);
+void vkl_ref_scale_rows(const float *x, const float *factors, float *y, uint32_t rows, uint32_t n);
+void vkl_ref_scale_rows_f64(const double *x, const double *factors, double *y, uint32_t rows, uint32_t n);
 
 /* nll and dlogits optional, as vkl_op_cross_entropy (target >= V: nll NaN, zero gradient). */
 void vkl_ref_cross_entropy(const float *logits, const int32_t *targets, uint32_t rows, uint32_t V, float *nll,
