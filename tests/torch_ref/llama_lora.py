@@ -164,6 +164,8 @@ class Hparams:
 
         # --- RoPE (global layers) ---
         base = float(num("rope.freq_base", 10000.0))
+        if base <= 0 or base == 1:
+            bad(f"'{arch}.rope.freq_base' is {base}, expected > 0 and != 1")
         stype = md.get(f"{arch}.rope.scaling.type", "linear")
         if stype not in SCALING_TYPES[arch]:
             bad(f"metadata '{arch}.rope.scaling.type' is {stype!r}; this reference supports "
@@ -183,6 +185,8 @@ class Hparams:
                 bad(f"YaRN needs '{arch}.rope.scaling.original_context_length' or '{arch}.context_length'")
             yarn = (float(num("rope.scaling.yarn_beta_fast", 32.0)), float(num("rope.scaling.yarn_beta_slow", 1.0)),
                     self.n_orig)
+            if min(yarn[:2]) <= 0:
+                bad(f"YaRN betas {yarn[0]} / {yarn[1]}: expected > 0")
             ym = get_mscale(factor)
             log_mul = float(num("rope.scaling.yarn_log_multiplier", 0.0)) if arch == "mistral3" else 0.0
             if log_mul != 0:
@@ -239,10 +243,12 @@ class Hparams:
 
         # Local (sliding) layers' RoPE: gemma2 keeps the global scaling with base rope.freq_base_swa (default
         # rope.freq_base); gemma3 uses rope.freq_base_swa (default 10000) and no scaling.
-        if arch == "gemma2":
-            local = Rope(self.n_rot, float(num("rope.freq_base_swa", base)), 1.0 / factor, None, mscale)
-        elif arch == "gemma3":
-            local = Rope(self.n_rot, float(num("rope.freq_base_swa", 10000.0)), 1.0, None, attn_factor)
+        if arch in ("gemma2", "gemma3"):
+            base_swa = float(num("rope.freq_base_swa", base if arch == "gemma2" else 10000.0))
+            if base_swa <= 0:
+                bad(f"'{arch}.rope.freq_base_swa' is {base_swa}, expected > 0")
+            local = (Rope(self.n_rot, base_swa, 1.0 / factor, None, mscale) if arch == "gemma2"
+                     else Rope(self.n_rot, base_swa, 1.0, None, attn_factor))
         else:
             local = glob
         self.rope = [local if s else glob for s in self.swa]
