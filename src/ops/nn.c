@@ -295,18 +295,6 @@ void vkl_rope_freqs_base(double freq_base, uint32_t rope_dim, double *f) {
     for (uint32_t i = 0; i < rope_dim / 2; i++) f[i] = pow(freq_base, -2.0 * i / rope_dim);
 }
 
-vkl_status vkl_rope_table_create(vkl_vk *vk, const double *f, uint32_t n, vkl_buffer *out, vkl_err *err) {
-    memset(out, 0, sizeof(*out));
-    if (n == 0) return vkl_err_set(err, VKL_ERR_INPUT, "rope: a frequency table needs at least one pair");
-    float *packed = vkl_malloc((size_t)n * 2 * sizeof(float));
-    vkl_rope_pack_freqs(f, n, packed);
-    vkl_status st = vkl_buffer_create(vk, (uint64_t)n * 8, VKL_MEM_DEVICE, out, err);
-    if (!st) st = vkl_buffer_upload(vk, out, 0, packed, (uint64_t)n * 8, err);
-    free(packed);
-    if (st) vkl_buffer_destroy(vk, out);
-    return st;
-}
-
 vkl_status vkl_op_rope(vkl_vk *vk, vkl_op_cache *c, vkl_tview x, vkl_tview pos, uint32_t rows, uint32_t n_heads,
                        uint32_t head_dim, const vkl_rope_params *rp, bool inverse, vkl_err *err) {
     const char *op = "rope";

@@ -53,8 +53,6 @@ vkl_status vkl_op_rope(vkl_vk *vk, vkl_op_cache *c, vkl_tview x, vkl_tview pos, 
 void vkl_rope_pack_freqs(const double *f, uint32_t n, float *out);
 /* Host helper: the plain table f[i] = freq_base^(-2i/rope_dim), i < rope_dim/2. */
 void vkl_rope_freqs_base(double freq_base, uint32_t rope_dim, double *f);
-/* A device buffer (*out, created here, the caller destroys it) holding the n packed pairs of f: a ready `freqs`. */
-vkl_status vkl_rope_table_create(vkl_vk *vk, const double *f, uint32_t n, vkl_buffer *out, vkl_err *err);
 
 /* Causal grouped-query attention for n_seq sequences.
  * q:   [n_seq, T, n_head, D]      (query t of sequence b is row b*T + t)
