@@ -22,6 +22,7 @@
 typedef struct {
     size_t off; /* into store: tokens at off, labels at off + n */
     uint32_t n, row;
+    char *text; /* rendered text when kept (the first keep_text examples), else NULL */
 } item;
 
 typedef struct {
@@ -30,10 +31,14 @@ typedef struct {
     item *items;
     size_t n_items, cap_items;
     uint32_t max_seq;
+    uint32_t keep_text; /* examples whose text is kept */
+    const vkl_tokenizer *tok; /* for the text of token-only examples */
     vkl_data_stats stats;
 } builder;
 
-static void add_example(builder *b, const int32_t *tok, const int32_t *lab, size_t n, uint32_t row) {
+/* text: the rendered example (NULL: detokenize the ids when the text is to be kept). */
+static void add_example(builder *b, const int32_t *tok, const int32_t *lab, size_t n, uint32_t row,
+                        const char *text) {
     if (n > b->max_seq) {
         n = b->max_seq;
         b->stats.n_truncated++;
@@ -54,7 +59,17 @@ static void add_example(builder *b, const int32_t *tok, const int32_t *lab, size
     }
     memcpy(b->store + b->n_store, tok, n * sizeof(int32_t));
     memcpy(b->store + b->n_store + n, lab, n * sizeof(int32_t));
-    b->items[b->n_items++] = (item){b->n_store, (uint32_t)n, row};
+    char *kept = NULL;
+    if (b->n_items < b->keep_text) {
+        if (text) {
+            kept = vkl_strdup(text);
+        } else if (b->tok) {
+            size_t len;
+            vkl_err derr = {0};
+            if (vkl_detokenize(b->tok, tok, n, true, &kept, &len, &derr)) kept = NULL;
+        }
+    }
+    b->items[b->n_items++] = (item){b->n_store, (uint32_t)n, row, kept};
     b->n_store += 2 * n;
     b->stats.n_tokens += n;
     b->stats.n_trainable += trainable;
@@ -69,6 +84,10 @@ static vkl_dataset *finish(builder *b) {
         const item *it = &b->items[i];
         d->ex[i] = (vkl_example){d->store + it->off, d->store + it->off + it->n, it->n, it->row};
         d->max_len = VKL_MAX(d->max_len, it->n);
+        if (it->text) {
+            if (!d->text) d->text = vkl_calloc(b->n_items, sizeof(char *));
+            d->text[i] = it->text;
+        }
     }
     d->stats = b->stats;
     free(b->items);
@@ -81,14 +100,19 @@ void vkl_dataset_free(vkl_dataset *d) {
     free(d->path);
     free(d->ex);
     free(d->store);
+    if (d->text)
+        for (uint32_t i = 0; i < d->n; i++) free(d->text[i]);
+    free(d->text);
     free(d);
 }
 
 vkl_dataset *vkl_dataset_subset(const vkl_dataset *d, const uint32_t *keep, uint32_t n_keep) {
-    builder b = {.max_seq = UINT32_MAX};
+    builder b = {.max_seq = UINT32_MAX, .keep_text = d->text ? n_keep : 0};
     for (uint32_t k = 0; k < n_keep; k++) {
         const vkl_example *e = &d->ex[keep[k]];
-        add_example(&b, e->tokens, e->labels, e->n, e->row);
+        const char *t = d->text ? d->text[keep[k]] : NULL;
+        b.keep_text = t ? b.keep_text : 0; /* texts stop where the source's stop */
+        add_example(&b, e->tokens, e->labels, e->n, e->row, t);
     }
     vkl_dataset *s = finish(&b);
     s->path = d->path ? vkl_strdup(d->path) : NULL;
@@ -220,6 +244,24 @@ static void push_msg(reader *r, size_t *n, vkl_role role, const char *s, size_t 
     r->msgs[(*n)++] = (vkl_message){role, s, len};
 }
 
+/* The model's chat template is none vklora knows: say so, show its start, and name the way out. */
+static vkl_status unknown_template(reader *r) {
+    char start[81];
+    size_t k = 0;
+    for (const char *t = r->o->gguf_chat_template; t && *t && k < sizeof(start) - 1; t++)
+        start[k++] = (*t == '\n' || *t == '\r' || *t == '\t') ? ' ' : *t;
+    start[k] = 0;
+    char names[512];
+    size_t at = 0;
+    for (int i = 1; i < VKL_TEMPLATE_COUNT && at < sizeof(names) - 32; i++)
+        at += (size_t)snprintf(names + at, sizeof(names) - at, "%s%s", i > 1 ? ", " : "", vkl_chat_template_names[i]);
+    return vkl_err_set(r->err, VKL_ERR_INPUT,
+                       "data: %s: the model's tokenizer.chat_template is not one vklora can render (it starts \"%s%s\"): "
+                       "set dataset.template (--set dataset.template=NAME) to the format the model was trained on: %s",
+                       r->path, start, r->o->gguf_chat_template && strlen(r->o->gguf_chat_template) > k ? "..." : "",
+                       names);
+}
+
 static vkl_status encode_and_add(reader *r, uint64_t row, size_t n_msgs) {
     bool has_assistant = false;
     for (size_t i = 0; i < n_msgs; i++) has_assistant |= r->msgs[i].role == VKL_ROLE_ASSISTANT;
@@ -227,15 +269,16 @@ static vkl_status encode_and_add(reader *r, uint64_t row, size_t n_msgs) {
         r->b.stats.n_skipped_no_assistant++;
         return VKL_OK;
     }
-    int32_t *tok = NULL, *lab = NULL;
-    size_t n = 0;
+    if (r->tmpl == VKL_TEMPLATE_AUTO) return unknown_template(r);
+    vkl_chat_opts co = {.responses_only = r->o->train_on_responses_only, .now = r->o->now};
+    vkl_chat_encoding enc;
     vkl_err terr = {0};
-    if (vkl_data_encode_chat(r->tok, r->tmpl, r->msgs, n_msgs, r->o->train_on_responses_only, false, &tok, &lab, &n,
-                             &terr))
-        return row_err(r, row, "%s", terr.msg);
-    add_example(&r->b, tok, lab, n, (uint32_t)row);
-    free(tok);
-    free(lab);
+    if (vkl_data_render_chat(r->tok, r->tmpl, r->msgs, n_msgs, &co, &enc, &terr))
+        return row_err(r, row, "%s%s", terr.msg,
+                       r->o->tmpl == VKL_TEMPLATE_AUTO ? " (the model's chat template; dataset.template forces another)"
+                                                       : "");
+    add_example(&r->b, enc.tokens, enc.labels, enc.n, (uint32_t)row, enc.text);
+    vkl_chat_encoding_free(&enc);
     return VKL_OK;
 }
 
@@ -250,7 +293,7 @@ static vkl_status add_text_doc(reader *r, uint64_t row, const char *s, size_t le
         ids = vkl_realloc(ids, (n + 1) * sizeof(int32_t));
         ids[n++] = eos;
     }
-    add_example(&r->b, ids, ids, n, (uint32_t)row);
+    add_example(&r->b, ids, ids, n, (uint32_t)row, NULL);
     free(ids);
     return VKL_OK;
 }
@@ -464,7 +507,7 @@ static vkl_status read_raw_text(reader *r, const char *text, size_t len) {
     for (size_t at = 0; at < n; at += T, row++) {
         size_t w = VKL_MIN((size_t)T, n - at);
         r->b.stats.n_rows++;
-        add_example(&r->b, ids + at, ids + at, w, (uint32_t)row);
+        add_example(&r->b, ids + at, ids + at, w, (uint32_t)row, NULL);
     }
     free(ids);
     return VKL_OK;
@@ -498,6 +541,8 @@ vkl_status vkl_data_load_file(const char *path, const vkl_data_opts *o, const vk
     reader r = {.path = path, .o = o, .tok = tok, .format = o->format, .err = err};
     r.tmpl = vkl_data_resolve_template(o->tmpl, o->gguf_chat_template);
     r.b.max_seq = o->max_seq_length;
+    r.b.keep_text = o->keep_text;
+    r.b.tok = tok;
 
     const char *text = buf;
     size_t tlen = len;
@@ -540,6 +585,7 @@ vkl_status vkl_data_load_file(const char *path, const vkl_data_opts *o, const vk
                          (unsigned long long)s->n_skipped_rejected, (unsigned long long)s->n_dropped_untrainable);
     }
     if (st) {
+        for (size_t i = 0; i < r.b.n_items; i++) free(r.b.items[i].text);
         free(r.b.store);
         free(r.b.items);
         return st;
@@ -556,15 +602,22 @@ vkl_status vkl_data_load_file(const char *path, const vkl_data_opts *o, const vk
 
 vkl_status vkl_data_load(const vkl_config *c, const vkl_tokenizer *tok, const char *gguf_chat_template,
                          vkl_dataset **train, vkl_dataset **eval, vkl_err *err) {
-    *train = *eval = NULL;
     vkl_data_opts o;
     vkl_data_opts_from_config(c, gguf_chat_template, &o);
+    return vkl_data_load_opts(c, &o, tok, train, eval, err);
+}
+
+vkl_status vkl_data_load_opts(const vkl_config *c, const vkl_data_opts *o, const vkl_tokenizer *tok,
+                              vkl_dataset **train, vkl_dataset **eval, vkl_err *err) {
+    *train = *eval = NULL;
     vkl_dataset *all = NULL;
-    vkl_status st = vkl_data_load_file(c->dataset_path, &o, tok, &all, err);
+    vkl_status st = vkl_data_load_file(c->dataset_path, o, tok, &all, err);
     if (st) return st;
     if (c->eval_path) {
         vkl_dataset *ev = NULL;
-        st = vkl_data_load_file(c->eval_path, &o, tok, &ev, err);
+        vkl_data_opts eo = *o;
+        eo.keep_text = 0;
+        st = vkl_data_load_file(c->eval_path, &eo, tok, &ev, err);
         if (st) {
             vkl_dataset_free(all);
             return st;

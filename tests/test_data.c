@@ -21,8 +21,9 @@ typedef struct {
 static tok_slot slots[] = {{"vocab/ggml-vocab-llama-bpe.gguf", NULL, NULL},
                            {"vocab/ggml-vocab-qwen2.gguf", NULL, NULL},
                            {"vocab/ggml-vocab-llama-spm.gguf", NULL, NULL},
-                           {"models/stories260K.gguf", NULL, NULL}};
-enum { LLAMA3, QWEN2, SPM, STORIES };
+                           {"models/stories260K.gguf", NULL, NULL},
+                           {"vocab/ggml-vocab-phi-3.gguf", NULL, NULL}};
+enum { LLAMA3, QWEN2, SPM, STORIES, PHI3 };
 
 static vkl_tokenizer *get_tok(int which, const char **chat_template) {
     tok_slot *s = &slots[which];
@@ -321,9 +322,332 @@ static int test_template_detection(void) {
     T_ASSERT(vkl_data_detect_template("{{ '[INST] ' + c + ' [/INST]' }}") == VKL_TEMPLATE_MISTRAL, "mistral");
     T_ASSERT(vkl_data_detect_template("{{ m.content }}") == VKL_TEMPLATE_AUTO, "unknown");
     T_ASSERT(vkl_data_resolve_template(VKL_TEMPLATE_AUTO, NULL) == VKL_TEMPLATE_ALPACA, "no template -> alpaca");
-    T_ASSERT(vkl_data_resolve_template(VKL_TEMPLATE_AUTO, "{{ x }}") == VKL_TEMPLATE_ALPACA, "unknown -> alpaca");
+    T_ASSERT(vkl_data_resolve_template(VKL_TEMPLATE_AUTO, "{{ x }}") == VKL_TEMPLATE_AUTO, "unknown stays unresolved");
     T_ASSERT(vkl_data_resolve_template(VKL_TEMPLATE_AUTO, qwen) == VKL_TEMPLATE_CHATML, "auto -> gguf's");
     T_ASSERT(vkl_data_resolve_template(VKL_TEMPLATE_PLAIN, qwen) == VKL_TEMPLATE_PLAIN, "explicit wins");
+    return 0;
+}
+
+/* ---- the real templates of /work/shared/data/templates against jinja2 ---- */
+
+/* strftime_now's time in these tests: 2025-03-04 05:06:07 UTC, so dates in system prompts are fixed. */
+#define TEST_NOW 1741064767
+
+typedef struct {
+    const char *file;       /* under templates/ (or hf/.../tokenizer_config.json) */
+    vkl_chat_template tmpl; /* what auto-detection must find */
+    int vocab;              /* tokenizer slot used to tokenize */
+    const char *headers[3]; /* markup right before an assistant body in the reference text */
+    const char *ends[3];    /* end-of-turn markup closing it (NULL + eos: the EOS text) */
+} real_template;
+
+static const real_template real_templates[] = {
+    {"meta-llama-Llama-3.1-8B-Instruct.jinja", VKL_TEMPLATE_LLAMA31, LLAMA3,
+     {"<|start_header_id|>assistant<|end_header_id|>\n\n"}, {"<|eot_id|>"}},
+    {"meta-llama-Llama-3.2-3B-Instruct.jinja", VKL_TEMPLATE_LLAMA32, LLAMA3,
+     {"<|start_header_id|>assistant<|end_header_id|>\n\n"}, {"<|eot_id|>"}},
+    {"Qwen-Qwen2.5-7B-Instruct.jinja", VKL_TEMPLATE_QWEN25, QWEN2, {"<|im_start|>assistant\n"}, {"<|im_end|>"}},
+    {"Qwen-Qwen3-0.6B.jinja", VKL_TEMPLATE_QWEN3, QWEN2, {"<|im_start|>assistant\n"}, {"<|im_end|>"}},
+    {"HuggingFaceTB-SmolLM3-3B.jinja", VKL_TEMPLATE_SMOLLM3, LLAMA3, {"<|im_start|>assistant\n"}, {"<|im_end|>"}},
+    {"google-gemma-2-2b-it.jinja", VKL_TEMPLATE_GEMMA2, SPM, {"<start_of_turn>model\n"}, {"<end_of_turn>"}},
+    {"hf/gemma-3/tokenizer_config.json", VKL_TEMPLATE_GEMMA3, SPM, {"<start_of_turn>model\n"}, {"<end_of_turn>"}},
+    {"google-gemma-4-31B-it.jinja", VKL_TEMPLATE_GEMMA4, SPM, {"<|turn>model\n"}, {"<turn|>"}},
+    {"microsoft-Phi-3.5-mini-instruct.jinja", VKL_TEMPLATE_PHI35, PHI3, {"<|assistant|>\n"}, {"<|end|>"}},
+    {"mistralai-Mistral-Nemo-Instruct-2407.jinja", VKL_TEMPLATE_MISTRAL_NEMO, SPM, {"[/INST]"}, {NULL}},
+    {"Mistral-Small-3.2-24B-Instruct-2506.jinja", VKL_TEMPLATE_MISTRAL_SMALL, SPM, {"[/INST]"}, {NULL}},
+    {"deepseek-ai-DeepSeek-R1-Distill-Qwen-32B.jinja", VKL_TEMPLATE_DEEPSEEK_R1, QWEN2,
+     {"<｜Assistant｜>", "<｜tool▁outputs▁end｜>"}, {"<｜end▁of▁sentence｜>"}},
+    {"openai-gpt-oss-120b.jinja", VKL_TEMPLATE_GPT_OSS, LLAMA3, {"<|start|>assistant<|channel|>final<|message|>"},
+     {"<|end|>", "<|return|>"}},
+};
+
+typedef struct {
+    const char *name;
+    size_t n;
+    vkl_message m[6];
+    bool gen;
+} conv;
+
+static const conv real_convs[] = {
+    {"user/assistant", 2, {MSG(VKL_ROLE_USER, "Hello, who are you?"), MSG(VKL_ROLE_ASSISTANT, "I am a model.")}, false},
+    {"system", 3,
+     {MSG(VKL_ROLE_SYSTEM, "You are terse."), MSG(VKL_ROLE_USER, "Name a colour."), MSG(VKL_ROLE_ASSISTANT, "Red.")}, false},
+    {"multi-turn with system", 5,
+     {MSG(VKL_ROLE_SYSTEM, "You are an AI assistant."), MSG(VKL_ROLE_USER, "What is the meaning of life?"),
+      MSG(VKL_ROLE_ASSISTANT, "The meaning of life is 42."), MSG(VKL_ROLE_USER, "That's ridiculous."),
+      MSG(VKL_ROLE_ASSISTANT, "I agree.")}, false},
+    {"multi-turn, spaces and unicode", 4,
+     {MSG(VKL_ROLE_USER, "  Grüße aus Köln!\n\n"), MSG(VKL_ROLE_ASSISTANT, "\n Hallo — 東京 🙂 \n"),
+      MSG(VKL_ROLE_USER, "\tand \"quotes\" \\ too"), MSG(VKL_ROLE_ASSISTANT, "  Sure:\n- a\n- b  ")}, false},
+    {"think blocks", 4,
+     {MSG(VKL_ROLE_USER, "2+2?"), MSG(VKL_ROLE_ASSISTANT, "<think>\nadd them\n</think>\n\n4"),
+      MSG(VKL_ROLE_USER, "3+3?"), MSG(VKL_ROLE_ASSISTANT, "<think>\n\nsix\n\n</think>\n\n\n6")}, false},
+    {"system with /no_think", 3,
+     {MSG(VKL_ROLE_SYSTEM, "Be brief. /no_think  "), MSG(VKL_ROLE_USER, "Hi"), MSG(VKL_ROLE_ASSISTANT, "Hello.")}, false},
+    {"empty system", 3, {MSG(VKL_ROLE_SYSTEM, ""), MSG(VKL_ROLE_USER, "Hi"), MSG(VKL_ROLE_ASSISTANT, "Hello.")}, false},
+    {"tool output", 4,
+     {MSG(VKL_ROLE_USER, "Weather in Oslo?"), MSG(VKL_ROLE_TOOL, "{\"temp\": 3, \"sky\": \"grey\"}"),
+      MSG(VKL_ROLE_ASSISTANT, "3 degrees and grey."), MSG(VKL_ROLE_USER, "Thanks")}, false},
+    {"two users in a row", 3,
+     {MSG(VKL_ROLE_USER, "First"), MSG(VKL_ROLE_USER, "Second"), MSG(VKL_ROLE_ASSISTANT, "Both read.")}, false},
+    {"system later", 4,
+     {MSG(VKL_ROLE_USER, "Hi"), MSG(VKL_ROLE_ASSISTANT, "Hello."), MSG(VKL_ROLE_SYSTEM, "Now be formal."),
+      MSG(VKL_ROLE_ASSISTANT, "Good day.")}, false},
+    {"generation prompt", 3,
+     {MSG(VKL_ROLE_SYSTEM, "You are terse."), MSG(VKL_ROLE_USER, "Name a colour."), MSG(VKL_ROLE_ASSISTANT, "Red.")},
+     true},
+};
+
+/* A template's text: a .jinja file, or the chat_template of a tokenizer_config.json (malloc'd). */
+static char *load_template(const char *file) {
+    char rel[256];
+    if (!strncmp(file, "hf/", 3)) {
+        cJSON *j = read_json(t_data_path(file));
+        const cJSON *ct = cJSON_GetObjectItem(j, "chat_template");
+        char *s = cJSON_IsString(ct) ? strdup(ct->valuestring) : NULL;
+        cJSON_Delete(j);
+        return s;
+    }
+    snprintf(rel, sizeof(rel), "templates/%s", file);
+    return t_read_file(t_data_path(rel), NULL);
+}
+
+static char *token_piece(const vkl_tokenizer *tok, int32_t id) {
+    if (id < 0) return strdup("");
+    char buf[256];
+    size_t n = vkl_token_to_piece(tok, id, true, buf, sizeof(buf));
+    n = n < sizeof(buf) ? n : sizeof(buf) - 1;
+    buf[n] = 0;
+    return strdup(buf);
+}
+
+static const char *role_name(vkl_role r) {
+    static const char *const names[] = {"system", "user", "assistant", "tool"};
+    return names[r];
+}
+
+/* Whitespace a special token swallows as llama.cpp splits it out (Phi-3): bit 0 before it, bit 1 after it. */
+static unsigned tok_strip(const vkl_tokenizer *tok, int32_t id) {
+    vkl_token_type ty = vkl_tokenizer_token_type(tok, id);
+    if (ty != VKL_TOKEN_CONTROL && ty != VKL_TOKEN_USER_DEFINED) return 0;
+    size_t len;
+    const char *t = vkl_tokenizer_token_text(tok, id, &len);
+    char a[300], b[300];
+    snprintf(a, sizeof(a), "\t %s", t);
+    snprintf(b, sizeof(b), "%s\t ", t);
+    unsigned f = 0;
+    for (int side = 0; side < 2; side++) {
+        int32_t *ids = NULL;
+        size_t n = 0;
+        vkl_err err = {0};
+        const char *s = side ? b : a;
+        if (!vkl_tokenize(tok, s, strlen(s), false, true, &ids, &n, &err) && n == 1 && ids[0] == id) f |= 1u << side;
+        free(ids);
+    }
+    return f;
+}
+
+/* Byte ranges of text[0..len) that must train: from each assistant header to the end of the end marker after it. */
+static size_t expected_regions(const real_template *rt, const char *text, const char *eos, size_t *a, size_t *b,
+                               size_t max) {
+    size_t k = 0;
+    const char *p = text;
+    while (k < max) {
+        const char *best = NULL;
+        size_t hl = 0;
+        for (int h = 0; h < 3 && rt->headers[h]; h++) {
+            const char *q = strstr(p, rt->headers[h]);
+            if (q && (!best || q < best)) best = q, hl = strlen(rt->headers[h]);
+        }
+        if (!best) break;
+        const char *body = best + hl, *end = NULL;
+        size_t el = 0;
+        for (int h = 0; h < 3; h++) {
+            const char *m = rt->ends[h] ? rt->ends[h] : (h == 0 ? eos : NULL);
+            if (!m || !*m) continue;
+            const char *q = strstr(body, m);
+            if (q && (!end || q < end)) end = q, el = strlen(m);
+        }
+        if (!end) break;
+        a[k] = (size_t)(body - text);
+        b[k] = (size_t)(end + el - text);
+        k++;
+        p = end + el;
+    }
+    return k;
+}
+
+/* Every case: the C rendering equals jinja2's byte for byte (or both raise); the ids equal llama.cpp-style
+ * tokenization of jinja2's text; responses-only labels train exactly the tokens overlapping the assistant bodies
+ * found in jinja2's text (header .. end marker). */
+static int test_real_templates(void) {
+    size_t nt = VKL_ARRAY_LEN(real_templates), nc = VKL_ARRAY_LEN(real_convs);
+    char *tmpl_text[VKL_ARRAY_LEN(real_templates)];
+    vkl_chat_encoding *enc = calloc(nt * nc, sizeof(vkl_chat_encoding));
+    char **errs = calloc(nt * nc, sizeof(char *));
+    cJSON *spec = cJSON_CreateObject(), *cases = cJSON_AddArrayToObject(spec, "cases");
+    for (size_t t = 0; t < nt; t++) {
+        const real_template *rt = &real_templates[t];
+        tmpl_text[t] = load_template(rt->file);
+        T_ASSERT(tmpl_text[t], "%s: cannot read the template", rt->file);
+        T_ASSERT(vkl_data_detect_template(tmpl_text[t]) == rt->tmpl, "%s: detected as %s, expected %s", rt->file,
+                 vkl_chat_template_names[vkl_data_detect_template(tmpl_text[t])], vkl_chat_template_names[rt->tmpl]);
+        vkl_tokenizer *tok = get_tok(rt->vocab, NULL);
+        T_ASSERT(tok, "%s", slots[rt->vocab].rel);
+        char *bos = token_piece(tok, vkl_tokenizer_bos(tok)), *eos = token_piece(tok, vkl_tokenizer_eos(tok));
+        for (size_t c = 0; c < nc; c++) {
+            const conv *cv = &real_convs[c];
+            vkl_chat_opts o = {.responses_only = true, .add_generation_prompt = cv->gen, .now = TEST_NOW};
+            vkl_err err = {0};
+            if (vkl_data_render_chat(tok, rt->tmpl, cv->m, cv->n, &o, &enc[t * nc + c], &err)) errs[t * nc + c] = strdup(err.msg);
+            cJSON *k = cJSON_CreateObject();
+            cJSON_AddStringToObject(k, "template", tmpl_text[t]);
+            cJSON_AddStringToObject(k, "bos_token", bos);
+            cJSON_AddStringToObject(k, "eos_token", eos);
+            cJSON_AddNumberToObject(k, "now", TEST_NOW);
+            cJSON_AddBoolToObject(k, "add_generation_prompt", cv->gen);
+            cJSON *ms = cJSON_AddArrayToObject(k, "messages");
+            for (size_t i = 0; i < cv->n; i++) {
+                cJSON *m = cJSON_CreateObject();
+                cJSON_AddStringToObject(m, "role", role_name(cv->m[i].role));
+                cJSON_AddStringToObject(m, "content", cv->m[i].content);
+                cJSON_AddItemToArray(ms, m);
+            }
+            cJSON_AddItemToArray(cases, k);
+        }
+        free(bos);
+        free(eos);
+    }
+    char *js = cJSON_PrintUnformatted(spec);
+    cJSON_Delete(spec);
+    const char *in = tmp_path("chat_spec.json"), *outp = tmp_path("chat_ref.json");
+    write_file(in, js);
+    free(js);
+    char cmd[2048];
+    snprintf(cmd, sizeof(cmd), "/usr/bin/python3 %s/tests/ref_chat_template.py %s %s", VKL_SOURCE_ROOT, in, outp);
+    char *perr = NULL;
+    int rc = t_run(cmd, NULL, &perr);
+    T_ASSERT(rc == 0, "%s failed (python3-jinja2 is needed: apt-get install python3-jinja2): %s", cmd,
+             perr ? perr : "");
+    free(perr);
+    cJSON *ref = read_json(outp);
+    T_ASSERT(cJSON_GetArraySize(ref) == (int)(nt * nc), "reference: %d results", cJSON_GetArraySize(ref));
+
+    int failures = 0, checked_masks = 0, raised = 0;
+    for (size_t t = 0; t < nt; t++) {
+        const real_template *rt = &real_templates[t];
+        vkl_tokenizer *tok = get_tok(rt->vocab, NULL);
+        char *bos = token_piece(tok, vkl_tokenizer_bos(tok)), *eos = token_piece(tok, vkl_tokenizer_eos(tok));
+        for (size_t c = 0; c < nc && failures < 5; c++) {
+            const cJSON *r = cJSON_GetArrayItem(ref, (int)(t * nc + c));
+            const cJSON *rtext = cJSON_GetObjectItem(r, "text"), *rerr = cJSON_GetObjectItem(r, "error");
+            const vkl_chat_encoding *e = &enc[t * nc + c];
+            const char *what = real_convs[c].name;
+            if (rerr) {
+                raised++;
+                if (!errs[t * nc + c]) {
+                    fprintf(stderr, "    %s / %s: jinja2 raises \"%s\", vklora renders:\n%s\n", rt->file, what,
+                            rerr->valuestring, e->text);
+                    failures++;
+                } else if (!strstr(errs[t * nc + c], rerr->valuestring)) {
+                    fprintf(stderr, "    %s / %s: error \"%s\" does not carry the template's \"%s\"\n", rt->file,
+                            what, errs[t * nc + c], rerr->valuestring);
+                    failures++;
+                }
+                continue;
+            }
+            if (errs[t * nc + c]) {
+                fprintf(stderr, "    %s / %s: vklora fails (%s), jinja2 renders:\n%s\n", rt->file, what,
+                        errs[t * nc + c], rtext->valuestring);
+                failures++;
+                continue;
+            }
+            const char *want = rtext->valuestring;
+            if (e->text_len != strlen(want) || memcmp(e->text, want, e->text_len)) {
+                size_t d = 0;
+                while (d < e->text_len && want[d] && e->text[d] == want[d]) d++;
+                fprintf(stderr, "    %s / %s: renderings differ at byte %zu:\n--- vklora:\n%s\n--- jinja2:\n%s\n",
+                        rt->file, what, d, e->text, want);
+                failures++;
+                continue;
+            }
+            /* ids: llama.cpp strips a leading bos_token when the vocabulary adds BOS, then tokenizes with
+             * special tokens parsed */
+            const char *tt = want;
+            if (vkl_tokenizer_adds_bos(tok) && *bos && !strncmp(tt, bos, strlen(bos))) tt += strlen(bos);
+            int32_t *ids = NULL;
+            size_t n = 0;
+            vkl_err err = {0};
+            T_ASSERT(!vkl_tokenize(tok, tt, strlen(tt), true, true, &ids, &n, &err), "%s", err.msg);
+            bool same = n == e->n;
+            for (size_t i = 0; same && i < n; i++) same = ids[i] == e->tokens[i];
+            if (!same) {
+                fprintf(stderr, "    %s / %s: %zu ids, the reference text gives %zu\n", rt->file, what, e->n, n);
+                for (size_t i = 0; i < n || i < e->n; i++)
+                    if (i >= n || i >= e->n || ids[i] != e->tokens[i]) {
+                        fprintf(stderr, "      first difference at %zu: %d '%s' vs %d '%s'\n", i,
+                                i < e->n ? e->tokens[i] : -1, i < e->n ? tok_text(tok, e->tokens[i]) : "",
+                                i < n ? ids[i] : -1, i < n ? tok_text(tok, ids[i]) : "");
+                        break;
+                    }
+                failures++;
+                free(ids);
+                continue;
+            }
+            free(ids);
+            /* labels: a token trains iff its bytes overlap an assistant body of the reference text */
+            size_t ra[8], rb[8], nr = expected_regions(rt, tt, eos, ra, rb, 8);
+            size_t n_asst = 0;
+            for (size_t i = 0; i < real_convs[c].n; i++) n_asst += real_convs[c].m[i].role == VKL_ROLE_ASSISTANT;
+            size_t at = 0, len = strlen(tt);
+            bool aligned = true;
+            char piece[256];
+            for (size_t i = 0; i < e->n && aligned; i++) {
+                /* whitespace a special token swallows (Phi-3) has no token */
+                if ((i && (tok_strip(tok, e->tokens[i - 1]) & 2)) ||
+                    (tok_strip(tok, e->tokens[i]) & 1))
+                    while (at < len && strchr(" \t\n\v\f\r", tt[at])) at++;
+                size_t pl = vkl_token_to_piece(tok, e->tokens[i], true, piece, sizeof(piece)), s0 = at;
+                if (i == 0 && vkl_tokenizer_adds_bos(tok) && e->tokens[0] == vkl_tokenizer_bos(tok))
+                    continue; /* the BOS the tokenizer adds */
+                for (size_t k = 0; k < pl && aligned; k++) {
+                    if (at < len && tt[at] == piece[k]) at++;
+                    else if (piece[k] != ' ') aligned = false;
+                }
+                if (!aligned)
+                    fprintf(stderr, "    token %zu '%s' does not match the text at byte %zu\n", i,
+                            tok_text(tok, e->tokens[i]), s0);
+                bool want_train = false;
+                for (size_t k = 0; k < nr; k++) want_train |= s0 < rb[k] && at > ra[k];
+                if (s0 == at || i == 0) continue;
+                if ((e->labels[i] >= 0) != want_train) {
+                    fprintf(stderr, "    %s / %s: token %zu '%s' (bytes %zu..%zu) %s, expected %s\n", rt->file,
+                            what, i, tok_text(tok, e->tokens[i]), s0, at, e->labels[i] >= 0 ? "trains" : "masked",
+                            want_train ? "trained" : "masked");
+                    failures++;
+                    break;
+                }
+            }
+            if (e->n && (tok_strip(tok, e->tokens[e->n - 1]) & 2))
+                while (at < len && strchr(" \t\n\v\f\r", tt[at])) at++;
+            T_ASSERT(aligned && at == len, "%s / %s: pieces do not spell the text", rt->file, what);
+            T_ASSERT(nr >= 1 && nr <= n_asst, "%s / %s: %zu assistant bodies for %zu assistant messages", rt->file,
+                     what, nr, n_asst);
+            checked_masks++;
+        }
+        free(bos);
+        free(eos);
+    }
+    for (size_t i = 0; i < nt * nc; i++) {
+        vkl_chat_encoding_free(&enc[i]);
+        free(errs[i]);
+    }
+    for (size_t t = 0; t < nt; t++) free(tmpl_text[t]);
+    free(enc);
+    free(errs);
+    cJSON_Delete(ref);
+    T_ASSERT(!failures, "%d cases differ from jinja2", failures);
+    T_ASSERT(raised >= 5 && checked_masks >= (int)(nt * 5), "%d raising cases, %d compared", raised, checked_masks);
     return 0;
 }
 
@@ -1161,6 +1485,7 @@ const vkl_test_case vkl_tests_data[] = {
     {"data/template_plain_alpaca_chat", test_plain_and_alpaca_chat},
     {"data/content_specials_not_parsed", test_content_specials_not_parsed},
     {"data/template_detection", test_template_detection},
+    {"data/template_real_vs_jinja2", test_real_templates},
     {"data/alpaca_file", test_alpaca_file},
     {"data/alpaca_as_chat", test_alpaca_as_chat},
     {"data/sharegpt_toolcall", test_sharegpt_toolcall},

@@ -32,10 +32,15 @@
  *     counted (stats.n_skipped_rejected): supervised fine-tuning would teach exactly what it marks as bad.
  *
  *  Templates (see vkl_data_encode_chat for the exact strings). "auto" recognises the GGUF's
- *  tokenizer.chat_template by distinctive markup (<|im_start|> chatml, <|start_header_id|> llama-3, [INST] with
- *  <<SYS>> llama-2, [INST] mistral, "### Instruction" alpaca) and falls back to alpaca when the model has no
- *  template or an unknown one: its markup is plain English and works with any vocabulary, while the special
- *  tokens of chatml/llama-3 exist untrained in base vocabularies. The template used is in vkl_dataset.tmpl.
+ *  tokenizer.chat_template by distinctive markup (vkl_data_detect_template): the families of real models
+ *  (Llama 3.1/3.2, Qwen2.5, Qwen3, SmolLM3, Gemma 2/3/4, Phi-3.5, Mistral Nemo / Small 3, DeepSeek-R1 distills,
+ *  gpt-oss) render byte for byte what the template renders in Hugging Face transformers (jinja2 with
+ *  trim_blocks/lstrip_blocks; bos_token/eos_token = the tokenizer's BOS/EOS text as llama.cpp passes them;
+ *  add_generation_prompt false; tools, enable_thinking, reasoning_effort and the like undefined; strftime_now
+ *  defined, from vkl_chat_opts.now). Generic markup falls back to the first-generation templates (<|im_start|>
+ *  chatml, <|start_header_id|> llama-3, [INST] with <<SYS>> llama-2, [INST] mistral, "### Instruction" alpaca).
+ *  A model without a template gets alpaca (plain English markup works with any vocabulary); a template that is
+ *  none of these is an error naming dataset.template, which forces one. The template used is in vkl_dataset.tmpl.
  *
  *  Tokenization. The template's special markers (<|im_start|>, <|eot_id|>, ...) become their single special-token
  *  ids when the vocabulary has them as control/user-defined tokens (else they stay text); BOS/EOS are the
@@ -46,8 +51,13 @@
  *  tokenizer adds BOS and the rendered sequence does not already start with it.
  *
  *  Labels. labels[i] = tokens[i] where the loss applies, -1 where masked. Without train_on_responses_only every
- *  token trains (the HF default). With it, only tokens overlapping an assistant turn's content or its end-of-turn
- *  marker (<|im_end|>, <|eot_id|>, EOS) train (a token straddling markup and content trains). labels[0] is never a
+ *  token trains (the HF default). With it, only tokens overlapping an assistant turn's body train: what the
+ *  template renders after the assistant's header (the part Unsloth's response_part ends at) up to and including
+ *  the end-of-turn token(s) it appends (<|im_end|>, <|eot_id|>, <end_of_turn>, <turn|>, <|end|>, <|return|>,
+ *  EOS); the separator after that ("\n") and everything else stay masked. The body is the content as the
+ *  template transforms it (trimmed for Llama 3.x and Gemma, thinking stripped for Gemma 4 and DeepSeek-R1) plus,
+ *  for Qwen3 and SmolLM3 in /no_think mode, the <think>...</think> block the template writes in front of it. A
+ *  token straddling markup and content trains. labels[0] is never a
  *  target (nothing predicts the first token), so "trainable" below means a label != -1 at index >= 1.
  *  Examples longer than max_seq_length keep their start (stats.n_truncated); examples with no trainable token
  *  left are dropped (stats.n_dropped_untrainable).
@@ -95,6 +105,8 @@ typedef struct vkl_dataset {
     int32_t pad_id;            /* token that fills padding: the tokenizer's pad, else EOS, else 0 */
     vkl_data_stats stats;
     int32_t *store; /* tokens and labels of every example (internal) */
+    char **text;    /* (n) rendered text of the first vkl_data_opts.keep_text examples (NULL past them; text
+                     * records and raw windows: their detokenized ids); NULL when none was kept */
 } vkl_dataset;
 
 /* How one file is read; vkl_data_opts_from_config fills it from a config. */
@@ -105,6 +117,8 @@ typedef struct vkl_data_opts {
     const char *text_field;         /* record key of text records; NULL = "text" */
     uint32_t max_seq_length;        /* >= 2 */
     bool train_on_responses_only;
+    uint32_t keep_text; /* keep the rendered text of this many examples (vkl_dataset.text); 0 = none */
+    int64_t now;        /* strftime_now's time (seconds since 1970, UTC); 0 = $SOURCE_DATE_EPOCH, else now (local) */
 } vkl_data_opts;
 
 void vkl_data_opts_from_config(const vkl_config *c, const char *gguf_chat_template, vkl_data_opts *o);
@@ -115,6 +129,9 @@ void vkl_data_opts_from_config(const vkl_config *c, const char *gguf_chat_templa
  * gguf_chat_template may be NULL. On failure nothing is returned (both NULL). */
 vkl_status vkl_data_load(const vkl_config *c, const vkl_tokenizer *tok, const char *gguf_chat_template,
                          vkl_dataset **train, vkl_dataset **eval, vkl_err *err);
+/* The same with the file options given (o from vkl_data_opts_from_config(c, ...), then adjusted). */
+vkl_status vkl_data_load_opts(const vkl_config *c, const vkl_data_opts *o, const vkl_tokenizer *tok,
+                              vkl_dataset **train, vkl_dataset **eval, vkl_err *err);
 /* Load one file. */
 vkl_status vkl_data_load_file(const char *path, const vkl_data_opts *o, const vkl_tokenizer *tok, vkl_dataset **out,
                               vkl_err *err);
@@ -133,8 +150,8 @@ typedef struct vkl_message {
     size_t len;
 } vkl_message;
 
-/* The template "auto" means: `requested` when not AUTO, else the one recognised in gguf_chat_template (NULL or
- * unrecognised: alpaca). */
+/* The template "auto" means: `requested` when not AUTO, else the one recognised in gguf_chat_template (NULL:
+ * alpaca; unrecognised: AUTO, which vkl_data_load_file reports as an error once a record needs a template). */
 vkl_chat_template vkl_data_resolve_template(vkl_chat_template requested, const char *gguf_chat_template);
 /* Which template a GGUF chat_template text looks like; AUTO when none is recognised. */
 vkl_chat_template vkl_data_detect_template(const char *gguf_chat_template);
@@ -158,11 +175,38 @@ vkl_chat_template vkl_data_detect_template(const char *gguf_chat_template);
  *           Write a response that appropriately completes the request."
  *  plain:   system "{c}\n", user "User: {c}\n", tool "Tool: {c}\n", assistant "Assistant: " T:"{c}<eos>"
  *           (+ "\n" when more follows).
+ *  The families of real models render what their template renders (see the top of this file; exceptions the
+ *  template raises - Gemma 2's "System role not supported", alternation checks of Gemma and Mistral, tool
+ *  messages Mistral and gpt-oss cannot place - are VKL_ERR_INPUT with the template's message). Choices where the
+ *  template depends on a variable: Llama 3.1 "Today Date: 26 Jul 2024" (it never calls strftime_now), Llama 3.2,
+ *  Mistral Small and gpt-oss the date of strftime_now; Qwen3 and DeepSeek-R1 split "<think>...</think>" off the
+ *  content as their templates do; SmolLM3's reasoning mode is /think unless the system message has /no_think;
+ *  gpt-oss renders no analysis channel (messages have no "thinking") and ends the last assistant message with
+ *  <|return|>; tool messages are placed where the template places role "tool" (Gemma 4, Phi-3.5: nowhere).
  * add_generation_prompt appends the assistant header (for generation, not training).
  * *tokens and *labels are malloc'd (free()). */
 vkl_status vkl_data_encode_chat(const vkl_tokenizer *tok, vkl_chat_template tmpl, const vkl_message *msgs,
                                 size_t n_msgs, bool responses_only, bool add_generation_prompt, int32_t **tokens,
                                 int32_t **labels, size_t *n, vkl_err *err);
+
+typedef struct vkl_chat_opts {
+    bool responses_only;
+    bool add_generation_prompt;
+    int64_t now; /* strftime_now's time (seconds since 1970, formatted in UTC); 0 = $SOURCE_DATE_EPOCH (UTC),
+                  * else the current local time, as transformers and llama.cpp do */
+} vkl_chat_opts;
+
+typedef struct vkl_chat_encoding {
+    int32_t *tokens, *labels; /* (n) as vkl_data_encode_chat */
+    size_t n;
+    char *text;      /* the template's rendering (NUL-terminated; without a BOS the tokenizer adds) */
+    size_t text_len;
+} vkl_chat_encoding;
+
+/* vkl_data_encode_chat that also returns the rendered text. Free with vkl_chat_encoding_free. */
+vkl_status vkl_data_render_chat(const vkl_tokenizer *tok, vkl_chat_template tmpl, const vkl_message *msgs,
+                                size_t n_msgs, const vkl_chat_opts *o, vkl_chat_encoding *out, vkl_err *err);
+void vkl_chat_encoding_free(vkl_chat_encoding *c);
 
 /* ---- Epochs and batches ---- */
 
