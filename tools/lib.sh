@@ -6,7 +6,9 @@ BUILD_DIR=${BUILD_DIR:-$VKL_ROOT/build}
 
 VKL_BUILD_PACKAGES="gcc pkg-config python3 meson ninja-build libvulkan-dev libvulkan-volk-dev glslc glslang-tools
 spirv-tools libcjson-dev liblapacke-dev liblapack-dev libblas-dev mesa-vulkan-drivers vulkan-tools"
-VKL_TEST_PACKAGES="vulkan-validationlayers python3-torch python3-numpy libopenblas0-pthread"
+VKL_TEST_PACKAGES="vulkan-validationlayers python3-torch python3-numpy libopenblas0-pthread python3-jinja2"
+# tools/fuzz.sh and tools/lsan.sh: clang with libFuzzer and the sanitizer runtimes
+VKL_FUZZ_PACKAGES="clang libclang-rt-14-dev"
 
 vkl_install_packages() {
     local missing=()
