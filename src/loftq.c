@@ -279,8 +279,10 @@ done:
     return st;
 }
 
+/* The weight a module adapts; for Phi-3's fused modules its first projection, whose tensor is the fused one. */
 static const vkl_weight *module_weight(const vkl_model *m, uint32_t layer, uint32_t module) {
-    return vkl_layer_projection(&m->layers[layer], module);
+    vkl_layer_weights *L = &m->layers[layer];
+    return module == 7 ? &L->wq : module == 8 ? &L->w_gate : vkl_layer_projection(L, module);
 }
 
 void vkl_loftq_result_free(vkl_loftq_result *res) {

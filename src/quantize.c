@@ -86,6 +86,10 @@ uint32_t vkl_quant_tensor_type(const vkl_quant_layout *lay, vkl_quant_mode mode,
         else if (def != VKL_TYPE_Q8_0) type = VKL_TYPE_Q6_K;
     } else if (is_embd) {
         /* the untied embedding keeps the default type for these mixes */
+    } else if (strstr(name, "attn_qkv.weight")) {
+        /* fused q/k/v (Phi-3): one step up in the K-quant mixes */
+        if (mode == VKL_QUANT_Q4_K_M) type = VKL_TYPE_Q5_K;
+        else if (mode == VKL_QUANT_Q5_K_M) type = VKL_TYPE_Q6_K;
     } else if (strstr(name, "attn_v.weight")) {
         if (km && use_more_bits(layer_of(name), n_layer)) type = VKL_TYPE_Q6_K;
         /* llama's 70B (80 layers, grouped-query attention): attn_v is 8x smaller than attn_q, so it gets more bits */
@@ -278,7 +282,11 @@ static vkl_status convert_gguf(const vkl_gguf *g, const char *out_path, vkl_quan
         uint32_t to = vkl_quant_tensor_type(&lay, mode, name, t->n_dims, (uint64_t)t->ne[0], t->type);
         const vkl_lora_slot *slot = NULL;
         uint32_t layer, module;
-        if (lora && projection_of(name, &layer, &module)) slot = vkl_lora_slot_get(lora, layer, module);
+        if (lora && projection_of(name, &layer, &module)) {
+            /* Phi-3's ffn_up holds gate and up: its adapter is the fused gate_up module */
+            if (module == 5 && vkl_arch_get(lay.arch)->fused_gate_up) module = 8;
+            slot = vkl_lora_slot_get(lora, layer, module);
+        }
         vkl_quant_tensor_info *info = &rep->t[rep->n++];
         info->name = vkl_strdup(name);
         info->from_type = t->type;

@@ -516,13 +516,24 @@ static vkl_status apply_loftq(trainer *t, vkl_err *err) {
     if (vkl_loftq_init_model(t->m, t->lora, t->c->loftq_bits, t->c->loftq_iter, t->log, &res, err)) return err->status;
     for (uint32_t i = 0; i < res->n; i++) {
         vkl_loftq_weight *q = &res->weights[i];
-        vkl_weight *w = vkl_layer_projection(&t->m->layers[q->layer], q->module);
-        free(w->owned);
-        w->owned = q->bytes;
-        w->data = q->bytes;
-        w->type = q->type;
-        w->bytes = q->size;
-        q->bytes = NULL; /* now the model's */
+        vkl_layer_weights *L = &t->m->layers[q->layer];
+        /* a fused module (Phi-3's qkv, gate_up) was quantized whole: each projection takes its rows */
+        vkl_weight *parts[3] = {vkl_layer_projection(L, q->module), NULL, NULL};
+        if (q->module == 7) parts[0] = &L->wq, parts[1] = &L->wk, parts[2] = &L->wv;
+        if (q->module == 8) parts[0] = &L->w_gate, parts[1] = &L->w_up;
+        uint64_t row_bytes = q->size / q->rows, row = 0;
+        for (int k = 0; k < 3 && parts[k]; k++) {
+            vkl_weight *w = parts[k];
+            uint64_t bytes = w->rows * row_bytes;
+            void *b = vkl_malloc(bytes ? bytes : 1);
+            memcpy(b, (const uint8_t *)q->bytes + row * row_bytes, bytes);
+            row += w->rows;
+            free(w->owned);
+            w->owned = b;
+            w->data = b;
+            w->type = q->type;
+            w->bytes = bytes;
+        }
     }
     vkl_loftq_result_free(res);
     return VKL_OK;
