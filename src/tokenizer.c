@@ -9,6 +9,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "unicode.h"
 
@@ -31,7 +32,7 @@ typedef struct {
 
 struct vkl_tokenizer {
     vkl_tokenizer_kind kind;
-    vkl_pretok pre;
+    vkl_pretok pre; /* BPE only */
     char *model_name;
     char *pre_name;
     int32_t n_vocab;
@@ -55,8 +56,11 @@ struct vkl_tokenizer {
     int32_t *special; /* control / user-defined / unknown token ids, longest text first */
     size_t n_special;
     bool special_first_byte[256];
+    uint8_t *strip; /* (V) STRIP_LEFT / STRIP_RIGHT of special tokens */
     int32_t bos, eos, eot, unk, pad;
     bool add_bos, add_eos, add_space_prefix, ignore_merges;
+    bool byte_encode;   /* BPE: words are matched in GPT-2's byte characters (false: raw UTF-8, <0xNN> bytes) */
+    bool escape_spaces; /* BPE: ' ' is spelled U+2581 in the vocabulary (Gemma 4) */
 };
 
 /* ---- hashing ---- */
@@ -252,17 +256,21 @@ static vkl_status load_merges(vkl_tokenizer *t, const vkl_gguf *g, vkl_err *err)
     t->merges = vkl_malloc(cap * sizeof(merge_slot));
     for (uint64_t i = 0; i < cap; i++) t->merges[i].key = UINT64_MAX;
     t->merge_mask = cap - 1;
+    /* One exit, so that the scratch buffer is freed on every error (it leaked on a merge without a space). */
+    vkl_status st = VKL_OK;
     char *buf = NULL;
     size_t buf_cap = 0;
-    for (uint64_t i = 0; i < m->v.arr.count; i++) {
+    for (uint64_t i = 0; i < m->v.arr.count && !st; i++) {
         const char *w = s[i].str;
         size_t len = s[i].len;
         /* The separator is the first space after the first byte: "Ġ Ġ" splits into "Ġ" and "Ġ". */
         const char *sp = len > 1 ? memchr(w + 1, ' ', len - 1) : NULL;
-        if (!sp)
-            return vkl_err_set(err, VKL_ERR_INPUT,
-                               "tokenizer: %s: %s[%llu]: \"%.64s\": expected two tokens separated by a space",
-                               gguf_name(g), KEY_MERGES, (unsigned long long)i, w);
+        if (!sp) {
+            st = vkl_err_set(err, VKL_ERR_INPUT,
+                             "tokenizer: %s: %s[%llu]: \"%.64s\": expected two tokens separated by a space",
+                             gguf_name(g), KEY_MERGES, (unsigned long long)i, w);
+            break;
+        }
         size_t nl = (size_t)(sp - w), nr = len - nl - 1;
         int32_t l = vkl_tokenizer_find(t, w, nl), r = vkl_tokenizer_find(t, sp + 1, nr);
         if (buf_cap < nl + nr) {
@@ -272,78 +280,188 @@ static vkl_status load_merges(vkl_tokenizer *t, const vkl_gguf *g, vkl_err *err)
         memcpy(buf, w, nl);
         memcpy(buf + nl, sp + 1, nr);
         int32_t res = vkl_tokenizer_find(t, buf, nl + nr);
-        if (l < 0 || r < 0 || res < 0) {
-            free(buf);
-            return vkl_err_set(err, VKL_ERR_INPUT,
-                               "tokenizer: %s: %s[%llu]: \"%.64s\": %s is not in %s (a merge must join two tokens "
-                               "into a token)",
-                               gguf_name(g), KEY_MERGES, (unsigned long long)i, w,
-                               l < 0 ? "the left part" : r < 0 ? "the right part" : "the merged text", KEY_TOKENS);
-        }
-        merge_insert(t, l, r, (int32_t)i, res);
+        if (l < 0 || r < 0 || res < 0)
+            st = vkl_err_set(err, VKL_ERR_INPUT,
+                             "tokenizer: %s: %s[%llu]: \"%.64s\": %s is not in %s (a merge must join two tokens into "
+                             "a token)",
+                             gguf_name(g), KEY_MERGES, (unsigned long long)i, w,
+                             l < 0 ? "the left part" : r < 0 ? "the right part" : "the merged text", KEY_TOKENS);
+        else
+            merge_insert(t, l, r, (int32_t)i, res);
     }
     free(buf);
-    return VKL_OK;
+    return st;
 }
 
-static vkl_status configure_pre(vkl_tokenizer *t, const vkl_gguf *g, vkl_err *err) {
-    static const char *const gpt2_names[] = {"gpt-2", "phi-2", "jina-es", "jina-de", "gigachat", "jina-v2-es",
-                                             "jina-v2-de"};
-    static const char *const llama3_names[] = {"llama3", "llama-v3", "llama-bpe", "falcon3", "pixtral"};
-    static const char *const qwen2_names[] = {"qwen2", "deepseek-r1-qwen"};
+/* tokenizer.ggml.pre names, grouped by the regex list llama.cpp applies for them (names with the same list and
+ * the same settings share a row; a name is refused rather than tokenized with another's rules). */
+enum { PRE_IGNORE_MERGES = 1, PRE_ADD_BOS = 2 };
+static const struct {
+    const char *names;
+    vkl_pretok pre;
+    unsigned flags;
+} pre_table[] = {
+    {"default", VKL_PRETOK_DEFAULT, 0},
+    {"llama3 llama-v3 llama-bpe falcon3 falcon-h1 pixtral midm-2.0 lfm2 jina-v5-nano", VKL_PRETOK_LLAMA3,
+     PRE_IGNORE_MERGES | PRE_ADD_BOS},
+    {"dbrx smaug-bpe glm4 chatglm-bpe", VKL_PRETOK_LLAMA3, 0},
+    {"gpt-2 phi-2 jina-es jina-de gigachat jina-v2-es jina-v2-de a.x-4.0 mellum modern-bert jina-v1-en jina-v2-code "
+     "roberta-bpe mpt olmo jais trillion granite-docling exaone4",
+     VKL_PRETOK_GPT2, 0},
+    {"starcoder refact command-r smollm codeshell exaone minerva-7b mellum2", VKL_PRETOK_STARCODER, 0},
+    {"qwen2 deepseek-r1-qwen kormo f2llmv2 stablelm2 hunyuan solar-open megrez", VKL_PRETOK_QWEN2, 0},
+    {"qwen35", VKL_PRETOK_QWEN35, 0},
+    {"falcon", VKL_PRETOK_FALCON, 0},
+    {"deepseek-llm", VKL_PRETOK_DEEPSEEK_LLM, 0},
+    {"deepseek-coder", VKL_PRETOK_DEEPSEEK_CODER, 0},
+    {"gemma4", VKL_PRETOK_NEWLINES, 0},
+};
+
+/* Whether the space-separated list holds name. */
+static bool list_has(const char *list, const char *name) {
+    size_t n = strlen(name);
+    for (const char *p = list; *p;) {
+        const char *sp = strchr(p, ' ');
+        size_t k = sp ? (size_t)(sp - p) : strlen(p);
+        if (k == n && !memcmp(p, name, n)) return true;
+        p += k + (sp != NULL);
+    }
+    return false;
+}
+
+/* pre: tokenizer.ggml.pre, or what the tokenizer model implies (Gemma 4's "gemma4"). */
+static vkl_status configure_pre(vkl_tokenizer *t, const vkl_gguf *g, const char *forced, vkl_err *err) {
     const vkl_gguf_value *v = vkl_gguf_get(g, KEY_PRE);
-    if (v && v->type != VKL_GGUF_STRING)
+    if (!forced && v && v->type != VKL_GGUF_STRING)
         return vkl_err_set(err, VKL_ERR_INPUT, "tokenizer: %s: %s: expected a string, got %s", gguf_name(g), KEY_PRE,
                            vkl_gguf_type_name(v->type));
-    const char *pre = v ? v->v.str.str : "default"; /* llama.cpp falls back to "default" too */
+    /* llama.cpp falls back to "default" when the key is missing (with a warning that quality suffers) */
+    const char *pre = forced ? forced : v ? v->v.str.str : "default";
     t->pre_name = vkl_strdup(pre);
-    if (!strcmp(pre, "default")) {
-        t->pre = VKL_PRETOK_DEFAULT;
+    for (size_t i = 0; i < VKL_ARRAY_LEN(pre_table); i++) {
+        if (!list_has(pre_table[i].names, pre)) continue;
+        unsigned f = pre_table[i].flags;
+        t->pre = pre_table[i].pre;
+        t->ignore_merges = f & PRE_IGNORE_MERGES; /* a word that is a token is kept whole */
+        if (f & PRE_ADD_BOS) t->add_bos = true; /* a default: tokenizer.ggml.add_bos_token overrides it */
+        if (t->pre == VKL_PRETOK_NEWLINES) {
+            /* SentencePiece-style BPE: spaces become U+2581, merges run on UTF-8 characters, <0xNN> byte tokens */
+            t->byte_encode = false;
+            t->escape_spaces = true;
+        }
         return VKL_OK;
     }
-    for (size_t i = 0; i < VKL_ARRAY_LEN(gpt2_names); i++)
-        if (!strcmp(pre, gpt2_names[i])) {
-            t->pre = VKL_PRETOK_GPT2;
-            return VKL_OK;
-        }
-    for (size_t i = 0; i < VKL_ARRAY_LEN(llama3_names); i++)
-        if (!strcmp(pre, llama3_names[i])) {
-            t->pre = VKL_PRETOK_LLAMA3;
-            t->ignore_merges = true; /* a word that is a token is kept whole */
-            t->add_bos = true;
-            return VKL_OK;
-        }
-    for (size_t i = 0; i < VKL_ARRAY_LEN(qwen2_names); i++)
-        if (!strcmp(pre, qwen2_names[i])) {
-            t->pre = VKL_PRETOK_QWEN2;
-            return VKL_OK;
-        }
     return vkl_err_set(err, VKL_ERR_INPUT,
-                       "tokenizer: %s: %s: unsupported pre-tokenizer \"%.64s\" (supported: default, gpt-2, llama-bpe "
-                       "(llama3), qwen2)",
+                       "tokenizer: %s: %s: unsupported pre-tokenizer \"%.64s\" (supported: default, llama-bpe, gpt-2, "
+                       "qwen2, qwen35, falcon, mpt, starcoder, refact, command-r, deepseek-llm, deepseek-coder and "
+                       "names sharing their rules; the file is not tokenized with another pre-tokenizer's rules)",
                        gguf_name(g), KEY_PRE, pre);
 }
 
 static void find_eot(vkl_tokenizer *t) {
     static const char *const names[] = {"<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>",
-                                         "<EOT>", "_<EOT>", "<｜end▁of▁sentence｜>", "<end_of_utterance>"};
-    for (size_t i = 0; i < VKL_ARRAY_LEN(names) && t->eot < 0; i++) {
-        int32_t id = vkl_tokenizer_find(t, names[i], strlen(names[i]));
-        if (id < 0) continue;
-        t->eot = id;
-        /* llama.cpp treats an end-of-turn marker as a control token whatever the file says. */
-        if (t->types[id] != VKL_TOKEN_CONTROL) t->types[id] = VKL_TOKEN_CONTROL;
+                                        "<|end_of_text|>", "<EOT>", "_<EOT>", "[EOT]", "<｜end▁of▁sentence｜>",
+                                        "<end_of_utterance>"};
+    for (size_t i = 0; i < VKL_ARRAY_LEN(names) && t->eot < 0; i++) t->eot = vkl_tokenizer_find(t, names[i], strlen(names[i]));
+}
+
+static void set_type(vkl_tokenizer *t, const char *text, uint8_t type) {
+    int32_t id = vkl_tokenizer_find(t, text, strlen(text));
+    if (id >= 0) t->types[id] = type;
+}
+
+/* llama.cpp overrides some token types by their text, whatever the file says; the type decides whether a token is
+ * split out of text without parse_special (user-defined) or only with it (control). */
+static void fix_token_types(vkl_tokenizer *t, const vkl_gguf *g) {
+    /* End-of-generation markers are control tokens. */
+    static const char *const eog[] = {"<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<|flush|>",
+                                      "<|calls|>", "<end_of_turn>", "<|endoftext|>", "</s>", "<|eom_id|>", "<EOT>",
+                                      "_<EOT>", "[EOT]", "[EOS]", "<|end_of_text|>", "<end_of_utterance>", "<eos>",
+                                      "<turn|>", "<|tool_response>", "<｜end▁of▁sentence｜>", "[e~["};
+    for (size_t i = 0; i < VKL_ARRAY_LEN(eog); i++) set_type(t, eog[i], VKL_TOKEN_CONTROL);
+    /* So are fill-in-the-middle markers, unless the file names that marker's id. */
+    static const struct {
+        const char *key, *names;
+    } fim[] = {
+        {"tokenizer.ggml.fim_pre_token_id",
+         "<|fim_prefix|> <fim-prefix> <fim_prefix> <｜fim▁begin｜> <PRE> ▁<PRE> <|code_prefix|> <|prefix|>"},
+        {"tokenizer.ggml.fim_suf_token_id",
+         "<|fim_suffix|> <fim-suffix> <fim_suffix> <｜fim▁hole｜> <SUF> ▁<SUF> <|code_suffix|> <|suffix|>"},
+        {"tokenizer.ggml.fim_mid_token_id",
+         "<|fim_middle|> <fim-middle> <fim_middle> <｜fim▁end｜> <MID> ▁<MID> <|code_middle|> <|middle|>"},
+        {"tokenizer.ggml.fim_pad_token_id", "<|fim_pad|> <fim-pad> <fim_pad> <PAD> [PAD]"},
+        {"tokenizer.ggml.fim_rep_token_id", "<|fim_repo|> <|repo_name|> <fim-repo> <REPO> <reponame>"},
+        {"tokenizer.ggml.fim_sep_token_id", "<|file_sep|>"},
+    };
+    for (size_t i = 0; i < VKL_ARRAY_LEN(fim); i++) {
+        if (vkl_gguf_get(g, fim[i].key)) continue;
+        char name[64];
+        for (const char *p = fim[i].names; *p;) {
+            const char *sp = strchr(p, ' ');
+            size_t k = sp ? (size_t)(sp - p) : strlen(p);
+            memcpy(name, p, k);
+            name[k] = 0;
+            set_type(t, name, VKL_TOKEN_CONTROL);
+            p += k + (sp != NULL);
+        }
+    }
+    /* gpt-oss: these markers always render, as user-defined tokens. */
+    static const char *const oss[] = {"<|channel|>", "<|message|>", "<|start|>", "<|constrain|>"};
+    for (size_t i = 0; i < VKL_ARRAY_LEN(oss); i++) set_type(t, oss[i], VKL_TOKEN_USER_DEFINED);
+#define HAS(s) (vkl_tokenizer_find(t, s, strlen(s)) >= 0)
+    /* o200k_harmony and solar-open end a message, not the generation, with <|end|>. */
+    if (HAS("<|end|>") && ((HAS("<|return|>") && HAS("<|call|>")) || (HAS("<|calls|>") && HAS("<|flush|>"))))
+        set_type(t, "<|end|>", VKL_TOKEN_USER_DEFINED);
+    /* Gemma 4 (and paddleocr): </s> is plain text. */
+    if (HAS("<|tool_response>") && HAS("</s>")) set_type(t, "</s>", VKL_TOKEN_NORMAL);
+#undef HAS
+}
+
+/* Per-model strip flags (llama.cpp sets them by name: GGUF has no field for them): a token with LSTRIP swallows the
+ * whitespace before it when it is split out of text, one with RSTRIP the whitespace after it. */
+enum { STRIP_LEFT = 1, STRIP_RIGHT = 2 };
+
+static void set_strip(vkl_tokenizer *t, const char *text, uint8_t flag, bool on) {
+    int32_t id = vkl_tokenizer_find(t, text, strlen(text));
+    if (id >= 0) t->strip[id] = on ? (t->strip[id] | flag) : (t->strip[id] & ~flag);
+}
+
+static bool contains(const char *s, const char *needle) { return s && strstr(s, needle); }
+static bool contains_ci(const char *s, const char *needle) {
+    size_t n = strlen(needle);
+    for (; s && *s; s++)
+        if (!strncasecmp(s, needle, n)) return true;
+    return false;
+}
+
+static void set_strip_flags(vkl_tokenizer *t, const vkl_gguf *g) {
+    const char *name = vkl_gguf_get_str(g, "general.name");
+    const char *arch = vkl_gguf_get_str(g, "general.architecture");
+    const char *pre = vkl_gguf_get_str(g, KEY_PRE);
+    t->strip = vkl_calloc((size_t)t->n_vocab, 1);
+    if (contains(pre, "jina-v2-de") || contains(pre, "jina-v2-es") || contains(pre, "jina-v2-code") ||
+        contains(arch, "nomic-bert-moe") || contains(arch, "jina-bert-v3")) {
+        set_strip(t, "<mask>", STRIP_LEFT, true);
+    } else if (contains_ci(name, "phi-3") || contains_ci(name, "phi3")) {
+        for (size_t k = 0; k < t->n_special; k++) t->strip[t->special[k]] |= STRIP_RIGHT;
+        set_strip(t, "</s>", STRIP_RIGHT, true);
+        set_strip(t, "<unk>", STRIP_RIGHT, false);
+        set_strip(t, "<s>", STRIP_RIGHT, false);
+        set_strip(t, "<|endoftext|>", STRIP_RIGHT, false);
+    } else if (contains_ci(name, "modern-bert")) {
+        set_strip(t, "[MASK]", STRIP_LEFT, true);
     }
 }
 
 static void build_byte_tokens(vkl_tokenizer *t) {
     static const char hex[] = "0123456789ABCDEF";
     for (int b = 0; b < 256; b++) {
-        if (t->kind == VKL_TOKENIZER_SPM) {
+        if (t->kind == VKL_TOKENIZER_SPM || !t->byte_encode) {
             char name[7] = {'<', '0', 'x', hex[b >> 4], hex[b & 15], '>', 0};
             char raw = (char)b;
             int32_t id = vkl_tokenizer_find(t, name, 6);
-            t->byte_tok[b] = id >= 0 ? id : vkl_tokenizer_find(t, &raw, 1);
+            /* SPM also takes a token spelled as the byte itself; BPE over UTF-8 only <0xNN> */
+            t->byte_tok[b] = id >= 0 || t->kind != VKL_TOKENIZER_SPM ? id : vkl_tokenizer_find(t, &raw, 1);
         } else {
             char u[4];
             size_t n = vkl_utf8_encode(vkl_gpt2_byte_to_cpt((uint8_t)b), u);
@@ -362,7 +480,8 @@ vkl_status vkl_tokenizer_load(const vkl_gguf *g, vkl_tokenizer **out, vkl_err *e
     if (!mv || mv->type != VKL_GGUF_STRING) {
         if (!mv)
             vkl_err_set(err, VKL_ERR_INPUT,
-                        "tokenizer: %s: %s: missing (expected \"llama\" or \"gpt2\"; the file has no vocabulary)",
+                        "tokenizer: %s: %s: missing (expected \"llama\", \"gpt2\" or \"gemma4\"; the file has no "
+                        "vocabulary)",
                         name, KEY_MODEL);
         else
             vkl_err_set(err, VKL_ERR_INPUT, "tokenizer: %s: %s: expected a string, got %s", name, KEY_MODEL,
@@ -374,11 +493,14 @@ vkl_status vkl_tokenizer_load(const vkl_gguf *g, vkl_tokenizer **out, vkl_err *e
         t->kind = VKL_TOKENIZER_SPM;
         t->add_bos = true;
         t->add_space_prefix = true;
-    } else if (!strcmp(model, "gpt2")) {
+    } else if (!strcmp(model, "gpt2") || !strcmp(model, "gemma4")) {
         t->kind = VKL_TOKENIZER_BPE;
+        t->byte_encode = true;
     } else {
-        vkl_err_set(err, VKL_ERR_INPUT, "tokenizer: %s: %s: unsupported tokenizer \"%.64s\" (supported: \"llama\" "
-                    "(SentencePiece), \"gpt2\" (byte-level BPE))", name, KEY_MODEL, model);
+        vkl_err_set(err, VKL_ERR_INPUT,
+                    "tokenizer: %s: %s: unsupported tokenizer \"%.64s\" (supported: \"llama\" (SentencePiece), "
+                    "\"gpt2\" (byte-level BPE), \"gemma4\" (BPE over UTF-8 with SentencePiece spaces))",
+                    name, KEY_MODEL, model);
         goto fail;
     }
     t->model_name = vkl_strdup(model);
@@ -453,7 +575,8 @@ vkl_status vkl_tokenizer_load(const vkl_gguf *g, vkl_tokenizer **out, vkl_err *e
     for (int32_t i = 0; i < V; i++) map_insert(t, i);
 
     if (t->kind == VKL_TOKENIZER_BPE) {
-        if (configure_pre(t, g, err) || load_merges(t, g, err)) goto fail;
+        /* Gemma 4's model implies its pre-tokenizer (the file has no tokenizer.ggml.pre) */
+        if (configure_pre(t, g, strcmp(model, "gemma4") ? NULL : "gemma4", err) || load_merges(t, g, err)) goto fail;
     } else {
         t->bos = 1 < V ? 1 : -1; /* SentencePiece's fixed layout: <unk> <s> </s> */
         t->eos = 2 < V ? 2 : -1;
@@ -470,7 +593,9 @@ vkl_status vkl_tokenizer_load(const vkl_gguf *g, vkl_tokenizer **out, vkl_err *e
         !get_opt_bool(g, "tokenizer.ggml.add_space_prefix", &t->add_space_prefix, err))
         goto fail;
     if (t->kind == VKL_TOKENIZER_BPE) t->add_space_prefix = false; /* only SentencePiece adds one */
+    if (t->pre == VKL_PRETOK_NEWLINES && t->kind == VKL_TOKENIZER_BPE) t->add_bos = true; /* as llama.cpp forces */
     if (t->eot < 0) find_eot(t);
+    fix_token_types(t, g);
 
     t->special = vkl_malloc((size_t)V * sizeof(int32_t));
     for (int32_t i = 0; i < V; i++)
@@ -479,6 +604,7 @@ vkl_status vkl_tokenizer_load(const vkl_gguf *g, vkl_tokenizer **out, vkl_err *e
             t->special_first_byte[(uint8_t)tok_text(t, i)[0]] = true;
         }
     qsort_r(t->special, t->n_special, sizeof(int32_t), cmp_special, t);
+    set_strip_flags(t, g);
 
     build_byte_tokens(t);
     if (t->kind == VKL_TOKENIZER_SPM) build_pair_bits(t);
@@ -502,6 +628,7 @@ void vkl_tokenizer_free(vkl_tokenizer *t) {
     free(t->merges);
     free(t->special);
     free(t->pair_bits);
+    free(t->strip);
     free(t);
 }
 
@@ -702,22 +829,36 @@ static void bpe_add_pair(const vkl_tokenizer *t, session *s, int32_t left, int32
     heap_push(s, (bigram){-(double)mg->rank, left, right, l->n + r->n, mg->result});
 }
 
-/* One pre-tokenized word, bytes w[0..n). Symbols start as single bytes (GPT-2 characters). */
+/* One pre-tokenized word, UTF-8 bytes w[0..n) (n >= 1). Byte-level BPE starts from one symbol per byte (its GPT-2
+ * character), BPE over UTF-8 from one symbol per character. */
 static void bpe_word(const vkl_tokenizer *t, session *s, const uint8_t *w, size_t n, id_vec *o) {
-    if (t->ignore_merges) {
-        s->buf = grow(s->buf, &s->buf_cap, 2 * n, 1);
-        size_t m = 0;
-        for (size_t i = 0; i < n; i++) m += vkl_utf8_encode(vkl_gpt2_byte_to_cpt(w[i]), s->buf + m);
-        int32_t id = vkl_tokenizer_find(t, s->buf, m);
+    /* A word that is a token stays whole: always with ignore_merges, and Gemma 4's runs of newlines. */
+    bool newlines = t->pre == VKL_PRETOK_NEWLINES && w[0] == '\n';
+    if (t->ignore_merges || newlines) {
+        const char *spelled = (const char *)w;
+        size_t m = n;
+        if (t->byte_encode) {
+            s->buf = grow(s->buf, &s->buf_cap, 2 * n, 1);
+            m = 0;
+            for (size_t i = 0; i < n; i++) m += vkl_utf8_encode(vkl_gpt2_byte_to_cpt(w[i]), s->buf + m);
+            spelled = s->buf;
+        }
+        int32_t id = vkl_tokenizer_find(t, spelled, m);
         if (id >= 0) {
             push_id(o, id);
             return;
         }
     }
     init_symbols(s, n);
-    for (size_t i = 0; i < n; i++)
-        s->sym[i] = (symbol){(int32_t)i - 1, i + 1 == n ? -1 : (int32_t)i + 1, (uint32_t)i, 1, t->byte_tok[w[i]]};
-    for (size_t i = 1; i < n; i++) bpe_add_pair(t, s, (int32_t)i - 1, (int32_t)i);
+    int32_t count = 0;
+    for (size_t i = 0; i < n; count++) {
+        size_t k = t->byte_encode ? 1 : VKL_MIN(vkl_utf8_len(w[i]), n - i);
+        int32_t id = t->byte_encode ? t->byte_tok[w[i]] : vkl_tokenizer_find(t, (const char *)w + i, k);
+        s->sym[count] = (symbol){count - 1, count + 1, (uint32_t)i, (uint32_t)k, id};
+        i += k;
+    }
+    s->sym[count - 1].next = -1;
+    for (int32_t i = 1; i < count; i++) bpe_add_pair(t, s, i - 1, i);
     merge_all(t, s, bpe_add_pair);
     for (int32_t i = 0; i >= 0; i = s->sym[i].next) {
         const symbol *y = &s->sym[i];
@@ -725,8 +866,14 @@ static void bpe_word(const vkl_tokenizer *t, session *s, const uint8_t *w, size_
             push_id(o, y->id);
             continue;
         }
-        /* Only a single byte can lack a token (merges always produce tokens). As llama.cpp does, try each
-         * UTF-8 byte of its GPT-2 character as a one-byte token, and drop what has none. */
+        /* Only a single character can lack a token (merges always produce tokens). As llama.cpp does, spell it
+         * in byte tokens and drop the bytes that have none: byte-level BPE tries each UTF-8 byte of the byte's
+         * GPT-2 character as a one-byte token, BPE over UTF-8 the <0xNN> token of each byte. */
+        if (!t->byte_encode) {
+            for (uint32_t j = 0; j < y->n; j++)
+                if (t->byte_tok[w[y->start + j]] >= 0) push_id(o, t->byte_tok[w[y->start + j]]);
+            continue;
+        }
         char u[4];
         size_t k = vkl_utf8_encode(vkl_gpt2_byte_to_cpt(w[y->start]), u);
         for (size_t j = 0; j < k; j++) {
@@ -743,6 +890,11 @@ static vkl_status bpe_encode(const vkl_tokenizer *t, session *s, const char *tex
     size_t lens_cap = s->cpt_cap;
     s->lens = vkl_realloc(s->lens, lens_cap * sizeof(size_t));
     size_t nc = vkl_utf8_to_cpts(text, len, s->cpts);
+    /* Replacing the code point equals replacing the byte first: neither ' ' nor U+2581's lead byte can complete
+     * a broken sequence before it. */
+    if (t->escape_spaces)
+        for (size_t i = 0; i < nc; i++)
+            if (s->cpts[i] == ' ') s->cpts[i] = 0x2581;
     size_t nw = vkl_pretokenize(t->pre, s->cpts, nc, s->lens);
     uint8_t *word = NULL;
     size_t word_cap = 0, c = 0;
@@ -775,8 +927,13 @@ static void push_frag(frag_vec *f, fragment x) {
     f->v[f->n++] = x;
 }
 
+/* isspace() in the C locale, which llama.cpp strips with. */
+static bool is_c_space(char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
+
 /* llama.cpp's tokenizer_st_partition: for each special token, longest text first, split every raw fragment at
- * each occurrence. Tokens that do not occur anywhere in the text are skipped cheaply first. */
+ * each occurrence (the neighbouring whitespace goes with a token that strips it). User-defined tokens are split
+ * out always, control and unknown ones only with parse_special. Tokens that do not occur anywhere in the text are
+ * skipped cheaply first. */
 static void partition(const vkl_tokenizer *t, const char *text, size_t len, bool parse_special, frag_vec *out) {
     out->n = 0;
     push_frag(out, (fragment){-1, 0, len});
@@ -811,10 +968,14 @@ static void partition(const vkl_tokenizer *t, const char *text, size_t len, bool
             for (;;) {
                 const char *hit = end - pos >= sn ? memmem(text + pos, end - pos, st, sn) : NULL;
                 if (!hit) break;
-                size_t at = (size_t)(hit - text);
-                if (at > pos) push_frag(&next, (fragment){-1, pos, at - pos});
+                size_t at = (size_t)(hit - text), left_end = at;
+                if (t->strip[id] & STRIP_LEFT)
+                    while (left_end > pos && is_c_space(text[left_end - 1])) left_end--;
+                if (left_end > pos) push_frag(&next, (fragment){-1, pos, left_end - pos});
                 push_frag(&next, (fragment){id, at, sn});
                 pos = at + sn;
+                if (t->strip[id] & STRIP_RIGHT)
+                    while (pos < end && is_c_space(text[pos])) pos++;
             }
             if (pos < end) push_frag(&next, (fragment){-1, pos, end - pos});
         }
@@ -883,7 +1044,7 @@ size_t vkl_token_to_piece(const vkl_tokenizer *t, int32_t id, bool render_specia
     case VKL_TOKEN_USER_DEFINED: return put(buf, cap, 0, s, n);
     case VKL_TOKEN_NORMAL: break;
     case VKL_TOKEN_BYTE:
-        if (t->kind == VKL_TOKENIZER_SPM && n == 6 && !memcmp(s, "<0x", 3) && s[5] == '>') {
+        if ((t->kind == VKL_TOKENIZER_SPM || !t->byte_encode) && n == 6 && !memcmp(s, "<0x", 3) && s[5] == '>') {
             char b = (char)strtol((char[3]){s[3], s[4], 0}, NULL, 16);
             return put(buf, cap, 0, &b, 1);
         }
@@ -891,7 +1052,7 @@ size_t vkl_token_to_piece(const vkl_tokenizer *t, int32_t id, bool render_specia
     default: return 0; /* unused / undefined tokens render as nothing, as in llama.cpp */
     }
     size_t at = 0;
-    if (t->kind == VKL_TOKENIZER_SPM) {
+    if (t->kind == VKL_TOKENIZER_SPM || t->escape_spaces) {
         for (size_t i = 0; i < n;) {
             if (i + 3 <= n && !memcmp(s + i, "\xE2\x96\x81", 3)) {
                 at = put(buf, cap, at, " ", 1);
@@ -974,4 +1135,8 @@ const char *vkl_tokenizer_token_text(const vkl_tokenizer *t, int32_t id, size_t 
 
 vkl_token_type vkl_tokenizer_token_type(const vkl_tokenizer *t, int32_t id) {
     return id < 0 || id >= t->n_vocab ? VKL_TOKEN_UNDEFINED : (vkl_token_type)t->types[id];
+}
+
+unsigned vkl_tokenizer_token_strip(const vkl_tokenizer *t, int32_t id) {
+    return id < 0 || id >= t->n_vocab ? 0u : t->strip[id];
 }

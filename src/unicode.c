@@ -97,6 +97,12 @@ static bool is_other(uint32_t c) {
     return !(f & VKL_UCAT_WHITESPACE) && k != VKL_UCAT_LETTER && k != VKL_UCAT_NUMBER;
 }
 static bool is_crlf(uint32_t c) { return c == '\r' || c == '\n'; }
+static bool is_letter_or_mark(uint32_t c) {
+    unsigned k = vkl_ucpt_class(c);
+    return k == VKL_UCAT_LETTER || k == VKL_UCAT_MARK;
+}
+/* [^\s\p{L}\p{M}\p{N}] */
+static bool is_other_no_mark(uint32_t c) { return is_other(c) && vkl_ucpt_class(c) != VKL_UCAT_MARK; }
 static uint32_t ascii_lower(uint32_t c) { return c >= 'A' && c <= 'Z' ? c + 32 : c; }
 
 /* Length of a contraction at cpts[p] ('s 't 're 've 'm 'll 'd), 0 if none. */
@@ -145,7 +151,10 @@ static void split_gpt2(const uint32_t *cpts, size_t b, size_t e, word_list *w) {
     }
 }
 
-static void split_llama3(const uint32_t *cpts, size_t b, size_t e, size_t max_digits, word_list *w) {
+/* LLAMA3 / QWEN2 (max_digits 1) / QWEN35 (marks: letter runs take \p{M} too, symbol runs do not). */
+static void split_llama3(const uint32_t *cpts, size_t b, size_t e, size_t max_digits, bool marks, word_list *w) {
+    bool (*word)(uint32_t) = marks ? is_letter_or_mark : is_letter;
+    bool (*other)(uint32_t) = marks ? is_other_no_mark : is_other;
     size_t p = b;
     while (p < e) {
         uint32_t c = cpts[p];
@@ -153,17 +162,17 @@ static void split_llama3(const uint32_t *cpts, size_t b, size_t e, size_t max_di
         size_t k = contraction(cpts, p, e, true);
         if (k) {
             q = p + k;
-        } else if (!is_crlf(c) && !is_number(c) && (is_letter(c) || (p + 1 < e && is_letter(cpts[p + 1])))) {
-            /* [^\r\n\p{L}\p{N}]?\p{L}+ : one optional non-letter lead, then letters */
+        } else if (!is_crlf(c) && !is_number(c) && (word(c) || (p + 1 < e && word(cpts[p + 1])))) {
+            /* [^\r\n\p{L}\p{N}]?\p{L}+ : one optional lead that is not a letter, then letters */
             q = p + 1;
-            while (q < e && is_letter(cpts[q])) q++;
-        } else if (is_number(c)) { /* \p{N}{1,3} (\p{N} for Qwen2) */
+            while (q < e && word(cpts[q])) q++;
+        } else if (is_number(c)) { /* \p{N}{1,3} (\p{N} for Qwen) */
             q = p;
             while (q < e && q - p < max_digits && is_number(cpts[q])) q++;
-        } else if ((c == ' ' && p + 1 < e && is_other(cpts[p + 1])) || is_other(c)) {
+        } else if ((c == ' ' && p + 1 < e && other(cpts[p + 1])) || other(c)) {
             /* ' ?[^\s\p{L}\p{N}]+[\r\n]*' */
             q = p + (c == ' ');
-            while (q < e && is_other(cpts[q])) q++;
+            while (q < e && other(cpts[q])) q++;
             while (q < e && is_crlf(cpts[q])) q++;
         } else {
             /* \s*[\r\n]+ ends at the last CR/LF of the whitespace run; else \s+(?!\S); else \s+ */
@@ -183,12 +192,75 @@ static void split_llama3(const uint32_t *cpts, size_t b, size_t e, size_t max_di
     }
 }
 
-/* [\p{P}\$\+<=>\^~\|]+ */
+/* [\p{P}\$\+<=>\^~\|]+ and Falcon's class, which adds the backtick. */
 static bool is_default_punct(uint32_t c) {
     return vkl_ucpt_class(c) == VKL_UCAT_PUNCT || (c < 0x80 && c && strchr("$+<=>^~|", (int)c));
 }
+static bool is_falcon_punct(uint32_t c) { return c == '`' || is_default_punct(c); }
+static bool is_punct(uint32_t c) { return vkl_ucpt_class(c) == VKL_UCAT_PUNCT; }
+static bool is_ascii_digit(uint32_t c) { return c >= '0' && c <= '9'; }
+static bool is_newline(uint32_t c) { return c == '\n'; }
 
-/* Split into maximal runs of in-class / out-of-class code points (a '[class]+' regex and its gaps). */
+/* A class given as sorted, disjoint inclusive ranges. */
+typedef struct {
+    uint32_t lo, hi;
+} cpt_range;
+
+static bool in_ranges(const cpt_range *r, size_t n, uint32_t c) {
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (c < r[mid].lo)
+            hi = mid;
+        else if (c > r[mid].hi)
+            lo = mid + 1;
+        else
+            return true;
+    }
+    return false;
+}
+
+/* DeepSeek LLM's split regexes (its tokenizer.json) name these classes literally. llama.cpp matches them with
+ * std::wregex on text whose non-ASCII whitespace was replaced by U+000B, so a White_Space code point inside a
+ * range (U+3000 below) only ever matches \s. The letters are Unicode's cased letters (L&). */
+static const cpt_range deepseek_letters[] = {
+    {0x41, 0x5A},       {0x61, 0x7A},       {0xB5, 0xB5},       {0xC0, 0xD6},       {0xD8, 0xF6},
+    {0xF8, 0x1BA},      {0x1BC, 0x1BF},     {0x1C4, 0x293},     {0x295, 0x2AF},     {0x370, 0x373},
+    {0x376, 0x377},     {0x37B, 0x37D},     {0x37F, 0x37F},     {0x386, 0x386},     {0x388, 0x38A},
+    {0x38C, 0x38C},     {0x38E, 0x3A1},     {0x3A3, 0x3F5},     {0x3F7, 0x481},     {0x48A, 0x52F},
+    {0x531, 0x556},     {0x10A0, 0x10C5},   {0x13A0, 0x13F5},   {0x13F8, 0x13FD},   {0x1C90, 0x1CBA},
+    {0x1CBD, 0x1CBF},   {0x1D00, 0x1D2B},   {0x1D6B, 0x1D77},   {0x1D79, 0x1D9A},   {0x1E00, 0x1F15},
+    {0x1F18, 0x1F1D},   {0x1F20, 0x1F45},   {0x1F48, 0x1F4D},   {0x1F50, 0x1F57},   {0x1F59, 0x1F59},
+    {0x1F5B, 0x1F5B},   {0x1F5D, 0x1F5D},   {0x1F5F, 0x1F7D},   {0x1F80, 0x1FB4},   {0x1FB6, 0x1FBC},
+    {0x1FBE, 0x1FBE},   {0x1FC2, 0x1FC4},   {0x1FC6, 0x1FCC},   {0x1FD0, 0x1FD3},   {0x1FD6, 0x1FDB},
+    {0x1FE0, 0x1FEC},   {0x1FF2, 0x1FF4},   {0x1FF6, 0x1FFC},   {0x2102, 0x2102},   {0x2107, 0x2107},
+    {0x210A, 0x2113},   {0x2115, 0x2115},   {0x2119, 0x211D},   {0x2124, 0x2124},   {0x2126, 0x2126},
+    {0x2128, 0x2128},   {0x212A, 0x212D},   {0x212F, 0x2134},   {0x2139, 0x2139},   {0x213C, 0x213F},
+    {0x2145, 0x2149},   {0x214E, 0x214E},   {0x2183, 0x2184},   {0x2C00, 0x2C7B},   {0x2C7E, 0x2CE4},
+    {0x2CEB, 0x2CEE},   {0x2CF2, 0x2CF3},   {0xA640, 0xA66D},   {0xA680, 0xA69B},   {0xA722, 0xA76F},
+    {0xA771, 0xA787},   {0xA78B, 0xA78E},   {0xAB70, 0xABBF},   {0xFB00, 0xFB06},   {0xFB13, 0xFB17},
+    {0xFF21, 0xFF3A},   {0xFF41, 0xFF5A},   {0x10400, 0x1044F}, {0x104B0, 0x104D3}, {0x104D8, 0x104FB},
+    {0x10C80, 0x10CB2}, {0x10CC0, 0x10CF2}, {0x118A0, 0x118DF}, {0x1E900, 0x1E943},
+};
+/* ASCII punctuation and symbols, their fullwidth forms, quotation marks, CJK punctuation. */
+static const cpt_range deepseek_punct[] = {
+    {0x21, 0x2F}, {0x3A, 0x7E}, {0x2018, 0x201F}, {0x3000, 0x3002}, {0xFF01, 0xFF0F}, {0xFF1A, 0xFF5E},
+};
+/* CJK ideographs (and everything from U+0800 up to them) and Hangul. */
+static const cpt_range deepseek_cjk[] = {{0x800, 0x9FA5}, {0xAC00, 0xD7FF}};
+
+static bool is_deepseek_letter(uint32_t c) {
+    return in_ranges(deepseek_letters, VKL_ARRAY_LEN(deepseek_letters), c);
+}
+static bool is_deepseek_punct(uint32_t c) {
+    return !vkl_ucpt_is_space(c) && in_ranges(deepseek_punct, VKL_ARRAY_LEN(deepseek_punct), c);
+}
+static bool is_deepseek_cjk(uint32_t c) {
+    return !vkl_ucpt_is_space(c) && in_ranges(deepseek_cjk, VKL_ARRAY_LEN(deepseek_cjk), c);
+}
+
+/* Split into the matches of '[class]+' and the text between them (a run of in-class and out-of-class code points
+ * alternately). */
 static void split_runs(const uint32_t *cpts, size_t b, size_t e, bool (*in_class)(uint32_t), word_list *w) {
     size_t p = b;
     while (p < e) {
@@ -200,7 +272,45 @@ static void split_runs(const uint32_t *cpts, size_t b, size_t e, bool (*in_class
     }
 }
 
-static bool is_ascii_digit(uint32_t c) { return c >= '0' && c <= '9'; }
+/* '[class]' without '+': every in-class code point alone, the text between them whole. */
+static void split_singles(const uint32_t *cpts, size_t b, size_t e, bool (*in_class)(uint32_t), word_list *w) {
+    size_t gap = b;
+    for (size_t p = b; p < e; p++) {
+        if (!in_class(cpts[p])) continue;
+        emit(w, p - gap);
+        emit(w, 1);
+        gap = p + 1;
+    }
+    emit(w, e - gap);
+}
+
+/* '\s?[class]+' (the class holds no whitespace): the leftmost match starts at a whitespace followed by the
+ * class, or at the class itself. */
+static void split_space_runs(const uint32_t *cpts, size_t b, size_t e, bool (*in_class)(uint32_t), word_list *w) {
+    size_t gap = b, p = b;
+    while (p < e) {
+        size_t q = p;
+        if (vkl_ucpt_is_space(cpts[p]) && p + 1 < e && in_class(cpts[p + 1]))
+            q = p + 1;
+        else if (!in_class(cpts[p])) {
+            p++;
+            continue;
+        }
+        while (q < e && in_class(cpts[q])) q++;
+        emit(w, p - gap);
+        emit(w, q - p);
+        p = gap = q;
+    }
+    emit(w, e - gap);
+}
+
+/* '\s+$': the whitespace that ends the piece. */
+static void split_trailing_space(const uint32_t *cpts, size_t b, size_t e, word_list *w) {
+    size_t r = e;
+    while (r > b && vkl_ucpt_is_space(cpts[r - 1])) r--;
+    emit(w, r - b);
+    emit(w, e - r);
+}
 
 /* [0-9][0-9][0-9]: leftmost non-overlapping triples of ASCII digits; the text between stays whole. */
 static void split_digit_triples(const uint32_t *cpts, size_t b, size_t e, word_list *w) {
@@ -218,40 +328,79 @@ static void split_digit_triples(const uint32_t *cpts, size_t b, size_t e, word_l
     emit(w, e - gap);
 }
 
-typedef enum { PASS_PUNCT, PASS_GPT2, PASS_NUMBER, PASS_TRIPLES, PASS_LLAMA3, PASS_QWEN2 } pass_kind;
+typedef enum {
+    PASS_PUNCT,          /* [\p{P}\$\+<=>\^~\|]+ */
+    PASS_PUNCT_FALCON,   /* [\p{P}\$\+<=>\^~\|`]+ */
+    PASS_GPT2,
+    PASS_NUMBER_RUNS,    /* \p{N}+ */
+    PASS_NUMBER_SINGLE,  /* \p{N} */
+    PASS_TRIPLES,        /* [0-9][0-9][0-9] */
+    PASS_LLAMA3,
+    PASS_QWEN2,
+    PASS_QWEN35,
+    PASS_CRLF_SINGLE,    /* [\r\n] */
+    PASS_SPACE_LETTERS,  /* \s?\p{L}+ */
+    PASS_SPACE_PUNCT,    /* \s?\p{P}+ */
+    PASS_DS_LETTERS,     /* \s?<DeepSeek letters>+ */
+    PASS_DS_PUNCT,       /* \s?<DeepSeek punctuation>+ */
+    PASS_TRAILING_SPACE, /* \s+$ */
+    PASS_CJK,            /* <DeepSeek CJK>+ */
+    PASS_NEWLINES,       /* [^\n]+|[\n]+ */
+} pass_kind;
 
 static void run_pass(pass_kind pass, const uint32_t *cpts, size_t b, size_t e, word_list *w) {
     switch (pass) {
     case PASS_PUNCT: split_runs(cpts, b, e, is_default_punct, w); break;
+    case PASS_PUNCT_FALCON: split_runs(cpts, b, e, is_falcon_punct, w); break;
     case PASS_GPT2: split_gpt2(cpts, b, e, w); break;
-    case PASS_NUMBER: split_runs(cpts, b, e, is_number, w); break;
+    case PASS_NUMBER_RUNS: split_runs(cpts, b, e, is_number, w); break;
+    case PASS_NUMBER_SINGLE: split_singles(cpts, b, e, is_number, w); break;
     case PASS_TRIPLES: split_digit_triples(cpts, b, e, w); break;
-    case PASS_LLAMA3: split_llama3(cpts, b, e, 3, w); break;
-    case PASS_QWEN2: split_llama3(cpts, b, e, 1, w); break;
+    case PASS_LLAMA3: split_llama3(cpts, b, e, 3, false, w); break;
+    case PASS_QWEN2: split_llama3(cpts, b, e, 1, false, w); break;
+    case PASS_QWEN35: split_llama3(cpts, b, e, 1, true, w); break;
+    case PASS_CRLF_SINGLE: split_singles(cpts, b, e, is_crlf, w); break;
+    case PASS_SPACE_LETTERS: split_space_runs(cpts, b, e, is_letter, w); break;
+    case PASS_SPACE_PUNCT: split_space_runs(cpts, b, e, is_punct, w); break;
+    case PASS_DS_LETTERS: split_space_runs(cpts, b, e, is_deepseek_letter, w); break;
+    case PASS_DS_PUNCT: split_space_runs(cpts, b, e, is_deepseek_punct, w); break;
+    case PASS_TRAILING_SPACE: split_trailing_space(cpts, b, e, w); break;
+    case PASS_CJK: split_runs(cpts, b, e, is_deepseek_cjk, w); break;
+    case PASS_NEWLINES: split_runs(cpts, b, e, is_newline, w); break;
     }
 }
 
+#define MAX_PASSES 6
+static const struct {
+    uint8_t n;
+    pass_kind pass[MAX_PASSES];
+} chains[] = {
+    [VKL_PRETOK_DEFAULT] = {4, {PASS_PUNCT, PASS_GPT2, PASS_NUMBER_RUNS, PASS_TRIPLES}},
+    [VKL_PRETOK_GPT2] = {1, {PASS_GPT2}},
+    [VKL_PRETOK_LLAMA3] = {1, {PASS_LLAMA3}},
+    [VKL_PRETOK_QWEN2] = {1, {PASS_QWEN2}},
+    [VKL_PRETOK_QWEN35] = {1, {PASS_QWEN35}},
+    [VKL_PRETOK_FALCON] = {3, {PASS_PUNCT_FALCON, PASS_GPT2, PASS_TRIPLES}},
+    [VKL_PRETOK_STARCODER] = {2, {PASS_NUMBER_SINGLE, PASS_GPT2}},
+    [VKL_PRETOK_DEEPSEEK_LLM] = {6, {PASS_CRLF_SINGLE, PASS_DS_LETTERS, PASS_DS_PUNCT, PASS_TRAILING_SPACE, PASS_CJK,
+                                     PASS_NUMBER_RUNS}},
+    [VKL_PRETOK_DEEPSEEK_CODER] = {5, {PASS_CRLF_SINGLE, PASS_SPACE_LETTERS, PASS_SPACE_PUNCT, PASS_CJK,
+                                       PASS_NUMBER_SINGLE}},
+    [VKL_PRETOK_NEWLINES] = {1, {PASS_NEWLINES}},
+};
+
 size_t vkl_pretokenize(vkl_pretok kind, const uint32_t *cpts, size_t n, size_t *lens) {
-    static const pass_kind chain_default[] = {PASS_PUNCT, PASS_GPT2, PASS_NUMBER, PASS_TRIPLES};
-    static const pass_kind chain_gpt2[] = {PASS_GPT2};
-    static const pass_kind chain_llama3[] = {PASS_LLAMA3};
-    static const pass_kind chain_qwen2[] = {PASS_QWEN2};
-    const pass_kind *chain;
-    size_t n_pass;
-    switch (kind) {
-    case VKL_PRETOK_GPT2: chain = chain_gpt2, n_pass = 1; break;
-    case VKL_PRETOK_LLAMA3: chain = chain_llama3, n_pass = 1; break;
-    case VKL_PRETOK_QWEN2: chain = chain_qwen2, n_pass = 1; break;
-    default: chain = chain_default, n_pass = VKL_ARRAY_LEN(chain_default); break;
-    }
     if (n == 0) return 0;
+    if ((unsigned)kind >= VKL_ARRAY_LEN(chains)) kind = VKL_PRETOK_DEFAULT;
+    const pass_kind *chain = chains[kind].pass;
+    size_t n_pass = chains[kind].n;
 
     word_list out = {lens, 0};
     if (n_pass == 1) {
         run_pass(chain[0], cpts, 0, n, &out);
         return out.n;
     }
-    /* Later passes refine the fragments of earlier ones: ping-pong between lens and a scratch list. */
+    /* Later passes refine the pieces of earlier ones: ping-pong between lens and a scratch list. */
     size_t *scratch = vkl_malloc(n * sizeof(size_t));
     word_list cur = {(n_pass % 2) ? scratch : lens, 0}; /* so that the last pass writes lens */
     cur.lens[cur.n++] = n;

@@ -54,15 +54,24 @@ uint32_t vkl_gpt2_byte_to_cpt(uint8_t b);
 /* The inverse: the byte for code point c, or -1 if c is not in the mapping's image. */
 int vkl_gpt2_cpt_to_byte(uint32_t c);
 
-/* BPE pre-tokenizers, chosen by tokenizer.ggml.pre. Each reproduces the corresponding regex of llama.cpp
- * (by its hand-written splitters, or its std::regex over category-collapsed text). */
+/* BPE pre-tokenizers, chosen by tokenizer.ggml.pre. Each reproduces llama.cpp's list of regexes for that name: the
+ * first regex splits the text into its matches and the text between them, each later regex splits every piece of
+ * the previous one the same way. \s is the White_Space property, \p{..} a General Category major group. */
 typedef enum {
-    VKL_PRETOK_DEFAULT, /* "default": punctuation runs, then GPT-2, then digit runs, then groups of 3 digits */
-    VKL_PRETOK_GPT2,    /* 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+ */
-    VKL_PRETOK_LLAMA3,  /* (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|
-                           ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+ */
-    VKL_PRETOK_QWEN2,   /* as LLAMA3 with \p{N} single digits */
+    VKL_PRETOK_DEFAULT,   /* [\p{P}\$\+<=>\^~\|]+ ; GPT2 ; \p{N}+ ; [0-9][0-9][0-9] */
+    VKL_PRETOK_GPT2,      /* 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+ */
+    VKL_PRETOK_LLAMA3,    /* (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|
+                             ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+ */
+    VKL_PRETOK_QWEN2,     /* as LLAMA3 with \p{N} single digits */
+    VKL_PRETOK_QWEN35,    /* as QWEN2 with [\p{L}\p{M}]+ letter runs and [^\s\p{L}\p{M}\p{N}]+ symbol runs */
+    VKL_PRETOK_FALCON,    /* [\p{P}\$\+<=>\^~\|`]+ ; GPT2 ; [0-9][0-9][0-9] */
+    VKL_PRETOK_STARCODER, /* \p{N} ; GPT2 (also refact, command-r) */
+    VKL_PRETOK_DEEPSEEK_LLM,   /* [\r\n] ; \s?<cased letters>+ ; \s?<ASCII and fullwidth punctuation>+ ; \s+$ ;
+                                  <CJK and Hangul>+ ; \p{N}+ */
+    VKL_PRETOK_DEEPSEEK_CODER, /* [\r\n] ; \s?\p{L}+ ; \s?\p{P}+ ; <CJK and Hangul>+ ; \p{N} */
+    VKL_PRETOK_NEWLINES,       /* [^\n]+|[\n]+ (Gemma 4: BPE over whole lines) */
 } vkl_pretok;
+/* The DeepSeek classes are spelled out in src/unicode.c; <CJK and Hangul> is U+0800..U+9FA5, U+AC00..U+D7FF. */
 
 /* Split cpts[0..n) into words. Writes each word's length in code points to lens (room for n entries) and
  * returns the number of words; the lengths sum to n. */

@@ -1,5 +1,7 @@
-/* Tokenizers read from GGUF metadata: SentencePiece-style (tokenizer.ggml.model "llama") and byte-level BPE
- * ("gpt2", pre-tokenizers default / gpt-2 / llama-bpe / qwen2), token for token as llama.cpp tokenizes. */
+/* Tokenizers read from GGUF metadata, token for token as llama.cpp tokenizes: SentencePiece-style
+ * (tokenizer.ggml.model "llama"), byte-level BPE ("gpt2", with the pre-tokenizers of Llama 3, GPT-2, Qwen2 / 3.5,
+ * Falcon, MPT, StarCoder, Refact, Command-R, DeepSeek LLM / Coder, "default" and names sharing their rules) and
+ * Gemma 4's BPE over UTF-8 ("gemma4"). */
 #ifndef VKLORA_TOKENIZER_H
 #define VKLORA_TOKENIZER_H
 
@@ -10,7 +12,7 @@ typedef struct vkl_tokenizer vkl_tokenizer;
 
 typedef enum {
     VKL_TOKENIZER_SPM = 1, /* "llama": score-ordered bigram merges, byte fallback to <0xNN> */
-    VKL_TOKENIZER_BPE = 2, /* "gpt2": byte-level BPE with ranked merges */
+    VKL_TOKENIZER_BPE = 2, /* "gpt2": byte-level BPE with ranked merges; "gemma4": the same over UTF-8 */
 } vkl_tokenizer_kind;
 
 /* tokenizer.ggml.token_type values. */
@@ -26,16 +28,21 @@ typedef enum {
 
 /* Build a tokenizer from the GGUF's tokenizer.ggml.* keys. Copies everything it needs: the GGUF may be closed
  * afterwards. A missing or malformed vocabulary is VKL_ERR_INPUT with a message naming the key and what was
- * expected (e.g. "tokenizer: tokenizer.ggml.scores: 511 entries, expected one per token (512)"). */
+ * expected (e.g. "tokenizer: tokenizer.ggml.scores: 511 entries, expected one per token (512)"); so is a
+ * tokenizer.ggml.model or tokenizer.ggml.pre this file does not implement (the message names it): such a
+ * vocabulary is never tokenized with another one's rules. A BPE file without tokenizer.ggml.pre gets "default",
+ * as in llama.cpp. */
 vkl_status vkl_tokenizer_load(const vkl_gguf *g, vkl_tokenizer **out, vkl_err *err);
 void vkl_tokenizer_free(vkl_tokenizer *tok);
 
 /* Tokenize text[0..len) (UTF-8; invalid bytes are tolerated as llama.cpp does).
  * add_bos: add the special tokens the vocabulary asks for, as llama.cpp's add_special: BOS first when
- *   tokenizer.ggml.add_bos_token (default: true for SPM and llama-bpe, false otherwise), EOS last when
- *   tokenizer.ggml.add_eos_token (default false).
+ *   tokenizer.ggml.add_bos_token (default: true for SPM and llama-bpe, false otherwise; always for Gemma 4), EOS
+ *   last when tokenizer.ggml.add_eos_token (default false).
  * parse_special: text of control/unknown tokens ("<s>", "<|im_end|>") becomes those tokens; user-defined
- *   tokens are matched either way, as in llama.cpp.
+ *   tokens are split out either way, as in llama.cpp. Like llama.cpp, end-of-generation and fill-in-the-middle
+ *   markers (</s>, <|endoftext|>, <|fim_prefix|>, ...) count as control tokens whatever the file's type says,
+ *   and Phi-3's special tokens take the whitespace after them (vkl_tokenizer_token_strip).
  * *ids is malloc'd (free() it; NULL when *n is 0). */
 vkl_status vkl_tokenize(const vkl_tokenizer *tok, const char *text, size_t len, bool add_bos, bool parse_special,
                         int32_t **ids, size_t *n, vkl_err *err);
@@ -52,7 +59,7 @@ vkl_status vkl_detokenize(const vkl_tokenizer *tok, const int32_t *ids, size_t n
 size_t vkl_token_to_piece(const vkl_tokenizer *tok, int32_t id, bool render_special, char *buf, size_t cap);
 
 vkl_tokenizer_kind vkl_tokenizer_kind_of(const vkl_tokenizer *tok);
-/* "llama" or "gpt2"; and the pre-tokenizer name as stored (NULL for SPM). */
+/* "llama", "gpt2" or "gemma4"; and the pre-tokenizer name as stored ("gemma4" for Gemma 4, NULL for SPM). */
 const char *vkl_tokenizer_model_name(const vkl_tokenizer *tok);
 const char *vkl_tokenizer_pre_name(const vkl_tokenizer *tok);
 int32_t vkl_tokenizer_n_vocab(const vkl_tokenizer *tok);
@@ -68,6 +75,9 @@ bool vkl_tokenizer_adds_eos(const vkl_tokenizer *tok);
 /* The vocabulary entry as stored (e.g. "▁the", "Ġthe"), NUL-terminated; NULL for an id outside the vocabulary. */
 const char *vkl_tokenizer_token_text(const vkl_tokenizer *tok, int32_t id, size_t *len);
 vkl_token_type vkl_tokenizer_token_type(const vkl_tokenizer *tok, int32_t id);
+/* Whitespace a special token swallows when it is split out of text (llama.cpp's per-model LSTRIP / RSTRIP, e.g.
+ * Phi-3's tokens): bit 0 = the C-locale whitespace right before it, bit 1 = right after it. */
+unsigned vkl_tokenizer_token_strip(const vkl_tokenizer *tok, int32_t id);
 /* Id of the token spelled exactly text[0..len), or -1. */
 int32_t vkl_tokenizer_find(const vkl_tokenizer *tok, const char *text, size_t len);
 
