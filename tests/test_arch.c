@@ -35,7 +35,7 @@ static int make_model(const struct arch_case *a, char *path, size_t cap) {
 
 /* Runs the CLI; returns its exit code, stdout parsed as JSON in *j when asked. */
 static int cli(const char *args, cJSON **j, char **err_out) {
-    char cmd[4096], *out = NULL, *err = NULL;
+    char cmd[8192], *out = NULL, *err = NULL;
     snprintf(cmd, sizeof(cmd), "%s %s", t_vklora_bin(), args);
     int rc = t_run(cmd, &out, &err);
     if (j) *j = out ? cJSON_Parse(out) : NULL;
