@@ -15,6 +15,7 @@ int vkl_cmd_devices(int argc, char **argv);
 int vkl_cmd_info(int argc, char **argv);
 int vkl_cmd_config(int argc, char **argv);
 int vkl_cmd_tokenize(int argc, char **argv);
+int vkl_cmd_data(int argc, char **argv);
 
 /* Print "vklora <cmd>: <message>" to stderr and return the exit code for `status`. */
 int vkl_cli_fail(const char *cmd, vkl_status status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -18,6 +18,7 @@ static const command commands[] = {
     {"info", vkl_cmd_info, "describe a GGUF file: architecture, hyper-parameters, tokenizer, tensors"},
     {"config", vkl_cmd_config, "resolve a training config (defaults, aliases, --set overrides) and print it"},
     {"tokenize", vkl_cmd_tokenize, "tokenize text with the vocabulary of a GGUF file: ids and pieces"},
+    {"data", vkl_cmd_data, "a config's dataset as training sees it: rendered examples, trained tokens, counts"},
     {"eval", vkl_cmd_eval, "mean negative log-likelihood and perplexity of a text file"},
     {"generate", vkl_cmd_generate, "continue a prompt (greedy or sampled), streaming the text"},
     {"train", vkl_cmd_train, "fine-tune a LoRA adapter from a JSON config"},
