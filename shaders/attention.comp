@@ -2,7 +2,11 @@
 // Causal grouped-query attention forward with an online softmax: one lane per (query, head). The lanes of a
 // workgroup are consecutive queries of one (sequence, head), so they walk the same keys (the union of their
 // ranges, taken per subgroup) and the key/value loads are uniform; a lane outside its own range just skips the
-// update. Writes out and, when asked, lse = log-sum-exp of the scaled scores (-inf for a query with no key).
+// update. A sliding window narrows each lane's range (first_key), so the walk covers the window plus the
+// subgroup's spread, not the whole prefix. Scores are soft-capped when asked (cap_score). Writes out and, when
+// asked, lse = log-sum-exp of the final scores (-inf for a query with no key). Long sequences come in key slices
+// [r0, r1), one dispatch each (llvmpipe's loop limit): a later slice (MERGE) folds its partial softmax into the
+// out/lse the earlier ones left.
 #extension GL_GOOGLE_include_directive : require
 #extension GL_KHR_shader_subgroup_arithmetic : require
 #extension GL_EXT_control_flow_attributes : require
@@ -13,8 +17,8 @@ layout(constant_id = 0) const uint WG = 64;
 #include "common/attn.glsl"
 #include "common/grid.glsl"
 
-layout(std430, binding = 4) writeonly buffer O { float o[]; };
-layout(std430, binding = 5) writeonly buffer L { float lse[]; };
+layout(std430, binding = 4) buffer O { float o[]; };
+layout(std430, binding = 5) buffer L { float lse[]; };
 
 void main() {
     uint n_tb = (p.T + WG - 1u) / WG;
@@ -26,7 +30,7 @@ void main() {
     bool live = t < p.T;
     int jlo = live ? first_key(b, t) : INT_BIG;
     int jhi = live ? int(p.pos0 + t) : -1;
-    int j0 = subgroupMin(jlo), j1 = subgroupMax(jhi);
+    int j0 = max(subgroupMin(jlo), int(p.r0)), j1 = min(subgroupMax(jhi), int(p.r1) - 1);
 
     float qv[DMAX], acc[DMAX];
     uint qb = live ? q_row(b, t, h) : 0u;
@@ -40,6 +44,7 @@ void main() {
         float s = 0.0;
         [[dont_unroll]] for (uint d = 0u; d < p.D; d++)
             s += qv[d] * k[p.k_off + kb + d];
+        s = cap_score(s);
         bool inr = j >= jlo && j <= jhi;
         float mn = inr ? max(m, s) : m;
         float corr = exp(m - mn);
@@ -50,8 +55,22 @@ void main() {
         m = mn;
     }
     if (!live) return;
-    float inv_l = l > 0.0 ? 1.0 / l : 0.0;
-    [[dont_unroll]] for (uint d = 0u; d < p.D; d++)
-        o[p.out_off + qb + d] = acc[d] * inv_l;
-    if ((p.flags & HAS_LSE) != 0u) lse[lse_idx(b, h, t)] = l > 0.0 ? m + log(l) : uintBitsToFloat(0xff800000u);
+    // This slice's softmax is (m, l, acc); the earlier slices' (lse_prev, 1, out_prev). Merged: weights wp and wc
+    // relative to the larger maximum M.
+    float wp = 0.0, wc = l > 0.0 ? 1.0 : 0.0, M = m;
+    if ((p.flags & MERGE) != 0u) {
+        float lp = lse[lse_idx(b, h, t)];
+        if (lp > NEG_BIG) { // an earlier slice saw keys (else lse_prev = -inf)
+            M = l > 0.0 ? max(m, lp) : lp;
+            wp = exp(lp - M);
+            wc = l > 0.0 ? exp(m - M) : 0.0;
+        }
+    }
+    float L = wp + l * wc;
+    float inv_l = L > 0.0 ? 1.0 / L : 0.0;
+    [[dont_unroll]] for (uint d = 0u; d < p.D; d++) {
+        float prev = wp > 0.0 ? o[p.out_off + qb + d] * wp : 0.0;
+        o[p.out_off + qb + d] = (prev + acc[d] * wc) * inv_l;
+    }
+    if ((p.flags & HAS_LSE) != 0u) lse[lse_idx(b, h, t)] = L > 0.0 ? M + log(L) : uintBitsToFloat(0xff800000u);
 }

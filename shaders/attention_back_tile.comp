@@ -1,5 +1,6 @@
 #version 450
-// Causal GQA attention backward, register-tiled (same math and contract as attention_back.comp):
+// Causal GQA attention backward, register-tiled (same math and contract as attention_back.comp, sliding window
+// and soft-capping included):
 // -DDQ:   each lane owns R consecutive query rows of one head; every k/v row it loads feeds R rows.
 // -DDKDV: each lane owns R consecutive key rows of one KV head; every q/dout/out row it loads feeds R rows.
 // Rows are vec4s through RGBA32F texel views (uniform across the subgroup); outputs have one writer each.
@@ -74,8 +75,9 @@ void main() {
             }
         }
         [[unroll]] for (uint r = 0u; r < R; r++) {
-            float pj = j >= jlo[r] && j <= jhi[r] ? exp(s[r] - lse_r[r]) : 0.0;
-            float ds = pj * (dp[r] - di[r]);
+            float dcap, sc = cap_score_d(s[r], dcap);
+            float pj = j >= jlo[r] && j <= jhi[r] ? exp(sc - lse_r[r]) : 0.0;
+            float ds = pj * (dp[r] - di[r]) * dcap;
             [[unroll]] for (uint d = 0u; d < DV4; d++) acc[r][d] += ds * kd[d];
         }
     }
@@ -105,13 +107,15 @@ void main() {
 
     int ilo[R];
     vec4 kv[R][DV4], vv[R][DV4], dka[R][DV4], dva[R][DV4];
-    int lo = INT_BIG;
+    int lo = INT_BIG, hi = -1;
     [[unroll]] for (uint r = 0u; r < R; r++) {
         uint j = jr0 + r;
         bool live = j < p.S;
         // Query i sees key j when seg_i <= j <= pos0 + i, so only queries i >= j - pos0 can contribute.
+        // With a window, queries past last_query(j) no longer reach key j (first_key masks them below).
         ilo[r] = live ? max(int(j) - int(p.pos0), 0) : INT_BIG;
         lo = min(lo, ilo[r]);
+        if (live) hi = max(hi, min(last_query(j), int(p.T) - 1));
         uint row = kv_row(b, min(j, p.S - 1u), g);
         int kb = int((p.k_off + row) / 4u), vb = int((p.v_off + row) / 4u);
         [[unroll]] for (uint d = 0u; d < DV4; d++) {
@@ -122,10 +126,10 @@ void main() {
             dva[r][d] = vec4(0.0);
         }
     }
-    int i0 = subgroupMin(lo);
+    int i0 = subgroupMin(lo), i1 = subgroupMax(hi);
     int qoff = int(p.q_off / 4u), ooff = int(p.out_off / 4u), dooff = int(p.dout_off / 4u);
 
-    for (int i = i0; i < int(p.T); i++) {
+    for (int i = i0; i <= i1; i++) {
         int fk = first_key(b, uint(i));
         for (uint h = g * group; h < (g + 1u) * group; h++) {
             int row = int(q_row(b, uint(i), h) / 4u);
@@ -146,8 +150,9 @@ void main() {
             float l_i = lse[lse_idx(b, h, uint(i))];
             [[unroll]] for (uint r = 0u; r < R; r++) {
                 int j = int(jr0 + r);
-                float pij = i >= ilo[r] && fk <= j ? exp(s[r] * p.scale - l_i) : 0.0;
-                float ds = pij * (dp[r] - di);
+                float dcap, sc = cap_score_d(s[r] * p.scale, dcap);
+                float pij = i >= ilo[r] && fk <= j ? exp(sc - l_i) : 0.0;
+                float ds = pij * (dp[r] - di) * dcap;
                 [[unroll]] for (uint d = 0u; d < DV4; d++) {
                     dva[r][d] += pij * dod[d];
                     dka[r][d] += ds * qd[d];

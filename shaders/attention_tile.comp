@@ -1,7 +1,8 @@
 #version 450
 // Causal GQA attention forward, register-tiled: each lane owns R consecutive query rows of one (sequence, head),
 // so every key/value row it loads (vec4s through texel views, uniform across the subgroup) feeds R dot products.
-// Keys go in blocks of KB with one online-softmax rescale per block. Same contract as attention.comp.
+// Keys go in blocks of KB with one online-softmax rescale per block. Same contract as attention.comp (the
+// window narrows each row's key range, the walk covers the union of the subgroup's ranges; scores soft-capped).
 #extension GL_GOOGLE_include_directive : require
 #extension GL_KHR_shader_subgroup_arithmetic : require
 #extension GL_EXT_control_flow_attributes : require
@@ -62,6 +63,8 @@ void main() {
                 vec4 kd = texelFetch(tk, kb + int(min(d, D4 - 1u)));
                 [[unroll]] for (uint r = 0u; r < R; r++) s[r][kk] += dot(qv[r][d], kd);
             }
+            if (p.softcap > 0.0)
+                [[unroll]] for (uint r = 0u; r < R; r++) s[r][kk] = cap_score(s[r][kk]);
         }
         [[unroll]] for (uint r = 0u; r < R; r++) {
             float mn = m[r];

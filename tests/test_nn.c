@@ -225,11 +225,15 @@ static double attn_loss(void *p) {
     return dot_d(c->out, c->R, (size_t)c->s.n_seq * c->s.T * c->s.n_head * c->s.D);
 }
 
-static int test_fd_attention(void) {
-    t_rng_seed(13);
+/* One shape, plain and with the Gemma 2/3 options: a window of 3 positions (shorter than the first document, the
+ * KV-cache prefix partly out of reach), window 1 (keys 0 and 1 are then seen by no query), soft-capping at 1.2 on
+ * scores of a few units (tanh far from linear), alone and with the window. */
+static int fd_attention_case(uint32_t window, float softcap) {
     /* GQA (4 heads on 2 KV heads), a KV-cache prefix (pos0 2, S 8 > T) and a packing boundary in sequence 1. */
     static const int32_t seg[2 * 5] = {0, 0, 0, 0, 0, 0, 0, 4, 4, 4};
-    attn_ctx c = {.s = {.n_seq = 2, .T = 5, .S = 8, .n_head = 4, .n_head_kv = 2, .D = 6, .pos0 = 2}, .seg = seg};
+    attn_ctx c = {.s = {.n_seq = 2, .T = 5, .S = 8, .n_head = 4, .n_head_kv = 2, .D = 6, .pos0 = 2,
+                        .window = window, .softcap = softcap},
+                  .seg = seg};
     c.s.scale = 1.0f / sqrtf(6.0f);
     size_t nq = 2 * 5 * 4 * 6, nkv = 2 * 8 * 2 * 6;
     c.q = hd(nq), c.k = hd(nkv), c.v = hd(nkv), c.R = hd(nq), c.out = hd(nq);
@@ -243,10 +247,24 @@ static int test_fd_attention(void) {
     fd_grad(attn_loss, &c, c.v, nkv, fv);
     double eq = rel_err_d(dq, fq, nq), ek = rel_err_d(dk, fk, nkv), ev = rel_err_d(dv, fv, nkv);
     T_ASSERT(eq < FD_TOL && ek < FD_TOL && ev < FD_TOL,
-             "attention backward vs finite differences: dq %.3g, dk %.3g, dv %.3g", eq, ek, ev);
-    /* Keys past pos0 + T - 1 are never seen: their gradients must be exactly zero, as the differences say. */
+             "attention backward (window %u, softcap %g) vs finite differences: dq %.3g, dk %.3g, dv %.3g", window,
+             (double)softcap, eq, ek, ev);
+    /* Keys past pos0 + T - 1 are never seen (nor, with window 1, keys 0 and 1 before the first query's position):
+     * their gradients must be exactly zero, as the differences say. */
     T_ASSERT(dk[(size_t)(7 * 2) * 6] == 0.0 && fabs(fk[(size_t)(7 * 2) * 6]) < 1e-9, "unseen key got a gradient");
+    if (window == 1)
+        T_ASSERT(dk[0] == 0.0 && dv[2 * 6] == 0.0 && fabs(fk[0]) < 1e-9, "key outside every window got a gradient");
     pool_free(NULL);
+    return 0;
+}
+static int test_fd_attention(void) {
+    t_rng_seed(13);
+    static const struct {
+        uint32_t window;
+        float softcap;
+    } var[] = {{0, 0}, {3, 0}, {1, 0}, {0, 1.2f}, {3, 1.2f}};
+    for (size_t i = 0; i < VKL_ARRAY_LEN(var); i++)
+        if (fd_attention_case(var[i].window, var[i].softcap)) return 1;
     return 0;
 }
 
@@ -486,12 +504,26 @@ static int test_rope(void) { return run2(case_rope, "4096"); }
  * decode (T 1, pos0 > 0, S > T), prefill with a cache prefix, and packing boundaries. */
 typedef struct {
     uint32_t n_seq, T, S, n_head, n_head_kv, D, pos0;
-    int seg_kind; /* 0 none, 1 packing boundaries */
+    int seg_kind;    /* 0 none, 1 packing boundaries */
+    uint32_t window; /* vkl_attn_shape.window */
+    float softcap;   /* vkl_attn_shape.softcap */
 } attn_cfg;
 static const attn_cfg attn_cfgs[] = {
-    {2, 5, 5, 8, 4, 64, 0, 1},  {1, 67, 67, 8, 2, 80, 0, 1}, {3, 1, 40, 8, 8, 8, 39, 0},
-    {2, 5, 12, 4, 2, 64, 7, 1}, {2, 67, 70, 8, 4, 8, 3, 0},  {1, 9, 9, 2, 1, 136, 0, 1},
-    {1, 7, 9, 4, 2, 6, 2, 1},   {1, 300, 300, 2, 1, 16, 0, 1},
+    {2, 5, 5, 8, 4, 64, 0, 1, 0, 0},  {1, 67, 67, 8, 2, 80, 0, 1, 0, 0}, {3, 1, 40, 8, 8, 8, 39, 0, 0, 0},
+    {2, 5, 12, 4, 2, 64, 7, 1, 0, 0}, {2, 67, 70, 8, 4, 8, 3, 0, 0, 0},  {1, 9, 9, 2, 1, 136, 0, 1, 0, 0},
+    {1, 7, 9, 4, 2, 6, 2, 1, 0, 0},   {1, 300, 300, 2, 1, 16, 0, 1, 0, 0},
+};
+/* Sliding windows and soft-capping (Gemma 2/3): window 1 (a query sees only itself), windows shorter than a packed
+ * document (both limits active), a window past T but short of a KV-cache prefix (pos0 > 0), one covering every
+ * key, strong soft-capping (cap 1.5 on scores of a few units) alone and with a window, Gemma 2's cap 50 with a
+ * window at D 256 on one KV head, windows far shorter than T (whole key blocks skipped; 300 queries also span
+ * several subgroups and workgroups), D 6 (scalar kernels only), and Gemma's D 256 on 4 heads per KV head at
+ * T 150, which the scalar kernels (on llvmpipe) run in slices of keys and queries. */
+static const attn_cfg attn_ws_cfgs[] = {
+    {2, 37, 37, 4, 2, 64, 0, 1, 1, 0},    {2, 41, 45, 8, 2, 8, 4, 1, 5, 0},       {1, 23, 30, 4, 4, 20, 7, 0, 25, 0},
+    {1, 19, 19, 2, 1, 12, 0, 1, 64, 0},   {2, 29, 29, 4, 2, 64, 0, 0, 0, 1.5f},   {1, 53, 60, 6, 2, 36, 7, 1, 9, 2.5f},
+    {1, 37, 37, 4, 1, 256, 0, 1, 13, 50}, {1, 300, 300, 2, 1, 16, 0, 1, 40, 3.0f}, {1, 7, 9, 4, 2, 6, 2, 1, 3, 1.0f},
+    {1, 150, 150, 4, 1, 256, 0, 1, 0, 50},
 };
 
 /* Kernel modes every attention configuration runs in: the scalar kernels, the tile kernels (16-byte aligned
@@ -523,7 +555,7 @@ typedef struct {
 
 static void attn_make(const attn_cfg *cf, attn_data *a) {
     a->s = (vkl_attn_shape){cf->n_seq, cf->T, cf->S, cf->n_head, cf->n_head_kv, cf->D, cf->pos0,
-                            1.0f / sqrtf((float)cf->D)};
+                            1.0f / sqrtf((float)cf->D), cf->window, cf->softcap};
     a->nq = (size_t)cf->n_seq * cf->T * cf->n_head * cf->D;
     a->nkv = (size_t)cf->n_seq * cf->S * cf->n_head_kv * cf->D;
     a->nl = (size_t)cf->n_seq * cf->n_head * cf->T;
@@ -557,122 +589,157 @@ static uint64_t attn_small_bind(const attn_cfg *cf) {
 /* Forward: fp32 dot products of <= 136 terms and an online softmax over <= 72 keys against double; errors stay
  * ~1e-6 of max|out|, bound 1e-5. lse (values ~1..5) to 1e-5 relative. */
 #define ATTN_TOL 1e-5
-static int test_attention(void) {
-    vkl_vk *vk = t_vk();
-    if (!vk) return 1;
-    vkl_op_cache cache = {0}, *c = &cache;
-    int rc = 0;
-    t_rng_seed(60);
-    for (size_t mi = 0; mi < VKL_ARRAY_LEN(attn_modes) && !rc; mi++)
-    for (size_t ci = 0; ci < VKL_ARRAY_LEN(attn_cfgs) && !rc; ci++)
-        for (int chunked = 0; chunked < 2 && !rc; chunked++) {
-            const attn_mode *mo = &attn_modes[mi];
-            PAD_FRONT = mo->pad;
-            setenv("VKLORA_ATTN", mo->env, 1);
-            attn_data a;
-            attn_make(&attn_cfgs[ci], &a);
-            float *go = hf(a.nq), *gl = hf(a.nl);
-            char small[32];
-            snprintf(small, sizeof(small), "%llu", (unsigned long long)attn_small_bind(&attn_cfgs[ci]));
-            rc = 1;
-            tbuf *bq = tb_new(vk, a.q, a.nq * 4), *bk = tb_new(vk, a.k, a.nkv * 4), *bv = tb_new(vk, a.v, a.nkv * 4);
-            tbuf *bs = a.seg ? tb_new(vk, a.seg, a.nl / attn_cfgs[ci].n_head * 4) : NULL;
-            tbuf *bo = tb_new(vk, NULL, a.nq * 4), *bl = tb_new(vk, NULL, a.nl * 4);
-            if (!bq || !bk || !bv || !bo || !bl || (a.seg && !bs)) break;
-            vkl_err err = {0};
-            if (chunked) setenv("VKLORA_MAX_BIND_BYTES", small, 1);
-            vkl_status st = vkl_op_attention(vk, c, &a.s, tv(bq), tv(bk), tv(bv), tv(bs), tv(bo), tv(bl), &err);
-            unsetenv("VKLORA_MAX_BIND_BYTES");
-            if (st) {
-                fprintf(stderr, "    FAIL attention config %zu (%s): %s\n", ci, mo->env, err.msg);
-                break;
-            }
-            if (!attn_used(c, mo, a.s.D)) {
-                fprintf(stderr, "    FAIL attention config %zu: mode %s (pad %llu) ran the wrong kernel\n", ci,
-                        mo->env, (unsigned long long)mo->pad);
-                break;
-            }
-            if (!tb_get(vk, bo, go) || !tb_get(vk, bl, gl)) break;
-            double eo = t_max_rel_err(go, a.out, a.nq), el = t_max_rel_err(gl, a.lse, a.nl);
-            if (eo > ATTN_TOL || el > ATTN_TOL) {
-                fprintf(stderr, "    FAIL attention config %zu (%s, chunked %d): out error %.3g, lse error %.3g > %.3g\n",
-                        ci, mo->env, chunked, eo, el, ATTN_TOL);
-                break;
-            }
-            rc = 0;
-            pool_free(vk); /* the next configuration allocates afresh */
-            vkl_op_cache_destroy(vk, c); /* so attn_used sees only the next configuration's pipelines */
-        }
+/* One forward case in one kernel mode; frees its buffers and pipelines (so attn_used sees only its own). */
+static int attn_fwd_one(vkl_vk *vk, vkl_op_cache *c, const attn_cfg *cf, size_t ci, const attn_mode *mo,
+                        int chunked) {
+    PAD_FRONT = mo->pad;
+    setenv("VKLORA_ATTN", mo->env, 1);
+    attn_data a;
+    attn_make(cf, &a);
+    float *go = hf(a.nq), *gl = hf(a.nl);
+    char small[32];
+    snprintf(small, sizeof(small), "%llu", (unsigned long long)attn_small_bind(cf));
+    int rc = 1;
+    tbuf *bq = tb_new(vk, a.q, a.nq * 4), *bk = tb_new(vk, a.k, a.nkv * 4), *bv = tb_new(vk, a.v, a.nkv * 4);
+    tbuf *bs = a.seg ? tb_new(vk, a.seg, a.nl / cf->n_head * 4) : NULL;
+    tbuf *bo = tb_new(vk, NULL, a.nq * 4), *bl = tb_new(vk, NULL, a.nl * 4);
+    if (!bq || !bk || !bv || !bo || !bl || (a.seg && !bs)) goto done;
+    vkl_err err = {0};
+    if (chunked) setenv("VKLORA_MAX_BIND_BYTES", small, 1);
+    vkl_status st = vkl_op_attention(vk, c, &a.s, tv(bq), tv(bk), tv(bv), tv(bs), tv(bo), tv(bl), &err);
+    unsetenv("VKLORA_MAX_BIND_BYTES");
+    if (st) {
+        fprintf(stderr, "    FAIL attention config %zu (%s): %s\n", ci, mo->env, err.msg);
+        goto done;
+    }
+    if (!attn_used(c, mo, a.s.D)) {
+        fprintf(stderr, "    FAIL attention config %zu: mode %s (pad %llu) ran the wrong kernel\n", ci, mo->env,
+                (unsigned long long)mo->pad);
+        goto done;
+    }
+    if (!tb_get(vk, bo, go) || !tb_get(vk, bl, gl)) goto done;
+    double eo = t_max_rel_err(go, a.out, a.nq), el = t_max_rel_err(gl, a.lse, a.nl);
+    if (eo > ATTN_TOL || el > ATTN_TOL) {
+        fprintf(stderr,
+                "    FAIL attention config %zu (%s, chunked %d, window %u, softcap %g): out error %.3g, lse error "
+                "%.3g > %.3g\n",
+                ci, mo->env, chunked, cf->window, (double)cf->softcap, eo, el, ATTN_TOL);
+        goto done;
+    }
+    rc = 0;
+done:
     unsetenv("VKLORA_ATTN");
     PAD_FRONT = 12;
-    vkl_op_cache_destroy(vk, c);
     pool_free(vk);
+    vkl_op_cache_destroy(vk, c);
     return rc;
 }
+/* Every configuration in every kernel mode, whole and split into one-or-two-sequence bindings. */
+static int attn_fwd_cases(const attn_cfg *cfgs, size_t n_cfgs, uint32_t seed) {
+    vkl_vk *vk = t_vk();
+    if (!vk) return 1;
+    vkl_op_cache cache = {0};
+    int rc = 0;
+    t_rng_seed(seed);
+    for (size_t mi = 0; mi < VKL_ARRAY_LEN(attn_modes) && !rc; mi++)
+        for (size_t ci = 0; ci < n_cfgs && !rc; ci++)
+            for (int chunked = 0; chunked < 2 && !rc; chunked++)
+                rc = attn_fwd_one(vk, &cache, &cfgs[ci], ci, &attn_modes[mi], chunked);
+    return rc;
+}
+static int test_attention(void) { return attn_fwd_cases(attn_cfgs, VKL_ARRAY_LEN(attn_cfgs), 60); }
 
 /* Backward: dk/dv sum up to 67 queries x 4 heads of products of recomputed probabilities; bound 2e-5 of max|grad|
  * (measured 2-3e-7 on lavapipe). dk/dv start from random values (they accumulate). */
 #define ATTN_BACK_TOL 2e-5
-static int test_attention_back(void) {
-    vkl_vk *vk = t_vk();
-    if (!vk) return 1;
-    vkl_op_cache cache = {0}, *c = &cache;
-    int rc = 0;
-    t_rng_seed(70);
-    for (size_t mi = 0; mi < VKL_ARRAY_LEN(attn_modes) && !rc; mi++)
-    for (size_t ci = 0; ci < VKL_ARRAY_LEN(attn_cfgs) && !rc; ci++)
-        for (int chunked = 0; chunked < 2 && !rc; chunked++) {
-            const attn_mode *mo = &attn_modes[mi];
-            PAD_FRONT = mo->pad;
-            setenv("VKLORA_ATTN", mo->env, 1);
-            attn_data a;
-            attn_make(&attn_cfgs[ci], &a);
-            float *dq = hf(a.nq), *dk = hf(a.nkv), *dv = hf(a.nkv), *dk0 = hf(a.nkv), *dv0 = hf(a.nkv);
-            float *gq = hf(a.nq), *gk = hf(a.nkv), *gv = hf(a.nkv);
-            fill(dk0, a.nkv, -0.5f, 0.5f), fill(dv0, a.nkv, -0.5f, 0.5f);
-            memcpy(dk, dk0, a.nkv * 4), memcpy(dv, dv0, a.nkv * 4);
-            vkl_ref_attention_back(&a.s, a.q, a.k, a.v, a.seg, a.out, a.lse, a.dout, dq, dk, dv);
-            char small[32];
-            snprintf(small, sizeof(small), "%llu", (unsigned long long)attn_small_bind(&attn_cfgs[ci]));
-            rc = 1;
-            tbuf *bq = tb_new(vk, a.q, a.nq * 4), *bk = tb_new(vk, a.k, a.nkv * 4), *bv = tb_new(vk, a.v, a.nkv * 4);
-            tbuf *bs = a.seg ? tb_new(vk, a.seg, a.nl / attn_cfgs[ci].n_head * 4) : NULL;
-            tbuf *bo = tb_new(vk, a.out, a.nq * 4), *bl = tb_new(vk, a.lse, a.nl * 4);
-            tbuf *bdo = tb_new(vk, a.dout, a.nq * 4), *bdq = tb_new(vk, NULL, a.nq * 4);
-            tbuf *bdk = tb_new(vk, dk0, a.nkv * 4), *bdv = tb_new(vk, dv0, a.nkv * 4);
-            if (!bq || !bk || !bv || !bo || !bl || !bdo || !bdq || !bdk || !bdv || (a.seg && !bs)) break;
-            vkl_err err = {0};
-            if (chunked) setenv("VKLORA_MAX_BIND_BYTES", small, 1);
-            vkl_status st = vkl_op_attention_back(vk, c, &a.s, tv(bq), tv(bk), tv(bv), tv(bs), tv(bo), tv(bl),
-                                                  tv(bdo), tv(bdq), tv(bdk), tv(bdv), &err);
-            unsetenv("VKLORA_MAX_BIND_BYTES");
-            if (st) {
-                fprintf(stderr, "    FAIL attention_back config %zu (%s): %s\n", ci, mo->env, err.msg);
-                break;
-            }
-            if (!attn_used(c, mo, a.s.D)) {
-                fprintf(stderr, "    FAIL attention_back config %zu: mode %s (pad %llu) ran the wrong kernel\n", ci,
-                        mo->env, (unsigned long long)mo->pad);
-                break;
-            }
-            if (!tb_get(vk, bdq, gq) || !tb_get(vk, bdk, gk) || !tb_get(vk, bdv, gv)) break;
-            double eq = t_max_rel_err(gq, dq, a.nq), ek = t_max_rel_err(gk, dk, a.nkv);
-            double ev = t_max_rel_err(gv, dv, a.nkv);
-            if (eq > ATTN_BACK_TOL || ek > ATTN_BACK_TOL || ev > ATTN_BACK_TOL) {
-                fprintf(stderr,
-                        "    FAIL attention_back config %zu (%s, chunked %d): dq %.3g, dk %.3g, dv %.3g > %.3g\n", ci,
-                        mo->env, chunked, eq, ek, ev, ATTN_BACK_TOL);
-                break;
-            }
-            rc = 0;
-            pool_free(vk); /* the next configuration allocates afresh */
-            vkl_op_cache_destroy(vk, c); /* so attn_used sees only the next configuration's pipelines */
-        }
+static int attn_back_one(vkl_vk *vk, vkl_op_cache *c, const attn_cfg *cf, size_t ci, const attn_mode *mo,
+                         int chunked) {
+    PAD_FRONT = mo->pad;
+    setenv("VKLORA_ATTN", mo->env, 1);
+    attn_data a;
+    attn_make(cf, &a);
+    float *dq = hf(a.nq), *dk = hf(a.nkv), *dv = hf(a.nkv), *dk0 = hf(a.nkv), *dv0 = hf(a.nkv);
+    float *gq = hf(a.nq), *gk = hf(a.nkv), *gv = hf(a.nkv);
+    fill(dk0, a.nkv, -0.5f, 0.5f), fill(dv0, a.nkv, -0.5f, 0.5f);
+    memcpy(dk, dk0, a.nkv * 4), memcpy(dv, dv0, a.nkv * 4);
+    vkl_ref_attention_back(&a.s, a.q, a.k, a.v, a.seg, a.out, a.lse, a.dout, dq, dk, dv);
+    char small[32];
+    snprintf(small, sizeof(small), "%llu", (unsigned long long)attn_small_bind(cf));
+    int rc = 1;
+    tbuf *bq = tb_new(vk, a.q, a.nq * 4), *bk = tb_new(vk, a.k, a.nkv * 4), *bv = tb_new(vk, a.v, a.nkv * 4);
+    tbuf *bs = a.seg ? tb_new(vk, a.seg, a.nl / cf->n_head * 4) : NULL;
+    tbuf *bo = tb_new(vk, a.out, a.nq * 4), *bl = tb_new(vk, a.lse, a.nl * 4);
+    tbuf *bdo = tb_new(vk, a.dout, a.nq * 4), *bdq = tb_new(vk, NULL, a.nq * 4);
+    tbuf *bdk = tb_new(vk, dk0, a.nkv * 4), *bdv = tb_new(vk, dv0, a.nkv * 4);
+    if (!bq || !bk || !bv || !bo || !bl || !bdo || !bdq || !bdk || !bdv || (a.seg && !bs)) goto done;
+    vkl_err err = {0};
+    if (chunked) setenv("VKLORA_MAX_BIND_BYTES", small, 1);
+    vkl_status st = vkl_op_attention_back(vk, c, &a.s, tv(bq), tv(bk), tv(bv), tv(bs), tv(bo), tv(bl), tv(bdo),
+                                          tv(bdq), tv(bdk), tv(bdv), &err);
+    unsetenv("VKLORA_MAX_BIND_BYTES");
+    if (st) {
+        fprintf(stderr, "    FAIL attention_back config %zu (%s): %s\n", ci, mo->env, err.msg);
+        goto done;
+    }
+    if (!attn_used(c, mo, a.s.D)) {
+        fprintf(stderr, "    FAIL attention_back config %zu: mode %s (pad %llu) ran the wrong kernel\n", ci, mo->env,
+                (unsigned long long)mo->pad);
+        goto done;
+    }
+    if (!tb_get(vk, bdq, gq) || !tb_get(vk, bdk, gk) || !tb_get(vk, bdv, gv)) goto done;
+    double eq = t_max_rel_err(gq, dq, a.nq), ek = t_max_rel_err(gk, dk, a.nkv), ev = t_max_rel_err(gv, dv, a.nkv);
+    if (eq > ATTN_BACK_TOL || ek > ATTN_BACK_TOL || ev > ATTN_BACK_TOL) {
+        fprintf(stderr,
+                "    FAIL attention_back config %zu (%s, chunked %d, window %u, softcap %g): dq %.3g, dk %.3g, dv "
+                "%.3g > %.3g\n",
+                ci, mo->env, chunked, cf->window, (double)cf->softcap, eq, ek, ev, ATTN_BACK_TOL);
+        goto done;
+    }
+    rc = 0;
+done:
     unsetenv("VKLORA_ATTN");
     PAD_FRONT = 12;
-    vkl_op_cache_destroy(vk, c);
     pool_free(vk);
+    vkl_op_cache_destroy(vk, c);
     return rc;
+}
+static int attn_back_cases(const attn_cfg *cfgs, size_t n_cfgs, uint32_t seed) {
+    vkl_vk *vk = t_vk();
+    if (!vk) return 1;
+    vkl_op_cache cache = {0};
+    int rc = 0;
+    t_rng_seed(seed);
+    for (size_t mi = 0; mi < VKL_ARRAY_LEN(attn_modes) && !rc; mi++)
+        for (size_t ci = 0; ci < n_cfgs && !rc; ci++)
+            for (int chunked = 0; chunked < 2 && !rc; chunked++)
+                rc = attn_back_one(vk, &cache, &cfgs[ci], ci, &attn_modes[mi], chunked);
+    return rc;
+}
+static int test_attention_back(void) { return attn_back_cases(attn_cfgs, VKL_ARRAY_LEN(attn_cfgs), 70); }
+
+/* Sliding window and soft-capping, forward and backward, every kernel mode. */
+static int test_attention_window_softcap(void) {
+    return attn_fwd_cases(attn_ws_cfgs, VKL_ARRAY_LEN(attn_ws_cfgs), 61) ||
+           attn_back_cases(attn_ws_cfgs, VKL_ARRAY_LEN(attn_ws_cfgs), 71);
+}
+
+/* Gemma-3-1B attention at training length: 4 heads on 1 KV head, D 256, T 512, one sequence, in the default
+ * kernels on 16-byte aligned tensors (as the trainer's activations), forward and backward against the reference:
+ * a global layer (window 0), a local one (window 512, which at T 512 reaches every key) and a window shorter than
+ * T. On llvmpipe this also shows that the shapes fit its loop limit. A softmax over up to 512 keys of dot products
+ * of 256 terms: same bounds as the small shapes (measured errors below them). */
+static int test_attention_gemma3(void) {
+    vkl_vk *vk = t_vk();
+    if (!vk) return 1;
+    vkl_op_cache cache = {0};
+    static const attn_mode mo = {"auto", 16};
+    static const attn_cfg cfgs[] = {
+        {1, 512, 512, 4, 1, 256, 0, 0, 0, 0}, {1, 512, 512, 4, 1, 256, 0, 0, 512, 0}, {1, 512, 512, 4, 1, 256, 0, 1, 96, 0}};
+    t_rng_seed(62);
+    for (size_t ci = 0; ci < VKL_ARRAY_LEN(cfgs); ci++)
+        if (attn_fwd_one(vk, &cache, &cfgs[ci], ci, &mo, 0) || attn_back_one(vk, &cache, &cfgs[ci], ci, &mo, 0))
+            return 1;
+    return 0;
 }
 
 /* SwiGLU and add: a handful of float operations per element against double; 1e-6 of max. g spans +-12 and
@@ -943,17 +1010,24 @@ static int test_errors(void) {
     tbuf *b = tb_new(vk, NULL, 4096);
     if (!b) goto done;
     vkl_err err = {0};
-    vkl_attn_shape s = {1, 4, 4, 6, 4, 8, 0, 0.35f};
+    vkl_attn_shape s = {1, 4, 4, 6, 4, 8, 0, 0.35f, 0, 0};
     if (vkl_op_attention(vk, &cache, &s, tv(b), tv(b), tv(b), vkl_tv_none(), tv(b), vkl_tv_none(), &err) !=
             VKL_ERR_INPUT || !strstr(err.msg, "n_head_kv")) {
         fprintf(stderr, "    FAIL: attention with 6 heads on 4 KV heads: %s\n", err.msg);
         goto done;
     }
     vkl_err_clear(&err);
-    s = (vkl_attn_shape){1, 4, 3, 4, 4, 8, 0, 0.35f};
+    s = (vkl_attn_shape){1, 4, 3, 4, 4, 8, 0, 0.35f, 0, 0};
     if (vkl_op_attention(vk, &cache, &s, tv(b), tv(b), tv(b), vkl_tv_none(), tv(b), vkl_tv_none(), &err) !=
         VKL_ERR_INPUT) {
         fprintf(stderr, "    FAIL: attention with T > S accepted\n");
+        goto done;
+    }
+    vkl_err_clear(&err);
+    s = (vkl_attn_shape){1, 4, 4, 4, 4, 8, 0, 0.35f, 0, -50.0f};
+    if (vkl_op_attention(vk, &cache, &s, tv(b), tv(b), tv(b), vkl_tv_none(), tv(b), vkl_tv_none(), &err) !=
+            VKL_ERR_INPUT || !strstr(err.msg, "softcap")) {
+        fprintf(stderr, "    FAIL: attention with softcap -50 accepted: %s\n", err.msg);
         goto done;
     }
     vkl_err_clear(&err);
@@ -1010,8 +1084,9 @@ done:
     return rc;
 }
 
-/* llvmpipe stops an invocation's loops after 65535 iterations in total: a shape past that must be refused with a
- * message, never computed wrongly (the scalar kernel at T = 600, D = 64 would need ~77k). */
+/* llvmpipe stops an invocation's loops after 65535 iterations in total: a shape past that must be split or refused
+ * with a message, never computed wrongly. The scalar kernel at T = 600, D = 64 would need ~77k: it goes in key
+ * slices merged through lse, so without lse it is refused. */
 static int test_attention_loop_limit(void) {
     vkl_vk *vk = t_vk();
     T_ASSERT(vk, "no device");
@@ -1028,7 +1103,7 @@ static int test_attention_loop_limit(void) {
     vkl_status st = vkl_op_attention(vk, &c, &s, vkl_tv(&q, 0), vkl_tv(&kv, 0), vkl_tv(&kv, 0), vkl_tv_none(),
                                      vkl_tv(&o, 0), vkl_tv_none(), &err);
     unsetenv("VKLORA_ATTN");
-    T_ASSERT(st == VKL_ERR_INPUT && strstr(err.msg, "loop iterations"), "scalar at T=600, D=64: %s", err.msg);
+    T_ASSERT(st == VKL_ERR_INPUT && strstr(err.msg, "lse"), "scalar at T=600, D=64 without lse: %s", err.msg);
     /* the tile kernel runs the same shape within the limit */
     vkl_err_clear(&err);
     T_ASSERT(!vkl_op_attention(vk, &c, &s, vkl_tv(&q, 0), vkl_tv(&kv, 0), vkl_tv(&kv, 0), vkl_tv_none(),
@@ -1036,6 +1111,32 @@ static int test_attention_loop_limit(void) {
              "%s", err.msg);
     vkl_op_cache_destroy(vk, &c);
     vkl_buffer_destroy(vk, &q), vkl_buffer_destroy(vk, &kv), vkl_buffer_destroy(vk, &o);
+    /* A sliding window bounds the keys each invocation walks: the scalar kernels run T = 600 with window 64 in one
+     * slice, and the tile kernels, refused at 70000 tokens, run them with window 100; forward and backward match
+     * the reference (so the skipped blocks were the ones outside every window). */
+    t_rng_seed(63);
+    static const attn_mode scalar = {"scalar", 16}, tile = {"tile", 16};
+    /* ... and with lse the scalar kernels run it in slices: forward 2 key slices, dq 2, dk/dv 4 query slices */
+    static const attn_cfg t600 = {1, 600, 600, 2, 1, 64, 0, 1, 0, 0}, win600 = {1, 600, 600, 2, 1, 64, 0, 1, 64, 0};
+    T_ASSERT(!attn_fwd_one(vk, &c, &t600, 0, &scalar, 0) && !attn_back_one(vk, &c, &t600, 0, &scalar, 0),
+             "scalar kernels at T = 600 in slices");
+    T_ASSERT(!attn_fwd_one(vk, &c, &win600, 1, &scalar, 0) && !attn_back_one(vk, &c, &win600, 1, &scalar, 0),
+             "scalar kernels at T = 600 with window 64");
+    attn_cfg long_ctx = {1, 70000, 70000, 2, 1, 4, 0, 1, 0, 0};
+    s = (vkl_attn_shape){.n_seq = 1, .T = long_ctx.T, .S = long_ctx.S, .n_head = 2, .n_head_kv = 1, .D = 4,
+                         .scale = 0.5f};
+    nq = (uint64_t)s.T * s.n_head * s.D, nkv = (uint64_t)s.S * s.n_head_kv * s.D;
+    T_ASSERT(!vkl_buffer_create(vk, nq * 4, VKL_MEM_DEVICE, &q, &err), "%s", err.msg);
+    T_ASSERT(!vkl_buffer_create(vk, nkv * 4, VKL_MEM_DEVICE, &kv, &err), "%s", err.msg);
+    st = vkl_op_attention(vk, &c, &s, vkl_tv(&q, 0), vkl_tv(&kv, 0), vkl_tv(&kv, 0), vkl_tv_none(), vkl_tv(&q, 0),
+                          vkl_tv_none(), &err);
+    vkl_op_cache_destroy(vk, &c);
+    vkl_buffer_destroy(vk, &q), vkl_buffer_destroy(vk, &kv);
+    T_ASSERT(st == VKL_ERR_INPUT && strstr(err.msg, "loop iterations"), "tile at T=70000 without a window: %s",
+             err.msg);
+    long_ctx.window = 100;
+    T_ASSERT(!attn_fwd_one(vk, &c, &long_ctx, 0, &tile, 0) && !attn_back_one(vk, &c, &long_ctx, 0, &tile, 0),
+             "tile kernels at T = 70000 with window 100");
     return 0;
 }
 
@@ -1052,6 +1153,8 @@ const vkl_test_case vkl_tests_nn[] = {
     {"nn/rope", test_rope},
     {"nn/attention", test_attention},
     {"nn/attention_back", test_attention_back},
+    {"nn/attention_window_softcap", test_attention_window_softcap},
+    {"nn/attention_gemma3", test_attention_gemma3},
     {"nn/swiglu", test_swiglu},
     {"nn/add", test_add},
     {"nn/geglu", test_geglu},

@@ -61,7 +61,7 @@ int main(int argc, char **argv) {
     double *fw = NULL, *bw = NULL;
     vkl_op_cache cache = {0};
     vkl_attn_shape s = {(uint32_t)B, (uint32_t)T, (uint32_t)T, (uint32_t)H, (uint32_t)KVH, (uint32_t)D, 0,
-                        1.0f / sqrtf((float)D)};
+                        1.0f / sqrtf((float)D), 0, 0};
     size_t nq = B * T * H * D, nkv = B * T * KVH * D, nl = B * H * T;
     enum { Q, K, V, O, L, DO, DQ, DK, DV, NBUF };
     size_t n[NBUF] = {nq, nkv, nkv, nq, nl, nq, nq, nkv, nkv};

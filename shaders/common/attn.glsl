@@ -18,11 +18,15 @@ layout(push_constant) uniform Push {
     uint q_off, k_off, v_off, seg_off, out_off, lse_off, dout_off;
     uint dq_off, dv_off;
     uint flags;
+    uint window;   // 0: no sliding window
+    float softcap; // 0: scores are not capped
+    uint r0, r1;   // scalar kernels: keys (forward, dq) or queries (dk/dv) [r0, r1) in this dispatch
     uint pad0, pad1;
 } p;
 
 #define HAS_SEG 1u
 #define HAS_LSE 2u
+#define MERGE 4u // scalar kernels, a slice after the first: merge with out/lse (forward), dq += (dq)
 
 #ifdef ATTN_TILE
 layout(binding = 0) uniform samplerBuffer tq;
@@ -35,13 +39,43 @@ layout(std430, binding = 2) readonly buffer V { float v[]; };
 #endif
 layout(std430, binding = 3) readonly buffer G { int seg[]; };
 
+const int INT_BIG = 0x7fffffff;
+const float NEG_BIG = -3.402823466e38; // -FLT_MAX: exp(NEG_BIG - s) is 0 and NEG_BIG - NEG_BIG is 0, never NaN
+
 uint q_row(uint b, uint t, uint h) { return ((b * p.T + t) * p.n_head + h) * p.D; }
 uint kv_row(uint b, uint j, uint g) { return ((b * p.S + j) * p.n_head_kv + g) * p.D; }
 uint lse_idx(uint b, uint h, uint t) { return p.lse_off + (b * p.n_head + h) * p.T + t; }
-// First key query t of sequence b may see.
-int first_key(uint b, uint t) { return (p.flags & HAS_SEG) != 0u ? max(seg[p.seg_off + b * p.T + t], 0) : 0; }
+// First key query t of sequence b may see: its packing segment's start and, with a sliding window, its position
+// minus window - 1 (key j is visible when pos0 + t - j < window).
+int first_key(uint b, uint t) {
+    int lo = (p.flags & HAS_SEG) != 0u ? max(seg[p.seg_off + b * p.T + t], 0) : 0;
+    return p.window != 0u ? max(lo, int(p.pos0 + t) - int(p.window) + 1) : lo;
+}
+// Last query whose window still reaches key j (queries past it see only later keys): INT_BIG without a window.
+int last_query(uint j) { return p.window != 0u ? int(j + p.window) - 1 - int(p.pos0) : INT_BIG; }
 
-const int INT_BIG = 0x7fffffff;
-const float NEG_BIG = -3.402823466e38; // -FLT_MAX: exp(NEG_BIG - s) is 0 and NEG_BIG - NEG_BIG is 0, never NaN
+// tanh for any finite x, to about one float ulp absolute: exp(-2|x|) never overflows, and below |x| = 1/16 (where
+// 1 - exp(-2|x|) would cancel) a Taylor series to x^7 (next term < 4e-13 relative).
+float attn_tanh(float x) {
+    float a = abs(x), t;
+    if (a < 0.0625) {
+        float a2 = a * a;
+        t = a * (1.0 + a2 * (-1.0 / 3.0 + a2 * (2.0 / 15.0 - a2 * (17.0 / 315.0))));
+    } else {
+        float e = exp(-2.0 * a);
+        t = (1.0 - e) / (1.0 + e);
+    }
+    return x < 0.0 ? -t : t;
+}
+// The score a softmax sees: softcap * tanh(s / softcap) when soft-capping is on, else s.
+float cap_score(float s) { return p.softcap > 0.0 ? p.softcap * attn_tanh(s / p.softcap) : s; }
+// The same, with the derivative of the capped score by the raw one in *dcap (1 - tanh^2; 1 when off).
+float cap_score_d(float s, out float dcap) {
+    dcap = 1.0;
+    if (p.softcap <= 0.0) return s;
+    float t = attn_tanh(s / p.softcap);
+    dcap = 1.0 - t * t;
+    return p.softcap * t;
+}
 
 #endif

@@ -350,8 +350,15 @@ static vkl_status attn_check(const char *op, const vkl_attn_shape *s, vkl_err *e
                            "%s: queries reach position pos0 + T = %llu but sequences hold S = %u keys", op,
                            (unsigned long long)s->pos0 + s->T, s->S);
     if (!isfinite(s->scale)) return vkl_err_set(err, VKL_ERR_INPUT, "%s: scale is not finite", op);
+    if (!(s->softcap >= 0.0f) || !isfinite(s->softcap))
+        return vkl_err_set(err, VKL_ERR_INPUT, "%s: softcap %g: expected 0 (off) or a positive finite cap", op,
+                           (double)s->softcap);
     return VKL_OK;
 }
+
+/* The window the kernels get: one that covers every key (window >= S > pos0 + t - j) is no window, which also
+ * keeps their int arithmetic on positions + window from wrapping. */
+static uint32_t attn_window(const vkl_attn_shape *s) { return s->window < s->S ? s->window : 0; }
 
 static const char *attn_dmax(uint32_t D) { return D <= 64 ? "d64" : D <= 128 ? "d128" : "d256"; }
 
@@ -374,18 +381,38 @@ static vkl_status attn_pick(const char *op, attn_variant *v, vkl_err *err) {
 }
 
 /* Loop iterations one invocation runs, counted as llvmpipe's loop limiter counts them (every iteration of every
- * loop), for the forward (pass 0), dq (1) and dk/dv (2) kernels; compared with the device's limit. */
-static uint64_t attn_loop_iterations(const vkl_attn_shape *s, bool tile, int pass) {
-    uint64_t group = s->n_head / s->n_head_kv, keys = s->S, d = s->D;
-    if (tile) return pass == 2 ? (uint64_t)s->T * (1 + group) : keys;
-    if (pass == 2) return (uint64_t)s->T * (1 + group * (1 + 3 * d));
+ * loop), for the forward (pass 0), dq (1) and dk/dv (2) kernels; compared with the device's limit. A lane walks
+ * the union of the ranges of its subgroup's rows, and a subgroup lies within a workgroup of `span` rows: with a
+ * window, each query sees at most `window` keys and each key is seen by at most `window` queries, so that union
+ * holds at most window + span - 1. */
+static uint64_t attn_loop_iterations(const vkl_attn_shape *s, bool tile, int pass, uint64_t span) {
+    uint64_t group = s->n_head / s->n_head_kv, keys = s->S, queries = s->T, d = s->D, w = attn_window(s);
+    if (w) {
+        keys = VKL_MIN(keys, w + span - 1);
+        queries = VKL_MIN(queries, w + span - 1);
+    }
+    if (tile) return pass == 2 ? queries * (1 + group) : keys;
+    if (pass == 2) return queries * (1 + group * (1 + 3 * d));
     return keys * (1 + (pass ? 3 : 2) * d);
 }
 
-static vkl_status attn_loop_check(const vkl_vk *vk, const char *op, const vkl_attn_shape *s, bool tile, int pass,
-                                  vkl_err *err) {
-    uint64_t lim = vk->info.max_loop_iterations, n = attn_loop_iterations(s, tile, pass);
+/* Items of the walked side (keys for the forward and dq passes, queries for dk/dv) per dispatch: all of them
+ * (pos0 + T keys, T queries) when one invocation stays within the device's loop limit. Past it, the scalar kernels
+ * (~D iterations per item) walk slices of at most *slice items, one dispatch each (each keeps ~3D iterations for
+ * its prologue and epilogue); the tile kernels (one iteration per key or per query and head) are refused. */
+static vkl_status attn_slice(const vkl_vk *vk, const char *op, const vkl_attn_shape *s, bool tile, int pass,
+                             uint64_t span, uint32_t *slice, vkl_err *err) {
+    uint64_t lim = vk->info.max_loop_iterations, n = attn_loop_iterations(s, tile, pass, span);
+    *slice = pass == 2 ? s->T : s->pos0 + s->T;
     if (!lim || n <= lim) return VKL_OK;
+    if (!tile) {
+        uint64_t group = s->n_head / s->n_head_kv, d = s->D, over = 3 * d + 64;
+        uint64_t per = pass == 2 ? 1 + group * (1 + 3 * d) : 1 + (pass ? 3 : 2) * d;
+        if (lim > over + per) {
+            *slice = (uint32_t)VKL_MIN((lim - over) / per, *slice);
+            return VKL_OK;
+        }
+    }
     return vkl_err_set(err, VKL_ERR_INPUT,
                        "%s: %u x %u tokens with head dimension %u need %llu loop iterations in one shader invocation; "
                        "%s stops loops after %llu: use a shorter max_seq_length%s", op, s->T, s->S, s->D,
@@ -483,15 +510,20 @@ vkl_status vkl_op_attention(vkl_vk *vk, vkl_op_cache *c, const vkl_attn_shape *s
     vkl_tview vec_views[4] = {q, k, v, out};
     bool tile = var == ATTN_TILE && attn_tile_ok(vk, s, &z, vec_views, 4, &l);
     uint64_t chunk = 0;
-    if ((st = attn_chunk(op, &l, &z, &chunk, err)) || (st = attn_loop_check(vk, op, s, tile, 0, err))) return st;
+    uint32_t wg = wg_size(vk, NN_WG), bucket = attn_tile_bucket(s->D);
+    uint32_t rows = tile ? attn_tile_rows(vk, bucket, 0) : 1, slice, keys = s->pos0 + s->T;
+    if ((st = attn_chunk(op, &l, &z, &chunk, err)) ||
+        (st = attn_slice(vk, op, s, tile, 0, (uint64_t)wg * rows, &slice, err)))
+        return st;
+    if (slice < keys && !lse.buf)
+        return vkl_err_set(err, VKL_ERR_INPUT,
+                           "%s: %u keys with head dimension %u go in slices of %u (%s's loop limit), which merge "
+                           "through lse: pass an lse tensor", op, keys, s->D, slice, vk->info.driver_name);
     char name[40];
-    uint32_t wg = wg_size(vk, NN_WG), rows = 1;
     const vkl_pipeline *pipe;
     if (tile) {
         static const vkl_bind_kind kinds[6] = {VKL_BIND_TEXEL,   VKL_BIND_TEXEL,   VKL_BIND_TEXEL,
                                                VKL_BIND_STORAGE, VKL_BIND_STORAGE, VKL_BIND_STORAGE};
-        uint32_t bucket = attn_tile_bucket(s->D);
-        rows = attn_tile_rows(vk, bucket, 0);
         snprintf(name, sizeof(name), "attention_tile_d%u", bucket);
         st = attn_tile_pipe(vk, c, name, 6, kinds, wg, rows, &pipe, err);
     } else {
@@ -506,7 +538,8 @@ vkl_status vkl_op_attention(vkl_vk *vk, vkl_op_cache *c, const vkl_attn_shape *s
         uint64_t nb = VKL_MIN(chunk, s->n_seq - b0);
         vkl_attn_push pc = {.n_seq = (uint32_t)nb, .T = s->T, .S = s->S, .n_head = s->n_head,
                             .n_head_kv = s->n_head_kv, .D = s->D, .pos0 = s->pos0, .scale = s->scale,
-                            .flags = (seg.buf ? VKL_ATTN_HAS_SEG : 0) | (lse.buf ? VKL_ATTN_HAS_LSE : 0)};
+                            .flags = (seg.buf ? VKL_ATTN_HAS_SEG : 0) | (lse.buf ? VKL_ATTN_HAS_LSE : 0),
+                            .window = attn_window(s), .softcap = s->softcap};
         vkl_binding b[6] = {
             bind_elems(&l, q, b0 * z.q, nb * z.q, &pc.q_off),
             bind_elems(&l, k, b0 * z.kv, nb * z.kv, &pc.k_off),
@@ -517,8 +550,13 @@ vkl_status vkl_op_attention(vkl_vk *vk, vkl_op_cache *c, const vkl_attn_shape *s
         };
         if (tile)
             for (int i = 0; i < 3; i++) b[i].texel_format = VK_FORMAT_R32G32B32A32_SFLOAT;
-        st = dispatch(vk, pipe, b, 6, &pc, sizeof(pc), nb * s->n_head * ((s->T + rows_per_wg - 1) / rows_per_wg),
-                      err);
+        uint32_t flags = pc.flags;
+        for (uint32_t r0 = 0; r0 < keys && !st; r0 += slice) {
+            pc.r0 = r0, pc.r1 = VKL_MIN(keys - r0, slice) + r0;
+            pc.flags = flags | (r0 ? VKL_ATTN_MERGE : 0);
+            st = dispatch(vk, pipe, b, 6, &pc, sizeof(pc),
+                          nb * s->n_head * ((s->T + rows_per_wg - 1) / rows_per_wg), err);
+        }
     }
     return nn_end(vk, own, st, err);
 }
@@ -546,18 +584,19 @@ vkl_status vkl_op_attention_back(vkl_vk *vk, vkl_op_cache *c, const vkl_attn_sha
     vkl_tview vec_views[8] = {q, k, v, out, dout, dq, dk, dv};
     bool tile = var == ATTN_TILE && attn_tile_ok(vk, s, &z, vec_views, 8, &l);
     uint64_t chunk = 0;
-    if ((st = attn_chunk(op, &l, &z, &chunk, err)) || (st = attn_loop_check(vk, op, s, tile, 1, err)) ||
-        (st = attn_loop_check(vk, op, s, tile, 2, err)))
+    uint32_t wg = wg_size(vk, NN_WG), bucket = attn_tile_bucket(s->D);
+    uint32_t rdq = tile ? attn_tile_rows(vk, bucket, 1) : 1, rkv = tile ? attn_tile_rows(vk, bucket, 2) : 1;
+    uint32_t sdq, skv, keys = s->pos0 + s->T;
+    if ((st = attn_chunk(op, &l, &z, &chunk, err)) ||
+        (st = attn_slice(vk, op, s, tile, 1, (uint64_t)wg * rdq, &sdq, err)) ||
+        (st = attn_slice(vk, op, s, tile, 2, (uint64_t)wg * rkv, &skv, err)))
         return st;
     char ndq[40], nkv[40];
-    uint32_t wg = wg_size(vk, NN_WG), rdq = 1, rkv = 1;
     const vkl_pipeline *pdq, *pkv;
     if (tile) {
         static const vkl_bind_kind kinds[9] = {VKL_BIND_TEXEL,   VKL_BIND_TEXEL, VKL_BIND_TEXEL,
                                                VKL_BIND_STORAGE, VKL_BIND_TEXEL, VKL_BIND_STORAGE,
                                                VKL_BIND_TEXEL,   VKL_BIND_STORAGE, VKL_BIND_STORAGE};
-        uint32_t bucket = attn_tile_bucket(s->D);
-        rdq = attn_tile_rows(vk, bucket, 1), rkv = attn_tile_rows(vk, bucket, 2);
         snprintf(ndq, sizeof(ndq), "attention_back_tile_dq_d%u", bucket);
         snprintf(nkv, sizeof(nkv), "attention_back_tile_dkdv_d%u", bucket);
         if ((st = attn_tile_pipe(vk, c, ndq, 8, kinds, wg, rdq, &pdq, err)) ||
@@ -577,7 +616,8 @@ vkl_status vkl_op_attention_back(vkl_vk *vk, vkl_op_cache *c, const vkl_attn_sha
         uint64_t nb = VKL_MIN(chunk, s->n_seq - b0);
         vkl_attn_push pc = {.n_seq = (uint32_t)nb, .T = s->T, .S = s->S, .n_head = s->n_head,
                             .n_head_kv = s->n_head_kv, .D = s->D, .pos0 = s->pos0, .scale = s->scale,
-                            .flags = (seg.buf ? VKL_ATTN_HAS_SEG : 0) | VKL_ATTN_HAS_LSE};
+                            .flags = (seg.buf ? VKL_ATTN_HAS_SEG : 0) | VKL_ATTN_HAS_LSE,
+                            .window = attn_window(s), .softcap = s->softcap};
         vkl_binding b[9] = {
             bind_elems(&l, q, b0 * z.q, nb * z.q, &pc.q_off),
             bind_elems(&l, k, b0 * z.kv, nb * z.kv, &pc.k_off),
@@ -591,11 +631,20 @@ vkl_status vkl_op_attention_back(vkl_vk *vk, vkl_op_cache *c, const vkl_attn_sha
         if (tile)
             for (int i = 0; i < 7; i++)
                 if (i != 3 && i != 5) b[i].texel_format = VK_FORMAT_R32G32B32A32_SFLOAT;
-        st = dispatch(vk, pdq, b, 8, &pc, sizeof(pc), nb * s->n_head * ((s->T + qrows - 1) / qrows), err);
+        uint32_t flags = pc.flags;
+        for (uint32_t r0 = 0; r0 < keys && !st; r0 += sdq) { /* dq: = then += over key slices */
+            pc.r0 = r0, pc.r1 = VKL_MIN(keys - r0, sdq) + r0;
+            pc.flags = flags | (r0 ? VKL_ATTN_MERGE : 0);
+            st = dispatch(vk, pdq, b, 8, &pc, sizeof(pc), nb * s->n_head * ((s->T + qrows - 1) / qrows), err);
+        }
         if (st) break;
         b[7] = bind_elems(&l, dk, b0 * z.kv, nb * z.kv, &pc.dq_off);
         b[8] = bind_elems(&l, dv, b0 * z.kv, nb * z.kv, &pc.dv_off);
-        st = dispatch(vk, pkv, b, 9, &pc, sizeof(pc), nb * s->n_head_kv * ((s->S + krows - 1) / krows), err);
+        pc.flags = flags;
+        for (uint32_t r0 = 0; r0 < s->T && !st; r0 += skv) { /* dk, dv: += over query slices */
+            pc.r0 = r0, pc.r1 = VKL_MIN(s->T - r0, skv) + r0;
+            st = dispatch(vk, pkv, b, 9, &pc, sizeof(pc), nb * s->n_head_kv * ((s->S + krows - 1) / krows), err);
+        }
     }
     return nn_end(vk, own, st, err);
 }

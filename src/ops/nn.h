@@ -60,17 +60,29 @@ void vkl_rope_freqs_base(double freq_base, uint32_t rope_dim, double *f);
  * out: [n_seq, T, n_head, D]
  * lse: [n_seq, n_head, T] logsumexp of the scaled scores per query (written when present; the backward needs it)
  * seg: int32 [n_seq, T], optional: the first key a query may see (packing boundaries); 0 when absent.
- * Query t sits at absolute position pos0 + t and sees keys seg[b,t] .. pos0 + t. Head h reads KV head
- * h / (n_head / n_head_kv). scale = 1/sqrt(D) normally. D <= 256; pos0 + T <= S. A query whose range is empty
+ * Query t sits at absolute position p = pos0 + t and sees keys seg[b,t] .. p, and with a sliding window only
+ * the last `window` of them: key j when p - j < window as well (window 1 = the query's own position). Head h
+ * reads KV head h / (n_head / n_head_kv). The score of key j is s = scale * q.k_j (scale = 1/sqrt(D) normally),
+ * soft-capped when softcap > 0: s = softcap * tanh(s / softcap) (Gemma 2's attn_logit_softcapping), then the
+ * softmax over the visible keys; lse is the logsumexp of those final (capped) scores. window = 0 and
+ * softcap = 0 (a zero-initialised shape) mean neither. D <= 256; pos0 + T <= S. A query whose range is empty
  * (seg > pos0 + t) gets out = 0 and lse = -inf. The work is split by whole sequences: one sequence's q (and k/v)
- * must fit one binding (maxStorageBufferRange; 128 MiB on lavapipe), else VKL_ERR_INPUT. */
+ * must fit one binding (maxStorageBufferRange; 128 MiB on lavapipe), else VKL_ERR_INPUT. llvmpipe stops an
+ * invocation after 65535 loop iterations: the tile kernels (D % 4 == 0, 16-byte aligned tensors) walk one key (or
+ * query) per iteration, so up to ~65k of them; the scalar kernels walk slices of keys (queries), one dispatch each,
+ * and the forward merges its slices through lse, which it then needs. The kernels walk only the keys inside the
+ * window, so a short window also keeps long contexts under that limit. */
 typedef struct vkl_attn_shape {
     uint32_t n_seq, T, S, n_head, n_head_kv, D, pos0;
     float scale;
+    uint32_t window; /* sliding window in positions (Gemma 2/3 local layers, Mistral); 0 = none */
+    float softcap;   /* attention-logit soft-capping; 0 = off, else > 0 and finite */
 } vkl_attn_shape;
 vkl_status vkl_op_attention(vkl_vk *vk, vkl_op_cache *c, const vkl_attn_shape *s, vkl_tview q, vkl_tview k,
                             vkl_tview v, vkl_tview seg, vkl_tview out, vkl_tview lse, vkl_err *err);
-/* Backward (recomputes the probabilities from q, k and lse): dq = ; dk, dv += (GQA heads sum into their KV head). lse is required. */
+/* Backward (recomputes the probabilities from q, k and lse, with the same window and softcap; the capped
+ * score's gradient is multiplied by 1 - tanh^2): dq = ; dk, dv += (GQA heads sum into their KV head). lse is
+ * required. */
 vkl_status vkl_op_attention_back(vkl_vk *vk, vkl_op_cache *c, const vkl_attn_shape *s, vkl_tview q, vkl_tview k,
                                  vkl_tview v, vkl_tview seg, vkl_tview out, vkl_tview lse, vkl_tview dout,
                                  vkl_tview dq, vkl_tview dk, vkl_tview dv, vkl_err *err);

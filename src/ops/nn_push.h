@@ -54,6 +54,7 @@ _Static_assert(sizeof(vkl_rope_push) == 48, "vkl_rope_push must match shaders/ro
 /* shaders/attention.comp and shaders/attention_back.comp (dq and dk/dv variants) share one block. */
 #define VKL_ATTN_HAS_SEG 1u
 #define VKL_ATTN_HAS_LSE 2u
+#define VKL_ATTN_MERGE 4u /* scalar kernels, a slice after the first: merge into out/lse (forward), dq += (dq) */
 typedef struct vkl_attn_push {
     uint32_t n_seq; /* sequences in this dispatch */
     uint32_t T, S, n_head, n_head_kv, D, pos0;
@@ -62,9 +63,13 @@ typedef struct vkl_attn_push {
     uint32_t dq_off; /* dq (dq pass) or dk (dk/dv pass) */
     uint32_t dv_off;
     uint32_t flags;  /* VKL_ATTN_HAS_* */
+    uint32_t window; /* 0 = none */
+    float softcap;   /* 0 = off */
+    uint32_t r0, r1; /* scalar kernels: the slice of the walked side in this dispatch (keys for the forward and dq,
+                        queries for dk/dv), so that one invocation stays within llvmpipe's loop limit */
     uint32_t pad[2];
 } vkl_attn_push;
-_Static_assert(sizeof(vkl_attn_push) == 80, "vkl_attn_push must match shaders/common/attn.glsl");
+_Static_assert(sizeof(vkl_attn_push) == 96, "vkl_attn_push must match shaders/common/attn.glsl");
 
 /* shaders/swiglu.comp, swiglu_back.comp and add.comp (elementwise over n) */
 typedef struct vkl_eltwise_push {

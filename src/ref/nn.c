@@ -129,10 +129,22 @@ static double dotd(const double *a, const double *b, uint32_t n) {
     for (uint32_t i = 0; i < n; i++) r += a[i] * b[i];
     return r;
 }
-/* Keys [*lo, *hi] seen by query t of sequence b (empty when lo > hi). */
+/* Keys [*lo, *hi] seen by query t of sequence b (empty when lo > hi): from its segment start, and with a window
+ * only keys j with pos0 + t - j < window. */
 static void key_range(const vkl_attn_shape *s, const int32_t *seg, uint32_t b, uint32_t t, int64_t *lo, int64_t *hi) {
     *lo = seg && seg[(uint64_t)b * s->T + t] > 0 ? seg[(uint64_t)b * s->T + t] : 0;
     *hi = (int64_t)s->pos0 + t;
+    if (s->window && *hi - (int64_t)s->window + 1 > *lo) *lo = *hi - (int64_t)s->window + 1;
+}
+/* The score the softmax sees (soft-capped when softcap > 0) and its derivative by the raw score. */
+static double cap_score(const vkl_attn_shape *s, double raw, double *dcap) {
+    if (!(s->softcap > 0)) {
+        if (dcap) *dcap = 1;
+        return raw;
+    }
+    double t = tanh(raw / s->softcap);
+    if (dcap) *dcap = 1 - t * t;
+    return s->softcap * t;
 }
 
 void vkl_ref_attention_f64(const vkl_attn_shape *s, const double *q, const double *k, const double *v,
@@ -149,7 +161,7 @@ void vkl_ref_attention_f64(const vkl_attn_shape *s, const double *q, const doubl
                 key_range(s, seg, b, t, &lo, &hi);
                 double m = -INFINITY, l = 0;
                 for (int64_t j = lo; j <= hi; j++) {
-                    sc[j] = s->scale * dotd(qi, k + kv_idx(s, b, (uint32_t)j, g), s->D);
+                    sc[j] = cap_score(s, s->scale * dotd(qi, k + kv_idx(s, b, (uint32_t)j, g), s->D), NULL);
                     if (sc[j] > m) m = sc[j];
                 }
                 for (uint32_t d = 0; d < s->D; d++) o[d] = 0;
@@ -183,8 +195,8 @@ void vkl_ref_attention_back_f64(const vkl_attn_shape *s, const double *q, const 
                 for (uint32_t d = 0; d < s->D; d++) dqi[d] = 0;
                 for (int64_t j = lo; j <= hi; j++) {
                     uint64_t ko = kv_idx(s, b, (uint32_t)j, g);
-                    double p = exp(s->scale * dotd(qi, k + ko, s->D) - l);
-                    double ds = p * (dotd(doi, v + ko, s->D) - di);
+                    double dcap, p = exp(cap_score(s, s->scale * dotd(qi, k + ko, s->D), &dcap) - l);
+                    double ds = p * (dotd(doi, v + ko, s->D) - di) * dcap;
                     for (uint32_t d = 0; d < s->D; d++) {
                         dqi[d] += s->scale * ds * k[ko + d];
                         dk[ko + d] += s->scale * ds * qi[d];

@@ -25,7 +25,8 @@ void vkl_ref_rope(float *x, const int32_t *pos, uint32_t rows, uint32_t n_heads,
 void vkl_ref_rope_f64(double *x, const int32_t *pos, uint32_t rows, uint32_t n_heads, uint32_t head_dim,
                       uint32_t rope_dim, bool neox, const double *freqs, double mscale, bool inverse);
 
-/* Causal GQA attention as vkl_op_attention (seg and lse optional; lse is -inf for a query that sees no key). */
+/* Causal GQA attention as vkl_op_attention, sliding window and soft-capping included (seg and lse optional; lse is
+ * -inf for a query that sees no key). */
 void vkl_ref_attention(const vkl_attn_shape *s, const float *q, const float *k, const float *v, const int32_t *seg,
                        float *out, float *lse);
 void vkl_ref_attention_f64(const vkl_attn_shape *s, const double *q, const double *k, const double *v,
