@@ -651,6 +651,51 @@ static int test_real_templates(void) {
     return 0;
 }
 
+/* An unrecognised GGUF template is an error that names dataset.template once a record needs a template; text
+ * data needs none; forcing a template works; dates come from SOURCE_DATE_EPOCH when no time is given. */
+static int test_unknown_template(void) {
+    vkl_tokenizer *tok = get_tok(LLAMA3, NULL);
+    T_ASSERT(tok, "llama-bpe");
+    const char *chat = tmp_path("unknown_tmpl.json"), *txt = tmp_path("unknown_tmpl.txt");
+    write_file(chat, "[{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}, {\"role\": \"assistant\", "
+                     "\"content\": \"Hello.\"}]}]");
+    write_file(txt, "Once upon a time there was a model.");
+    vkl_data_opts o = {.format = VKL_DATASET_AUTO, .tmpl = VKL_TEMPLATE_AUTO, .max_seq_length = 64,
+                       .train_on_responses_only = true};
+    o.gguf_chat_template = "{% for m in messages %}<<{{ m.role }}>>{{ m.content }}{% endfor %}";
+    vkl_dataset *d = NULL;
+    vkl_err err = {0};
+    T_ASSERT(vkl_data_load_file(chat, &o, tok, &d, &err) == VKL_ERR_INPUT && !d, "unknown template refused");
+    T_ASSERT(strstr(err.msg, "dataset.template") && strstr(err.msg, "tokenizer.chat_template") &&
+                 strstr(err.msg, "<<{{ m.role }}>>") && strstr(err.msg, "qwen-3"),
+             "%s", err.msg);
+    T_ASSERT(!vkl_data_load_file(txt, &o, tok, &d, &err), "text needs no template: %s", err.msg);
+    vkl_dataset_free(d);
+    o.tmpl = VKL_TEMPLATE_GEMMA3;
+    o.keep_text = 1;
+    T_ASSERT(!vkl_data_load_file(chat, &o, tok, &d, &err), "%s", err.msg);
+    T_ASSERT(d->tmpl == VKL_TEMPLATE_GEMMA3 && d->text && d->text[0], "template and kept text");
+    T_ASSERT(!strcmp(d->text[0], "<|begin_of_text|><start_of_turn>user\nHi<end_of_turn>\n<start_of_turn>model\n"
+                                 "Hello.<end_of_turn>\n"),
+             "%s", d->text[0]);
+    vkl_dataset_free(d);
+
+    const vkl_message m[] = {MSG(VKL_ROLE_USER, "Hi"), MSG(VKL_ROLE_ASSISTANT, "Hello.")};
+    vkl_chat_opts co = {0};
+    vkl_chat_encoding e;
+    setenv("SOURCE_DATE_EPOCH", "1741064767", 1);
+    vkl_status st = vkl_data_render_chat(tok, VKL_TEMPLATE_LLAMA32, m, 2, &co, &e, &err);
+    unsetenv("SOURCE_DATE_EPOCH");
+    T_ASSERT(!st, "%s", err.msg);
+    T_ASSERT(strstr(e.text, "Today Date: 04 Mar 2025\n"), "%s", e.text);
+    vkl_chat_encoding_free(&e);
+    co.now = 1000000000; /* 2001-09-09 01:46:40 UTC */
+    T_ASSERT(!vkl_data_render_chat(tok, VKL_TEMPLATE_GPT_OSS, m, 2, &co, &e, &err), "%s", err.msg);
+    T_ASSERT(strstr(e.text, "Current date: 2001-09-09\n"), "%s", e.text);
+    vkl_chat_encoding_free(&e);
+    return 0;
+}
+
 /* ---- files ---- */
 
 static vkl_data_opts opts(vkl_dataset_format f, vkl_chat_template t, uint32_t max_seq, bool resp) {
@@ -1486,6 +1531,7 @@ const vkl_test_case vkl_tests_data[] = {
     {"data/content_specials_not_parsed", test_content_specials_not_parsed},
     {"data/template_detection", test_template_detection},
     {"data/template_real_vs_jinja2", test_real_templates},
+    {"data/unknown_template", test_unknown_template},
     {"data/alpaca_file", test_alpaca_file},
     {"data/alpaca_as_chat", test_alpaca_as_chat},
     {"data/sharegpt_toolcall", test_sharegpt_toolcall},
