@@ -500,8 +500,8 @@ static int test_added_tokens(void) {
 /* ---- pre-tokenizers against the regexes (expected splits computed with Python's `regex` module) ---- */
 static int check_split(vkl_pretok kind, const char *kname, const char *s, const size_t *want, size_t n_want) {
     size_t len = strlen(s);
-    uint32_t cpts[256];
-    size_t lens[256];
+    uint32_t cpts[512];
+    size_t lens[512];
     size_t nc = vkl_utf8_to_cpts(s, len, cpts);
     size_t nw = vkl_pretokenize(kind, cpts, nc, lens);
     bool ok = nw == n_want && !memcmp(lens, want, nw * sizeof(size_t));
@@ -549,12 +549,62 @@ static int test_pretokenizers(void) {
     const char *c7 = "a\xc2\xa0" "b \xe3\x80\x80" "c"; /* NO-BREAK SPACE and IDEOGRAPHIC SPACE are \s */
     SPLIT(VKL_PRETOK_GPT2, c7, 1, 1, 1, 1, 1, 1);
     SPLIT(VKL_PRETOK_LLAMA3, c7, 1, 2, 1, 2);
+    /* Every pre-tokenizer on mixed text: Cyrillic, CJK, Hangul, fullwidth forms, non-ASCII spaces, combining
+     * marks, Devanagari and Thai, emoji, digits, CR/LF (expected: Python's `regex` over llama.cpp's regex lists,
+     * non-ASCII whitespace read as U+000B by the lists without \p{..}, as llama.cpp's std::wregex sees it) */
+    const char *s0 = "Hello, World! 123,4567 x\r\n\r\n  y's";
+    SPLIT(VKL_PRETOK_DEFAULT, s0, 5, 1, 6, 1, 1, 3, 1, 3, 1, 2, 5, 2, 1, 1);
+    SPLIT(VKL_PRETOK_GPT2, s0, 5, 1, 6, 1, 4, 1, 4, 2, 5, 2, 2);
+    SPLIT(VKL_PRETOK_LLAMA3, s0, 5, 1, 6, 1, 1, 3, 1, 3, 1, 2, 4, 1, 2, 2);
+    SPLIT(VKL_PRETOK_QWEN2, s0, 5, 1, 6, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 4, 1, 2, 2);
+    SPLIT(VKL_PRETOK_QWEN35, s0, 5, 1, 6, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 4, 1, 2, 2);
+    SPLIT(VKL_PRETOK_FALCON, s0, 5, 1, 6, 1, 1, 3, 1, 3, 1, 2, 5, 2, 1, 1);
+    SPLIT(VKL_PRETOK_STARCODER, s0, 5, 1, 6, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 5, 2, 2);
+    SPLIT(VKL_PRETOK_DEEPSEEK_LLM, s0, 5, 1, 6, 1, 1, 3, 1, 4, 2, 1, 1, 1, 1, 1, 2, 1, 1);
+    SPLIT(VKL_PRETOK_DEEPSEEK_CODER, s0, 5, 1, 6, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 1, 1, 1, 1, 1, 2, 1, 1);
+    SPLIT(VKL_PRETOK_NEWLINES, s0, 25, 1, 1, 1, 5);
+    const char *s1 = "I'VE \xd0\x94\xd0\x9e\xd0\x9c \xd0\xb4\xd0\xbe\xd0\xbc \xe4\xb8\xad\xe6\x96\x87 \xed\x95\x9c\xea\xb5\xad\xec\x96\xb4 \xef\xbc\xa1\xef\xbc\xa2\xef\xbc\x81\xef\xbc\x9f\xe3\x80\x80\xe3\x80\x82 \xc2\xbc\xc2\xbd e\xcc\x81te\xcc\x81 `co`$x+y^z|w~ \xf0\x9f\x98\x80\xf0\x9f\x99\x82  \t\n";
+    SPLIT(VKL_PRETOK_DEFAULT, s1, 1, 1, 2, 4, 4, 3, 4, 3, 2, 1, 1, 1, 2, 2, 1, 2, 1, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 3, 4);
+    SPLIT(VKL_PRETOK_GPT2, s1, 1, 1, 2, 4, 4, 3, 4, 3, 2, 1, 1, 3, 2, 1, 2, 1, 2, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1, 3, 4);
+    SPLIT(VKL_PRETOK_LLAMA3, s1, 1, 3, 4, 4, 3, 4, 3, 2, 1, 1, 1, 2, 2, 3, 1, 2, 2, 2, 1, 2, 2, 2, 1, 3, 4);
+    SPLIT(VKL_PRETOK_QWEN2, s1, 1, 3, 4, 4, 3, 4, 3, 2, 1, 1, 1, 1, 1, 2, 3, 1, 2, 2, 2, 1, 2, 2, 2, 1, 3, 4);
+    SPLIT(VKL_PRETOK_QWEN35, s1, 1, 3, 4, 4, 3, 4, 3, 2, 1, 1, 1, 1, 1, 6, 2, 2, 2, 1, 2, 2, 2, 1, 3, 4);
+    SPLIT(VKL_PRETOK_FALCON, s1, 1, 1, 2, 4, 4, 3, 4, 3, 2, 1, 1, 3, 2, 1, 2, 1, 1, 1, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1, 3, 4);
+    SPLIT(VKL_PRETOK_STARCODER, s1, 1, 1, 2, 4, 4, 3, 4, 3, 2, 1, 1, 1, 1, 1, 2, 1, 2, 1, 2, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1, 3, 4);
+    SPLIT(VKL_PRETOK_DEEPSEEK_LLM, s1, 1, 1, 2, 4, 4, 1, 2, 1, 3, 3, 2, 1, 1, 1, 2, 2, 1, 2, 1, 2, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1, 3, 3, 1);
+    SPLIT(VKL_PRETOK_DEEPSEEK_CODER, s1, 1, 1, 2, 4, 4, 1, 2, 1, 3, 3, 2, 1, 1, 1, 1, 1, 2, 1, 2, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, 7, 1);
+    SPLIT(VKL_PRETOK_NEWLINES, s1, 55, 1);
+    const char *s2 = "\xc2\xa0" "a\xe3\x80\x80\xe2\x80\x83" "b  \xc3\x85ngstr\xc3\xb6m 3.14\xc2\xb2 \xd9\xa3\xd9\xa4 .,;..  ";
+    SPLIT(VKL_PRETOK_DEFAULT, s2, 1, 1, 1, 1, 1, 1, 9, 1, 1, 1, 3, 1, 2, 1, 5, 2);
+    SPLIT(VKL_PRETOK_GPT2, s2, 1, 1, 1, 1, 1, 1, 9, 2, 1, 3, 3, 6, 2);
+    SPLIT(VKL_PRETOK_LLAMA3, s2, 2, 1, 2, 1, 9, 1, 1, 1, 3, 1, 2, 6, 2);
+    SPLIT(VKL_PRETOK_QWEN2, s2, 2, 1, 2, 1, 9, 1, 1, 1, 1, 1, 1, 1, 1, 1, 6, 2);
+    SPLIT(VKL_PRETOK_QWEN35, s2, 2, 1, 2, 1, 9, 1, 1, 1, 1, 1, 1, 1, 1, 1, 6, 2);
+    SPLIT(VKL_PRETOK_FALCON, s2, 1, 1, 1, 1, 1, 1, 9, 2, 1, 3, 3, 1, 5, 2);
+    SPLIT(VKL_PRETOK_STARCODER, s2, 1, 1, 1, 1, 1, 1, 9, 1, 1, 1, 1, 1, 1, 1, 1, 1, 6, 2);
+    SPLIT(VKL_PRETOK_DEEPSEEK_LLM, s2, 2, 1, 2, 1, 2, 5, 1, 1, 1, 1, 1, 3, 1, 2, 6, 2);
+    SPLIT(VKL_PRETOK_DEEPSEEK_CODER, s2, 2, 1, 2, 1, 9, 1, 1, 1, 1, 1, 1, 1, 1, 1, 6, 2);
+    SPLIT(VKL_PRETOK_NEWLINES, s2, 32);
+    const char *s3 = "\xe0\xa4\x95\xe0\xa5\x8d\xe0\xa4\xb7 \xe0\xb8\x81\xe0\xb8\xb4\xe0\xb8\x99 x\xcc\x81\xcc\x82y   \n\n\nz\n";
+    SPLIT(VKL_PRETOK_DEFAULT, s3, 1, 1, 1, 2, 1, 1, 2, 2, 1, 5, 1, 1, 1);
+    SPLIT(VKL_PRETOK_GPT2, s3, 1, 1, 1, 2, 1, 1, 2, 2, 1, 5, 1, 1, 1);
+    SPLIT(VKL_PRETOK_LLAMA3, s3, 1, 2, 2, 2, 2, 2, 1, 6, 1, 1);
+    SPLIT(VKL_PRETOK_QWEN2, s3, 1, 2, 2, 2, 2, 2, 1, 6, 1, 1);
+    SPLIT(VKL_PRETOK_QWEN35, s3, 3, 4, 5, 6, 1, 1);
+    SPLIT(VKL_PRETOK_FALCON, s3, 1, 1, 1, 2, 1, 1, 2, 2, 1, 5, 1, 1, 1);
+    SPLIT(VKL_PRETOK_STARCODER, s3, 1, 1, 1, 2, 1, 1, 2, 2, 1, 5, 1, 1, 1);
+    SPLIT(VKL_PRETOK_DEEPSEEK_LLM, s3, 3, 1, 3, 2, 2, 1, 3, 1, 1, 1, 1, 1);
+    SPLIT(VKL_PRETOK_DEEPSEEK_CODER, s3, 1, 1, 1, 1, 1, 1, 1, 2, 2, 1, 3, 1, 1, 1, 1, 1);
+    SPLIT(VKL_PRETOK_NEWLINES, s3, 15, 3, 1, 1);
     T_ASSERT(fails == 0, "%d splits differ", fails);
 
     T_ASSERT(vkl_ucpt_class('A') == VKL_UCAT_LETTER && vkl_ucpt_class(0x4E2D) == VKL_UCAT_LETTER, "letters");
     T_ASSERT(vkl_ucpt_class(0x0663) == VKL_UCAT_NUMBER && vkl_ucpt_class(0x2167) == VKL_UCAT_NUMBER, "numbers");
     T_ASSERT(vkl_ucpt_class(0x0301) == VKL_UCAT_MARK && vkl_ucpt_class(0x00BF) == VKL_UCAT_PUNCT, "mark, punct");
     T_ASSERT(vkl_ucpt_class(0x20AC) == VKL_UCAT_SYMBOL && vkl_ucpt_class(0x0378) == VKL_UCAT_UNASSIGNED, "sym, Cn");
+    /* Unicode 15.0 (Debian's UCD): Kawi and CJK extension H are letters, as in llama.cpp's tables */
+    T_ASSERT(vkl_ucpt_class(0x11F04) == VKL_UCAT_LETTER && vkl_ucpt_class(0x31350) == VKL_UCAT_LETTER,
+             "Unicode %s: letters new in 15.0", vkl_unicode_version);
     T_ASSERT(vkl_ucpt_is_space(0x85) && vkl_ucpt_is_space(0x3000) && !vkl_ucpt_is_space(0x1F) &&
                  !vkl_ucpt_is_space(0x200B), "White_Space");
     for (int b = 0; b < 256; b++)
