@@ -28,6 +28,8 @@
 #endif
 
 /* Files in the wild nest arrays at most twice; the limit only has to stop a recursion bomb. */
+/* ggml's GGML_MAX_NAME: a tensor name is at most 63 bytes. */
+#define VKL_GGUF_MAX_NAME 64
 #define MAX_ARRAY_DEPTH 8
 
 static const char *const type_names[VKL_GGUF_TYPE_COUNT] = {
@@ -308,6 +310,8 @@ static vkl_status parse(vkl_gguf *g, gguf_priv *pv, vkl_err *err) {
         vkl_gguf_kv *kv = &g->kv[i];
         kv->file_offset = r->pos;
         if (!rd_str(r, &kv->key, "a metadata key")) return VKL_ERR_INPUT;
+        if (memchr(kv->key.str, 0, (size_t)kv->key.len))
+            return rfail(r, kv->file_offset, "metadata key %" PRIu64 " holds a NUL byte (expected a text key)", i);
         r->key = kv->key.str;
         uint64_t type_at = r->pos;
         uint32_t type;
@@ -351,6 +355,12 @@ static vkl_status parse(vkl_gguf *g, gguf_priv *pv, vkl_err *err) {
         uint64_t at = pv->t_info_offset[i] = r->pos;
         if (!rd_str(r, &t->name, "a tensor name")) return VKL_ERR_INPUT;
         const char *nm = t->name.str;
+        /* ggml keeps names in char[GGML_MAX_NAME = 64]: llama.cpp refuses longer ones, and lookups take C strings */
+        if (t->name.len >= VKL_GGUF_MAX_NAME)
+            return rfail(r, at, "tensor %" PRIu64 ": name of %" PRIu64 " bytes (expected at most %d, as ggml)", i,
+                         t->name.len, VKL_GGUF_MAX_NAME - 1);
+        if (memchr(nm, 0, (size_t)t->name.len))
+            return rfail(r, at, "tensor %" PRIu64 ": name holds a NUL byte (expected a text name)", i);
         uint64_t nd_at = r->pos;
         if (!rd_u32(r, &t->n_dims, "a tensor's n_dims")) return VKL_ERR_INPUT;
         if (t->n_dims < 1 || t->n_dims > VKL_GGUF_MAX_DIMS)
@@ -830,6 +840,9 @@ void vkl_gguf_writer_set_value(vkl_gguf_writer *w, const char *key, const vkl_gg
 vkl_status vkl_gguf_writer_add_tensor(vkl_gguf_writer *w, const char *name, uint32_t type, uint32_t n_dims,
                                       const int64_t *ne, const void *data, vkl_err *err) {
     if (!name) return vkl_err_set(err, VKL_ERR_INPUT, "gguf writer: tensor with a NULL name");
+    if (strlen(name) >= VKL_GGUF_MAX_NAME)
+        return vkl_err_set(err, VKL_ERR_INPUT, "gguf writer: tensor name '%s' is longer than %d bytes", name,
+                           VKL_GGUF_MAX_NAME - 1);
     for (size_t i = 0; i < w->n_t; i++)
         if (!strcmp(w->t[i].name, name))
             return vkl_err_set(err, VKL_ERR_INPUT, "gguf writer: tensor '%s' added twice (expected unique names)",

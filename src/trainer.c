@@ -226,7 +226,7 @@ static vkl_status evaluate(trainer *t, double *loss, vkl_err *err) {
     uint64_t n = 0;
     vkl_status st = VKL_OK;
     for (uint32_t i = 0; i < p->n_batches && !st; i++) {
-        double s;
+        double s = 0;
         st = vkl_data_fill_batch(t->eval, p, i, &t->mbs[0], err);
         if (!st)
             st = vkl_train_eval_batch(t->dev, t->mbs[0].tokens, t->mbs[0].pos, t->mbs[0].seg, t->mbs[0].targets, &s,

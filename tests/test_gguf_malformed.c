@@ -187,6 +187,8 @@ static int test_patched_fields(void) {
         {"ne-zero.gguf", "ne[1] = 0", TI_NE(ta, 3, 1), 8, 0},
         {"ne-zero0.gguf", "ne[0] = 0", TI_NE(tc, 3, 0), 8, 0},
         {"dupname.gguf", "duplicate name 't.a'", tb + 8 + 2, 1, 'a'},
+        {"name-nul.gguf", "NUL byte", tb + 8 + 1, 1, 0},
+        {"key-nul.gguf", "NUL byte", b.kv_off[KV_U32] + 8 + 4, 1, 0},
         {"namelen.gguf", "runs past the end", tc, 8, 1ull << 50},
     };
     T_ASSERT(VKL_ARRAY_LEN(patches) >= 20, "coverage");
@@ -266,6 +268,36 @@ static raw nested_file(int depth) {
     raw_u32(&r, VKL_GGUF_UINT8);
     raw_u64(&r, 0);
     return r;
+}
+
+/* A tensor name of `len` bytes (ggml holds at most 63). */
+static raw long_name_file(size_t len) {
+    raw r = {0};
+    raw_header(&r, 1, 0);
+    char name[128];
+    memset(name, 'x', len);
+    name[len] = 0;
+    raw_str(&r, name);
+    raw_u32(&r, 1);
+    raw_u64(&r, 8);
+    raw_u32(&r, 0);
+    raw_u64(&r, 0);
+    static const uint8_t zeros[64];
+    raw_put(&r, zeros, (32 - r.n % 32) % 32);
+    raw_put(&r, zeros, 32);
+    return r;
+}
+
+static int test_long_name(void) {
+    raw ok = long_name_file(63), bad = long_name_file(64);
+    vkl_err err = {0};
+    vkl_gguf *g = NULL;
+    T_ASSERT(vkl_gguf_open_memory(ok.p, ok.n, "name63.gguf", &g, &err) == VKL_OK, "%s", err.msg);
+    vkl_gguf_close(g);
+    int rc = expect_bad(bad.p, bad.n, "name64.gguf", "name of 64 bytes");
+    free(ok.p);
+    free(bad.p);
+    return rc;
 }
 
 static int test_bombs(void) {
@@ -462,6 +494,7 @@ const vkl_test_case vkl_tests_gguf_malformed[] = {
     {"gguf_malformed/truncated_data", test_truncated_data},
     {"gguf_malformed/patched_fields", test_patched_fields},
     {"gguf_malformed/bombs", test_bombs},
+    {"gguf_malformed/long_tensor_name", test_long_name},
     {"gguf_malformed/stories260K_corrupted", test_stories_corrupted},
     {"gguf_malformed/cli", test_cli_malformed},
     {NULL, NULL},

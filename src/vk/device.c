@@ -447,7 +447,12 @@ vkl_status vkl_vk_create(const vkl_vk_options *opt, vkl_vk **out, vkl_err *err) 
     for (uint32_t i = 0; i < n; i++) query_info(pds[i], i, &infos[i]);
     const char *sel = opt && opt->device ? opt->device : getenv("VKLORA_DEVICE");
     uint32_t pick = 0;
-    if (pick_device(sel, infos, n, &pick, err)) goto fail;
+    vkl_err perr = {0};
+    if (pick_device(sel, infos, n, &pick, &perr)) {
+        if (opt && opt->device) vkl_err_set(err, perr.status, "%s", perr.msg);
+        else vkl_err_set(err, perr.status, "environment: VKLORA_DEVICE=\"%.64s\": %s", sel, perr.msg);
+        goto fail;
+    }
     vk->phys = pds[pick];
     vk->info = infos[pick];
     const vkl_device_info *d = &vk->info;
