@@ -68,7 +68,7 @@ static const spelling template_spellings[] = {
     {"llama-3", VKL_TEMPLATE_LLAMA3},  {"llama3", VKL_TEMPLATE_LLAMA3}, {"llama-2", VKL_TEMPLATE_LLAMA2},
     {"llama2", VKL_TEMPLATE_LLAMA2},   {"mistral", VKL_TEMPLATE_MISTRAL}, {"plain", VKL_TEMPLATE_PLAIN},
     {"llama-3.1", VKL_TEMPLATE_LLAMA31}, {"llama3.1", VKL_TEMPLATE_LLAMA31}, {"llama-3.2", VKL_TEMPLATE_LLAMA32},
-    {"llama3.2", VKL_TEMPLATE_LLAMA32}, {"llama-3.3", VKL_TEMPLATE_LLAMA32}, {"qwen-2.5", VKL_TEMPLATE_QWEN25},
+    {"llama3.2", VKL_TEMPLATE_LLAMA32}, {"qwen-2.5", VKL_TEMPLATE_QWEN25},
     {"qwen2.5", VKL_TEMPLATE_QWEN25},   {"qwen-3", VKL_TEMPLATE_QWEN3},    {"qwen3", VKL_TEMPLATE_QWEN3},
     {"smollm3", VKL_TEMPLATE_SMOLLM3},  {"gemma-2", VKL_TEMPLATE_GEMMA2},  {"gemma2", VKL_TEMPLATE_GEMMA2},
     {"gemma", VKL_TEMPLATE_GEMMA2},     {"gemma-3", VKL_TEMPLATE_GEMMA3},  {"gemma3", VKL_TEMPLATE_GEMMA3},

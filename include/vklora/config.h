@@ -67,7 +67,7 @@ typedef enum {
     VKL_TEMPLATE_PLAIN,
     /* exact renderings of real models' chat templates (src/data_template.c) */
     VKL_TEMPLATE_LLAMA31,       /* Llama 3.1 */
-    VKL_TEMPLATE_LLAMA32,       /* Llama 3.2 / 3.3 (strftime_now date) */
+    VKL_TEMPLATE_LLAMA32,       /* Llama 3.2 (strftime_now date; 3.3 uses 3.1's template) */
     VKL_TEMPLATE_QWEN25,        /* Qwen2.5 */
     VKL_TEMPLATE_QWEN3,         /* Qwen3 (think blocks) */
     VKL_TEMPLATE_SMOLLM3,       /* SmolLM3 (/think, /no_think) */
