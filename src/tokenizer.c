@@ -7,6 +7,7 @@
  * rank; ties go to the leftmost pair. Merging stops when no candidate is left. */
 #include "vklora/tokenizer.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -317,15 +318,18 @@ static const struct {
     {"gemma4", VKL_PRETOK_NEWLINES, 0},
 };
 
-/* Whether the space-separated list holds name. */
+/* The next name of a space-separated list (copied NUL-terminated into out); NULL at the end of the list. */
+static const char *next_name(const char *p, char *out, size_t cap) {
+    if (!*p) return NULL;
+    size_t k = strcspn(p, " ");
+    snprintf(out, cap, "%.*s", (int)k, p);
+    return p + k + (p[k] == ' ');
+}
+
 static bool list_has(const char *list, const char *name) {
-    size_t n = strlen(name);
-    for (const char *p = list; *p;) {
-        const char *sp = strchr(p, ' ');
-        size_t k = sp ? (size_t)(sp - p) : strlen(p);
-        if (k == n && !memcmp(p, name, n)) return true;
-        p += k + (sp != NULL);
-    }
+    char buf[64];
+    for (const char *p = list; (p = next_name(p, buf, sizeof(buf)));)
+        if (!strcmp(buf, name)) return true;
     return false;
 }
 
@@ -362,7 +366,8 @@ static void find_eot(vkl_tokenizer *t) {
     static const char *const names[] = {"<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>",
                                         "<|end_of_text|>", "<EOT>", "_<EOT>", "[EOT]", "<｜end▁of▁sentence｜>",
                                         "<end_of_utterance>"};
-    for (size_t i = 0; i < VKL_ARRAY_LEN(names) && t->eot < 0; i++) t->eot = vkl_tokenizer_find(t, names[i], strlen(names[i]));
+    for (size_t i = 0; i < VKL_ARRAY_LEN(names) && t->eot < 0; i++)
+        t->eot = vkl_tokenizer_find(t, names[i], strlen(names[i]));
 }
 
 static void set_type(vkl_tokenizer *t, const char *text, uint8_t type) {
@@ -381,29 +386,23 @@ static void fix_token_types(vkl_tokenizer *t, const vkl_gguf *g) {
     for (size_t i = 0; i < VKL_ARRAY_LEN(eog); i++) set_type(t, eog[i], VKL_TOKEN_CONTROL);
     /* So are fill-in-the-middle markers, unless the file names that marker's id. */
     static const struct {
-        const char *key, *names;
+        const char *key, *old_key, *names;
     } fim[] = {
-        {"tokenizer.ggml.fim_pre_token_id",
+        {"tokenizer.ggml.fim_pre_token_id", "tokenizer.ggml.prefix_token_id",
          "<|fim_prefix|> <fim-prefix> <fim_prefix> <｜fim▁begin｜> <PRE> ▁<PRE> <|code_prefix|> <|prefix|>"},
-        {"tokenizer.ggml.fim_suf_token_id",
+        {"tokenizer.ggml.fim_suf_token_id", "tokenizer.ggml.suffix_token_id",
          "<|fim_suffix|> <fim-suffix> <fim_suffix> <｜fim▁hole｜> <SUF> ▁<SUF> <|code_suffix|> <|suffix|>"},
-        {"tokenizer.ggml.fim_mid_token_id",
+        {"tokenizer.ggml.fim_mid_token_id", "tokenizer.ggml.middle_token_id",
          "<|fim_middle|> <fim-middle> <fim_middle> <｜fim▁end｜> <MID> ▁<MID> <|code_middle|> <|middle|>"},
-        {"tokenizer.ggml.fim_pad_token_id", "<|fim_pad|> <fim-pad> <fim_pad> <PAD> [PAD]"},
-        {"tokenizer.ggml.fim_rep_token_id", "<|fim_repo|> <|repo_name|> <fim-repo> <REPO> <reponame>"},
-        {"tokenizer.ggml.fim_sep_token_id", "<|file_sep|>"},
+        {"tokenizer.ggml.fim_pad_token_id", NULL, "<|fim_pad|> <fim-pad> <fim_pad> <PAD> [PAD]"},
+        {"tokenizer.ggml.fim_rep_token_id", NULL, "<|fim_repo|> <|repo_name|> <fim-repo> <REPO> <reponame>"},
+        {"tokenizer.ggml.fim_sep_token_id", NULL, "<|file_sep|>"},
     };
     for (size_t i = 0; i < VKL_ARRAY_LEN(fim); i++) {
-        if (vkl_gguf_get(g, fim[i].key)) continue;
+        if (vkl_gguf_get(g, fim[i].key) || (fim[i].old_key && vkl_gguf_get(g, fim[i].old_key))) continue;
         char name[64];
-        for (const char *p = fim[i].names; *p;) {
-            const char *sp = strchr(p, ' ');
-            size_t k = sp ? (size_t)(sp - p) : strlen(p);
-            memcpy(name, p, k);
-            name[k] = 0;
+        for (const char *p = fim[i].names; (p = next_name(p, name, sizeof(name)));)
             set_type(t, name, VKL_TOKEN_CONTROL);
-            p += k + (sp != NULL);
-        }
     }
     /* gpt-oss: these markers always render, as user-defined tokens. */
     static const char *const oss[] = {"<|channel|>", "<|message|>", "<|start|>", "<|constrain|>"};

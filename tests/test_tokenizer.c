@@ -563,18 +563,26 @@ static int test_pretokenizers(void) {
     SPLIT(VKL_PRETOK_DEEPSEEK_LLM, s0, 5, 1, 6, 1, 1, 3, 1, 4, 2, 1, 1, 1, 1, 1, 2, 1, 1);
     SPLIT(VKL_PRETOK_DEEPSEEK_CODER, s0, 5, 1, 6, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 1, 1, 1, 1, 1, 2, 1, 1);
     SPLIT(VKL_PRETOK_NEWLINES, s0, 25, 1, 1, 1, 5);
-    const char *s1 = "I'VE \xd0\x94\xd0\x9e\xd0\x9c \xd0\xb4\xd0\xbe\xd0\xbc \xe4\xb8\xad\xe6\x96\x87 \xed\x95\x9c\xea\xb5\xad\xec\x96\xb4 \xef\xbc\xa1\xef\xbc\xa2\xef\xbc\x81\xef\xbc\x9f\xe3\x80\x80\xe3\x80\x82 \xc2\xbc\xc2\xbd e\xcc\x81te\xcc\x81 `co`$x+y^z|w~ \xf0\x9f\x98\x80\xf0\x9f\x99\x82  \t\n";
-    SPLIT(VKL_PRETOK_DEFAULT, s1, 1, 1, 2, 4, 4, 3, 4, 3, 2, 1, 1, 1, 2, 2, 1, 2, 1, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 3, 4);
+    const char *s1 = "I'VE \xd0\x94\xd0\x9e\xd0\x9c \xd0\xb4\xd0\xbe\xd0\xbc \xe4\xb8\xad\xe6\x96\x87 \xed\x95\x9c\xea"
+                      "\xb5\xad\xec\x96\xb4 \xef\xbc\xa1\xef\xbc\xa2\xef\xbc\x81\xef\xbc\x9f\xe3\x80\x80\xe3\x80\x82 "
+                      "\xc2\xbc\xc2\xbd e\xcc\x81te\xcc\x81 `co`$x+y^z|w~ \xf0\x9f\x98\x80\xf0\x9f\x99\x82  \t\n";
+    SPLIT(VKL_PRETOK_DEFAULT, s1, 1, 1, 2, 4, 4, 3, 4, 3, 2, 1, 1, 1, 2, 2, 1, 2, 1, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+          1, 3, 4);
     SPLIT(VKL_PRETOK_GPT2, s1, 1, 1, 2, 4, 4, 3, 4, 3, 2, 1, 1, 3, 2, 1, 2, 1, 2, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1, 3, 4);
     SPLIT(VKL_PRETOK_LLAMA3, s1, 1, 3, 4, 4, 3, 4, 3, 2, 1, 1, 1, 2, 2, 3, 1, 2, 2, 2, 1, 2, 2, 2, 1, 3, 4);
     SPLIT(VKL_PRETOK_QWEN2, s1, 1, 3, 4, 4, 3, 4, 3, 2, 1, 1, 1, 1, 1, 2, 3, 1, 2, 2, 2, 1, 2, 2, 2, 1, 3, 4);
     SPLIT(VKL_PRETOK_QWEN35, s1, 1, 3, 4, 4, 3, 4, 3, 2, 1, 1, 1, 1, 1, 6, 2, 2, 2, 1, 2, 2, 2, 1, 3, 4);
-    SPLIT(VKL_PRETOK_FALCON, s1, 1, 1, 2, 4, 4, 3, 4, 3, 2, 1, 1, 3, 2, 1, 2, 1, 1, 1, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1, 3, 4);
-    SPLIT(VKL_PRETOK_STARCODER, s1, 1, 1, 2, 4, 4, 3, 4, 3, 2, 1, 1, 1, 1, 1, 2, 1, 2, 1, 2, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1, 3, 4);
-    SPLIT(VKL_PRETOK_DEEPSEEK_LLM, s1, 1, 1, 2, 4, 4, 1, 2, 1, 3, 3, 2, 1, 1, 1, 2, 2, 1, 2, 1, 2, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1, 3, 3, 1);
-    SPLIT(VKL_PRETOK_DEEPSEEK_CODER, s1, 1, 1, 2, 4, 4, 1, 2, 1, 3, 3, 2, 1, 1, 1, 1, 1, 2, 1, 2, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, 7, 1);
+    SPLIT(VKL_PRETOK_FALCON, s1, 1, 1, 2, 4, 4, 3, 4, 3, 2, 1, 1, 3, 2, 1, 2, 1, 1, 1, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1,
+          3, 4);
+    SPLIT(VKL_PRETOK_STARCODER, s1, 1, 1, 2, 4, 4, 3, 4, 3, 2, 1, 1, 1, 1, 1, 2, 1, 2, 1, 2, 2, 2, 1, 1, 1, 1, 1, 1,
+          1, 1, 3, 4);
+    SPLIT(VKL_PRETOK_DEEPSEEK_LLM, s1, 1, 1, 2, 4, 4, 1, 2, 1, 3, 3, 2, 1, 1, 1, 2, 2, 1, 2, 1, 2, 2, 2, 1, 1, 1, 1,
+          1, 1, 1, 1, 3, 3, 1);
+    SPLIT(VKL_PRETOK_DEEPSEEK_CODER, s1, 1, 1, 2, 4, 4, 1, 2, 1, 3, 3, 2, 1, 1, 1, 1, 1, 2, 1, 2, 3, 2, 2, 1, 1, 1, 1,
+          1, 1, 1, 7, 1);
     SPLIT(VKL_PRETOK_NEWLINES, s1, 55, 1);
-    const char *s2 = "\xc2\xa0" "a\xe3\x80\x80\xe2\x80\x83" "b  \xc3\x85ngstr\xc3\xb6m 3.14\xc2\xb2 \xd9\xa3\xd9\xa4 .,;..  ";
+    const char *s2 = "\xc2\xa0" "a\xe3\x80\x80\xe2\x80\x83" "b  \xc3\x85ngstr\xc3\xb6m 3.14\xc2\xb2 \xd9\xa3\xd9\xa4 ."
+                      ",;..  ";
     SPLIT(VKL_PRETOK_DEFAULT, s2, 1, 1, 1, 1, 1, 1, 9, 1, 1, 1, 3, 1, 2, 1, 5, 2);
     SPLIT(VKL_PRETOK_GPT2, s2, 1, 1, 1, 1, 1, 1, 9, 2, 1, 3, 3, 6, 2);
     SPLIT(VKL_PRETOK_LLAMA3, s2, 2, 1, 2, 1, 9, 1, 1, 1, 3, 1, 2, 6, 2);
@@ -585,7 +593,8 @@ static int test_pretokenizers(void) {
     SPLIT(VKL_PRETOK_DEEPSEEK_LLM, s2, 2, 1, 2, 1, 2, 5, 1, 1, 1, 1, 1, 3, 1, 2, 6, 2);
     SPLIT(VKL_PRETOK_DEEPSEEK_CODER, s2, 2, 1, 2, 1, 9, 1, 1, 1, 1, 1, 1, 1, 1, 1, 6, 2);
     SPLIT(VKL_PRETOK_NEWLINES, s2, 32);
-    const char *s3 = "\xe0\xa4\x95\xe0\xa5\x8d\xe0\xa4\xb7 \xe0\xb8\x81\xe0\xb8\xb4\xe0\xb8\x99 x\xcc\x81\xcc\x82y   \n\n\nz\n";
+    const char *s3 = "\xe0\xa4\x95\xe0\xa5\x8d\xe0\xa4\xb7 \xe0\xb8\x81\xe0\xb8\xb4\xe0\xb8\x99 x\xcc\x81\xcc\x82y   "
+                      "\n\n\nz\n";
     SPLIT(VKL_PRETOK_DEFAULT, s3, 1, 1, 1, 2, 1, 1, 2, 2, 1, 5, 1, 1, 1);
     SPLIT(VKL_PRETOK_GPT2, s3, 1, 1, 1, 2, 1, 1, 2, 2, 1, 5, 1, 1, 1);
     SPLIT(VKL_PRETOK_LLAMA3, s3, 1, 2, 2, 2, 2, 2, 1, 6, 1, 1);
