@@ -480,8 +480,8 @@ static size_t expected_regions(const real_template *rt, const char *text, const 
 /* Every case: the C rendering equals jinja2's byte for byte (or both raise); the ids equal llama.cpp-style
  * tokenization of jinja2's text; responses-only labels train exactly the tokens overlapping the assistant bodies
  * found in jinja2's text (header .. end marker). */
-static int test_real_templates(void) {
-    size_t nt = VKL_ARRAY_LEN(real_templates), nc = VKL_ARRAY_LEN(real_convs);
+static int compare_with_jinja(const conv *convs, size_t nc, bool check_masks) {
+    size_t nt = VKL_ARRAY_LEN(real_templates);
     char *tmpl_text[VKL_ARRAY_LEN(real_templates)];
     vkl_chat_encoding *enc = calloc(nt * nc, sizeof(vkl_chat_encoding));
     char **errs = calloc(nt * nc, sizeof(char *));
@@ -496,7 +496,7 @@ static int test_real_templates(void) {
         T_ASSERT(tok, "%s", slots[rt->vocab].rel);
         char *bos = token_piece(tok, vkl_tokenizer_bos(tok)), *eos = token_piece(tok, vkl_tokenizer_eos(tok));
         for (size_t c = 0; c < nc; c++) {
-            const conv *cv = &real_convs[c];
+            const conv *cv = &convs[c];
             vkl_chat_opts o = {.responses_only = true, .add_generation_prompt = cv->gen, .now = TEST_NOW};
             vkl_err err = {0};
             if (vkl_data_render_chat(tok, rt->tmpl, cv->m, cv->n, &o, &enc[t * nc + c], &err)) errs[t * nc + c] = strdup(err.msg);
@@ -533,7 +533,7 @@ static int test_real_templates(void) {
     cJSON *ref = read_json(outp);
     T_ASSERT(cJSON_GetArraySize(ref) == (int)(nt * nc), "reference: %d results", cJSON_GetArraySize(ref));
 
-    int failures = 0, checked_masks = 0, raised = 0;
+    int failures = 0, checked_masks = 0, checked_ids = 0, raised = 0;
     for (size_t t = 0; t < nt; t++) {
         const real_template *rt = &real_templates[t];
         vkl_tokenizer *tok = get_tok(rt->vocab, NULL);
@@ -542,7 +542,7 @@ static int test_real_templates(void) {
             const cJSON *r = cJSON_GetArrayItem(ref, (int)(t * nc + c));
             const cJSON *rtext = cJSON_GetObjectItem(r, "text"), *rerr = cJSON_GetObjectItem(r, "error");
             const vkl_chat_encoding *e = &enc[t * nc + c];
-            const char *what = real_convs[c].name;
+            const char *what = convs[c].name;
             if (rerr) {
                 raised++;
                 if (!errs[t * nc + c]) {
@@ -595,10 +595,12 @@ static int test_real_templates(void) {
                 continue;
             }
             free(ids);
+            checked_ids++;
+            if (!check_masks) continue;
             /* labels: a token trains iff its bytes overlap an assistant body of the reference text */
             size_t ra[8], rb[8], nr = expected_regions(rt, tt, eos, ra, rb, 8);
             size_t n_asst = 0;
-            for (size_t i = 0; i < real_convs[c].n; i++) n_asst += real_convs[c].m[i].role == VKL_ROLE_ASSISTANT;
+            for (size_t i = 0; i < convs[c].n; i++) n_asst += convs[c].m[i].role == VKL_ROLE_ASSISTANT;
             size_t at = 0, len = strlen(tt);
             bool aligned = true;
             char piece[256];
@@ -647,8 +649,49 @@ static int test_real_templates(void) {
     free(errs);
     cJSON_Delete(ref);
     T_ASSERT(!failures, "%d cases differ from jinja2", failures);
-    T_ASSERT(raised >= 5 && checked_masks >= (int)(nt * 5), "%d raising cases, %d compared", raised, checked_masks);
+    if (check_masks)
+        T_ASSERT(raised >= 5 && checked_masks >= (int)(nt * 5), "%d raising cases, %d masks compared", raised,
+                 checked_masks);
+    T_ASSERT(raised < (int)(nt * nc) && checked_ids >= (int)nc, "%d raising cases, %d compared", raised, checked_ids);
     return 0;
+}
+
+static int test_real_templates(void) { return compare_with_jinja(real_convs, VKL_ARRAY_LEN(real_convs), true); }
+
+/* Random conversations (roles in any order, contents made of whitespace of every kind, think tags, flags, quotes,
+ * non-ASCII): renderings, raised exceptions and ids against jinja2. */
+static int test_random_templates(void) {
+    static const char *const pieces[] = {"Hello", " ", "\n", "\n\n", "  ", "<think>", "</think>", "/think",
+                                         "/no_think", "émoji 🙂", "\t", "a", "<channel|>", "<|channel>", "x y z",
+                                         "\u00a0", "\u3000", "\r\n", "\"q\"", "\\", "\u2028", ".", "\x1f"};
+    enum { N = 40 };
+    conv *convs = calloc(N, sizeof(conv));
+    char *pool[N * 6] = {0};
+    size_t np = 0;
+    t_rng_seed(0xC4A7);
+    for (size_t c = 0; c < N; c++) {
+        conv *cv = &convs[c];
+        cv->name = "random";
+        cv->n = 1 + t_rng_u32() % 6;
+        bool has_assistant = false;
+        for (size_t i = 0; i < cv->n; i++) {
+            /* mostly alternating user/assistant after an optional system message, sometimes anything */
+            vkl_role role = t_rng_u32() % 4 == 0 ? (vkl_role)(t_rng_u32() % VKL_ROLE_COUNT)
+                            : i == 0 && t_rng_u32() % 2 ? VKL_ROLE_SYSTEM
+                                                        : (i % 2 ? VKL_ROLE_USER : VKL_ROLE_ASSISTANT);
+            if (i + 1 == cv->n && !has_assistant) role = VKL_ROLE_ASSISTANT;
+            has_assistant |= role == VKL_ROLE_ASSISTANT;
+            char *text = calloc(1, 256);
+            for (uint32_t k = 0, nk = t_rng_u32() % 8; k < nk; k++)
+                strcat(text, pieces[t_rng_u32() % VKL_ARRAY_LEN(pieces)]);
+            pool[np++] = text;
+            cv->m[i] = (vkl_message){role, text, strlen(text)};
+        }
+    }
+    int rc = compare_with_jinja(convs, N, false);
+    for (size_t i = 0; i < np; i++) free(pool[i]);
+    free(convs);
+    return rc;
 }
 
 /* An unrecognised GGUF template is an error that names dataset.template once a record needs a template; text
@@ -1531,6 +1574,7 @@ const vkl_test_case vkl_tests_data[] = {
     {"data/content_specials_not_parsed", test_content_specials_not_parsed},
     {"data/template_detection", test_template_detection},
     {"data/template_real_vs_jinja2", test_real_templates},
+    {"data/template_random_vs_jinja2", test_random_templates},
     {"data/unknown_template", test_unknown_template},
     {"data/alpaca_file", test_alpaca_file},
     {"data/alpaca_as_chat", test_alpaca_as_chat},
