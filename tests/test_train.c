@@ -306,6 +306,11 @@ static int test_torch_mistral3(void) {
                                VKL_GRAD_CKPT_OFF, 1);
 }
 static int test_torch_qwen2(void) { return check_arch_vs_torch("qwen2", "--tied", VKL_GRAD_CKPT_OFF, 1); }
+/* A Qwen-sized 152,064-token vocabulary (tied head, soft-capped logits): the head and its backward run in row chunks
+ * and the transposed product splits the vocabulary under the device's limits. */
+static int test_torch_big_vocab(void) {
+    return check_arch_vs_torch("gemma2", "--vocab 152064 --tied --head-dim 16 --window 8", VKL_GRAD_CKPT_UNSLOTH, 1);
+}
 
 static int test_torch_all_modules(void) { return check_vs_torch(VKL_GRAD_CKPT_OFF, VKL_TM_ALL, false, "all"); }
 static int test_torch_recompute(void) {
@@ -815,6 +820,7 @@ const vkl_test_case vkl_tests_train[] = {
     {"train/torch_arch_gemma3", test_torch_gemma3},
     {"train/torch_arch_phi3_fused", test_torch_phi3},
     {"train/torch_arch_mistral3", test_torch_mistral3},
+    {"train/torch_arch_gemma_vocab_152064", test_torch_big_vocab},
     {"train/checkpointing_modes_same_gradients", test_checkpointing_same_gradients},
     {"train/loss_falls_and_adapters_reload", test_train_loss_falls_and_reload},
     {"train/determinism_and_resume", test_train_determinism_and_resume},
