@@ -133,7 +133,9 @@ int vkl_cmd_data(int argc, char **argv) {
     }
     vkl_data_opts o;
     vkl_data_opts_from_config(&c, vkl_gguf_get_str(g, "tokenizer.chat_template"), &o);
-    o.keep_text = show;
+    /* texts of the first `show` training examples: with a random eval split they are among the first few of
+     * the file (past those, "text" falls back to the detokenized ids) */
+    o.keep_text = !c.eval_path && c.eval_ratio > 0 ? show * 4 + 64 : show;
     if ((st = vkl_data_load_opts(&c, &o, tok, &train, &eval, &err))) {
         rc = vkl_cli_fail(CMD, st, "%s", err.msg);
         goto done;
