@@ -47,7 +47,9 @@
  *  tokenizer's ids. Everything between two special tokens - markup text and content together - is tokenized in
  *  one piece with parse_special off, exactly as llama.cpp tokenizes the whole rendered prompt (special tokens split
  *  the text there too). So training ids equal inference ids, SentencePiece's space prefix lands where it lands at
- *  inference, and special-token text inside user content stays plain text. BOS is added once at the start when the
+ *  inference, and special-token text inside user content stays plain text. A special token that swallows the
+ *  whitespace next to it in llama.cpp's tokenizer (Phi-3's RSTRIP tokens: "<|user|>\n" is one token) swallows it
+ *  here too: the whitespace stays in the rendered text but gets no id. BOS is added once at the start when the
  *  tokenizer adds BOS and the rendered sequence does not already start with it.
  *
  *  Labels. labels[i] = tokens[i] where the loss applies, -1 where masked. Without train_on_responses_only every
@@ -57,8 +59,8 @@
  *  EOS); the separator after that ("\n") and everything else stay masked. The body is the content as the
  *  template transforms it (trimmed for Llama 3.x and Gemma, thinking stripped for Gemma 4 and DeepSeek-R1) plus,
  *  for Qwen3 and SmolLM3 in /no_think mode, the <think>...</think> block the template writes in front of it. A
- *  token straddling markup and content trains. labels[0] is never a
- *  target (nothing predicts the first token), so "trainable" below means a label != -1 at index >= 1.
+ *  token straddling markup and content trains. labels[0] is never a target (nothing predicts the first token),
+ *  so "trainable" below means a label != -1 at index >= 1. `vklora data` shows the trained tokens of a config.
  *  Examples longer than max_seq_length keep their start (stats.n_truncated); examples with no trainable token
  *  left are dropped (stats.n_dropped_untrainable).
  *
