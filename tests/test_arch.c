@@ -144,8 +144,13 @@ static int test_unsupported_refused(void) {
         const char *arch, *why;
     } cases[] = {{"qwen3moe", "mixture-of-experts"}, {"qwen3next", "hybrid"}, {"qwen35", "hybrid"},
                  {"llama4", "mixture-of-experts"}, {"clip", "vision"}, {"bert", "not supported"}};
-    char src[512];
+    char src[512], cmd0[700];
     if (make_model(&ARCHS[1], src, sizeof(src))) return 1;
+    cJSON *j0;
+    snprintf(cmd0, sizeof(cmd0), "info %s --json", src);
+    T_ASSERT(cli(cmd0, &j0, NULL) == 0, "info");
+    T_ASSERT(cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(j0, "training"), "supported")), "qwen2 supported");
+    cJSON_Delete(j0);
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         /* the same file with another general.architecture */
         char path[600], cmd[2048], *err = NULL;
@@ -170,6 +175,15 @@ static int test_unsupported_refused(void) {
         T_ASSERT(err && strstr(err, cases[i].arch) && strstr(err, cases[i].why) && strstr(err, "supported"),
                  "%s: %s", cases[i].arch, err ? err : "");
         free(err);
+        /* `info` says so too, without failing: the file itself is fine */
+        cJSON *j;
+        snprintf(cmd, sizeof(cmd), "info %s --json", path);
+        T_ASSERT(cli(cmd, &j, NULL) == 0, "info");
+        cJSON *tr = cJSON_GetObjectItem(j, "training");
+        T_ASSERT(cJSON_IsFalse(cJSON_GetObjectItem(tr, "supported")) &&
+                     strstr(cJSON_GetStringValue(cJSON_GetObjectItem(tr, "reason")), cases[i].why),
+                 "%s: info --json training", cases[i].arch);
+        cJSON_Delete(j);
     }
     return 0;
 }

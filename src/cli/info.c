@@ -6,6 +6,7 @@
 
 #include "cli/cli.h"
 #include "vklora/gguf.h"
+#include "vklora/model.h"
 #include "vklora/quant.h"
 
 static void help(void) {
@@ -160,6 +161,41 @@ static void json_num(cJSON *obj, const char *key, bool has, double v) {
     else cJSON_AddNullToObject(obj, key);
 }
 
+/* Whether vklora trains this file's architecture, with what it reads from it, or why not. Adapters and
+ * vocabulary-only files have no answer (NULL). */
+static char *training_support(const vkl_gguf *g, bool *supported) {
+    const char *type = vkl_gguf_get_str(g, "general.type");
+    if ((type && !strcmp(type, "adapter")) || g->n_tensors == 0) return NULL;
+    vkl_hparams hp;
+    vkl_err err = {0};
+    char buf[2200];
+    *supported = vkl_hparams_read(g, &hp, &err) == VKL_OK;
+    if (!*supported) {
+        const char *m = strstr(err.msg, ": architecture");
+        snprintf(buf, sizeof(buf), "%s", m ? m + 2 : err.msg);
+        return vkl_strdup(buf);
+    }
+    const vkl_arch_desc *d = hp.desc;
+    uint32_t n_local = 0;
+    for (uint32_t l = 0; l < hp.n_layer; l++) n_local += hp.layer[l].window != 0;
+    static const char *const scaling[] = {"none", "linear", "yarn", "longrope"};
+    snprintf(buf, sizeof(buf), "%s family (%s); head_dim %u, rope %u dims %s, scaling %s%s%s%s%s%s",
+             d->name, d->examples, hp.head_dim, hp.rope_dim, hp.rope_neox ? "neox" : "normal",
+             scaling[hp.rope_scaling], d->qk_norm ? ", q/k norms" : "", d->post_norms ? ", post-norms" : "",
+             d->act == VKL_ACT_GELU_TANH ? ", GELU(tanh)" : "", d->fused_qkv ? ", fused qkv/gate_up" : "",
+             hp.attn_softcap > 0 || hp.final_softcap > 0 ? ", soft-caps" : "");
+    if (vkl_gguf_find_tensor(g, "rope_freqs.weight") >= 0)
+        snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf), ", rope_freqs (Llama 3.1+)");
+    if (vkl_gguf_find_tensor(g, "rope_factors_long.weight") >= 0)
+        snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf), ", longrope factors (original context %u)",
+                 hp.rope_orig_ctx);
+    if (n_local)
+        snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf), ", sliding window %u on %u of %u layers", hp.n_swa,
+                 n_local, hp.n_layer);
+    vkl_hparams_free(&hp);
+    return vkl_strdup(buf);
+}
+
 static int print_json(const vkl_gguf *g, const hparams *h, const type_total *types, uint64_t n_params,
                       bool tensors) {
     cJSON *doc = cJSON_CreateObject();
@@ -200,6 +236,16 @@ static int print_json(const vkl_gguf *g, const hparams *h, const type_total *typ
     if (vkl_gguf_get_bool(g, "tokenizer.ggml.add_eos_token", &flag)) cJSON_AddBoolToObject(tok, "add_eos", flag);
     else cJSON_AddNullToObject(tok, "add_eos");
     cJSON_AddBoolToObject(tok, "chat_template", vkl_gguf_get_str(g, "tokenizer.chat_template") != NULL);
+    bool sup;
+    char *ts = training_support(g, &sup);
+    if (ts) {
+        cJSON *tr = cJSON_AddObjectToObject(doc, "training");
+        cJSON_AddBoolToObject(tr, "supported", sup);
+        json_str(tr, sup ? "features" : "reason", ts);
+    } else {
+        cJSON_AddNullToObject(doc, "training");
+    }
+    free(ts);
 
     cJSON_AddNumberToObject(doc, "alignment", g->alignment);
     cJSON_AddNumberToObject(doc, "data_offset", (double)g->data_offset);
@@ -250,6 +296,10 @@ static int print_text(const vkl_gguf *g, const hparams *h, const type_total *typ
            g->version, g->file_size, g->alignment, g->data_offset);
     printf("architecture:   %s%s%s%s\n", h->arch ? h->arch : "- (no general.architecture)", name ? " (" : "",
            name ? name : "", name ? ")" : "");
+    bool sup;
+    char *ts = training_support(g, &sup);
+    if (ts) printf("training:       %s%s\n", sup ? "supported: " : "not supported: ", ts);
+    free(ts);
     if (h->arch) {
         text_u64("n_layer", h->has_layer, h->n_layer);
         text_u64("n_embd", h->has_embd, h->n_embd);
