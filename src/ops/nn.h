@@ -58,7 +58,7 @@ void vkl_rope_freqs_base(double freq_base, uint32_t rope_dim, double *f);
  * q:   [n_seq, T, n_head, D]      (query t of sequence b is row b*T + t)
  * k,v: [n_seq, S, n_head_kv, D]   (S >= kv_len rows per sequence: a KV cache or the training activations)
  * out: [n_seq, T, n_head, D]
- * lse: [n_seq, n_head, T] logsumexp of the scaled scores per query (written when present; the backward needs it)
+ * lse: [n_seq, n_head, T] logsumexp of the final scores per query (written when present; the backward needs it)
  * seg: int32 [n_seq, T], optional: the first key a query may see (packing boundaries); 0 when absent.
  * Query t sits at absolute position p = pos0 + t and sees keys seg[b,t] .. p, and with a sliding window only
  * the last `window` of them: key j when p - j < window as well (window 1 = the query's own position). Head h
