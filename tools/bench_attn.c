@@ -10,7 +10,7 @@
 
 static int usage(void) {
     fprintf(stderr, "usage: vklora-bench-attn [--T 512] [--H 8] [--KVH 4] [--D 64] [--B 1] [--reps 5] [--check 1] "
-                    "[--device SEL]\n  the kernel variant follows VKLORA_ATTN\n");
+                    "[--window 0] [--softcap 0] [--device SEL]\n  the kernel variant follows VKLORA_ATTN\n");
     return 2;
 }
 
@@ -32,7 +32,8 @@ static double rel_err(const float *a, const float *b, size_t n) {
 
 int main(int argc, char **argv) {
     const char *device = NULL;
-    unsigned long T = 512, H = 8, KVH = 4, D = 64, B = 1, reps = 5, check = 1;
+    unsigned long T = 512, H = 8, KVH = 4, D = 64, B = 1, reps = 5, check = 1, window = 0;
+    double softcap = 0;
     for (int i = 1; i < argc; i++) {
         if (i + 1 >= argc) return usage();
         const char *k = argv[i], *v = argv[++i];
@@ -45,9 +46,12 @@ int main(int argc, char **argv) {
         else if (!strcmp(k, "--B")) B = x;
         else if (!strcmp(k, "--reps")) reps = x;
         else if (!strcmp(k, "--check")) check = x;
+        else if (!strcmp(k, "--window")) window = x;
+        else if (!strcmp(k, "--softcap")) softcap = strtod(v, NULL);
         else return usage();
     }
-    if (!T || T > 65536 || !H || H > 256 || !KVH || H % KVH || !D || D > 256 || !B || B > 64 || !reps || reps > 1000)
+    if (!T || T > 65536 || !H || H > 256 || !KVH || H % KVH || !D || D > 256 || !B || B > 64 || !reps || reps > 1000 ||
+        window > 65536 || !(softcap >= 0 && softcap < 1e30))
         return usage();
 
     vkl_err err = {0};
@@ -61,7 +65,7 @@ int main(int argc, char **argv) {
     double *fw = NULL, *bw = NULL;
     vkl_op_cache cache = {0};
     vkl_attn_shape s = {(uint32_t)B, (uint32_t)T, (uint32_t)T, (uint32_t)H, (uint32_t)KVH, (uint32_t)D, 0,
-                        1.0f / sqrtf((float)D), 0, 0};
+                        1.0f / sqrtf((float)D), (uint32_t)window, (float)softcap};
     size_t nq = B * T * H * D, nkv = B * T * KVH * D, nl = B * H * T;
     enum { Q, K, V, O, L, DO, DQ, DK, DV, NBUF };
     size_t n[NBUF] = {nq, nkv, nkv, nq, nl, nq, nq, nkv, nkv};
@@ -103,10 +107,11 @@ int main(int argc, char **argv) {
     qsort(bw, reps, sizeof(double), cmp_double);
     /* causal: about half of the T x T scores; forward 2 products of D, backward 5 (s, dp recomputed, dq, dk, dv) */
     double pairs = (double)B * H * T * (T + 1) / 2;
+    if (window && window < T) pairs = (double)B * H * (window * (window + 1) / 2 + (double)(T - window) * window);
     const char *var = getenv("VKLORA_ATTN");
-    printf("attention B=%lu T=%lu H=%lu KVH=%lu D=%lu variant=%s device=\"%s\": forward %.2f ms (%.2f GFLOP/s), "
-           "backward %.2f ms (%.2f GFLOP/s); fastest %.2f / %.2f ms\n",
-           B, T, H, KVH, D, var && *var ? var : "auto", vk->info.name, fw[reps / 2],
+    printf("attention B=%lu T=%lu H=%lu KVH=%lu D=%lu window=%lu softcap=%g variant=%s device=\"%s\": "
+           "forward %.2f ms (%.2f GFLOP/s), backward %.2f ms (%.2f GFLOP/s); fastest %.2f / %.2f ms\n",
+           B, T, H, KVH, D, window, softcap, var && *var ? var : "auto", vk->info.name, fw[reps / 2],
            4.0 * D * pairs / (fw[reps / 2] * 1e6), bw[reps / 2], 10.0 * D * pairs / (bw[reps / 2] * 1e6), fw[0], bw[0]);
     if (check) {
         /* The timed loop accumulated dk/dv reps+1 times from their initial values: compare forward and dq only,
