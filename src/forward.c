@@ -27,6 +27,7 @@ uint64_t vkl_fwd_plan_bytes(const vkl_hparams *hp, const vkl_fwd_dims *d, uint32
     f += rows * F * 2;              /* g, u */
     f += lr * V;                    /* logits */
     f += rows * 5;                  /* ids, pos, targets, nll, temperatures */
+    f += rows * hp->n_head;         /* attention logsumexp */
     f += (uint64_t)hp->n_layer * 2 * (uint64_t)d->max_seq * d->n_ctx * KVD; /* KV cache */
     return f * 4;
 }
@@ -81,6 +82,8 @@ vkl_status vkl_fwd_create(vkl_vk *vk, vkl_model *m, const vkl_fwd_dims *dims, vk
         vkl_status st = vkl_buffer_create(vk, 16 * (uint64_t)n, VKL_MEM_DEVICE, &f->rope_tab, err);
         if (!st) st = vkl_buffer_upload(vk, &f->rope_tab, 0, packed, 16 * (uint64_t)n, err);
         if (!st) st = vkl_buffer_create(vk, rows * 4, VKL_MEM_DEVICE, &f->tfac, err);
+        /* logsumexp scratch: attention kernels that split a long context merge their slices through it */
+        if (!st) st = vkl_buffer_create(vk, rows * hp->n_head * 4, VKL_MEM_DEVICE, &f->lse, err);
         free(fr);
         free(packed);
         if (st) goto fail;
@@ -103,7 +106,7 @@ fail:
 void vkl_fwd_destroy(vkl_fwd *f) {
     if (!f) return;
     vkl_buffer *bs[] = {&f->x, &f->xn, &f->q, &f->ao, &f->g, &f->u, &f->logits, &f->ids, &f->nll,
-                        &f->rope_tab, &f->tfac};
+                        &f->rope_tab, &f->tfac, &f->lse};
     for (size_t i = 0; i < VKL_ARRAY_LEN(bs); i++) vkl_buffer_destroy(f->vk, bs[i]);
     vkl_buffer_destroy(f->vk, &f->lp);
     vkl_buffer_destroy(f->vk, &f->xa);
@@ -187,7 +190,7 @@ static vkl_status record(vkl_fwd *f, uint32_t n_seq, uint32_t T, uint32_t pos0, 
             vkl_op_rope(vk, c, q, pos, R, H, D, rp, false, err) || vkl_op_rope(vk, c, kc, pos, R, KVH, D, rp, false, err) ||
             (f->has_tfac && vkl_op_scale_rows(vk, c, q, vkl_tv(&f->tfac, 0), q, R, H * D, err)) ||
             vkl_op_attention(vk, c, &as, q, vkl_tv(&f->kc[l], 0), vkl_tv(&f->vc[l], 0), vkl_tv_none(), ao,
-                             vkl_tv_none(), err))
+                             vkl_tv(&f->lse, 0), err))
             return err->status;
         /* sub-block outputs: added to x directly, or through a post-norm in xn (free once q/k/v are made) */
         if (ad->post_norms) {

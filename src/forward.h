@@ -32,6 +32,7 @@ typedef struct vkl_fwd {
     vkl_buffer rope_tab;   /* two packed RoPE frequency tables: global layers, local layers */
     vkl_rope_params rope[2];
     vkl_buffer tfac;       /* (rows) attention temperature of each row's q (Mistral 3) */
+    vkl_buffer lse;        /* (rows * H) attention logsumexp scratch */
     bool has_tfac;
     vkl_buffer *kc, *vc; /* per layer (max_seq * n_ctx, KVH*D) */
     uint64_t planned_bytes;

@@ -279,6 +279,7 @@ static int test_every_architecture(void) {
         {"llama", "q4_k", "--rope-freqs --tied --rope-base 500000"},
         {"llama", "f16", "--head-dim 96 --heads 4 --kv-heads 1 --scaling yarn --factor 8 --orig-ctx 16"},
         {"qwen3", "q8_0", "--head-dim 96 --tied --rope-base 1000000"},
+        {"qwen2", "f32", "--head-dim 30"}, /* head_dim not a multiple of 4: the scalar attention kernels */
         {"gemma2", "f32", "--head-dim 96 --window 7 --softcap 5,3 --tied"},
         {"gemma3", "q6_k", "--layers 3 --kv-heads 1 --window 6 --swa-period 2 --rope-base 1000000 --tied "
                            "--scaling linear --factor 8"},
