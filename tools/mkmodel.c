@@ -161,7 +161,7 @@ static int add_tensor(vkl_gguf_writer *w, arena *a, const char *name, int type, 
                       float mean, float std) {
     uint64_t n = (uint64_t)ne0 * (uint64_t)ne1;
     if (std < 0) std = 1.0f / sqrtf((float)ne0);
-    float *f = keep(a, malloc(n * sizeof(float)));
+    float *f = malloc(n * sizeof(float));
     for (uint64_t i = 0; i < n; i++) f[i] = mean + std * normal();
     int64_t ne[2] = {ne0, ne1};
     uint32_t n_dims = ne1 > 1 ? 2 : 1;
@@ -170,6 +170,7 @@ static int add_tensor(vkl_gguf_writer *w, arena *a, const char *name, int type, 
     if (type != VKL_TYPE_F32) {
         uint64_t bytes;
         if (!vkl_type_row_bytes(type, (uint64_t)ne0, &bytes)) {
+            free(f);
             fprintf(stderr, "vklora-mkmodel: %s: row length %lld is not a multiple of %s's block size %u\n", name,
                     (long long)ne0, vkl_type_traits_get(type)->name, vkl_type_traits_get(type)->block_size);
             return 2;
@@ -177,9 +178,13 @@ static int add_tensor(vkl_gguf_writer *w, arena *a, const char *name, int type, 
         void *q = keep(a, malloc(bytes * (uint64_t)ne1));
         if (!vkl_ref_quantize(type, f, q, n)) {
             fprintf(stderr, "vklora-mkmodel: cannot quantize to %s\n", vkl_type_traits_get(type)->name);
+            free(f);
             return 2;
         }
+        free(f); /* only the quantized bytes stay: a preset of billions of weights fits in memory */
         data = q;
+    } else {
+        keep(a, f);
     }
     if (vkl_gguf_writer_add_tensor(w, name, (uint32_t)type, n_dims, ne, data, &err)) {
         fprintf(stderr, "vklora-mkmodel: %s\n", err.msg);
