@@ -611,9 +611,12 @@ static int test_pretokenizers(void) {
     T_ASSERT(vkl_ucpt_class(0x0663) == VKL_UCAT_NUMBER && vkl_ucpt_class(0x2167) == VKL_UCAT_NUMBER, "numbers");
     T_ASSERT(vkl_ucpt_class(0x0301) == VKL_UCAT_MARK && vkl_ucpt_class(0x00BF) == VKL_UCAT_PUNCT, "mark, punct");
     T_ASSERT(vkl_ucpt_class(0x20AC) == VKL_UCAT_SYMBOL && vkl_ucpt_class(0x0378) == VKL_UCAT_UNASSIGNED, "sym, Cn");
-    /* Unicode 15.0 (Debian's UCD): Kawi and CJK extension H are letters, as in llama.cpp's tables */
-    T_ASSERT(vkl_ucpt_class(0x11F04) == VKL_UCAT_LETTER && vkl_ucpt_class(0x31350) == VKL_UCAT_LETTER,
-             "Unicode %s: letters new in 15.0", vkl_unicode_version);
+    /* Unicode 15.0 (Debian's UCD) and 15.1 (added by the generator), as in llama.cpp's tables: Kawi, CJK
+     * extensions H and I are letters, U+2FFC an ideographic description character (a symbol) */
+    T_ASSERT(vkl_ucpt_class(0x11F04) == VKL_UCAT_LETTER && vkl_ucpt_class(0x31350) == VKL_UCAT_LETTER &&
+                 vkl_ucpt_class(0x2EBF0) == VKL_UCAT_LETTER && vkl_ucpt_class(0x2FFC) == VKL_UCAT_SYMBOL &&
+                 vkl_ucpt_class(0x2EE5E) == VKL_UCAT_UNASSIGNED,
+             "Unicode %s: code points new in 15.0 and 15.1", vkl_unicode_version);
     T_ASSERT(vkl_ucpt_is_space(0x85) && vkl_ucpt_is_space(0x3000) && !vkl_ucpt_is_space(0x1F) &&
                  !vkl_ucpt_is_space(0x200B), "White_Space");
     for (int b = 0; b < 256; b++)
