@@ -319,7 +319,7 @@ static vkl_status ffn_act_back(vkl_train_dev *t, vkl_tview g, vkl_tview u, vkl_t
                                                    : vkl_op_swiglu_back(t->vk, &t->cache, g, u, dh, dg, du, n, err);
 }
 
-/* RoPE (or its transpose) of n_heads per row with layer l's table, then the attention temperature on q. */
+/* RoPE (or its transpose, the backward) of n_heads per row with layer l's frequency table. */
 static vkl_status rope(vkl_train_dev *t, uint32_t l, vkl_tview x, uint32_t n_heads, bool inverse, vkl_err *err) {
     const vkl_hparams *hp = &t->m->hp;
     return vkl_op_rope(t->vk, &t->cache, x, vkl_tv(&t->ids, (uint64_t)t->R * 4), t->R, n_heads, hp->head_dim,
