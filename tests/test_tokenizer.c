@@ -62,69 +62,97 @@ static void print_escaped(const char *s, size_t n) {
     }
 }
 
+/* Tokenize every string of inp (each followed by the separator; the last may end the file without one) with
+ * each parse_special mode in turn, and compare with the lines of out, one per string and mode. Prints the first
+ * differences and fails naming the first differing line of out_name. */
+static int check_vectors(vkl_tokenizer *tok, const char *name, const char *out_name, const char *inp, size_t inp_len,
+                         char *out, size_t out_len, int n_modes, const bool *modes) {
+    static const char sep[] = "\n__ggml_vocab_test__\n";
+    size_t n_lines = 0;
+    for (size_t i = 0; i < out_len; i++) n_lines += out[i] == '\n' || (i + 1 == out_len && out[i] != '\n');
+    int total = 0, passed = 0, first_bad = 0;
+    char *line = out;
+    for (int m = 0; m < n_modes; m++) {
+        for (const char *s = inp; s < inp + inp_len;) {
+            const char *end = strstr(s, sep);
+            if (!end) end = inp + inp_len;
+            char *nl = strchr(line, '\n');
+            if (!nl && *line) nl = line + strlen(line); /* a last line without its newline */
+            T_ASSERT(nl, "%s: %s has fewer lines than test strings", name, out_name);
+            bool last_line = !*nl;
+            *nl = 0;
+            int32_t want[1024];
+            size_t n_want = 0;
+            for (char *p = line, *q; n_want < VKL_ARRAY_LEN(want); p = q) {
+                long v = strtol(p, &q, 10);
+                if (q == p) break;
+                want[n_want++] = (int32_t)v;
+            }
+            int32_t *ids = NULL;
+            size_t n = 0;
+            vkl_err err = {0};
+            vkl_status st = vkl_tokenize(tok, s, (size_t)(end - s), false, modes[m], &ids, &n, &err);
+            bool ok = st == VKL_OK && n == n_want && (n == 0 || !memcmp(ids, want, n * sizeof(int32_t)));
+            total++;
+            passed += ok;
+            if (!ok && total - passed <= 3) {
+                size_t d = 0;
+                while (d < n && d < n_want && ids[d] == want[d]) d++;
+                fprintf(stderr, "    %s: line %d of %s (parse_special %d, string \"", name, total, out_name, modes[m]);
+                print_escaped(s, (size_t)(end - s));
+                fprintf(stderr, "\") differs at token %zu: got", d);
+                for (size_t i = 0; i < n; i++) fprintf(stderr, " %d", ids[i]);
+                fprintf(stderr, ", want %s %s\n", line, err.msg);
+            }
+            if (!ok && !first_bad) first_bad = total;
+            free(ids);
+            s = end + (*end ? strlen(sep) : 0);
+            line = nl + !last_line;
+        }
+    }
+    fprintf(stderr, "    %s: %d/%d of %s give exactly llama.cpp's ids\n", name, passed, total, out_name);
+    T_ASSERT(total >= 30 && (size_t)total == n_lines, "%s: %d test strings x modes, %zu lines in %s", name, total,
+             n_lines, out_name);
+    T_ASSERT(passed == total, "%s: %d of %d differ, the first on line %d of %s", name, total - passed, total,
+             first_bad, out_name);
+    return 0;
+}
+
+/* llama.cpp's vectors for the vocabulary (tokenized with parse_special off, as its test-tokenizer-0 does), then
+ * tests/tokenizer_vectors (llama.cpp's ids for special-token texts, user-defined tokens, broken UTF-8 and every
+ * script, with parse_special off and on; tools/gen_tokenizer_vectors.py). */
 static int run_vocab(const char *name) {
-    char rel[256], path[512];
+    char rel[256], path[512], out_name[300];
     snprintf(rel, sizeof(rel), "vocab/ggml-vocab-%s.gguf", name);
     vkl_tokenizer *tok = load_tok(rel);
     T_ASSERT(tok, "%s: the vocabulary does not load", name);
-    size_t inp_len, out_len;
+    size_t inp_len = 0, out_len = 0, extra_len = 0, extra_out_len = 0;
     snprintf(path, sizeof(path), "%s.inp", t_data_path(rel));
     char *inp = read_text(path, &inp_len);
     snprintf(path, sizeof(path), "%s.out", t_data_path(rel));
-    char *outp = read_text(path, &out_len);
-    T_ASSERT(inp && outp, "%s: read %s.inp/.out", name, rel);
-    size_t n_lines = 0;
-    for (size_t i = 0; i < out_len; i++) n_lines += outp[i] == '\n' || (i + 1 == out_len && outp[i] != '\n');
-
-    static const char sep[] = "\n__ggml_vocab_test__\n";
-    int total = 0, passed = 0, first_bad = 0;
-    char *s = inp, *line = outp;
-    while (s < inp + inp_len) {
-        /* the last string may end the file without a separator, as in llama.cpp's reader */
-        char *end = strstr(s, sep);
-        if (!end) end = inp + inp_len;
-        char *nl = strchr(line, '\n');
-        if (!nl && *line) nl = line + strlen(line); /* a last line without its newline */
-        T_ASSERT(nl, "%s: %s.out has fewer lines than test strings", name, rel);
-        bool last_line = !*nl;
-        *nl = 0;
-        int32_t want[1024];
-        size_t n_want = 0;
-        for (char *p = line, *q; n_want < VKL_ARRAY_LEN(want); p = q) {
-            long v = strtol(p, &q, 10);
-            if (q == p) break;
-            want[n_want++] = (int32_t)v;
-        }
-        int32_t *ids = NULL;
-        size_t n = 0;
-        vkl_err err = {0};
-        vkl_status st = vkl_tokenize(tok, s, (size_t)(end - s), false, false, &ids, &n, &err);
-        bool ok = st == VKL_OK && n == n_want && (n == 0 || !memcmp(ids, want, n * sizeof(int32_t)));
-        total++;
-        passed += ok;
-        if (!ok && total - passed <= 3) {
-            size_t d = 0;
-            while (d < n && d < n_want && ids[d] == want[d]) d++;
-            fprintf(stderr, "    %s: line %d of %s.out (string \"", name, total, rel);
-            print_escaped(s, (size_t)(end - s));
-            fprintf(stderr, "\") differs at token %zu: got", d);
-            for (size_t i = 0; i < n; i++) fprintf(stderr, " %d", ids[i]);
-            fprintf(stderr, ", want %s %s\n", line, err.msg);
-        }
-        if (!ok && !first_bad) first_bad = total;
-        free(ids);
-        s = end + (*end ? strlen(sep) : 0);
-        line = nl + !last_line;
+    char *out = read_text(path, &out_len);
+    snprintf(path, sizeof(path), "%s/tests/tokenizer_vectors/extra.inp", VKL_SOURCE_ROOT);
+    char *extra = read_text(path, &extra_len);
+    snprintf(path, sizeof(path), "%s/tests/tokenizer_vectors/extra-%s.out", VKL_SOURCE_ROOT, name);
+    char *extra_out = read_text(path, &extra_out_len);
+    int rc = 1;
+    if (!inp || !out || !extra || !extra_out) {
+        fprintf(stderr, "    %s: cannot read %s.inp/.out or tests/tokenizer_vectors\n", name, rel);
+        goto done;
     }
-    fprintf(stderr, "    %s: %d/%d strings give exactly llama.cpp's ids\n", name, passed, total);
+    static const bool off[] = {false}, both[] = {false, true};
+    snprintf(out_name, sizeof(out_name), "%s.out", rel);
+    if (check_vectors(tok, name, out_name, inp, inp_len, out, out_len, 1, off)) goto done;
+    snprintf(out_name, sizeof(out_name), "tests/tokenizer_vectors/extra-%s.out", name);
+    if (check_vectors(tok, name, out_name, extra, extra_len, extra_out, extra_out_len, 2, both)) goto done;
+    rc = 0;
+done:
     free(inp);
-    free(outp);
+    free(out);
+    free(extra);
+    free(extra_out);
     vkl_tokenizer_free(tok);
-    T_ASSERT(total >= 40 && (size_t)total == n_lines, "%s: %d test strings in %s.inp, %zu lines in its .out", name,
-             total, rel, n_lines);
-    T_ASSERT(passed == total, "%s: %d of %d strings differ, the first on line %d of %s.out", name, total - passed,
-             total, first_bad, rel);
-    return 0;
+    return rc;
 }
 
 /* Every vocabulary of llama.cpp's tokenizer tests (models/ggml-vocab-*.gguf) that uses a tokenizer vklora has. */
