@@ -47,9 +47,11 @@ void vkl_tokenizer_free(vkl_tokenizer *tok);
 vkl_status vkl_tokenize(const vkl_tokenizer *tok, const char *text, size_t len, bool add_bos, bool parse_special,
                         int32_t **ids, size_t *n, vkl_err *err);
 
-/* ids -> text: byte tokens become their byte, SPM's U+2581 a space, BPE pieces their bytes. The space SPM puts
- * in front of the text (and after each special token) is removed again, so detokenize(tokenize(x)) == x for
- * valid UTF-8 x. render_special: control/unknown tokens print their text, otherwise nothing.
+/* ids -> text: byte tokens become their byte, SPM's (and Gemma 4's) U+2581 a space, byte-level BPE pieces their
+ * bytes (a character outside GPT-2's byte map stays itself; llama.cpp prints an [UNK_BYTE_..] marker there). The
+ * space SPM puts in front of the text (and after each special token) is removed again, so
+ * detokenize(tokenize(x)) == x for valid UTF-8 x whose bytes the vocabulary can spell (and no whitespace next to
+ * a special token that strips it). render_special: control/unknown tokens print their text, otherwise nothing.
  * *text is malloc'd and NUL-terminated (free() it); ids outside the vocabulary are VKL_ERR_INPUT. */
 vkl_status vkl_detokenize(const vkl_tokenizer *tok, const int32_t *ids, size_t n, bool render_special, char **text,
                           size_t *len, vkl_err *err);
