@@ -11,6 +11,7 @@
 #include <cjson/cJSON.h>
 
 #include "harness.h"
+#include "vk/vk.h"
 #include "vklora/common.h"
 #include "vklora/gguf.h"
 #include "vklora/quant.h"
@@ -78,6 +79,21 @@ static int test_env_strict(void) {
         free(out);
         free(errs);
     }
+    return 0;
+}
+
+/* The tests run with the layer's synchronization validation (VKLORA_VALIDATION=1 or sync; the harness asks for
+ * validation itself): a missing barrier fails the test that records it. */
+static int test_sync_validation_on(void) {
+    vkl_vk *vk = t_vk();
+    T_ASSERT(vk, "no device");
+    const char *v = getenv("VKLORA_VALIDATION");
+    if (getenv("VKL_TEST_NO_VALIDATION") || (v && !strcmp(v, "core"))) {
+        printf("    skipped: validation off or core only (VKLORA_VALIDATION=%s)\n", v ? v : "");
+        return 0;
+    }
+    T_ASSERT(vk->validation && vk->validation_sync, "synchronization validation is off (validation %d, sync %d)",
+             vk->validation, vk->validation_sync);
     return 0;
 }
 
@@ -391,6 +407,7 @@ static int test_disk_full(void) {
 
 const vkl_test_case vkl_tests_reliability[] = {
     {"reliability/env_strict", test_env_strict},
+    {"reliability/sync_validation_on", test_sync_validation_on},
     {"reliability/count_bombs", test_count_bombs},
     {"reliability/safetensors_dup_metadata", test_safetensors_dup_metadata},
     {"reliability/fault_injection_kill_resume", test_fault_injection},
