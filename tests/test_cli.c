@@ -10,6 +10,7 @@
 #include "vklora/data.h"
 #include "vklora/gguf.h"
 #include "vklora/tokenizer.h"
+#include "vk/vk.h"
 
 static int run_bin(const char *args, char **out, char **err) {
     char cmd[4096];
@@ -66,6 +67,25 @@ static int test_devices_json(void) {
         double range = cJSON_GetNumberValue(cJSON_GetObjectItem(lim, "max_storage_buffer_range"));
         double sg = cJSON_GetNumberValue(cJSON_GetObjectItem(d, "subgroup_size"));
         T_ASSERT(range > 0 && sg >= 1, "limits are real numbers");
+        /* cooperative matrices: whether this build has the kernels (the same build as this binary), the shapes */
+        cJSON *cm = cJSON_GetObjectItem(d, "cooperative_matrix");
+        T_ASSERT(cJSON_IsObject(cm) && cJSON_IsBool(cJSON_GetObjectItem(cm, "usable")), "cooperative_matrix object");
+        T_ASSERT(cJSON_IsTrue(cJSON_GetObjectItem(cm, "kernels_built")) == vkl_coopmat_built(), "kernels_built");
+        cJSON *shapes = cJSON_GetObjectItem(cm, "shapes"), *sh;
+        T_ASSERT(cJSON_IsArray(shapes), "cooperative_matrix.shapes");
+        bool f16_f32 = false;
+        cJSON_ArrayForEach(sh, shapes) {
+            T_ASSERT(cJSON_GetNumberValue(cJSON_GetObjectItem(sh, "M")) >= 1 &&
+                         cJSON_GetNumberValue(cJSON_GetObjectItem(sh, "K")) >= 1, "shape sizes");
+            const char *a = cJSON_GetStringValue(cJSON_GetObjectItem(sh, "a"));
+            const char *r = cJSON_GetStringValue(cJSON_GetObjectItem(sh, "result"));
+            T_ASSERT(a && r, "shape types");
+            f16_f32 |= !strcmp(a, "f16") && !strcmp(r, "f32");
+        }
+        /* tools/chroot-trixie.sh: lavapipe with cooperative matrices lists f16 x f16 -> f32 */
+        const char *req = getenv("VKL_TEST_REQUIRE_COOPMAT");
+        if (req && *req && strcmp(req, "0") && !strcmp(type, "cpu"))
+            T_ASSERT(f16_f32 && cJSON_IsTrue(cJSON_GetObjectItem(cm, "usable")), "no usable f16 x f16 -> f32 shape");
         const char *name = cJSON_GetStringValue(cJSON_GetObjectItem(d, "name"));
         if (!strcmp(type, "cpu") && name && strstr(name, "llvmpipe")) {
             found_cpu = true;
@@ -78,6 +98,8 @@ static int test_devices_json(void) {
     free(out), free(err);
     T_ASSERT(run_bin("devices", &out, &err) == 0, "text exit");
     T_ASSERT(strstr(out, "subgroup size") && strstr(out, "maxStorageBufferRange"), "text output");
+    T_ASSERT(strstr(out, vkl_coopmat_built() ? "coopmat kernels   built" : "coopmat kernels   not built"),
+             "text output: whether the coopmat kernels are built");
     free(out), free(err);
     return 0;
 }

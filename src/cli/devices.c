@@ -9,7 +9,8 @@ static const char *HELP =
     "usage: vklora devices [--json]\n\n"
     "Lists every Vulkan device: index, name, vendor, type, driver, API version, device-local memory,\n"
     "subgroup size (min/max with subgroup-size control), fp16/16-bit/8-bit storage, int8 dot product,\n"
-    "cooperative matrix, buffer device address, maxStorageBufferRange and max shared memory.\n"
+    "cooperative matrix (with the device's matrix shapes and types, and whether this build has the\n"
+    "cooperative-matrix kernels), buffer device address, maxStorageBufferRange and max shared memory.\n"
     "Pick one for other commands with --device <index|name> or VKLORA_DEVICE.\n\n"
     "  --json   print one JSON object {\"devices\": [...]}\n";
 
@@ -45,6 +46,27 @@ static cJSON *device_json(const vkl_device_info *d) {
     cJSON_AddBoolToObject(f, "push_descriptor", d->push_descriptor);
     cJSON_AddBoolToObject(f, "subgroup_shuffle", d->subgroup_shuffle);
     cJSON_AddBoolToObject(f, "subgroup_arithmetic", d->subgroup_arithmetic);
+    /* cooperative matrices: the device's shapes, and whether this build and this device run the coopmat kernels */
+    cJSON *cm = cJSON_AddObjectToObject(o, "cooperative_matrix");
+    cJSON_AddBoolToObject(cm, "kernels_built", vkl_coopmat_built());
+    cJSON_AddBoolToObject(cm, "usable", d->coopmat_usable);
+    cJSON *shapes = cJSON_AddArrayToObject(cm, "shapes");
+    for (uint32_t i = 0; i < d->n_coopmat; i++) {
+        const vkl_coopmat_shape *c = &d->coopmat[i];
+        char b[4][16];
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddNumberToObject(e, "M", c->M);
+        cJSON_AddNumberToObject(e, "N", c->N);
+        cJSON_AddNumberToObject(e, "K", c->K);
+        cJSON_AddStringToObject(e, "a", vkl_coopmat_type_name(c->a_type, b[0]));
+        cJSON_AddStringToObject(e, "b", vkl_coopmat_type_name(c->b_type, b[1]));
+        cJSON_AddStringToObject(e, "c", vkl_coopmat_type_name(c->c_type, b[2]));
+        cJSON_AddStringToObject(e, "result", vkl_coopmat_type_name(c->result_type, b[3]));
+        cJSON_AddStringToObject(e, "scope", c->scope == VKL_SCOPE_SUBGROUP ? "subgroup" : c->scope == 2 ? "workgroup"
+                                            : c->scope == 1 ? "device" : "other");
+        cJSON_AddBoolToObject(e, "saturating", c->saturating);
+        cJSON_AddItemToArray(shapes, e);
+    }
     cJSON *l = cJSON_AddObjectToObject(o, "limits");
     cJSON_AddNumberToObject(l, "max_storage_buffer_range", d->max_storage_buffer_range);
     cJSON_AddNumberToObject(l, "max_texel_buffer_elements", d->max_texel_buffer_elements);

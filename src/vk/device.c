@@ -212,6 +212,71 @@ static vkl_status create_instance(int validation, vkl_vk *vk, VkInstance *out, v
     return VKL_OK;
 }
 
+/* VK_KHR_cooperative_matrix, declared here: Debian 12's Vulkan headers (1.3.239) predate it (1.3.255). Layouts and
+ * values as in vulkan_core.h. */
+#define VKL_KHR_COOPMAT_NAME "VK_KHR_cooperative_matrix"
+#define VKL_STYPE_COOPMAT_FEATURES ((VkStructureType)1000506000)
+#define VKL_STYPE_COOPMAT_SHAPE ((VkStructureType)1000506001)
+#define VKL_STYPE_COOPMAT_PROPERTIES ((VkStructureType)1000506002)
+typedef struct {
+    VkStructureType sType;
+    void *pNext;
+    VkBool32 cooperativeMatrix, cooperativeMatrixRobustBufferAccess;
+} vkl_coopmat_features_khr;
+typedef struct {
+    VkStructureType sType;
+    void *pNext;
+    VkShaderStageFlags cooperativeMatrixSupportedStages;
+} vkl_coopmat_properties_khr;
+typedef struct {
+    VkStructureType sType;
+    void *pNext;
+    uint32_t MSize, NSize, KSize;
+    uint32_t AType, BType, CType, ResultType; /* VkComponentTypeKHR */
+    VkBool32 saturatingAccumulation;
+    uint32_t scope;                           /* VkScopeKHR */
+} vkl_coopmat_shape_khr;
+typedef VkResult(VKAPI_PTR *vkl_pfn_coopmat_props)(VkPhysicalDevice, uint32_t *, vkl_coopmat_shape_khr *);
+
+bool vkl_coopmat_built(void) {
+#ifdef VKL_HAVE_COOPMAT
+    return true;
+#else
+    return false;
+#endif
+}
+
+const char *vkl_coopmat_type_name(uint32_t type, char buf[16]) {
+    static const char *const names[] = {"f16", "f32", "f64", "s8", "s16", "s32", "s64", "u8", "u16", "u32", "u64"};
+    if (type < VKL_ARRAY_LEN(names)) return names[type];
+    if (type == 1000141000u) return "bf16";
+    if (type == 1000491002u) return "e4m3";
+    if (type == 1000491003u) return "e5m2";
+    snprintf(buf, 16, "type %u", type);
+    return buf;
+}
+
+/* The device's cooperative-matrix shapes (VK_KHR_cooperative_matrix listed and its feature on). */
+static void query_coopmat_shapes(VkInstance inst, VkPhysicalDevice pd, vkl_device_info *d) {
+    vkl_pfn_coopmat_props get =
+        (vkl_pfn_coopmat_props)vkGetInstanceProcAddr(inst, "vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR");
+    uint32_t n = 0;
+    if (!get || get(pd, &n, NULL) != VK_SUCCESS || n == 0) return;
+    vkl_coopmat_shape_khr *p = vkl_calloc(n, sizeof(*p));
+    for (uint32_t i = 0; i < n; i++) p[i].sType = VKL_STYPE_COOPMAT_SHAPE;
+    VkResult r = get(pd, &n, p);
+    if (r == VK_SUCCESS || r == VK_INCOMPLETE) {
+        d->n_coopmat = n < VKL_MAX_COOPMAT_SHAPES ? n : VKL_MAX_COOPMAT_SHAPES;
+        for (uint32_t i = 0; i < d->n_coopmat; i++)
+            d->coopmat[i] = (vkl_coopmat_shape){
+                .M = p[i].MSize, .N = p[i].NSize, .K = p[i].KSize,
+                .a_type = p[i].AType, .b_type = p[i].BType, .c_type = p[i].CType, .result_type = p[i].ResultType,
+                .scope = p[i].scope, .saturating = p[i].saturatingAccumulation,
+            };
+    }
+    free(p);
+}
+
 static const char *vendor_name(uint32_t id) {
     switch (id) {
     case 0x10DE: return "NVIDIA";
@@ -236,7 +301,7 @@ static const char *type_name(VkPhysicalDeviceType t) {
     }
 }
 
-static void query_info(VkPhysicalDevice pd, uint32_t index, vkl_device_info *d) {
+static void query_info(VkInstance inst, VkPhysicalDevice pd, uint32_t index, vkl_device_info *d) {
     memset(d, 0, sizeof(*d));
     d->index = index;
     VkPhysicalDeviceProperties base;
@@ -252,7 +317,14 @@ static void query_info(VkPhysicalDevice pd, uint32_t index, vkl_device_info *d) 
     VkPhysicalDeviceMaintenance3Properties m3 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MAINTENANCE_3_PROPERTIES};
     VkPhysicalDeviceMaintenance4Properties m4 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MAINTENANCE_4_PROPERTIES};
     bool has_sgc = v13 || has_device_ext(pd, VK_EXT_SUBGROUP_SIZE_CONTROL_EXTENSION_NAME);
-    sg.pNext = &m3;
+    d->cooperative_matrix = has_device_ext(pd, VKL_KHR_COOPMAT_NAME);
+    vkl_coopmat_properties_khr cmp = {.sType = VKL_STYPE_COOPMAT_PROPERTIES};
+    if (d->cooperative_matrix) {
+        sg.pNext = &cmp;
+        cmp.pNext = &m3;
+    } else {
+        sg.pNext = &m3;
+    }
     m3.pNext = v12 ? (void *)&drv : NULL;
     drv.pNext = has_sgc ? (void *)&sgc : NULL;
     sgc.pNext = v13 ? (void *)&m4 : NULL;
@@ -300,10 +372,15 @@ static void query_info(VkPhysicalDevice pd, uint32_t index, vkl_device_info *d) 
     VkPhysicalDeviceVulkan12Features f12 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES};
     VkPhysicalDeviceVulkan13Features f13 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_3_FEATURES};
     VkPhysicalDeviceFeatures2 f2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2};
+    vkl_coopmat_features_khr cmf = {.sType = VKL_STYPE_COOPMAT_FEATURES};
     if (v12) {
         f2.pNext = &f11;
         f11.pNext = &f12;
         f12.pNext = v13 ? &f13 : NULL;
+        if (d->cooperative_matrix) {
+            cmf.pNext = f12.pNext;
+            f12.pNext = &cmf;
+        }
     }
     vkGetPhysicalDeviceFeatures2(pd, &f2);
     d->storage_16bit = f11.storageBuffer16BitAccess;
@@ -314,7 +391,10 @@ static void query_info(VkPhysicalDevice pd, uint32_t index, vkl_device_info *d) 
     d->subgroup_size_control = v13 && f13.subgroupSizeControl;
     d->compute_full_subgroups = v13 && f13.computeFullSubgroups;
     d->int_dot_product = v13 && f13.shaderIntegerDotProduct;
-    d->cooperative_matrix = has_device_ext(pd, "VK_KHR_cooperative_matrix");
+    /* the cooperative-matrix kernels also need f16 arithmetic and the Vulkan memory model (their SPIR-V uses it) */
+    d->coopmat_usable = v12 && d->cooperative_matrix && cmf.cooperativeMatrix && f12.vulkanMemoryModel &&
+                        f12.shaderFloat16 && (cmp.cooperativeMatrixSupportedStages & VK_SHADER_STAGE_COMPUTE_BIT);
+    if (d->cooperative_matrix && cmf.cooperativeMatrix) query_coopmat_shapes(inst, pd, d);
     d->push_descriptor = has_device_ext(pd, VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME);
     (void)d->int8_arith;
 
@@ -359,7 +439,7 @@ vkl_status vkl_vk_list_devices(vkl_device_info **infos, uint32_t *count, vkl_err
     vkl_status st = enumerate(inst, &pds, &n, err);
     if (st == VKL_OK) {
         *infos = vkl_calloc(n, sizeof(**infos));
-        for (uint32_t i = 0; i < n; i++) query_info(pds[i], i, &(*infos)[i]);
+        for (uint32_t i = 0; i < n; i++) query_info(inst, pds[i], i, &(*infos)[i]);
         *count = n;
         free(pds);
     }
@@ -382,6 +462,20 @@ void vkl_device_info_print(FILE *f, const vkl_device_info *d) {
             d->fp16_arith ? "yes" : "no", d->storage_16bit ? "yes" : "no", d->storage_8bit ? "yes" : "no",
             d->int_dot_product ? "yes" : "no", d->cooperative_matrix ? "yes" : "no",
             d->buffer_device_address ? "yes" : "no", d->push_descriptor ? "yes" : "no");
+    fprintf(f, "  coopmat shapes    ");
+    if (!d->n_coopmat) fprintf(f, "none");
+    for (uint32_t i = 0; i < d->n_coopmat; i++) {
+        const vkl_coopmat_shape *c = &d->coopmat[i];
+        char b[4][16];
+        fprintf(f, "%s%s%ux%ux%u %s*%s+%s->%s%s%s", i ? "," : "", i && i % 3 == 0 ? "\n                    " : i ? " " : "",
+                c->M, c->N, c->K, vkl_coopmat_type_name(c->a_type, b[0]), vkl_coopmat_type_name(c->b_type, b[1]),
+                vkl_coopmat_type_name(c->c_type, b[2]), vkl_coopmat_type_name(c->result_type, b[3]),
+                c->scope == VKL_SCOPE_SUBGROUP ? "" : " (not subgroup scope)", c->saturating ? " saturating" : "");
+    }
+    fprintf(f, "\n  coopmat kernels   %s\n",
+            !vkl_coopmat_built() ? "not built (this build's glslc cannot compile GL_KHR_cooperative_matrix)"
+            : d->coopmat_usable ? "built; usable on this device (VKLORA_MATMUL=coopmat)"
+                                : "built; this device cannot run them");
     fprintf(f, "  limits            maxStorageBufferRange %u B (%.0f MiB), maxTexelBufferElements %u,\n"
                "                    max shared memory %u B, max workgroup invocations %u, max allocation %.0f MiB\n",
             d->max_storage_buffer_range, d->max_storage_buffer_range / 1048576.0, d->max_texel_buffer_elements,
@@ -444,7 +538,7 @@ vkl_status vkl_vk_create(const vkl_vk_options *opt, vkl_vk **out, vkl_err *err) 
     if (create_instance(level, vk, &vk->instance, err)) goto fail;
     if (enumerate(vk->instance, &pds, &n, err)) goto fail;
     infos = vkl_calloc(n, sizeof(*infos));
-    for (uint32_t i = 0; i < n; i++) query_info(pds[i], i, &infos[i]);
+    for (uint32_t i = 0; i < n; i++) query_info(vk->instance, pds[i], i, &infos[i]);
     const char *sel = opt && opt->device ? opt->device : getenv("VKLORA_DEVICE");
     uint32_t pick = 0;
     vkl_err perr = {0};
@@ -507,7 +601,11 @@ vkl_status vkl_vk_create(const vkl_vk_options *opt, vkl_vk **out, vkl_err *err) 
         .shaderFloat16 = d->fp16_arith,
         .shaderInt8 = d->int8_arith,
         .storageBuffer8BitAccess = d->storage_8bit,
+        .vulkanMemoryModel = d->coopmat_usable,
     };
+    /* cooperative matrices, for the coopmat kernel variants */
+    vkl_coopmat_features_khr cmf = {.sType = VKL_STYPE_COOPMAT_FEATURES, .pNext = f12.pNext, .cooperativeMatrix = VK_TRUE};
+    if (d->coopmat_usable) f12.pNext = &cmf;
     VkPhysicalDeviceVulkan11Features f11 = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_FEATURES,
         .pNext = &f12,
@@ -527,13 +625,13 @@ vkl_status vkl_vk_create(const vkl_vk_options *opt, vkl_vk **out, vkl_err *err) 
         .queueCount = 1,
         .pQueuePriorities = &prio,
     };
-    const char *exts[] = {VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME};
+    const char *exts[] = {VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME, VKL_KHR_COOPMAT_NAME};
     VkDeviceCreateInfo dci = {
         .sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO,
         .pNext = &f2,
         .queueCreateInfoCount = 1,
         .pQueueCreateInfos = &qci,
-        .enabledExtensionCount = VKL_ARRAY_LEN(exts),
+        .enabledExtensionCount = d->coopmat_usable ? 2 : 1,
         .ppEnabledExtensionNames = exts,
     };
     VkResult r = vkCreateDevice(vk->phys, &dci, NULL, &vk->device);

@@ -9,6 +9,24 @@
 
 #include "vklora/common.h"
 
+/* One entry of vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR: (M x K) * (K x N) + (M x N) on matrices of the
+ * given component types (VkComponentTypeKHR values) and scope (VkScopeKHR). */
+typedef struct vkl_coopmat_shape {
+    uint32_t M, N, K;
+    uint32_t a_type, b_type, c_type, result_type;
+    uint32_t scope;
+    bool saturating;
+} vkl_coopmat_shape;
+#define VKL_MAX_COOPMAT_SHAPES 32
+/* VkComponentTypeKHR / VkScopeKHR values vklora asks for (Debian 12's headers predate the extension). */
+#define VKL_COMPONENT_FLOAT16 0u
+#define VKL_COMPONENT_FLOAT32 1u
+#define VKL_SCOPE_SUBGROUP 3u
+/* "f16", "f32", "bf16", "s8", "u32", ... for a VkComponentTypeKHR value; "type N" for one it does not know. */
+const char *vkl_coopmat_type_name(uint32_t type, char buf[16]);
+/* Whether this build has the cooperative-matrix shaders (meson found a glslc that compiles GL_KHR_cooperative_matrix). */
+bool vkl_coopmat_built(void);
+
 /* Everything the rest of the program may ask about a device. Filled once; never assume a subgroup size or a
  * buffer range: read them here. */
 typedef struct vkl_device_info {
@@ -28,6 +46,11 @@ typedef struct vkl_device_info {
     bool subgroup_basic, subgroup_arithmetic, subgroup_shuffle, subgroup_ballot;
     bool fp16_arith, storage_16bit, storage_8bit, int8_arith, int_dot_product;
     bool cooperative_matrix, buffer_device_address, push_descriptor;
+    /* VK_KHR_cooperative_matrix with its feature, compute-stage support and what its shaders need (the Vulkan memory
+     * model, shaderFloat16): vkl_vk_create enables it. coopmat[] lists the device's shapes (up to 32). */
+    bool coopmat_usable;
+    uint32_t n_coopmat;
+    vkl_coopmat_shape coopmat[VKL_MAX_COOPMAT_SHAPES];
     uint32_t max_storage_buffer_range;
     uint32_t max_texel_buffer_elements;
     uint64_t max_buffer_size;          /* VkPhysicalDeviceMaintenance4Properties, or max allocation if absent */
