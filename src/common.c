@@ -220,7 +220,7 @@ vkl_status vkl_env_check(vkl_err *err) {
     double d;
     int i, lvl;
     /* The kernel variant names also live in src/ops (matmul.c, nn.c), which check them again where they are used. */
-    static const char *const matmul[] = {"auto", "texel", "regtile", "tiled", NULL};
+    static const char *const matmul[] = {"auto", "texel", "regtile", "tiled", "coopmat", NULL};
     static const char *const attn[] = {"auto", "tile", "scalar", NULL};
     if (vkl_env_validation(&lvl, err) || vkl_env_size("VKLORA_MEMORY_BUDGET", 1, &u, NULL, err) ||
         vkl_env_size("VKLORA_MAX_BIND_BYTES", 256, &u, NULL, err) ||

@@ -16,6 +16,15 @@
  * at K = 512: a wrong block, row or offset errs by a sizable fraction of S. */
 static double tol_factor(uint32_t K) { return (K + 16.0) * FLT_EPSILON; }
 
+/* The cooperative-matrix kernel rounds both operands to f16, multiplies them exactly (an f16 x f16 product fits
+ * f32's 24-bit significand) and accumulates in f32. With x^ = x(1+a), w^ = w(1+b), |a|, |b| <= u16 = 2^-10 (the
+ * worst a conversion may do, rounding toward zero; 2^-11 when it rounds to nearest), each term errs by at most
+ * (2 u16 + u16^2) |x w| on top of the fp32 summation bound above: 2^-9 + 2^-20 more, ~2e-3 of S. f16 subnormals
+ * (|v| < 2^-14) err by at most 2^-25 absolutely, K * 2^-25 in all with |x|, |w| <= 1 here: ~2^-23 of S (S ~ K/4),
+ * inside the fp32 slack. Operands beyond f16's range (65504) would overflow; the data here are within [-1, 1].
+ * Still ~2e-3 of S: a wrong block, row, tile or offset errs by a sizable fraction of S. Set by the coopmat test. */
+static double tol_operands;
+
 static const uint32_t all_types[] = {VKL_TYPE_F32,  VKL_TYPE_F16,  VKL_TYPE_BF16, VKL_TYPE_Q8_0,
                                      VKL_TYPE_Q4_0, VKL_TYPE_Q4_K, VKL_TYPE_Q5_K, VKL_TYPE_Q6_K};
 static const char *const variants[] = {"regtile", "tiled", "texel"};
@@ -44,7 +53,7 @@ static int make_buf(vkl_vk *vk, vkl_buffer *b, const void *data, size_t bytes, u
 /* got vs want with per-element scale S[i]: fails when |got - want| > tol * S. */
 static int compare(const char *what, const float *got, const float *want, const double *scale, size_t n,
                    uint32_t K) {
-    double tol = tol_factor(K), worst = 0;
+    double tol = tol_factor(K) + tol_operands, worst = 0;
     size_t worst_i = 0;
     for (size_t i = 0; i < n; i++) {
         double e = fabs((double)got[i] - want[i]) / (scale[i] > 0 ? scale[i] : 1e-30);
@@ -181,6 +190,67 @@ static int forward_variant(const char *variant) {
     return rc;
 }
 
+/* The chunked cases (a tiny pretend binding limit forces splits over M and N) of test_chunked, for one variant. */
+typedef struct {
+    uint32_t type, M, N, K;
+} chunk_case;
+static const chunk_case chunk_cases[] = {
+    {VKL_TYPE_Q4_K, 13, 61, 512}, {VKL_TYPE_Q4_0, 9, 150, 96}, {VKL_TYPE_F16, 11, 70, 67},
+    {VKL_TYPE_Q6_K, 5, 33, 256},  {VKL_TYPE_F32, 6, 40, 132},
+};
+
+static int chunked_matmul(vkl_vk *vk, vkl_op_cache *cache, const char *variant) {
+    setenv("VKLORA_MATMUL", variant, 1);
+    int rc = 0;
+    for (size_t i = 0; i < VKL_ARRAY_LEN(chunk_cases) && !rc; i++) {
+        mm_case c = {chunk_cases[i].M, chunk_cases[i].N, chunk_cases[i].K, true, i % 2 == 0, i % 2 ? 4 : 0, 16, 4};
+        rc = run_matmul(vk, cache, chunk_cases[i].type, &c, variant);
+    }
+    unsetenv("VKLORA_MATMUL");
+    return rc;
+}
+
+static void set_small_bind_limit(const vkl_vk *vk) {
+    uint64_t lim = VKL_MAX(4096u, 8 * vk->info.min_storage_offset_align);
+    char lims[32];
+    snprintf(lims, sizeof(lims), "%llu", (unsigned long long)lim);
+    setenv("VKLORA_MAX_BIND_BYTES", lims, 1);
+}
+
+/* The cooperative-matrix kernel (VKLORA_MATMUL=coopmat) on every weight type and every shape of the other
+ * variants, then split by a small binding limit. Where it cannot run (a build whose glslc lacks
+ * GL_KHR_cooperative_matrix, e.g. Debian 12's; a device without VK_KHR_cooperative_matrix) the op must refuse with
+ * the reason; VKL_TEST_REQUIRE_COOPMAT=1 (tools/chroot-trixie.sh sets it) makes that a failure. */
+static int test_forward_coopmat(void) {
+    vkl_vk *vk = t_vk();
+    T_ASSERT(vk, "no Vulkan device");
+    setenv("VKLORA_MATMUL", "coopmat", 1);
+    const char *kern = NULL;
+    vkl_err err = {0};
+    vkl_status st = vkl_op_matmul_kernel(vk, VKL_TYPE_F32, (vkl_tview){NULL, 0}, (vkl_tview){NULL, 0}, 64, &kern, &err);
+    unsetenv("VKLORA_MATMUL");
+    if (st) {
+        T_ASSERT(st == VKL_ERR_INPUT && strstr(err.msg, "VKLORA_MATMUL=coopmat"), "status %d: %s", st, err.msg);
+        const char *req = getenv("VKL_TEST_REQUIRE_COOPMAT");
+        T_ASSERT(!(req && *req && strcmp(req, "0")), "VKL_TEST_REQUIRE_COOPMAT is set, but %s", err.msg);
+        fprintf(stderr, "    note: the coopmat kernel cannot run here: %s\n", err.msg);
+        return 0;
+    }
+    T_ASSERT(!strcmp(kern, "coopmat"), "VKLORA_MATMUL=coopmat picked %s", kern);
+    tol_operands = ldexp(1, -9) + ldexp(1, -20);
+    int rc = forward_variant("coopmat");
+    if (!rc) {
+        vkl_op_cache cache = {0};
+        set_small_bind_limit(vk);
+        t_rng_seed(15);
+        rc = chunked_matmul(vk, &cache, "coopmat");
+        unsetenv("VKLORA_MAX_BIND_BYTES");
+        vkl_op_cache_destroy(vk, &cache);
+    }
+    tol_operands = 0;
+    return rc;
+}
+
 static int test_forward_regtile(void) { return forward_variant(variants[0]); }
 static int test_forward_tiled(void) { return forward_variant(variants[1]); }
 static int test_forward_texel(void) { return forward_variant(variants[2]); }
@@ -235,6 +305,53 @@ static int run_matmul_t(vkl_vk *vk, vkl_op_cache *cache, uint32_t type, uint32_t
     vkl_buffer_destroy(vk, &bdy);
     vkl_buffer_destroy(vk, &bdx);
     free(wf), free(dy), free(dx0), free(ref), free(got), free(S), free(wq), free(wd);
+    return rc;
+}
+
+/* The transposed product on cooperative matrices (VKLORA_MATMUL=coopmat), every weight type, odd shapes, chunks over
+ * N accumulating, with the f16-operand tolerance of the forward (tol_operands). Refused with the reason where it
+ * cannot run, as test_forward_coopmat. */
+static int test_transposed_coopmat(void) {
+    vkl_vk *vk = t_vk();
+    T_ASSERT(vk, "no Vulkan device");
+    setenv("VKLORA_MATMUL", "coopmat", 1);
+    vkl_op_cache cache = {0};
+    vkl_buffer b = {0};
+    vkl_err err = {0};
+    T_ASSERT(!vkl_buffer_create(vk, 4096, VKL_MEM_DEVICE, &b, &err), "%s", err.msg);
+    vkl_status st = vkl_op_matmul_t(vk, &cache, VKL_TYPE_F32, vkl_tv(&b, 0), vkl_tv(&b, 1024), vkl_tv(&b, 2048), 2, 2,
+                                    4, false, &err);
+    vkl_buffer_destroy(vk, &b);
+    int rc = 0;
+    if (st) {
+        unsetenv("VKLORA_MATMUL");
+        vkl_op_cache_destroy(vk, &cache);
+        T_ASSERT(st == VKL_ERR_INPUT && strstr(err.msg, "VKLORA_MATMUL=coopmat"), "status %d: %s", st, err.msg);
+        const char *req = getenv("VKL_TEST_REQUIRE_COOPMAT");
+        T_ASSERT(!(req && *req && strcmp(req, "0")), "VKL_TEST_REQUIRE_COOPMAT is set, but %s", err.msg);
+        fprintf(stderr, "    note: the coopmat kernel cannot run here: %s\n", err.msg);
+        return 0;
+    }
+    tol_operands = ldexp(1, -9) + ldexp(1, -20);
+    t_rng_seed(16);
+    for (size_t i = 0; i < VKL_ARRAY_LEN(all_types) && !rc; i++) {
+        uint32_t type = all_types[i], bs = vkl_type_traits_get(type)->block_size;
+        uint32_t k1 = bs == 1 ? 67 : bs == 32 ? 96 : 256, k2 = bs == 1 ? 13 : bs == 32 ? 160 : 512;
+        rc = run_matmul_t(vk, &cache, type, 7, 37, k1, false, 0, 4) ||
+             run_matmul_t(vk, &cache, type, 1, 3, k2, true, 4, 4) ||
+             run_matmul_t(vk, &cache, type, 37, 130, k1, true, 8, 4) ||
+             run_matmul_t(vk, &cache, type, 45, 70, k2, false, 16, 16);
+    }
+    if (!rc) {
+        set_small_bind_limit(vk);
+        for (size_t i = 0; i < VKL_ARRAY_LEN(chunk_cases) && !rc; i++)
+            rc = run_matmul_t(vk, &cache, chunk_cases[i].type, chunk_cases[i].M, chunk_cases[i].N, chunk_cases[i].K,
+                              i % 2 == 1, 4, 4);
+        unsetenv("VKLORA_MAX_BIND_BYTES");
+    }
+    tol_operands = 0;
+    unsetenv("VKLORA_MATMUL");
+    vkl_op_cache_destroy(vk, &cache);
     return rc;
 }
 
@@ -432,28 +549,13 @@ static int test_gemm(void) {
 static int test_chunked(void) {
     vkl_vk *vk = t_vk();
     T_ASSERT(vk, "no Vulkan device");
-    uint64_t lim = VKL_MAX(4096u, 8 * vk->info.min_storage_offset_align);
-    char lims[32];
-    snprintf(lims, sizeof(lims), "%llu", (unsigned long long)lim);
-    setenv("VKLORA_MAX_BIND_BYTES", lims, 1);
+    set_small_bind_limit(vk);
     vkl_op_cache cache = {0};
     int rc = 0;
     t_rng_seed(14);
-    const struct {
-        uint32_t type, M, N, K;
-    } cs[] = {
-        {VKL_TYPE_Q4_K, 13, 61, 512}, {VKL_TYPE_Q4_0, 9, 150, 96}, {VKL_TYPE_F16, 11, 70, 67},
-        {VKL_TYPE_Q6_K, 5, 33, 256},  {VKL_TYPE_F32, 6, 40, 132},
-    };
-    for (size_t v = 0; v < VKL_ARRAY_LEN(variants) && !rc; v++) {
-        setenv("VKLORA_MATMUL", variants[v], 1);
-        for (size_t i = 0; i < VKL_ARRAY_LEN(cs) && !rc; i++) {
-            mm_case c = {cs[i].M, cs[i].N, cs[i].K, true, i % 2 == 0, i % 2 ? 4 : 0, 16, 4};
-            rc = run_matmul(vk, &cache, cs[i].type, &c, variants[v]);
-        }
-    }
-    unsetenv("VKLORA_MATMUL");
-    for (size_t i = 0; i < VKL_ARRAY_LEN(cs) && !rc; i++)
+    const chunk_case *cs = chunk_cases;
+    for (size_t v = 0; v < VKL_ARRAY_LEN(variants) && !rc; v++) rc = chunked_matmul(vk, &cache, variants[v]);
+    for (size_t i = 0; i < VKL_ARRAY_LEN(chunk_cases) && !rc; i++)
         rc = run_matmul_t(vk, &cache, cs[i].type, cs[i].M, cs[i].N, cs[i].K, i % 2 == 1, 4, 4) ||
              run_matmul_t(vk, &cache, cs[i].type, cs[i].M, cs[i].N / 4 * 4, cs[i].K, i % 2 == 0, 0, 16);
     if (!rc) rc = lora_patterns(vk, &cache);
@@ -560,7 +662,9 @@ const vkl_test_case vkl_tests_matmul[] = {
     {"matmul/forward_regtile", test_forward_regtile},
     {"matmul/forward_tiled", test_forward_tiled},
     {"matmul/forward_texel", test_forward_texel},
+    {"matmul/forward_coopmat", test_forward_coopmat},
     {"matmul/transposed", test_transposed},
+    {"matmul/transposed_coopmat", test_transposed_coopmat},
     {"matmul/gemm_lora_patterns", test_gemm},
     {"matmul/chunked_small_bind_limit", test_chunked},
     {"matmul/bad_input", test_bad_input},

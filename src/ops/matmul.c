@@ -12,8 +12,8 @@
  * ~20x slower, see PERF.md), best fed by texel buffers and shared across a subgroup (texel); views that kernel
  * cannot read (K % 4 != 0, x not 16-byte aligned, no shuffles) take plain register tiles (regtile). GPUs want
  * shared-memory tiles. VKLORA_MATMUL forces one, so every variant can be tested on any device. */
-typedef enum { MM_REGTILE, MM_TILED, MM_TEXEL, MM_N_VARIANTS } mm_variant;
-static const char *const variant_names[MM_N_VARIANTS] = {"regtile", "tiled", "texel"};
+typedef enum { MM_REGTILE, MM_TILED, MM_TEXEL, MM_COOPMAT, MM_N_VARIANTS } mm_variant;
+static const char *const variant_names[MM_N_VARIANTS] = {"regtile", "tiled", "texel", "coopmat"};
 
 /* Invocation indices are uint in the shaders: keep them (and tile counts) well inside 32 bits. */
 #define MAX_TILES (1ull << 30)
@@ -32,6 +32,50 @@ static const char *type_suffix(uint32_t type) {
     }
 }
 
+/* ---- cooperative matrices (shaders/matmul_coopmat.comp) ---- */
+
+/* Shared memory of the coopmat kernel for one shape: the f16 x and weight panels and one f32 tile per subgroup
+ * (strides as in the shader). */
+static uint64_t coopmat_shared_bytes(const vkl_coopmat_shape *c) {
+    uint64_t bm = VKL_MM_COOP_WM * VKL_MM_COOP_RM * c->M, bn = VKL_MM_COOP_WN * VKL_MM_COOP_RN * c->N;
+    uint64_t sa = VKL_MM_COOP_KT * c->K + 8, so = c->N + 4;
+    return (bm + bn) * sa * 2 + (uint64_t)VKL_MM_COOP_WM * VKL_MM_COOP_WN * c->M * so * 4;
+}
+
+/* The subgroup size the coopmat kernel runs with (0: none usable) and whether the pipeline must request it: the
+ * device's only size, or its default size requested through subgroup size control. */
+static uint32_t coopmat_subgroup(const vkl_vk *vk, uint32_t *required) {
+    const vkl_device_info *d = &vk->info;
+    *required = 0;
+    if (d->min_subgroup_size == d->max_subgroup_size) return d->subgroup_size;
+    if (!d->subgroup_size_control || d->subgroup_size < d->min_subgroup_size || d->subgroup_size > d->max_subgroup_size)
+        return 0;
+    *required = d->subgroup_size;
+    return d->subgroup_size;
+}
+
+/* The shape the coopmat kernel runs with: among the device's subgroup-scope f16 x f16 + f32 -> f32 shapes, the
+ * largest (M*N*K) whose shared memory and workgroup fit and whose rows keep the 16-byte alignment cooperative
+ * loads from shared memory need (K % 8 == 0, N % 4 == 0). NULL when this build or this device has none. */
+static const vkl_coopmat_shape *coopmat_shape(const vkl_vk *vk, uint32_t *sg, uint32_t *required_sg) {
+    const vkl_device_info *d = &vk->info;
+    *sg = coopmat_subgroup(vk, required_sg);
+    if (!vkl_coopmat_built() || !d->coopmat_usable || !*sg ||
+        (uint64_t)*sg * VKL_MM_COOP_WM * VKL_MM_COOP_WN > d->max_workgroup_invocations)
+        return NULL;
+    const vkl_coopmat_shape *best = NULL;
+    for (uint32_t i = 0; i < d->n_coopmat; i++) {
+        const vkl_coopmat_shape *c = &d->coopmat[i];
+        if (c->a_type != VKL_COMPONENT_FLOAT16 || c->b_type != VKL_COMPONENT_FLOAT16 ||
+            c->c_type != VKL_COMPONENT_FLOAT32 || c->result_type != VKL_COMPONENT_FLOAT32 ||
+            c->scope != VKL_SCOPE_SUBGROUP || c->saturating || !c->M || !c->N || c->K % 8 || c->N % 4 ||
+            coopmat_shared_bytes(c) > d->max_shared_memory)
+            continue;
+        if (!best || (uint64_t)c->M * c->N * c->K > (uint64_t)best->M * best->N * best->K) best = c;
+    }
+    return best;
+}
+
 static vkl_status pick_variant(const vkl_vk *vk, mm_variant *v, vkl_err *err) {
     const char *env = getenv("VKLORA_MATMUL");
     if (env && *env && strcmp(env, "auto")) {
@@ -41,10 +85,28 @@ static vkl_status pick_variant(const vkl_vk *vk, mm_variant *v, vkl_err *err) {
                 return VKL_OK;
             }
         }
-        return vkl_err_set(err, VKL_ERR_INPUT, "VKLORA_MATMUL=%s: expected auto, texel, regtile or tiled", env);
+        return vkl_err_set(err, VKL_ERR_INPUT, "VKLORA_MATMUL=%s: expected auto, texel, regtile, tiled or coopmat",
+                           env);
     }
-    *v = vk->info.vk_type == VK_PHYSICAL_DEVICE_TYPE_CPU ? MM_TEXEL : MM_TILED;
+    /* GPUs take cooperative matrices when they have them. lavapipe emulates them with subgroup operations, far
+     * slower than its texel kernel, so CPU devices keep that (VKLORA_MATMUL=coopmat still runs them there). */
+    uint32_t sg, req;
+    if (vk->info.vk_type == VK_PHYSICAL_DEVICE_TYPE_CPU) *v = MM_TEXEL;
+    else *v = coopmat_shape(vk, &sg, &req) ? MM_COOPMAT : MM_TILED;
     return VKL_OK;
+}
+
+/* VKLORA_MATMUL=coopmat where the cooperative-matrix kernel cannot run: say why. */
+static vkl_status coopmat_unavailable(const vkl_vk *vk, vkl_err *err) {
+    const vkl_device_info *d = &vk->info;
+    const char *why = !vkl_coopmat_built() ? "this build has no cooperative-matrix shaders (its glslc could not compile "
+                                             "GL_KHR_cooperative_matrix; see `vklora devices`)"
+                      : !d->cooperative_matrix ? "the device lacks VK_KHR_cooperative_matrix"
+                      : !d->coopmat_usable ? "the device lacks the cooperativeMatrix feature in compute shaders, "
+                                             "shaderFloat16 or the Vulkan memory model"
+                                           : "the device lists no subgroup-scope f16 x f16 -> f32 shape this kernel "
+                                             "can use (see `vklora devices`), or no usable subgroup size";
+    return vkl_err_set(err, VKL_ERR_INPUT, "VKLORA_MATMUL=coopmat: device %u (%s): %s", d->index, d->name, why);
 }
 
 /* The subgroup size the texel kernel is specialized for (0: it cannot run), and whether the pipeline must
@@ -78,6 +140,8 @@ vkl_status vkl_op_matmul_kernel(const vkl_vk *vk, uint32_t wtype, vkl_tview w, v
     vkl_status st = pick_variant(vk, &v, err);
     if (st) return st;
     if (v == MM_TEXEL && !texel_fits(vk, wtype, w, x, K)) v = MM_REGTILE;
+    uint32_t sg, req;
+    if (v == MM_COOPMAT && !coopmat_shape(vk, &sg, &req)) return coopmat_unavailable(vk, err);
     *name = variant_names[v];
     return VKL_OK;
 }
@@ -180,6 +244,9 @@ vkl_status vkl_op_matmul(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_tview 
     mm_variant var = MM_REGTILE;
     if ((st = pick_variant(vk, &var, err))) return st;
     if (var == MM_TEXEL && !texel_fits(vk, wtype, w, x, K)) var = MM_REGTILE;
+    const vkl_coopmat_shape *cs = NULL;
+    uint32_t coop_sg = 0, coop_req = 0;
+    if (var == MM_COOPMAT && !(cs = coopmat_shape(vk, &coop_sg, &coop_req))) return coopmat_unavailable(vk, err);
 
     char name[64];
     snprintf(name, sizeof(name), "matmul_%s_%s", type_suffix(wtype), variant_names[var]);
@@ -204,6 +271,20 @@ vkl_status vkl_op_matmul(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_tview 
         desc.spec[0] = wg;
         desc.spec[1] = sg;
     }
+    /* coopmat: WM x WN subgroups; the tile shape from the device's list as specialization constants 2..4 */
+    uint32_t bm = VKL_MM_TILED_BM, bn = VKL_MM_TILED_BN;
+    if (var == MM_COOPMAT) {
+        wg = VKL_MM_COOP_WM * VKL_MM_COOP_WN * coop_sg;
+        bm = VKL_MM_COOP_WM * VKL_MM_COOP_RM * cs->M;
+        bn = VKL_MM_COOP_WN * VKL_MM_COOP_RN * cs->N;
+        desc.required_subgroup_size = coop_req;
+        desc.n_spec = 5;
+        desc.spec[0] = wg;
+        desc.spec[1] = coop_sg;
+        desc.spec[2] = cs->M;
+        desc.spec[3] = cs->N;
+        desc.spec[4] = cs->K;
+    }
     const vkl_pipeline *pipe;
     if ((st = vkl_op_cache_get(vk, c, &desc, &pipe, err))) return st;
 
@@ -223,9 +304,9 @@ vkl_status vkl_op_matmul(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_tview 
     uint64_t mc = bl.limit > xalign ? (bl.limit - xalign) / ((uint64_t)K * 4) : 0;
     if (nc) mc = VKL_MIN(mc, 1 + (fl - nc) / N);
     mc = VKL_MIN(mc, (uint64_t)M);
-    if (var == MM_TILED) {
-        nc = VKL_MIN(nc, (uint64_t)vk->info.max_workgroup_count[0] * VKL_MM_TILED_BN);
-        mc = VKL_MIN(mc, (uint64_t)vk->info.max_workgroup_count[1] * VKL_MM_TILED_BM);
+    if (var == MM_TILED || var == MM_COOPMAT) {
+        nc = VKL_MIN(nc, (uint64_t)vk->info.max_workgroup_count[0] * bn);
+        mc = VKL_MIN(mc, (uint64_t)vk->info.max_workgroup_count[1] * bm);
     } else if (var == MM_TEXEL) {
         uint64_t mt = max_tiles(vk, wg) / sg; /* subgroup tiles */
         nc = VKL_MIN(nc, mt / 2 * tn);
@@ -271,9 +352,9 @@ vkl_status vkl_op_matmul(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_tview 
                 .flags = (bias.buf ? VKL_MM_BIAS : 0) | (accumulate ? VKL_MM_ACC : 0) | (xv4 ? VKL_MM_X_VEC4 : 0),
             };
             uint32_t gx, gy;
-            if (var == MM_TILED) {
-                gx = (uint32_t)ceil_div(nn, VKL_MM_TILED_BN);
-                gy = (uint32_t)ceil_div(mn, VKL_MM_TILED_BM);
+            if (var == MM_TILED || var == MM_COOPMAT) {
+                gx = (uint32_t)ceil_div(nn, bn);
+                gy = (uint32_t)ceil_div(mn, bm);
             } else if (var == MM_TEXEL) {
                 grid_for(vk, ceil_div(nn, tn) * ceil_div(mn, tm) * sg, wg, &gx, &gy);
             } else {
@@ -301,15 +382,18 @@ vkl_status vkl_op_matmul_t(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_tvie
         return accumulate ? VKL_OK : vkl_buffer_fill(vk, (vkl_buffer *)dx.buf, dx.offset, (uint64_t)M * K * 4, 0, err);
     }
 
-    /* VKLORA_MATMUL picks the kernel here too: texel (CPU devices, when the views allow it) or the register-tile
-     * kernel for everything else. */
+    /* VKLORA_MATMUL picks the kernel here too: texel (CPU devices, when the views allow it), cooperative matrices
+     * (coopmat: GPUs that have them), or the register-tile kernel for everything else. */
     mm_variant var = MM_REGTILE;
     if ((st = pick_variant(vk, &var, err))) return st;
     /* dy is read as R32F texels (any 4-byte offset); W as for the forward */
     bool texel = var == MM_TEXEL && texel_fits(vk, wtype, w, vkl_tv(dy.buf, 0), K);
+    const vkl_coopmat_shape *cs = NULL;
+    uint32_t coop_sg = 0, coop_req = 0;
+    if (var == MM_COOPMAT && !(cs = coopmat_shape(vk, &coop_sg, &coop_req))) return coopmat_unavailable(vk, err);
 
     char name[64];
-    snprintf(name, sizeof(name), "matmul_t_%s%s", type_suffix(wtype), texel ? "_texel" : "");
+    snprintf(name, sizeof(name), "matmul_t_%s%s", type_suffix(wtype), texel ? "_texel" : cs ? "_coopmat" : "");
     uint32_t wg = VKL_MMT_WG;
     vkl_pipeline_desc desc = {
         .shader = name,
@@ -331,6 +415,19 @@ vkl_status vkl_op_matmul_t(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_tvie
         desc.spec[0] = wg;
         desc.spec[1] = sg;
     }
+    /* coopmat: workgroup tiles of tm dx rows by tk columns (shaders/matmul_t_coopmat.comp), one workgroup each */
+    if (cs) {
+        wg = VKL_MM_COOP_WM * VKL_MM_COOP_WN * coop_sg;
+        tm = VKL_MM_COOP_WM * VKL_MM_COOP_RM * cs->M;
+        tk = VKL_MM_COOP_WN * VKL_MM_COOP_RN * cs->N;
+        desc.required_subgroup_size = coop_req;
+        desc.n_spec = 5;
+        desc.spec[0] = wg;
+        desc.spec[1] = coop_sg;
+        desc.spec[2] = cs->M;
+        desc.spec[3] = cs->N;
+        desc.spec[4] = cs->K;
+    }
     const vkl_pipeline *pipe;
     if ((st = vkl_op_cache_get(vk, c, &desc, &pipe, err))) return st;
 
@@ -346,10 +443,17 @@ vkl_status vkl_op_matmul_t(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_tvie
     nc = VKL_MIN(VKL_MIN(nc, fl), (uint64_t)N);
     /* each invocation loops over its chunk's N rows: keep that under the device's loop limit (llvmpipe) */
     if (vk->info.max_loop_iterations) nc = VKL_MIN(nc, (uint64_t)vk->info.max_loop_iterations / 2);
+    /* coopmat: ~21 loop iterations per 16 rows on lavapipe (its 8x8x8 shape; staging loops included) */
+    if (cs && vk->info.max_loop_iterations) nc = VKL_MIN(nc, (uint64_t)vk->info.max_loop_iterations / 4);
     uint64_t mc = fl / K;
     if (nc) mc = VKL_MIN(mc, 1 + (fl - nc) / N);
     uint64_t kgroups = ceil_div(K, tk);
     mc = VKL_MIN(mc, max_tiles(vk, wg) / sg / kgroups * tm);
+    /* coopmat: a 2-D grid of (k tile, m tile) workgroups */
+    if (cs) mc = VKL_MIN(mc, (uint64_t)vk->info.max_workgroup_count[1] * tm);
+    if (cs && kgroups > vk->info.max_workgroup_count[0])
+        return vkl_err_set(err, VKL_ERR_INPUT, "matmul_t: K = %u needs %llu workgroups in x, more than the device's %u",
+                           K, (unsigned long long)kgroups, vk->info.max_workgroup_count[0]);
     mc = VKL_MIN(mc, (uint64_t)M);
     /* texel: dy as RGBA32F texels (4 weight rows per fetch) when its rows, and every N chunk, are whole vec4 */
     bool dyv4 = texel && N % 4 == 0 && dy.offset % 16 == 0 && (nc == N || nc >= 4);
@@ -386,7 +490,8 @@ vkl_status vkl_op_matmul_t(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_tvie
                 .flags = ((accumulate || n0 > 0) ? VKL_MM_ACC : 0) | (dyv4 ? VKL_MM_X_VEC4 : 0),
             };
             uint32_t gx, gy;
-            grid_for(vk, kgroups * ceil_div(mn, tm) * sg, wg, &gx, &gy);
+            if (cs) gx = (uint32_t)kgroups, gy = (uint32_t)ceil_div(mn, tm);
+            else grid_for(vk, kgroups * ceil_div(mn, tm) * sg, wg, &gx, &gy);
             st = vkl_cmd_dispatch(vk, pipe, b, 3, &pc, sizeof(pc), gx, gy, 1, err);
         }
     }

@@ -11,18 +11,22 @@
  * The shader reads W as 32-bit words: its buffer must extend to the next multiple of 4 bytes after the last row.
  * Splits over N and M so that no binding exceeds maxStorageBufferRange (nor maxTexelBufferElements). Kernel
  * variant: on CPU devices subgroup outer products read through texel buffers ("texel"; needs K % 4 == 0 and x,
- * and an f32 W, at 16-byte offsets, else register tiles "regtile"), shared-memory tiles on GPUs ("tiled");
- * VKLORA_MATMUL=texel|regtile|tiled|auto forces one. Views whose offsets are multiples of 16 (with K % 4 == 0)
- * take the faster vec4 paths. */
+ * and an f32 W, at 16-byte offsets, else register tiles "regtile"), on GPUs cooperative matrices ("coopmat": f16
+ * operands, f32 accumulation, the tile shape from the device's VK_KHR_cooperative_matrix list; only when this build
+ * has those shaders) or else shared-memory tiles ("tiled"); VKLORA_MATMUL=texel|regtile|tiled|coopmat|auto forces
+ * one (coopmat where it cannot run is an input error saying why). Views whose offsets are multiples of 16 (with
+ * K % 4 == 0) take the faster vec4 paths. */
 vkl_status vkl_op_matmul(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_tview w, vkl_tview x, vkl_tview bias,
                          vkl_tview y, uint32_t M, uint32_t N, uint32_t K, bool accumulate, vkl_err *err);
-/* The kernel variant vkl_op_matmul would run for these arguments ("texel", "regtile" or "tiled"; static string). */
+/* The kernel variant vkl_op_matmul would run for these arguments ("texel", "regtile", "tiled" or "coopmat"; static
+ * string). */
 vkl_status vkl_op_matmul_kernel(const vkl_vk *vk, uint32_t wtype, vkl_tview w, vkl_tview x, uint32_t K,
                                 const char **name, vkl_err *err);
 
 /* The transposed product of the backward: dx[M, K] (+)= dy[M, N] · W[N, K] (W as above, read column-wise).
  * Kernel: subgroup outer products through texel views where vkl_op_matmul would pick "texel" (K % 4 == 0, an f32
- * W 16-byte aligned), register tiles from storage buffers otherwise. */
+ * W 16-byte aligned), cooperative matrices where it would pick "coopmat", register tiles from storage buffers
+ * otherwise. */
 vkl_status vkl_op_matmul_t(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_tview w, vkl_tview dy, vkl_tview dx,
                            uint32_t M, uint32_t N, uint32_t K, bool accumulate, vkl_err *err);
 

@@ -21,6 +21,13 @@
 #define VKL_MM_TEXEL_ROWS 16 /* x rows per subgroup tile, matmul texel (when the subgroup has <= 16 lanes) */
 #define VKL_MM_TEXEL_TC 4    /* W rows per lane: a subgroup tile covers TC * subgroup size W rows */
 #define VKL_MM_TEXEL_MAX_SG 32 /* largest subgroup the texel kernel is built for (accumulators per lane) */
+/* matmul coopmat: WM x WN subgroups per workgroup, each owning RM x RN cooperative-matrix tiles of the device's
+ * LM x LN (x LK) shape; a staged k panel is KT * LK wide. Workgroup tile: (WM*RM*LM) x rows by (WN*RN*LN) W rows. */
+#define VKL_MM_COOP_WM 2
+#define VKL_MM_COOP_WN 2
+#define VKL_MM_COOP_RM 2
+#define VKL_MM_COOP_RN 2
+#define VKL_MM_COOP_KT 2
 #define VKL_MMT_TEXEL_ROWS 8 /* dx rows per subgroup tile, matmul_t texel (when the subgroup has <= 16 lanes) */
 #define VKL_MMT_TEXEL_TQ 4    /* vec4 of consecutive k per lane: a subgroup tile covers 4 * TQ * subgroup size k */
 #define VKL_MMT_TM 8         /* dy rows per invocation, matmul_t */
