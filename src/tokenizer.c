@@ -316,6 +316,8 @@ static const struct {
     {"deepseek-llm", VKL_PRETOK_DEEPSEEK_LLM, 0},
     {"deepseek-coder", VKL_PRETOK_DEEPSEEK_CODER, 0},
     {"gemma4", VKL_PRETOK_NEWLINES, 0},
+    {"tekken", VKL_PRETOK_TEKKEN, PRE_IGNORE_MERGES | PRE_ADD_BOS},
+    {"gpt-4o llama4 kanana2 talkie minimax-m2", VKL_PRETOK_GPT4O, 0},
 };
 
 /* The next name of a space-separated list (copied NUL-terminated into out); NULL at the end of the list. */
@@ -357,8 +359,9 @@ static vkl_status configure_pre(vkl_tokenizer *t, const vkl_gguf *g, const char 
     }
     return vkl_err_set(err, VKL_ERR_INPUT,
                        "tokenizer: %s: %s: unsupported pre-tokenizer \"%.64s\" (supported: default, llama-bpe, gpt-2, "
-                       "qwen2, qwen35, falcon, mpt, starcoder, refact, command-r, deepseek-llm, deepseek-coder and "
-                       "names sharing their rules; the file is not tokenized with another pre-tokenizer's rules)",
+                       "qwen2, qwen35, falcon, mpt, starcoder, refact, command-r, deepseek-llm, deepseek-coder, "
+                       "tekken, gpt-4o and names sharing their rules; the file is not tokenized with another "
+                       "pre-tokenizer's rules)",
                        gguf_name(g), KEY_PRE, pre);
 }
 

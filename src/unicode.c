@@ -192,6 +192,63 @@ static void split_llama3(const uint32_t *cpts, size_t b, size_t e, size_t max_di
     }
 }
 
+/* Tekken's and o200k's cased letter classes as llama.cpp matches them: it rewrites [\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]
+ * into (?=\p{L})[^a-z] and [\p{Ll}\p{Lm}\p{Lo}\p{M}] into (?=\p{L})[^A-Z], and its std::regex path reads every
+ * non-ASCII letter as one collapsed byte, so such a letter is in both classes, whatever its case. */
+static bool is_cased_upper(uint32_t c) { return is_letter(c) && !(c >= 'a' && c <= 'z'); }
+static bool is_cased_lower(uint32_t c) { return is_letter(c) && !(c >= 'A' && c <= 'Z'); }
+
+/* <Up>*<Lo>+ then <Up>+<Lo>* at s, as a backtracking matcher takes them: the upper run is greedy and gives back
+ * code points one at a time until a lower run can start, so the first alternative ends the lower run that starts
+ * at the last <Lo> code point of the upper run (or just after it). Returns the end, s if neither matches. */
+static size_t cased_word(const uint32_t *cpts, size_t s, size_t e) {
+    size_t u = s;
+    while (u < e && is_cased_upper(cpts[u])) u++;
+    for (size_t k = u + 1; k-- > s;) {
+        if (k < e && is_cased_lower(cpts[k])) {
+            size_t q = k;
+            while (q < e && is_cased_lower(cpts[q])) q++;
+            return q;
+        }
+    }
+    return u; /* <Up>+<Lo>*: no <Lo> follows, or the first alternative would have taken it */
+}
+
+/* TEKKEN (max_digits 1) and GPT4O (max_digits 3, contractions after a letter run). Apart from the letter runs,
+ * the alternatives are LLAMA3's, with '/' joining CR and LF after a symbol run. */
+static void split_cased(const uint32_t *cpts, size_t b, size_t e, size_t max_digits, bool contractions,
+                        word_list *w) {
+    size_t p = b;
+    while (p < e) {
+        uint32_t c = cpts[p];
+        size_t q = p;
+        /* [^\r\n\p{L}\p{N}]? before the letters: a lead that is no letter only starts a word if a letter follows */
+        size_t s = !is_crlf(c) && !is_letter(c) && !is_number(c) && p + 1 < e && is_letter(cpts[p + 1]) ? p + 1 : p;
+        if (is_letter(cpts[s])) {
+            q = cased_word(cpts, s, e);
+            if (contractions) q += contraction(cpts, q, e, true);
+        } else if (is_number(c)) { /* \p{N} or \p{N}{1,3} */
+            while (q < e && q - p < max_digits && is_number(cpts[q])) q++;
+        } else if ((c == ' ' && p + 1 < e && is_other(cpts[p + 1])) || is_other(c)) {
+            /* ' ?[^\s\p{L}\p{N}]+[\r\n/]*' */
+            q = p + (c == ' ');
+            while (q < e && is_other(cpts[q])) q++;
+            while (q < e && (is_crlf(cpts[q]) || cpts[q] == '/')) q++;
+        } else {
+            /* \s*[\r\n]+, else \s+(?!\S), else \s+ */
+            size_t r = p, last_crlf = 0;
+            while (r < e && vkl_ucpt_is_space(cpts[r])) {
+                if (is_crlf(cpts[r])) last_crlf = r + 1;
+                r++;
+            }
+            q = last_crlf ? last_crlf : whitespace_run(cpts, p, e);
+        }
+        if (q == p) q = p + 1; /* unreachable: every code point is a letter, number, space or other */
+        emit(w, q - p);
+        p = q;
+    }
+}
+
 /* [\p{P}\$\+<=>\^~\|]+ and Falcon's class, which adds the backtick. */
 static bool is_default_punct(uint32_t c) {
     return vkl_ucpt_class(c) == VKL_UCAT_PUNCT || (c < 0x80 && c && strchr("$+<=>^~|", (int)c));
@@ -346,6 +403,8 @@ typedef enum {
     PASS_TRAILING_SPACE, /* \s+$ */
     PASS_CJK,            /* <DeepSeek CJK>+ */
     PASS_NEWLINES,       /* [^\n]+|[\n]+ */
+    PASS_TEKKEN,
+    PASS_GPT4O,
 } pass_kind;
 
 static void run_pass(pass_kind pass, const uint32_t *cpts, size_t b, size_t e, word_list *w) {
@@ -367,6 +426,8 @@ static void run_pass(pass_kind pass, const uint32_t *cpts, size_t b, size_t e, w
     case PASS_TRAILING_SPACE: split_trailing_space(cpts, b, e, w); break;
     case PASS_CJK: split_runs(cpts, b, e, is_deepseek_cjk, w); break;
     case PASS_NEWLINES: split_runs(cpts, b, e, is_newline, w); break;
+    case PASS_TEKKEN: split_cased(cpts, b, e, 1, false, w); break;
+    case PASS_GPT4O: split_cased(cpts, b, e, 3, true, w); break;
     }
 }
 
@@ -387,6 +448,8 @@ static const struct {
     [VKL_PRETOK_DEEPSEEK_CODER] = {5, {PASS_CRLF_SINGLE, PASS_SPACE_LETTERS, PASS_SPACE_PUNCT, PASS_CJK,
                                        PASS_NUMBER_SINGLE}},
     [VKL_PRETOK_NEWLINES] = {1, {PASS_NEWLINES}},
+    [VKL_PRETOK_TEKKEN] = {1, {PASS_TEKKEN}},
+    [VKL_PRETOK_GPT4O] = {1, {PASS_GPT4O}},
 };
 
 size_t vkl_pretokenize(vkl_pretok kind, const uint32_t *cpts, size_t n, size_t *lens) {

@@ -70,7 +70,14 @@ typedef enum {
                                   <CJK and Hangul>+ ; \p{N}+ */
     VKL_PRETOK_DEEPSEEK_CODER, /* [\r\n] ; \s?\p{L}+ ; \s?\p{P}+ ; <CJK and Hangul>+ ; \p{N} */
     VKL_PRETOK_NEWLINES,       /* [^\n]+|[\n]+ (Gemma 4: BPE over whole lines) */
+    VKL_PRETOK_TEKKEN,  /* [^\r\n\p{L}\p{N}]?<Up>*<Lo>+|[^\r\n\p{L}\p{N}]?<Up>+<Lo>*|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n/]*|
+                           \s*[\r\n]+|\s+(?!\S)|\s+ */
+    VKL_PRETOK_GPT4O,   /* as TEKKEN with an optional contraction ('s 't 're 've 'm 'll 'd, any ASCII case) after
+                           each letter run, and \p{N}{1,3} (o200k: Phi-4-mini, Llama 4, MiniMax-M2) */
 } vkl_pretok;
+/* <Up> and <Lo> are llama.cpp's rewriting of [\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}] and [\p{Ll}\p{Lm}\p{Lo}\p{M}]: <Up> is
+ * \p{L} but a-z, <Lo> is \p{L} but A-Z. Its regex engine sees one class for all letters, so every non-ASCII
+ * letter is both (ÜBER splits as Ü BER, unlike tokenizer.json's regex) and marks are neither. */
 /* The DeepSeek classes are spelled out in src/unicode.c; <CJK and Hangul> is U+0800..U+9FA5, U+AC00..U+D7FF. */
 
 /* Split cpts[0..n) into words. Writes each word's length in code points to lens (room for n entries) and

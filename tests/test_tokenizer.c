@@ -591,6 +591,8 @@ static int test_pretokenizers(void) {
     SPLIT(VKL_PRETOK_DEEPSEEK_LLM, s0, 5, 1, 6, 1, 1, 3, 1, 4, 2, 1, 1, 1, 1, 1, 2, 1, 1);
     SPLIT(VKL_PRETOK_DEEPSEEK_CODER, s0, 5, 1, 6, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 1, 1, 1, 1, 1, 2, 1, 1);
     SPLIT(VKL_PRETOK_NEWLINES, s0, 25, 1, 1, 1, 5);
+    SPLIT(VKL_PRETOK_TEKKEN, s0, 5, 1, 6, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 4, 1, 2, 2);
+    SPLIT(VKL_PRETOK_GPT4O, s0, 5, 1, 6, 1, 1, 3, 1, 3, 1, 2, 4, 1, 4);
     const char *s1 = "I'VE \xd0\x94\xd0\x9e\xd0\x9c \xd0\xb4\xd0\xbe\xd0\xbc \xe4\xb8\xad\xe6\x96\x87 \xed\x95\x9c\xea"
                       "\xb5\xad\xec\x96\xb4 \xef\xbc\xa1\xef\xbc\xa2\xef\xbc\x81\xef\xbc\x9f\xe3\x80\x80\xe3\x80\x82 "
                       "\xc2\xbc\xc2\xbd e\xcc\x81te\xcc\x81 `co`$x+y^z|w~ \xf0\x9f\x98\x80\xf0\x9f\x99\x82  \t\n";
@@ -609,6 +611,9 @@ static int test_pretokenizers(void) {
     SPLIT(VKL_PRETOK_DEEPSEEK_CODER, s1, 1, 1, 2, 4, 4, 1, 2, 1, 3, 3, 2, 1, 1, 1, 1, 1, 2, 1, 2, 3, 2, 2, 1, 1, 1, 1,
           1, 1, 1, 7, 1);
     SPLIT(VKL_PRETOK_NEWLINES, s1, 55, 1);
+    SPLIT(VKL_PRETOK_TEKKEN, s1, 1, 3, 4, 4, 3, 4, 3, 2, 1, 1, 1, 1, 1, 2, 3, 1, 2, 2, 2, 1, 2, 2, 2, 1, 3,
+          4);
+    SPLIT(VKL_PRETOK_GPT4O, s1, 4, 4, 4, 3, 4, 3, 2, 1, 1, 1, 2, 2, 3, 1, 2, 2, 2, 1, 2, 2, 2, 1, 3, 4);
     const char *s2 = "\xc2\xa0" "a\xe3\x80\x80\xe2\x80\x83" "b  \xc3\x85ngstr\xc3\xb6m 3.14\xc2\xb2 \xd9\xa3\xd9\xa4 ."
                       ",;..  ";
     SPLIT(VKL_PRETOK_DEFAULT, s2, 1, 1, 1, 1, 1, 1, 9, 1, 1, 1, 3, 1, 2, 1, 5, 2);
@@ -621,6 +626,8 @@ static int test_pretokenizers(void) {
     SPLIT(VKL_PRETOK_DEEPSEEK_LLM, s2, 2, 1, 2, 1, 2, 5, 1, 1, 1, 1, 1, 3, 1, 2, 6, 2);
     SPLIT(VKL_PRETOK_DEEPSEEK_CODER, s2, 2, 1, 2, 1, 9, 1, 1, 1, 1, 1, 1, 1, 1, 1, 6, 2);
     SPLIT(VKL_PRETOK_NEWLINES, s2, 32);
+    SPLIT(VKL_PRETOK_TEKKEN, s2, 2, 1, 2, 1, 9, 1, 1, 1, 1, 1, 1, 1, 1, 1, 6, 2);
+    SPLIT(VKL_PRETOK_GPT4O, s2, 2, 1, 2, 1, 9, 1, 1, 1, 3, 1, 2, 6, 2);
     const char *s3 = "\xe0\xa4\x95\xe0\xa5\x8d\xe0\xa4\xb7 \xe0\xb8\x81\xe0\xb8\xb4\xe0\xb8\x99 x\xcc\x81\xcc\x82y   "
                       "\n\n\nz\n";
     SPLIT(VKL_PRETOK_DEFAULT, s3, 1, 1, 1, 2, 1, 1, 2, 2, 1, 5, 1, 1, 1);
@@ -633,6 +640,15 @@ static int test_pretokenizers(void) {
     SPLIT(VKL_PRETOK_DEEPSEEK_LLM, s3, 3, 1, 3, 2, 2, 1, 3, 1, 1, 1, 1, 1);
     SPLIT(VKL_PRETOK_DEEPSEEK_CODER, s3, 1, 1, 1, 1, 1, 1, 1, 2, 2, 1, 3, 1, 1, 1, 1, 1);
     SPLIT(VKL_PRETOK_NEWLINES, s3, 15, 3, 1, 1);
+    SPLIT(VKL_PRETOK_TEKKEN, s3, 1, 2, 2, 2, 2, 2, 1, 6, 1, 1);
+    SPLIT(VKL_PRETOK_GPT4O, s3, 1, 2, 2, 2, 2, 2, 1, 6, 1, 1);
+    /* TEKKEN and GPT4O above and here: llama.cpp's own splits (tools/llama_split_oracle.cpp). A non-ASCII letter is
+     * upper and lower case at once there, so U+00DC "BER" splits after U+00DC and " U+00C4 BC" after U+00C4, where
+     * tokenizer.json's regex keeps both whole. */
+    const char *s4 = "\xc3\x9c" "BER Stra\xc3\x9f" "e HTTPServer ABC\xc3\x84 \xc3\x84" "BC DOM\xd0\xb4\xd0\xbe\xd0\xbc "
+                      "X'S we'RE a/\n/b\r\n/";
+    SPLIT(VKL_PRETOK_TEKKEN, s4, 1, 3, 7, 11, 5, 2, 2, 7, 2, 2, 3, 3, 2, 3, 1, 2, 1);
+    SPLIT(VKL_PRETOK_GPT4O, s4, 1, 3, 7, 11, 5, 2, 2, 7, 4, 6, 2, 3, 1, 2, 1);
     T_ASSERT(fails == 0, "%d splits differ", fails);
 
     T_ASSERT(vkl_ucpt_class('A') == VKL_UCAT_LETTER && vkl_ucpt_class(0x4E2D) == VKL_UCAT_LETTER, "letters");
@@ -861,7 +877,7 @@ static int test_malformed(void) {
     merge_set = good, merge_count = 2;
     vkl_err_clear(&err);
     /* Unknown pre-tokenizers, and llama.cpp's that vklora lacks, are refused by name (never run as another). */
-    static const char *const unknown_pre[] = {"klingon", "tekken", "gpt-4o", "Qwen2", "qwen2 ", ""};
+    static const char *const unknown_pre[] = {"klingon", "kimi-k2", "afmoe", "Tekken", "qwen2 ", ""};
     for (size_t i = 0; i < VKL_ARRAY_LEN(unknown_pre); i++) {
         char needle[128];
         snprintf(needle, sizeof(needle), "tokenizer.ggml.pre: unsupported pre-tokenizer \"%s\"", unknown_pre[i]);
@@ -887,6 +903,196 @@ static int test_malformed(void) {
     if (expect_reject(load_edited(st, NULL, edit_small_bpe, &err), &err,
                       "tokenizer.ggml.merges[2]: \"abc\": expected two tokens separated by a space"))
         return 1;
+    return 0;
+}
+
+/* ---- tekken and gpt-4o (o200k): pre-tokenizers no vocabulary of llama.cpp's tests uses. tests/tokenizer_vectors
+ * (tools/gen_tokenizer_vectors.py) holds llama.cpp's splits of cased.inp by their regex lists, and the ids of copies
+ * of the llama-bpe and qwen2 vocabularies whose tokenizer.ggml.pre is tekken or gpt-4o. ---- */
+
+/* The vocabulary rel with tokenizer.ggml.pre set to pre (the rest of the file unchanged), or NULL. */
+static vkl_tokenizer *load_with_pre(const char *rel, const char *pre) {
+    vkl_gguf *src = NULL, *g = NULL;
+    vkl_tokenizer *tok = NULL;
+    uint8_t *buf = NULL;
+    uint64_t size = 0;
+    vkl_err err = {0};
+    if (vkl_gguf_open(t_data_path(rel), &src, &err)) {
+        fprintf(stderr, "    %s\n", err.msg);
+        return NULL;
+    }
+    vkl_gguf_writer *w = vkl_gguf_writer_new(3, 0);
+    for (uint64_t i = 0; i < src->n_kv; i++)
+        if (strcmp(src->kv[i].key.str, "tokenizer.ggml.pre"))
+            vkl_gguf_writer_set_value(w, src->kv[i].key.str, &src->kv[i].value);
+    vkl_gguf_writer_set_str(w, "tokenizer.ggml.pre", pre);
+    vkl_status st = vkl_gguf_writer_to_memory(w, &buf, &size, &err);
+    vkl_gguf_writer_free(w);
+    if (!st) st = vkl_gguf_open_memory(buf, size, "edited.gguf", &g, &err);
+    if (!st) st = vkl_tokenizer_load(g, &tok, &err);
+    if (st) fprintf(stderr, "    %s with pre %s: %s\n", rel, pre, err.msg);
+    vkl_gguf_close(g);
+    vkl_gguf_close(src);
+    free(buf);
+    return tok;
+}
+
+static char *read_vector_file(const char *name, size_t *len) {
+    char path[512];
+    snprintf(path, sizeof(path), "%s/tests/tokenizer_vectors/%s", VKL_SOURCE_ROOT, name);
+    char *s = read_text(path, len);
+    if (!s) fprintf(stderr, "    cannot read %s\n", path);
+    return s;
+}
+
+/* Every string of cased.inp split by vkl_pretokenize against llama.cpp's piece lengths in split-<pre>.out. */
+static int check_split_vectors(vkl_pretok kind, const char *pre) {
+    static const char sep[] = "\n__ggml_vocab_test__\n";
+    char out_name[64];
+    snprintf(out_name, sizeof(out_name), "split-%s.out", pre);
+    size_t inp_len, out_len;
+    char *inp = read_vector_file("cased.inp", &inp_len), *out = read_vector_file(out_name, &out_len);
+    uint32_t *cpts = malloc((inp_len + 1) * sizeof(uint32_t));
+    size_t *lens = malloc((inp_len + 1) * sizeof(size_t));
+    int total = 0, passed = 0, rc = 1;
+    if (!inp || !out || !cpts || !lens) goto done;
+    char *line = out;
+    for (const char *s = inp; s < inp + inp_len && *line; total++) {
+        const char *end = strstr(s, sep);
+        if (!end) end = inp + inp_len;
+        char *nl = strchr(line, '\n');
+        if (!nl) nl = line + strlen(line);
+        size_t nc = vkl_utf8_to_cpts(s, (size_t)(end - s), cpts);
+        size_t nw = vkl_pretokenize(kind, cpts, nc, lens);
+        size_t k = 0, d = SIZE_MAX;
+        for (char *p = line, *q; p < nl; p = q, k++) {
+            unsigned long v = strtoul(p, &q, 10);
+            if (q == p) break;
+            if (d == SIZE_MAX && (k >= nw || lens[k] != v)) d = k;
+        }
+        if (d == SIZE_MAX && k != nw) d = VKL_MIN(k, nw);
+        passed += d == SIZE_MAX;
+        if (d != SIZE_MAX && total - passed < 3) {
+            fprintf(stderr, "    %s: string %d \"", pre, total + 1);
+            print_escaped(s, (size_t)(end - s));
+            fprintf(stderr, "\": piece %zu differs; got", d);
+            for (size_t i = 0; i < nw; i++) fprintf(stderr, " %zu", lens[i]);
+            fprintf(stderr, ", want %.*s\n", (int)(nl - line), line);
+        }
+        s = end + (*end ? strlen(sep) : 0);
+        line = nl + (*nl != 0);
+    }
+    fprintf(stderr, "    %s: %d/%d strings split as llama.cpp splits them\n", pre, passed, total);
+    rc = total < 250 || *line || passed != total;
+done:
+    free(inp);
+    free(out);
+    free(cpts);
+    free(lens);
+    T_ASSERT(rc == 0, "%s: %d of %d splits differ from tests/tokenizer_vectors/%s (or the file is short)", pre,
+             total - passed, total, out_name);
+    return 0;
+}
+
+/* Whole tokenization (parse_special off, then on) of cased.inp with each vocabulary's copy against
+ * cased-<pre>-<vocab>.out, and the settings llama.cpp gives the name. */
+static int check_cased_vocabs(const char *pre, bool add_bos) {
+    static const char *const vocabs[] = {"llama-bpe", "qwen2"};
+    static const bool both[] = {false, true};
+    size_t inp_len;
+    char *inp = read_vector_file("cased.inp", &inp_len);
+    T_ASSERT(inp, "cased.inp");
+    for (size_t v = 0; v < VKL_ARRAY_LEN(vocabs); v++) {
+        char rel[128], out_name[128], name[128];
+        snprintf(rel, sizeof(rel), "vocab/ggml-vocab-%s.gguf", vocabs[v]);
+        snprintf(out_name, sizeof(out_name), "cased-%s-%s.out", pre, vocabs[v]);
+        snprintf(name, sizeof(name), "%s over %s", pre, vocabs[v]);
+        size_t out_len;
+        char *out = read_vector_file(out_name, &out_len);
+        vkl_tokenizer *tok = load_with_pre(rel, pre);
+        int rc = !out || !tok;
+        if (!rc) {
+            /* neither vocabulary has tokenizer.ggml.add_bos_token: the name's default shows */
+            rc = vkl_tokenizer_adds_bos(tok) != add_bos;
+            if (rc) fprintf(stderr, "    %s: adds BOS %d, llama.cpp %d\n", name, !add_bos, add_bos);
+        }
+        if (!rc) {
+            char path[192];
+            snprintf(path, sizeof(path), "tests/tokenizer_vectors/%s", out_name);
+            rc = check_vectors(tok, name, path, inp, inp_len, out, out_len, 2, both);
+        }
+        /* random valid UTF-8 (every script, broken up by ASCII) round trips */
+        t_rng_seed(99 + (uint32_t)v);
+        for (int iter = 0; iter < 100 && !rc; iter++) {
+            char buf[600], *back = NULL;
+            size_t len = random_utf8(tok, buf, 100), n = 0, back_len = 0;
+            int32_t *ids = NULL;
+            vkl_err err = {0};
+            rc = vkl_tokenize(tok, buf, len, false, false, &ids, &n, &err) ||
+                 vkl_detokenize(tok, ids, n, false, &back, &back_len, &err) || back_len != len ||
+                 (len && memcmp(back, buf, len));
+            if (rc) fprintf(stderr, "    %s: random text %d does not round trip %s\n", name, iter, err.msg);
+            free(ids);
+            free(back);
+        }
+        free(out);
+        vkl_tokenizer_free(tok);
+        if (rc) {
+            free(inp);
+            T_FAIL("%s", name);
+        }
+    }
+    free(inp);
+    return 0;
+}
+
+/* ignore_merges: a word that is a token is one id even where the merges cannot build it ("abc" with only "a b"). */
+static int check_ignore_merges(const char *pre, bool ignore_merges) {
+    static const char *const toks[] = {"a", "b", "c", "ab", "abc"};
+    static const int32_t types[] = {1, 1, 1, 1, 1};
+    static const char *const merges[] = {"a b"};
+    vkl_gguf_writer *w = vkl_gguf_writer_new(3, 0);
+    vkl_gguf_writer_set_str(w, "tokenizer.ggml.model", "gpt2");
+    vkl_gguf_writer_set_str(w, "tokenizer.ggml.pre", pre);
+    vkl_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", toks, 5);
+    vkl_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", VKL_GGUF_INT32, types, 5);
+    vkl_gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", merges, 1);
+    uint8_t *buf = NULL;
+    uint64_t size = 0;
+    vkl_gguf *g = NULL;
+    vkl_tokenizer *tok = NULL;
+    vkl_err err = {0};
+    vkl_status st = vkl_gguf_writer_to_memory(w, &buf, &size, &err);
+    vkl_gguf_writer_free(w);
+    if (!st) st = vkl_gguf_open_memory(buf, size, "small.gguf", &g, &err);
+    if (!st) st = vkl_tokenizer_load(g, &tok, &err);
+    vkl_gguf_close(g);
+    free(buf);
+    T_ASSERT(!st, "%s: small vocabulary: %s", pre, err.msg);
+    int rc = ignore_merges ? expect_ids(tok, "abc", false, false, (const int32_t[]){4}, 1)
+                           : expect_ids(tok, "abc", false, false, (const int32_t[]){3, 2}, 2);
+    vkl_tokenizer_free(tok);
+    T_ASSERT(rc == 0, "%s: ignore_merges should be %d", pre, ignore_merges);
+    return 0;
+}
+
+static int test_pretok_tekken(void) {
+    if (check_split_vectors(VKL_PRETOK_TEKKEN, "tekken")) return 1;
+    if (check_ignore_merges("tekken", true)) return 1;
+    return check_cased_vocabs("tekken", true);
+}
+
+static int test_pretok_gpt4o(void) {
+    if (check_split_vectors(VKL_PRETOK_GPT4O, "gpt-4o")) return 1;
+    if (check_ignore_merges("gpt-4o", false)) return 1;
+    if (check_cased_vocabs("gpt-4o", false)) return 1;
+    /* llama.cpp's other names for the same rules load as gpt-4o */
+    static const char *const aliases[] = {"llama4", "kanana2", "talkie", "minimax-m2"};
+    for (size_t i = 0; i < VKL_ARRAY_LEN(aliases); i++) {
+        vkl_tokenizer *tok = load_with_pre("vocab/ggml-vocab-qwen2.gguf", aliases[i]);
+        T_ASSERT(tok, "%s loads", aliases[i]);
+        vkl_tokenizer_free(tok);
+    }
     return 0;
 }
 
@@ -953,6 +1159,8 @@ const vkl_test_case vkl_tests_tokenizer[] = {
     {"tokenizer/added_tokens", test_added_tokens},
     {"tokenizer/pretokenizers", test_pretokenizers},
     {"tokenizer/random_input", test_random_input},
+    {"tokenizer/pretok_tekken", test_pretok_tekken},
+    {"tokenizer/pretok_gpt4o", test_pretok_gpt4o},
     {"tokenizer/malformed_vocab", test_malformed},
     {"tokenizer/cli", test_cli_tokenize},
     {NULL, NULL},

@@ -1,6 +1,7 @@
 /* Tokenizers read from GGUF metadata, token for token as llama.cpp tokenizes: SentencePiece-style
  * (tokenizer.ggml.model "llama"), byte-level BPE ("gpt2", with the pre-tokenizers of Llama 3, GPT-2, Qwen2 / 3.5,
- * Falcon, MPT, StarCoder, Refact, Command-R, DeepSeek LLM / Coder, "default" and names sharing their rules) and
+ * Falcon, MPT, StarCoder, Refact, Command-R, DeepSeek LLM / Coder, Mistral's tekken, o200k's gpt-4o, "default"
+ * and names sharing their rules) and
  * Gemma 4's BPE over UTF-8 ("gemma4"). */
 #ifndef VKLORA_TOKENIZER_H
 #define VKLORA_TOKENIZER_H
