@@ -177,6 +177,9 @@ static int test_bench_json(void) {
     T_ASSERT(rc == 0 && j, "bench failed");
     T_ASSERT(cJSON_GetNumberValue(cJSON_GetObjectItem(j, "tokens_per_second")) > 0, "tokens/s");
     T_ASSERT(cJSON_GetNumberValue(cJSON_GetObjectItem(j, "peak_device_bytes")) > 0, "peak memory");
+    /* the weight-matmul variants it ran (a CPU device without VKLORA_MATMUL: texel) */
+    const char *mk = cJSON_GetStringValue(cJSON_GetObjectItem(j, "matmul_kernels"));
+    T_ASSERT(mk && *mk, "matmul_kernels: the variants the run dispatched");
     cJSON_Delete(j);
     snprintf(args, sizeof(args), "bench --model %s --train --ctx 32 --iters 1 --r 4 --json",
              t_data_path("models/stories260K.gguf"));
@@ -185,6 +188,8 @@ static int test_bench_json(void) {
     T_ASSERT(!strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(j, "bench")), "train"), "kind");
     T_ASSERT(cJSON_GetNumberValue(cJSON_GetObjectItem(j, "tokens_per_second")) > 0, "tokens/s");
     T_ASSERT(cJSON_GetNumberValue(cJSON_GetObjectItem(j, "training_state_bytes_planned")) > 0, "plan");
+    const char *mtk = cJSON_GetStringValue(cJSON_GetObjectItem(j, "matmul_t_kernels"));
+    T_ASSERT(mtk && *mtk, "matmul_t_kernels: the transposed-product variants the run dispatched");
     cJSON_Delete(j);
     return 0;
 }
