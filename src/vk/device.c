@@ -115,7 +115,7 @@ static VKAPI_ATTR VkBool32 VKAPI_CALL debug_cb(VkDebugUtilsMessageSeverityFlagBi
     vkl_vk *vk = user;
     if (sev & (VK_DEBUG_UTILS_MESSAGE_SEVERITY_WARNING_BIT_EXT | VK_DEBUG_UTILS_MESSAGE_SEVERITY_ERROR_BIT_EXT)) {
         if (vk) vk->validation_messages++;
-        validation_total++;
+        if (!vk || !vk->validation_expected) validation_total++;
         fprintf(stderr, "vulkan validation %s: %s\n",
                 (sev & VK_DEBUG_UTILS_MESSAGE_SEVERITY_ERROR_BIT_EXT) ? "error" : "warning",
                 data && data->pMessage ? data->pMessage : "(no message)");

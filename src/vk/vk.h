@@ -99,6 +99,8 @@ typedef struct vkl_vk {
     bool validation;
     bool validation_sync; /* the layer's synchronization validation is on too */
     uint32_t validation_messages; /* warnings and errors reported by the validation layer */
+    bool validation_expected;     /* this context's messages are deliberate (a test of the counter): they are left
+                                     out of vkl_vk_validation_total() */
     bool recording;
     bool device_lost;
     /* Staging buffer reused by uploads and downloads (host-visible, coherent). */
@@ -119,7 +121,8 @@ vkl_status vkl_vk_create(const vkl_vk_options *opt, vkl_vk **out, vkl_err *err);
 uint64_t vkl_vk_memory_budget(const vkl_vk *vk);
 void vkl_vk_destroy(vkl_vk *vk);
 
-/* Warnings and errors the validation layer reported to any context of this process so far. */
+/* Warnings and errors the validation layer reported to any context of this process so far (but those of contexts
+ * marked validation_expected). */
 uint32_t vkl_vk_validation_total(void);
 
 /* Turn a VkResult into an error message naming the call, and mark device loss. */
