@@ -7,6 +7,7 @@
 #extension GL_GOOGLE_include_directive : require
 #extension GL_EXT_control_flow_attributes : require
 #extension GL_KHR_shader_subgroup_basic : require
+#extension GL_KHR_shader_subgroup_arithmetic : require
 #extension GL_KHR_memory_scope_semantics : require
 #extension GL_KHR_cooperative_matrix : require
 #extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
@@ -59,7 +60,18 @@ const uint WG = WM * WN * SG;
 
 shared float16_t sx[BM * SA]; // x panel: row m, column k (row-major A)
 shared float16_t sw[BN * SA]; // weight panel: row n, column k (B = W^T, column-major)
-shared float so[WM * WN * LM * SO]; // one accumulator tile per subgroup on its way to y
+shared float so[WM * WN * LM * SO];
+// Per x row: the power of two that brings the row's largest |value| into [2^14, 2^15) before the f16 rounding, so
+// that no value overflows f16 (65504) and small ones (gradients) do not sink into f16's subnormals; the product row
+// is scaled back exactly. Rows of zeros, infinities or NaNs keep 1.
+shared float srow[BM];
+
+float row_scale(float mx) {
+    if (!(mx > 0.0) || isinf(mx)) return 1.0;
+    int e;
+    frexp(mx, e); // mx = f * 2^e, f in [0.5, 1)
+    return ldexp(1.0, clamp(15 - e, -126, 126));
+} // one accumulator tile per subgroup on its way to y
 
 // Four activations of row m from column k; zeros past K.
 vec4 x4(bool xv4, uint m, uint k) {
@@ -107,12 +119,22 @@ void main() {
     coopmat<float, gl_ScopeSubgroup, LM, LN, gl_MatrixUseAccumulator> acc[RM * RN];
     [[unroll]] for (uint t = 0u; t < RM * RN; t++)
         acc[t] = coopmat<float, gl_ScopeSubgroup, LM, LN, gl_MatrixUseAccumulator>(0.0);
+    // One subgroup per x row: its largest magnitude (rows past M are clamped, as in the panels).
+    uint lane = gl_SubgroupInvocationID;
+    for (uint r = sid; r < BM; r += WM * WN) {
+        uint xo = p.x_off + min(mb + r, p.M - 1u) * p.K;
+        float mx = 0.0;
+        for (uint k = lane; k < p.K; k += SG) mx = max(mx, abs(data_x[xo + k]));
+        mx = subgroupMax(mx);
+        if (lane == 0u) srow[r] = row_scale(mx);
+    }
+    barrier();
     for (uint k0 = 0u; k0 < p.K; k0 += BK) {
         // Stage both panels as f16 (rows past M/N are clamped: their outputs are never stored). Each weight value
         // is decoded once per workgroup.
         for (uint i = tid; i < BM * (BK / 4u); i += WG) {
             uint r = i / (BK / 4u), c = (i % (BK / 4u)) * 4u;
-            f16vec4 v = f16vec4(x4(xv4, min(mb + r, p.M - 1u), k0 + c));
+            f16vec4 v = f16vec4(x4(xv4, min(mb + r, p.M - 1u), k0 + c) * srow[r]);
             [[unroll]] for (uint e = 0u; e < 4u; e++) sx[r * SA + c + e] = v[e];
         }
         for (uint i = tid; i < BN * (BK / 4u); i += WG) {
@@ -136,7 +158,6 @@ void main() {
 
     // Each subgroup writes its tiles through its own slice of `so`: bounds, bias and accumulation per element (a
     // direct coopMatStore could not skip rows past M or columns past N).
-    uint lane = gl_SubgroupInvocationID;
     uint base = sid * LM * SO;
     [[unroll]] for (uint i = 0u; i < RM; i++)
         [[unroll]] for (uint j = 0u; j < RN; j++) {
@@ -145,8 +166,9 @@ void main() {
             subgroupBarrier();
             for (uint e = lane; e < LM * LN; e += SG) {
                 uint r = e / LN, c = e % LN;
-                uint m = mb + (sgm * RM + i) * LM + r, n = nb + (sgn * RN + j) * LN + c;
-                float v = bad ? uintBitsToFloat(0x7FC00000u) : so[base + r * SO + c];
+                uint rl = (sgm * RM + i) * LM + r;
+                uint m = mb + rl, n = nb + (sgn * RN + j) * LN + c;
+                float v = bad ? uintBitsToFloat(0x7FC00000u) : so[base + r * SO + c] * (1.0 / srow[rl]);
                 if (m < p.M && n < p.N) store_y(m, n, v);
             }
             subgroupMemoryBarrierShared();

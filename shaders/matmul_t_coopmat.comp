@@ -7,6 +7,7 @@
 #extension GL_GOOGLE_include_directive : require
 #extension GL_EXT_control_flow_attributes : require
 #extension GL_KHR_shader_subgroup_basic : require
+#extension GL_KHR_shader_subgroup_arithmetic : require
 #extension GL_KHR_memory_scope_semantics : require
 #extension GL_KHR_cooperative_matrix : require
 #extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
@@ -55,6 +56,17 @@ const uint WG = WM * WN * SG;
 shared float16_t sdy[BM * SA]; // dy panel: row m, column n (row-major A)
 shared float16_t sw[BR * SB];  // weight panel: row n, column k (row-major B)
 shared float so[WM * WN * LM * SO];
+// Per dy row: the power of two that brings the row's largest |value| into [2^14, 2^15) before the f16 rounding, so
+// that no value overflows f16 (65504) and small ones (gradients) do not sink into f16's subnormals; the product row
+// is scaled back exactly. Rows of zeros, infinities or NaNs keep 1.
+shared float srow[BM];
+
+float row_scale(float mx) {
+    if (!(mx > 0.0) || isinf(mx)) return 1.0;
+    int e;
+    frexp(mx, e); // mx = f * 2^e, f in [0.5, 1)
+    return ldexp(1.0, clamp(15 - e, -126, 126));
+}
 
 // Four decoded weights of row n from column k; zeros past K (K is a multiple of 4 for the block types, so their
 // vectors are either whole or wholly past the end).
@@ -82,12 +94,22 @@ void main() {
     coopmat<float, gl_ScopeSubgroup, LM, LN, gl_MatrixUseAccumulator> acc[RM * RN];
     [[unroll]] for (uint t = 0u; t < RM * RN; t++)
         acc[t] = coopmat<float, gl_ScopeSubgroup, LM, LN, gl_MatrixUseAccumulator>(0.0);
+    // One subgroup per dy row: its largest magnitude over this dispatch's N (rows past M are clamped).
+    uint lane = gl_SubgroupInvocationID;
+    for (uint r = sid; r < BM; r += WM * WN) {
+        uint o = p.dy_off + min(mb + r, p.M - 1u) * p.dy_stride;
+        float mx = 0.0;
+        for (uint n = lane; n < p.N; n += SG) mx = max(mx, abs(data_dy[o + n]));
+        mx = subgroupMax(mx);
+        if (lane == 0u) srow[r] = row_scale(mx);
+    }
+    barrier();
     for (uint n0 = 0u; n0 < p.N; n0 += BR) {
         // dy rows past M are clamped (never stored); weight rows past N are zeros, so are their dy columns.
         for (uint i = tid; i < BM * BR; i += WG) {
             uint r = i / BR, c = i % BR;
             uint m = min(mb + r, p.M - 1u), n = n0 + c;
-            sdy[r * SA + c] = float16_t(n < p.N ? data_dy[p.dy_off + m * p.dy_stride + n] : 0.0);
+            sdy[r * SA + c] = float16_t(n < p.N ? data_dy[p.dy_off + m * p.dy_stride + n] * srow[r] : 0.0);
         }
         for (uint i = tid; i < BR * (BK / 4u); i += WG) {
             uint r = i / (BK / 4u), c = (i % (BK / 4u)) * 4u;
@@ -109,7 +131,6 @@ void main() {
     }
 
     // Each subgroup writes its tiles through its own slice of `so`, with bounds and accumulation per element.
-    uint lane = gl_SubgroupInvocationID;
     uint base = sid * LM * SO;
     [[unroll]] for (uint i = 0u; i < RM; i++)
         [[unroll]] for (uint j = 0u; j < RN; j++) {
@@ -118,8 +139,9 @@ void main() {
             subgroupBarrier();
             for (uint e = lane; e < LM * LN; e += SG) {
                 uint r = e / LN, c = e % LN;
-                uint m = mb + (sgm * RM + i) * LM + r, k = kb + (sgn * RN + j) * LN + c;
-                float v = bad ? uintBitsToFloat(0x7FC00000u) : so[base + r * SO + c];
+                uint rl = (sgm * RM + i) * LM + r;
+                uint m = mb + rl, k = kb + (sgn * RN + j) * LN + c;
+                float v = bad ? uintBitsToFloat(0x7FC00000u) : so[base + r * SO + c] * (1.0 / srow[rl]);
                 if (m < p.M && k < p.K) {
                     uint o = p.dx_off + m * p.K + k;
                     data_dx[o] = (p.flags & FLAG_ACC) != 0u ? data_dx[o] + v : v;

@@ -19,11 +19,24 @@ static double tol_factor(uint32_t K) { return (K + 16.0) * FLT_EPSILON; }
 /* The cooperative-matrix kernel rounds both operands to f16, multiplies them exactly (an f16 x f16 product fits
  * f32's 24-bit significand) and accumulates in f32. With x^ = x(1+a), w^ = w(1+b), |a|, |b| <= u16 = 2^-10 (the
  * worst a conversion may do, rounding toward zero; 2^-11 when it rounds to nearest), each term errs by at most
- * (2 u16 + u16^2) |x w| on top of the fp32 summation bound above: 2^-9 + 2^-20 more, ~2e-3 of S. f16 subnormals
- * (|v| < 2^-14) err by at most 2^-25 absolutely, K * 2^-25 in all with |x|, |w| <= 1 here: ~2^-23 of S (S ~ K/4),
- * inside the fp32 slack. Operands beyond f16's range (65504) would overflow; the data here are within [-1, 1].
- * Still ~2e-3 of S: a wrong block, row, tile or offset errs by a sizable fraction of S. Set by the coopmat test. */
+ * (2 u16 + u16^2) |x w| on top of the fp32 summation bound above: 2^-9 + 2^-20 more, ~2e-3 of S. The kernels
+ * scale each x (dy) row by a power of two that puts its largest |value| in [2^14, 2^15) before rounding (exact, and
+ * undone exactly), so nothing overflows and only values below 2^-29 of their row's largest fall into f16's
+ * subnormals, erring by at most 2^-40 of it; weights in (-1, 1) err by at most 2^-25 absolutely there. Both are
+ * ~2^-23 of S or less (S ~ K/4), inside the fp32 slack. Still ~2e-3 of S: a wrong block, row, tile or offset (or a
+ * lost row scale: see row_scale) errs by a sizable fraction of S. Set by the coopmat tests. */
 static double tol_operands;
+
+/* Row m of x (forward) or dy (transposed product) is multiplied by row_scale * 1000^(m % 3) when row_scale != 0:
+ * magnitudes far outside f16's range (1e6: overflow past 65504; 1e-9: below its smallest subnormal, 6e-8), which
+ * the coopmat kernels must handle by scaling each row by a power of two before rounding to f16. */
+static double row_scale;
+
+static void scale_rows(float *v, uint32_t rows, uint32_t cols) {
+    if (row_scale == 0) return;
+    for (uint32_t r = 0; r < rows; r++)
+        for (uint32_t c = 0; c < cols; c++) v[(size_t)r * cols + c] *= (float)(row_scale * pow(1000, r % 3));
+}
 
 static const uint32_t all_types[] = {VKL_TYPE_F32,  VKL_TYPE_F16,  VKL_TYPE_BF16, VKL_TYPE_Q8_0,
                                      VKL_TYPE_Q4_0, VKL_TYPE_Q4_K, VKL_TYPE_Q5_K, VKL_TYPE_Q6_K};
@@ -96,6 +109,7 @@ static int run_matmul(vkl_vk *vk, vkl_op_cache *cache, uint32_t type, const mm_c
     T_ASSERT(wf && x && bias && y0 && ref && got && S && wq, "out of memory");
     fill_uniform(wf, (size_t)N * K, -1, 1);
     fill_uniform(x, (size_t)M * K, -1, 1);
+    scale_rows(x, M, K);
     fill_uniform(bias, N, -1, 1);
     fill_uniform(y0, (size_t)M * N, -1, 1);
     T_ASSERT(vkl_ref_quantize(type, wf, wq, (uint64_t)N * K), "quantize %s", t->name);
@@ -245,6 +259,18 @@ static int test_forward_coopmat(void) {
         t_rng_seed(15);
         rc = chunked_matmul(vk, &cache, "coopmat");
         unsetenv("VKLORA_MAX_BIND_BYTES");
+        /* activations past f16's range (1e6..1e12) and below it (1e-9..1e-3) */
+        static const double scales[] = {1e6, 1e-9};
+        setenv("VKLORA_MATMUL", "coopmat", 1);
+        for (size_t i = 0; i < VKL_ARRAY_LEN(scales) && !rc; i++) {
+            row_scale = scales[i];
+            /* no bias, no accumulation: S must be the product's own, or a lost product would pass */
+            mm_case c1 = {37, 75, 132, false, false, 8, 16, 4}, c2 = {13, 61, 512, false, false, 0, 0, 0};
+            rc = run_matmul(vk, &cache, VKL_TYPE_F16, &c1, "coopmat scaled") ||
+                 run_matmul(vk, &cache, VKL_TYPE_Q4_K, &c2, "coopmat scaled");
+        }
+        row_scale = 0;
+        unsetenv("VKLORA_MATMUL");
         vkl_op_cache_destroy(vk, &cache);
     }
     tol_operands = 0;
@@ -271,6 +297,7 @@ static int run_matmul_t(vkl_vk *vk, vkl_op_cache *cache, uint32_t type, uint32_t
     T_ASSERT(wf && dy && dx0 && ref && got && S && wq, "out of memory");
     fill_uniform(wf, (size_t)N * K, -1, 1);
     fill_uniform(dy, (size_t)M * N, -1, 1);
+    scale_rows(dy, M, N);
     fill_uniform(dx0, (size_t)M * K, -1, 1);
     T_ASSERT(vkl_ref_quantize(type, wf, wq, (uint64_t)N * K), "quantize");
     memcpy(ref, dx0, (size_t)M * K * 4);
@@ -349,6 +376,14 @@ static int test_transposed_coopmat(void) {
                               i % 2 == 1, 4, 4);
         unsetenv("VKLORA_MAX_BIND_BYTES");
     }
+    /* gradients below f16's range (1e-9..1e-3, as deep in a backward) and above it */
+    static const double scales[] = {1e-9, 1e6};
+    for (size_t i = 0; i < VKL_ARRAY_LEN(scales) && !rc; i++) {
+        row_scale = scales[i];
+        rc = run_matmul_t(vk, &cache, VKL_TYPE_Q6_K, 37, 130, 256, false, 8, 4) ||
+             run_matmul_t(vk, &cache, VKL_TYPE_F32, 19, 33, 67, false, 0, 16);
+    }
+    row_scale = 0;
     tol_operands = 0;
     unsetenv("VKLORA_MATMUL");
     vkl_op_cache_destroy(vk, &cache);

@@ -49,12 +49,12 @@ static const char *type_suffix(uint32_t type) {
 
 /* ---- cooperative matrices (shaders/matmul_coopmat.comp) ---- */
 
-/* Shared memory of the coopmat kernel for one shape: the f16 x and weight panels and one f32 tile per subgroup
- * (strides as in the shader). */
+/* Shared memory of the coopmat kernels for one shape: the f16 x and weight panels, one f32 tile per subgroup and
+ * the row scales (strides as in the shaders; matmul_t's panels have the same size). */
 static uint64_t coopmat_shared_bytes(const vkl_coopmat_shape *c) {
     uint64_t bm = VKL_MM_COOP_WM * VKL_MM_COOP_RM * c->M, bn = VKL_MM_COOP_WN * VKL_MM_COOP_RN * c->N;
     uint64_t sa = VKL_MM_COOP_KT * c->K + 8, so = c->N + 4;
-    return (bm + bn) * sa * 2 + (uint64_t)VKL_MM_COOP_WM * VKL_MM_COOP_WN * c->M * so * 4;
+    return (bm + bn) * sa * 2 + (uint64_t)VKL_MM_COOP_WM * VKL_MM_COOP_WN * c->M * so * 4 + bm * 4;
 }
 
 /* The subgroup size the coopmat kernel runs with (0: none usable) and whether the pipeline must request it: the
@@ -75,7 +75,8 @@ static uint32_t coopmat_subgroup(const vkl_vk *vk, uint32_t *required) {
 static const vkl_coopmat_shape *coopmat_shape(const vkl_vk *vk, uint32_t *sg, uint32_t *required_sg) {
     const vkl_device_info *d = &vk->info;
     *sg = coopmat_subgroup(vk, required_sg);
-    if (!vkl_coopmat_built() || !d->coopmat_usable || !*sg ||
+    /* subgroupMax gives each row's scale before its f16 rounding */
+    if (!vkl_coopmat_built() || !d->coopmat_usable || !*sg || !d->subgroup_arithmetic ||
         (uint64_t)*sg * VKL_MM_COOP_WM * VKL_MM_COOP_WN > d->max_workgroup_invocations)
         return NULL;
     const vkl_coopmat_shape *best = NULL;
@@ -459,8 +460,9 @@ vkl_status vkl_op_matmul_t(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_tvie
     nc = VKL_MIN(VKL_MIN(nc, fl), (uint64_t)N);
     /* each invocation loops over its chunk's N rows: keep that under the device's loop limit (llvmpipe) */
     if (vk->info.max_loop_iterations) nc = VKL_MIN(nc, (uint64_t)vk->info.max_loop_iterations / 2);
-    /* coopmat: ~21 loop iterations per 16 rows on lavapipe (its 8x8x8 shape; staging loops included) */
-    if (cs && vk->info.max_loop_iterations) nc = VKL_MIN(nc, (uint64_t)vk->info.max_loop_iterations / 4);
+    /* coopmat: ~21 loop iterations per 16 rows on lavapipe (its 8x8x8 shape; staging loops included) and ~1 per row
+     * for the row scales */
+    if (cs && vk->info.max_loop_iterations) nc = VKL_MIN(nc, (uint64_t)vk->info.max_loop_iterations / 8);
     uint64_t mc = fl / K;
     if (nc) mc = VKL_MIN(mc, 1 + (fl - nc) / N);
     uint64_t kgroups = ceil_div(K, tk);
