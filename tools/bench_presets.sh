@@ -2,7 +2,7 @@
 # Training-step benchmark at the shapes of the models people fine-tune: writes each `vklora-mkmodel --preset`
 # (random weights, real shapes and vocabulary sizes) in a K-quant where its rows allow one, else Q8_0, then runs
 # `vklora bench --train --ctx 512` on it. One JSON line per preset on stdout (and in $OUT_DIR/bench-NAME.json).
-#   tools/bench_presets.sh [PRESET ...]      (default: all; env CTX=512 ITERS=1 OUT_DIR=build/bench-presets)
+#   tools/bench_presets.sh [PRESET ...]   (default: all; env CTX=512 ITERS=1 CKPT=unsloth OUT_DIR=build/bench-presets)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 vkl_build
@@ -19,5 +19,5 @@ for p in "${presets[@]}"; do
     esac
     model="$OUT_DIR/$p.$type.gguf"
     [ -f "$model" ] || "$BUILD_DIR/vklora-mkmodel" "$model" --preset "$p" --type "$type" >&2
-    "$BUILD_DIR/vklora" bench --model "$model" --train --ctx "$CTX" --iters "$ITERS" --json | tee "$OUT_DIR/bench-$p.json"
+    "$BUILD_DIR/vklora" bench --model "$model" --train --ctx "$CTX" --iters "$ITERS" --checkpointing "${CKPT:-unsloth}" --json | tee "$OUT_DIR/bench-$p.json"
 done

@@ -11,16 +11,18 @@
 #include "vk/vk.h"
 
 static const char *HELP =
-    "usage: vklora bench --model M.gguf [--train] [--ctx N] [--batch B] [--iters I] [--r R] [--device D] [--json]\n\n"
+    "usage: vklora bench --model M.gguf [--train] [--ctx N] [--batch B] [--iters I] [--r R]\n"
+    "                    [--checkpointing false|true|unsloth] [--device D] [--json]\n\n"
     "Runs the forward pass (with the loss) on B sequences of N pseudo-random tokens, once to warm up (shader\n"
     "compilation happens at the first dispatch) and then I timed times; prints tokens/s (median), the device\n"
     "memory plan and the peak device memory vklora allocated. With --train it times whole training steps\n"
-    "instead: forward, backward and AdamW with rank-R LoRA adapters on all seven projections (no checkpointing).\n\n"
+    "instead: forward, backward and AdamW with rank-R LoRA adapters on all seven projections.\n\n"
     "  --ctx N     tokens per sequence (default 256)\n"
     "  --batch B   sequences per forward (default 1)\n"
     "  --iters I   timed iterations (default 3)\n"
     "  --train     time training steps (forward + backward + optimizer)\n"
     "  --r R       LoRA rank for --train (default 16)\n"
+    "  --checkpointing MODE  use_gradient_checkpointing of --train: false (default), true, unsloth\n"
     "  --json      one JSON object on one line\n";
 
 static int dcmp(const void *a, const void *b) {
@@ -29,7 +31,7 @@ static int dcmp(const void *a, const void *b) {
 }
 
 int vkl_cmd_bench(int argc, char **argv) {
-    const char *model = NULL, *device = NULL;
+    const char *model = NULL, *device = NULL, *ckpt_name = "false";
     uint32_t ctx = 256, batch = 1, iters = 3, rank = 16;
     bool json = false, train = false;
     const vkl_cli_opt opts[] = {
@@ -37,10 +39,16 @@ int vkl_cmd_bench(int argc, char **argv) {
         {"--ctx", VKL_OPT_U32, &ctx, 2, 1u << 20},   {"--batch", VKL_OPT_U32, &batch, 1, 4096},
         {"--r", VKL_OPT_U32, &rank, 1, 1024},        {"--iters", VKL_OPT_U32, &iters, 1, 1000},
         {"--train", VKL_OPT_FLAG, &train, 0, 0},     {"--json", VKL_OPT_FLAG, &json, 0, 0},
+        {"--checkpointing", VKL_OPT_STR, &ckpt_name, 0, 0},
     };
     int prc = vkl_cli_parse("bench", argc, argv, opts, VKL_ARRAY_LEN(opts), HELP);
     if (prc >= 0) return prc;
     if (!model) return vkl_cli_usage("bench", "--model is required");
+    vkl_grad_ckpt ckpt = VKL_GRAD_CKPT_OFF;
+    if (!strcmp(ckpt_name, "true")) ckpt = VKL_GRAD_CKPT_ON;
+    else if (!strcmp(ckpt_name, "unsloth")) ckpt = VKL_GRAD_CKPT_UNSLOTH;
+    else if (strcmp(ckpt_name, "false"))
+        return vkl_cli_usage("bench", "--checkpointing: expected false, true or unsloth, got '%s'", ckpt_name);
     vkl_err err = {0};
     vkl_session s;
     if (vkl_session_open(model, device, &s, &err)) return vkl_cli_fail("bench", err.status, "%s", err.msg);
@@ -67,7 +75,7 @@ int vkl_cmd_bench(int argc, char **argv) {
         vkl_status st = vkl_lora_create(s.model, VKL_TM_ALL, rank, rank, false, &lora, &err);
         if (!st) {
             vkl_lora_init(lora, 3407);
-            st = vkl_train_dev_create(s.vk, s.model, lora, batch, ctx, VKL_GRAD_CKPT_OFF, &td, &err);
+            st = vkl_train_dev_create(s.vk, s.model, lora, batch, ctx, ckpt, &td, &err);
         }
         if (!st) st = vkl_train_dev_load_params(td, NULL, NULL, &err);
         for (uint32_t it = 0; it <= iters && !st; it++) { /* iteration 0 warms up */
@@ -98,6 +106,7 @@ int vkl_cmd_bench(int argc, char **argv) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "bench", train ? "train" : "forward");
     if (train) cJSON_AddNumberToObject(o, "lora_r", rank);
+    if (train) cJSON_AddStringToObject(o, "checkpointing", ckpt_name);
     cJSON_AddStringToObject(o, "model", model);
     cJSON_AddStringToObject(o, "architecture", s.model->hp.arch_name);
     cJSON_AddNumberToObject(o, "n_params", (double)s.model->n_params);
