@@ -218,15 +218,13 @@ vkl_status vkl_env_validation(int *level, vkl_err *err) {
 vkl_status vkl_env_check(vkl_err *err) {
     uint64_t u;
     double d;
-    int i, lvl;
-    /* The kernel variant names also live in src/ops (matmul.c, nn.c), which check them again where they are used. */
-    static const char *const matmul[] = {"auto", "texel", "regtile", "tiled", "coopmat", NULL};
-    static const char *const attn[] = {"auto", "tile", "scalar", NULL};
+    int lvl;
+    /* The kernel switches VKLORA_MATMUL and VKLORA_ATTN (and VKL_LOFTQ_SVD) are checked where they are read, in
+     * src/ops and src/loftq.c, against the variants that exist there; VKLORA_DEVICE by the device choice. */
     if (vkl_env_validation(&lvl, err) || vkl_env_size("VKLORA_MEMORY_BUDGET", 1, &u, NULL, err) ||
         vkl_env_size("VKLORA_MAX_BIND_BYTES", 256, &u, NULL, err) ||
         vkl_env_seconds("VKLORA_FENCE_TIMEOUT_S", &d, NULL, err) ||
         vkl_env_uint("VKLORA_ATTN_ROWS", 1, 8, &u, NULL, err) ||
-        vkl_env_choice("VKLORA_MATMUL", matmul, &i, NULL, err) || vkl_env_choice("VKLORA_ATTN", attn, &i, NULL, err) ||
         vkl_env_uint("VKLORA_FAULT_KILL_AT", 0, UINT32_MAX, &u, NULL, err))
         return err->status;
     return VKL_OK;
