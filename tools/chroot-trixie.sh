@@ -20,9 +20,17 @@ SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 ROOT=${VKL_CHROOT:-/var/cache/vklora-trixie}
 SUITE=trixie
 
+# The variables that cross into the chroot (everything else is left outside).
+PASS_VARS=(LP_NUM_THREADS LP_NATIVE_VECTOR_WIDTH VKLORA_MATMUL VKLORA_ATTN VKLORA_VALIDATION VKLORA_DEVICE
+    VKL_TEST_DEVICE VKL_TEST_NO_VALIDATION VKL_TEST_KEEP_TMP VKL_TEST_VERBOSE VKL_TEST_REQUIRE_COOPMAT VKL_DATA_DIR)
+
 if [ "$(id -u)" -ne 0 ]; then
-    exec sudo --preserve-env=VKL_CHROOT,LP_NUM_THREADS,VKLORA_MATMUL,VKLORA_VALIDATION,BUILD_DIR,VKL_TEST_REQUIRE_COOPMAT "$0" "$@"
+    exec sudo --preserve-env="VKL_CHROOT,BUILD_DIR,$(IFS=,; echo "${PASS_VARS[*]}")" "$0" "$@"
 fi
+
+# Where the build goes inside: build-trixie unless BUILD_DIR says otherwise; taken before tools/lib.sh, which would
+# default it to build/ (the host's build directory, whose meson and glibc differ).
+INNER_BUILD_DIR=${BUILD_DIR:-$SRC/build-trixie}
 
 # The project's build and test packages (tools/lib.sh), plus what the chroot itself needs.
 # shellcheck source=lib.sh
@@ -112,11 +120,10 @@ fi
 
 # Inside: the source tree as working directory, build-trixie as BUILD_DIR, and only the variables that matter.
 pass=()
-for v in LP_NUM_THREADS LP_NATIVE_VECTOR_WIDTH VKLORA_MATMUL VKLORA_ATTN VKLORA_VALIDATION VKLORA_DEVICE \
-    VKL_TEST_DEVICE VKL_TEST_NO_VALIDATION VKL_TEST_KEEP_TMP VKL_DATA_DIR; do
-    [ -n "${!v:-}" ] && pass+=("$v=${!v}")
-done
 # The cooperative-matrix tests must run here, not report that they cannot (VKL_TEST_REQUIRE_COOPMAT=0 allows it).
-pass+=("VKL_TEST_REQUIRE_COOPMAT=${VKL_TEST_REQUIRE_COOPMAT:-1}")
+VKL_TEST_REQUIRE_COOPMAT=${VKL_TEST_REQUIRE_COOPMAT:-1}
+for v in "${PASS_VARS[@]}"; do
+    if [ -n "${!v:-}" ]; then pass+=("$v=${!v}"); fi
+done
 in_chroot /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 \
-    BUILD_DIR="${BUILD_DIR:-$SRC/build-trixie}" "${pass[@]}" /bin/sh -c 'cd "$1" && shift && exec "$@"' sh "$SRC" "$@"
+    BUILD_DIR="$INNER_BUILD_DIR" "${pass[@]}" /bin/sh -c 'cd "$1" && shift && exec "$@"' sh "$SRC" "$@"
