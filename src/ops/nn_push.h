@@ -71,7 +71,7 @@ typedef struct vkl_attn_push {
 } vkl_attn_push;
 _Static_assert(sizeof(vkl_attn_push) == 96, "vkl_attn_push must match shaders/common/attn.glsl");
 
-/* shaders/swiglu.comp, swiglu_back.comp and add.comp (elementwise over n) */
+/* shaders/swiglu.comp, swiglu_back.comp, geglu*.comp, softcap*.comp, scale.comp and add.comp (elementwise over n) */
 typedef struct vkl_eltwise_push {
     uint32_t n;
     uint32_t a_off, b_off, c_off, d_off; /* swiglu: g u h; swiglu_back: g u dh dg, du in e_off; add: a b y */
