@@ -211,6 +211,9 @@ vkl_status vkl_hparams_read(const vkl_gguf *g, vkl_hparams *hp, vkl_err *err) {
     if ((uint64_t)hp->n_layer * 6 > g->n_tensors)
         return vkl_err_set(err, VKL_ERR_INPUT, "model: %s: %s.block_count = %u, but the file has only %" PRIu64
                            " tensors (a layer needs at least 6)", g->path, arch, hp->n_layer, (uint64_t)g->n_tensors);
+    if (hp->n_head > hp->n_embd)
+        return vkl_err_set(err, VKL_ERR_INPUT, "model: %s: %s.attention.head_count = %u exceeds embedding_length = %u",
+                           g->path, arch, hp->n_head, hp->n_embd);
     if (!get_u32(g, arch, "attention.head_count_kv", &hp->n_head_kv, false, hp->n_head, err)) return err->status;
     if (hp->n_head_kv == 0 || hp->n_head % hp->n_head_kv)
         return vkl_err_set(err, VKL_ERR_INPUT, "model: %s: %s.attention.head_count_kv = %u must divide head_count = %u",

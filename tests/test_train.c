@@ -869,9 +869,10 @@ static int test_train_cli(void) {
     cJSON_Delete(j);
     T_ASSERT(e && strstr(e, "step 2/2") && strstr(e, "use_gradient_checkpointing"), "progress on stderr: %s", e);
     free(o), free(e);
-    /* Ctrl-C: a checkpoint at the current step, exit 130 (the wait loop is bounded by timeout) */
+    /* Ctrl-C: a checkpoint at the current step, exit 130 (the wait loop is bounded by timeout; --foreground, since
+     * timeout otherwise passes the SIGINT on to its whole process group as well, a second Ctrl-C that kills) */
     snprintf(cmd, sizeof(cmd),
-             "cd %s && (timeout 300 %s train %s --set max_steps=400 --set save_steps=0 --set output_dir=%s/sigint "
+             "cd %s && (timeout --foreground 300 %s train %s --set max_steps=400 --set save_steps=0 --set output_dir=%s/sigint "
              ">sig.log 2>&1 & pid=$!; n=0; while ! grep -q 'step 2/' sig.log && [ $n -lt 600 ]; do sleep 0.1; "
              "n=$((n+1)); done; kill -INT $pid; wait $pid; echo $? > sig.rc)",
              t_tmpdir(), t_vklora_bin(), cfg, t_tmpdir());
