@@ -281,8 +281,8 @@ done:
 
 /* The weight a module adapts; for Phi-3's fused modules its first projection, whose tensor is the fused one. */
 static const vkl_weight *module_weight(const vkl_model *m, uint32_t layer, uint32_t module) {
-    vkl_layer_weights *L = &m->layers[layer];
-    return module == 7 ? &L->wq : module == 8 ? &L->w_gate : vkl_layer_projection(L, module);
+    uint32_t proj[3];
+    return vkl_module_projections(module, proj) ? vkl_layer_projection(&m->layers[layer], proj[0]) : NULL;
 }
 
 void vkl_loftq_result_free(vkl_loftq_result *res) {

@@ -15,12 +15,12 @@ bool vkl_lora_module_dims(const vkl_model *m, uint32_t layer, uint32_t module, u
     if (!m->layers || layer >= m->hp.n_layer || module >= VKL_TM_COUNT) return false;
     if (!(m->hp.desc->modules & (1u << module))) return false;
     if (module == 7 && !m->fused_qkv) return false;
-    const vkl_layer_weights *L = &m->layers[layer];
-    /* Phi-3's fused modules span their row ranges: q|k|v rows of attn_qkv, gate|up rows of ffn_up. */
-    const vkl_weight *w = module == 7 ? &L->wq : module == 8 ? &L->w_gate
-                                                              : vkl_layer_projection((vkl_layer_weights *)L, module);
-    uint64_t rows = module == 7 ? L->wq.rows + L->wk.rows + L->wv.rows
-                    : module == 8 ? L->w_gate.rows + L->w_up.rows : w->rows;
+    /* Phi-3's fused modules span their projections' rows: q|k|v of attn_qkv, gate|up of ffn_up. */
+    uint32_t proj[3], n = vkl_module_projections(module, proj);
+    vkl_layer_weights *L = &m->layers[layer];
+    const vkl_weight *w = vkl_layer_projection(L, proj[0]);
+    uint64_t rows = 0;
+    for (uint32_t k = 0; k < n; k++) rows += vkl_layer_projection(L, proj[k])->rows;
     /* The weight is `rows` outputs of `cols` inputs each (GGUF ne = [cols, rows]). */
     if (rows == 0 || w->cols == 0 || rows > UINT32_MAX || w->cols > UINT32_MAX) return false;
     *in = (uint32_t)w->cols;
@@ -77,20 +77,16 @@ static void lora_build_proj(vkl_lora *l) {
     for (uint32_t i = 0; i < l->n_slots; i++) {
         const vkl_lora_slot *s = &l->slots[i];
         vkl_lora_slot *p = &l->proj[(size_t)s->layer * VKL_PROJ_COUNT];
-        if (s->module < VKL_PROJ_COUNT) {
-            p[s->module] = *s;
-            p[s->module].out = s->out; /* marks it present */
-        } else {
-            /* q|k|v or gate|up: the split was recorded at creation in part[] */
-            uint32_t first = s->module == 7 ? 0 : 4, n = s->module == 7 ? 3 : 2;
-            uint64_t b = s->b_off;
-            for (uint32_t k = 0; k < n; k++) {
-                vkl_lora_slot v = *s;
-                v.out = s->part[k];
-                v.b_off = b;
-                b += (uint64_t)v.out * l->r;
-                p[first + k] = v;
-            }
+        /* one projection, or q|k|v / gate|up with the split recorded at creation in part[] (out != 0 marks a
+         * projection that has an adapter) */
+        uint32_t proj[3], n = vkl_module_projections(s->module, proj);
+        uint64_t b = s->b_off;
+        for (uint32_t k = 0; k < n; k++) {
+            vkl_lora_slot v = *s;
+            v.out = n == 1 ? s->out : s->part[k];
+            v.b_off = b;
+            b += (uint64_t)v.out * l->r;
+            p[proj[k]] = v;
         }
     }
 }
@@ -135,10 +131,9 @@ vkl_status vkl_lora_create(const vkl_model *m, uint32_t target_modules, uint32_t
             }
             s->layer = layer;
             s->module = mod;
-            const vkl_layer_weights *Lw = &m->layers[layer];
-            if (mod == 7) s->part[0] = (uint32_t)Lw->wq.rows, s->part[1] = (uint32_t)Lw->wk.rows,
-                          s->part[2] = (uint32_t)Lw->wv.rows;
-            if (mod == 8) s->part[0] = (uint32_t)Lw->w_gate.rows, s->part[1] = (uint32_t)Lw->w_up.rows;
+            uint32_t proj[3], np = vkl_module_projections(mod, proj);
+            for (uint32_t k = 0; np > 1 && k < np; k++)
+                s->part[k] = (uint32_t)vkl_layer_projection(&m->layers[layer], proj[k])->rows;
             uint64_t na, nb;
             if (!vkl_mul_u64(r, s->in, &na) || !vkl_mul_u64(r, s->out, &nb) || !vkl_add_u64(off, na, &s->b_off) ||
                 !vkl_add_u64(s->b_off, nb, &off)) {

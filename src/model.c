@@ -469,8 +469,6 @@ vkl_status vkl_model_load(const char *path, vkl_model **out, vkl_err *err) {
         vkl_err_set(err, VKL_ERR_INPUT, "model: %s: both rope_freqs and rope_factors_long/short are present", path);
         goto fail;
     }
-    hp->has_rope_freqs = m->rope_freqs.t != NULL;
-    hp->has_rope_long_short = m->rope_long.t != NULL;
     for (const vkl_weight *w = &m->rope_freqs; w <= &m->rope_short; w++)
         for (uint64_t i = 0; w->t && i < w->cols; i++) {
             float v = ((const float *)w->data)[i];
@@ -518,6 +516,17 @@ int vkl_model_weights(vkl_model *m, vkl_weight **ws) {
 vkl_weight *vkl_layer_projection(vkl_layer_weights *L, uint32_t module) {
     vkl_weight *w[VKL_PROJ_COUNT] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
     return module < VKL_PROJ_COUNT ? w[module] : NULL;
+}
+
+uint32_t vkl_module_projections(uint32_t module, uint32_t proj[3]) {
+    static const uint32_t fused[2][3] = {{0, 1, 2}, {4, 5, 0}};
+    if (module < VKL_PROJ_COUNT) {
+        proj[0] = module;
+        return 1;
+    }
+    if (module > 8) return 0;
+    memcpy(proj, fused[module - 7], sizeof(fused[0]));
+    return module == 7 ? 3 : 2;
 }
 
 vkl_status vkl_model_upload(vkl_model *m, vkl_vk *vk, vkl_err *err) {

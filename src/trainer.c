@@ -518,12 +518,10 @@ static vkl_status apply_loftq(trainer *t, vkl_err *err) {
         vkl_loftq_weight *q = &res->weights[i];
         vkl_layer_weights *L = &t->m->layers[q->layer];
         /* a fused module (Phi-3's qkv, gate_up) was quantized whole: each projection takes its rows */
-        vkl_weight *parts[3] = {vkl_layer_projection(L, q->module), NULL, NULL};
-        if (q->module == 7) parts[0] = &L->wq, parts[1] = &L->wk, parts[2] = &L->wv;
-        if (q->module == 8) parts[0] = &L->w_gate, parts[1] = &L->w_up;
+        uint32_t proj[3], n = vkl_module_projections(q->module, proj);
         uint64_t row_bytes = q->size / q->rows, row = 0;
-        for (int k = 0; k < 3 && parts[k]; k++) {
-            vkl_weight *w = parts[k];
+        for (uint32_t k = 0; k < n; k++) {
+            vkl_weight *w = vkl_layer_projection(L, proj[k]);
             uint64_t bytes = w->rows * row_bytes;
             void *b = vkl_malloc(bytes ? bytes : 1);
             memcpy(b, (const uint8_t *)q->bytes + row * row_bytes, bytes);

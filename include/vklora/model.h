@@ -81,8 +81,6 @@ typedef struct vkl_hparams {
     uint32_t rope_orig_ctx;    /* rope.scaling.original_context_length (n_ctx_train when absent) */
     float yarn_beta_fast, yarn_beta_slow, yarn_log_mul;
     float rope_attn_factor;    /* rope.scaling.attn_factor (1) */
-    bool has_rope_freqs;       /* rope_freqs.weight (Llama 3.1+): per-pair frequency divisors */
-    bool has_rope_long_short;  /* rope_factors_long/short (Phi-3 longrope) */
     /* Gemma */
     float attn_softcap;        /* 0 = off */
     float final_softcap;       /* 0 = off */
@@ -152,6 +150,9 @@ vkl_status vkl_model_upload(vkl_model *m, struct vkl_vk *vk, vkl_err *err);
 int vkl_model_weights(vkl_model *m, vkl_weight **ws);
 /* The projection `module` (0..6: q k v o gate up down) of a layer; NULL otherwise. */
 vkl_weight *vkl_layer_projection(vkl_layer_weights *L, uint32_t module);
+/* The graph projections (0..6) a LoRA module spans, in row order, into proj[3]; returns their count: one for llama's
+ * seven, q k v for Phi-3's fused qkv (7), gate up for its fused gate_up (8); 0 for anything else. */
+uint32_t vkl_module_projections(uint32_t module, uint32_t proj[3]);
 void vkl_model_free(vkl_model *m);
 
 #endif
