@@ -67,27 +67,12 @@ vkl_status vkl_fwd_create(vkl_vk *vk, vkl_model *m, const vkl_fwd_dims *dims, vk
     };
     for (size_t i = 0; i < VKL_ARRAY_LEN(plan); i++)
         if (vkl_buffer_create(vk, plan[i].bytes, VKL_MEM_DEVICE, plan[i].b, err)) goto fail;
-    /* rope tables (global layers, then local ones) for this context, and the attention temperatures */
-    {
-        uint32_t n = hp->rope_dim / 2;
-        double *fr = vkl_calloc(n, sizeof(double));
-        float *packed = vkl_calloc(4 * (size_t)n, sizeof(float));
-        for (uint32_t which = 0; which < 2; which++) {
-            vkl_rope_freqs(m, which, dims->n_ctx, fr, &f->rope[which].mscale);
-            vkl_rope_pack_freqs(fr, n, packed + (size_t)which * 2 * n);
-            f->rope[which].rope_dim = hp->rope_dim;
-            f->rope[which].neox = hp->rope_neox;
-            f->rope[which].freqs = vkl_tv(&f->rope_tab, (uint64_t)which * 2 * n * 4);
-        }
-        vkl_status st = vkl_buffer_create(vk, 16 * (uint64_t)n, VKL_MEM_DEVICE, &f->rope_tab, err);
-        if (!st) st = vkl_buffer_upload(vk, &f->rope_tab, 0, packed, 16 * (uint64_t)n, err);
-        if (!st) st = vkl_buffer_create(vk, rows * 4, VKL_MEM_DEVICE, &f->tfac, err);
-        /* logsumexp scratch: attention kernels that split a long context merge their slices through it */
-        if (!st) st = vkl_buffer_create(vk, rows * hp->n_head * 4, VKL_MEM_DEVICE, &f->lse, err);
-        free(fr);
-        free(packed);
-        if (st) goto fail;
-    }
+    /* rope tables for this context, attention temperatures, and a logsumexp scratch (attention kernels that split
+     * a long context merge their slices through it) */
+    if (vkl_rope_tables_create(vk, m, dims->n_ctx, &f->rope_tab, f->rope, err) ||
+        vkl_buffer_create(vk, rows * 4, VKL_MEM_DEVICE, &f->tfac, err) ||
+        vkl_buffer_create(vk, rows * hp->n_head * 4, VKL_MEM_DEVICE, &f->lse, err))
+        goto fail;
     f->kc = vkl_calloc(hp->n_layer, sizeof(vkl_buffer));
     f->vc = vkl_calloc(hp->n_layer, sizeof(vkl_buffer));
     for (uint32_t l = 0; l < hp->n_layer; l++) {
@@ -118,6 +103,40 @@ void vkl_fwd_destroy(vkl_fwd *f) {
     free(f->vc);
     vkl_op_cache_destroy(f->vk, &f->cache);
     free(f);
+}
+
+vkl_status vkl_rope_tables_create(vkl_vk *vk, const vkl_model *m, uint32_t n_ctx, vkl_buffer *buf,
+                                  vkl_rope_params rp[2], vkl_err *err) {
+    const vkl_hparams *hp = &m->hp;
+    const uint32_t n = hp->rope_dim / 2;
+    double *fr = vkl_calloc(n, sizeof(double));
+    float *packed = vkl_calloc(4 * (size_t)n, sizeof(float));
+    for (uint32_t which = 0; which < 2; which++) {
+        vkl_rope_freqs(m, which, n_ctx, fr, &rp[which].mscale);
+        vkl_rope_pack_freqs(fr, n, packed + (size_t)which * 2 * n);
+        rp[which].rope_dim = hp->rope_dim;
+        rp[which].neox = hp->rope_neox;
+        rp[which].freqs = vkl_tv(buf, (uint64_t)which * 2 * n * 4);
+    }
+    vkl_status st = vkl_buffer_create(vk, 16 * (uint64_t)n, VKL_MEM_DEVICE, buf, err);
+    if (!st) st = vkl_buffer_upload(vk, buf, 0, packed, 16 * (uint64_t)n, err);
+    free(fr);
+    free(packed);
+    return st;
+}
+
+vkl_status vkl_attn_temp_upload(vkl_vk *vk, const vkl_hparams *hp, const int32_t *pos, uint32_t R, vkl_buffer *buf,
+                                bool *any, vkl_err *err) {
+    *any = false;
+    if (hp->attn_temp_scale == 0.0f) return VKL_OK;
+    float *f = vkl_malloc((size_t)R * 4);
+    for (uint32_t i = 0; i < R; i++) {
+        f[i] = vkl_attn_temp(hp, pos[i]);
+        if (f[i] != 1.0f) *any = true;
+    }
+    vkl_status st = *any ? vkl_buffer_upload(vk, buf, 0, f, (uint64_t)R * 4, err) : VKL_OK;
+    free(f);
+    return st;
 }
 
 static vkl_tview W(const vkl_weight *w) { return w->t ? vkl_tv(w->buf, 0) : vkl_tv_none(); }
@@ -278,15 +297,7 @@ vkl_status vkl_fwd_run(vkl_fwd *f, const int32_t *tokens, uint32_t n_seq, uint32
                                  targets[i], i);
         if (!st) st = vkl_buffer_upload(vk, &f->ids, rows_cap * 8, targets, (uint64_t)R * 4, err);
     }
-    /* Mistral 3's attention temperature of q by position (1 below the original context) */
-    f->has_tfac = false;
-    float *tf = vkl_malloc((size_t)R * 4);
-    for (uint32_t i = 0; i < R; i++) {
-        tf[i] = vkl_attn_temp(hp, pos[i]);
-        if (tf[i] != 1.0f) f->has_tfac = true;
-    }
-    if (!st && f->has_tfac) st = vkl_buffer_upload(vk, &f->tfac, 0, tf, (uint64_t)R * 4, err);
-    free(tf);
+    if (!st) st = vkl_attn_temp_upload(vk, hp, pos, R, &f->tfac, &f->has_tfac, err);
     free(pos);
     if (st) return st;
     if (vkl_cmd_begin(vk, err)) return err->status;

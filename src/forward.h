@@ -43,6 +43,15 @@ typedef struct vkl_fwd {
     vkl_buffer xa;       /* (rows, r) scratch */
 } vkl_fwd;
 
+/* Both RoPE frequency tables of the model (global layers, then local ones) for sequences of n_ctx tokens, in buf
+ * (created here; the caller destroys it), and the parameters of each pointing into it. Shared with src/train.c. */
+vkl_status vkl_rope_tables_create(vkl_vk *vk, const vkl_model *m, uint32_t n_ctx, vkl_buffer *buf,
+                                  vkl_rope_params rp[2], vkl_err *err);
+/* Mistral 3's attention temperature of each of R rows' q (by position) into buf; *any is false, and nothing is
+ * uploaded, when every factor is 1 (always below the original context). */
+vkl_status vkl_attn_temp_upload(vkl_vk *vk, const vkl_hparams *hp, const int32_t *pos, uint32_t R, vkl_buffer *buf,
+                                bool *any, vkl_err *err);
+
 /* Bytes of device memory the activations and KV cache need (weights not included). */
 uint64_t vkl_fwd_plan_bytes(const vkl_hparams *hp, const vkl_fwd_dims *d, uint32_t *logit_rows);
 vkl_status vkl_fwd_create(vkl_vk *vk, vkl_model *m, const vkl_fwd_dims *dims, vkl_fwd **out, vkl_err *err);

@@ -4,6 +4,8 @@
  * global-norm clip and AdamW. Every product with a frozen weight decodes its GGUF blocks in the shader. */
 #include "train.h"
 
+#include "forward.h"
+
 #include "ops/lora_ops.h"
 #include "vklora/rng.h"
 
@@ -151,24 +153,8 @@ vkl_status vkl_train_dev_create(vkl_vk *vk, vkl_model *m, const vkl_lora *l, uin
         (d.post_norms && (mk(t, &t->pn, d.R * d.C, err) || mk(t, &t->dpn, d.R * d.C, err))) ||
         (hp->final_softcap > 0 && mk(t, &t->dlogits, (uint64_t)t->logit_rows * d.V, err)))
         goto fail;
-    /* rope tables: global layers, then local ones (Gemma 3's own base), for sequences of T tokens */
-    {
-        uint32_t n = hp->rope_dim / 2;
-        double *f = vkl_calloc(n, sizeof(double));
-        float *packed = vkl_calloc(2 * (size_t)n * 2, sizeof(float));
-        for (uint32_t which = 0; which < 2; which++) {
-            vkl_rope_freqs(m, which, T, f, &t->rope[which].mscale);
-            vkl_rope_pack_freqs(f, n, packed + (size_t)which * 2 * n);
-            t->rope[which].rope_dim = hp->rope_dim;
-            t->rope[which].neox = hp->rope_neox;
-            t->rope[which].freqs = vkl_tv(&t->rope_tab, (uint64_t)which * 2 * n * 4);
-        }
-        vkl_status st = mk(t, &t->rope_tab, 4 * (uint64_t)n, err);
-        if (!st) st = vkl_buffer_upload(vk, &t->rope_tab, 0, packed, 4 * (uint64_t)n * 4, err);
-        free(f);
-        free(packed);
-        if (st) goto fail;
-    }
+    /* rope tables (Gemma 3's local layers have their own) for sequences of T tokens */
+    if (vkl_rope_tables_create(vk, m, T, &t->rope_tab, t->rope, err)) goto fail;
     *out = t;
     return VKL_OK;
 fail:
@@ -461,16 +447,7 @@ static vkl_status upload_batch(vkl_train_dev *t, const int32_t *tokens, const in
     const int32_t *src[4] = {tokens, pos, seg, targets};
     for (int k = 0; k < 4; k++)
         if (vkl_buffer_upload(t->vk, &t->ids, (uint64_t)k * R * 4, src[k], (uint64_t)R * 4, err)) return err->status;
-    /* Mistral 3's temperature of q by position: 1 below the original context, so usually nothing to do */
-    t->has_tfac = false;
-    float *f = vkl_malloc((size_t)R * 4);
-    for (uint32_t i = 0; i < R; i++) {
-        f[i] = vkl_attn_temp(&t->m->hp, pos[i]);
-        if (f[i] != 1.0f) t->has_tfac = true;
-    }
-    vkl_status st = t->has_tfac ? vkl_buffer_upload(t->vk, &t->tfac, 0, f, (uint64_t)R * 4, err) : VKL_OK;
-    free(f);
-    return st;
+    return vkl_attn_temp_upload(t->vk, &t->m->hp, pos, R, &t->tfac, &t->has_tfac, err);
 }
 
 /* Forward through every layer and the head; with `backward`, the loss gradient flows back into the LoRA
