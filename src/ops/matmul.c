@@ -92,6 +92,24 @@ static const vkl_coopmat_shape *coopmat_shape(const vkl_vk *vk, uint32_t *sg, ui
     return best;
 }
 
+/* Both coopmat kernels (shaders/matmul_coopmat.comp, matmul_t_coopmat.comp): a workgroup of WM x WN subgroups, the
+ * device's tile shape as specialization constants 2..4; *rows x *cols is one workgroup's output tile. Returns the
+ * workgroup size. */
+static uint32_t coopmat_desc(vkl_pipeline_desc *desc, const vkl_coopmat_shape *cs, uint32_t sg, uint32_t required_sg,
+                             uint32_t *rows, uint32_t *cols) {
+    uint32_t wg = VKL_MM_COOP_WM * VKL_MM_COOP_WN * sg;
+    *rows = VKL_MM_COOP_WM * VKL_MM_COOP_RM * cs->M;
+    *cols = VKL_MM_COOP_WN * VKL_MM_COOP_RN * cs->N;
+    desc->required_subgroup_size = required_sg;
+    desc->n_spec = 5;
+    desc->spec[0] = wg;
+    desc->spec[1] = sg;
+    desc->spec[2] = cs->M;
+    desc->spec[3] = cs->N;
+    desc->spec[4] = cs->K;
+    return wg;
+}
+
 static vkl_status pick_variant(const vkl_vk *vk, mm_variant *v, vkl_err *err) {
     const char *env = getenv("VKLORA_MATMUL");
     if (env && *env && strcmp(env, "auto")) {
@@ -289,18 +307,7 @@ vkl_status vkl_op_matmul(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_tview 
     }
     /* coopmat: WM x WN subgroups; the tile shape from the device's list as specialization constants 2..4 */
     uint32_t bm = VKL_MM_TILED_BM, bn = VKL_MM_TILED_BN;
-    if (var == MM_COOPMAT) {
-        wg = VKL_MM_COOP_WM * VKL_MM_COOP_WN * coop_sg;
-        bm = VKL_MM_COOP_WM * VKL_MM_COOP_RM * cs->M;
-        bn = VKL_MM_COOP_WN * VKL_MM_COOP_RN * cs->N;
-        desc.required_subgroup_size = coop_req;
-        desc.n_spec = 5;
-        desc.spec[0] = wg;
-        desc.spec[1] = coop_sg;
-        desc.spec[2] = cs->M;
-        desc.spec[3] = cs->N;
-        desc.spec[4] = cs->K;
-    }
+    if (var == MM_COOPMAT) wg = coopmat_desc(&desc, cs, coop_sg, coop_req, &bm, &bn);
     const vkl_pipeline *pipe;
     if ((st = vkl_op_cache_get(vk, c, &desc, &pipe, err))) return st;
 
@@ -433,18 +440,7 @@ vkl_status vkl_op_matmul_t(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_tvie
         desc.spec[1] = sg;
     }
     /* coopmat: workgroup tiles of tm dx rows by tk columns (shaders/matmul_t_coopmat.comp), one workgroup each */
-    if (cs) {
-        wg = VKL_MM_COOP_WM * VKL_MM_COOP_WN * coop_sg;
-        tm = VKL_MM_COOP_WM * VKL_MM_COOP_RM * cs->M;
-        tk = VKL_MM_COOP_WN * VKL_MM_COOP_RN * cs->N;
-        desc.required_subgroup_size = coop_req;
-        desc.n_spec = 5;
-        desc.spec[0] = wg;
-        desc.spec[1] = coop_sg;
-        desc.spec[2] = cs->M;
-        desc.spec[3] = cs->N;
-        desc.spec[4] = cs->K;
-    }
+    if (cs) wg = coopmat_desc(&desc, cs, coop_sg, coop_req, &tm, &tk);
     const vkl_pipeline *pipe;
     if ((st = vkl_op_cache_get(vk, c, &desc, &pipe, err))) return st;
 
