@@ -302,28 +302,6 @@ static vkl_status build_lora(const src_set *src, const vkl_model *base, double a
     return VKL_OK;
 }
 
-/* "blk.N.<gguf module>.weight.lora_a|b" */
-static bool parse_gguf_name(const char *s, uint32_t *layer, uint32_t *mod, bool *is_b) {
-    if (strncmp(s, "blk.", 4)) return false;
-    s += 4;
-    uint64_t n = 0;
-    int digits = 0;
-    while (*s >= '0' && *s <= '9' && digits < 9) n = n * 10 + (uint64_t)(*s++ - '0'), digits++;
-    if (!digits || *s++ != '.') return false;
-    for (uint32_t m = 0; m < VKL_TM_COUNT; m++) {
-        size_t k = strlen(vkl_target_module_gguf_names[m]);
-        if (strncmp(s, vkl_target_module_gguf_names[m], k)) continue;
-        const char *rest = s + k;
-        if (!strcmp(rest, ".weight.lora_a") || !strcmp(rest, ".weight.lora_b")) {
-            *layer = (uint32_t)n;
-            *mod = m;
-            *is_b = rest[13] == 'b';
-            return true;
-        }
-    }
-    return false;
-}
-
 /* "base_model.model.model.layers.N.<self_attn|mlp>.<peft module>.lora_<A|B>[.default].weight" */
 static bool parse_peft_name(const char *s, uint32_t *layer, uint32_t *mod, bool *is_b) {
     static const char prefix[] = "base_model.model.model.layers.";
@@ -405,15 +383,15 @@ static vkl_status load_gguf(const char *path, const vkl_model *base, vkl_lora **
     for (uint64_t i = 0; i < g->n_tensors; i++) {
         const vkl_gguf_tensor *t = &g->tensors[i];
         uint32_t layer, mod;
-        bool is_b;
-        if (!parse_gguf_name(t->name.str, &layer, &mod, &is_b)) {
+        const char *rest;
+        if (!vkl_gguf_projection_name(t->name.str, base->hp.desc, &layer, &mod, &rest) ||
+            (strcmp(rest, ".weight.lora_a") && strcmp(rest, ".weight.lora_b"))) {
             st = vkl_err_set(err, VKL_ERR_INPUT, "adapter: %s: tensor '%s' is not a LoRA tensor vklora knows (expected "
                              "blk.N.<attn_q|attn_k|attn_v|attn_qkv|attn_output|ffn_gate|ffn_up|ffn_down>.weight.lora_<a|b>)",
                              path, t->name.str);
             goto done;
         }
-        /* Phi-3's ffn_up holds gate and up: its adapter is the fused gate_up module */
-        if (mod == 5 && base->hp.desc->fused_gate_up) mod = 8;
+        bool is_b = rest[13] == 'b';
         if (layer >= L) {
             st = vkl_err_set(err, VKL_ERR_INPUT, "adapter: %s: tensor '%s': the base model has %u layers (wrong base "
                              "model?)", path, t->name.str, L);

@@ -529,6 +529,26 @@ uint32_t vkl_module_projections(uint32_t module, uint32_t proj[3]) {
     return module == 7 ? 3 : 2;
 }
 
+bool vkl_gguf_projection_name(const char *name, const vkl_arch_desc *desc, uint32_t *layer, uint32_t *module,
+                              const char **rest) {
+    if (strncmp(name, "blk.", 4)) return false;
+    const char *s = name + 4;
+    uint32_t n = 0;
+    int digits = 0;
+    while (*s >= '0' && *s <= '9' && digits < 9) n = n * 10 + (uint32_t)(*s++ - '0'), digits++;
+    if (!digits || *s++ != '.') return false;
+    /* the seven of llama, then attn_qkv (module 8's ffn_up is module 5's name: the family decides below) */
+    for (uint32_t m = 0; m < 8; m++) {
+        size_t k = strlen(vkl_target_module_gguf_names[m]);
+        if (strncmp(s, vkl_target_module_gguf_names[m], k) || s[k] != '.') continue;
+        *layer = n;
+        *module = m == 5 && desc->fused_gate_up ? 8 : m;
+        *rest = s + k;
+        return true;
+    }
+    return false;
+}
+
 vkl_status vkl_model_upload(vkl_model *m, vkl_vk *vk, vkl_err *err) {
     vkl_weight **ws = vkl_calloc(VKL_MODEL_MAX_WEIGHTS(m), sizeof(*ws));
     int n = vkl_model_weights(m, ws);

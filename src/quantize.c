@@ -244,21 +244,6 @@ static bool layout_of(const vkl_gguf *g, vkl_quant_layout *lay, vkl_err *err) {
 }
 
 /* The (layer, module) of an adaptable projection from its GGUF name, or false. */
-static bool projection_of(const char *name, uint32_t *layer, uint32_t *module) {
-    unsigned l;
-    int pos = 0;
-    if (sscanf(name, "blk.%u.%n", &l, &pos) != 1 || pos == 0) return false;
-    for (uint32_t i = 0; i < VKL_TM_COUNT; i++) {
-        size_t k = strlen(vkl_target_module_gguf_names[i]);
-        if (!strncmp(name + pos, vkl_target_module_gguf_names[i], k) && !strcmp(name + pos + k, ".weight")) {
-            *layer = l;
-            *module = i;
-            return true;
-        }
-    }
-    return false;
-}
-
 /* Shared by quantize and merge: write every tensor of `g` converted as `mode` decides, with the optional adapter
  * merged in. `lora` NULL = plain quantization (no requantizing of quantized tensors). */
 static vkl_status convert_gguf(const vkl_gguf *g, const char *out_path, vkl_quant_mode mode, const vkl_lora *lora,
@@ -282,11 +267,10 @@ static vkl_status convert_gguf(const vkl_gguf *g, const char *out_path, vkl_quan
         uint32_t to = vkl_quant_tensor_type(&lay, mode, name, t->n_dims, (uint64_t)t->ne[0], t->type);
         const vkl_lora_slot *slot = NULL;
         uint32_t layer, module;
-        if (lora && projection_of(name, &layer, &module)) {
-            /* Phi-3's ffn_up holds gate and up: its adapter is the fused gate_up module */
-            if (module == 5 && vkl_arch_get(lay.arch)->fused_gate_up) module = 8;
+        const char *rest;
+        if (lora && vkl_gguf_projection_name(name, vkl_arch_get(lay.arch), &layer, &module, &rest) &&
+            !strcmp(rest, ".weight"))
             slot = vkl_lora_slot_get(lora, layer, module);
-        }
         vkl_quant_tensor_info *info = &rep->t[rep->n++];
         info->name = vkl_strdup(name);
         info->from_type = t->type;

@@ -153,6 +153,11 @@ vkl_weight *vkl_layer_projection(vkl_layer_weights *L, uint32_t module);
 /* The graph projections (0..6) a LoRA module spans, in row order, into proj[3]; returns their count: one for llama's
  * seven, q k v for Phi-3's fused qkv (7), gate up for its fused gate_up (8); 0 for anything else. */
 uint32_t vkl_module_projections(uint32_t module, uint32_t proj[3]);
+/* A projection's llama.cpp tensor name "blk.N.<module><rest>" (module attn_q ... ffn_down or attn_qkv, followed by a
+ * '.'): its layer, its LoRA module on this family (ffn_up is the fused gate_up module where desc fuses gate and up)
+ * and *rest, the text after the module name (".weight", ".weight.lora_a", ...). false for any other name. */
+bool vkl_gguf_projection_name(const char *name, const vkl_arch_desc *desc, uint32_t *layer, uint32_t *module,
+                              const char **rest);
 void vkl_model_free(vkl_model *m);
 
 #endif
