@@ -11,6 +11,7 @@
 #include "vklora/gguf.h"
 #include "vklora/model.h"
 #include "forward.h"
+#include "ops/ops.h"
 #include "ref/model.h"
 #include "vk/vk.h"
 #include "vklora/quant.h"
@@ -169,6 +170,12 @@ static int test_stories_generate(void) {
     return 0;
 }
 
+/* The variants bench reported for one op ("kernels": {"matmul": "texel", ...}), NULL if absent or empty. */
+static const char *bench_kernel(const cJSON *j, const char *op) {
+    const char *v = cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "kernels"), op));
+    return v && *v ? v : NULL;
+}
+
 static int test_bench_json(void) {
     char args[1024];
     snprintf(args, sizeof(args), "bench --model %s --ctx 64 --iters 1 --json", t_data_path("models/stories260K.gguf"));
@@ -180,6 +187,19 @@ static int test_bench_json(void) {
     /* the weight-matmul variants it ran (a CPU device without VKLORA_MATMUL: texel) */
     const char *mk = cJSON_GetStringValue(cJSON_GetObjectItem(j, "matmul_kernels"));
     T_ASSERT(mk && *mk, "matmul_kernels: the variants the run dispatched");
+    T_ASSERT(bench_kernel(j, "matmul") && bench_kernel(j, "attention"), "kernels: every op's variants");
+    cJSON_Delete(j);
+    /* forced variants are the ones reported */
+    setenv("VKLORA_MATMUL", "regtile", 1);
+    setenv("VKLORA_ATTN", "scalar", 1);
+    snprintf(args, sizeof(args), "bench --model %s --ctx 16 --iters 1 --json", t_data_path("models/stories260K.gguf"));
+    j = run_json(args, &rc);
+    unsetenv("VKLORA_MATMUL");
+    unsetenv("VKLORA_ATTN");
+    T_ASSERT(rc == 0 && j, "bench with VKLORA_MATMUL=regtile VKLORA_ATTN=scalar failed");
+    const char *fm = bench_kernel(j, "matmul"), *fa = bench_kernel(j, "attention");
+    T_ASSERT(fm && !strcmp(fm, "regtile") && fa && !strcmp(fa, "scalar"), "forced: matmul %s, attention %s",
+             fm ? fm : "(none)", fa ? fa : "(none)");
     cJSON_Delete(j);
     snprintf(args, sizeof(args), "bench --model %s --train --ctx 32 --iters 1 --r 4 --json",
              t_data_path("models/stories260K.gguf"));
@@ -190,7 +210,41 @@ static int test_bench_json(void) {
     T_ASSERT(cJSON_GetNumberValue(cJSON_GetObjectItem(j, "training_state_bytes_planned")) > 0, "plan");
     const char *mtk = cJSON_GetStringValue(cJSON_GetObjectItem(j, "matmul_t_kernels"));
     T_ASSERT(mtk && *mtk, "matmul_t_kernels: the transposed-product variants the run dispatched");
+    T_ASSERT(bench_kernel(j, "matmul_t") && bench_kernel(j, "gemm") && bench_kernel(j, "attention_back"),
+             "kernels of the training step: matmul_t, gemm (LoRA), attention_back");
     cJSON_Delete(j);
+    return 0;
+}
+
+/* The variant registry of src/ops/variants.c: first-use order, no duplicates, names copied and truncated, a full
+ * table reported rather than silently dropped, output always terminated. */
+static int test_variant_registry(void) {
+    char buf[1024], small[12], name[64];
+    vkl_op_variants_reset();
+    T_ASSERT(!strcmp(vkl_op_variants_list(buf, sizeof(buf)), ""), "empty: \"%s\"", buf);
+    strcpy(name, "texel");
+    vkl_op_variant_used("matmul", name);
+    strcpy(name, "overwritten"); /* the registry keeps its own copy */
+    vkl_op_variant_used("attention", "tile");
+    vkl_op_variant_used("matmul", "coopmat");
+    vkl_op_variant_used("matmul", "texel");
+    T_ASSERT(!strcmp(vkl_op_variants_list(buf, sizeof(buf)), "matmul: texel,coopmat; attention: tile"), "list: %s",
+             buf);
+    T_ASSERT(!strcmp(vkl_op_variants_of("matmul", buf, sizeof(buf)), "texel,coopmat"), "of matmul: %s", buf);
+    T_ASSERT(!strcmp(vkl_op_variants_of("gemm", buf, sizeof(buf)), ""), "of gemm: %s", buf);
+    vkl_op_variants_list(small, sizeof(small));
+    T_ASSERT(strlen(small) == sizeof(small) - 1 && !strncmp(small, "matmul: tex", 11), "truncated: %s", small);
+    char ops[4][32];
+    T_ASSERT(vkl_op_variants_ops(ops, 4) == 2 && !strcmp(ops[0], "matmul") && !strcmp(ops[1], "attention"), "ops");
+    for (int i = 0; i < 12; i++) {
+        snprintf(name, sizeof(name), "v%d_with_a_name_longer_than_the_registry_keeps", i);
+        vkl_op_variant_used("many", name);
+    }
+    vkl_op_variants_of("many", buf, sizeof(buf));
+    T_ASSERT(!strncmp(buf, "v0_with_a_name_longer_than_the", 30) && !strstr(buf, "keeps"), "truncated name: %s", buf);
+    T_ASSERT(strstr(vkl_op_variants_list(buf, sizeof(buf)), "(4 not recorded)"), "overflow reported: %s", buf);
+    vkl_op_variants_reset();
+    T_ASSERT(!strcmp(vkl_op_variants_list(buf, sizeof(buf)), ""), "reset: %s", buf);
     return 0;
 }
 
@@ -347,6 +401,7 @@ const vkl_test_case vkl_tests_model[] = {
     {"model/random_qwen2_vs_ref", test_random_qwen2},
     {"model/every_architecture_vs_ref", test_every_architecture},
     {"model/bench_json", test_bench_json},
+    {"model/variant_registry", test_variant_registry},
     {"model/cli_errors", test_cli_errors},
     {NULL, NULL},
 };

@@ -121,10 +121,19 @@ int vkl_cmd_bench(int argc, char **argv) {
     cJSON_AddNumberToObject(o, "weights_bytes", (double)s.model->device_bytes);
     cJSON_AddNumberToObject(o, train ? "training_state_bytes_planned" : "activations_bytes_planned", (double)planned);
     cJSON_AddNumberToObject(o, "peak_device_bytes", (double)s.vk->device_bytes_peak);
-    /* the weight-matmul kernel variants this run dispatched (VKLORA_MATMUL, or chosen from the device) */
-    char kern[2][64];
-    cJSON_AddStringToObject(o, "matmul_kernels", vkl_op_matmul_variants_used(0, kern[0], sizeof(kern[0])));
-    if (train) cJSON_AddStringToObject(o, "matmul_t_kernels", vkl_op_matmul_variants_used(1, kern[1], sizeof(kern[1])));
+    /* the kernel variants each op dispatched in this run (VKLORA_MATMUL / VKLORA_ATTN, or chosen from the device):
+     * "kernels": {"matmul": "texel", "attention": "tile", ...}; matmul_kernels / matmul_t_kernels kept for scripts */
+    char kern[2][64], kall[1024];
+    char kops[32][32];
+    uint32_t nk = vkl_op_variants_ops(kops, 32);
+    cJSON *ko = cJSON_AddObjectToObject(o, "kernels");
+    for (uint32_t i = 0; i < nk; i++) {
+        char kv[256];
+        cJSON_AddStringToObject(ko, kops[i], vkl_op_variants_of(kops[i], kv, sizeof(kv)));
+    }
+    cJSON_AddStringToObject(o, "matmul_kernels", vkl_op_variants_of("matmul", kern[0], sizeof(kern[0])));
+    if (train) cJSON_AddStringToObject(o, "matmul_t_kernels", vkl_op_variants_of("matmul_t", kern[1], sizeof(kern[1])));
+    vkl_op_variants_list(kall, sizeof(kall));
     if (json) {
         char *line = cJSON_PrintUnformatted(o);
         puts(line);
@@ -135,7 +144,7 @@ int vkl_cmd_bench(int argc, char **argv) {
         printf("%s  %s on %s (%s)\n", train ? "train  " : "forward", model, s.vk->info.name, s.vk->info.type);
         printf("shape    %u x %u tokens, %u iterations, median %.3f s\n", batch, ctx, iters, med);
         printf("speed    %.1f tokens/s\n", tps);
-        printf("kernels  matmul %s%s%s\n", kern[0], train ? ", matmul_t " : "", train ? kern[1] : "");
+        printf("kernels  %s\n", kall);
         printf("memory   weights %.1f MiB, %s %.1f MiB planned, peak %.1f MiB\n", s.model->device_bytes / 1048576.0,
                train ? "training state" : "activations", planned / 1048576.0,
                s.vk->device_bytes_peak / 1048576.0);

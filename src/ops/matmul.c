@@ -15,21 +15,6 @@
 typedef enum { MM_REGTILE, MM_TILED, MM_TEXEL, MM_COOPMAT, MM_N_VARIANTS } mm_variant;
 static const char *const variant_names[MM_N_VARIANTS] = {"regtile", "tiled", "texel", "coopmat"};
 
-/* Dispatches per kernel variant in this process, [0] vkl_op_matmul, [1] vkl_op_matmul_t: `vklora bench` reports
- * which variants a run used. */
-static _Atomic uint64_t variant_dispatches[2][MM_N_VARIANTS];
-
-const char *vkl_op_matmul_variants_used(int op, char *buf, size_t n) {
-    size_t len = 0;
-    if (n) buf[0] = '\0';
-    for (int v = 0; v < MM_N_VARIANTS && op >= 0 && op < 2; v++)
-        if (variant_dispatches[op][v] && len < n) {
-            int w = snprintf(buf + len, n - len, "%s%s", len ? "," : "", variant_names[v]);
-            len += w > 0 ? (size_t)w : 0;
-        }
-    return buf;
-}
-
 /* Invocation indices are uint in the shaders: keep them (and tile counts) well inside 32 bits. */
 #define MAX_TILES (1ull << 30)
 
@@ -384,7 +369,7 @@ vkl_status vkl_op_matmul(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_tview 
                 grid_for(vk, ceil_div(nn, VKL_MM_REGTILE_TN) * ceil_div(mn, VKL_MM_REGTILE_TM), wg, &gx, &gy);
             }
             st = vkl_cmd_dispatch(vk, pipe, b, 4, &pc, sizeof(pc), gx, gy, 1, err);
-            variant_dispatches[0][var]++;
+            vkl_op_variant_used("matmul", variant_names[var]);
         }
     }
     return end_if_owned(vk, own, st, err);
@@ -507,7 +492,7 @@ vkl_status vkl_op_matmul_t(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_tvie
             if (cs) gx = (uint32_t)kgroups, gy = (uint32_t)ceil_div(mn, tm);
             else grid_for(vk, kgroups * ceil_div(mn, tm) * sg, wg, &gx, &gy);
             st = vkl_cmd_dispatch(vk, pipe, b, 3, &pc, sizeof(pc), gx, gy, 1, err);
-            variant_dispatches[1][texel ? MM_TEXEL : cs ? MM_COOPMAT : MM_REGTILE]++;
+            vkl_op_variant_used("matmul_t", variant_names[texel ? MM_TEXEL : cs ? MM_COOPMAT : MM_REGTILE]);
         }
     }
     return end_if_owned(vk, own, st, err);
@@ -649,6 +634,7 @@ vkl_status vkl_op_gemm_dropout(vkl_vk *vk, vkl_op_cache *c, const vkl_gemm_shape
                 } else {
                     st = vkl_cmd_dispatch(vk, pipe, bd, 3, &pc, sizeof(pc), gx, gy, 1, err);
                 }
+                vkl_op_variant_used("gemm", texel ? "texel" : "regtile");
             }
         }
     }

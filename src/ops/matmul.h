@@ -30,10 +30,6 @@ vkl_status vkl_op_matmul_kernel(const vkl_vk *vk, uint32_t wtype, vkl_tview w, v
 vkl_status vkl_op_matmul_t(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_tview w, vkl_tview dy, vkl_tview dx,
                            uint32_t M, uint32_t N, uint32_t K, bool accumulate, vkl_err *err);
 
-/* The kernel variants that ran so far in this process, comma-separated in buf ("" if none): op 0 = vkl_op_matmul,
- * 1 = vkl_op_matmul_t. Returns buf. */
-const char *vkl_op_matmul_variants_used(int op, char *buf, size_t n);
-
 /* Strided fp32 GEMM: C[m, n] = alpha * sum_k A(m, k) * B(k, n) + beta * C[m, n], with
  * A(m, k) = a[m * a_rs + k * a_cs], B(k, n) = b[k * b_rs + n * b_cs], C[m, n] = c[m * c_rs + n] (elements).
  * Covers x·A^T, (xA)·B^T, dy^T·xa, ... of the LoRA forward and backward without transposing copies. A and B are

@@ -556,6 +556,7 @@ vkl_status vkl_op_attention(vkl_vk *vk, vkl_op_cache *c, const vkl_attn_shape *s
             pc.flags = flags | (r0 ? VKL_ATTN_MERGE : 0);
             st = dispatch(vk, pipe, b, 6, &pc, sizeof(pc),
                           nb * s->n_head * ((s->T + rows_per_wg - 1) / rows_per_wg), err);
+            vkl_op_variant_used(op, tile ? "tile" : "scalar");
         }
     }
     return nn_end(vk, own, st, err);
@@ -644,6 +645,7 @@ vkl_status vkl_op_attention_back(vkl_vk *vk, vkl_op_cache *c, const vkl_attn_sha
         for (uint32_t r0 = 0; r0 < s->T && !st; r0 += skv) { /* dk, dv: += over query slices */
             pc.r0 = r0, pc.r1 = VKL_MIN(s->T - r0, skv) + r0;
             st = dispatch(vk, pkv, b, 9, &pc, sizeof(pc), nb * s->n_head_kv * ((s->S + krows - 1) / krows), err);
+            vkl_op_variant_used(op, tile ? "tile" : "scalar");
         }
     }
     return nn_end(vk, own, st, err);

@@ -46,4 +46,19 @@ vkl_status vkl_op_dequantize(vkl_vk *vk, vkl_op_cache *cache, uint32_t type, con
                              uint64_t src_offset, vkl_buffer *dst, uint64_t dst_offset, uint64_t n,
                              uint64_t max_chunk_bytes, vkl_err *err);
 
+/* ---- kernel variants a process ran (src/ops/variants.c) ---- */
+
+/* Records that `op` ("matmul", "gemm", "attention", ...) dispatched its kernel variant `variant` ("texel",
+ * "coopmat", "tile", ...); call it at each dispatch site. Names are copied (up to 31 bytes). Thread-safe. */
+void vkl_op_variant_used(const char *op, const char *variant);
+/* Every op with its variants in first-use order, "matmul: texel; gemm: texel,regtile; ..." ("" if none). Returns
+ * buf (always terminated, truncated to n). */
+const char *vkl_op_variants_list(char *buf, size_t n);
+/* The variants of one op, comma-separated ("" if it did not run). Returns buf. */
+const char *vkl_op_variants_of(const char *op, char *buf, size_t n);
+/* Copies up to max op names (first-use order) into names; returns how many. */
+uint32_t vkl_op_variants_ops(char names[][32], uint32_t max);
+/* Forgets every record (tests). */
+void vkl_op_variants_reset(void);
+
 #endif
