@@ -216,6 +216,43 @@ static int test_bench_json(void) {
     return 0;
 }
 
+/* tools/bench_peft.py (the PyTorch + PEFT side of tools/gpu-check.sh) on the CPU with a tiny shape: PEFT where
+ * transformers and peft import, else its plain-torch fallback, which must say it is not PEFT. Checks the LoRA
+ * parameter count of rank 16 on all seven projections, a first loss near log(vocab) (random init), and the
+ * figures gpu-check reads. */
+static int test_bench_peft_cpu(void) {
+    char cmd[2048], *out = NULL, *err = NULL;
+    snprintf(cmd, sizeof(cmd), "/usr/bin/python3 %s/tools/bench_peft.py --device cpu --preset tiny --ctx 24 --batch 2 "
+             "--warmup 1 --steps 2 --json", VKL_SOURCE_ROOT);
+    int rc = t_run(cmd, &out, &err);
+    cJSON *j = rc == 0 && out ? cJSON_Parse(out) : NULL;
+    if (!j) fprintf(stderr, "    command: %s\n    exit %d\n    stderr: %s\n    stdout: %.400s\n", cmd, rc,
+                    err ? err : "", out ? out : "");
+    free(out);
+    free(err);
+    T_ASSERT(j, "bench_peft.py failed");
+    bool peft = t_run("/usr/bin/python3 -c 'import peft, transformers'", NULL, NULL) == 0;
+    const char *impl = cJSON_GetStringValue(cJSON_GetObjectItem(j, "impl"));
+    T_ASSERT(impl && (peft ? !strcmp(impl, "peft") : !strcmp(impl, "fallback (plain torch, not PEFT)")),
+             "impl \"%s\" (peft importable: %d)", impl ? impl : "", peft);
+    /* tiny: dim 64, 4 heads of 16, 2 kv heads, ff 160, 2 layers; r (in + out) per projection */
+    const double r = 16, per_layer = r * ((64 + 64) + 2 * (64 + 32) + (64 + 64) + 3 * (64 + 160));
+    double n_train = cJSON_GetNumberValue(cJSON_GetObjectItem(j, "trainable_params"));
+    T_ASSERT(n_train == 2 * per_layer, "trainable parameters %.0f, expected %.0f", n_train, 2 * per_layer);
+    double l0 = cJSON_GetNumberValue(cJSON_GetObjectItem(j, "loss_first"));
+    T_ASSERT(fabs(l0 - log(320.0)) < 0.5, "first loss %g, expected near log(320) = %g", l0, log(320.0));
+    T_ASSERT(cJSON_GetNumberValue(cJSON_GetObjectItem(j, "tokens_per_second")) > 0, "tokens/s");
+    T_ASSERT(cJSON_GetNumberValue(cJSON_GetObjectItem(j, "peak_memory_bytes")) > 0, "peak memory");
+    cJSON_Delete(j);
+    /* a bad argument is refused with exit 2 and a message */
+    snprintf(cmd, sizeof(cmd), "/usr/bin/python3 %s/tools/bench_peft.py --device cpu --preset tiny --ctx 0",
+             VKL_SOURCE_ROOT);
+    rc = t_run(cmd, NULL, &err);
+    T_ASSERT(rc == 2 && err && strstr(err, "--ctx"), "--ctx 0: exit %d, stderr %s", rc, err ? err : "");
+    free(err);
+    return 0;
+}
+
 /* The variant registry of src/ops/variants.c: first-use order, no duplicates, names copied and truncated, a full
  * table reported rather than silently dropped, output always terminated. */
 static int test_variant_registry(void) {
@@ -402,6 +439,7 @@ const vkl_test_case vkl_tests_model[] = {
     {"model/every_architecture_vs_ref", test_every_architecture},
     {"model/bench_json", test_bench_json},
     {"model/variant_registry", test_variant_registry},
+    {"model/bench_peft_cpu", test_bench_peft_cpu},
     {"model/cli_errors", test_cli_errors},
     {NULL, NULL},
 };
