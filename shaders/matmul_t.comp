@@ -2,7 +2,8 @@
 // The transposed weight product of the backward: dx[m, k] (+)= sum_n dy[m, n] * W[n, k], W a GGUF weight
 // (-DDATA_A_<TYPE>) read column-wise: each invocation owns TM rows x TK consecutive k, decoding per weight row n
 // TK/4 vec4s of codes and one affine map shared by all its rows (TK divides DQ_DM_RUN). -DMMT_TEXEL builds the
-// variant for CPU devices: subgroup outer products fed by texel buffers (see matmul.comp's MM_TEXEL).
+// variant for CPU devices: subgroup outer products fed by texel buffers (see matmul.comp's MM_TEXEL); -DMMT_TILED
+// the shared-memory tiles for GPUs without cooperative matrices.
 #extension GL_GOOGLE_include_directive : require
 #extension GL_EXT_control_flow_attributes : require
 #if defined(MMT_TEXEL)
@@ -141,6 +142,77 @@ void main() {
                     if (m < p.M && k < p.K) store_dx(m, k, v);
                 }
         }
+}
+
+#elif defined(MMT_TILED)
+// Shared-memory tiles for GPUs without cooperative matrices: a workgroup of 128 invocations computes BM dx rows by
+// BK consecutive k. Per step of BR weight rows it stages the BM x BR panel of dy and decodes the BR x BK panel of W
+// into shared memory (each weight block decoded once per workgroup, not once per invocation), then invocation
+// (tx, ty) accumulates rows ty + 8i by columns tx + 16j from registers (neighbours read neighbouring banks and store
+// neighbouring dx elements).
+#define BM 64u // = VKL_MMT_TILED_BM
+#define BK 64u // = VKL_MMT_TILED_BK
+#define BR 16u
+#define TM 8u
+#define TK 4u
+#define WG 128u // = VKL_MMT_TILED_WG
+#define SDS (BM + 1u) // padded: the transposing stores of dy hit distinct banks
+shared float sdy[BR * SDS]; // sdy[n][m]
+shared float sw[BR * BK];   // sw[n][k]
+
+// Four decoded weights of row n from column k; zeros past K (K is a multiple of 4 for the block types, and a
+// block never ends inside a vec4).
+vec4 w4(uint n, uint k) {
+#if DQ_IS_SCALAR
+    if (k + 4u <= p.K) return dequant_vec4(n * p.K + k, 0u);
+    vec4 v = vec4(0.0);
+    for (uint c = 0u; c < 4u && k + c < p.K; c++) v[c] = dequant_elem(n * p.K + k + c, 0u);
+    return v;
+#else
+    if (k >= p.K) return vec4(0.0);
+    return dequant_vec4(n * (p.K / BLOCK_SIZE) + k / BLOCK_SIZE, k % BLOCK_SIZE);
+#endif
+}
+
+void main() {
+    uint tid = gl_LocalInvocationID.x;
+    uint tx = tid % 16u, ty = tid / 16u;
+    uint mb = gl_WorkGroupID.y * BM, kb = gl_WorkGroupID.x * BK;
+    float acc[TM][TK];
+    [[unroll]] for (uint i = 0u; i < TM; i++)
+        [[unroll]] for (uint j = 0u; j < TK; j++) acc[i][j] = 0.0;
+    for (uint n0 = 0u; n0 < p.N; n0 += BR) {
+        // dy: 16 neighbouring invocations read 16 neighbouring n of one row; zeros past M and N.
+        [[unroll]] for (uint q = 0u; q < BM * BR / WG; q++) {
+            uint e = tid + q * WG;
+            uint r = e / BR, c = e % BR;
+            uint m = mb + r, n = n0 + c;
+            sdy[c * SDS + r] = m < p.M && n < p.N ? data_dy[p.dy_off + m * p.dy_stride + n] : 0.0;
+        }
+        // W: BR x BK/4 vec4 decodes; rows past N are zeros.
+        [[unroll]] for (uint q = 0u; q < BR * BK / 4u / WG; q++) {
+            uint e = tid + q * WG;
+            uint r = e / (BK / 4u), c = (e % (BK / 4u)) * 4u;
+            vec4 v = n0 + r < p.N ? w4(n0 + r, kb + c) : vec4(0.0);
+            [[unroll]] for (uint j = 0u; j < 4u; j++) sw[r * BK + c + j] = v[j];
+        }
+        barrier();
+        [[unroll]] for (uint nn = 0u; nn < BR; nn++) {
+            float a[TM], b[TK];
+            [[unroll]] for (uint i = 0u; i < TM; i++) a[i] = sdy[nn * SDS + ty + 8u * i];
+            [[unroll]] for (uint j = 0u; j < TK; j++) b[j] = sw[nn * BK + tx + 16u * j];
+            [[unroll]] for (uint i = 0u; i < TM; i++)
+                [[unroll]] for (uint j = 0u; j < TK; j++) acc[i][j] += a[i] * b[j];
+        }
+        barrier();
+    }
+    [[unroll]] for (uint i = 0u; i < TM; i++) {
+        uint m = mb + ty + 8u * i;
+        [[unroll]] for (uint j = 0u; j < TK; j++) {
+            uint k = kb + tx + 16u * j;
+            if (m < p.M && k < p.K) store_dx(m, k, acc[i][j]);
+        }
+    }
 }
 
 #else

@@ -6,6 +6,7 @@
 
 #include "harness.h"
 #include "ops/matmul.h"
+#include "ref/dropout.h"
 #include "ref/matmul.h"
 #include "vklora/quant.h"
 
@@ -420,15 +421,20 @@ static int test_transposed(void) {
 
 /* ---- strided GEMM ---- */
 
-static int run_gemm(vkl_vk *vk, vkl_op_cache *cache, const vkl_gemm_shape *s, const float *a, size_t a_n,
-                    const float *b, size_t b_n, const char *label) {
+/* C (c_n floats, row stride c_rs) = alpha * A·B (+ beta * C), with dropout d (NULL: none), against the reference
+ * (vkl_ref_gemm_dropout, double). C starts from a fixed pattern, so that two runs (two variants) start alike; got,
+ * when given, receives the device's result. */
+static int run_gemm_drop(vkl_vk *vk, vkl_op_cache *cache, const vkl_gemm_shape *s, const vkl_gemm_dropout *d,
+                         const float *a, size_t a_n, const float *b, size_t b_n, const char *label, float *got_out) {
     size_t c_n = (size_t)(s->M - 1) * s->c_rs + s->N;
     float *c0 = malloc(c_n * 4), *ref = malloc(c_n * 4), *got = malloc(c_n * 4);
     double *S = malloc(c_n * sizeof(double));
     T_ASSERT(c0 && ref && got && S, "out of memory");
-    fill_uniform(c0, c_n, -1, 1);
+    for (size_t i = 0; i < c_n; i++) c0[i] = (float)sin(0.7 * (double)i + 0.3);
     memcpy(ref, c0, c_n * 4);
-    vkl_ref_gemm(s, a, b, ref);
+    vkl_ref_gemm_dropout(s, d, a, b, ref);
+    /* a kept element is scaled by 1 / (1 - p): S bounds the dropped sum by the undropped one times that */
+    double dscale = d && d->operand && d->p > 0 ? 1.0 / (1.0 - d->p) : 1.0;
     for (size_t i = 0; i < c_n; i++) S[i] = 0;
     for (uint32_t m = 0; m < s->M; m++)
         for (uint32_t n = 0; n < s->N; n++) {
@@ -437,13 +443,13 @@ static int run_gemm(vkl_vk *vk, vkl_op_cache *cache, const vkl_gemm_shape *s, co
                 acc += fabs((double)a[(size_t)m * s->a_rs + (size_t)k * s->a_cs] *
                             b[(size_t)k * s->b_rs + (size_t)n * s->b_cs]);
             size_t ci = (size_t)m * s->c_rs + n;
-            S[ci] = fabs(s->alpha) * acc + fabs(s->beta * c0[ci]);
+            S[ci] = fabs(s->alpha) * acc * dscale + fabs(s->beta * c0[ci]);
         }
     vkl_buffer ba = {0}, bb = {0}, bc = {0};
     vkl_err err = {0};
     int rc = make_buf(vk, &ba, a, a_n * 4, 4) || make_buf(vk, &bb, b, b_n * 4, 12) || make_buf(vk, &bc, c0, c_n * 4, 8);
     if (!rc) {
-        if (vkl_op_gemm(vk, cache, s, vkl_tv(&ba, 4), vkl_tv(&bb, 12), vkl_tv(&bc, 8), &err)) {
+        if (vkl_op_gemm_dropout(vk, cache, s, d, vkl_tv(&ba, 4), vkl_tv(&bb, 12), vkl_tv(&bc, 8), &err)) {
             fprintf(stderr, "    FAIL: gemm %s: %s\n", label, err.msg);
             rc = 1;
         } else if (vkl_buffer_download(vk, &bc, 8, got, c_n * 4, &err)) {
@@ -458,9 +464,11 @@ static int run_gemm(vkl_vk *vk, vkl_op_cache *cache, const vkl_gemm_shape *s, co
                 }
             for (size_t i = 0; i < c_n; i++)
                 if (i % s->c_rs >= s->N) S[i] = 1;
-            char what[128];
-            snprintf(what, sizeof(what), "gemm %s M=%u N=%u K=%u beta=%g", label, s->M, s->N, s->K, s->beta);
+            char what[160];
+            snprintf(what, sizeof(what), "gemm %s M=%u N=%u K=%u beta=%g drop=%u", label, s->M, s->N, s->K, s->beta,
+                     d ? d->operand : 0);
             if (!rc) rc = compare(what, got, ref, S, c_n, s->K);
+            if (!rc && got_out) memcpy(got_out, got, c_n * 4);
         }
     }
     vkl_buffer_destroy(vk, &ba);
@@ -470,19 +478,39 @@ static int run_gemm(vkl_vk *vk, vkl_op_cache *cache, const vkl_gemm_shape *s, co
     return rc;
 }
 
+static int run_gemm(vkl_vk *vk, vkl_op_cache *cache, const vkl_gemm_shape *s, const float *a, size_t a_n,
+                    const float *b, size_t b_n, const char *label) {
+    return run_gemm_drop(vk, cache, s, NULL, a, a_n, b, b_n, label, NULL);
+}
+
+/* A LoRA adapter's sizes: T tokens, d_in, d_out, rank r. */
+typedef struct {
+    uint32_t T, din, dout, r;
+} lora_dims;
+static const lora_dims lora_small = {37, 67, 43, 5};
+/* ranks 16 and 8 over more tokens than a tall tile's rows (128) and more features than a wide tile's columns: every
+ * layout of the tiled and coopmat kernels with partial tiles */
+static const lora_dims lora_big[] = {{203, 150, 97, 16}, {141, 67, 130, 8}};
+
 /* The products of a LoRA adapter (A [r, d_in], B [d_out, r]) on T tokens, forward and backward, with the
- * strides vklora's graph uses: no transposing copies. */
-static int lora_patterns(vkl_vk *vk, vkl_op_cache *cache) {
-    const uint32_t T = 37, din = 67, dout = 43, r = 5;
+ * strides vklora's graph uses (src/ops/lora_ops.c): no transposing copies. Rows of dy and dxa (gradients) and of x
+ * are multiplied by row_scale * 1000^(t % 3) when row_scale != 0 (magnitudes outside f16's range). */
+static int lora_patterns_dims(vkl_vk *vk, vkl_op_cache *cache, lora_dims dm) {
+    const uint32_t T = dm.T, din = dm.din, dout = dm.dout, r = dm.r;
     float *x = malloc((size_t)T * din * 4), *A = malloc((size_t)r * din * 4), *B = malloc((size_t)dout * r * 4);
     float *xa = malloc((size_t)T * r * 4), *dy = malloc((size_t)T * dout * 4), *dxa = malloc((size_t)T * r * 4);
-    T_ASSERT(x && A && B && xa && dy && dxa, "out of memory");
+    float *ones = malloc((size_t)T * 4);
+    T_ASSERT(x && A && B && xa && dy && dxa && ones, "out of memory");
     fill_uniform(x, (size_t)T * din, -1, 1);
     fill_uniform(A, (size_t)r * din, -1, 1);
     fill_uniform(B, (size_t)dout * r, -1, 1);
     fill_uniform(xa, (size_t)T * r, -1, 1);
     fill_uniform(dy, (size_t)T * dout, -1, 1);
     fill_uniform(dxa, (size_t)T * r, -1, 1);
+    for (uint32_t t = 0; t < T; t++) ones[t] = 1;
+    scale_rows(x, T, din);
+    scale_rows(dy, T, dout);
+    scale_rows(dxa, T, r);
     struct {
         const char *label;
         vkl_gemm_shape s;
@@ -497,15 +525,81 @@ static int lora_patterns(vkl_vk *vk, vkl_op_cache *cache) {
         {"dy^T*xa", {dout, r, T, 1, dout, r, 1, r, 0.5f, 1.0f}, dy, xa, (size_t)T * dout, (size_t)T * r},
         /* dA = dxa^T · x, written into rows padded to din + 3 */
         {"dxa^T*x", {r, din, T, 1, r, din, 1, din + 3, 1.0f, 0.0f}, dxa, x, (size_t)T * r, (size_t)T * din},
+        /* dA += dxa^T · x with beta neither 0 nor 1 */
+        {"dxa^T*x beta", {r, din, T, 1, r, din, 1, din, 1.0f, 0.25f}, dxa, x, (size_t)T * r, (size_t)T * din},
         /* dxa = dy · B */
         {"dy*B", {T, r, dout, dout, 1, r, 1, r, 1.0f, 0.0f}, dy, B, (size_t)T * dout, (size_t)dout * r},
+        /* dx += dxa · A */
+        {"dxa*A", {T, din, r, r, 1, din, 1, din, 1.0f, 1.0f}, dxa, A, (size_t)T * r, (size_t)r * din},
+        /* the bias gradient: db += ones^T · dy */
+        {"bias", {1, dout, T, T, 1, dout, 1, dout, 1.0f, 1.0f}, ones, dy, (size_t)T, (size_t)T * dout},
         /* beta = 1 without alpha scaling, K = 1 */
         {"outer", {T, dout, 1, r, 1, 1, r, dout, 1.0f, 1.0f}, xa, B, (size_t)T * r, (size_t)dout * r},
     };
     int rc = 0;
     for (size_t i = 0; i < VKL_ARRAY_LEN(pats) && !rc; i++)
         rc = run_gemm(vk, cache, &pats[i].s, pats[i].a, pats[i].a_n, pats[i].b, pats[i].b_n, pats[i].label);
-    free(x), free(A), free(B), free(xa), free(dy), free(dxa);
+    free(x), free(A), free(B), free(xa), free(dy), free(dxa), free(ones);
+    return rc;
+}
+
+static int lora_patterns(vkl_vk *vk, vkl_op_cache *cache) { return lora_patterns_dims(vk, cache, lora_small); }
+
+/* The fused dropout on each operand in the patterns lora_ops.c drops (x in x·A^T, x in dxa^T·x, the product
+ * dxa·A), against the reference and against gemm_f32 (VKLORA_MATMUL=regtile): the masks must be the scalar
+ * kernel's. A flipped mask element moves an output by a whole term (about 2/K of S here, K <= 150) or, for the
+ * product, by the whole output: far past either tolerance. */
+static int gemm_dropout_vs_scalar(vkl_vk *vk, vkl_op_cache *cache, const char *variant) {
+    const uint32_t T = 150, din = 40, r = 16;
+    float *x = malloc((size_t)T * din * 4), *A = malloc((size_t)r * din * 4), *dxa = malloc((size_t)T * r * 4);
+    size_t big = (size_t)T * din;
+    float *got = malloc(big * 4), *scalar = malloc(big * 4);
+    T_ASSERT(x && A && dxa && got && scalar, "out of memory");
+    fill_uniform(x, (size_t)T * din, -1, 1);
+    fill_uniform(A, (size_t)r * din, -1, 1);
+    fill_uniform(dxa, (size_t)T * r, -1, 1);
+    struct {
+        const char *label;
+        vkl_gemm_shape s;
+        vkl_gemm_dropout d;
+        const float *a, *b;
+        size_t a_n, b_n;
+    } pats[] = {
+        {"x*A^T", {T, r, din, din, 1, 1, din, r, 1.0f, 0.0f}, {1, 77, 0.3f, 11, din, 1}, x, A, big, (size_t)r * din},
+        {"dxa^T*x", {r, din, T, 1, r, din, 1, din, 1.0f, 1.0f}, {2, 77, 0.3f, 11, din, 1}, dxa, x, (size_t)T * r, big},
+        {"dxa*A", {T, din, r, r, 1, din, 1, din, 1.0f, 1.0f}, {3, 77, 0.5f, 11, din, 1}, dxa, A, (size_t)T * r,
+         (size_t)r * din},
+    };
+    int rc = 0;
+    for (size_t i = 0; i < VKL_ARRAY_LEN(pats) && !rc; i++) {
+        const vkl_gemm_shape *s = &pats[i].s;
+        size_t c_n = (size_t)(s->M - 1) * s->c_rs + s->N;
+        setenv("VKLORA_MATMUL", "regtile", 1);
+        rc = run_gemm_drop(vk, cache, s, &pats[i].d, pats[i].a, pats[i].a_n, pats[i].b, pats[i].b_n, "regtile",
+                           scalar);
+        setenv("VKLORA_MATMUL", variant, 1);
+        rc = rc || run_gemm_drop(vk, cache, s, &pats[i].d, pats[i].a, pats[i].a_n, pats[i].b, pats[i].b_n, variant,
+                                 got);
+        if (rc) break;
+        /* S: |alpha| sum |a b| / (1 - p) + |beta c0| is at least |scalar - beta c0|; use the larger of the two
+         * results' magnitudes plus the sum bound through the shared compare with K */
+        double *S = malloc(c_n * sizeof(double));
+        T_ASSERT(S, "out of memory");
+        for (uint32_t m = 0; m < s->M; m++)
+            for (uint32_t n = 0; n < s->N; n++) {
+                double acc = 0;
+                for (uint32_t k = 0; k < s->K; k++)
+                    acc += fabs((double)pats[i].a[(size_t)m * s->a_rs + (size_t)k * s->a_cs] *
+                                pats[i].b[(size_t)k * s->b_rs + (size_t)n * s->b_cs]);
+                S[(size_t)m * s->c_rs + n] = acc / (1.0 - pats[i].d.p) + 1.0;
+            }
+        char what[96];
+        snprintf(what, sizeof(what), "gemm dropout %s vs regtile: %s", variant, pats[i].label);
+        rc = compare(what, got, scalar, S, c_n, s->K);
+        free(S);
+    }
+    unsetenv("VKLORA_MATMUL");
+    free(x), free(A), free(dxa), free(got), free(scalar);
     return rc;
 }
 
@@ -575,6 +669,117 @@ static int test_gemm(void) {
     }
     unsetenv("VKLORA_MATMUL");
     if (!rc) rc = gemm_dropout_variants_agree(vk, &cache);
+    vkl_op_cache_destroy(vk, &cache);
+    return rc;
+}
+
+/* Every LoRA product on one variant: the patterns at every size, the dropout masks against gemm_f32's, then again
+ * split by a small binding limit (several dispatches over M, N and K, each chunk's dropout counters offset). The
+ * registry of variants (ops.h) must show that this variant, and only it, ran. */
+static int gemm_variant(vkl_vk *vk, const char *variant) {
+    vkl_op_cache cache = {0};
+    t_rng_seed(17);
+    setenv("VKLORA_MATMUL", variant, 1);
+    vkl_op_variants_reset();
+    int rc = lora_patterns(vk, &cache);
+    for (size_t i = 0; i < VKL_ARRAY_LEN(lora_big) && !rc; i++) rc = lora_patterns_dims(vk, &cache, lora_big[i]);
+    char used[64];
+    vkl_op_variants_of("gemm", used, sizeof(used));
+    if (!rc && strcmp(used, variant)) {
+        fprintf(stderr, "    FAIL: VKLORA_MATMUL=%s ran the gemm variants \"%s\"\n", variant, used);
+        rc = 1;
+    }
+    if (!rc) rc = gemm_dropout_vs_scalar(vk, &cache, variant);
+    if (!rc) {
+        set_small_bind_limit(vk);
+        setenv("VKLORA_MATMUL", variant, 1);
+        rc = lora_patterns(vk, &cache) || gemm_dropout_vs_scalar(vk, &cache, variant);
+        unsetenv("VKLORA_MAX_BIND_BYTES");
+    }
+    unsetenv("VKLORA_MATMUL");
+    vkl_op_cache_destroy(vk, &cache);
+    return rc;
+}
+
+/* The shared-memory GEMM (VKLORA_MATMUL=tiled: GPUs without cooperative matrices), fp32 like the reference. */
+static int test_gemm_tiled(void) {
+    vkl_vk *vk = t_vk();
+    T_ASSERT(vk, "no Vulkan device");
+    return gemm_variant(vk, "tiled");
+}
+
+/* The GEMM on cooperative matrices (f16 operands, f32 accumulation), with the f16-operand tolerance of the weight
+ * products (tol_operands: each A row and B column is scaled by a power of two before its f16 rounding, so the bound
+ * holds for any magnitude), then on gradients and activations far outside f16's range (rows of 1e-9..1e-3 and
+ * 1e6..1e12: underflow and overflow without the scaling). Refused with the reason where it cannot run. */
+static int test_gemm_coopmat(void) {
+    vkl_vk *vk = t_vk();
+    T_ASSERT(vk, "no Vulkan device");
+    vkl_op_cache cache = {0};
+    vkl_buffer b = {0};
+    vkl_err err = {0};
+    T_ASSERT(!vkl_buffer_create(vk, 4096, VKL_MEM_DEVICE, &b, &err), "%s", err.msg);
+    setenv("VKLORA_MATMUL", "coopmat", 1);
+    vkl_gemm_shape gs = {2, 2, 2, 2, 1, 2, 1, 2, 1.0f, 0.0f};
+    vkl_status st = vkl_op_gemm(vk, &cache, &gs, vkl_tv(&b, 0), vkl_tv(&b, 1024), vkl_tv(&b, 2048), &err);
+    unsetenv("VKLORA_MATMUL");
+    vkl_buffer_destroy(vk, &b);
+    vkl_op_cache_destroy(vk, &cache);
+    if (st) {
+        T_ASSERT(st == VKL_ERR_INPUT && strstr(err.msg, "VKLORA_MATMUL=coopmat"), "status %d: %s", st, err.msg);
+        const char *req = getenv("VKL_TEST_REQUIRE_COOPMAT");
+        T_ASSERT(!(req && *req && strcmp(req, "0")), "VKL_TEST_REQUIRE_COOPMAT is set, but %s", err.msg);
+        fprintf(stderr, "    note: the coopmat kernel cannot run here: %s\n", err.msg);
+        return 0;
+    }
+    tol_operands = ldexp(1, -9) + ldexp(1, -20);
+    int rc = gemm_variant(vk, "coopmat");
+    static const double scales[] = {1e-9, 1e6};
+    setenv("VKLORA_MATMUL", "coopmat", 1);
+    for (size_t i = 0; i < VKL_ARRAY_LEN(scales) && !rc; i++) {
+        row_scale = scales[i];
+        rc = lora_patterns_dims(vk, &cache, lora_big[0]);
+    }
+    row_scale = 0;
+    tol_operands = 0;
+    unsetenv("VKLORA_MATMUL");
+    vkl_op_cache_destroy(vk, &cache);
+    return rc;
+}
+
+/* The transposed product on shared-memory tiles (VKLORA_MATMUL=tiled): every weight type, odd shapes, partial tiles
+ * in both directions, accumulation, views 2 bytes off a word, then split by a small binding limit (N chunks
+ * accumulating into dx, M chunks). fp32 throughout: the fp32 bound. */
+static int test_transposed_tiled(void) {
+    vkl_vk *vk = t_vk();
+    T_ASSERT(vk, "no Vulkan device");
+    vkl_op_cache cache = {0};
+    int rc = 0;
+    t_rng_seed(18);
+    setenv("VKLORA_MATMUL", "tiled", 1);
+    vkl_op_variants_reset();
+    for (size_t i = 0; i < VKL_ARRAY_LEN(all_types) && !rc; i++) {
+        uint32_t type = all_types[i], bs = vkl_type_traits_get(type)->block_size;
+        uint32_t k1 = bs == 1 ? 67 : bs == 32 ? 96 : 256, k2 = bs == 1 ? 13 : bs == 32 ? 160 : 512;
+        rc = run_matmul_t(vk, &cache, type, 7, 37, k1, false, 0, 4) ||
+             run_matmul_t(vk, &cache, type, 1, 3, k2, true, 4, 4) ||
+             run_matmul_t(vk, &cache, type, 70, 130, k1, true, 8, 4) ||
+             run_matmul_t(vk, &cache, type, 45, 21, k2, false, 16, 16);
+    }
+    char used[64];
+    vkl_op_variants_of("matmul_t", used, sizeof(used));
+    if (!rc && strcmp(used, "tiled")) {
+        fprintf(stderr, "    FAIL: VKLORA_MATMUL=tiled ran the matmul_t variants \"%s\"\n", used);
+        rc = 1;
+    }
+    if (!rc) {
+        set_small_bind_limit(vk);
+        for (size_t i = 0; i < VKL_ARRAY_LEN(chunk_cases) && !rc; i++)
+            rc = run_matmul_t(vk, &cache, chunk_cases[i].type, chunk_cases[i].M, chunk_cases[i].N, chunk_cases[i].K,
+                              i % 2 == 1, 4, 4);
+        unsetenv("VKLORA_MAX_BIND_BYTES");
+    }
+    unsetenv("VKLORA_MATMUL");
     vkl_op_cache_destroy(vk, &cache);
     return rc;
 }
@@ -701,6 +906,9 @@ const vkl_test_case vkl_tests_matmul[] = {
     {"matmul/transposed", test_transposed},
     {"matmul/transposed_coopmat", test_transposed_coopmat},
     {"matmul/gemm_lora_patterns", test_gemm},
+    {"matmul/gemm_tiled", test_gemm_tiled},
+    {"matmul/gemm_coopmat", test_gemm_coopmat},
+    {"matmul/transposed_tiled", test_transposed_tiled},
     {"matmul/chunked_small_bind_limit", test_chunked},
     {"matmul/bad_input", test_bad_input},
     {NULL, NULL},

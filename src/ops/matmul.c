@@ -1,5 +1,6 @@
 /* Host side of the matrix products (shaders/matmul.comp, matmul_t.comp, gemm_f32.comp): kernel-variant choice per
  * device, argument checks, and splitting into dispatches whose bindings fit maxStorageBufferRange. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -392,7 +393,7 @@ vkl_status vkl_op_matmul_t(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_tvie
     }
 
     /* VKLORA_MATMUL picks the kernel here too: texel (CPU devices, when the views allow it), cooperative matrices
-     * (coopmat: GPUs that have them), or the register-tile kernel for everything else. */
+     * (coopmat: GPUs that have them), shared-memory tiles (tiled: other GPUs), or the register-tile kernel. */
     mm_variant var = MM_REGTILE;
     if ((st = pick_variant(vk, &var, err))) return st;
     /* dy is read as R32F texels (any 4-byte offset); W as for the forward */
@@ -400,9 +401,12 @@ vkl_status vkl_op_matmul_t(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_tvie
     const vkl_coopmat_shape *cs = NULL;
     uint32_t coop_sg = 0, coop_req = 0;
     if (var == MM_COOPMAT && !(cs = coopmat_shape(vk, &coop_sg, &coop_req))) return coopmat_unavailable(vk, err);
+    const bool tiled = var == MM_TILED;
+    const mm_variant ran = texel ? MM_TEXEL : cs ? MM_COOPMAT : tiled ? MM_TILED : MM_REGTILE;
 
     char name[64];
-    snprintf(name, sizeof(name), "matmul_t_%s%s", type_suffix(wtype), texel ? "_texel" : cs ? "_coopmat" : "");
+    snprintf(name, sizeof(name), "matmul_t_%s%s", type_suffix(wtype),
+             texel ? "_texel" : cs ? "_coopmat" : tiled ? "_tiled" : "");
     uint32_t wg = VKL_MMT_WG;
     vkl_pipeline_desc desc = {
         .shader = name,
@@ -426,6 +430,12 @@ vkl_status vkl_op_matmul_t(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_tvie
     }
     /* coopmat: workgroup tiles of tm dx rows by tk columns (shaders/matmul_t_coopmat.comp), one workgroup each */
     if (cs) wg = coopmat_desc(&desc, cs, coop_sg, coop_req, &tm, &tk);
+    /* tiled: likewise, tm x tk per workgroup of 128 (shaders/matmul_t.comp MMT_TILED) */
+    if (tiled) {
+        wg = desc.spec[0] = VKL_MMT_TILED_WG;
+        tm = VKL_MMT_TILED_BM;
+        tk = VKL_MMT_TILED_BK;
+    }
     const vkl_pipeline *pipe;
     if ((st = vkl_op_cache_get(vk, c, &desc, &pipe, err))) return st;
 
@@ -448,9 +458,9 @@ vkl_status vkl_op_matmul_t(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_tvie
     if (nc) mc = VKL_MIN(mc, 1 + (fl - nc) / N);
     uint64_t kgroups = ceil_div(K, tk);
     mc = VKL_MIN(mc, max_tiles(vk, wg) / sg / kgroups * tm);
-    /* coopmat: a 2-D grid of (k tile, m tile) workgroups */
-    if (cs) mc = VKL_MIN(mc, (uint64_t)vk->info.max_workgroup_count[1] * tm);
-    if (cs && kgroups > vk->info.max_workgroup_count[0])
+    /* coopmat, tiled: a 2-D grid of (k tile, m tile) workgroups */
+    if (cs || tiled) mc = VKL_MIN(mc, (uint64_t)vk->info.max_workgroup_count[1] * tm);
+    if ((cs || tiled) && kgroups > vk->info.max_workgroup_count[0])
         return vkl_err_set(err, VKL_ERR_INPUT, "matmul_t: K = %u needs %llu workgroups in x, more than the device's %u",
                            K, (unsigned long long)kgroups, vk->info.max_workgroup_count[0]);
     mc = VKL_MIN(mc, (uint64_t)M);
@@ -489,10 +499,10 @@ vkl_status vkl_op_matmul_t(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_tvie
                 .flags = ((accumulate || n0 > 0) ? VKL_MM_ACC : 0) | (dyv4 ? VKL_MM_X_VEC4 : 0),
             };
             uint32_t gx, gy;
-            if (cs) gx = (uint32_t)kgroups, gy = (uint32_t)ceil_div(mn, tm);
+            if (cs || tiled) gx = (uint32_t)kgroups, gy = (uint32_t)ceil_div(mn, tm);
             else grid_for(vk, kgroups * ceil_div(mn, tm) * sg, wg, &gx, &gy);
             st = vkl_cmd_dispatch(vk, pipe, b, 3, &pc, sizeof(pc), gx, gy, 1, err);
-            vkl_op_variant_used("matmul_t", variant_names[texel ? MM_TEXEL : cs ? MM_COOPMAT : MM_REGTILE]);
+            vkl_op_variant_used("matmul_t", variant_names[ran]);
         }
     }
     return end_if_owned(vk, own, st, err);
@@ -515,6 +525,63 @@ static bool shrink(uint64_t *di, uint64_t si, uint64_t *dj, uint64_t sj) {
     if (*d == 1) return false;
     *d = (*d + 1) / 2;
     return true;
+}
+
+/* The layout (0 square, 1 tall, 2 wide) among n whose workgroup tiles bm[l] x bn[l] cover M x N with the least padded
+ * work (ties: the earlier). The LoRA products have the rank r (8..128) as N (x·A^T, dy^T·xa, dy·B) or M (dxa^T·x):
+ * the tall and wide layouts keep those from filling a square tile with padding. */
+static int least_padded(uint64_t M, uint64_t N, const uint32_t *bm, const uint32_t *bn, int n) {
+    int best = -1;
+    uint64_t best_w = UINT64_MAX;
+    for (int l = 0; l < n; l++) {
+        if (!bm[l] || !bn[l]) continue;
+        uint64_t w = ceil_div(M, bm[l]) * bm[l] * ceil_div(N, bn[l]) * bn[l];
+        if (w < best_w) best = l, best_w = w;
+    }
+    return best;
+}
+
+/* shaders/gemm_tiled.comp: its three tile shapes. */
+static int gemm_tiled_layout(uint64_t M, uint64_t N, uint32_t *bm, uint32_t *bn) {
+    static const uint32_t tm[3] = {VKL_GEMM_TILED_SQ, VKL_GEMM_TILED_LONG, VKL_GEMM_TILED_SHORT};
+    static const uint32_t tn[3] = {VKL_GEMM_TILED_SQ, VKL_GEMM_TILED_SHORT, VKL_GEMM_TILED_LONG};
+    int l = least_padded(M, N, tm, tn, 3);
+    *bm = tm[l];
+    *bn = tn[l];
+    return l;
+}
+
+/* shaders/gemm_coopmat.comp: subgroups (WM x WN) and tiles per subgroup (RM x RN) of each layout. */
+static const uint32_t gemm_coop_lay[3][4] = {{2, 2, 2, 2}, {4, 1, 2, 1}, {1, 4, 1, 2}};
+
+/* The coopmat layout for this shape among those whose shared memory fits the device (-1: none); *bm x *bn is its
+ * workgroup tile. */
+static int gemm_coop_layout(const vkl_vk *vk, const vkl_coopmat_shape *cs, uint64_t M, uint64_t N, uint32_t *bm,
+                            uint32_t *bn) {
+    uint32_t tm[3] = {0}, tn[3] = {0};
+    for (int l = 0; l < 3; l++) {
+        const uint32_t *w = gemm_coop_lay[l];
+        uint64_t rows = (uint64_t)w[0] * w[2] * cs->M, cols = (uint64_t)w[1] * w[3] * cs->N;
+        uint64_t br = (uint64_t)VKL_MM_COOP_KT * cs->K;
+        /* the f16 panels (rows padded by 8 halves), one f32 tile per subgroup, the row and column exponents */
+        uint64_t bytes = rows * (br + 8) * 2 + br * (cols + 8) * 2 +
+                         (uint64_t)VKL_MM_COOP_WM * VKL_MM_COOP_WN * cs->M * (cs->N + 4) * 4 + (rows + cols) * 4;
+        if (bytes <= vk->info.max_shared_memory) tm[l] = (uint32_t)rows, tn[l] = (uint32_t)cols;
+    }
+    int l = least_padded(M, N, tm, tn, 3);
+    if (l >= 0) *bm = tm[l], *bn = tn[l];
+    return l;
+}
+
+/* Loop iterations per k of one gemm_coopmat invocation (for llvmpipe's per-invocation limit): the scale pass over
+ * its share of A rows and B columns, and the staging loops of each panel of KT * LK (each staged element's Philox
+ * rounds too when dropout is on and the driver keeps them rolled), rounded up with a margin. */
+static uint64_t gemm_coop_loop_per_k(const vkl_coopmat_shape *cs, uint32_t sg, uint32_t bm, uint32_t bn, bool drop) {
+    uint64_t wg = (uint64_t)VKL_MM_COOP_WM * VKL_MM_COOP_WN * sg, br = (uint64_t)VKL_MM_COOP_KT * cs->K;
+    double scan = fmax((double)ceil_div(bm, wg), (double)ceil_div(bm, 4) / sg) +
+                  fmax((double)ceil_div(bn, wg), (double)ceil_div(bn, 4) / sg);
+    double stage = (double)(ceil_div(bm * br, wg) + ceil_div(br * bn, wg)) * (drop ? 11 : 1) / (double)br;
+    return (uint64_t)(2 * (scan + stage)) + 2;
 }
 
 vkl_status vkl_op_gemm(vkl_vk *vk, vkl_op_cache *c, const vkl_gemm_shape *s, vkl_tview a, vkl_tview b, vkl_tview cm,
@@ -540,20 +607,51 @@ vkl_status vkl_op_gemm_dropout(vkl_vk *vk, vkl_op_cache *c, const vkl_gemm_shape
     const bool drop = d && d->operand != 0 && d->p > 0;
     if (drop && (d->operand > 3 || !(d->p < 1)))
         return vkl_err_set(err, VKL_ERR_INPUT, "gemm: dropout operand %u / probability %g", d->operand, d->p);
-    /* VKLORA_MATMUL=texel (auto on CPU devices) reads A and B through R32F texel views */
+    /* VKLORA_MATMUL=texel (auto on CPU devices) reads A and B through R32F texel views; regtile is gemm_f32 from
+     * storage buffers; tiled (auto on GPUs without cooperative matrices) and coopmat (auto on GPUs with them) run
+     * workgroup tiles of bm x bn in one of three layouts, and always take the dropout push block (mode 0: none). */
     mm_variant var = MM_REGTILE;
     if ((st = pick_variant(vk, &var, err))) return st;
-    const bool texel = var == MM_TEXEL;
+    const vkl_coopmat_shape *cs = NULL;
+    uint32_t coop_sg = 0, coop_req = 0, bm = 0, bn = 0;
+    int layout = -1;
+    if (var == MM_COOPMAT) {
+        cs = coopmat_shape(vk, &coop_sg, &coop_req);
+        if (cs) layout = gemm_coop_layout(vk, cs, s->M, s->N, &bm, &bn);
+        if (layout < 0) {
+            /* auto on a GPU whose shared memory holds none of the gemm layouts: the fp32 tiles */
+            const char *env = getenv("VKLORA_MATMUL");
+            if (!cs || (env && !strcmp(env, "coopmat"))) {
+                if (cs)
+                    return vkl_err_set(err, VKL_ERR_INPUT, "VKLORA_MATMUL=coopmat: device %u (%s): no gemm tile "
+                                       "layout fits its %u bytes of shared memory", vk->info.index, vk->info.name,
+                                       vk->info.max_shared_memory);
+                return coopmat_unavailable(vk, err);
+            }
+            var = MM_TILED;
+            cs = NULL;
+        }
+    }
+    if (var == MM_TILED) layout = gemm_tiled_layout(s->M, s->N, &bm, &bn);
+    const bool texel = var == MM_TEXEL, tiles = var == MM_TILED || var == MM_COOPMAT;
     static const char *const names[2][2] = {{"gemm_f32", "gemm_f32_drop"}, {"gemm_f32_texel", "gemm_f32_drop_texel"}};
+    static const char *const tile_names[2][3] = {{"gemm_tiled_sq", "gemm_tiled_tall", "gemm_tiled_wide"},
+                                                 {"gemm_coopmat_sq", "gemm_coopmat_tall", "gemm_coopmat_wide"}};
     vkl_pipeline_desc desc = {
-        .shader = names[texel][drop],
+        .shader = tiles ? tile_names[cs != NULL][layout] : names[texel][drop],
         .n_bindings = 3,
         .bindings = {texel ? VKL_BIND_TEXEL : VKL_BIND_STORAGE, texel ? VKL_BIND_TEXEL : VKL_BIND_STORAGE,
                      VKL_BIND_STORAGE},
-        .push_size = drop ? sizeof(vkl_gemm_drop_push) : sizeof(vkl_gemm_push),
+        .push_size = drop || tiles ? sizeof(vkl_gemm_drop_push) : sizeof(vkl_gemm_push),
         .n_spec = 1,
         .spec = {wg},
     };
+    if (var == MM_TILED) wg = desc.spec[0] = VKL_GEMM_TILED_WG;
+    if (cs) {
+        /* 4 subgroups as in the weight matmul; the layout's own tile (gemm_coop_layout) replaces that kernel's */
+        uint32_t r0, c0;
+        wg = coopmat_desc(&desc, cs, coop_sg, coop_req, &r0, &c0);
+    }
     const vkl_pipeline *pipe;
     if ((st = vkl_op_cache_get(vk, c, &desc, &pipe, err))) return st;
 
@@ -571,7 +669,10 @@ vkl_status vkl_op_gemm_dropout(vkl_vk *vk, vkl_op_cache *c, const vkl_gemm_shape
         if (span(mc, s->a_rs, kc, s->a_cs) > fl) shrunk = shrink(&mc, s->a_rs, &kc, s->a_cs);
         else if (span(kc, s->b_rs, nc, s->b_cs) > fl) shrunk = shrink(&kc, s->b_rs, &nc, s->b_cs);
         else if (span(mc, s->c_rs, nc, 1) > fl) shrunk = shrink(&mc, s->c_rs, &nc, 1);
-        else if (ceil_div(mc, VKL_GEMM_TM) * ceil_div(nc, VKL_GEMM_TN) > mt) shrunk = shrink(&mc, 1, &nc, 1);
+        else if (!tiles && ceil_div(mc, VKL_GEMM_TM) * ceil_div(nc, VKL_GEMM_TN) > mt) shrunk = shrink(&mc, 1, &nc, 1);
+        else if (tiles && (ceil_div(nc, bn) > vk->info.max_workgroup_count[0] ||
+                           ceil_div(mc, bm) > vk->info.max_workgroup_count[1]))
+            shrunk = shrink(&mc, 1, &nc, 1);
         else break;
         if (!shrunk)
             return vkl_err_set(err, VKL_ERR_INPUT, "gemm: a binding limit of %llu bytes cannot hold one element",
@@ -579,7 +680,13 @@ vkl_status vkl_op_gemm_dropout(vkl_vk *vk, vkl_op_cache *c, const vkl_gemm_shape
     }
     /* each invocation loops over its chunk's K: keep that under the device's loop limit (llvmpipe); later K chunks
      * accumulate */
-    if (vk->info.max_loop_iterations) kc = VKL_MIN(kc, (uint64_t)vk->info.max_loop_iterations / 2);
+    if (vk->info.max_loop_iterations) {
+        uint64_t per_k = 2;
+        /* tiled: one iteration per 16 k, plus each staged element's Philox rounds if the driver keeps them rolled */
+        if (var == MM_TILED) per_k = drop ? 16 : 2;
+        if (cs) per_k = gemm_coop_loop_per_k(cs, coop_sg, bm, bn, drop);
+        kc = VKL_MIN(kc, VKL_MAX((uint64_t)vk->info.max_loop_iterations / per_k, 1));
+    }
 
     bool own;
     if ((st = begin_if_needed(vk, &own, err))) return st;
@@ -616,25 +723,26 @@ vkl_status vkl_op_gemm_dropout(vkl_vk *vk, vkl_op_cache *c, const vkl_gemm_shape
                     .beta = beta,
                 };
                 uint32_t gx, gy;
-                grid_for(vk, ceil_div(mn, VKL_GEMM_TM) * ceil_div(nn, VKL_GEMM_TN), wg, &gx, &gy);
-                if (drop) {
-                    /* the chunk's first element of the dropped operand, in that operand's (i, j) */
-                    uint64_t i0 = d->operand == 2 ? k0 : m0, j0 = d->operand == 1 ? k0 : n0;
-                    vkl_gemm_drop_push dp = {
-                        .g = pc,
-                        .key = d->key,
-                        .mode = d->operand,
-                        .base = (uint32_t)(d->base + i0 * d->si + j0 * d->sj),
-                        .si = d->si,
-                        .sj = d->sj,
-                        .p = d->p,
-                        .scale = 1.0f / (1.0f - d->p),
-                    };
+                if (tiles) gx = (uint32_t)ceil_div(nn, bn), gy = (uint32_t)ceil_div(mn, bm);
+                else grid_for(vk, ceil_div(mn, VKL_GEMM_TM) * ceil_div(nn, VKL_GEMM_TN), wg, &gx, &gy);
+                if (drop || tiles) {
+                    vkl_gemm_drop_push dp = {.g = pc};
+                    if (drop) {
+                        /* the chunk's first element of the dropped operand, in that operand's (i, j) */
+                        uint64_t i0 = d->operand == 2 ? k0 : m0, j0 = d->operand == 1 ? k0 : n0;
+                        dp.key = d->key;
+                        dp.mode = d->operand;
+                        dp.base = (uint32_t)(d->base + i0 * d->si + j0 * d->sj);
+                        dp.si = d->si;
+                        dp.sj = d->sj;
+                        dp.p = d->p;
+                        dp.scale = 1.0f / (1.0f - d->p);
+                    }
                     st = vkl_cmd_dispatch(vk, pipe, bd, 3, &dp, sizeof(dp), gx, gy, 1, err);
                 } else {
                     st = vkl_cmd_dispatch(vk, pipe, bd, 3, &pc, sizeof(pc), gx, gy, 1, err);
                 }
-                vkl_op_variant_used("gemm", texel ? "texel" : "regtile");
+                vkl_op_variant_used("gemm", variant_names[var]);
             }
         }
     }

@@ -36,6 +36,19 @@
 #define VKL_GEMM_TM 4
 #define VKL_GEMM_TN 4
 #define VKL_GEMM_WG 64
+/* matmul_t tiled (shaders/matmul_t.comp MMT_TILED): workgroup tile of BM dx rows by BK columns, 128 invocations */
+#define VKL_MMT_TILED_BM 64
+#define VKL_MMT_TILED_BK 64
+#define VKL_MMT_TILED_WG 128
+/* gemm tiled (shaders/gemm_tiled.comp): workgroup tiles of square, tall (narrow N) and wide (narrow M) shape, 128
+ * invocations each */
+#define VKL_GEMM_TILED_WG 128
+#define VKL_GEMM_TILED_SQ 64   /* BM = BN */
+#define VKL_GEMM_TILED_LONG 128 /* tall: BM; wide: BN */
+#define VKL_GEMM_TILED_SHORT 16 /* tall: BN; wide: BM */
+/* gemm coopmat (shaders/gemm_coopmat.comp): VKL_MM_COOP_WM x WN = 4 subgroups as in the weight matmul, laid out
+ * 2 x 2 with 2 x 2 tiles each (square), 4 x 1 with 2 x 1 (tall: 8 LM rows by LN columns) or 1 x 4 with 1 x 2 (wide:
+ * LM rows by 8 LN columns); a staged k panel is VKL_MM_COOP_KT * LK wide. */
 
 /* y[m, n] (+)= sum_k x[m, k] * W[n, k] (+ bias[n]) for the M x N block of one dispatch. Offsets are relative
  * to the bound ranges (the host binds aligned offsets and passes the remainder here). */
