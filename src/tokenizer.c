@@ -12,6 +12,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "platform.h"
+#include "tokenizer_internal.h"
 #include "unicode.h"
 
 #define KEY_MODEL "tokenizer.ggml.model"
@@ -20,49 +22,6 @@
 #define KEY_SCORES "tokenizer.ggml.scores"
 #define KEY_TYPES "tokenizer.ggml.token_type"
 #define KEY_MERGES "tokenizer.ggml.merges"
-
-/* Token counts and lengths are int32 in the encoders; this also bounds host memory by the file's size. */
-#define MAX_VOCAB 0x7FFFFFF0
-#define MAX_TEXT 0x7FFFFFF0
-
-typedef struct {
-    uint64_t key; /* left id << 32 | right id; UINT64_MAX = empty slot */
-    int32_t rank;
-    int32_t result;
-} merge_slot;
-
-struct vkl_tokenizer {
-    vkl_tokenizer_kind kind;
-    vkl_pretok pre; /* BPE only */
-    char *model_name;
-    char *pre_name;
-    int32_t n_vocab;
-    char *arena;        /* every token text, NUL-terminated */
-    uint64_t *text_off; /* (V) offset of each token's text in arena */
-    uint32_t *text_len; /* (V) */
-    float *scores;      /* (V) SPM only */
-    uint8_t *types;     /* (V) vkl_token_type */
-    uint32_t max_token_len;
-    int32_t *map; /* text -> id, open addressing, -1 = empty */
-    uint64_t map_mask;
-    merge_slot *merges; /* BPE only */
-    uint64_t merge_mask;
-    /* SPM: the <0xNN> token of each byte; BPE: the token spelled as GPT-2's code point for the byte. */
-    int32_t byte_tok[256];
-    /* SPM: a Bloom-style bit set of the adjacent character pairs inside any token. Where the text has a pair that
-     * is in no token, no merge can ever join across it, so the text is encoded in independent segments there
-     * (same result, but small heaps that stay in cache). A false "present" only costs a missed cut. */
-    uint64_t *pair_bits;
-    uint64_t pair_mask;
-    int32_t *special; /* control / user-defined / unknown token ids, longest text first */
-    size_t n_special;
-    bool special_first_byte[256];
-    uint8_t *strip; /* (V) STRIP_LEFT / STRIP_RIGHT of special tokens */
-    int32_t bos, eos, eot, unk, pad;
-    bool add_bos, add_eos, add_space_prefix, ignore_merges;
-    bool byte_encode;   /* BPE: words are matched in GPT-2's byte characters (false: raw UTF-8, <0xNN> bytes) */
-    bool escape_spaces; /* BPE: ' ' is spelled U+2581 in the vocabulary (Gemma 4) */
-};
 
 /* ---- hashing ---- */
 
@@ -83,7 +42,7 @@ static uint64_t hash_u64(uint64_t x) {
     return x ^ (x >> 31);
 }
 
-static uint64_t table_size_for(uint64_t n) {
+uint64_t tok_table_size_for(uint64_t n) {
     uint64_t cap = 16;
     while (cap < 2 * n) cap <<= 1;
     return cap;
@@ -133,7 +92,7 @@ int32_t vkl_tokenizer_find(const vkl_tokenizer *t, const char *s, size_t n) {
 }
 
 /* A text spelled by several ids maps to the last of them, as llama.cpp's token_to_id does. */
-static void map_insert(vkl_tokenizer *t, int32_t id) {
+void tok_map_insert(vkl_tokenizer *t, int32_t id) {
     const char *s = tok_text(t, id);
     size_t n = t->text_len[id];
     for (uint64_t i = hash_bytes(s, n) & t->map_mask;; i = (i + 1) & t->map_mask) {
@@ -155,11 +114,17 @@ static const merge_slot *merge_find(const vkl_tokenizer *t, int32_t left, int32_
 }
 
 /* The first listing of a pair sets its rank (later duplicates are ignored, as in llama.cpp). */
-static void merge_insert(vkl_tokenizer *t, int32_t left, int32_t right, int32_t rank, int32_t result) {
+void tok_merge_insert(vkl_tokenizer *t, int32_t left, int32_t right, int32_t rank, int32_t result) {
     uint64_t key = (uint64_t)(uint32_t)left << 32 | (uint32_t)right;
     for (uint64_t i = hash_u64(key) & t->merge_mask;; i = (i + 1) & t->merge_mask) {
         merge_slot *m = &t->merges[i];
-        if (m->key == key) return;
+        if (m->key == key) {
+            if (t->hf_bpe) { /* Hugging Face collects the merges into a hash map: the last listing wins */
+                m->rank = rank;
+                m->result = result;
+            }
+            return;
+        }
         if (m->key == UINT64_MAX) {
             m->key = key;
             m->rank = rank;
@@ -253,7 +218,7 @@ static vkl_status load_merges(vkl_tokenizer *t, const vkl_gguf *g, vkl_err *err)
         return vkl_err_set(err, VKL_ERR_INPUT, "tokenizer: %s: %s: %llu merges, at most %d supported", gguf_name(g),
                            KEY_MERGES, (unsigned long long)m->v.arr.count, MAX_VOCAB);
     const vkl_gguf_str *s = m->v.arr.data;
-    uint64_t cap = table_size_for(m->v.arr.count);
+    uint64_t cap = tok_table_size_for(m->v.arr.count);
     t->merges = vkl_malloc(cap * sizeof(merge_slot));
     for (uint64_t i = 0; i < cap; i++) t->merges[i].key = UINT64_MAX;
     t->merge_mask = cap - 1;
@@ -288,7 +253,7 @@ static vkl_status load_merges(vkl_tokenizer *t, const vkl_gguf *g, vkl_err *err)
                              gguf_name(g), KEY_MERGES, (unsigned long long)i, w,
                              l < 0 ? "the left part" : r < 0 ? "the right part" : "the merged text", KEY_TOKENS);
         else
-            merge_insert(t, l, r, (int32_t)i, res);
+            tok_merge_insert(t, l, r, (int32_t)i, res);
     }
     free(buf);
     return st;
@@ -365,7 +330,7 @@ static vkl_status configure_pre(vkl_tokenizer *t, const vkl_gguf *g, const char 
                        gguf_name(g), KEY_PRE, pre);
 }
 
-static void find_eot(vkl_tokenizer *t) {
+void tok_find_eot(vkl_tokenizer *t) {
     static const char *const names[] = {"<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>",
                                         "<|end_of_text|>", "<EOT>", "_<EOT>", "[EOT]", "<｜end▁of▁sentence｜>",
                                         "<end_of_utterance>"};
@@ -455,7 +420,7 @@ static void set_strip_flags(vkl_tokenizer *t, const vkl_gguf *g) {
     }
 }
 
-static void build_byte_tokens(vkl_tokenizer *t) {
+void tok_build_byte_tokens(vkl_tokenizer *t) {
     static const char hex[] = "0123456789ABCDEF";
     for (int b = 0; b < 256; b++) {
         if (t->kind == VKL_TOKENIZER_SPM || !t->byte_encode) {
@@ -570,11 +535,11 @@ vkl_status vkl_tokenizer_load(const vkl_gguf *g, vkl_tokenizer **out, vkl_err *e
         memcpy(t->scores, sv->v.arr.data, (size_t)V * sizeof(float));
     }
 
-    uint64_t cap = table_size_for((uint64_t)V);
+    uint64_t cap = tok_table_size_for((uint64_t)V);
     t->map = vkl_malloc(cap * sizeof(int32_t));
     memset(t->map, 0xff, cap * sizeof(int32_t));
     t->map_mask = cap - 1;
-    for (int32_t i = 0; i < V; i++) map_insert(t, i);
+    for (int32_t i = 0; i < V; i++) tok_map_insert(t, i);
 
     if (t->kind == VKL_TOKENIZER_BPE) {
         /* Gemma 4's model implies its pre-tokenizer (the file has no tokenizer.ggml.pre) */
@@ -596,7 +561,7 @@ vkl_status vkl_tokenizer_load(const vkl_gguf *g, vkl_tokenizer **out, vkl_err *e
         goto fail;
     if (t->kind == VKL_TOKENIZER_BPE) t->add_space_prefix = false; /* only SentencePiece adds one */
     if (t->pre == VKL_PRETOK_NEWLINES && t->kind == VKL_TOKENIZER_BPE) t->add_bos = true; /* as llama.cpp forces */
-    if (t->eot < 0) find_eot(t);
+    if (t->eot < 0) tok_find_eot(t);
     fix_token_types(t, g);
 
     t->special = vkl_malloc((size_t)V * sizeof(int32_t));
@@ -605,10 +570,10 @@ vkl_status vkl_tokenizer_load(const vkl_gguf *g, vkl_tokenizer **out, vkl_err *e
             t->special[t->n_special++] = i;
             t->special_first_byte[(uint8_t)tok_text(t, i)[0]] = true;
         }
-    qsort_r(t->special, t->n_special, sizeof(int32_t), cmp_special, t);
+    vkl_os_qsort_r(t->special, t->n_special, sizeof(int32_t), cmp_special, t);
     set_strip_flags(t, g);
 
-    build_byte_tokens(t);
+    tok_build_byte_tokens(t);
     if (t->kind == VKL_TOKENIZER_SPM) build_pair_bits(t);
     *out = t;
     return VKL_OK;
@@ -631,17 +596,13 @@ void vkl_tokenizer_free(vkl_tokenizer *t) {
     free(t->special);
     free(t->pair_bits);
     free(t->strip);
+    vkl_hf_pipeline_free(t->hf);
     free(t);
 }
 
 /* ---- shared encoder state ---- */
 
-typedef struct {
-    int32_t *v;
-    size_t n, cap;
-} id_vec;
-
-static void push_id(id_vec *o, int32_t id) {
+void tok_push_id(id_vec *o, int32_t id) {
     if (o->n == o->cap) {
         o->cap = o->cap ? 2 * o->cap : 64;
         o->v = vkl_realloc(o->v, o->cap * sizeof(int32_t));
@@ -649,32 +610,7 @@ static void push_id(id_vec *o, int32_t id) {
     o->v[o->n++] = id;
 }
 
-typedef struct {
-    int32_t prev, next;
-    uint32_t start, n; /* bytes of the (escaped) text; n = 0 once merged into the left neighbour */
-    int32_t id;        /* token of the symbol's text, -1 unknown (single characters are looked up at the end) */
-} symbol;
-
-typedef struct {
-    double prio; /* higher first: SPM score, or -rank for BPE */
-    int32_t left, right;
-    uint32_t size; /* bytes of left + right when pushed, to detect stale candidates */
-    int32_t result;
-} bigram;
-
-typedef struct {
-    symbol *sym;
-    size_t sym_cap;
-    bigram *heap;
-    size_t heap_n, heap_cap;
-    char *buf; /* SPM: escaped text; BPE: the word in GPT-2 characters (ignore_merges lookup) */
-    size_t buf_cap;
-    uint32_t *cpts;
-    size_t *lens;
-    size_t cpt_cap;
-} session;
-
-static void session_free(session *s) {
+void tok_session_free(session *s) {
     free(s->sym);
     free(s->heap);
     free(s->buf);
@@ -682,7 +618,7 @@ static void session_free(session *s) {
     free(s->lens);
 }
 
-static void *grow(void *p, size_t *cap, size_t need, size_t elem) {
+void *tok_grow(void *p, size_t *cap, size_t need, size_t elem) {
     if (need <= *cap) return p;
     size_t c = *cap ? *cap : 64;
     while (c < need) c *= 2;
@@ -695,7 +631,7 @@ static bool bigram_before(const bigram *a, const bigram *b) {
 }
 
 static void heap_push(session *s, bigram b) {
-    s->heap = grow(s->heap, &s->heap_cap, s->heap_n + 1, sizeof(bigram));
+    s->heap = tok_grow(s->heap, &s->heap_cap, s->heap_n + 1, sizeof(bigram));
     size_t i = s->heap_n++;
     while (i > 0) {
         size_t p = (i - 1) / 2;
@@ -741,7 +677,7 @@ static void merge_all(const vkl_tokenizer *t, session *s, add_pair_fn add_pair) 
 }
 
 static void init_symbols(session *s, size_t count) {
-    s->sym = grow(s->sym, &s->sym_cap, count, sizeof(symbol));
+    s->sym = tok_grow(s->sym, &s->sym_cap, count, sizeof(symbol));
     s->heap_n = 0;
 }
 
@@ -761,14 +697,14 @@ static vkl_status spm_byte(const vkl_tokenizer *t, uint8_t b, id_vec *o, vkl_err
         return vkl_err_set(err, VKL_ERR_INPUT,
                            "tokenizer: the vocabulary has no token for byte 0x%02X (<0x%02X>) and no unknown token",
                            b, b);
-    push_id(o, id);
+    tok_push_id(o, id);
     return VKL_OK;
 }
 
 static vkl_status spm_encode(const vkl_tokenizer *t, session *s, const char *text, size_t len, bool space_prefix,
                              id_vec *o, vkl_err *err) {
     /* Escape: a leading space if asked, and every ' ' as U+2581 (3 bytes). */
-    s->buf = grow(s->buf, &s->buf_cap, 3 * len + 3, 1);
+    s->buf = tok_grow(s->buf, &s->buf_cap, 3 * len + 3, 1);
     size_t m = 0;
     if (space_prefix) {
         memcpy(s->buf, "\xE2\x96\x81", 3);
@@ -809,7 +745,7 @@ static vkl_status spm_encode(const vkl_tokenizer *t, session *s, const char *tex
             const symbol *y = &s->sym[i];
             int32_t id = y->id >= 0 ? y->id : vkl_tokenizer_find(t, s->buf + y->start, y->n);
             if (id >= 0) {
-                push_id(o, id);
+                tok_push_id(o, id);
                 continue;
             }
             for (uint32_t k = 0; k < y->n; k++)
@@ -831,25 +767,79 @@ static void bpe_add_pair(const vkl_tokenizer *t, session *s, int32_t left, int32
     heap_push(s, (bigram){-(double)mg->rank, left, right, l->n + r->n, mg->result});
 }
 
+/* tokenizer.json's BPE word (Hugging Face's merge_word): one symbol per character (byte-level: per byte, spelled
+ * as its GPT-2 character); a character that is no token becomes its <0xNN> byte tokens when the model has
+ * byte_fallback and all of them exist, else the unknown token (a run fused into one with fuse_unk), else nothing.
+ * Byte tokens and the unknown token take part in the merges like any symbol. */
+static void hf_word(const vkl_tokenizer *t, session *s, const uint8_t *w, size_t n, id_vec *o) {
+    init_symbols(s, 4 * n + 1);
+    int32_t count = 0;
+    bool unk_open = false; /* the last symbol is an unknown token that a following one may fuse into */
+    for (size_t i = 0; i < n;) {
+        size_t k = t->byte_encode ? 1 : VKL_MIN(vkl_utf8_len(w[i]), n - i);
+        char u[4];
+        const char *cs = (const char *)w + i;
+        size_t cn = k;
+        if (t->byte_encode) {
+            cn = vkl_utf8_encode(vkl_gpt2_byte_to_cpt(w[i]), u);
+            cs = u;
+        }
+        int32_t id = t->byte_encode ? t->byte_tok[w[i]] : vkl_tokenizer_find(t, cs, cn);
+        if (id >= 0) {
+            s->sym[count] = (symbol){count - 1, count + 1, (uint32_t)i, (uint32_t)k, id};
+            count++;
+            unk_open = false;
+        } else {
+            bool bytes = t->byte_fallback;
+            for (size_t j = 0; j < cn && bytes; j++) bytes = t->byte_tok[(uint8_t)cs[j]] >= 0;
+            if (bytes) {
+                for (size_t j = 0; j < cn; j++) {
+                    s->sym[count] = (symbol){count - 1, count + 1, (uint32_t)i, 1, t->byte_tok[(uint8_t)cs[j]]};
+                    count++;
+                }
+                unk_open = false;
+            } else if (t->unk >= 0) {
+                if (unk_open && t->fuse_unk) {
+                    s->sym[count - 1].n += (uint32_t)k;
+                } else {
+                    s->sym[count] = (symbol){count - 1, count + 1, (uint32_t)i, (uint32_t)k, t->unk};
+                    count++;
+                }
+                unk_open = true;
+            }
+        }
+        i += k;
+    }
+    if (count == 0) return;
+    s->sym[count - 1].next = -1;
+    for (int32_t i = 1; i < count; i++) bpe_add_pair(t, s, i - 1, i);
+    merge_all(t, s, bpe_add_pair);
+    for (int32_t i = 0; i >= 0; i = s->sym[i].next) tok_push_id(o, s->sym[i].id);
+}
+
 /* One pre-tokenized word, UTF-8 bytes w[0..n) (n >= 1). Byte-level BPE starts from one symbol per byte (its GPT-2
  * character), BPE over UTF-8 from one symbol per character. */
-static void bpe_word(const vkl_tokenizer *t, session *s, const uint8_t *w, size_t n, id_vec *o) {
+void tok_bpe_word(const vkl_tokenizer *t, session *s, const uint8_t *w, size_t n, id_vec *o) {
     /* A word that is a token stays whole: always with ignore_merges, and Gemma 4's runs of newlines. */
     bool newlines = t->pre == VKL_PRETOK_NEWLINES && w[0] == '\n';
     if (t->ignore_merges || newlines) {
         const char *spelled = (const char *)w;
         size_t m = n;
         if (t->byte_encode) {
-            s->buf = grow(s->buf, &s->buf_cap, 2 * n, 1);
+            s->buf = tok_grow(s->buf, &s->buf_cap, 2 * n, 1);
             m = 0;
             for (size_t i = 0; i < n; i++) m += vkl_utf8_encode(vkl_gpt2_byte_to_cpt(w[i]), s->buf + m);
             spelled = s->buf;
         }
         int32_t id = vkl_tokenizer_find(t, spelled, m);
         if (id >= 0) {
-            push_id(o, id);
+            tok_push_id(o, id);
             return;
         }
+    }
+    if (t->hf_bpe) {
+        hf_word(t, s, w, n, o);
+        return;
     }
     init_symbols(s, n);
     int32_t count = 0;
@@ -865,7 +855,7 @@ static void bpe_word(const vkl_tokenizer *t, session *s, const uint8_t *w, size_
     for (int32_t i = 0; i >= 0; i = s->sym[i].next) {
         const symbol *y = &s->sym[i];
         if (y->id >= 0) {
-            push_id(o, y->id);
+            tok_push_id(o, y->id);
             continue;
         }
         /* Only a single character can lack a token (merges always produce tokens). As llama.cpp does, spell it
@@ -873,14 +863,14 @@ static void bpe_word(const vkl_tokenizer *t, session *s, const uint8_t *w, size_
          * GPT-2 character as a one-byte token, BPE over UTF-8 the <0xNN> token of each byte. */
         if (!t->byte_encode) {
             for (uint32_t j = 0; j < y->n; j++)
-                if (t->byte_tok[w[y->start + j]] >= 0) push_id(o, t->byte_tok[w[y->start + j]]);
+                if (t->byte_tok[w[y->start + j]] >= 0) tok_push_id(o, t->byte_tok[w[y->start + j]]);
             continue;
         }
         char u[4];
         size_t k = vkl_utf8_encode(vkl_gpt2_byte_to_cpt(w[y->start]), u);
         for (size_t j = 0; j < k; j++) {
             int32_t id = vkl_tokenizer_find(t, u + j, 1);
-            if (id >= 0) push_id(o, id);
+            if (id >= 0) tok_push_id(o, id);
         }
     }
 }
@@ -888,7 +878,7 @@ static void bpe_word(const vkl_tokenizer *t, session *s, const uint8_t *w, size_
 static vkl_status bpe_encode(const vkl_tokenizer *t, session *s, const char *text, size_t len, id_vec *o,
                              vkl_err *err) {
     (void)err;
-    s->cpts = grow(s->cpts, &s->cpt_cap, len, sizeof(uint32_t));
+    s->cpts = tok_grow(s->cpts, &s->cpt_cap, len, sizeof(uint32_t));
     size_t lens_cap = s->cpt_cap;
     s->lens = vkl_realloc(s->lens, lens_cap * sizeof(size_t));
     size_t nc = vkl_utf8_to_cpts(text, len, s->cpts);
@@ -902,11 +892,11 @@ static vkl_status bpe_encode(const vkl_tokenizer *t, session *s, const char *tex
     size_t word_cap = 0, c = 0;
     for (size_t i = 0; i < nw; i++) {
         /* Re-encode the word's code points: invalid input bytes became U+FFFD, as in llama.cpp. */
-        word = grow(word, &word_cap, 4 * s->lens[i], 1);
+        word = tok_grow(word, &word_cap, 4 * s->lens[i], 1);
         size_t m = 0;
         for (size_t k = 0; k < s->lens[i]; k++) m += vkl_utf8_encode(s->cpts[c + k], (char *)word + m);
         c += s->lens[i];
-        bpe_word(t, s, word, m, o);
+        tok_bpe_word(t, s, word, m, o);
     }
     free(word);
     return VKL_OK;
@@ -925,7 +915,7 @@ typedef struct {
 } frag_vec;
 
 static void push_frag(frag_vec *f, fragment x) {
-    f->v = grow(f->v, &f->cap, f->n + 1, sizeof(fragment));
+    f->v = tok_grow(f->v, &f->cap, f->n + 1, sizeof(fragment));
     f->v[f->n++] = x;
 }
 
@@ -968,7 +958,7 @@ static void partition(const vkl_tokenizer *t, const char *text, size_t len, bool
             }
             size_t pos = fr.off, end = fr.off + fr.len;
             for (;;) {
-                const char *hit = end - pos >= sn ? memmem(text + pos, end - pos, st, sn) : NULL;
+                const char *hit = end - pos >= sn ? vkl_os_memmem(text + pos, end - pos, st, sn) : NULL;
                 if (!hit) break;
                 size_t at = (size_t)(hit - text), left_end = at;
                 if (t->strip[id] & STRIP_LEFT)
@@ -1002,13 +992,17 @@ vkl_status vkl_tokenize(const vkl_tokenizer *t, const char *text, size_t len, bo
     frag_vec frags = {0};
     vkl_status st = VKL_OK;
 
-    if (add_bos && t->add_bos && t->bos >= 0) push_id(&o, t->bos);
+    if (t->hf) {
+        st = vkl_hf_tokenize(t, text, len, add_bos, parse_special, &o, err);
+        goto done;
+    }
+    if (add_bos && t->add_bos && t->bos >= 0) tok_push_id(&o, t->bos);
     if (len) partition(t, text, len, parse_special, &frags);
     bool prev_special = true; /* SPM puts a space in front of the text and of text after a special token */
     for (size_t f = 0; f < frags.n && !st; f++) {
         const fragment *fr = &frags.v[f];
         if (fr->id >= 0) {
-            push_id(&o, fr->id);
+            tok_push_id(&o, fr->id);
             prev_special = true;
         } else if (t->kind == VKL_TOKENIZER_SPM) {
             st = spm_encode(t, &s, text + fr->off, fr->len, t->add_space_prefix && prev_special, &o, err);
@@ -1017,9 +1011,10 @@ vkl_status vkl_tokenize(const vkl_tokenizer *t, const char *text, size_t len, bo
             st = bpe_encode(t, &s, text + fr->off, fr->len, &o, err);
         }
     }
-    if (!st && add_bos && t->add_eos && t->eos >= 0) push_id(&o, t->eos);
+    if (!st && add_bos && t->add_eos && t->eos >= 0) tok_push_id(&o, t->eos);
+done:
     free(frags.v);
-    session_free(&s);
+    tok_session_free(&s);
     if (st) {
         free(o.v);
         return st;
@@ -1085,6 +1080,7 @@ vkl_status vkl_detokenize(const vkl_tokenizer *t, const int32_t *ids, size_t n, 
                           size_t *len, vkl_err *err) {
     *text = NULL;
     *len = 0;
+    if (t->hf) return vkl_hf_detokenize(t, ids, n, !render_special, text, len, err);
     size_t cap = 256, at = 0;
     char *out = vkl_malloc(cap);
     bool strip = t->kind == VKL_TOKENIZER_SPM && t->add_space_prefix;

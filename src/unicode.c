@@ -479,3 +479,132 @@ size_t vkl_pretokenize(vkl_pretok kind, const uint32_t *cpts, size_t n, size_t *
     free(scratch);
     return cur.n;
 }
+
+/* ---- NFC ----
+ * Canonical decomposition (tables fully expanded; Hangul arithmetically), canonical ordering of each run of
+ * non-starters (a stable sort by combining class), then canonical composition: a character combines with the last
+ * starter when no character between them is blocked (same or higher class, or a starter). */
+
+enum { HANGUL_S = 0xAC00, HANGUL_L = 0x1100, HANGUL_V = 0x1161, HANGUL_T = 0x11A7, HANGUL_LN = 19, HANGUL_VN = 21,
+       HANGUL_TN = 28, HANGUL_NN = HANGUL_VN * HANGUL_TN, HANGUL_SN = HANGUL_LN * HANGUL_NN };
+
+static unsigned nfc_ccc(uint32_t c) {
+    if (c < 0x300) return 0;
+    size_t lo = 0, hi = vkl_nfc_ccc_n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (vkl_nfc_ccc[mid][0] < c)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < vkl_nfc_ccc_n && vkl_nfc_ccc[lo][0] == c ? vkl_nfc_ccc[lo][1] : 0;
+}
+
+static const uint32_t *nfc_decomp(uint32_t c, size_t *len) {
+    size_t lo = 0, hi = vkl_nfc_decomp_n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (vkl_nfc_decomp[mid][0] < c)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo < vkl_nfc_decomp_n && vkl_nfc_decomp[lo][0] == c) {
+        *len = vkl_nfc_decomp[lo][2];
+        return vkl_nfc_decomp_pool + vkl_nfc_decomp[lo][1];
+    }
+    return NULL;
+}
+
+/* The primary composite of a + b, or 0. */
+static uint32_t nfc_compose(uint32_t a, uint32_t b) {
+    if (a >= HANGUL_L && a < HANGUL_L + HANGUL_LN && b >= HANGUL_V && b < HANGUL_V + HANGUL_VN)
+        return HANGUL_S + ((a - HANGUL_L) * HANGUL_VN + (b - HANGUL_V)) * HANGUL_TN;
+    if (a >= HANGUL_S && a < HANGUL_S + HANGUL_SN && (a - HANGUL_S) % HANGUL_TN == 0 && b > HANGUL_T &&
+        b < HANGUL_T + HANGUL_TN)
+        return a + (b - HANGUL_T);
+    uint64_t key = (uint64_t)a << 32 | b;
+    size_t lo = 0, hi = vkl_nfc_compose_n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (vkl_nfc_compose[mid][0] < key)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < vkl_nfc_compose_n && vkl_nfc_compose[lo][0] == key ? (uint32_t)vkl_nfc_compose[lo][1] : 0;
+}
+
+static void nfc_push(uint32_t **out, size_t *cap, size_t *n, uint32_t c) {
+    if (*n == *cap) {
+        *cap = *cap ? 2 * *cap : 64;
+        *out = vkl_realloc(*out, *cap * sizeof(uint32_t));
+    }
+    (*out)[(*n)++] = c;
+}
+
+size_t vkl_nfc(const uint32_t *cpts, size_t n, uint32_t **out, size_t *cap) {
+    bool simple = true;
+    for (size_t i = 0; i < n && simple; i++) simple = cpts[i] < 0x300;
+    size_t m = 0;
+    if (simple) {
+        for (size_t i = 0; i < n; i++) nfc_push(out, cap, &m, cpts[i]);
+        return m;
+    }
+    /* decompose */
+    for (size_t i = 0; i < n; i++) {
+        uint32_t c = cpts[i];
+        if (c >= HANGUL_S && c < HANGUL_S + HANGUL_SN) {
+            uint32_t s = c - HANGUL_S;
+            nfc_push(out, cap, &m, HANGUL_L + s / HANGUL_NN);
+            nfc_push(out, cap, &m, HANGUL_V + (s % HANGUL_NN) / HANGUL_TN);
+            if (s % HANGUL_TN) nfc_push(out, cap, &m, HANGUL_T + s % HANGUL_TN);
+            continue;
+        }
+        size_t len;
+        const uint32_t *d = c < 0xC0 ? NULL : nfc_decomp(c, &len);
+        if (!d) {
+            nfc_push(out, cap, &m, c);
+            continue;
+        }
+        for (size_t k = 0; k < len; k++) nfc_push(out, cap, &m, d[k]);
+    }
+    uint32_t *s = *out;
+    /* canonical ordering: insertion sort inside each run of non-starters (runs are short) */
+    for (size_t i = 1; i < m; i++) {
+        unsigned ci = nfc_ccc(s[i]);
+        if (ci == 0) continue;
+        size_t j = i;
+        while (j > 0) {
+            unsigned cj = nfc_ccc(s[j - 1]);
+            if (cj == 0 || cj <= ci) break;
+            uint32_t t = s[j];
+            s[j] = s[j - 1];
+            s[j - 1] = t;
+            j--;
+        }
+    }
+    /* compose */
+    size_t starter = SIZE_MAX, w = 0;
+    int last_ccc = -1; /* class of the last character kept after the starter; -1: none yet */
+    for (size_t i = 0; i < m; i++) {
+        uint32_t c = s[i];
+        unsigned cc = nfc_ccc(c);
+        if (starter != SIZE_MAX && (last_ccc == -1 || (last_ccc != 0 && (unsigned)last_ccc < cc))) {
+            uint32_t comp = nfc_compose(s[starter], c);
+            if (comp) {
+                s[starter] = comp;
+                continue;
+            }
+        }
+        if (cc == 0) {
+            starter = w;
+            last_ccc = -1;
+        } else {
+            last_ccc = (int)cc;
+        }
+        s[w++] = c;
+    }
+    return w;
+}

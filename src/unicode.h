@@ -84,4 +84,16 @@ typedef enum {
  * returns the number of words; the lengths sum to n. */
 size_t vkl_pretokenize(vkl_pretok kind, const uint32_t *cpts, size_t n, size_t *lens);
 
+/* Unicode canonical composition (NFC) of cpts[0..n) into *out (malloc'd / grown with vkl_realloc, capacity *cap);
+ * returns the output length. Tables: src/unicode_nfc_data.c (tools/gen_unicode_nfc.py, Unicode 15.0). Text whose
+ * code points are all below U+0300 is returned as it is (nothing there composes or reorders). */
+size_t vkl_nfc(const uint32_t *cpts, size_t n, uint32_t **out, size_t *cap);
+extern const uint32_t vkl_nfc_ccc[][2];
+extern const size_t vkl_nfc_ccc_n;
+extern const uint32_t vkl_nfc_decomp[][3];
+extern const size_t vkl_nfc_decomp_n;
+extern const uint32_t vkl_nfc_decomp_pool[];
+extern const uint64_t vkl_nfc_compose[][2];
+extern const size_t vkl_nfc_compose_n;
+
 #endif

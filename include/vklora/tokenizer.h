@@ -36,6 +36,32 @@ typedef enum {
 vkl_status vkl_tokenizer_load(const vkl_gguf *g, vkl_tokenizer **out, vkl_err *err);
 void vkl_tokenizer_free(vkl_tokenizer *tok);
 
+/* Build a tokenizer from a Hugging Face tokenizer.json, token for token as Hugging Face's tokenizers library
+ * encodes and decodes. path: the tokenizer.json file, or a folder holding one; tokenizer_config.json (and
+ * chat_template.jinja) are read from the same folder when present. Supported: model BPE (vocab, merges as "a b"
+ * strings or ["a","b"] pairs, byte_fallback, fuse_unk, unk_token, ignore_merges); normalizers NFC, Replace
+ * (string pattern), Prepend, Sequence; pre-tokenizers Split (the exact regexes of Llama 3, Qwen2/3 and GPT-2, or
+ * a string pattern with any behavior), ByteLevel, Metaspace, Sequence; post-processors TemplateProcessing,
+ * ByteLevel, RobertaProcessing, BertProcessing, Sequence; decoders ByteLevel, ByteFallback, Fuse, Replace, Strip,
+ * Metaspace, Sequence; added tokens with special / lstrip / rstrip / normalized / single_word. Anything else (a
+ * WordPiece / Unigram / WordLevel model, another regex or component), malformed JSON, or a missing or mistyped
+ * field is VKL_ERR_INPUT with a message naming the file and the JSON field.
+ * With such a tokenizer, vkl_tokenize's add_bos adds the post-processor's tokens around the text (HF's
+ * add_special_tokens; tokenizer_config.json's add_bos_token / add_eos_token replace them for the Llama and Gemma
+ * tokenizer classes, as transformers does), parse_special=false keeps special added tokens as text (HF's
+ * encode_special_tokens; non-special added tokens are always split out), and vkl_detokenize runs the file's
+ * decoder (render_special=false skips special added tokens, HF's skip_special_tokens). BOS / EOS / PAD / UNK come
+ * from tokenizer_config.json's bos_token ... (the post-processor's single token before / after the text when it
+ * names none). Token types: special added tokens are CONTROL, other added tokens USER_DEFINED, <0xNN> with
+ * byte_fallback BYTE, unk_token UNKNOWN, ids no entry names UNUSED (empty text). */
+vkl_status vkl_tokenizer_load_hf(const char *path, vkl_tokenizer **out, vkl_err *err);
+/* The chat template tokenizer_config.json (its "default" one when it lists several) or chat_template.jinja
+ * holds, for vkl_data_resolve_template as the GGUF's tokenizer.chat_template; NULL when none, or for a tokenizer
+ * loaded from a GGUF (read tokenizer.chat_template there). Owned by the tokenizer. */
+const char *vkl_tokenizer_chat_template(const vkl_tokenizer *tok);
+/* The tokenizer.json path a tokenizer was loaded from; NULL for a GGUF vocabulary. */
+const char *vkl_tokenizer_source(const vkl_tokenizer *tok);
+
 /* Tokenize text[0..len) (UTF-8; invalid bytes are tolerated as llama.cpp does).
  * add_bos: add the special tokens the vocabulary asks for, as llama.cpp's add_special: BOS first when
  *   tokenizer.ggml.add_bos_token (default: true for SPM and llama-bpe, false otherwise; always for Gemma 4), EOS
@@ -62,7 +88,9 @@ vkl_status vkl_detokenize(const vkl_tokenizer *tok, const int32_t *ids, size_t n
 size_t vkl_token_to_piece(const vkl_tokenizer *tok, int32_t id, bool render_special, char *buf, size_t cap);
 
 vkl_tokenizer_kind vkl_tokenizer_kind_of(const vkl_tokenizer *tok);
-/* "llama", "gpt2" or "gemma4"; and the pre-tokenizer name as stored ("gemma4" for Gemma 4, NULL for SPM). */
+/* "llama", "gpt2" or "gemma4"; and the pre-tokenizer name as stored ("gemma4" for Gemma 4, NULL for SPM).
+ * From tokenizer.json: "hf-bpe", and the name llama.cpp gives the pre-tokenizer its Split regex is
+ * ("llama-bpe", "qwen2", "gpt-2"; "default" without one). */
 const char *vkl_tokenizer_model_name(const vkl_tokenizer *tok);
 const char *vkl_tokenizer_pre_name(const vkl_tokenizer *tok);
 int32_t vkl_tokenizer_n_vocab(const vkl_tokenizer *tok);

@@ -12,14 +12,17 @@
 #define CMD "tokenize"
 
 static void help(void) {
-    printf("usage: vklora tokenize --model MODEL.gguf (--text TEXT | --file FILE) [--no-bos] [--no-parse-special]\n"
-           "                       [--json]\n\n"
+    printf("usage: vklora tokenize (--model MODEL.gguf | --tokenizer PATH) (--text TEXT | --file FILE) [--no-bos]\n"
+           "                       [--no-parse-special] [--json]\n\n"
            "Tokenize TEXT (or the contents of FILE) with the tokenizer stored in MODEL.gguf (tokenizer.ggml.*:\n"
-           "SentencePiece \"llama\" or byte-level BPE \"gpt2\"), the way llama.cpp does.\n\n"
+           "SentencePiece \"llama\" or byte-level BPE \"gpt2\"), the way llama.cpp does, or with a Hugging Face\n"
+           "tokenizer.json, the way Hugging Face's tokenizers library does.\n\n"
            "  --model PATH          GGUF file with a vocabulary (a full model or a vocabulary-only file)\n"
+           "  --tokenizer PATH      a tokenizer.json, or a folder holding one (and tokenizer_config.json)\n"
            "  --text TEXT           the text to tokenize\n"
            "  --file PATH           tokenize this file's bytes instead\n"
-           "  --no-bos              do not add the BOS (and EOS) tokens the vocabulary asks for\n"
+           "  --no-bos              do not add the BOS (and EOS) tokens the vocabulary asks for (tokenizer.json:\n"
+           "                        the post-processor's tokens, Hugging Face's add_special_tokens=False)\n"
            "  --no-parse-special    treat text such as \"<s>\" or \"<|im_end|>\" as plain text rather than as\n"
            "                        control tokens (user-defined tokens are still matched)\n"
            "  --json                print {\"tokens\":[...], \"pieces\":[...], \"n_tokens\":N}\n"
@@ -95,16 +98,17 @@ static vkl_status read_file(const char *path, char **buf, size_t *len, vkl_err *
 }
 
 int vkl_cmd_tokenize(int argc, char **argv) {
-    const char *model = NULL, *text = NULL, *file = NULL;
+    const char *model = NULL, *text = NULL, *file = NULL, *hf = NULL;
     bool add_bos = true, parse_special = true, json = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (vkl_cli_is_help(a)) {
             help();
             return 0;
-        } else if (!strcmp(a, "--model") || !strcmp(a, "--text") || !strcmp(a, "--file")) {
+        } else if (!strcmp(a, "--model") || !strcmp(a, "--text") || !strcmp(a, "--file") ||
+                   !strcmp(a, "--tokenizer")) {
             if (i + 1 >= argc) return vkl_cli_usage(CMD, "%s needs a value", a);
-            const char **dst = a[2] == 'm' ? &model : a[2] == 't' ? &text : &file;
+            const char **dst = a[2] == 'm' ? &model : !strcmp(a, "--text") ? &text : a[2] == 't' ? &hf : &file;
             if (*dst) return vkl_cli_usage(CMD, "%s given twice", a);
             *dst = argv[++i];
         } else if (!strcmp(a, "--no-bos")) {
@@ -117,7 +121,7 @@ int vkl_cmd_tokenize(int argc, char **argv) {
             return vkl_cli_usage(CMD, "unknown argument '%s'", a);
         }
     }
-    if (!model) return vkl_cli_usage(CMD, "--model is required");
+    if (!model == !hf) return vkl_cli_usage(CMD, "give exactly one of --model and --tokenizer");
     if (!text == !file) return vkl_cli_usage(CMD, "give exactly one of --text and --file");
 
     vkl_err err = {0};
@@ -127,7 +131,8 @@ int vkl_cmd_tokenize(int argc, char **argv) {
     int32_t *ids = NULL;
     size_t len = 0, n = 0;
     int rc = 0;
-    if (vkl_gguf_open(model, &g, &err) || vkl_tokenizer_load(g, &tok, &err)) goto fail;
+    if (hf ? vkl_tokenizer_load_hf(hf, &tok, &err) : (vkl_gguf_open(model, &g, &err) || vkl_tokenizer_load(g, &tok, &err)))
+        goto fail;
     if (file) {
         if (read_file(file, &buf, &len, &err)) goto fail;
     } else {
