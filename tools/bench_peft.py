@@ -50,7 +50,8 @@ def parse_args(argv):
     p.add_argument("--device", default="cuda", help="cuda (default) or cpu")
     p.add_argument("--dtype", choices=["bf16", "fp16", "fp32"], help="default: bf16 on cuda, fp32 on cpu")
     p.add_argument("--preset", default="llama-3.2-1b", choices=sorted(PRESETS))
-    p.add_argument("--layers", type=int, help="override the preset's layer count")
+    for k in ("layers", "dim", "heads", "kv-heads", "ff", "vocab"):
+        p.add_argument(f"--{k}", type=int, help=f"override the preset's {k} (as vklora-mkmodel's --{k})")
     p.add_argument("--ctx", type=int, default=512, help="tokens per sequence (default 512)")
     p.add_argument("--batch", type=int, default=1, help="sequences per step (default 1)")
     p.add_argument("--r", type=int, default=16, help="LoRA rank (default 16; alpha = r)")
@@ -64,9 +65,9 @@ def parse_args(argv):
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--json", action="store_true", help="one JSON object on one line")
     a = p.parse_args(argv)
-    for k in ("ctx", "batch", "r", "steps"):
-        if getattr(a, k) < 1:
-            fail(f"--{k} must be at least 1")
+    for k in ("ctx", "batch", "r", "steps", "layers", "dim", "heads", "kv_heads", "ff", "vocab"):
+        if getattr(a, k) is not None and getattr(a, k) < 1:
+            fail(f"--{k.replace('_', '-')} must be at least 1")
     if a.warmup < 0:
         fail("--warmup must be at least 0")
     return a
@@ -224,8 +225,12 @@ def main(argv=None):
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[a.dtype or
                                                                                       ("bf16" if cuda else "fp32")]
     shape = dict(PRESETS[a.preset])
-    if a.layers:
-        shape["layers"] = a.layers
+    for k in ("layers", "dim", "heads", "kv_heads", "ff", "vocab"):
+        if getattr(a, k):
+            shape[k] = getattr(a, k)
+    if shape["dim"] % shape["heads"] or shape["heads"] % shape["kv_heads"] or (shape["dim"] // shape["heads"]) % 2:
+        fail(f"shape: dim {shape['dim']} must split into {shape['heads']} heads of an even size, and the heads into "
+             f"{shape['kv_heads']} kv heads")
     impl = a.impl
     if impl != "fallback":
         ok, why = have_peft()
