@@ -31,6 +31,12 @@ static bool needs_permute(const vkl_model *base, uint32_t module) {
     return !base->hp.rope_neox && (module == 0 || module == 1);
 }
 
+/* The other way round: a model read from a Hugging Face folder keeps HF's q/k rows (include/vklora/hf.h), while
+ * llama.cpp's adapter GGUF is in its permuted order for the families it permutes. */
+static bool gguf_permute(const vkl_model *base, uint32_t module) {
+    return base->hp.qk_hf_rows && (module == 0 || module == 1);
+}
+
 void vkl_adapter_peft_name(uint32_t layer, uint32_t module, bool is_b, char *buf, size_t size) {
     snprintf(buf, size, "base_model.model.model.layers.%u.%s.%s.lora_%c.weight", layer,
              is_attn(module) ? "self_attn" : "mlp", vkl_target_module_names[module], is_b ? 'B' : 'A');
@@ -68,6 +74,7 @@ vkl_status vkl_adapter_save_gguf(const vkl_lora *l, const vkl_model *base, const
     vkl_gguf_writer_set_f64(w, "vklora.lora.alpha", l->alpha);
     vkl_gguf_writer_set_bool(w, "vklora.lora.use_rslora", l->use_rslora);
     vkl_gguf_writer_set_f64(w, "vklora.lora.dropout", l->dropout);
+    float **copies = vkl_calloc(l->n_slots ? l->n_slots : 1, sizeof(*copies)); /* B of q/k in llama.cpp's rows */
     for (uint32_t i = 0; i < l->n_slots && !st; i++) {
         const vkl_lora_slot *s = &l->slots[i];
         char tn[96];
@@ -75,10 +82,21 @@ vkl_status vkl_adapter_save_gguf(const vkl_lora *l, const vkl_model *base, const
         gguf_name(s->layer, s->module, false, tn, sizeof(tn));
         st = vkl_gguf_writer_add_tensor(w, tn, VKL_TYPE_F32, 2, ne_a, l->params + s->a_off, err);
         gguf_name(s->layer, s->module, true, tn, sizeof(tn));
-        if (!st) st = vkl_gguf_writer_add_tensor(w, tn, VKL_TYPE_F32, 2, ne_b, l->params + s->b_off, err);
+        const float *B = l->params + s->b_off;
+        if (gguf_permute(base, s->module)) {
+            const uint32_t D = base->hp.head_dim;
+            float *g = copies[i] = vkl_malloc((size_t)s->out * l->r * sizeof(float));
+            for (uint32_t row = 0; row < s->out; row++)
+                memcpy(g + (size_t)row * l->r, B + (size_t)vkl_adapter_hf_row_of_gguf_row(row, D) * l->r,
+                       l->r * sizeof(float));
+            B = g;
+        }
+        if (!st) st = vkl_gguf_writer_add_tensor(w, tn, VKL_TYPE_F32, 2, ne_b, B, err);
     }
     if (!st) st = vkl_gguf_writer_write(w, path, err);
     vkl_gguf_writer_free(w);
+    for (uint32_t i = 0; i < l->n_slots; i++) free(copies[i]);
+    free(copies);
     return st;
 }
 
@@ -273,7 +291,8 @@ static vkl_status build_lora(const src_set *src, const vkl_model *base, double a
                 return vkl_err_set(err, VKL_ERR_INPUT, "adapter: %s: '%s' has rank %" PRIu64 " but '%s' has rank %u "
                                    "(per-module ranks are not supported)", src->path, a->name, a->rows, r_from, r);
             }
-            if (src->hf_rows && needs_permute(base, mod) && (base->hp.head_dim % 2 || outf % base->hp.head_dim))
+            if (((src->hf_rows && needs_permute(base, mod)) || (!src->hf_rows && gguf_permute(base, mod))) &&
+                (base->hp.head_dim % 2 || outf % base->hp.head_dim))
                 return vkl_err_set(err, VKL_ERR_INPUT, "adapter: %s: '%s': rows are not whole heads", src->path,
                                    b->name);
             mask |= 1u << mod;
@@ -292,10 +311,13 @@ static vkl_status build_lora(const src_set *src, const vkl_model *base, double a
         if (!a->name) continue; /* not adapted in this layer: A = B = 0 leaves the weight as it is */
         float *A = l->params + s->a_off, *B = l->params + s->b_off;
         for (uint64_t j = 0; j < (uint64_t)r * s->in; j++) A[j] = src_at(a, j);
-        const bool perm = src->hf_rows && needs_permute(base, s->module);
+        /* PEFT rows onto a llama.cpp-permuted model, or llama.cpp's rows onto a model in HF order */
+        const bool from_hf = src->hf_rows && needs_permute(base, s->module);
+        const bool to_hf = !src->hf_rows && gguf_permute(base, s->module);
         for (uint32_t g = 0; g < s->out; g++) {
-            uint64_t from = perm ? vkl_adapter_hf_row_of_gguf_row(g, D) : g;
-            for (uint32_t k = 0; k < r; k++) B[(uint64_t)g * r + k] = src_at(b, from * r + k);
+            uint64_t from = from_hf ? vkl_adapter_hf_row_of_gguf_row(g, D) : g;
+            uint64_t to = to_hf ? vkl_adapter_hf_row_of_gguf_row(g, D) : g;
+            for (uint32_t k = 0; k < r; k++) B[to * r + k] = src_at(b, from * r + k);
         }
     }
     *out = l;

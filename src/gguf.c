@@ -95,6 +95,8 @@ static void arena_free(arena *a) {
 typedef struct {
     arena ar;
     bool mapped;                  /* map is our mmap (unmap on close) rather than a caller's buffer */
+    uint8_t *owned_map;           /* a writer view's serialized header (freed on close) */
+    uint64_t view_data_size;      /* a writer view: the data section's size, whose bytes are elsewhere */
     const vkl_gguf_str **kv_sorted; /* keys sorted for duplicate detection and bsearch lookups */
     const vkl_gguf_str **t_sorted;  /* tensor names, same */
     uint64_t *t_info_offset;        /* file offset of each tensor info, for messages */
@@ -410,6 +412,7 @@ static vkl_status parse(vkl_gguf *g, gguf_priv *pv, vkl_err *err) {
     g->data_offset = align_up(r->pos, g->alignment);
     /* Files without tensors (vocabularies) may end right after the metadata, without the padding. */
     uint64_t data_size = g->data_offset <= g->file_size ? g->file_size - g->data_offset : 0;
+    if (pv->owned_map) data_size = pv->view_data_size;
     if (g->n_tensors && g->data_offset > g->file_size)
         return rfail(r, r->pos, "file ends inside the padding before the data section (expected %" PRIu64
                      " bytes, file has %" PRIu64 ")", g->data_offset, g->file_size);
@@ -440,7 +443,7 @@ static vkl_status parse(vkl_gguf *g, gguf_priv *pv, vkl_err *err) {
         }
         /* end <= data_size < 2^64 and the alignment is at most 2^31, so the padded end cannot wrap */
         expect = align_up(end, g->alignment);
-        t->data = g->map + g->data_offset + t->offset;
+        t->data = pv->owned_map ? NULL : g->map + g->data_offset + t->offset;
     }
 
     pv->t_sorted = vkl_malloc((size_t)g->n_tensors * sizeof(*pv->t_sorted));
@@ -470,7 +473,8 @@ void vkl_gguf_close(vkl_gguf *g) {
     if (!g) return;
     gguf_priv *pv = g->priv;
     if (pv) {
-        if (pv->mapped && g->map) munmap((void *)g->map, (size_t)g->file_size);
+        if (pv->mapped && g->map) vkl_os_unmap(g->map, g->file_size);
+        free(pv->owned_map);
         arena_free(&pv->ar);
         free(pv->kv_sorted);
         free(pv->t_sorted);
@@ -938,19 +942,26 @@ vkl_status vkl_gguf_writer_to_memory(vkl_gguf_writer *w, uint8_t **buf, uint64_t
     return VKL_OK;
 }
 
-static bool write_all(int fd, const void *p, uint64_t n) {
-    const uint8_t *c = p;
-    while (n) {
-        ssize_t k = write(fd, c, n > (1u << 30) ? (1u << 30) : (size_t)n);
-        if (k < 0 && errno == EINTR) continue;
-        if (k <= 0) {
-            if (k == 0) errno = EIO;
-            return false;
-        }
-        c += k;
-        n -= (uint64_t)k;
+vkl_status vkl_gguf_writer_view(vkl_gguf_writer *w, const char *name, vkl_gguf **out, vkl_err *err) {
+    bytes h;
+    uint64_t total;
+    *out = NULL;
+    vkl_status st = build_header(w, &h, &total, err);
+    if (st != VKL_OK) return st;
+    /* parse the serialized header as a file whose data section (total - h.n bytes) lives in the writer's buffers */
+    vkl_gguf *g = gguf_new(name);
+    gguf_priv *pv = g->priv;
+    pv->owned_map = h.p;
+    pv->view_data_size = total - h.n;
+    g->map = h.p;
+    g->file_size = h.n;
+    if ((st = parse(g, pv, err)) != VKL_OK) {
+        vkl_gguf_close(g);
+        return st;
     }
-    return true;
+    for (uint64_t i = 0; i < g->n_tensors; i++) g->tensors[i].data = w->t[i].data;
+    *out = g;
+    return VKL_OK;
 }
 
 vkl_status vkl_gguf_writer_write(vkl_gguf_writer *w, const char *path, vkl_err *err) {

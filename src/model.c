@@ -10,6 +10,7 @@
 
 #include "vk/vk.h"
 #include "vklora/config.h"
+#include "vklora/hf.h"
 #include "vklora/quant.h"
 
 /* ---- architectures ---- */
@@ -194,6 +195,10 @@ vkl_status vkl_hparams_read(const vkl_gguf *g, vkl_hparams *hp, vkl_err *err) {
     hp->desc = d;
     hp->arch = d->arch;
     hp->rope_neox = d->rope_neox;
+    /* a Hugging Face folder's q/k rows rotate halves (include/vklora/hf.h) */
+    bool neox;
+    if (vkl_gguf_get_bool(g, "vklora.rope_neox", &neox) && neox) hp->rope_neox = true;
+    hp->qk_hf_rows = hp->rope_neox && !d->rope_neox;
     if (!get_u32(g, arch, "block_count", &hp->n_layer, true, 0, err) ||
         !get_u32(g, arch, "embedding_length", &hp->n_embd, true, 0, err) ||
         !get_u32(g, arch, "attention.head_count", &hp->n_head, true, 0, err) ||
@@ -432,7 +437,12 @@ static vkl_status bind_layer(vkl_model *m, uint32_t l, vkl_err *err) {
 vkl_status vkl_model_load(const char *path, vkl_model **out, vkl_err *err) {
     *out = NULL;
     vkl_model *m = vkl_calloc(1, sizeof(*m));
-    if (vkl_gguf_open(path, &m->gguf, err)) goto fail;
+    if (vkl_hf_is_folder(path)) {
+        if (vkl_hf_open(path, VKL_HF_VIEW_LOAD, &m->hf, err)) goto fail;
+        m->gguf = (vkl_gguf *)vkl_hf_gguf(m->hf);
+    } else if (vkl_gguf_open(path, &m->gguf, err)) {
+        goto fail;
+    }
     vkl_hparams *hp = &m->hp;
     if (vkl_hparams_read(m->gguf, hp, err)) goto fail;
     const uint64_t C = hp->n_embd;
@@ -599,6 +609,7 @@ void vkl_model_free(vkl_model *m) {
     }
     free(m->layers);
     vkl_hparams_free(&m->hp);
-    vkl_gguf_close(m->gguf);
+    if (m->hf) vkl_hf_close(m->hf); /* which owns the gguf view */
+    else vkl_gguf_close(m->gguf);
     free(m);
 }

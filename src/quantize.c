@@ -9,10 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <unistd.h>
 
+#include "platform.h"
 #include "vklora/adapter.h"
 #include "vklora/gguf.h"
+#include "vklora/hf.h"
 #include "vklora/lora.h"
 #include "vklora/quant.h"
 
@@ -351,9 +352,41 @@ vkl_status vkl_merge_file(const char *model_path, const char *adapter_path, cons
     if (!isfinite(scale)) return vkl_err_set(err, VKL_ERR_INPUT, "merge: the scale must be finite");
     vkl_model *m;
     vkl_lora *lora = NULL;
+    vkl_hf_model *conv = NULL;
     if (vkl_model_load(model_path, &m, err)) return err->status;
     vkl_status st = vkl_adapter_load(adapter_path, m, &lora, err);
-    if (!st) st = convert_gguf(m->gguf, out_path, mode, lora, scale, rep, err);
+    const vkl_gguf *g = m->gguf;
+    if (!st && m->hp.qk_hf_rows) {
+        /* a folder with Hugging Face's q/k rows: merge into the view llama.cpp reads (its rows), with the adapter's
+         * q/k B rows moved the same way */
+        if (!(st = vkl_hf_open(model_path, VKL_HF_VIEW_CONVERT, &conv, err))) g = vkl_hf_gguf(conv);
+        const uint32_t D = m->hp.head_dim;
+        for (uint32_t i = 0; !st && i < lora->n_slots; i++) {
+            const vkl_lora_slot *s = &lora->slots[i];
+            if (s->module > 1) continue;
+            float *B = lora->params + s->b_off, *copy = vkl_malloc((size_t)s->out * lora->r * sizeof(float));
+            memcpy(copy, B, (size_t)s->out * lora->r * sizeof(float));
+            for (uint32_t row = 0; row < s->out; row++)
+                memcpy(B + (size_t)row * lora->r, copy + (size_t)vkl_adapter_hf_row_of_gguf_row(row, D) * lora->r,
+                       lora->r * sizeof(float));
+            free(copy);
+        }
+    }
+    if (!st) st = convert_gguf(g, out_path, mode, lora, scale, rep, err);
+    vkl_hf_close(conv);
+    vkl_lora_free(lora);
+    vkl_model_free(m);
+    return st;
+}
+
+vkl_status vkl_merge_to_hf(const char *model_path, const char *adapter_path, const char *out_dir, float scale,
+                           vkl_err *err) {
+    if (!isfinite(scale)) return vkl_err_set(err, VKL_ERR_INPUT, "merge: the scale must be finite");
+    vkl_model *m;
+    vkl_lora *lora = NULL;
+    if (vkl_model_load(model_path, &m, err)) return err->status;
+    vkl_status st = vkl_adapter_load(adapter_path, m, &lora, err);
+    if (!st) st = vkl_hf_export(m, lora, scale, out_dir, true, err);
     vkl_lora_free(lora);
     vkl_model_free(m);
     return st;

@@ -143,6 +143,10 @@ vkl_status vkl_gguf_writer_add_tensor(vkl_gguf_writer *w, const char *name, uint
                                       const int64_t *ne, const void *data, vkl_err *err);
 /* Write atomically (temp file + rename). */
 vkl_status vkl_gguf_writer_write(vkl_gguf_writer *w, const char *path, vkl_err *err);
+/* The GGUF this writer would write, opened as a reader without serializing the tensor data: metadata and tensor
+ * infos parsed (and validated) as from a file, each tensor's data pointing at the buffer given to add_tensor, which
+ * must outlive the view (Hugging Face folders read in place). `name` is used in messages. */
+vkl_status vkl_gguf_writer_view(vkl_gguf_writer *w, const char *name, vkl_gguf **out, vkl_err *err);
 /* Serialize into a malloc'd buffer (for tests and round trips). */
 vkl_status vkl_gguf_writer_to_memory(vkl_gguf_writer *w, uint8_t **buf, uint64_t *size, vkl_err *err);
 

@@ -74,6 +74,7 @@ typedef struct vkl_hparams {
     float rope_base_swa;   /* rope.freq_base_swa (local layers; Gemma 3) */
     float rms_eps;
     bool rope_neox;        /* NeoX pairs (i, i + rope_dim/2); llama GGUF: adjacent pairs */
+    bool qk_hf_rows;       /* q/k rows in Hugging Face's order although llama.cpp's permute them (a folder) */
     bool tied_output;      /* no output.weight: the head reuses token_embd */
     /* rope scaling (global layers; local layers of Gemma 3 use none) */
     vkl_rope_scaling rope_scaling;
@@ -122,7 +123,8 @@ typedef struct vkl_layer_weights {
 } vkl_layer_weights;
 
 typedef struct vkl_model {
-    vkl_gguf *gguf; /* owned */
+    vkl_gguf *gguf; /* owned, or the view of `hf` */
+    struct vkl_hf_model *hf; /* owned: the Hugging Face folder the model was read from (NULL for a GGUF) */
     vkl_hparams hp;
     vkl_weight tok_embd;    /* (V, C) */
     vkl_weight output_norm; /* (C) */

@@ -86,6 +86,10 @@ vkl_status vkl_quantize_file(const char *in_path, const char *out_path, vkl_quan
  * converted by the mix. Metadata copied; general.file_type set unless keep. Written atomically. */
 vkl_status vkl_merge_file(const char *model_path, const char *adapter_path, const char *out_path, vkl_quant_mode mode,
                           float scale, vkl_quant_report *rep, vkl_err *err);
+/* The same merge written as a Hugging Face folder (config.json + model.safetensors in BF16, q/k rows and norms in
+ * its conventions; see vkl_hf_export in vklora/hf.h), from a GGUF or a folder base. */
+vkl_status vkl_merge_to_hf(const char *model_path, const char *adapter_path, const char *out_dir, float scale,
+                           vkl_err *err);
 
 /* Quantize-on-load: convert the weights of a loaded model (before vkl_model_upload) with the rules of `mode`;
  * converted weights own their bytes (vkl_weight.data/owned). keep does nothing. An already-quantized weight whose

@@ -6,11 +6,12 @@
 
 #include "cli/cli.h"
 #include "vklora/gguf.h"
+#include "vklora/hf.h"
 #include "vklora/model.h"
 #include "vklora/quant.h"
 
 static void help(void) {
-    printf("usage: vklora info MODEL.gguf [--json] [--no-tensors]\n\n"
+    printf("usage: vklora info MODEL.gguf|HF_FOLDER [--json] [--no-tensors]\n\n"
            "Describe a GGUF file (version 2 or 3): architecture and hyper-parameters, tokenizer and special\n"
            "tokens, parameter count, bytes per tensor type, and the tensor table (shape in ggml order, ne[0]\n"
            "first; offsets relative to the data section). Vocabulary-only files are accepted.\n\n"
@@ -381,7 +382,8 @@ int vkl_cmd_info(int argc, char **argv) {
 
     vkl_err err = {0};
     vkl_gguf *g = NULL;
-    vkl_status st = vkl_gguf_open(path, &g, &err);
+    vkl_hf_model *hf = NULL;
+    vkl_status st = vkl_hf_open_any(path, &g, &hf, &err);
     if (st != VKL_OK) return vkl_cli_fail("info", st, "%s", err.msg);
 
     hparams h;
@@ -395,6 +397,6 @@ int vkl_cmd_info(int argc, char **argv) {
         types[t->type].bytes += t->size;
     }
     int rc = json ? print_json(g, &h, types, n_params, tensors) : print_text(g, &h, types, n_params, tensors);
-    vkl_gguf_close(g);
+    vkl_hf_close_any(g, hf);
     return rc;
 }
