@@ -259,8 +259,8 @@ static int check_vs_torch_model(const char *model_path, vkl_grad_ckpt ckpt, uint
     /* With the products on cooperative matrices (f16 operands) the gradients are right to ~1e-2 of the largest,
      * which flips Adam's step on coordinates whose gradient is that small: a whole step of difference (measured: 1.5x
      * the largest movement after 2 steps). There the losses after each update (above, tol) check the optimizer instead. */
-    const char *mm = getenv("VKLORA_MATMUL");
-    if (!(mm && !strcmp(mm, "coopmat")))
+    const char *mm = getenv("VKLORA_MATMUL"), *at = getenv("VKLORA_ATTN");
+    if (!(mm && !strcmp(mm, "coopmat")) && !(at && !strcmp(at, "coopmat")))
         T_ASSERT(maxd < 1e-2 * maxmove, "%s: params after %u steps differ by %.3g (movement %.3g)", tag,
                  b.n_steps, maxd, maxmove);
     free(rp);
@@ -350,6 +350,66 @@ static int test_torch_coopmat(void) {
                                   "all-coopmat", 100.0, 0.5);
     }
     unsetenv("VKLORA_MATMUL");
+    return rc;
+}
+
+/* The whole step with attention in the flash-attention kernels (shaders/attention_flash*.comp): VKLORA_ATTN=flash
+ * (f32 block products, any device) on stories260K (GQA 2, D 8) and on the Gemma 2 model (sliding window, soft-cap)
+ * at the fp32 tolerances; VKLORA_ATTN=coopmat (f16 x f16 -> f32 block products) where it can run, else only its
+ * refusal is checked (VKL_TEST_REQUIRE_COOPMAT=1 makes that a failure). The coopmat attention rounds q * scale, k,
+ * v, p and the scaled gradients to f16 (2^-11 relative) where the weight products above round x and w: the same
+ * error class, so the same tol = 100 as train/torch_reference_coopmat. */
+static int test_torch_attn_flash(void) {
+    setenv("VKLORA_ATTN", "flash", 1);
+    int rc = check_vs_torch(VKL_GRAD_CKPT_OFF, VKL_TM_ALL, false, "attn-flash") ||
+             check_arch_vs_torch("gemma2", "--head-dim 32 --window 7 --softcap 5,3 --tied", VKL_GRAD_CKPT_OFF, 1);
+    unsetenv("VKLORA_ATTN");
+    return rc;
+}
+static int test_torch_attn_coopmat(void) {
+    vkl_vk *vk = t_vk();
+    T_ASSERT(vk, "no device");
+    /* a one-token attention tells whether the coopmat kernels can run here */
+    vkl_attn_shape s = {1, 1, 1, 1, 1, 8, 0, 0.5f, 0, 0};
+    vkl_buffer b = {0};
+    vkl_err err = {0};
+    T_ASSERT(!vkl_buffer_create(vk, 64, VKL_MEM_DEVICE, &b, &err), "%s", err.msg);
+    vkl_op_cache cache = {0};
+    setenv("VKLORA_ATTN", "coopmat", 1);
+    vkl_status st = vkl_op_attention(vk, &cache, &s, vkl_tv(&b, 0), vkl_tv(&b, 0), vkl_tv(&b, 0), vkl_tv_none(),
+                                     vkl_tv(&b, 32), vkl_tv_none(), &err);
+    vkl_op_cache_destroy(vk, &cache);
+    vkl_buffer_destroy(vk, &b);
+    int rc = 0;
+    if (st) {
+        unsetenv("VKLORA_ATTN");
+        T_ASSERT(st == VKL_ERR_INPUT && strstr(err.msg, "VKLORA_ATTN=coopmat"), "status %d: %s", st, err.msg);
+        const char *req = getenv("VKL_TEST_REQUIRE_COOPMAT");
+        T_ASSERT(!(req && *req && strcmp(req, "0")), "VKL_TEST_REQUIRE_COOPMAT is set, but %s", err.msg);
+        fprintf(stderr, "    note: the coopmat attention cannot run here: %s\n", err.msg);
+    } else {
+        rc = check_vs_torch_model(t_data_path("models/stories260K.gguf"), VKL_GRAD_CKPT_OFF, VKL_TM_ALL, false,
+                                  "attn-coopmat", 100.0, 0.5);
+    }
+    unsetenv("VKLORA_ATTN");
+    return rc;
+}
+
+/* The whole step with every product on the shared-memory kernels of GPUs without cooperative matrices
+ * (VKLORA_MATMUL=tiled: the weight matmul, its transpose and the LoRA GEMMs; fp32 like the default kernels, so the
+ * fp32 tolerances hold). */
+static int test_torch_tiled(void) {
+    setenv("VKLORA_MATMUL", "tiled", 1);
+    vkl_op_variants_reset();
+    int rc = check_vs_torch_model(t_data_path("models/stories260K.gguf"), VKL_GRAD_CKPT_OFF, VKL_TM_ALL, false,
+                                  "all-tiled", 1.0, 0.5);
+    unsetenv("VKLORA_MATMUL");
+    static const char *const ops[] = {"matmul", "matmul_t", "gemm"};
+    for (size_t i = 0; i < VKL_ARRAY_LEN(ops) && !rc; i++) {
+        char used[64];
+        vkl_op_variants_of(ops[i], used, sizeof(used));
+        T_ASSERT(!strcmp(used, "tiled"), "VKLORA_MATMUL=tiled: %s ran \"%s\"", ops[i], used);
+    }
     return rc;
 }
 
@@ -905,6 +965,9 @@ static int test_train_cli(void) {
 const vkl_test_case vkl_tests_train[] = {
     {"train/torch_reference_all_modules", test_torch_all_modules},
     {"train/torch_reference_coopmat", test_torch_coopmat},
+    {"train/torch_reference_tiled", test_torch_tiled},
+    {"train/torch_reference_attn_flash", test_torch_attn_flash},
+    {"train/torch_reference_attn_coopmat", test_torch_attn_coopmat},
     {"train/coopmat_loss_curve_50_steps", test_coopmat_loss_curve},
     {"train/torch_reference_recompute_rslora", test_torch_recompute},
     {"train/torch_arch_llama3_rope_freqs_tied", test_torch_llama3},

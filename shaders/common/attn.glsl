@@ -1,15 +1,16 @@
-// Shared by attention[_back].comp and attention[_back]_tile.comp: the push-constant block (mirrors vkl_attn_push
-// in src/ops/nn_push.h), the tensor bindings and index helpers. Scalar kernels: DMAX (a -D define: 64, 128 or
-// 256) sizes the per-lane vectors, D <= DMAX is a push value, and the loops over D stay loops (fully unrolled
-// guarded scalar loops took lavapipe's LLVM 10-40 s to compile per pipeline). Tile kernels (-DATTN_TILE): DV4
-// (a -D define) bounds D/4, rows are read as vec4 through RGBA32F texel views, all offsets are multiples of 4.
+// Shared by attention[_back].comp, attention[_back]_tile.comp and attention_flash[_back].comp: the push-constant
+// block (mirrors vkl_attn_push in src/ops/nn_push.h), the tensor bindings and index helpers. Scalar kernels: DMAX
+// (a -D define: 64, 128 or 256) sizes the per-lane vectors, D <= DMAX is a push value, and the loops over D stay
+// loops (fully unrolled guarded scalar loops took lavapipe's LLVM 10-40 s to compile per pipeline). Tile kernels
+// (-DATTN_TILE): DV4 (a -D define) bounds D/4, rows are read as vec4 through RGBA32F texel views, all offsets are
+// multiples of 4. Flash kernels (ATTN_FLASH): storage buffers, D padded in shared memory (common/attn_flash.glsl).
 //   q, out, dout, dq: [n_seq, T, n_head, D]   k, v, dk, dv: [n_seq, S, n_head_kv, D]
 //   lse: [n_seq, n_head, T]                   seg: int32 [n_seq, T]
 #ifndef VKL_ATTN_GLSL
 #define VKL_ATTN_GLSL
 
-#if !defined(DMAX) && !defined(ATTN_TILE)
-#error "attn.glsl: define DMAX (scalar kernels) or ATTN_TILE and DV4"
+#if !defined(DMAX) && !defined(ATTN_TILE) && !defined(ATTN_FLASH)
+#error "attn.glsl: define DMAX (scalar kernels), ATTN_TILE and DV4, or ATTN_FLASH (common/attn_flash.glsl)"
 #endif
 
 layout(push_constant) uniform Push {

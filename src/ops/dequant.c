@@ -9,7 +9,10 @@ vkl_status vkl_op_cache_get(vkl_vk *vk, vkl_op_cache *cache, const vkl_pipeline_
                             vkl_err *err) {
     uint32_t wg = desc->n_spec ? desc->spec[0] : 0;
     for (uint32_t i = 0; i < cache->n; i++) {
-        if (cache->entries[i].wg_size == wg && !strcmp(cache->entries[i].shader, desc->shader)) {
+        if (cache->entries[i].wg_size == wg && cache->entries[i].n_spec == desc->n_spec &&
+            desc->n_spec <= VKL_MAX_SPEC &&
+            !memcmp(cache->entries[i].spec, desc->spec, desc->n_spec * sizeof(uint32_t)) &&
+            !strcmp(cache->entries[i].shader, desc->shader)) {
             *out = &cache->entries[i].pipe;
             return VKL_OK;
         }
@@ -23,6 +26,8 @@ vkl_status vkl_op_cache_get(vkl_vk *vk, vkl_op_cache *cache, const vkl_pipeline_
     if (st) return st;
     cache->entries[cache->n].shader = spv->name;
     cache->entries[cache->n].wg_size = wg;
+    cache->entries[cache->n].n_spec = desc->n_spec;
+    memcpy(cache->entries[cache->n].spec, desc->spec, sizeof(desc->spec));
     *out = &cache->entries[cache->n++].pipe;
     return VKL_OK;
 }

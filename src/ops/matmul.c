@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "ops/matmul.h"
+#include "ops/coopmat.h"
 #include "ops/matmul_push.h"
 #include "vklora/quant.h"
 
@@ -117,16 +118,29 @@ static vkl_status pick_variant(const vkl_vk *vk, mm_variant *v, vkl_err *err) {
 }
 
 /* VKLORA_MATMUL=coopmat where the cooperative-matrix kernel cannot run: say why. */
-static vkl_status coopmat_unavailable(const vkl_vk *vk, vkl_err *err) {
+const char *vkl_coopmat_why_not(const vkl_vk *vk) {
     const vkl_device_info *d = &vk->info;
-    const char *why = !vkl_coopmat_built() ? "this build has no cooperative-matrix shaders (its glslc could not compile "
-                                             "GL_KHR_cooperative_matrix; see `vklora devices`)"
-                      : !d->cooperative_matrix ? "the device lacks VK_KHR_cooperative_matrix"
-                      : !d->coopmat_usable ? "the device lacks the cooperativeMatrix feature in compute shaders, "
-                                             "shaderFloat16 or the Vulkan memory model"
-                                           : "the device lists no subgroup-scope f16 x f16 -> f32 shape this kernel "
-                                             "can use (see `vklora devices`), or no usable subgroup size";
-    return vkl_err_set(err, VKL_ERR_INPUT, "VKLORA_MATMUL=coopmat: device %u (%s): %s", d->index, d->name, why);
+    return !vkl_coopmat_built() ? "this build has no cooperative-matrix shaders (its glslc could not compile "
+                                  "GL_KHR_cooperative_matrix; see `vklora devices`)"
+           : !d->cooperative_matrix ? "the device lacks VK_KHR_cooperative_matrix"
+           : !d->coopmat_usable ? "the device lacks the cooperativeMatrix feature in compute shaders, "
+                                  "shaderFloat16 or the Vulkan memory model"
+                                : "the device lists no subgroup-scope f16 x f16 -> f32 shape this kernel "
+                                  "can use (see `vklora devices`), or no usable subgroup size";
+}
+
+static vkl_status coopmat_unavailable(const vkl_vk *vk, vkl_err *err) {
+    return vkl_err_set(err, VKL_ERR_INPUT, "VKLORA_MATMUL=coopmat: device %u (%s): %s", vk->info.index,
+                       vk->info.name, vkl_coopmat_why_not(vk));
+}
+
+/* src/ops/coopmat.h: the same choices for the other coopmat kernels (attention). */
+const vkl_coopmat_shape *vkl_coopmat_pick(const vkl_vk *vk, uint32_t *sg, uint32_t *required_sg) {
+    return coopmat_shape(vk, sg, required_sg);
+}
+uint32_t vkl_coopmat_desc(vkl_pipeline_desc *desc, const vkl_coopmat_shape *cs, uint32_t sg, uint32_t required_sg,
+                          uint32_t *rows, uint32_t *cols) {
+    return coopmat_desc(desc, cs, sg, required_sg, rows, cols);
 }
 
 /* The subgroup size the texel kernel is specialized for (0: it cannot run), and whether the pipeline must

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ops/coopmat.h"
 #include "ops/nn.h"
 #include "ops/nn_push.h"
 #include "vklora/quant.h"
@@ -365,19 +366,53 @@ static const char *attn_dmax(uint32_t D) { return D <= 64 ? "d64" : D <= 128 ? "
 /* Kernel variants. scalar: one lane per query (or key) row, loops over D, storage-buffer loads; any D and any
  * 4-byte offset. tile: each lane owns R rows held as vec4 registers and reads the other side's rows through
  * RGBA32F texel views, so each row loaded feeds R rows (~10x on lavapipe, where texel fetches are vector gathers
- * and per-lane storage loads are scalar loops); it needs D % 4 == 0 and 16-byte aligned tensors. auto takes
- * tile where it can run; VKLORA_ATTN=scalar|tile forces one (tile still falls back when it cannot run). */
-typedef enum { ATTN_SCALAR, ATTN_TILE } attn_variant;
+ * and per-lane storage loads are scalar loops); it needs D % 4 == 0 and 16-byte aligned tensors. flash: the
+ * FlashAttention-2 form for GPUs (shaders/attention_flash*.comp): a workgroup stages blocks of queries and keys in
+ * shared memory and runs the block products as f32 FMA loops; any D and offset. coopmat: the same source with the
+ * block products on cooperative matrices (f16 operands, f32 accumulation, the device's tile shape). auto: CPU
+ * devices take tile (barriers and shared memory are slow on lavapipe, whose coopmat is an emulation); other devices
+ * coopmat where the device has a usable shape and this build the shaders, else flash. VKLORA_ATTN=
+ * auto|tile|scalar|flash|coopmat forces one; a variant that cannot run a shape falls back (coopmat to flash, flash
+ * to tile, tile to scalar; a forced one says so on stderr once), and coopmat where it cannot run at all is an input
+ * error saying why. */
+typedef enum { ATTN_SCALAR, ATTN_TILE, ATTN_FLASH, ATTN_COOPMAT } attn_variant;
+static const char *const attn_variant_names[] = {"scalar", "tile", "flash", "coopmat"};
 
-static vkl_status attn_pick(const char *op, attn_variant *v, vkl_err *err) {
-    const char *env = getenv("VKLORA_ATTN");
-    *v = ATTN_TILE;
-    if (!env || !*env || !strcmp(env, "auto") || !strcmp(env, "tile")) return VKL_OK;
-    if (!strcmp(env, "scalar")) {
-        *v = ATTN_SCALAR;
+/* The device's cooperative-matrix shape when the attention kernels can use it: f16 rows in shared memory must
+ * start 16-byte aligned, so every side a multiple of 8. */
+static const vkl_coopmat_shape *attn_coop_shape(const vkl_vk *vk, uint32_t *sg, uint32_t *req, const char **why) {
+    const vkl_coopmat_shape *cs = vkl_coopmat_pick(vk, sg, req);
+    if (!cs) {
+        *why = vkl_coopmat_why_not(vk);
+        return NULL;
+    }
+    if (cs->M % 8 || cs->N % 8 || cs->K % 8) {
+        *why = "the device's matrix shape has a side that is not a multiple of 8, which the attention kernels need";
+        return NULL;
+    }
+    return cs;
+}
+
+static vkl_status attn_pick(const vkl_vk *vk, const char *op, attn_variant *v, bool *forced, vkl_err *err) {
+    const char *env = getenv("VKLORA_ATTN"), *why = NULL;
+    uint32_t sg, req;
+    *forced = env && *env && strcmp(env, "auto");
+    if (!*forced) {
+        *v = vk->info.vk_type == VK_PHYSICAL_DEVICE_TYPE_CPU ? ATTN_TILE
+             : attn_coop_shape(vk, &sg, &req, &why)         ? ATTN_COOPMAT
+                                                              : ATTN_FLASH;
         return VKL_OK;
     }
-    return vkl_err_set(err, VKL_ERR_INPUT, "%s: VKLORA_ATTN=%s: expected auto, tile or scalar", op, env);
+    for (int i = 0; i < (int)VKL_ARRAY_LEN(attn_variant_names); i++)
+        if (!strcmp(env, attn_variant_names[i])) {
+            *v = (attn_variant)i;
+            if (*v == ATTN_COOPMAT && !attn_coop_shape(vk, &sg, &req, &why))
+                return vkl_err_set(err, VKL_ERR_INPUT, "%s: VKLORA_ATTN=coopmat: device %u (%s): %s", op,
+                                   vk->info.index, vk->info.name, why);
+            return VKL_OK;
+        }
+    return vkl_err_set(err, VKL_ERR_INPUT, "%s: VKLORA_ATTN=%s: expected auto, tile, scalar, flash or coopmat", op,
+                       env);
 }
 
 /* Loop iterations one invocation runs, counted as llvmpipe's loop limiter counts them (every iteration of every
@@ -446,6 +481,129 @@ static vkl_status attn_tile_pipe(vkl_vk *vk, vkl_op_cache *c, const char *name, 
     return vkl_op_cache_get(vk, c, &desc, out, err);
 }
 
+/* ---- flash kernels (shaders/attention_flash.comp, attention_flash_back.comp) ---- */
+
+/* One pass of the flash kernels (0 forward, 1 dq, 2 dk/dv) on this device and shape: blocks of b query rows and b
+ * keys (BR = BC), D padded to dp, and the pipeline description with its specialization constants. */
+typedef struct attn_flash_plan {
+    bool coop;
+    uint32_t wg, sg, lm, ln, lk, b, dp;
+    vkl_pipeline_desc desc;
+} attn_flash_plan;
+
+static uint64_t ceil_div64(uint64_t a, uint64_t b) { return (a + b - 1) / b; }
+static uint32_t gcd32(uint32_t a, uint32_t b) {
+    while (b) {
+        uint32_t t = a % b;
+        a = b, b = t;
+    }
+    return a;
+}
+static uint32_t lcm32(uint32_t a, uint32_t b) { return a / gcd32(a, b) * b; }
+
+/* Shared memory of one pass for block b, mirroring the arrays of the shaders (strides SD = DP + 8, SB = BC + 8,
+ * SF = BC + 4, SO = DP + 4; ob bytes per operand element; scr the coopmat staging tiles). */
+static uint64_t attn_flash_smem(int pass, uint64_t b, uint64_t dp, uint64_t ob, uint64_t scr) {
+    uint64_t sd = dp + 8, sb = b + 8, sf = b + 4, so = dp + 4;
+    if (pass == 0) return ob * (3 * b * sd + b * sb) + 4 * (b * sf + b * so + 5 * b) + scr;
+    if (pass == 1) return ob * (4 * b * sd + b * sb) + 4 * (2 * b * sf + b * so + 6 * b) + scr;
+    return ob * (4 * b * sd + 2 * b * sb) + 4 * (2 * b * sf + 2 * b * so + 7 * b) + scr;
+}
+
+/* Loop iterations of one block product (C[m, n] over k) per invocation, counted as llvmpipe counts them. */
+static uint64_t attn_flash_prod(const attn_flash_plan *p, uint64_t m, uint64_t n, uint64_t k) {
+    if (!p->coop) return ceil_div64(m * n, p->wg) * (k + 1) + 1;
+    uint64_t tiles = (m / p->lm) * (n / p->ln);
+    return ceil_div64(tiles, p->wg / p->sg) * (k / p->lk + 2 + ceil_div64((uint64_t)p->lm * p->ln, p->sg)) + 1;
+}
+
+/* Loop iterations one invocation of a pass runs (every iteration of every loop), for the device's loop limit.
+ * The walk covers the union of a block's ranges: with a window, b rows see at most window + b - 1 keys (and b keys
+ * are seen by at most window + b - 1 queries of each head). */
+static uint64_t attn_flash_loops(const attn_flash_plan *p, const vkl_attn_shape *s, int pass) {
+    uint64_t b = p->b, dp = p->dp, d = s->D, w = attn_window(s), wg = p->wg;
+    uint64_t rows = ceil_div64(b, wg), stage = ceil_div64(b * dp, wg), rowwise = rows * (2 * b + 2);
+    if (pass == 2) {
+        uint64_t q = w ? VKL_MIN((uint64_t)s->T, w + b - 1) : s->T;
+        uint64_t per = rows * (d + 1) + stage + 2 * attn_flash_prod(p, b, b, dp) + rowwise +
+                       2 * attn_flash_prod(p, b, dp, b) + 2;
+        return 3 * stage + 2 + (uint64_t)(s->n_head / s->n_head_kv) * (ceil_div64(q, b) + 1) * per;
+    }
+    uint64_t keys = (uint64_t)s->pos0 + s->T;
+    if (w) keys = VKL_MIN(keys, w + b - 1);
+    uint64_t per = stage + (pass ? 2 : 1) * attn_flash_prod(p, b, b, dp) + rowwise + attn_flash_prod(p, b, dp, b) + 1;
+    return rows * (d + 1) + 4 * stage + b + 2 + (ceil_div64(keys, b) + 1) * per;
+}
+
+/* Plans a pass of the flash (coop false) or coopmat kernels; false with *why when this device or shape cannot run
+ * it. Blocks: the largest of 32, 16, 8, 4 (multiples of the matrix shape's sides for coopmat) whose arrays fit the
+ * device's shared memory. D is padded with zeros to a multiple of 4 (flash) or of the shape's N and K (coopmat). */
+static bool attn_flash_plan_make(const vkl_vk *vk, const vkl_attn_shape *s, bool coop, int pass, attn_flash_plan *p,
+                                 const char **why) {
+    static const char *const names[2][3] = {
+        {"attention_flash", "attention_flash_back_dq", "attention_flash_back_dkdv"},
+        {"attention_flash_coopmat", "attention_flash_back_dq_coopmat", "attention_flash_back_dkdv_coopmat"}};
+    memset(p, 0, sizeof(*p));
+    p->coop = coop;
+    p->sg = p->lm = p->ln = p->lk = 1;
+    uint32_t unit = 4, dunit = 4, req = 0;
+    if (coop) {
+        const vkl_coopmat_shape *cs = attn_coop_shape(vk, &p->sg, &req, why);
+        if (!cs) return false;
+        uint32_t rows, cols;
+        p->wg = vkl_coopmat_desc(&p->desc, cs, p->sg, req, &rows, &cols);
+        p->lm = cs->M, p->ln = cs->N, p->lk = cs->K;
+        dunit = lcm32(cs->N, cs->K);
+        unit = lcm32(cs->M, dunit);
+    } else {
+        p->wg = wg_size(vk, NN_WG);
+    }
+    p->dp = (s->D + dunit - 1) / dunit * dunit;
+    uint64_t ob = coop ? 2 : 4, scr = coop ? 4ull * (p->wg / p->sg) * p->lm * (p->ln + 4) : 0;
+    for (uint32_t b = VKL_MAX(32u, unit); b >= unit && !p->b; b /= 2)
+        if (b % unit == 0 && attn_flash_smem(pass, b, p->dp, ob, scr) <= vk->info.max_shared_memory) p->b = b;
+    if (!p->b) {
+        *why = "its smallest blocks do not fit the device's shared memory at this head dimension";
+        return false;
+    }
+    uint64_t lim = vk->info.max_loop_iterations;
+    if (lim && attn_flash_loops(p, s, pass) > lim) {
+        *why = "one invocation would pass the driver's loop limit at this sequence length";
+        return false;
+    }
+    p->desc.shader = names[coop][pass];
+    p->desc.n_bindings = pass == 0 ? 6 : pass == 1 ? 8 : 9;
+    for (uint32_t i = 0; i < p->desc.n_bindings; i++) p->desc.bindings[i] = VKL_BIND_STORAGE;
+    p->desc.push_size = sizeof(vkl_attn_push);
+    p->desc.required_subgroup_size = req;
+    p->desc.n_spec = 8;
+    uint32_t spec[8] = {p->wg, p->sg, p->lm, p->ln, p->lk, p->b, p->b, p->dp};
+    memcpy(p->desc.spec, spec, sizeof(spec));
+    return true;
+}
+
+/* The variant that runs: a flash or coopmat choice whose passes (the forward, or dq and dk/dv) cannot run this
+ * shape falls back (coopmat -> flash -> tile); a forced one says so once per process. */
+static attn_variant attn_flash_choose(const vkl_vk *vk, const char *op, const vkl_attn_shape *s, attn_variant var,
+                                      bool forced, bool back, attn_flash_plan *plans) {
+    static _Atomic int noted;
+    while (var == ATTN_FLASH || var == ATTN_COOPMAT) {
+        const char *why = NULL;
+        bool coop = var == ATTN_COOPMAT;
+        bool ok = back ? attn_flash_plan_make(vk, s, coop, 1, &plans[0], &why) &&
+                             attn_flash_plan_make(vk, s, coop, 2, &plans[1], &why)
+                       : attn_flash_plan_make(vk, s, coop, 0, &plans[0], &why);
+        if (ok) break;
+        attn_variant next = coop ? ATTN_FLASH : ATTN_TILE;
+        if (forced && !noted++)
+            fprintf(stderr, "vklora: VKLORA_ATTN=%s: %s with %u x %u tokens, head dimension %u: the %s kernel cannot "
+                    "run (%s); using %s\n", getenv("VKLORA_ATTN"), op, s->T, s->S, s->D, attn_variant_names[var],
+                    why, attn_variant_names[next]);
+        var = next;
+    }
+    return var;
+}
+
 /* Per-sequence sizes of the attention tensors (elements). */
 typedef struct attn_sizes {
     uint64_t q, kv, lse, seg;
@@ -495,7 +653,8 @@ vkl_status vkl_op_attention(vkl_vk *vk, vkl_op_cache *c, const vkl_attn_shape *s
     const char *op = "attention";
     vkl_status st;
     attn_variant var;
-    if ((st = attn_check(op, s, err)) || (st = attn_pick(op, &var, err))) return st;
+    bool forced;
+    if ((st = attn_check(op, s, err)) || (st = attn_pick(vk, op, &var, &forced, err))) return st;
     attn_sizes z = attn_sizes_of(s);
     if ((st = check_view(op, "q", q, mul3(s->n_seq, z.q, 4), true, err)) ||
         (st = check_view(op, "k", k, mul3(s->n_seq, z.kv, 4), true, err)) ||
@@ -508,20 +667,26 @@ vkl_status vkl_op_attention(vkl_vk *vk, vkl_op_cache *c, const vkl_attn_shape *s
     if (s->n_seq == 0 || s->T == 0) return VKL_OK;
     nn_lim l = lim_get(vk);
     vkl_tview vec_views[4] = {q, k, v, out};
+    attn_flash_plan fp;
+    var = attn_flash_choose(vk, op, s, var, forced, false, &fp);
+    bool flash = var == ATTN_FLASH || var == ATTN_COOPMAT;
     bool tile = var == ATTN_TILE && attn_tile_ok(vk, s, &z, vec_views, 4, &l);
     uint64_t chunk = 0;
-    uint32_t wg = wg_size(vk, NN_WG), bucket = attn_tile_bucket(s->D);
-    uint32_t rows = tile ? attn_tile_rows(vk, bucket, 0) : 1, slice, keys = s->pos0 + s->T;
+    uint32_t wg = flash ? 1 : wg_size(vk, NN_WG), bucket = attn_tile_bucket(s->D);
+    uint32_t rows = flash ? fp.b : tile ? attn_tile_rows(vk, bucket, 0) : 1, slice, keys = s->pos0 + s->T;
     if ((st = attn_chunk(op, &l, &z, &chunk, err)) ||
-        (st = attn_slice(vk, op, s, tile, 0, (uint64_t)wg * rows, &slice, err)))
+        (!flash && (st = attn_slice(vk, op, s, tile, 0, (uint64_t)wg * rows, &slice, err))))
         return st;
+    if (flash) slice = keys; /* one dispatch: attn_flash_plan_make counted its loops */
     if (slice < keys && !lse.buf)
         return vkl_err_set(err, VKL_ERR_INPUT,
                            "%s: %u keys with head dimension %u go in slices of %u (%s's loop limit), which merge "
                            "through lse: pass an lse tensor", op, keys, s->D, slice, vk->info.driver_name);
     char name[40];
     const vkl_pipeline *pipe;
-    if (tile) {
+    if (flash) {
+        st = vkl_op_cache_get(vk, c, &fp.desc, &pipe, err);
+    } else if (tile) {
         static const vkl_bind_kind kinds[6] = {VKL_BIND_TEXEL,   VKL_BIND_TEXEL,   VKL_BIND_TEXEL,
                                                VKL_BIND_STORAGE, VKL_BIND_STORAGE, VKL_BIND_STORAGE};
         snprintf(name, sizeof(name), "attention_tile_d%u", bucket);
@@ -556,7 +721,7 @@ vkl_status vkl_op_attention(vkl_vk *vk, vkl_op_cache *c, const vkl_attn_shape *s
             pc.flags = flags | (r0 ? VKL_ATTN_MERGE : 0);
             st = dispatch(vk, pipe, b, 6, &pc, sizeof(pc),
                           nb * s->n_head * ((s->T + rows_per_wg - 1) / rows_per_wg), err);
-            vkl_op_variant_used(op, tile ? "tile" : "scalar");
+            vkl_op_variant_used(op, flash ? attn_variant_names[var] : tile ? "tile" : "scalar");
         }
     }
     return nn_end(vk, own, st, err);
@@ -568,7 +733,8 @@ vkl_status vkl_op_attention_back(vkl_vk *vk, vkl_op_cache *c, const vkl_attn_sha
     const char *op = "attention_back";
     vkl_status st;
     attn_variant var;
-    if ((st = attn_check(op, s, err)) || (st = attn_pick(op, &var, err))) return st;
+    bool forced;
+    if ((st = attn_check(op, s, err)) || (st = attn_pick(vk, op, &var, &forced, err))) return st;
     attn_sizes z = attn_sizes_of(s);
     uint64_t qb = mul3(s->n_seq, z.q, 4), kvb = mul3(s->n_seq, z.kv, 4);
     if ((st = check_view(op, "q", q, qb, true, err)) || (st = check_view(op, "k", k, kvb, true, err)) ||
@@ -583,18 +749,27 @@ vkl_status vkl_op_attention_back(vkl_vk *vk, vkl_op_cache *c, const vkl_attn_sha
     if (s->n_seq == 0 || s->T == 0) return VKL_OK;
     nn_lim l = lim_get(vk);
     vkl_tview vec_views[8] = {q, k, v, out, dout, dq, dk, dv};
+    attn_flash_plan fp[2];
+    var = attn_flash_choose(vk, op, s, var, forced, true, fp);
+    bool flash = var == ATTN_FLASH || var == ATTN_COOPMAT;
     bool tile = var == ATTN_TILE && attn_tile_ok(vk, s, &z, vec_views, 8, &l);
     uint64_t chunk = 0;
-    uint32_t wg = wg_size(vk, NN_WG), bucket = attn_tile_bucket(s->D);
-    uint32_t rdq = tile ? attn_tile_rows(vk, bucket, 1) : 1, rkv = tile ? attn_tile_rows(vk, bucket, 2) : 1;
+    uint32_t wg = flash ? 1 : wg_size(vk, NN_WG), bucket = attn_tile_bucket(s->D);
+    uint32_t rdq = flash ? fp[0].b : tile ? attn_tile_rows(vk, bucket, 1) : 1;
+    uint32_t rkv = flash ? fp[1].b : tile ? attn_tile_rows(vk, bucket, 2) : 1;
     uint32_t sdq, skv, keys = s->pos0 + s->T;
     if ((st = attn_chunk(op, &l, &z, &chunk, err)) ||
-        (st = attn_slice(vk, op, s, tile, 1, (uint64_t)wg * rdq, &sdq, err)) ||
-        (st = attn_slice(vk, op, s, tile, 2, (uint64_t)wg * rkv, &skv, err)))
+        (!flash && ((st = attn_slice(vk, op, s, tile, 1, (uint64_t)wg * rdq, &sdq, err)) ||
+                    (st = attn_slice(vk, op, s, tile, 2, (uint64_t)wg * rkv, &skv, err)))))
         return st;
+    if (flash) sdq = keys, skv = s->T; /* one dispatch each: attn_flash_plan_make counted their loops */
     char ndq[40], nkv[40];
     const vkl_pipeline *pdq, *pkv;
-    if (tile) {
+    if (flash) {
+        if ((st = vkl_op_cache_get(vk, c, &fp[0].desc, &pdq, err)) ||
+            (st = vkl_op_cache_get(vk, c, &fp[1].desc, &pkv, err)))
+            return st;
+    } else if (tile) {
         static const vkl_bind_kind kinds[9] = {VKL_BIND_TEXEL,   VKL_BIND_TEXEL, VKL_BIND_TEXEL,
                                                VKL_BIND_STORAGE, VKL_BIND_TEXEL, VKL_BIND_STORAGE,
                                                VKL_BIND_TEXEL,   VKL_BIND_STORAGE, VKL_BIND_STORAGE};
@@ -645,7 +820,7 @@ vkl_status vkl_op_attention_back(vkl_vk *vk, vkl_op_cache *c, const vkl_attn_sha
         for (uint32_t r0 = 0; r0 < s->T && !st; r0 += skv) { /* dk, dv: += over query slices */
             pc.r0 = r0, pc.r1 = VKL_MIN(s->T - r0, skv) + r0;
             st = dispatch(vk, pkv, b, 9, &pc, sizeof(pc), nb * s->n_head_kv * ((s->S + krows - 1) / krows), err);
-            vkl_op_variant_used(op, tile ? "tile" : "scalar");
+            vkl_op_variant_used(op, flash ? attn_variant_names[var] : tile ? "tile" : "scalar");
         }
     }
     return nn_end(vk, own, st, err);

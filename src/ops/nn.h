@@ -70,8 +70,14 @@ void vkl_rope_freqs_base(double freq_base, uint32_t rope_dim, double *f);
  * must fit one binding (maxStorageBufferRange; 128 MiB on lavapipe), else VKL_ERR_INPUT. llvmpipe stops an
  * invocation after 65535 loop iterations: the tile kernels (D % 4 == 0, 16-byte aligned tensors) walk one key (or
  * query) per iteration, so up to ~65k of them; the scalar kernels walk slices of keys (queries), one dispatch each,
- * and the forward merges its slices through lse, which it then needs. The kernels walk only the keys inside the
- * window, so a short window also keeps long contexts under that limit. */
+ * and the forward merges its slices through lse, which it then needs; the flash kernels (one workgroup per block
+ * of queries or keys) are not sliced: past the limit they fall back to the tile or scalar kernels. The kernels walk
+ * only the keys inside the window, so a short window also keeps long contexts under that limit.
+ * Kernel variants (VKLORA_ATTN=auto|tile|scalar|flash|coopmat; src/ops/nn.c's attn_pick): CPU devices run the tile
+ * kernels (scalar where tile cannot), GPUs the FlashAttention-2 kernels: "coopmat" (block products on cooperative
+ * matrices, f16 operands, f32 accumulation and softmax) where the device has a usable shape and this build the
+ * shaders, else "flash" (f32 block products from shared memory). Each dispatch is recorded with
+ * vkl_op_variant_used("attention" / "attention_back", variant). */
 typedef struct vkl_attn_shape {
     uint32_t n_seq, T, S, n_head, n_head_kv, D, pos0;
     float scale;

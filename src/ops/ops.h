@@ -6,18 +6,20 @@
 #include "vk/vk.h"
 
 /* Pipelines of the ops, created on first use and kept until vkl_op_cache_destroy. Owned by the caller (one per
- * vkl_vk); keyed by shader name and workgroup size. */
+ * vkl_vk); keyed by shader name and specialization constants (workgroup size first). */
 #define VKL_OP_CACHE_MAX 160
 typedef struct vkl_op_cache {
     struct {
         const char *shader; /* points at the embedded SPIR-V's name (static storage) */
         uint32_t wg_size;
+        uint32_t n_spec, spec[VKL_MAX_SPEC];
         vkl_pipeline pipe;
     } entries[VKL_OP_CACHE_MAX];
     uint32_t n;
 } vkl_op_cache;
 
-/* Find or create the pipeline for desc (matched on shader name and spec[0]). *out stays owned by the cache. */
+/* Find or create the pipeline for desc (matched on shader name and every spec constant). *out stays owned by the
+ * cache. */
 vkl_status vkl_op_cache_get(vkl_vk *vk, vkl_op_cache *cache, const vkl_pipeline_desc *desc, const vkl_pipeline **out,
                             vkl_err *err);
 void vkl_op_cache_destroy(vkl_vk *vk, vkl_op_cache *cache);
