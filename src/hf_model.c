@@ -817,6 +817,7 @@ void vkl_hf_close_any(vkl_gguf *g, vkl_hf_model *hf) {
     else vkl_gguf_close(g);
 }
 const char *vkl_hf_architecture(const vkl_hf_model *h) { return h->arch_hf; }
+const char *vkl_hf_dir(const vkl_hf_model *h) { return h->dir; }
 
 void vkl_hf_close(vkl_hf_model *h) {
     if (!h) return;

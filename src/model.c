@@ -12,6 +12,7 @@
 #include "vklora/config.h"
 #include "vklora/hf.h"
 #include "vklora/quant.h"
+#include "vklora/tokenizer.h"
 
 /* ---- architectures ---- */
 
@@ -590,6 +591,15 @@ vkl_status vkl_model_upload(vkl_model *m, vkl_vk *vk, vkl_err *err) {
     if (m->hp.tied_output) m->output.buf = m->tok_embd.buf;
     free(ws);
     return st;
+}
+
+vkl_status vkl_model_tokenizer(const vkl_model *m, vkl_tokenizer **out, vkl_err *err) {
+    if (m->hf) return vkl_tokenizer_load_hf(vkl_hf_dir(m->hf), out, err);
+    return vkl_tokenizer_load(m->gguf, out, err);
+}
+
+const char *vkl_model_chat_template(const vkl_model *m, const vkl_tokenizer *tok) {
+    return m->hf ? vkl_tokenizer_chat_template(tok) : vkl_gguf_get_str(m->gguf, "tokenizer.chat_template");
 }
 
 void vkl_model_free(vkl_model *m) {

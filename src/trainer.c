@@ -560,9 +560,8 @@ vkl_status vkl_trainer_run(const vkl_config *c, const vkl_trainer_opts *o, vkl_t
             fprintf(t->log, "quantization %s: %s\n", vkl_quant_mode_names[c->quantization], types);
         }
     }
-    if ((st = vkl_tokenizer_load(t->m->gguf, &t->tok, err))) goto done;
-    if ((st = vkl_data_load(c, t->tok, vkl_gguf_get_str(t->m->gguf, "tokenizer.chat_template"), &t->train, &t->eval,
-                            err)))
+    if ((st = vkl_model_tokenizer(t->m, &t->tok, err))) goto done;
+    if ((st = vkl_data_load(c, t->tok, vkl_model_chat_template(t->m, t->tok), &t->train, &t->eval, err)))
         goto done;
     t->B = (uint32_t)c->per_device_train_batch_size;
     /* Rows are max_seq_length tokens when packing; otherwise as long as the longest example needs. */

@@ -465,7 +465,86 @@ static int test_adapter_rows(void) {
     return 0;
 }
 
+/* Run vklora with args; its stdout parsed as JSON into *j (NULL when not wanted). Returns the exit code. */
+static int cli_json(const char *args, cJSON **j) {
+    char cmd[4096], *out = NULL, *err = NULL;
+    snprintf(cmd, sizeof(cmd), "%s %s", t_vklora_bin(), args);
+    int rc = t_run(cmd, &out, &err);
+    if (j) *j = out ? cJSON_Parse(out) : NULL;
+    if (rc) fprintf(stderr, "    command: %s\n    exit %d\n    stderr: %.2000s\n", cmd, rc, err ? err : "");
+    free(out), free(err);
+    return rc;
+}
+
+static double eval_nll(const char *model, const char *adapter) {
+    char args[2048];
+    snprintf(args, sizeof(args), "eval --model %s --text %s --ctx 64 --json%s%s", model,
+             t_data_path("datasets/tinystories_sample.txt"), adapter ? " --adapter " : "", adapter ? adapter : "");
+    cJSON *j;
+    if (cli_json(args, &j)) return NAN;
+    double v = cJSON_GetNumberValue(cJSON_GetObjectItem(j, "mean_nll"));
+    cJSON_Delete(j);
+    return v;
+}
+
+/* The real stories260K as a complete Hugging Face folder (weights exported, tokenizer.json built from its
+ * SentencePiece vocabulary as transformers' LlamaConverter does: tests/mk_hf_tokenizer.py): the folder tokenizes
+ * the dataset as the GGUF does, evaluates to the GGUF's loss, trains, and its adapters (PEFT in HF rows, the GGUF
+ * adapter in llama.cpp's) give the same loss on the folder and on the original GGUF. */
+static int test_stories_folder(void) {
+    const char *gguf = t_data_path("models/stories260K.gguf"), *text = t_data_path("datasets/tinystories_sample.txt");
+    char dir[512], out[600], cmd[4096];
+    snprintf(dir, sizeof(dir), "%s/stories260K-hf", t_tmpdir());
+    snprintf(out, sizeof(out), "%s/stories260K-hf-run", t_tmpdir());
+    vkl_err err = {0};
+    vkl_model *m;
+    T_ASSERT(!vkl_model_load(gguf, &m, &err), "%s", err.msg);
+    T_ASSERT(!vkl_hf_export(m, NULL, 1.0f, dir, false, &err), "%s", err.msg);
+    vkl_model_free(m);
+    snprintf(cmd, sizeof(cmd), "/usr/bin/python3 %s/tests/mk_hf_tokenizer.py %s %s", VKL_SOURCE_ROOT, gguf, dir);
+    T_ASSERT(system(cmd) == 0, "mk_hf_tokenizer.py");
+    cJSON *ta, *tb;
+    char args[2048];
+    snprintf(args, sizeof(args), "tokenize --model %s --file %s --json", dir, text);
+    T_ASSERT(cli_json(args, &ta) == 0 && ta, "tokenize the folder");
+    snprintf(args, sizeof(args), "tokenize --model %s --file %s --json", gguf, text);
+    T_ASSERT(cli_json(args, &tb) == 0 && tb, "tokenize the GGUF");
+    const cJSON *xa = cJSON_GetObjectItem(ta, "tokens"), *xb = cJSON_GetObjectItem(tb, "tokens");
+    T_ASSERT(cJSON_GetArraySize(xa) > 1000 && cJSON_Compare(xa, xb, true), "folder and GGUF tokenize alike (%d vs %d)",
+             cJSON_GetArraySize(xa), cJSON_GetArraySize(xb));
+    cJSON_Delete(ta), cJSON_Delete(tb);
+    double base_gguf = eval_nll(gguf, NULL), base_dir = eval_nll(dir, NULL);
+    T_ASSERT(isfinite(base_gguf) && fabs(base_gguf - base_dir) < 1e-4 * base_gguf, "eval: GGUF %.7f, folder %.7f",
+             base_gguf, base_dir);
+    snprintf(args, sizeof(args), "train %s/configs/demo.json --set model=%s --set dataset=%s --set output_dir=%s "
+             "--set max_steps=6 --set max_seq_length=64 --set learning_rate=3e-3 --set save_steps=0 "
+             "--set per_device_train_batch_size=2 --set gradient_accumulation_steps=1 --json >/dev/null",
+             VKL_SOURCE_ROOT, dir, text, out);
+    T_ASSERT(cli_json(args, NULL) == 0, "train from the folder");
+    char conf[700], ga[700];
+    snprintf(conf, sizeof(conf), "%s/adapter_config.json", out);
+    snprintf(ga, sizeof(ga), "%s/adapter.gguf", out);
+    char *ctext = t_read_file(conf, NULL);
+    cJSON *c = ctext ? cJSON_Parse(ctext) : NULL;
+    free(ctext);
+    T_ASSERT(c && !strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(c, "task_type")), "CAUSAL_LM") &&
+                 cJSON_GetArraySize(cJSON_GetObjectItem(c, "target_modules")) == 7,
+             "adapter_config.json as PEFT writes it");
+    const char *bm = cJSON_GetStringValue(cJSON_GetObjectItem(c, "base_model_name_or_path"));
+    T_ASSERT(bm && strstr(bm, "stories260K-hf"), "base_model_name_or_path names the folder: %s", bm ? bm : "(none)");
+    cJSON_Delete(c);
+    double peft_dir = eval_nll(dir, out), gguf_dir = eval_nll(dir, ga), peft_gguf = eval_nll(gguf, out),
+           gguf_gguf = eval_nll(gguf, ga);
+    T_ASSERT(peft_dir < base_dir - 0.01, "training lowered the loss (%.5f -> %.5f)", base_dir, peft_dir);
+    double tol = 1e-5 * base_dir;
+    T_ASSERT(fabs(gguf_dir - peft_dir) < tol && fabs(peft_gguf - peft_dir) < tol && fabs(gguf_gguf - peft_dir) < tol,
+             "adapter losses: PEFT/folder %.7f, GGUF/folder %.7f, PEFT/GGUF %.7f, GGUF/GGUF %.7f", peft_dir, gguf_dir,
+             peft_gguf, gguf_gguf);
+    return 0;
+}
+
 const vkl_test_case vkl_tests_hf[] = {
+    {"hf/stories260K_folder_tokenize_eval_train", test_stories_folder},
     {"hf/adapter_row_order_gguf_and_peft", test_adapter_rows},
     {"hf/yarn_attention_factor_vs_transformers", test_yarn_attention_factor},
     {"hf/folder_vs_gguf_and_transformers_llama_qwen", test_llama_qwen},

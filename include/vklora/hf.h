@@ -30,6 +30,8 @@ vkl_status vkl_hf_open(const char *dir, vkl_hf_view view, vkl_hf_model **out, vk
 /* The GGUF view: metadata keys and tensor names as llama.cpp's converter writes them; tensor data points into the
  * folder's mappings and buffers owned by h, valid until vkl_hf_close. */
 const vkl_gguf *vkl_hf_gguf(const vkl_hf_model *h);
+/* The folder the view was read from. */
+const char *vkl_hf_dir(const vkl_hf_model *h);
 /* The folder's `architectures[0]` (e.g. "Qwen3ForCausalLM"). */
 const char *vkl_hf_architecture(const vkl_hf_model *h);
 void vkl_hf_close(vkl_hf_model *h);

@@ -162,4 +162,12 @@ bool vkl_gguf_projection_name(const char *name, const vkl_arch_desc *desc, uint3
                               const char **rest);
 void vkl_model_free(vkl_model *m);
 
+struct vkl_tokenizer;
+/* The model's tokenizer: a folder's tokenizer.json (exactly Hugging Face's tokenization), else the GGUF's
+ * vocabulary. */
+vkl_status vkl_model_tokenizer(const vkl_model *m, struct vkl_tokenizer **out, vkl_err *err);
+/* Its chat template: the folder's tokenizer_config.json / chat_template.jinja (through `tok`), else the GGUF's
+ * tokenizer.chat_template; NULL when there is none. */
+const char *vkl_model_chat_template(const vkl_model *m, const struct vkl_tokenizer *tok);
+
 #endif

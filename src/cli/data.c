@@ -10,6 +10,7 @@
 #include "vklora/config.h"
 #include "vklora/data.h"
 #include "vklora/gguf.h"
+#include "vklora/hf.h"
 #include "vklora/tokenizer.h"
 
 #define CMD "data"
@@ -124,15 +125,17 @@ int vkl_cmd_data(int argc, char **argv) {
     free(sets);
     if (st) return vkl_cli_fail(CMD, st, "%s", err.msg);
     vkl_gguf *g = NULL;
+    vkl_hf_model *hf = NULL; /* a Hugging Face folder: its tokenizer.json */
     vkl_tokenizer *tok = NULL;
     vkl_dataset *train = NULL, *eval = NULL;
-    if ((st = vkl_config_check_for_training(&c, &err)) || (st = vkl_gguf_open(c.model_path, &g, &err)) ||
-        (st = vkl_tokenizer_load(g, &tok, &err))) {
+    if ((st = vkl_config_check_for_training(&c, &err)) || (st = vkl_hf_open_any(c.model_path, &g, &hf, &err)) ||
+        (st = hf ? vkl_tokenizer_load_hf(c.model_path, &tok, &err) : vkl_tokenizer_load(g, &tok, &err))) {
         rc = vkl_cli_fail(CMD, st, "%s", err.msg);
         goto done;
     }
     vkl_data_opts o;
-    vkl_data_opts_from_config(&c, vkl_gguf_get_str(g, "tokenizer.chat_template"), &o);
+    vkl_data_opts_from_config(&c, hf ? vkl_tokenizer_chat_template(tok) : vkl_gguf_get_str(g, "tokenizer.chat_template"),
+                              &o);
     /* texts of the first `show` training examples: with a random eval split they are among the first few of
      * the file (past those, "text" falls back to the detokenized ids) */
     o.keep_text = !c.eval_path && c.eval_ratio > 0 ? show * 4 + 64 : show;
@@ -198,7 +201,7 @@ done:
     vkl_dataset_free(train);
     vkl_dataset_free(eval);
     vkl_tokenizer_free(tok);
-    vkl_gguf_close(g);
+    vkl_hf_close_any(g, hf);
     vkl_config_free(&c);
     return rc;
 }

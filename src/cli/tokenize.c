@@ -7,6 +7,7 @@
 #include "cli/cli.h"
 #include "unicode.h"
 #include "vklora/gguf.h"
+#include "vklora/hf.h"
 #include "vklora/tokenizer.h"
 
 #define CMD "tokenize"
@@ -131,6 +132,8 @@ int vkl_cmd_tokenize(int argc, char **argv) {
     int32_t *ids = NULL;
     size_t len = 0, n = 0;
     int rc = 0;
+    /* --model: a GGUF's vocabulary, or a Hugging Face model folder's tokenizer.json */
+    if (model && vkl_hf_is_folder(model)) hf = model;
     if (hf ? vkl_tokenizer_load_hf(hf, &tok, &err) : (vkl_gguf_open(model, &g, &err) || vkl_tokenizer_load(g, &tok, &err)))
         goto fail;
     if (file) {

@@ -91,7 +91,7 @@ vkl_status vkl_read_file(const char *path, char **data, size_t *len, vkl_err *er
 vkl_status vkl_session_open(const char *model_path, const char *device, vkl_session *s, vkl_err *err) {
     memset(s, 0, sizeof(*s));
     if (vkl_model_load(model_path, &s->model, err)) return err->status;
-    if (vkl_tokenizer_load(s->model->gguf, &s->tok, err)) goto fail;
+    if (vkl_model_tokenizer(s->model, &s->tok, err)) goto fail;
     vkl_vk_options opt = {.device = device};
     if (vkl_vk_create(&opt, &s->vk, err)) goto fail;
     if (vkl_model_upload(s->model, s->vk, err)) goto fail;
