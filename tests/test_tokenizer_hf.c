@@ -171,77 +171,64 @@ static vkl_tokenizer *load_hf(const char *path) {
     return tok;
 }
 
-static int real_file(const char *name, const char *path) {
+/* Loads the tokenizer once, runs its vectors and hands it to check() for the file's own properties. */
+static int real_file(const char *name, const char *path, int (*check)(const vkl_tokenizer *tok)) {
     vkl_tokenizer *tok = load_hf(path);
     T_ASSERT(tok, "%s: load failed", name);
     cJSON *v = read_json(vectors_path(name));
     int rc = v ? run_vectors(tok, v, name) : 1;
     cJSON_Delete(v);
+    if (!rc) rc = check(tok);
     vkl_tokenizer_free(tok);
     return rc;
 }
 
-/* The folder form: tokenizer.json and tokenizer_config.json are found inside it. */
-static int test_llama31(void) {
-    int rc = real_file("llama-3.1", t_data_path("hf/llama-3.1"));
-    if (rc) return rc;
-    vkl_tokenizer *tok = load_hf(t_data_path("hf/llama-3.1"));
-    T_ASSERT(tok, "load");
+static int check_llama31(const vkl_tokenizer *tok) {
     int32_t bos = vkl_tokenizer_bos(tok), eos = vkl_tokenizer_eos(tok);
     bool adds = vkl_tokenizer_adds_bos(tok), adds_eos = vkl_tokenizer_adds_eos(tok);
     vkl_chat_template tmpl = vkl_data_resolve_template(VKL_TEMPLATE_AUTO, vkl_tokenizer_chat_template(tok));
-    bool pre_ok = !strcmp(vkl_tokenizer_pre_name(tok), "llama-bpe");
-    int32_t n_vocab = vkl_tokenizer_n_vocab(tok);
-    vkl_token_type eot_type = vkl_tokenizer_token_type(tok, 128009);
-    vkl_tokenizer_free(tok);
     T_ASSERT(bos == 128000 && adds && !adds_eos, "bos %d adds_bos %d adds_eos %d", bos, adds, adds_eos);
     T_ASSERT(eos == 128009, "eos %d (tokenizer_config.json names <|eot_id|>)", eos);
-    T_ASSERT(n_vocab == 128256, "n_vocab %d", n_vocab);
-    T_ASSERT(eot_type == VKL_TOKEN_CONTROL, "<|eot_id|> type %d", eot_type);
-    T_ASSERT(pre_ok, "pre-tokenizer name: expected llama-bpe");
+    T_ASSERT(vkl_tokenizer_n_vocab(tok) == 128256, "n_vocab %d", vkl_tokenizer_n_vocab(tok));
+    T_ASSERT(vkl_tokenizer_token_type(tok, 128009) == VKL_TOKEN_CONTROL, "<|eot_id|> type");
+    T_ASSERT(!strcmp(vkl_tokenizer_pre_name(tok), "llama-bpe"), "pre %s", vkl_tokenizer_pre_name(tok));
     /* this packaging's tokenizer_config.json carries Llama 3's short template (no tools, no date) */
     T_ASSERT(tmpl == VKL_TEMPLATE_LLAMA3, "template %s", vkl_chat_template_names[tmpl]);
     return 0;
 }
 
-static int test_qwen3(void) {
-    int rc = real_file("qwen3", t_data_path("hf/qwen3/tokenizer.json"));
-    if (rc) return rc;
-    vkl_tokenizer *tok = load_hf(t_data_path("hf/qwen3/tokenizer.json"));
-    T_ASSERT(tok, "load");
+/* The folder form: tokenizer.json and tokenizer_config.json are found inside it. */
+static int test_llama31(void) { return real_file("llama-3.1", t_data_path("hf/llama-3.1"), check_llama31); }
+
+static int check_qwen3(const vkl_tokenizer *tok) {
     int32_t bos = vkl_tokenizer_bos(tok), eos = vkl_tokenizer_eos(tok), pad = vkl_tokenizer_pad(tok);
-    bool adds = vkl_tokenizer_adds_bos(tok);
     vkl_chat_template tmpl = vkl_data_resolve_template(VKL_TEMPLATE_AUTO, vkl_tokenizer_chat_template(tok));
-    bool pre_ok = !strcmp(vkl_tokenizer_pre_name(tok), "qwen2");
-    vkl_token_type think = vkl_tokenizer_token_type(tok, vkl_tokenizer_find(tok, "<think>", 7));
-    vkl_tokenizer_free(tok);
-    T_ASSERT(bos == -1 && !adds, "bos %d adds_bos %d", bos, adds);
+    T_ASSERT(bos == -1 && !vkl_tokenizer_adds_bos(tok), "bos %d", bos);
     T_ASSERT(eos == 151645 && pad == 151643, "eos %d pad %d", eos, pad);
-    T_ASSERT(think == VKL_TOKEN_USER_DEFINED, "<think> type %d", think);
-    T_ASSERT(pre_ok, "pre-tokenizer name: expected qwen2");
+    T_ASSERT(vkl_tokenizer_token_type(tok, vkl_tokenizer_find(tok, "<think>", 7)) == VKL_TOKEN_USER_DEFINED,
+             "<think> is a non-special added token");
+    T_ASSERT(!strcmp(vkl_tokenizer_pre_name(tok), "qwen2"), "pre %s", vkl_tokenizer_pre_name(tok));
     T_ASSERT(tmpl == VKL_TEMPLATE_QWEN3, "template %s", vkl_chat_template_names[tmpl]);
     return 0;
 }
 
-static int test_gemma3(void) {
-    int rc = real_file("gemma-3", t_data_path("hf/gemma-3"));
-    if (rc) return rc;
-    vkl_tokenizer *tok = load_hf(t_data_path("hf/gemma-3"));
-    T_ASSERT(tok, "load");
+/* The file form: tokenizer_config.json is found beside it. */
+static int test_qwen3(void) { return real_file("qwen3", t_data_path("hf/qwen3/tokenizer.json"), check_qwen3); }
+
+static int check_gemma3(const vkl_tokenizer *tok) {
     int32_t bos = vkl_tokenizer_bos(tok), eos = vkl_tokenizer_eos(tok), pad = vkl_tokenizer_pad(tok);
-    int32_t unk = vkl_tokenizer_unk(tok);
-    bool adds = vkl_tokenizer_adds_bos(tok);
+    int32_t unk = vkl_tokenizer_unk(tok), byte_a = vkl_tokenizer_find(tok, "<0x41>", 6);
     vkl_chat_template tmpl = vkl_data_resolve_template(VKL_TEMPLATE_AUTO, vkl_tokenizer_chat_template(tok));
-    vkl_token_type byte_type = vkl_tokenizer_token_type(tok, vkl_tokenizer_find(tok, "<0x41>", 6));
     char piece[16];
-    size_t pn = vkl_token_to_piece(tok, vkl_tokenizer_find(tok, "<0x41>", 6), false, piece, sizeof(piece));
-    vkl_tokenizer_free(tok);
-    T_ASSERT(bos == 2 && adds, "bos %d adds_bos %d", bos, adds);
+    size_t pn = vkl_token_to_piece(tok, byte_a, false, piece, sizeof(piece));
+    T_ASSERT(bos == 2 && vkl_tokenizer_adds_bos(tok), "bos %d", bos);
     T_ASSERT(eos == 106 && pad == 0 && unk == 3, "eos %d pad %d unk %d", eos, pad, unk);
-    T_ASSERT(byte_type == VKL_TOKEN_BYTE && pn == 1 && piece[0] == 'A', "<0x41>: type %d piece %zu", byte_type, pn);
+    T_ASSERT(vkl_tokenizer_token_type(tok, byte_a) == VKL_TOKEN_BYTE && pn == 1 && piece[0] == 'A', "<0x41>");
     T_ASSERT(tmpl == VKL_TEMPLATE_GEMMA3, "template %s", vkl_chat_template_names[tmpl]);
     return 0;
 }
+
+static int test_gemma3(void) { return real_file("gemma-3", t_data_path("hf/gemma-3"), check_gemma3); }
 
 /* Hand-built files (their tokenizer.json is inside the vectors file): single_word, lstrip / rstrip, normalized
  * added tokens, Prepend + Replace + string Split, byte fallback with fused unk; Metaspace (prepend "first"),

@@ -10,7 +10,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 SECS=${1:-30}
 shift || true
-HARNESSES=${*:-gguf model safetensors config data tokenizer}
+HARNESSES=${*:-gguf model safetensors config data tokenizer tokenizer_hf}
 vkl_install_packages $VKL_BUILD_PACKAGES $VKL_FUZZ_PACKAGES
 FUZZ_DIR=${FUZZ_BUILD_DIR:-$VKL_ROOT/build-fuzz}
 if [ ! -f "$FUZZ_DIR/build.ninja" ]; then

@@ -190,3 +190,21 @@ for v, fn in enumerate(["ggml-vocab-llama-spm.gguf.inp", "ggml-vocab-llama-bpe.g
     for j, c in enumerate(cases[:24]):
         put("tokenizer", "%d_%02d" % (v, j), bytes([v | (0x30 if j % 3 == 0 else 0)]) + c[:CAP])
 put("tokenizer", "special", bytes([0x21]) + b"<s>[INST] hi [/INST]</s><|im_start|>user\n<|endoftext|>")
+
+# ---- tokenizer_hf: selector byte even = a tokenizer.json (the hand-built ones of tests/hf_tokenizer_vectors);
+# odd = text for those tokenizers or the real Llama 3.1 file (their test texts) ----
+for k, name in enumerate(["synthetic-flags", "synthetic-metaspace", "synthetic-bytelevel"]):
+    p = os.path.join(ROOT, "tests", "hf_tokenizer_vectors", name + ".json")
+    if not os.path.exists(p):
+        continue
+    with open(p, encoding="utf-8") as f:
+        v = json.load(f)
+    put("tokenizer_hf", name, b"\x00" + json.dumps(v["tokenizer_json"]).encode())
+    for j, c in enumerate(v["cases"][:12]):
+        put("tokenizer_hf", "%s_%02d" % (name, j), bytes([1 | (k << 1) | (0x30 if j % 2 else 0)]) + c["text"].encode())
+p = os.path.join(ROOT, "tests", "hf_tokenizer_vectors", "llama-3.1.json")
+if os.path.exists(p):
+    with open(p, encoding="utf-8") as f:
+        v = json.load(f)
+    for j, c in enumerate(v["cases"][:40]):
+        put("tokenizer_hf", "llama31_%02d" % j, bytes([7 | (0x30 if j % 2 else 0)]) + c["text"].encode()[:CAP])
