@@ -65,10 +65,11 @@ layout(std430, binding = 2) buffer C { float data_c[]; };
 const uint BM = WM * RM * LM; // C rows
 const uint BN = WN * RN * LN; // C columns
 const uint BR = KT * LK;      // reduction indices per step
-// Row strides in shared memory, in elements: 8 halves (16 bytes) of padding keep every row and every tile start
-// 16-byte aligned, as cooperative-matrix loads from shared memory require.
+// Row strides in shared memory, in elements: 8 halves (16 bytes) of padding, rounded to whole 16 bytes, keep every
+// row and every tile start 16-byte aligned, as cooperative-matrix loads from shared memory require (BN may be a
+// single LN here).
 const uint SA = BR + 8u;
-const uint SB = BN + 8u;
+const uint SB = (BN + 15u) / 8u * 8u;
 const uint SO = LN + 4u;
 const uint WG = WM * WN * SG;
 

@@ -578,7 +578,7 @@ static int gemm_coop_layout(const vkl_vk *vk, const vkl_coopmat_shape *cs, uint6
         uint64_t rows = (uint64_t)w[0] * w[2] * cs->M, cols = (uint64_t)w[1] * w[3] * cs->N;
         uint64_t br = (uint64_t)VKL_MM_COOP_KT * cs->K;
         /* the f16 panels (rows padded by 8 halves), one f32 tile per subgroup, the row and column exponents */
-        uint64_t bytes = rows * (br + 8) * 2 + br * (cols + 8) * 2 +
+        uint64_t bytes = rows * (br + 8) * 2 + br * ((cols + 15) / 8 * 8) * 2 +
                          (uint64_t)VKL_MM_COOP_WM * VKL_MM_COOP_WN * cs->M * (cs->N + 4) * 4 + (rows + cols) * 4;
         if (bytes <= vk->info.max_shared_memory) tm[l] = (uint32_t)rows, tn[l] = (uint32_t)cols;
     }

@@ -24,16 +24,22 @@ vkl_status vkl_op_matmul_kernel(const vkl_vk *vk, uint32_t wtype, vkl_tview w, v
                                 const char **name, vkl_err *err);
 
 /* The transposed product of the backward: dx[M, K] (+)= dy[M, N] · W[N, K] (W as above, read column-wise).
- * Kernel: subgroup outer products through texel views where vkl_op_matmul would pick "texel" (K % 4 == 0, an f32
- * W 16-byte aligned), cooperative matrices where it would pick "coopmat", register tiles from storage buffers
- * otherwise. */
+ * Kernel per VKLORA_MATMUL (auto resolves as for vkl_op_matmul: texel on CPU devices, coopmat on GPUs that have
+ * cooperative matrices, tiled on other GPUs): texel = subgroup outer products through texel views (when K % 4 == 0
+ * and an f32 W is 16-byte aligned, else regtile); coopmat = f16 panels in shared memory, f32 accumulation, each dy
+ * row scaled by a power of two (an input error saying why where it cannot run); tiled = shared-memory tiles, each
+ * weight block decoded once per workgroup, fp32; regtile = register tiles from storage buffers. */
 vkl_status vkl_op_matmul_t(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_tview w, vkl_tview dy, vkl_tview dx,
                            uint32_t M, uint32_t N, uint32_t K, bool accumulate, vkl_err *err);
 
-/* Strided fp32 GEMM: C[m, n] = alpha * sum_k A(m, k) * B(k, n) + beta * C[m, n], with
- * A(m, k) = a[m * a_rs + k * a_cs], B(k, n) = b[k * b_rs + n * b_cs], C[m, n] = c[m * c_rs + n] (elements).
- * Covers x·A^T, (xA)·B^T, dy^T·xa, ... of the LoRA forward and backward without transposing copies. A and B are
- * read through R32F texel views when VKLORA_MATMUL resolves to texel (auto on CPU devices). */
+/* Strided GEMM: C[m, n] = alpha * sum_k A(m, k) * B(k, n) + beta * C[m, n], with
+ * A(m, k) = a[m * a_rs + k * a_cs], B(k, n) = b[k * b_rs + n * b_cs], C[m, n] = c[m * c_rs + n] (elements), fp32
+ * in memory. Covers x·A^T, (xA)·B^T, dy^T·xa, ... of the LoRA forward and backward without transposing copies.
+ * Kernel per VKLORA_MATMUL (auto: texel on CPU devices, coopmat on GPUs that have cooperative matrices, tiled on
+ * other GPUs): texel = register tiles reading A and B through R32F texel views; regtile = the same from storage
+ * buffers; tiled = shared-memory tiles (square, or tall / wide when N / M is the small rank r), fp32; coopmat = f16
+ * panels in shared memory with f32 accumulation, each A row and B column scaled by a power of two into f16's range
+ * first (an input error saying why where it cannot run). Every kernel applies the same dropout mask. */
 typedef struct vkl_gemm_shape {
     uint32_t M, N, K;
     uint32_t a_rs, a_cs, b_rs, b_cs, c_rs;
