@@ -8,10 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include <cjson/cJSON.h>
 
+#include "platform.h"
 #include "vklora/gguf.h"
 #include "vklora/quant.h"
 #include "vklora/safetensors.h"
@@ -106,13 +106,12 @@ static vkl_status make_dirs(const char *dir, vkl_err *err) {
     char *p = vkl_strdup(dir);
     vkl_status st = VKL_OK;
     for (char *c = p + 1;; c++) {
-        if (*c != '/' && *c != '\0') continue;
+        if (!vkl_os_is_sep(*c) && *c != '\0') continue;
         char saved = *c;
         *c = '\0';
-        struct stat sb;
-        if (mkdir(p, 0755) != 0 && errno != EEXIST) {
+        if (!vkl_os_mkdir(p) && errno != EEXIST) {
             st = vkl_err_set(err, VKL_ERR_RUNTIME, "adapter: cannot create directory %s: %s", p, strerror(errno));
-        } else if (stat(p, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+        } else if (vkl_os_path_kind(p) != VKL_PATH_DIR) {
             st = vkl_err_set(err, VKL_ERR_INPUT, "adapter: %s exists and is not a directory", p);
         }
         *c = saved;
@@ -471,7 +470,7 @@ typedef struct {
 } peft_cfg;
 
 static vkl_status read_peft_config(const char *path, peft_cfg *c, vkl_err *err) {
-    FILE *f = fopen(path, "rb");
+    FILE *f = vkl_os_fopen(path, "rb");
     if (!f)
         return vkl_err_set(err, VKL_ERR_INPUT, "adapter: %s: cannot open: %s (a PEFT adapter needs its "
                            "adapter_config.json for r and lora_alpha)", path, strerror(errno));
@@ -645,16 +644,16 @@ static vkl_status load_peft(const char *weights, const char *config, const vkl_m
 
 vkl_status vkl_adapter_load(const char *path_or_dir, const vkl_model *base, vkl_lora **out, vkl_err *err) {
     *out = NULL;
-    struct stat sb;
-    if (stat(path_or_dir, &sb) != 0)
+    vkl_path_kind kind = vkl_os_path_kind(path_or_dir);
+    if (kind == VKL_PATH_NONE)
         return vkl_err_set(err, VKL_ERR_INPUT, "adapter: %s: %s", path_or_dir, strerror(errno));
     vkl_status st;
-    if (S_ISDIR(sb.st_mode)) {
+    if (kind == VKL_PATH_DIR) {
         char *w = join_path(path_or_dir, PEFT_WEIGHTS), *c = join_path(path_or_dir, PEFT_CONFIG);
         char *bin = join_path(path_or_dir, "adapter_model.bin");
-        if (stat(w, &sb) != 0)
+        if (vkl_os_path_kind(w) == VKL_PATH_NONE)
             st = vkl_err_set(err, VKL_ERR_INPUT, "adapter: %s: no %s in this directory%s", path_or_dir, PEFT_WEIGHTS,
-                             stat(bin, &sb) == 0 ? " (adapter_model.bin is a PyTorch pickle, which vklora does not "
+                             vkl_os_path_kind(bin) != VKL_PATH_NONE ? " (adapter_model.bin is a PyTorch pickle, which vklora does not "
                              "read: save it again with save_pretrained(..., safe_serialization=True))" : "");
         else
             st = load_peft(w, c, base, out, err);
@@ -663,10 +662,10 @@ vkl_status vkl_adapter_load(const char *path_or_dir, const vkl_model *base, vkl_
         free(bin);
         return st;
     }
-    if (!S_ISREG(sb.st_mode))
+    if (kind != VKL_PATH_FILE)
         return vkl_err_set(err, VKL_ERR_INPUT, "adapter: %s: not a file or directory", path_or_dir);
     char magic[4] = {0};
-    FILE *f = fopen(path_or_dir, "rb");
+    FILE *f = vkl_os_fopen(path_or_dir, "rb");
     if (!f) return vkl_err_set(err, VKL_ERR_INPUT, "adapter: %s: cannot open: %s", path_or_dir, strerror(errno));
     size_t n = fread(magic, 1, 4, f);
     fclose(f);

@@ -3,17 +3,12 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
+
+#include "platform.h"
 
 vkl_status vkl_err_setv(vkl_err *err, vkl_status status, const char *fmt, va_list ap) {
     if (err && err->status == VKL_OK) {
@@ -71,47 +66,29 @@ char *vkl_strdup(const char *s) {
 vkl_status vkl_map_file(const char *path, const char *what, vkl_mapped_file *out, vkl_err *err) {
     out->data = NULL;
     out->size = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return vkl_err_set(err, errno == ENOENT || errno == EACCES || errno == ENOTDIR ? VKL_ERR_INPUT
-                                                                                       : VKL_ERR_RUNTIME,
-                           "%s: %s: cannot open: %s", what, path, strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0) {
-        int e = errno;
-        close(fd);
-        return vkl_err_set(err, VKL_ERR_RUNTIME, "%s: %s: cannot stat: %s", what, path, strerror(e));
-    }
-    if (!S_ISREG(sb.st_mode)) {
-        close(fd);
+    const char *failed = "";
+    if (vkl_os_map(path, &out->data, &out->size, &failed)) return VKL_OK;
+    int e = errno;
+    uint64_t size = out->size; /* the file's size when mapping it failed */
+    out->size = 0;
+    if (!strcmp(failed, "open"))
+        return vkl_err_set(err, e == ENOENT || e == EACCES || e == ENOTDIR ? VKL_ERR_INPUT : VKL_ERR_RUNTIME,
+                           "%s: %s: cannot open: %s", what, path, strerror(e));
+    if (!strcmp(failed, "type"))
         return vkl_err_set(err, VKL_ERR_INPUT, "%s: %s: byte 0: not a regular file", what, path);
-    }
-    if (sb.st_size > 0) { /* mmap rejects a zero length; the parsers report an empty file */
-        void *m = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (m == MAP_FAILED) {
-            int e = errno;
-            close(fd);
-            return vkl_err_set(err, VKL_ERR_RUNTIME, "%s: %s: cannot map %lld bytes: %s", what, path,
-                               (long long)sb.st_size, strerror(e));
-        }
-        out->data = m;
-        out->size = (uint64_t)sb.st_size;
-    }
-    close(fd); /* the mapping keeps the file */
-    return VKL_OK;
+    if (!strcmp(failed, "stat"))
+        return vkl_err_set(err, VKL_ERR_RUNTIME, "%s: %s: cannot stat: %s", what, path, strerror(e));
+    return vkl_err_set(err, VKL_ERR_RUNTIME, "%s: %s: cannot map %lld bytes: %s", what, path, (long long)size,
+                       strerror(e));
 }
 
 void vkl_unmap_file(vkl_mapped_file *f) {
-    if (f->data) munmap((void *)f->data, (size_t)f->size);
+    vkl_os_unmap(f->data, f->size);
     f->data = NULL;
     f->size = 0;
 }
 
-double vkl_now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
+double vkl_now_s(void) { return vkl_os_now_s(); }
 
 /* ---- environment variables ---- */
 
@@ -247,5 +224,5 @@ void vkl_fault_point(void) {
             if (v == 0) atexit(fault_report); /* 0: count the points of a run and report them at exit */
         }
     }
-    if (++fault_calls == kill_at) raise(SIGKILL);
+    if (++fault_calls == kill_at) vkl_os_kill_self();
 }

@@ -11,6 +11,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "platform.h"
+
 /* Enum fields are stored through an int pointer by the table-driven loader. */
 _Static_assert(sizeof(vkl_sched) == sizeof(int), "enum size");
 _Static_assert(sizeof(vkl_quant_mode) == sizeof(int), "enum size");
@@ -348,7 +350,7 @@ typedef struct {
 } loader;
 
 static vkl_status errf(loader *L, const char *origin, const char *path, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+    VKL_PRINTF(4, 5);
 static vkl_status errf(loader *L, const char *origin, const char *path, const char *fmt, ...) {
     char msg[1024];
     va_list ap;
@@ -867,7 +869,7 @@ vkl_status vkl_config_load(const char *path, const char *const *sets, int n_sets
     memset(out, 0, sizeof(*out));
     out->device_index = -1;
     if (!path) return load_doc(NULL, 0, "<defaults>", sets, n_sets, out, err);
-    FILE *f = fopen(path, "rb");
+    FILE *f = vkl_os_fopen(path, "rb");
     if (!f) return vkl_err_set(err, VKL_ERR_INPUT, "config: %s: cannot open: %s", path, strerror(errno));
     /* read in growing chunks: works for pipes too, and stops at the size cap without trusting a file size */
     size_t cap = 4096, n = 0;

@@ -10,6 +10,7 @@
 #include <strings.h>
 
 #include "data_internal.h"
+#include "platform.h"
 #include "vklora/data.h"
 #include "vklora/rng.h"
 
@@ -139,7 +140,7 @@ typedef struct {
     vkl_err *err;
 } reader;
 
-static vkl_status row_err(reader *r, uint64_t row, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static vkl_status row_err(reader *r, uint64_t row, const char *fmt, ...) VKL_PRINTF(3, 4);
 static vkl_status row_err(reader *r, uint64_t row, const char *fmt, ...) {
     char what[1536];
     va_list ap;
@@ -164,7 +165,7 @@ static const char *json_kind(const cJSON *v) {
 static vkl_status read_file(const char *path, char **buf, size_t *len, vkl_err *err) {
     *buf = NULL;
     *len = 0;
-    FILE *f = fopen(path, "rb");
+    FILE *f = vkl_os_fopen(path, "rb");
     if (!f) return vkl_err_set(err, VKL_ERR_INPUT, "data: %s: cannot open: %s", path, strerror(errno));
     vkl_status st = VKL_OK;
     long size = -1;

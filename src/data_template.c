@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "platform.h"
 #include "unicode.h"
 
 /* ---- The encoder: text runs between special tokens, each with byte ranges that train ---- */
@@ -223,7 +224,7 @@ static void special(encoder *e, const char *marker, bool train) {
 }
 
 /* The template raised an exception (raise_exception in jinja): rendering fails with its message. */
-static void fail(encoder *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void fail(encoder *e, const char *fmt, ...) VKL_PRINTF(2, 3);
 static void fail(encoder *e, const char *fmt, ...) {
     if (e->st) return;
     char msg[512];
@@ -329,9 +330,9 @@ static void strftime_now(const encoder *e, const char *fmt, char *out, size_t ca
     time_t t = (time_t)e->now;
     struct tm tm;
     if (e->now_utc)
-        gmtime_r(&t, &tm);
+        vkl_os_time_utc(t, &tm);
     else
-        localtime_r(&t, &tm);
+        vkl_os_time_local(t, &tm);
     size_t at = 0;
     out[0] = 0;
     for (const char *f = fmt; *f && at + 8 < cap; f++) {

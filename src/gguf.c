@@ -12,15 +12,12 @@
 #include "vklora/gguf.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
+#include "platform.h"
 #include "vklora/quant.h"
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -111,7 +108,7 @@ typedef struct {
     const char *key; /* key being decoded, for messages; NULL outside the metadata */
 } reader;
 
-__attribute__((format(printf, 3, 4))) static vkl_status rfail(reader *r, uint64_t off, const char *fmt, ...) {
+VKL_PRINTF(3, 4) static vkl_status rfail(reader *r, uint64_t off, const char *fmt, ...) {
     char what[1536];
     va_list ap;
     va_start(ap, fmt);
@@ -972,20 +969,17 @@ vkl_status vkl_gguf_writer_write(vkl_gguf_writer *w, const char *path, vkl_err *
     size_t plen = strlen(path);
     char *tmp = vkl_malloc(plen + 16);
     snprintf(tmp, plen + 16, "%s.tmp-XXXXXX", path);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
+    vkl_os_file fd;
+    if (!vkl_os_create_temp(tmp, path, &fd)) {
         st = vkl_err_set(err, VKL_ERR_RUNTIME, "gguf: %s: cannot create a temporary file next to it: %s", path,
                          strerror(errno));
         free(tmp);
         free(h.p);
         return st;
     }
-    /* mkstemp makes the file 0600; keep the mode of the file being replaced, else the usual 0644. */
-    struct stat sb;
-    fchmod(fd, stat(path, &sb) == 0 ? (sb.st_mode & 07777) : 0644);
     static const uint8_t zeros[4096];
     vkl_fault_point();
-    bool ok = write_all(fd, h.p, h.n);
+    bool ok = vkl_os_write_all(fd, h.p, h.n);
     vkl_fault_point();
     uint64_t pos = h.n;
     for (size_t i = 0; ok && i < w->n_t; i++) {
@@ -993,30 +987,30 @@ vkl_status vkl_gguf_writer_write(vkl_gguf_writer *w, const char *path, vkl_err *
         uint64_t at = h.n + t->offset;
         while (ok && pos < at) {
             uint64_t k = VKL_MIN(at - pos, sizeof(zeros));
-            ok = write_all(fd, zeros, k);
+            ok = vkl_os_write_all(fd, zeros, k);
             pos += k;
         }
-        if (ok) ok = write_all(fd, t->data, t->size);
+        if (ok) ok = vkl_os_write_all(fd, t->data, t->size);
         pos += t->size;
     }
     while (ok && pos < total) {
         uint64_t k = VKL_MIN(total - pos, sizeof(zeros));
-        ok = write_all(fd, zeros, k);
+        ok = vkl_os_write_all(fd, zeros, k);
         pos += k;
     }
-    if (ok) ok = fsync(fd) == 0;
+    if (ok) ok = vkl_os_sync(fd);
     int e = errno;
-    if (close(fd) != 0 && ok) {
+    if (!vkl_os_close(fd) && ok) {
         ok = false;
         e = errno;
     }
-    if (ok && rename(tmp, path) != 0) {
+    if (ok && !vkl_os_replace(tmp, path)) {
         ok = false;
         e = errno;
     }
     if (ok) vkl_fault_point();
     if (!ok) {
-        unlink(tmp);
+        vkl_os_remove(tmp);
         st = vkl_err_set(err, VKL_ERR_RUNTIME, "gguf: %s: write failed: %s (the previous file, if any, is unchanged)",
                          path, strerror(e));
     }

@@ -2,14 +2,16 @@
  * quantize / fit-the-residual alternation of PEFT's loftq_init, with the real GGUF quantizers. */
 #include "vklora/loftq.h"
 
+#if VKL_HAVE_LAPACK
 #include <cblas.h>
 #include <lapacke.h>
+#endif
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
+#include "platform.h"
 #include "vklora/quant.h"
 #include "vklora/rng.h"
 
@@ -25,6 +27,15 @@ static uint32_t sketch_cols(uint32_t r, uint32_t mn) {
     return k < mn ? k : mn;
 }
 
+bool vkl_loftq_available(void) { return VKL_HAVE_LAPACK; }
+
+#if !VKL_HAVE_LAPACK
+static vkl_status no_lapack(vkl_err *err) {
+    return vkl_err_set(err, VKL_ERR_INPUT, "loftq: this vklora was built without LAPACK, which LoftQ's SVD needs: drop "
+                       "lora.loftq_config, or rebuild with LAPACKE and CBLAS installed (Debian: liblapacke-dev "
+                       "libblas-dev; meson -Dloftq=enabled)");
+}
+#else
 static vkl_status svd_exact(const float *M, uint32_t m, uint32_t n, uint32_t r, float *U, float *S, float *Vt,
                             vkl_err *err) {
     uint32_t mn = VKL_MIN(m, n);
@@ -125,6 +136,8 @@ done:
     return st;
 }
 
+#endif
+
 vkl_status vkl_lowrank_svd(const float *M, uint32_t m, uint32_t n, uint32_t r, vkl_svd_method method, uint64_t seed,
                            float *U, float *S, float *Vt, vkl_err *err) {
     uint32_t mn = VKL_MIN(m, n);
@@ -133,6 +146,10 @@ vkl_status vkl_lowrank_svd(const float *M, uint32_t m, uint32_t n, uint32_t r, v
     /* cblas and LAPACKE take int dimensions. */
     if ((uint64_t)m * n > (uint64_t)INT32_MAX)
         return vkl_err_set(err, VKL_ERR_INPUT, "loftq: %u x %u matrix exceeds 2^31 elements", m, n);
+#if !VKL_HAVE_LAPACK
+    (void)M, (void)method, (void)seed, (void)U, (void)S, (void)Vt;
+    return no_lapack(err);
+#else
     if (method == VKL_SVD_AUTO) {
         uint32_t k = sketch_cols(r, mn);
         bool small = (uint64_t)m * n * mn <= EXACT_MAX_WORK;
@@ -141,6 +158,7 @@ vkl_status vkl_lowrank_svd(const float *M, uint32_t m, uint32_t n, uint32_t r, v
     if (method == VKL_SVD_EXACT) return svd_exact(M, m, n, r, U, S, Vt, err);
     if (method == VKL_SVD_RANDOMIZED) return svd_randomized(M, m, n, r, seed, U, S, Vt, err);
     return vkl_err_set(err, VKL_ERR_INPUT, "loftq: unknown SVD method %d", (int)method);
+#endif
 }
 
 int vkl_loftq_qtype(int bits, uint64_t in) {
@@ -150,6 +168,7 @@ int vkl_loftq_qtype(int bits, uint64_t in) {
     return -1;
 }
 
+#if VKL_HAVE_LAPACK
 static vkl_status svd_method_from_env(vkl_svd_method *method, vkl_err *err) {
     const char *e = getenv("VKL_LOFTQ_SVD");
     *method = VKL_SVD_AUTO;
@@ -186,7 +205,7 @@ static bool quant_rows(uint32_t type, bool quantize, const float *src, void *byt
     enum { MAX_THREADS = 64 };
     uint64_t row_bytes;
     if (!vkl_type_row_bytes(type, cols, &row_bytes)) return false;
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    long ncpu = vkl_os_cpu_count();
     /* Threads only pay off with a few hundred thousand elements each. */
     uint64_t nt = VKL_MIN((uint64_t)(ncpu > 0 ? ncpu : 1), (uint64_t)MAX_THREADS);
     nt = VKL_MIN(nt, VKL_MAX(rows * cols / (1u << 18), 1));
@@ -278,6 +297,15 @@ done:
     free(Vt);
     return st;
 }
+#else
+vkl_status vkl_loftq_matrix(const float *W, uint32_t out, uint32_t in, uint32_t r, float scale, uint32_t qtype,
+                            uint32_t iters, uint64_t seed, void *q_bytes, float *A, float *B, double *res_before,
+                            double *res_after, vkl_err *err) {
+    (void)W, (void)out, (void)in, (void)r, (void)scale, (void)qtype, (void)iters, (void)seed, (void)q_bytes;
+    (void)A, (void)B, (void)res_before, (void)res_after;
+    return no_lapack(err);
+}
+#endif
 
 /* The weight a module adapts; for Phi-3's fused modules its first projection, whose tensor is the fused one. */
 static const vkl_weight *module_weight(const vkl_model *m, uint32_t layer, uint32_t module) {
@@ -295,6 +323,10 @@ void vkl_loftq_result_free(vkl_loftq_result *res) {
 vkl_status vkl_loftq_init_model(const vkl_model *m, vkl_lora *l, int bits, int iters, FILE *report,
                                 vkl_loftq_result **out, vkl_err *err) {
     *out = NULL;
+#if !VKL_HAVE_LAPACK
+    (void)m, (void)l, (void)iters, (void)report;
+    return no_lapack(err);
+#endif
     if (bits != 4 && bits != 8)
         return vkl_err_set(err, VKL_ERR_INPUT, "loftq: loftq_bits %d: expected 4 or 8", bits);
     if (iters < 1 || iters > MAX_ITERS)

@@ -7,16 +7,13 @@
 #include "vklora/safetensors.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
+#include "platform.h"
 #include "vklora/quant.h"
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -288,7 +285,7 @@ void vkl_safetensors_close(vkl_safetensors *st) {
     if (!st) return;
     free_contents(st);
     st_priv *p = st->priv;
-    if (p && p->mapped && st->map) munmap((void *)st->map, p->map_len);
+    if (p && p->mapped && st->map) vkl_os_unmap(st->map, p->map_len);
     free(p);
     free(st->path);
     free(st);
@@ -403,7 +400,7 @@ static void sb_putn(sbuf *b, const char *s, size_t n) {
     b->p[b->n] = '\0';
 }
 static void sb_puts(sbuf *b, const char *s) { sb_putn(b, s, strlen(s)); }
-static void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_printf(sbuf *b, const char *fmt, ...) VKL_PRINTF(2, 3);
 static void sb_printf(sbuf *b, const char *fmt, ...) {
     char tmp[256];
     va_list ap;
@@ -544,21 +541,6 @@ vkl_status vkl_st_writer_to_memory(vkl_st_writer *w, uint8_t **buf, uint64_t *si
     return VKL_OK;
 }
 
-static bool write_all(int fd, const void *p, uint64_t n) {
-    const uint8_t *c = p;
-    while (n > 0) {
-        ssize_t k = write(fd, c, (size_t)VKL_MIN(n, (uint64_t)1 << 30));
-        if (k < 0 && errno == EINTR) continue;
-        if (k <= 0) {
-            if (k == 0) errno = EIO;
-            return false;
-        }
-        c += k;
-        n -= (uint64_t)k;
-    }
-    return true;
-}
-
 typedef struct {
     const void *p;
     uint64_t n;
@@ -571,40 +553,37 @@ static vkl_status write_parts_atomic(const char *path, const part *parts, size_t
     size_t plen = strlen(path);
     char *tmp = vkl_malloc(plen + 16);
     snprintf(tmp, plen + 16, "%s.tmp-XXXXXX", path);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
+    vkl_os_file fd;
+    if (!vkl_os_create_temp(tmp, path, &fd)) {
         vkl_status st = vkl_err_set(err, VKL_ERR_RUNTIME, "%s: %s: cannot create a temporary file next to it: %s",
                                     what, path, strerror(errno));
         free(tmp);
         return st;
     }
-    /* mkstemp makes the file 0600; keep the mode of the file being replaced, else the usual 0644. */
-    struct stat sb;
-    if (fchmod(fd, stat(path, &sb) == 0 ? (sb.st_mode & 07777) : 0644) != 0) { /* not fatal: mode only */ }
     vkl_fault_point();
     bool ok = true;
     for (size_t i = 0; ok && i < n_parts; i++) {
         /* in two halves, so that fault injection can stop a write in the middle of a part */
         uint64_t h = parts[i].n / 2;
-        if (h) ok = write_all(fd, parts[i].p, h);
+        if (h) ok = vkl_os_write_all(fd, parts[i].p, h);
         if (i == 0) vkl_fault_point();
-        if (ok && parts[i].n > h) ok = write_all(fd, (const uint8_t *)parts[i].p + h, parts[i].n - h);
+        if (ok && parts[i].n > h) ok = vkl_os_write_all(fd, (const uint8_t *)parts[i].p + h, parts[i].n - h);
     }
     vkl_fault_point();
-    if (ok) ok = fsync(fd) == 0;
+    if (ok) ok = vkl_os_sync(fd);
     int e = errno;
-    if (close(fd) != 0 && ok) {
+    if (!vkl_os_close(fd) && ok) {
         ok = false;
         e = errno;
     }
-    if (ok && rename(tmp, path) != 0) {
+    if (ok && !vkl_os_replace(tmp, path)) {
         ok = false;
         e = errno;
     }
     if (ok) vkl_fault_point();
     vkl_status st = VKL_OK;
     if (!ok) {
-        unlink(tmp);
+        vkl_os_remove(tmp);
         st = vkl_err_set(err, VKL_ERR_RUNTIME, "%s: %s: write failed: %s (the previous file, if any, is unchanged)",
                          what, path, strerror(e));
     }

@@ -3,16 +3,13 @@
  * data position) and exact resume; metrics.jsonl; the progress line; final adapter files. */
 #include "vklora/trainer.h"
 
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
+#include "platform.h"
 #include "train.h"
 #include "vk/vk.h"
 #include "vklora/adapter.h"
@@ -49,44 +46,35 @@ static vkl_status mkdir_p(const char *path, vkl_err *err) {
     char buf[4096];
     snprintf(buf, sizeof(buf), "%s", path);
     for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
+        if (!vkl_os_is_sep(*p)) continue;
+        char sep = *p;
         *p = 0;
-        if (mkdir(buf, 0755) && errno != EEXIST)
+        if (!vkl_os_mkdir(buf) && errno != EEXIST)
             return vkl_err_set(err, VKL_ERR_RUNTIME, "train: cannot create directory %s: %s", buf, strerror(errno));
-        *p = '/';
+        *p = sep;
     }
-    if (mkdir(buf, 0755) && errno != EEXIST)
+    if (!vkl_os_mkdir(buf) && errno != EEXIST)
         return vkl_err_set(err, VKL_ERR_RUNTIME, "train: cannot create directory %s: %s", buf, strerror(errno));
     return VKL_OK;
 }
 
 static vkl_status rm_rf(const char *path) {
-    DIR *d = opendir(path);
-    if (!d) return unlink(path) == 0 || errno == ENOENT ? VKL_OK : VKL_ERR_RUNTIME;
-    struct dirent *e;
+    vkl_os_dir *d = vkl_os_opendir(path);
+    if (!d) return vkl_os_remove(path) || errno == ENOENT ? VKL_OK : VKL_ERR_RUNTIME;
+    const char *name;
     char sub[4096];
-    while ((e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name);
+    while ((name = vkl_os_readdir(d))) {
+        snprintf(sub, sizeof(sub), "%s/%s", path, name);
         rm_rf(sub);
     }
-    closedir(d);
-    return rmdir(path) == 0 ? VKL_OK : VKL_ERR_RUNTIME;
+    vkl_os_closedir(d);
+    return vkl_os_rmdir(path) ? VKL_OK : VKL_ERR_RUNTIME;
 }
 
 /* Make renames inside `dir` durable (a crash after a rename must not bring the old name back). */
-static void fsync_dir(const char *dir) {
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
-    }
-}
+static void fsync_dir(const char *dir) { vkl_os_sync_dir(dir); }
 
-static bool path_exists(const char *path) {
-    struct stat sb;
-    return stat(path, &sb) == 0;
-}
+static bool path_exists(const char *path) { return vkl_os_path_kind(path) != VKL_PATH_NONE; }
 
 /* ---- output files: temporary names, atomic publishing, recovery after a crash ----
  * Every file goes through a temporary name: `<file>.tmp-XXXXXX` (vkl_write_file_atomic, the GGUF writer),
@@ -115,15 +103,15 @@ static vkl_status apply_publish(const char *dir, const char *set, vkl_err *err) 
             if ((p == set || p[-1] == '\n') && (p[strlen(f)] == '\n' || !p[strlen(f)])) in_set = true;
         snprintf(from, sizeof(from), "%s/" ADAPTER_STAGING "/%s", dir, f);
         snprintf(to, sizeof(to), "%s/%s", dir, f);
-        if (in_set && path_exists(from) && rename(from, to))
+        if (in_set && path_exists(from) && !vkl_os_replace(from, to))
             return vkl_err_set(err, VKL_ERR_RUNTIME, "train: cannot rename %s to %s: %s", from, to, strerror(errno));
-        if (!in_set && unlink(to) && errno != ENOENT)
+        if (!in_set && !vkl_os_remove(to) && errno != ENOENT)
             return vkl_err_set(err, VKL_ERR_RUNTIME, "train: cannot remove the outdated %s: %s", to, strerror(errno));
         vkl_fault_point();
     }
     fsync_dir(dir);
     snprintf(to, sizeof(to), "%s/" ADAPTER_MARKER, dir);
-    unlink(to);
+    vkl_os_remove(to);
     snprintf(from, sizeof(from), "%s/" ADAPTER_STAGING, dir);
     rm_rf(from);
     fsync_dir(dir);
@@ -134,7 +122,7 @@ static vkl_status apply_publish(const char *dir, const char *set, vkl_err *err) 
 static vkl_status recover_output_dir(const char *dir, FILE *log, vkl_err *err) {
     char path[4400], other[4400];
     snprintf(path, sizeof(path), "%s/" ADAPTER_MARKER, dir);
-    FILE *f = fopen(path, "rb");
+    FILE *f = vkl_os_fopen(path, "rb");
     if (f) {
         char set[512];
         size_t n = fread(set, 1, sizeof(set) - 1, f);
@@ -143,12 +131,11 @@ static vkl_status recover_output_dir(const char *dir, FILE *log, vkl_err *err) {
         if (log) fprintf(log, "output: finishing the adapter files an interrupted run was publishing\n");
         if (apply_publish(dir, set, err)) return err->status;
     }
-    DIR *d = opendir(dir);
+    vkl_os_dir *d = vkl_os_opendir(dir);
     if (!d) return VKL_OK;
-    struct dirent *e;
+    const char *nm;
     unsigned removed = 0;
-    while ((e = readdir(d))) {
-        const char *nm = e->d_name;
+    while ((nm = vkl_os_readdir(d))) {
         size_t len = strlen(nm);
         snprintf(path, sizeof(path), "%s/%s", dir, nm);
         bool ours = !strcmp(nm, ADAPTER_STAGING);
@@ -156,7 +143,7 @@ static vkl_status recover_output_dir(const char *dir, FILE *log, vkl_err *err) {
         if (!strncmp(nm, "checkpoint-", 11) && len > 15 && !strcmp(nm + len - 4, ".old")) {
             /* killed between moving the old checkpoint aside and renaming the new one in: keep the old one */
             snprintf(other, sizeof(other), "%s/%.*s", dir, (int)(len - 4), nm);
-            if (!path_exists(other) && rename(path, other) == 0) continue;
+            if (!path_exists(other) && vkl_os_replace(path, other)) continue;
             ours = true;
         }
         for (size_t i = 0; i < VKL_ARRAY_LEN(output_files) && !ours; i++) {
@@ -168,7 +155,7 @@ static vkl_status recover_output_dir(const char *dir, FILE *log, vkl_err *err) {
         rm_rf(path);
         removed++;
     }
-    closedir(d);
+    vkl_os_closedir(d);
     if (removed) {
         fsync_dir(dir);
         if (log) fprintf(log, "output: removed %u temporary file(s) left by an interrupted run in %s\n", removed, dir);
@@ -305,10 +292,10 @@ static vkl_status save_checkpoint_files(trainer *t, int64_t step, const char *fi
     snprintf(old, sizeof(old), "%s.old", final);
     rm_rf(old);
     vkl_fault_point();
-    if (path_exists(final) && rename(final, old))
+    if (path_exists(final) && !vkl_os_replace(final, old))
         return vkl_err_set(err, VKL_ERR_RUNTIME, "train: cannot rename %s to %s: %s", final, old, strerror(errno));
     vkl_fault_point();
-    if (rename(tmp, final))
+    if (!vkl_os_replace(tmp, final))
         return vkl_err_set(err, VKL_ERR_RUNTIME, "train: cannot rename %s to %s: %s", tmp, final, strerror(errno));
     fsync_dir(t->c->output_dir);
     vkl_fault_point();
@@ -355,7 +342,7 @@ static bool json_int(const cJSON *o, const char *k, int64_t *v) {
 static vkl_status load_checkpoint(trainer *t, const char *dir, int64_t *step, vkl_err *err) {
     char path[4200];
     snprintf(path, sizeof(path), "%s/trainer_state.json", dir);
-    FILE *f = fopen(path, "rb");
+    FILE *f = vkl_os_fopen(path, "rb");
     if (!f) return vkl_err_set(err, VKL_ERR_INPUT, "train: --resume %s: no trainer_state.json there", dir);
     char buf[8192];
     size_t n = fread(buf, 1, sizeof(buf) - 1, f);
@@ -375,7 +362,7 @@ static vkl_status load_checkpoint(trainer *t, const char *dir, int64_t *step, vk
                            path, (long long)np, (unsigned long long)t->lora->n_params, (long long)bs, t->B,
                            (long long)sl, t->T, (long long)seed, (long long)t->c->seed);
     snprintf(path, sizeof(path), "%s/optimizer.bin", dir);
-    f = fopen(path, "rb");
+    f = vkl_os_fopen(path, "rb");
     if (!f) return vkl_err_set(err, VKL_ERR_INPUT, "train: %s: cannot open", path);
     uint64_t cnt = t->lora->n_params;
     size_t bytes = 16 + 3 * cnt * 4;
@@ -403,30 +390,30 @@ static vkl_status load_checkpoint(trainer *t, const char *dir, int64_t *step, vk
 /* Newest checkpoint-N in dir, or "" */
 static void latest_checkpoint(const char *dir, char *out, size_t cap) {
     out[0] = 0;
-    DIR *d = opendir(dir);
+    vkl_os_dir *d = vkl_os_opendir(dir);
     if (!d) return;
     long long best = -1;
-    struct dirent *e;
-    while ((e = readdir(d))) {
+    const char *name;
+    while ((name = vkl_os_readdir(d))) {
         char *end;
-        if (strncmp(e->d_name, "checkpoint-", 11)) continue;
-        long long v = strtoll(e->d_name + 11, &end, 10);
+        if (strncmp(name, "checkpoint-", 11)) continue;
+        long long v = strtoll(name + 11, &end, 10);
         if (*end || v <= best) continue;
         best = v;
-        snprintf(out, cap, "%s/%s", dir, e->d_name);
+        snprintf(out, cap, "%s/%s", dir, name);
     }
-    closedir(d);
+    vkl_os_closedir(d);
 }
 
 /* Keep the metrics lines of steps <= step (a resumed run rewrites what came after); a line that does not parse
  * (torn by a crash or a full disk) is dropped, and every kept line ends with a newline. */
 static vkl_status truncate_metrics(const char *path, int64_t step, vkl_err *err) {
-    FILE *f = fopen(path, "rb");
+    FILE *f = vkl_os_fopen(path, "rb");
     if (!f) return VKL_OK;
     char *line = NULL, *out = NULL;
     size_t cap = 0, n = 0, out_cap = 0;
-    ssize_t len;
-    while ((len = getline(&line, &cap, f)) > 0) {
+    int64_t len;
+    while ((len = vkl_os_getline(&line, &cap, f)) > 0) {
         cJSON *j = cJSON_ParseWithLength(line, (size_t)len);
         int64_t s;
         bool keep = j && json_int(j, "step", &s) && s <= step;
@@ -451,8 +438,8 @@ static vkl_status truncate_metrics(const char *path, int64_t step, vkl_err *err)
 }
 
 /* One metrics line, whole or not at all: a failed or short write (a full disk) is cut back off and reported. */
-static vkl_status metrics_append(int fd, const char *path, const char *line, vkl_err *err) {
-    off_t at = lseek(fd, 0, SEEK_END);
+static vkl_status metrics_append(vkl_os_file fd, const char *path, const char *line, vkl_err *err) {
+    int64_t at = vkl_os_file_size(fd);
     size_t n = strlen(line), done = 0;
     char *buf = vkl_malloc(n + 1);
     memcpy(buf, line, n);
@@ -460,7 +447,7 @@ static vkl_status metrics_append(int fd, const char *path, const char *line, vkl
     int e = 0;
     while (done < n) {
         if (done) vkl_fault_point(); /* (fault injection: a line cut in the middle) */
-        ssize_t k = write(fd, buf + done, done ? n - done : n / 2);
+        int64_t k = vkl_os_write(fd, buf + done, done ? n - done : n / 2);
         if (k < 0 && errno == EINTR) continue;
         if (k <= 0) {
             e = k < 0 ? errno : EIO;
@@ -470,7 +457,7 @@ static vkl_status metrics_append(int fd, const char *path, const char *line, vkl
     }
     free(buf);
     if (done == n) return VKL_OK;
-    if (at >= 0 && ftruncate(fd, at) != 0) { /* the torn line is repaired on resume (truncate_metrics) */ }
+    if (at >= 0 && !vkl_os_truncate(fd, at)) { /* the torn line is repaired on resume (truncate_metrics) */ }
     return vkl_err_set(err, VKL_ERR_RUNTIME, "train: cannot append to %s: %s (the checkpoints stay valid; free some "
                        "space and resume)", path, strerror(e));
 }
@@ -548,7 +535,7 @@ vkl_status vkl_trainer_run(const vkl_config *c, const vkl_trainer_opts *o, vkl_t
     /* Knobs whose device path is not built yet are refused rather than silently ignored. */
     trainer tt = {.c = c, .o = o}, *t = &tt;
     t->log = o->quiet ? NULL : (o->json_log ? stderr : stdout);
-    t->tty = t->log && isatty(fileno(t->log));
+    t->tty = t->log && vkl_os_isatty(t->log);
     vkl_status st;
     if ((st = vkl_model_load(c->model_path, &t->m, err))) goto done;
     /* QLoRA: the frozen base is stored in the requested mix (llama.cpp's rules) before it goes to the device. */
@@ -659,10 +646,10 @@ vkl_status vkl_trainer_run(const vkl_config *c, const vkl_trainer_opts *o, vkl_t
     } else {
         if ((st = plan_epoch(t, 0, err))) goto done;
         t->batch_idx = 0;
-        remove(path);
+        vkl_os_remove(path);
     }
-    int metrics = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-    if (metrics < 0) {
+    vkl_os_file metrics;
+    if (!vkl_os_open_append(path, &metrics)) {
         st = vkl_err_set(err, VKL_ERR_RUNTIME, "train: cannot write %s: %s", path, strerror(errno));
         goto done;
     }
@@ -759,7 +746,7 @@ vkl_status vkl_trainer_run(const vkl_config *c, const vkl_trainer_opts *o, vkl_t
             fprintf(t->log, "adapter written: %s/adapter_model.safetensors (PEFT)\n", c->output_dir);
     }
 close:
-    close(metrics);
+    vkl_os_close(metrics);
 done:
     res->peak_device_bytes = t->vk ? t->vk->device_bytes_peak : 0;
     trainer_free(t);

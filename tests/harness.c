@@ -6,8 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#ifndef _WIN32
 #include <sys/wait.h>
 #include <unistd.h>
+#endif
 
 #include "vk/vk.h"
 
@@ -23,17 +25,32 @@ const char *t_data_path(const char *rel) {
     return b;
 }
 
+#ifdef _WIN32
+const char *t_vklora_bin(void) { return VKL_BUILD_ROOT "/vklora.exe"; }
+#else
 const char *t_vklora_bin(void) { return VKL_BUILD_ROOT "/vklora"; }
+#endif
 
 static char tmpdir[256];
 
 const char *t_tmpdir(void) {
     if (!tmpdir[0]) {
+#ifdef _WIN32
+        const char *base = getenv("TEMP");
+        snprintf(tmpdir, sizeof(tmpdir), "%s/vklora-test-XXXXXX", base && *base ? base : ".");
+        for (char *c = tmpdir; *c; c++)
+            if (*c == '\\') *c = '/';
+        if (_mktemp_s(tmpdir, strlen(tmpdir) + 1) != 0 || _mkdir(tmpdir) != 0) {
+            perror("temporary directory");
+            abort();
+        }
+#else
         snprintf(tmpdir, sizeof(tmpdir), "/tmp/vklora-test-XXXXXX");
         if (!mkdtemp(tmpdir)) {
             perror("mkdtemp");
             abort();
         }
+#endif
     }
     return tmpdir;
 }
@@ -81,12 +98,26 @@ int t_run(const char *cmd, char **out, char **err) {
     char o[512], e[512], full[8192];
     snprintf(o, sizeof(o), "%s/run.out", t_tmpdir());
     snprintf(e, sizeof(e), "%s/run.err", t_tmpdir());
+#ifdef _WIN32
+    /* cmd.exe: "..." instead of '...', NUL for /dev/null; the outer quotes are the pair cmd /c strips */
+    char win[8192];
+    size_t k = 0;
+    for (const char *c = cmd; *c && k + 1 < sizeof(win); c++) win[k++] = *c == '\'' ? '"' : *c;
+    win[k] = 0;
+    snprintf(full, sizeof(full), "\"%s >\"%s\" 2>\"%s\" <NUL\"", win, o, e);
+    fflush(NULL);
+    int st = system(full);
+    if (out) *out = t_read_file(o, NULL);
+    if (err) *err = t_read_file(e, NULL);
+    return st;
+#else
     snprintf(full, sizeof(full), "%s >%s 2>%s </dev/null", cmd, o, e);
     int st = system(full);
     if (out) *out = t_read_file(o, NULL);
     if (err) *err = t_read_file(e, NULL);
     if (st == -1) return -1;
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+#endif
 }
 
 static vkl_vk *shared_vk;
@@ -111,7 +142,11 @@ void t_cleanup(void) {
     shared_vk = NULL;
     if (tmpdir[0] && !getenv("VKL_TEST_KEEP_TMP")) {
         char cmd[512];
+#ifdef _WIN32
+        snprintf(cmd, sizeof(cmd), "rmdir /s /q \"%s\"", tmpdir);
+#else
         snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+#endif
         if (system(cmd) != 0) fprintf(stderr, "warning: could not remove %s\n", tmpdir);
     }
 }

@@ -52,4 +52,23 @@ int t_run(const char *cmd, char **out, char **err);
 struct vkl_vk;
 struct vkl_vk *t_vk(void);
 
+#ifdef _WIN32
+/* Windows (MinGW): the few POSIX calls the tests make, on the C runtime's own. Commands given to t_run / system()
+ * run in cmd.exe there: t_run turns '...' quoting into "..." and </dev/null into <NUL; other shell syntax (pipes to
+ * ls/grep, cp, truncate, VAR=value prefixes, python3) is not available and those checks fail or are skipped. */
+#include <direct.h>
+#include <io.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#define setenv(name, value, overwrite) _putenv_s((name), (value))
+#define unsetenv(name) _putenv_s((name), "")
+#define mkdir(path, mode) _mkdir(path)
+#include <string.h>
+static inline void *memmem(const void *h, size_t hn, const void *n, size_t nn) {
+    for (size_t i = 0; nn <= hn && i <= hn - nn; i++)
+        if (!memcmp((const char *)h + i, n, nn)) return (void *)((const char *)h + i);
+    return NULL;
+}
+#endif
+
 #endif

@@ -5,10 +5,12 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
+#ifndef _WIN32
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#endif
 
 #include "harness.h"
 #include "vklora/gguf.h"
@@ -533,6 +535,11 @@ static int test_atomic_write(void) {
 
     /* a write that fails half-way (the file size limit hits while tensor data streams out) must leave the old
      * file as it was and no temporary file behind; run in a child so the limit does not leak */
+#ifdef _WIN32
+    printf("    skipped on Windows: the half-way failure needs fork and RLIMIT_FSIZE\n");
+    uint64_t n_now;
+    uint8_t *now;
+#else
     static float big[1 << 16];
     for (size_t i = 0; i < VKL_ARRAY_LEN(big); i++) big[i] = (float)i;
     fflush(NULL);
@@ -558,6 +565,7 @@ static int test_atomic_write(void) {
     T_ASSERT(now && n_now == n_old && !memcmp(now, old, (size_t)n_old), "old file changed");
     T_ASSERT(!dir_has_temp_files(dir), "temporary file left behind");
     free(now);
+#endif
 
     /* a writer with an error detected before any I/O also leaves it alone */
     w = vkl_gguf_writer_new(3, 0);

@@ -1,13 +1,17 @@
 /* LoftQ initialisation (src/loftq.c): the residual falls by the Eckart-Young margin, s·B·A is the exact rank-r SVD of
  * W - Q, the bytes are the real quantizer's output, randomized SVD agrees with dgesdd, and the model-level pass. */
+#if VKL_HAVE_LAPACK
 #include <cblas.h>
 #include <lapacke.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 
 #include "harness.h"
 #include "vklora/loftq.h"
 #include "vklora/quant.h"
+
+#if VKL_HAVE_LAPACK
 
 /* W = (rank-`rank` product) + noise: a structured part as trained weights have, plus unstructured noise, so the
  * quantization residual is not trivially low-rank. */
@@ -417,7 +421,27 @@ static int test_model_types(void) {
     return 0;
 }
 
+#else
+/* A build without LAPACK (-Dloftq=disabled, the MinGW cross build): LoftQ is refused with the reason, not run. */
+static int test_refused(void) {
+    vkl_err err = {0};
+    float W[64 * 32], A[2 * 32], B[64 * 2], U[64 * 2], S[2], Vt[2 * 32];
+    uint8_t q[64 * 34];
+    for (size_t i = 0; i < VKL_ARRAY_LEN(W); i++) W[i] = t_rng_uniform(-1, 1);
+    T_ASSERT(!vkl_loftq_available(), "vkl_loftq_available() in a build without LAPACK");
+    T_ASSERT(vkl_lowrank_svd(W, 64, 32, 2, VKL_SVD_AUTO, 1, U, S, Vt, &err) == VKL_ERR_INPUT &&
+                 strstr(err.msg, "without LAPACK"), "svd: %s", err.msg);
+    vkl_err_clear(&err);
+    T_ASSERT(vkl_loftq_matrix(W, 64, 32, 2, 1.0f, VKL_TYPE_Q8_0, 1, 1, q, A, B, NULL, NULL, &err) == VKL_ERR_INPUT &&
+                 strstr(err.msg, "loftq_config"), "matrix: %s", err.msg);
+    return 0;
+}
+#endif
+
 const vkl_test_case vkl_tests_loftq[] = {
+#if !VKL_HAVE_LAPACK
+    {"loftq/refused_without_lapack", test_refused},
+#else
     {"loftq/residual", test_residual},
     {"loftq/bytes", test_bytes},
     {"loftq/exact_svd", test_matches_exact_svd},
@@ -425,5 +449,6 @@ const vkl_test_case vkl_tests_loftq[] = {
     {"loftq/bad_input", test_bad_input},
     {"loftq/model", test_model},
     {"loftq/model_types", test_model_types},
+#endif
     {NULL, NULL},
 };

@@ -4,9 +4,11 @@
 #include <dirent.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mount.h>
 #include <sys/stat.h>
+#ifndef _WIN32
+#include <sys/mount.h>
 #include <unistd.h>
+#endif
 
 #include <cjson/cJSON.h>
 
@@ -338,6 +340,10 @@ static int test_fault_injection(void) {
 /* A full disk: a small tmpfs as the output directory. Every failure is a clean exit 1 that leaves no temporary and
  * no mixed adapter pair; after the space comes back, a resume finishes with the uninterrupted run's bytes. */
 static int test_disk_full(void) {
+#ifdef _WIN32
+    printf("    skipped on Windows: needs a size-limited tmpfs mount (the Linux run covers the full disk)\n");
+    return 0;
+#else
     char mnt[600], ref[600], cfg[700], opts[64];
     snprintf(mnt, sizeof(mnt), "%s/tmpfs", t_tmpdir());
     snprintf(ref, sizeof(ref), "%s/full-ref", t_tmpdir());
@@ -403,6 +409,7 @@ static int test_disk_full(void) {
     rmdir(mnt);
     T_ASSERT(!fails, "disk-full runs");
     return 0;
+#endif
 }
 
 const vkl_test_case vkl_tests_reliability[] = {

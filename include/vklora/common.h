@@ -26,8 +26,13 @@ typedef struct vkl_err {
 
 /* Set the message (printf-style) and return the status, so callers can write
  * `return vkl_err_set(err, VKL_ERR_INPUT, "gguf: %s: ...", path);` */
-vkl_status vkl_err_set(vkl_err *err, vkl_status status, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+/* printf-style checks; MinGW builds use its C99 printf (__USE_MINGW_ANSI_STDIO), which gnu_printf describes */
+#ifdef __MINGW32__
+#define VKL_PRINTF(fmt, args) __attribute__((format(gnu_printf, fmt, args)))
+#else
+#define VKL_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
+#endif
+vkl_status vkl_err_set(vkl_err *err, vkl_status status, const char *fmt, ...) VKL_PRINTF(3, 4);
 vkl_status vkl_err_setv(vkl_err *err, vkl_status status, const char *fmt, va_list ap);
 void vkl_err_clear(vkl_err *err);
 

@@ -27,6 +27,10 @@ vkl_status vkl_lowrank_svd(const float *M, uint32_t m, uint32_t n, uint32_t r, v
  * PEFT uses NF4 / an 8-bit normal-float grid; vklora uses the llama.cpp types it will run with instead. */
 int vkl_loftq_qtype(int bits, uint64_t in);
 
+/* Whether this build has LoftQ (LAPACK is optional at build time, meson -Dloftq=auto|enabled|disabled): without it
+ * vkl_lowrank_svd, vkl_loftq_matrix and vkl_loftq_init_model refuse with VKL_ERR_INPUT and a message saying so. */
+bool vkl_loftq_available(void);
+
 /* LoftQ on one weight W (out x in, row-major, finite). For `iters` rounds: quantize X (X = W in the first round,
  * W - s·B·A after) to `qtype` with vkl_ref_quantize, Q = its dequantization, then set s·B·A to the rank-r SVD of
  * W - Q with sqrt(S_i / s) on each side: B = U sqrt(S/s) (out x r), A = sqrt(S/s) Vt (r x in). PEFT puts sqrt(S)

@@ -18,9 +18,9 @@ int vkl_cmd_tokenize(int argc, char **argv);
 int vkl_cmd_data(int argc, char **argv);
 
 /* Print "vklora <cmd>: <message>" to stderr and return the exit code for `status`. */
-int vkl_cli_fail(const char *cmd, vkl_status status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int vkl_cli_fail(const char *cmd, vkl_status status, const char *fmt, ...) VKL_PRINTF(3, 4);
 /* Usage error: message plus a pointer to --help; returns 2. */
-int vkl_cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int vkl_cli_usage(const char *cmd, const char *fmt, ...) VKL_PRINTF(2, 3);
 /* Print a cJSON document (formatted) on stdout, followed by a newline, and delete it. */
 void vkl_cli_print_json(cJSON *doc);
 /* True if argv[i] is -h or --help. */

@@ -3,9 +3,9 @@
  * metadata only: no weights, no Vulkan device. */
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "cli/cli.h"
+#include "platform.h"
 #include "unicode.h"
 #include "vklora/config.h"
 #include "vklora/data.h"
@@ -174,7 +174,7 @@ int vkl_cmd_data(int argc, char **argv) {
         cJSON_AddNumberToObject(cnt, "dropped", (double)dropped(s));
         vkl_cli_print_json(doc);
     } else {
-        bool tty = isatty(fileno(stdout));
+        bool tty = vkl_os_isatty(stdout);
         printf("dataset %s: %s records, template %s%s; tokenizer of %s\n", c.dataset_path,
                vkl_dataset_format_names[train->format], vkl_chat_template_names[train->tmpl],
                c.train_on_responses_only ? ", train_on_responses_only" : "", c.model_path);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "platform.h"
 #include "vk/vk.h"
 
 typedef struct {
@@ -73,6 +74,7 @@ void vkl_cli_print_json(cJSON *doc) {
 bool vkl_cli_is_help(const char *arg) { return !strcmp(arg, "-h") || !strcmp(arg, "--help"); }
 
 int main(int argc, char **argv) {
+    vkl_os_init_args(&argc, &argv);
     if (argc < 2) {
         usage(stderr);
         return VKL_ERR_INPUT;

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "platform.h"
 #include "unicode.h"
 #include "vklora/gguf.h"
 #include "vklora/hf.h"
@@ -77,7 +78,7 @@ static void print_quoted(const char *s) {
 }
 
 static vkl_status read_file(const char *path, char **buf, size_t *len, vkl_err *err) {
-    FILE *f = fopen(path, "rb");
+    FILE *f = vkl_os_fopen(path, "rb");
     if (!f) return vkl_err_set(err, VKL_ERR_INPUT, "%s: cannot open: %s", path, strerror(errno));
     size_t cap = 1 << 16, n = 0;
     char *b = vkl_malloc(cap);

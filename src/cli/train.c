@@ -1,10 +1,10 @@
 /* `vklora train`: fine-tune a LoRA adapter from a JSON config; Ctrl-C saves a checkpoint and stops cleanly. */
 #include <math.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
+#include "platform.h"
 #include "vklora/config.h"
 #include "vklora/trainer.h"
 
@@ -23,12 +23,6 @@ static const char *HELP =
     "Ctrl-C saves a checkpoint at the current step and exits with code 130; a second Ctrl-C stops at once.\n";
 
 static volatile sig_atomic_t stop_flag;
-
-static void on_sigint(int sig) {
-    (void)sig;
-    stop_flag = 1;
-    signal(SIGINT, SIG_DFL);
-}
 
 int vkl_cmd_train(int argc, char **argv) {
     const char *cfg = NULL, *resume = NULL;
@@ -78,11 +72,11 @@ int vkl_cmd_train(int argc, char **argv) {
         return vkl_cli_fail("train", err.status, "%s", err.msg);
     }
     free(sets);
-    signal(SIGINT, on_sigint);
+    vkl_os_on_interrupt(&stop_flag);
     vkl_trainer_opts o = {.resume_dir = resume, .json_log = json, .stop = &stop_flag, .stop_after = stop_after};
     vkl_trainer_result r;
     vkl_status st = vkl_trainer_run(&c, &o, &r, &err);
-    signal(SIGINT, SIG_DFL);
+    vkl_os_on_interrupt(NULL);
     int rc = 0;
     if (st) {
         rc = vkl_cli_fail("train", st, "%s", err.msg);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "platform.h"
 #include "vk/vk.h"
 
 bool vkl_cli_parse_u32(const char *cmd, const char *opt, const char *val, uint32_t min, uint32_t max, uint32_t *out) {
@@ -66,7 +67,7 @@ int vkl_cli_parse(const char *cmd, int argc, char **argv, const vkl_cli_opt *opt
 vkl_status vkl_read_file(const char *path, char **data, size_t *len, vkl_err *err) {
     *data = NULL;
     *len = 0;
-    FILE *f = fopen(path, "rb");
+    FILE *f = vkl_os_fopen(path, "rb");
     if (!f) return vkl_err_set(err, VKL_ERR_INPUT, "%s: cannot open: %s", path, strerror(errno));
     size_t cap = 1 << 16, n = 0;
     char *buf = vkl_malloc(cap);
