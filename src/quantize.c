@@ -164,7 +164,7 @@ static void *row_worker(void *arg) {
 }
 
 static int n_threads_for(uint64_t rows, uint64_t cols) {
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    long ncpu = vkl_os_cpu_count();
     int n = ncpu > 0 ? (int)VKL_MIN(ncpu, 16L) : 1;
     /* below ~64K elements per thread the thread start costs more than it saves */
     uint64_t by_size = rows * cols / 65536 + 1;
