@@ -8,7 +8,7 @@
  *                 does not parse special tokens (HF's encode_special_tokens).
  *   normalizer    null | NFC | Replace{String} | Prepend | Sequence of these
  *   pre_tokenizer null | Split{Regex of a known pre-tokenizer, Isolated} | Split{String, any behavior} |
- *                 ByteLevel{add_prefix_space, use_regex} (last) | Metaspace | Sequence of these
+ *                 Digits | ByteLevel{add_prefix_space, use_regex} (last) | Metaspace | Sequence of these
  *   model         BPE: vocab {text: id}, merges ["a b"] or [["a","b"]], byte_fallback, fuse_unk, unk_token,
  *                 ignore_merges (WordPiece, Unigram, WordLevel are refused)
  *   post_processor TemplateProcessing | ByteLevel | RobertaProcessing | BertProcessing | Sequence: the ids put
@@ -39,14 +39,14 @@ typedef struct {
 } norm_step;
 
 typedef enum { SPLIT_REMOVED, SPLIT_ISOLATED, SPLIT_MERGED_PREV, SPLIT_MERGED_NEXT, SPLIT_CONTIGUOUS } split_behavior;
-typedef enum { PRE_REGEX, PRE_STRING, PRE_BYTE_LEVEL, PRE_METASPACE } pre_kind;
+typedef enum { PRE_REGEX, PRE_STRING, PRE_DIGITS, PRE_BYTE_LEVEL, PRE_METASPACE } pre_kind;
 typedef enum { PREPEND_ALWAYS, PREPEND_FIRST, PREPEND_NEVER } prepend_scheme;
 typedef struct {
     pre_kind kind;
     vkl_pretok regex;       /* PRE_REGEX */
     uint32_t *pat;          /* PRE_STRING: the literal */
     size_t n_pat;
-    split_behavior behavior; /* PRE_STRING */
+    split_behavior behavior; /* PRE_STRING, PRE_DIGITS (Isolated: one digit each, Contiguous: runs) */
     bool invert;             /* PRE_STRING: the pieces between matches are the delimiters */
     bool add_prefix_space;   /* PRE_BYTE_LEVEL */
     bool use_regex;          /* PRE_BYTE_LEVEL: GPT-2's regex */
@@ -349,8 +349,9 @@ static void pl_free(piece_list *pl) {
     free(pl->len);
 }
 
-/* Matches of a literal in c[0..n) as HF's Pattern::find_matches gives them: alternating (offsets, is_match) runs
- * covering the text; then the behavior merges or drops the delimiters. */
+/* Matches of a literal (PRE_STRING) or of single numeric characters (PRE_DIGITS: Rust's char::is_numeric, \p{N}) in
+ * c[0..n) as HF's Pattern::find_matches gives them: (offsets, is_match) runs covering the text; then the behavior
+ * merges or drops the delimiters. */
 static void split_literal(const pre_step *st, const uint32_t *c, size_t n, piece_list *out) {
     typedef struct {
         size_t a, b;
@@ -358,7 +359,15 @@ static void split_literal(const pre_step *st, const uint32_t *c, size_t n, piece
     } run;
     run *r = vkl_malloc((2 * n + 2) * sizeof(run));
     size_t nr = 0, prev = 0;
-    for (size_t i = 0; st->n_pat && i + st->n_pat <= n;) {
+    if (st->kind == PRE_DIGITS) {
+        for (size_t i = 0; i < n; i++) {
+            if (vkl_ucpt_class(c[i]) != VKL_UCAT_NUMBER) continue;
+            if (prev != i) r[nr++] = (run){prev, i, false};
+            r[nr++] = (run){i, i + 1, true};
+            prev = i + 1;
+        }
+    }
+    for (size_t i = 0; st->kind == PRE_STRING && st->n_pat && i + st->n_pat <= n;) {
         if (!memcmp(c + i, st->pat, st->n_pat * sizeof(uint32_t))) {
             if (prev != i) r[nr++] = (run){prev, i, false};
             r[nr++] = (run){i, i + st->n_pat, true};
@@ -438,7 +447,8 @@ static void pre_step_run(const pre_step *st, piece_list *in, bool origin, piece_
             }
             break;
         }
-        case PRE_STRING: split_literal(st, c, n, out); break;
+        case PRE_STRING:
+        case PRE_DIGITS: split_literal(st, c, n, out); break;
         case PRE_BYTE_LEVEL: {
             cpt_vec tmp = {0};
             if (st->add_prefix_space && (n == 0 || c[0] != ' ')) cv_push(&tmp, ' ');
@@ -1043,6 +1053,12 @@ static bool parse_pre(ctx *c, vkl_hf_pipeline *p, const cJSON *o, const char *pa
             st.behavior = (split_behavior)b;
             st.invert = invert;
         }
+    } else if (!strcmp(ty, "Digits")) {
+        bool individual = false;
+        snprintf(sub, sizeof(sub), "%s.individual_digits", path);
+        if (!opt_bool(c, o, "individual_digits", sub, &individual)) return false;
+        st.kind = PRE_DIGITS;
+        st.behavior = individual ? SPLIT_ISOLATED : SPLIT_CONTIGUOUS;
     } else if (!strcmp(ty, "ByteLevel")) {
         st.kind = PRE_BYTE_LEVEL;
         st.use_regex = true; /* the library's default */
@@ -1063,7 +1079,8 @@ static bool parse_pre(ctx *c, vkl_hf_pipeline *p, const cJSON *o, const char *pa
     } else {
         snprintf(sub, sizeof(sub), "%s.type", path);
         return bad(c, sub,
-                   "unsupported pre-tokenizer \"%.64s\" (supported: Split, ByteLevel, Metaspace, Sequence)", ty),
+                   "unsupported pre-tokenizer \"%.64s\" (supported: Split, Digits, ByteLevel, Metaspace, Sequence)",
+                   ty),
                false;
     }
     p->pre = vkl_realloc(p->pre, (p->n_pre + 1) * sizeof(pre_step));

@@ -232,7 +232,8 @@ static int test_gemma3(void) { return real_file("gemma-3", t_data_path("hf/gemma
 
 /* Hand-built files (their tokenizer.json is inside the vectors file): single_word, lstrip / rstrip, normalized
  * added tokens, Prepend + Replace + string Split, byte fallback with fused unk; Metaspace (prepend "first"),
- * ignore_merges, pair merges, unk without fusing; ByteLevel with add_prefix_space and GPT-2's regex, Roberta. */
+ * ignore_merges, pair merges, unk without fusing; ByteLevel with add_prefix_space and GPT-2's regex, Roberta;
+ * Digits (one each and in runs) after NFC. */
 static int synthetic(const char *name) {
     cJSON *v = read_json(vectors_path(name));
     T_ASSERT(v, "%s", name);
@@ -255,6 +256,7 @@ static int synthetic(const char *name) {
 static int test_synthetic_flags(void) { return synthetic("synthetic-flags"); }
 static int test_synthetic_metaspace(void) { return synthetic("synthetic-metaspace"); }
 static int test_synthetic_bytelevel(void) { return synthetic("synthetic-bytelevel"); }
+static int test_synthetic_digits(void) { return synthetic("synthetic-digits") || synthetic("synthetic-digit-runs"); }
 
 /* parse_special=false keeps special added tokens as text (HF's encode_special_tokens) but still splits out the
  * non-special ones; lstrip / rstrip go with the token; vkl_tokenizer_token_strip reports them. */
@@ -458,6 +460,7 @@ const vkl_test_case vkl_tests_tokenizer_hf[] = {
     {"tokenizer_hf/synthetic_added_token_flags", test_synthetic_flags},
     {"tokenizer_hf/synthetic_metaspace", test_synthetic_metaspace},
     {"tokenizer_hf/synthetic_bytelevel_roberta", test_synthetic_bytelevel},
+    {"tokenizer_hf/synthetic_digits_nfc", test_synthetic_digits},
     {"tokenizer_hf/parse_special_and_strip", test_parse_special},
     {"tokenizer_hf/nfc", test_nfc},
     {"tokenizer_hf/malformed_files", test_errors},

@@ -155,6 +155,24 @@ function synthetic() {
       model: { type: 'BPE', dropout: null, unk_token: '<unk>', continuing_subword_prefix: '', end_of_word_suffix: '', fuse_unk: true, byte_fallback: false, ignore_merges: false, vocab, merges },
     }, texts: ['hello world', 'hello  world', "it's 123 1234", 'é é\u00e9x', '<s>hello</s> world', ' leading', '\n\nx  \t', '', '日本'] });
   }
+  for (const individual of [true, false]) { // Digits (SmolLM2's Sequence[Digits, ByteLevel]), NFC before it
+    const m = byteLevelChars();
+    const toks = [];
+    for (let b = 0; b < 256; b++) toks.push(m[b]);
+    const G = m[32];
+    toks.push('12', '123', G + '1', G + '12', 'ab', G + 'ab', '<|endoftext|>');
+    const vocab = vocabFrom(toks);
+    const merges = [['1', '2'], ['12', '3'], [G, '1'], [G + '1', '2'], ['a', 'b'], [G, 'ab']];
+    out.push({ name: individual ? 'digits' : 'digit-runs', json: {
+      version: '1.0', truncation: null, padding: null,
+      added_tokens: [{ id: vocab['<|endoftext|>'], content: '<|endoftext|>', single_word: false, lstrip: false, rstrip: false, normalized: false, special: true }],
+      normalizer: { type: 'NFC' },
+      pre_tokenizer: { type: 'Sequence', pretokenizers: [{ type: 'Digits', individual_digits: individual }, { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true }] },
+      post_processor: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true },
+      decoder: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true },
+      model: { type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: false, byte_fallback: false, ignore_merges: false, vocab, merges },
+    }, texts: ['123 12 1 ab', 'x1234567y', '١٢٣ ½ Ⅻ 12ab', ' 12 123', 'ab<|endoftext|>123', 'e\u0301 1\u0301'] });
+  }
   return out;
 }
 

@@ -41,7 +41,7 @@ void vkl_tokenizer_free(vkl_tokenizer *tok);
  * chat_template.jinja) are read from the same folder when present. Supported: model BPE (vocab, merges as "a b"
  * strings or ["a","b"] pairs, byte_fallback, fuse_unk, unk_token, ignore_merges); normalizers NFC, Replace
  * (string pattern), Prepend, Sequence; pre-tokenizers Split (the exact regexes of Llama 3, Qwen2/3 and GPT-2, or
- * a string pattern with any behavior), ByteLevel, Metaspace, Sequence; post-processors TemplateProcessing,
+ * a string pattern with any behavior), Digits, ByteLevel, Metaspace, Sequence; post-processors TemplateProcessing,
  * ByteLevel, RobertaProcessing, BertProcessing, Sequence; decoders ByteLevel, ByteFallback, Fuse, Replace, Strip,
  * Metaspace, Sequence; added tokens with special / lstrip / rstrip / normalized / single_word. Anything else (a
  * WordPiece / Unigram / WordLevel model, another regex or component), malformed JSON, or a missing or mistyped
