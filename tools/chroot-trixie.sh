@@ -80,7 +80,7 @@ in_chroot() {
 make_base() {
     local mirror tmp="$ROOT.partial"
     mirror=$(debian_mirror)
-    vkl_install_packages debootstrap
+    vkl_install_packages $VKL_CHROOT_PACKAGES
     echo "chroot-trixie: creating a Debian $SUITE chroot in $ROOT from $mirror (a few minutes)" >&2
     mkdir -p "$(dirname "$ROOT")"
     rm -rf --one-file-system "$tmp"
@@ -107,6 +107,8 @@ install_packages() {
 
 if [ ! -f "$ROOT/.vklora-stamp" ] || [ "$(cat "$ROOT/.vklora-stamp")" != "$STAMP_WANT" ]; then
     # one builder at a time; a second caller waits and then finds the chroot ready
+    t0=$(date +%s)
+    mkdir -p "$(dirname "$ROOT")"
     exec 9>"$ROOT.lock"
     flock 9
     [ -f "$ROOT/etc/apt/sources.list" ] || make_base
@@ -114,6 +116,7 @@ if [ ! -f "$ROOT/.vklora-stamp" ] || [ "$(cat "$ROOT/.vklora-stamp")" != "$STAMP
         install_packages
     fi
     flock -u 9
+    echo "chroot-trixie: $ROOT ready in $(($(date +%s) - t0)) s" >&2
 fi
 
 [ $# -eq 0 ] && exit 0
@@ -125,5 +128,6 @@ VKL_TEST_REQUIRE_COOPMAT=${VKL_TEST_REQUIRE_COOPMAT:-1}
 for v in "${PASS_VARS[@]}"; do
     if [ -n "${!v:-}" ]; then pass+=("$v=${!v}"); fi
 done
-in_chroot /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 \
+# VKL_IN_CHROOT: tools/test.sh inside runs its own part only (never a chroot within the chroot).
+in_chroot /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 VKL_IN_CHROOT=trixie \
     BUILD_DIR="$INNER_BUILD_DIR" "${pass[@]}" /bin/sh -c 'cd "$1" && shift && exec "$@"' sh "$SRC" "$@"

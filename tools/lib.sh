@@ -7,6 +7,8 @@ BUILD_DIR=${BUILD_DIR:-$VKL_ROOT/build}
 VKL_BUILD_PACKAGES="gcc pkg-config python3 meson ninja-build libvulkan-dev libvulkan-volk-dev glslc glslang-tools
 spirv-tools libcjson-dev liblapacke-dev liblapack-dev libblas-dev mesa-vulkan-drivers vulkan-tools"
 VKL_TEST_PACKAGES="vulkan-validationlayers python3-torch python3-numpy libopenblas0-pthread python3-jinja2"
+# tools/chroot-trixie.sh (the Debian 13 part of tools/test.sh): creates the chroot
+VKL_CHROOT_PACKAGES="debootstrap"
 # tools/fuzz.sh and tools/lsan.sh: clang with libFuzzer and the sanitizer runtimes
 VKL_FUZZ_PACKAGES="clang libclang-rt-14-dev"
 
