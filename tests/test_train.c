@@ -324,9 +324,10 @@ static int test_torch_recompute(void) {
     return check_vs_torch(VKL_GRAD_CKPT_ON, VKL_TM_Q | VKL_TM_V | VKL_TM_DOWN, true, "qv-down-rslora-ckpt");
 }
 
-/* The whole step with every weight product (projections, output head, their transposed products) on cooperative
- * matrices: VKLORA_MATMUL=coopmat, which runs inside tools/chroot-trixie.sh and is refused with the reason where it
- * cannot run (then only that refusal is checked; VKL_TEST_REQUIRE_COOPMAT=1 makes it a failure). Those products
+/* The whole step with every weight product (projections, output head, their transposed products) and every LoRA
+ * GEMM on cooperative matrices: VKLORA_MATMUL=coopmat, which runs inside tools/chroot-trixie.sh and is refused with
+ * the reason where it cannot run (then only that refusal is checked; VKL_TEST_REQUIRE_COOPMAT=1 makes it a failure);
+ * the variant registry must show coopmat and nothing else for all three ops. Those products
  * round both operands to f16 (2^-11 relative each, rounding to nearest), an error ~2^-10 of sum|x w| per product
  * where fp32 summation errs by ~1e-6; the fp32 tolerances below (2e-5 logits and loss, 1e-4 gradients) leave ~10x
  * room over fp32's errors, so tol = 100 keeps about that room over f16's: logits within 2e-3, gradients 1e-2
@@ -346,8 +347,16 @@ static int test_torch_coopmat(void) {
         T_ASSERT(!(req && *req && strcmp(req, "0")), "VKL_TEST_REQUIRE_COOPMAT is set, but %s", err.msg);
         fprintf(stderr, "    note: the coopmat kernels cannot run here: %s\n", err.msg);
     } else {
+        vkl_op_variants_reset();
         rc = check_vs_torch_model(t_data_path("models/stories260K.gguf"), VKL_GRAD_CKPT_OFF, VKL_TM_ALL, false,
                                   "all-coopmat", 100.0, 0.5);
+        /* the weight products and the LoRA GEMMs all ran on cooperative matrices */
+        static const char *const ops[] = {"matmul", "matmul_t", "gemm"};
+        for (size_t i = 0; i < VKL_ARRAY_LEN(ops) && !rc; i++) {
+            char used[64];
+            vkl_op_variants_of(ops[i], used, sizeof(used));
+            T_ASSERT(!strcmp(used, "coopmat"), "VKLORA_MATMUL=coopmat: %s ran \"%s\"", ops[i], used);
+        }
     }
     unsetenv("VKLORA_MATMUL");
     return rc;
