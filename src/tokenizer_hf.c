@@ -15,17 +15,18 @@
  *                 before and after the text when special tokens are added
  *   decoder       ByteLevel | Replace{String} | ByteFallback | Fuse | Strip | Metaspace | Sequence
  * A Split regex is not compiled: it is recognised by its exact text and run by the matching hand-written splitter
- * of src/unicode.c (Llama 3, Qwen2/3, GPT-2), so an unknown regex is refused rather than approximated.
+ * of src/unicode.c (Llama 3, Qwen2/3, GPT-2, tekken, o200k), so an unknown regex is refused rather than
+ * approximated.
  * tokenizer_config.json adds bos/eos/pad/unk tokens, add_bos_token / add_eos_token (for the tokenizer classes
  * whose transformers implementation rebuilds the post-processor from them) and chat_template. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include <cjson/cJSON.h>
 
+#include "platform.h"
 #include "tokenizer_internal.h"
 #include "unicode.h"
 
@@ -992,6 +993,23 @@ static const struct {
      "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
      VKL_PRETOK_QWEN2, "qwen2"},
     {"'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+", VKL_PRETOK_GPT2, "gpt-2"},
+#define UPPER "[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]"
+#define LOWER "[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]"
+#define LEAD "[^\\r\\n\\p{L}\\p{N}]?"
+#define CONTR "(?i:'s|'t|'re|'ve|'m|'ll|'d)?"
+#define CONTR2 "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?"
+#define REST " ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
+    {LEAD UPPER "*" LOWER "+|" LEAD UPPER "+" LOWER "*|\\p{N}|" REST, VKL_PRETOK_TEKKEN_EXACT, "tekken"},
+    {LEAD UPPER "*" LOWER "+" CONTR "|" LEAD UPPER "+" LOWER "*" CONTR "|\\p{N}{1,3}|" REST, VKL_PRETOK_GPT4O_EXACT,
+     "gpt-4o"},
+    {LEAD UPPER "*" LOWER "+" CONTR2 "|" LEAD UPPER "+" LOWER "*" CONTR2 "|\\p{N}{1,3}|" REST, VKL_PRETOK_GPT4O_EXACT,
+     "gpt-4o"},
+#undef UPPER
+#undef LOWER
+#undef LEAD
+#undef CONTR
+#undef CONTR2
+#undef REST
 };
 
 static bool parse_pre(ctx *c, vkl_hf_pipeline *p, const cJSON *o, const char *path, const char **gguf_pre) {
@@ -1037,8 +1055,9 @@ static bool parse_pre(ctx *c, vkl_hf_pipeline *p, const cJSON *o, const char *pa
             while (k < VKL_ARRAY_LEN(known_regex) && strcmp(known_regex[k].regex, re)) k++;
             if (k == VKL_ARRAY_LEN(known_regex))
                 return bad(c, sub,
-                           "unsupported split regex \"%.120s%s\" (supported: the exact regexes of Llama 3, Qwen2/3 "
-                           "and GPT-2; a regex is never approximated by another)",
+                           "unsupported split regex \"%.120s%s\" (supported: the exact regexes of Llama 3, Qwen2/3, "
+                           "GPT-2, tekken (Mistral Nemo / Small 3) and o200k (Phi-4-mini, Llama 4); a regex is never "
+                           "approximated by another)",
                            re, strlen(re) > 120 ? "..." : ""),
                        false;
             if (b != SPLIT_ISOLATED || invert)
@@ -1321,13 +1340,12 @@ static const char *config_token(const cJSON *cfg, const char *key) {
 }
 
 static bool is_dir(const char *path) {
-    struct stat sb;
-    return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
+    return vkl_os_path_kind(path) == VKL_PATH_DIR;
 }
 
 static bool exists(const char *path) {
-    struct stat sb;
-    return stat(path, &sb) == 0 && !S_ISDIR(sb.st_mode);
+    vkl_path_kind k = vkl_os_path_kind(path);
+    return k != VKL_PATH_NONE && k != VKL_PATH_DIR;
 }
 
 /* tokenizer_config.json (optional): special tokens, add_bos/eos, chat template. */

@@ -249,6 +249,90 @@ static void split_cased(const uint32_t *cpts, size_t b, size_t e, size_t max_dig
     }
 }
 
+/* The exact classes: 1 for \p{Lu} / \p{Lt}, 2 for \p{Ll}, 0 for other letters (\p{Lm}, \p{Lo}) and non-letters. */
+static unsigned letter_case(uint32_t c) {
+    size_t lo = 0, hi = vkl_letter_case_n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (vkl_letter_case[mid][1] < c)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < vkl_letter_case_n && vkl_letter_case[lo][0] <= c ? vkl_letter_case[lo][2] : 0;
+}
+/* [\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}] and [\p{Ll}\p{Lm}\p{Lo}\p{M}] */
+static bool is_exact_upper(uint32_t c) {
+    unsigned k = vkl_ucpt_class(c);
+    return k == VKL_UCAT_MARK || (k == VKL_UCAT_LETTER && letter_case(c) != 2);
+}
+static bool is_exact_lower(uint32_t c) {
+    unsigned k = vkl_ucpt_class(c);
+    return k == VKL_UCAT_MARK || (k == VKL_UCAT_LETTER && letter_case(c) != 1);
+}
+
+/* <Up>*<Lo>+ at s as a backtracking engine takes it: the greedy upper run gives back code points until a lower run
+ * can start. Returns the end, or s when there is no match. */
+static size_t exact_upper_lower(const uint32_t *cpts, size_t s, size_t e) {
+    size_t u = s;
+    while (u < e && is_exact_upper(cpts[u])) u++;
+    for (size_t k = u + 1; k-- > s;) {
+        if (k < e && is_exact_lower(cpts[k])) {
+            size_t q = k;
+            while (q < e && is_exact_lower(cpts[q])) q++;
+            return q;
+        }
+    }
+    return s;
+}
+
+/* tokenizer.json's tekken / o200k regex, alternative by alternative in the regex's order:
+ *   P?<Up>*<Lo>+C? | P?<Up>+<Lo>*C? | \p{N}{1,max_digits} | ' ?[^\s\p{L}\p{N}]+[\r\n/]*' | \s*[\r\n]+ | \s+(?!\S) | \s+
+ * with P = [^\r\n\p{L}\p{N}] (tried taken first, then empty) and C an optional contraction. */
+static void split_cased_exact(const uint32_t *cpts, size_t b, size_t e, size_t max_digits, bool contractions,
+                              word_list *w) {
+    size_t p = b;
+    while (p < e) {
+        uint32_t c = cpts[p];
+        size_t q = p;
+        bool lead = !is_crlf(c) && !is_letter(c) && !is_number(c) && p + 1 < e;
+        size_t m = 0;
+        /* first alternative: with the lead taken, then without */
+        if (lead && (m = exact_upper_lower(cpts, p + 1, e)) > p + 1)
+            q = m;
+        else if ((m = exact_upper_lower(cpts, p, e)) > p)
+            q = m;
+        else {
+            /* second alternative: P?<Up>+<Lo>* */
+            size_t s = lead && is_exact_upper(cpts[p + 1]) ? p + 1 : is_exact_upper(c) ? p : SIZE_MAX;
+            if (s != SIZE_MAX) {
+                q = s;
+                while (q < e && is_exact_upper(cpts[q])) q++;
+                while (q < e && is_exact_lower(cpts[q])) q++;
+            }
+        }
+        if (q > p) {
+            if (contractions) q += contraction(cpts, q, e, true);
+        } else if (is_number(c)) {
+            while (q < e && q - p < max_digits && is_number(cpts[q])) q++;
+        } else if ((c == ' ' && p + 1 < e && is_other(cpts[p + 1])) || is_other(c)) {
+            q = p + (c == ' ');
+            while (q < e && is_other(cpts[q])) q++;
+            while (q < e && (is_crlf(cpts[q]) || cpts[q] == '/')) q++;
+        } else {
+            size_t r = p, last_crlf = 0;
+            while (r < e && vkl_ucpt_is_space(cpts[r])) {
+                if (is_crlf(cpts[r])) last_crlf = r + 1;
+                r++;
+            }
+            q = last_crlf ? last_crlf : whitespace_run(cpts, p, e);
+        }
+        if (q == p) q = p + 1;
+        emit(w, q - p);
+        p = q;
+    }
+}
+
 /* [\p{P}\$\+<=>\^~\|]+ and Falcon's class, which adds the backtick. */
 static bool is_default_punct(uint32_t c) {
     return vkl_ucpt_class(c) == VKL_UCAT_PUNCT || (c < 0x80 && c && strchr("$+<=>^~|", (int)c));
@@ -405,6 +489,8 @@ typedef enum {
     PASS_NEWLINES,       /* [^\n]+|[\n]+ */
     PASS_TEKKEN,
     PASS_GPT4O,
+    PASS_TEKKEN_EXACT,
+    PASS_GPT4O_EXACT,
 } pass_kind;
 
 static void run_pass(pass_kind pass, const uint32_t *cpts, size_t b, size_t e, word_list *w) {
@@ -428,6 +514,8 @@ static void run_pass(pass_kind pass, const uint32_t *cpts, size_t b, size_t e, w
     case PASS_NEWLINES: split_runs(cpts, b, e, is_newline, w); break;
     case PASS_TEKKEN: split_cased(cpts, b, e, 1, false, w); break;
     case PASS_GPT4O: split_cased(cpts, b, e, 3, true, w); break;
+    case PASS_TEKKEN_EXACT: split_cased_exact(cpts, b, e, 1, false, w); break;
+    case PASS_GPT4O_EXACT: split_cased_exact(cpts, b, e, 3, true, w); break;
     }
 }
 
@@ -450,6 +538,8 @@ static const struct {
     [VKL_PRETOK_NEWLINES] = {1, {PASS_NEWLINES}},
     [VKL_PRETOK_TEKKEN] = {1, {PASS_TEKKEN}},
     [VKL_PRETOK_GPT4O] = {1, {PASS_GPT4O}},
+    [VKL_PRETOK_TEKKEN_EXACT] = {1, {PASS_TEKKEN_EXACT}},
+    [VKL_PRETOK_GPT4O_EXACT] = {1, {PASS_GPT4O_EXACT}},
 };
 
 size_t vkl_pretokenize(vkl_pretok kind, const uint32_t *cpts, size_t n, size_t *lens) {

@@ -74,6 +74,10 @@ typedef enum {
                            \s*[\r\n]+|\s+(?!\S)|\s+ */
     VKL_PRETOK_GPT4O,   /* as TEKKEN with an optional contraction ('s 't 're 've 'm 'll 'd, any ASCII case) after
                            each letter run, and \p{N}{1,3} (o200k: Phi-4-mini, Llama 4, MiniMax-M2) */
+    /* The same regexes as a regex engine with Unicode properties runs them (Hugging Face's tokenizers: Oniguruma):
+     * <Up> is [\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}] and <Lo> [\p{Ll}\p{Lm}\p{Lo}\p{M}] exactly, so ÜBER is one word. */
+    VKL_PRETOK_TEKKEN_EXACT,       /* tekken's tokenizer.json regex (Mistral Nemo, Small 3.x) */
+    VKL_PRETOK_GPT4O_EXACT,        /* o200k's tokenizer.json regex (Phi-4-mini, Llama 4) */
 } vkl_pretok;
 /* <Up> and <Lo> are llama.cpp's rewriting of [\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}] and [\p{Ll}\p{Lm}\p{Lo}\p{M}]: <Up> is
  * \p{L} but a-z, <Lo> is \p{L} but A-Z. Its regex engine sees one class for all letters, so every non-ASCII
@@ -95,5 +99,8 @@ extern const size_t vkl_nfc_decomp_n;
 extern const uint32_t vkl_nfc_decomp_pool[];
 extern const uint64_t vkl_nfc_compose[][2];
 extern const size_t vkl_nfc_compose_n;
+/* Letter case ranges {first, last, 1: Lu/Lt, 2: Ll} (src/unicode_nfc_data.c); other letters are Lm/Lo. */
+extern const uint32_t vkl_letter_case[][3];
+extern const size_t vkl_letter_case_n;
 
 #endif

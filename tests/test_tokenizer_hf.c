@@ -303,6 +303,90 @@ static int test_parse_special(void) {
     return 0;
 }
 
+/* Every Split regex the loader recognises, run by src/unicode.c's splitter, against the library's own Split
+ * (Oniguruma) on 305 texts (tests/hf_tokenizer_vectors/splits.json): same pieces. Each regex also loads. */
+static int test_splits(void) {
+    static const struct {
+        const char *name, *gguf_pre;
+        vkl_pretok pre;
+    } kinds[] = {{"llama3", "llama-bpe", VKL_PRETOK_LLAMA3}, {"qwen2", "qwen2", VKL_PRETOK_QWEN2},
+                 {"gpt2", "gpt-2", VKL_PRETOK_GPT2},       {"tekken", "tekken", VKL_PRETOK_TEKKEN_EXACT},
+                 {"gpt4o", "gpt-4o", VKL_PRETOK_GPT4O_EXACT}};
+    cJSON *v = read_json(vectors_path("splits"));
+    T_ASSERT(v, "splits.json");
+    int bad = 0, total = 0, shown = 0, regexes = 0;
+    for (const cJSON *r = cJSON_GetObjectItem(v, "regexes")->child; r; r = r->next) {
+        const char *name = cJSON_GetObjectItem(r, "name")->valuestring;
+        size_t k = 0;
+        while (k < VKL_ARRAY_LEN(kinds) && strcmp(kinds[k].name, name)) k++;
+        T_ASSERT(k < VKL_ARRAY_LEN(kinds), "unknown regex %s", name);
+        regexes++;
+        /* the loader maps the regex text to this splitter */
+        cJSON *tj = cJSON_Parse("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}, "
+                                "\"pre_tokenizer\": {\"type\": \"Split\", \"behavior\": \"Isolated\"}}");
+        cJSON *pat = cJSON_AddObjectToObject(cJSON_GetObjectItem(tj, "pre_tokenizer"), "pattern");
+        cJSON_AddStringToObject(pat, "Regex", cJSON_GetObjectItem(r, "regex")->valuestring);
+        char path[512];
+        snprintf(path, sizeof(path), "%s/split-%s-%d.json", t_tmpdir(), name, regexes);
+        char *js = cJSON_PrintUnformatted(tj);
+        cJSON_Delete(tj);
+        FILE *f = fopen(path, "wb");
+        T_ASSERT(f, "write");
+        fputs(js, f);
+        fclose(f);
+        free(js);
+        vkl_tokenizer *tok = load_hf(path);
+        bool pre_ok = tok && !strcmp(vkl_tokenizer_pre_name(tok), kinds[k].gguf_pre);
+        vkl_tokenizer_free(tok);
+        T_ASSERT(pre_ok, "%s: the loader does not map the regex to %s", name, kinds[k].gguf_pre);
+        for (const cJSON *c = cJSON_GetObjectItem(r, "cases")->child; c; c = c->next) {
+            const char *text = cJSON_GetObjectItem(c, "text")->valuestring;
+            size_t n = strlen(text);
+            uint32_t *cp = malloc((n + 1) * sizeof(uint32_t));
+            size_t *lens = malloc((n + 1) * sizeof(size_t));
+            size_t nc = vkl_utf8_to_cpts(text, n, cp), nw = vkl_pretokenize(kinds[k].pre, cp, nc, lens);
+            const cJSON *pieces = cJSON_GetObjectItem(c, "pieces");
+            bool ok = nw == (size_t)cJSON_GetArraySize(pieces);
+            size_t at = 0, i = 0;
+            for (const cJSON *p = pieces->child; p && ok; p = p->next, i++) {
+                size_t pn = strlen(p->valuestring);
+                uint32_t *pc = malloc((pn + 1) * sizeof(uint32_t));
+                size_t pnc = vkl_utf8_to_cpts(p->valuestring, pn, pc);
+                ok = lens[i] == pnc && !memcmp(pc, cp + at, pnc * sizeof(uint32_t));
+                at += lens[i];
+                free(pc);
+            }
+            total++;
+            if (!ok) {
+                bad++;
+                if (shown++ < 6) {
+                    fprintf(stderr, "    %s: \"", name);
+                    print_esc(text, n);
+                    fprintf(stderr, "\": hf %d pieces, vklora:", cJSON_GetArraySize(pieces));
+                    size_t a = 0;
+                    for (size_t w = 0; w < nw; w++) {
+                        char buf[256];
+                        size_t bl = 0;
+                        for (size_t q = 0; q < lens[w] && bl + 4 < sizeof(buf); q++)
+                            bl += vkl_utf8_encode(cp[a + q], buf + bl);
+                        fprintf(stderr, " [");
+                        print_esc(buf, bl);
+                        fprintf(stderr, "]");
+                        a += lens[w];
+                    }
+                    fprintf(stderr, "\n");
+                }
+            }
+            free(cp);
+            free(lens);
+        }
+    }
+    cJSON_Delete(v);
+    T_ASSERT(regexes >= 5, "%d regexes", regexes);
+    T_ASSERT(bad == 0, "%d of %d splits differ from Hugging Face's", bad, total);
+    return 0;
+}
+
 /* NFC against values from Python's unicodedata.normalize("NFC", ...) (Unicode 14/15 agree on these). */
 static int test_nfc(void) {
     static const struct {
@@ -462,6 +546,7 @@ const vkl_test_case vkl_tests_tokenizer_hf[] = {
     {"tokenizer_hf/synthetic_bytelevel_roberta", test_synthetic_bytelevel},
     {"tokenizer_hf/synthetic_digits_nfc", test_synthetic_digits},
     {"tokenizer_hf/parse_special_and_strip", test_parse_special},
+    {"tokenizer_hf/split_regexes_vs_hf", test_splits},
     {"tokenizer_hf/nfc", test_nfc},
     {"tokenizer_hf/malformed_files", test_errors},
     {"tokenizer_hf/cli_tokenize", test_cli},

@@ -183,8 +183,49 @@ function putText(o, key, text) {
   return o;
 }
 
+// Pre-tokenizer splits of every Split regex the loader recognises, straight from the library's Split (Oniguruma),
+// on the texts above and on pseudo-random texts rich in letter cases, marks and digits: splits.json.
+const U = '[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]', L = '[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]', LEAD = '[^\\r\\n\\p{L}\\p{N}]?';
+const C1 = "(?i:'s|'t|'re|'ve|'m|'ll|'d)?", C2 = "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?";
+const REST = ' ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+';
+const splitRegexes = [
+  ['llama3', "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"],
+  ['qwen2', "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"],
+  ['gpt2', "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+"],
+  ['tekken', LEAD + U + '*' + L + '+|' + LEAD + U + '+' + L + '*|\\p{N}|' + REST],
+  ['gpt4o', LEAD + U + '*' + L + '+' + C1 + '|' + LEAD + U + '+' + L + '*' + C1 + '|\\p{N}{1,3}|' + REST],
+  ['gpt4o', LEAD + U + '*' + L + '+' + C2 + '|' + LEAD + U + '+' + L + '*' + C2 + '|\\p{N}{1,3}|' + REST],
+];
+const casePool = ['ÜBER', 'Über', 'über', 'HELLO', 'Hello', 'hello', 'hELLO', 'ǅ', 'ǅungla', 'ʰ', 'ʰa', 'Aʰ', 'ß', 'ẞ',
+  'Σίσυφος', 'ΣΊΣΥΦΟΣ', 'Ⅻ', 'ⅻ', '日本', 'かな', 'カナ', '한국', 'e\u0301', '\u0301', ' \u0301', 'A\u0301B', 'ǈ', 'Ǉ',
+  "'S", "'s", "'LL", "'ve", "'Re", "'x", ' ', '  ', '\t', '\n', '\r\n', '/', '//', '\n/', '1', '12', '1234', '٣',
+  '²', '½', '.', ',', '!?', '(', '"', '-', '_', '@', '#', '$', '😀', '👍🏽', '\u00a0', '\u3000', 'ﬁ', 'ᴬ', 'ꜳ',
+  'Ꭰ', 'ꭰ', 'ა', 'Ა', 'ⓐ', 'Ⓐ', 'ǲ', 'x', 'X', 'ı', 'İ'];
+const splitTexts = fixed.concat(randomTexts.slice(0, 60));
+let seed2 = 777; // its own generator, so that the other fixtures do not move when this list changes
+function rnd2(n) { seed2 = (seed2 * 1103515245 + 12345) % 2147483648; return Math.floor(seed2 / 65536) % n; }
+for (let i = 0; i < 200; i++) {
+  const n = 1 + rnd2(10);
+  let s = '';
+  for (let k = 0; k < n; k++) s += casePool[rnd2(casePool.length)];
+  splitTexts.push(s);
+}
+
 (async () => {
   fs.mkdirSync(outDir, { recursive: true });
+  const splitOut = [];
+  for (const [name, regex] of splitRegexes) {
+    const json = { version: '1.0', truncation: null, padding: null, added_tokens: [], normalizer: null,
+      pre_tokenizer: { type: 'Split', pattern: { Regex: regex }, behavior: 'Isolated', invert: false },
+      post_processor: null, decoder: null,
+      model: { type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null,
+        fuse_unk: false, byte_fallback: false, ignore_merges: false, vocab: { a: 0 }, merges: [] } };
+    const pre = Tokenizer.fromString(JSON.stringify(json)).getPreTokenizer();
+    const cases = splitTexts.filter(t => t.length > 0).map(text => ({ text, pieces: pre.preTokenizeString(text).map(p => p[0]) }));
+    splitOut.push({ name, regex, cases });
+  }
+  fs.writeFileSync(path.join(outDir, 'splits.json'), JSON.stringify({ generator: 'tools/gen_hf_tokenizer_vectors.js', regexes: splitOut }) + '\n');
+  console.log('splits', splitOut.length, 'regexes', splitTexts.length, 'texts');
   for (const syn of synthetic()) {
     const tmp = path.join(require('os').tmpdir(), 'vkl-hf-' + syn.name + '.json');
     fs.writeFileSync(tmp, JSON.stringify(syn.json));
