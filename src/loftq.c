@@ -22,11 +22,6 @@
 #define POWER_ITERS 4
 #define MAX_ITERS 64
 
-static uint32_t sketch_cols(uint32_t r, uint32_t mn) {
-    uint32_t k = r + VKL_MAX(10u, r / 2);
-    return k < mn ? k : mn;
-}
-
 bool vkl_loftq_available(void) { return VKL_HAVE_LAPACK; }
 
 #if !VKL_HAVE_LAPACK
@@ -36,6 +31,11 @@ static vkl_status no_lapack(vkl_err *err) {
                        "libblas-dev; meson -Dloftq=enabled)");
 }
 #else
+static uint32_t sketch_cols(uint32_t r, uint32_t mn) {
+    uint32_t k = r + VKL_MAX(10u, r / 2);
+    return k < mn ? k : mn;
+}
+
 static vkl_status svd_exact(const float *M, uint32_t m, uint32_t n, uint32_t r, float *U, float *S, float *Vt,
                             vkl_err *err) {
     uint32_t mn = VKL_MIN(m, n);
