@@ -10,7 +10,7 @@
 static int usage(void) {
     fprintf(stderr, "usage: vklora-bench-matmul [--op matmul|matmul_t|gemm] [--type q4_k] [--M 512] [--N 2048] "
                     "[--K 2048] [--reps 5] [--device SEL]\n"
-                    "  the kernel variant of matmul follows VKLORA_MATMUL (auto, texel, regtile, tiled)\n");
+                    "  the kernel variant of every op follows VKLORA_MATMUL (auto, texel, regtile, tiled, coopmat)\n");
     return 2;
 }
 
@@ -98,11 +98,10 @@ int main(int argc, char **argv) {
     }
     qsort(ms, reps, sizeof(double), cmp_double);
     double med = ms[reps / 2];
-    /* the kernel that actually ran: texel falls back to regtile on views it cannot read */
-    const char *var = "-";
-    if (!is_gemm && !is_t && vkl_op_matmul_kernel(vk, (uint32_t)type, vkl_tv(&bw, 0), vkl_tv(&bx, 0), (uint32_t)K,
-                                                  &var, &err))
-        goto done;
+    /* the kernels that actually ran, from the ops' registry (texel falls back to regtile on views it cannot read,
+     * gemm picks a tile layout) */
+    char var[64];
+    vkl_op_variants_of(op, var, sizeof(var));
     printf("%s %s M=%lu N=%lu K=%lu variant=%s device=\"%s\": median %.3f ms, %.2f GFLOP/s\n", op,
            vkl_type_traits_get((uint32_t)type)->name, M, N, K, var,
            vk->info.name, med, 2.0 * M * N * K / (med * 1e6));
