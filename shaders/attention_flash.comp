@@ -21,6 +21,9 @@ shared float so[BR * SO];
 shared float sm[BR], sl[BR], scorr[BR];
 shared int slo[BR], shi[BR];
 
+#define ST_S(r, c, x) ss[(r) * SF + (c)] = (x)                            // S = Qs K^T
+#define ST_O(r, c, x) so[(r) * SO + (c)] = so[(r) * SO + (c)] * scorr[r] + (x) // O = O * corr + P V
+
 void main() {
     FLASH_IDS
     uint n_qb = (p.T + BR - 1u) / BR;
@@ -61,7 +64,7 @@ void main() {
             sv[c * SD + d] = OPT(ok ? v[p.v_off + kb] : 0.0);
         }
         barrier();
-        BLOCK_PRODUCT(ss, SF, sq, ROW, SD, sk, COL, SD, BR, BC, DP, false, 1.0, 1.0)
+        BLOCK_PRODUCT(ST_S, sq, ROW, SD, sk, COL, SD, BR, BC, DP)
         // Online softmax, one lane per row: the block's maximum joins the running one, the old sum and output rows
         // are rescaled by corr (in the product below).
         for (uint r = tid; r < BR; r += WG) {
@@ -87,7 +90,7 @@ void main() {
             scorr[r] = corr;
         }
         barrier();
-        BLOCK_PRODUCT(so, SO, sp, ROW, SB, sv, ROW, SD, BR, DP, BC, true, scorr[r_], 1.0)
+        BLOCK_PRODUCT(ST_O, sp, ROW, SB, sv, ROW, SD, BR, DP, BC)
     }
 
     for (uint e = tid; e < BR * DP; e += WG) {

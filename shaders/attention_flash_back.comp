@@ -27,6 +27,9 @@ shared float sdp[BR * SF]; // dO V^T, then dS
 shared int slo[BR], shi[BR];
 shared float slse[BR], sdi[BR], srs[BR];
 
+#define ST_S(r, c, x) ss[(r) * SF + (c)] = (x)   // S = Qs K^T
+#define ST_DP(r, c, x) sdp[(r) * SF + (c)] = (x) // dP * srs = (dO * srs) V^T
+
 // Row r of query t (t < T, else a dead row): its key range, lse, D = dout.out and the power of two for its dout row.
 void load_row(uint b, uint h, uint t, uint r) {
     bool live = t < p.T;
@@ -86,6 +89,7 @@ layout(std430, binding = 7) buffer DQb { float dq[]; };
 shared OPT sds[BR * SB]; // dS * sr2 (row scale)
 shared float sdq[BR * SO];
 shared float sr2[BR];
+#define ST_DQ(r, c, x) sdq[(r) * SO + (c)] += (x) / sr2[r] // dQ += (dS * sr2) K / sr2
 
 void main() {
     FLASH_IDS
@@ -110,8 +114,8 @@ void main() {
     for (int j0 = jmin; j0 <= jmax; j0 += int(BC)) {
         stage_kv(b, g, j0, jmax + 1, tid);
         barrier();
-        BLOCK_PRODUCT(ss, SF, sq, ROW, SD, sk, COL, SD, BR, BC, DP, false, 1.0, 1.0)
-        BLOCK_PRODUCT(sdp, SF, sdo, ROW, SD, sv, COL, SD, BR, BC, DP, false, 1.0, 1.0)
+        BLOCK_PRODUCT(ST_S, sq, ROW, SD, sk, COL, SD, BR, BC, DP)
+        BLOCK_PRODUCT(ST_DP, sdo, ROW, SD, sv, COL, SD, BR, BC, DP)
         for (uint r = tid; r < BR; r += WG) {
             float mx = 0.0;
             for (uint c = 0u; c < BC; c++) {
@@ -125,7 +129,7 @@ void main() {
             for (uint c = 0u; c < BC; c++) sds[r * SB + c] = OPT(ss[r * SF + c] * rs);
         }
         barrier();
-        BLOCK_PRODUCT(sdq, SO, sds, ROW, SB, sk, ROW, SD, BR, DP, BC, true, 1.0, 1.0 / sr2[r_])
+        BLOCK_PRODUCT(ST_DQ, sds, ROW, SB, sk, ROW, SD, BR, DP, BC)
     }
 
     for (uint e = tid; e < BR * DP; e += WG) {
@@ -141,8 +145,18 @@ layout(std430, binding = 8) buffer DV { float dv[]; };
 
 shared OPT spt[BR * SB];  // P / srs, scaled per key by sc1
 shared OPT sdst[BR * SB]; // dS, scaled per key by sc2
-shared float sdk[BC * SO], sdv[BC * SO];
 shared float sc1[BC], sc2[BC];
+
+// dV += (P / srs * sc1)^T (dO * srs) / sc1 and dK += (dS * sc2)^T Qs / sc2, straight into dv and dk: this workgroup
+// is the only writer of its keys' rows, and each element always goes to the same invocation (no f32 accumulators
+// of BC x DP in shared memory, so D 256 fits 32 KiB).
+#define ST_KV(buf, off, sc, r, c, x)                                                                                \
+    if (j0 + int(r) <= jlast && (c) < p.D) {                                                                        \
+        uint at_ = off + kv_row(b, uint(j0) + (r), g) + (c);                                                        \
+        buf[at_] += bad ? NAN_F : (x) / sc[r];                                                                      \
+    }
+#define ST_DV(r, c, x) ST_KV(dv, p.dv_off, sc1, r, c, x)
+#define ST_DK(r, c, x) ST_KV(dk, p.dq_off, sc2, r, c, x)
 
 void main() {
     FLASH_IDS
@@ -154,10 +168,6 @@ void main() {
     int j0 = int(kb * BC), jlast = min(j0 + int(BC), int(p.S)) - 1;
 
     stage_kv(b, g, j0, jlast + 1, tid);
-    for (uint e = tid; e < BC * DP; e += WG) {
-        sdk[(e / DP) * SO + e % DP] = 0.0;
-        sdv[(e / DP) * SO + e % DP] = 0.0;
-    }
     // Queries that can see a key of this block: from the first key's position on (causal), up to the last query
     // whose window still reaches the last key.
     int i0 = max(j0 - int(p.pos0), 0), i1 = min(last_query(uint(jlast)), int(p.T) - 1);
@@ -168,8 +178,8 @@ void main() {
             barrier();
             stage_q(b, h, uint(ib), tid);
             barrier();
-            BLOCK_PRODUCT(ss, SF, sq, ROW, SD, sk, COL, SD, BR, BC, DP, false, 1.0, 1.0)
-            BLOCK_PRODUCT(sdp, SF, sdo, ROW, SD, sv, COL, SD, BR, BC, DP, false, 1.0, 1.0)
+            BLOCK_PRODUCT(ST_S, sq, ROW, SD, sk, COL, SD, BR, BC, DP)
+            BLOCK_PRODUCT(ST_DP, sdo, ROW, SD, sv, COL, SD, BR, BC, DP)
             // One lane per key: P / srs and dS down its column, each column scaled by its own power of two.
             for (uint c = tid; c < BC; c += WG) {
                 float mx1 = 0.0, mx2 = 0.0;
@@ -191,19 +201,9 @@ void main() {
                 }
             }
             barrier();
-            BLOCK_PRODUCT(sdv, SO, spt, COL, SB, sdo, ROW, SD, BC, DP, BR, true, 1.0, 1.0 / sc1[r_])
-            BLOCK_PRODUCT(sdk, SO, sdst, COL, SB, sq, ROW, SD, BC, DP, BR, true, 1.0, 1.0 / sc2[r_])
+            BLOCK_PRODUCT(ST_DV, spt, COL, SB, sdo, ROW, SD, BC, DP, BR)
+            BLOCK_PRODUCT(ST_DK, sdst, COL, SB, sq, ROW, SD, BC, DP, BR)
         }
-    barrier();
-
-    for (uint e = tid; e < BC * DP; e += WG) {
-        uint c = e / DP, d = e % DP;
-        int j = j0 + int(c);
-        if (j > jlast || d >= p.D) continue;
-        uint at = kv_row(b, uint(j), g) + d;
-        dk[p.dq_off + at] += bad ? NAN_F : sdk[c * SO + d];
-        dv[p.dv_off + at] += bad ? NAN_F : sdv[c * SO + d];
-    }
 }
 #else
 #error "attention_flash_back.comp: define DQ or DKDV"

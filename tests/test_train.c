@@ -367,7 +367,8 @@ static int test_torch_coopmat(void) {
  * at the fp32 tolerances; VKLORA_ATTN=coopmat (f16 x f16 -> f32 block products) where it can run, else only its
  * refusal is checked (VKL_TEST_REQUIRE_COOPMAT=1 makes that a failure). The coopmat attention rounds q * scale, k,
  * v, p and the scaled gradients to f16 (2^-11 relative) where the weight products above round x and w: the same
- * error class, so the same tol = 100 as train/torch_reference_coopmat. */
+ * error class, so the same tol = 100 as train/torch_reference_coopmat (measured on the Debian 13 lavapipe, 8x8x8:
+ * logits 6.3e-4 of max, which fails tol = 10 and passes 100 with 3x margin). */
 static int test_torch_attn_flash(void) {
     setenv("VKLORA_ATTN", "flash", 1);
     int rc = check_vs_torch(VKL_GRAD_CKPT_OFF, VKL_TM_ALL, false, "attn-flash") ||

@@ -66,14 +66,19 @@ float flash_scale(float mx) {
 #define LAYOUT_ROW gl_CooperativeMatrixLayoutRowMajor
 #define LAYOUT_COL gl_CooperativeMatrixLayoutColumnMajor
 
-// C[r][c] = (ACC ? C[r][c] * CMUL : 0) + PMUL * sum_{k < KK} A(r, k) B(k, c) for r < MM, c < NN, C an f32 shared
-// array of row stride CST; CMUL and PMUL may use r_ and c_. Every invocation of the workgroup must reach it (it
-// ends with a barrier). f32 variant: one output element per lane and step, an FMA loop over k from shared memory.
-// coopmat: one LM x LN output tile per subgroup and step, MM, NN multiples of LM, LN and KK of LK; the tile goes
-// through the subgroup's slice of scr so that the row/column factors apply per element in f32.
+// For r < MM, c < NN: ST(r, c, x) with x = sum_{k < KK} A(r, k) B(k, c), where ST is a statement macro that
+// stores or accumulates x (with any row or column factor) into an f32 array or a buffer. Every invocation of the
+// workgroup must reach it (it ends with a barrier), and a given (r, c) always goes to the same invocation, so ST may
+// read-modify-write its element without further barriers. f32 variant: one output element per lane and step, an
+// FMA loop over k from shared memory. coopmat: one LM x LN output tile per subgroup and step (MM, NN multiples of
+// LM, LN and KK of LK); the tile goes through the subgroup's slice of scr so that ST applies per element in f32.
+// Every subgroup runs the same number of steps (the last tile is recomputed by the spare ones, which store nothing):
+// llvmpipe's cooperative matrices went wrong in loops whose trip count differed between the subgroups.
 #ifdef FLASH_COOPMAT
-#define BLOCK_PRODUCT(C, CST, A, ALAY, AST, B, BLAY, BST, MM, NN, KK, ACC, CMUL, PMUL)                               \
-    for (uint t_ = sid; t_ < ((MM) / LM) * ((NN) / LN); t_ += NSG) {                                                \
+#define BLOCK_PRODUCT(ST, A, ALAY, AST, B, BLAY, BST, MM, NN, KK)                                                    \
+    for (uint t0_ = 0u; t0_ < ((MM) / LM) * ((NN) / LN); t0_ += NSG) {                                              \
+        uint t_ = min(t0_ + sid, ((MM) / LM) * ((NN) / LN) - 1u);                                                   \
+        bool w_ = t0_ + sid == t_;                                                                                  \
         uint tr_ = t_ / ((NN) / LN) * LM, tc_ = t_ % ((NN) / LN) * LN;                                             \
         coopmat<float, gl_ScopeSubgroup, LM, LN, gl_MatrixUseAccumulator> acc_ =                                   \
             coopmat<float, gl_ScopeSubgroup, LM, LN, gl_MatrixUseAccumulator>(0.0);                                 \
@@ -90,19 +95,19 @@ float flash_scale(float mx) {
         for (uint e_ = lane; e_ < LM * LN; e_ += SG) {                                                              \
             uint r_ = tr_ + e_ / LN, c_ = tc_ + e_ % LN;                                                            \
             float s_ = scr[sid * LM * SCR + (e_ / LN) * SCR + e_ % LN];                                             \
-            C[r_ * (CST) + c_] = (ACC) ? C[r_ * (CST) + c_] * (CMUL) + s_ * (PMUL) : s_ * (PMUL);                   \
+            if (w_) ST(r_, c_, s_);                                                                                 \
         }                                                                                                           \
         subgroupMemoryBarrierShared();                                                                              \
         subgroupBarrier();                                                                                          \
     }                                                                                                               \
     barrier();
 #else
-#define BLOCK_PRODUCT(C, CST, A, ALAY, AST, B, BLAY, BST, MM, NN, KK, ACC, CMUL, PMUL)                               \
+#define BLOCK_PRODUCT(ST, A, ALAY, AST, B, BLAY, BST, MM, NN, KK)                                                    \
     for (uint e_ = tid; e_ < (MM) * (NN); e_ += WG) {                                                               \
         uint r_ = e_ / (NN), c_ = e_ % (NN);                                                                        \
         float s_ = 0.0;                                                                                             \
         for (uint k_ = 0u; k_ < (KK); k_++) s_ += A[IDX_##ALAY(AST, r_, k_)] * B[IDX_##BLAY(BST, k_, c_)];          \
-        C[r_ * (CST) + c_] = (ACC) ? C[r_ * (CST) + c_] * (CMUL) + s_ * (PMUL) : s_ * (PMUL);                       \
+        ST(r_, c_, s_);                                                                                             \
     }                                                                                                               \
     barrier();
 #endif

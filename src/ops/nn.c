@@ -507,7 +507,7 @@ static uint64_t attn_flash_smem(int pass, uint64_t b, uint64_t dp, uint64_t ob, 
     uint64_t sd = dp + 8, sb = b + 8, sf = b + 4, so = dp + 4;
     if (pass == 0) return ob * (3 * b * sd + b * sb) + 4 * (b * sf + b * so + 5 * b) + scr;
     if (pass == 1) return ob * (4 * b * sd + b * sb) + 4 * (2 * b * sf + b * so + 6 * b) + scr;
-    return ob * (4 * b * sd + 2 * b * sb) + 4 * (2 * b * sf + 2 * b * so + 7 * b) + scr;
+    return ob * (4 * b * sd + 2 * b * sb) + 4 * (2 * b * sf + 7 * b) + scr;
 }
 
 /* Loop iterations of one block product (C[m, n] over k) per invocation, counted as llvmpipe counts them. */
@@ -560,7 +560,13 @@ static bool attn_flash_plan_make(const vkl_vk *vk, const vkl_attn_shape *s, bool
     }
     p->dp = (s->D + dunit - 1) / dunit * dunit;
     uint64_t ob = coop ? 2 : 4, scr = coop ? 4ull * (p->wg / p->sg) * p->lm * (p->ln + 4) : 0;
-    for (uint32_t b = VKL_MAX(32u, unit); b >= unit && !p->b; b /= 2)
+    uint32_t top = VKL_MAX(32u, unit);
+    const char *env = getenv("VKLORA_ATTN_BLOCK"); /* tests and tuning only: a smaller largest block */
+    if (env && *env) {
+        unsigned long m = strtoul(env, NULL, 10);
+        while (top > unit && top > m) top /= 2;
+    }
+    for (uint32_t b = top; b >= unit && !p->b; b /= 2)
         if (b % unit == 0 && attn_flash_smem(pass, b, p->dp, ob, scr) <= vk->info.max_shared_memory) p->b = b;
     if (!p->b) {
         *why = "its smallest blocks do not fit the device's shared memory at this head dimension";
