@@ -303,6 +303,75 @@ static int test_parse_special(void) {
     return 0;
 }
 
+static bool write_file(const char *dir, const char *name, const char *text) {
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    FILE *f = fopen(path, "wb");
+    if (!f) return false;
+    fputs(text, f);
+    return fclose(f) == 0;
+}
+
+/* tokenizer_config.json: bos/eos as strings or {"content"} objects, add_bos_token / add_eos_token replacing the
+ * post-processor for the Llama / Gemma tokenizer classes only, chat_template as a list (its "default"), and
+ * chat_template.jinja winning over the config's. */
+static int test_config(void) {
+    static const char *tj =
+        "{\"added_tokens\": [{\"id\": 3, \"content\": \"<s>\", \"special\": true, \"normalized\": false},"
+        " {\"id\": 4, \"content\": \"</s>\", \"special\": true, \"normalized\": false}],"
+        " \"post_processor\": {\"type\": \"TemplateProcessing\", \"single\": [{\"SpecialToken\": {\"id\": \"<s>\"}},"
+        " {\"Sequence\": {\"id\": \"A\"}}], \"special_tokens\": {\"<s>\": {\"id\": \"<s>\", \"ids\": [3]}}},"
+        " \"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1, \"ab\": 2}, \"merges\": [[\"a\", \"b\"]]}}";
+    static const struct {
+        const char *config, *jinja;
+        int32_t want[4];
+        size_t n_want;
+        const char *template_start;
+    } cases[] = {
+        /* no config: the post-processor's BOS */
+        {NULL, NULL, {3, 2}, 2, NULL},
+        /* PreTrainedTokenizerFast ignores add_eos_token (the post-processor decides) */
+        {"{\"tokenizer_class\": \"PreTrainedTokenizerFast\", \"add_eos_token\": true, \"eos_token\": \"</s>\"}", NULL,
+         {3, 2}, 2, NULL},
+        /* LlamaTokenizerFast rebuilds it: BOS and EOS, tokens given as AddedToken objects */
+        {"{\"tokenizer_class\": \"LlamaTokenizerFast\", \"add_bos_token\": true, \"add_eos_token\": true,"
+         " \"bos_token\": {\"__type\": \"AddedToken\", \"content\": \"<s>\"}, \"eos_token\": {\"content\": \"</s>\"},"
+         " \"chat_template\": [{\"name\": \"tool_use\", \"template\": \"TOOLS\"},"
+         " {\"name\": \"default\", \"template\": \"{{ bos_token }}DEFAULT\"}]}",
+         NULL, {3, 2, 4}, 3, "{{ bos_token }}DEFAULT"},
+        /* GemmaTokenizer without BOS; chat_template.jinja wins over the config's template */
+        {"{\"tokenizer_class\": \"GemmaTokenizer\", \"add_bos_token\": false, \"chat_template\": \"CONFIG\"}",
+         "JINJA {{ messages }}", {2}, 1, "JINJA {{ messages }}"},
+    };
+    for (size_t k = 0; k < VKL_ARRAY_LEN(cases); k++) {
+        char dir[512];
+        snprintf(dir, sizeof(dir), "%s/config%zu", t_tmpdir(), k);
+        mkdir(dir, 0755);
+        T_ASSERT(write_file(dir, "tokenizer.json", tj), "write");
+        if (cases[k].config) T_ASSERT(write_file(dir, "tokenizer_config.json", cases[k].config), "write");
+        if (cases[k].jinja) T_ASSERT(write_file(dir, "chat_template.jinja", cases[k].jinja), "write");
+        vkl_tokenizer *tok = load_hf(dir);
+        T_ASSERT(tok, "case %zu: load", k);
+        int32_t *ids = NULL;
+        size_t n = 0;
+        vkl_err err = {0};
+        vkl_status st = vkl_tokenize(tok, "ab", 2, true, true, &ids, &n, &err);
+        const char *tmpl = vkl_tokenizer_chat_template(tok);
+        bool ok = !st && n == cases[k].n_want && !memcmp(ids, cases[k].want, n * sizeof(int32_t)) &&
+                  (cases[k].template_start ? tmpl && !strcmp(tmpl, cases[k].template_start) : !tmpl);
+        if (!ok) {
+            print_ids("got", ids, n);
+            fprintf(stderr, "    template: %s\n", tmpl ? tmpl : "(none)");
+        }
+        bool eos_ok = k < 2 || (k == 2 && vkl_tokenizer_eos(tok) == 4 && vkl_tokenizer_adds_eos(tok)) ||
+                      (k == 3 && !vkl_tokenizer_adds_bos(tok));
+        free(ids);
+        vkl_tokenizer_free(tok);
+        T_ASSERT(ok && eos_ok, "case %zu", k);
+    }
+    return 0;
+}
+
 /* Every Split regex the loader recognises, run by src/unicode.c's splitter, against the library's own Split
  * (Oniguruma) on 305 texts (tests/hf_tokenizer_vectors/splits.json): same pieces. Each regex also loads. */
 static int test_splits(void) {
@@ -547,6 +616,7 @@ const vkl_test_case vkl_tests_tokenizer_hf[] = {
     {"tokenizer_hf/synthetic_digits_nfc", test_synthetic_digits},
     {"tokenizer_hf/parse_special_and_strip", test_parse_special},
     {"tokenizer_hf/split_regexes_vs_hf", test_splits},
+    {"tokenizer_hf/tokenizer_config", test_config},
     {"tokenizer_hf/nfc", test_nfc},
     {"tokenizer_hf/malformed_files", test_errors},
     {"tokenizer_hf/cli_tokenize", test_cli},
