@@ -18,6 +18,7 @@
 #include "vklora/quant.h"
 #include "vklora/quantize.h"
 #include "vklora/safetensors.h"
+#include "vklora/tokenizer.h"
 
 /* config.json and the index are small; this only stops a huge file from being parsed. */
 #define MAX_JSON_BYTES (64u << 20)
@@ -697,6 +698,122 @@ static bool add_tensor(vkl_hf_model *h, const hp_hf *hp, const entry *e, vkl_ggu
     return !vkl_gguf_writer_add_tensor(w, e->gguf, ggml_type_of(t->dtype), 2, ne, data, err);
 }
 
+/* ---- the tokenizer as llama.cpp's GGUF keys (the convert view) ---- */
+
+/* tokenizer.json's merges as "a b" strings (both of its formats); NULL with the error set. */
+static const char **read_merges(vkl_hf_model *h, const cJSON *model, const char *path, uint64_t *n, vkl_err *err) {
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(model, "merges");
+    *n = cJSON_IsArray(m) ? (uint64_t)cJSON_GetArraySize(m) : 0;
+    const char **out = own(h, (*n ? *n : 1) * sizeof(*out));
+    uint64_t i = 0;
+    for (const cJSON *e = m ? m->child : NULL; e; e = e->next, i++) {
+        if (cJSON_IsString(e)) {
+            out[i] = e->valuestring;
+        } else if (cJSON_IsArray(e) && cJSON_GetArraySize(e) == 2 && cJSON_IsString(e->child) &&
+                   cJSON_IsString(e->child->next)) {
+            size_t a = strlen(e->child->valuestring), b = strlen(e->child->next->valuestring);
+            char *s = own(h, a + b + 2);
+            memcpy(s, e->child->valuestring, a);
+            s[a] = ' ';
+            memcpy(s + a + 1, e->child->next->valuestring, b + 1);
+            out[i] = s;
+        } else {
+            vkl_err_set(err, VKL_ERR_INPUT, "hf: %s: field \"model.merges[%" PRIu64 "]\": expected \"a b\" or [\"a\", "
+                        "\"b\"]", path, i);
+            return NULL;
+        }
+    }
+    return out;
+}
+
+/* Write the folder's tokenizer (read by vkl_tokenizer_load_hf, so exactly what training used) as llama.cpp's
+ * tokenizer.ggml.* keys: byte-level BPE as "gpt2" with its merges and the pre-tokenizer name llama.cpp gives its
+ * regex; byte-fallback BPE (SentencePiece models converted by transformers) as "llama", each merged piece scored
+ * by minus the rank of its best merge, so that SentencePiece's highest-score-first merging replays the BPE merge
+ * order. Ids past the tokenizer's vocabulary up to the embedding's rows are [PAD<id>] (as llama.cpp's converter
+ * pads them). */
+static bool tokenizer_keys(vkl_hf_model *h, const char *dir, uint32_t V, vkl_gguf_writer *w, vkl_err *err) {
+    vkl_tokenizer *tok = NULL;
+    char *path = join(dir, "tokenizer.json");
+    cJSON *j = NULL;
+    bool ok = false;
+    if (vkl_tokenizer_load_hf(dir, &tok, err) || !(j = read_json(path, err))) goto done;
+    const cJSON *model = cJSON_GetObjectItemCaseSensitive(j, "model");
+    bool byte_fallback = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(model, "byte_fallback"));
+    uint32_t n = (uint32_t)vkl_tokenizer_n_vocab(tok);
+    if (n > V) {
+        vkl_err_set(err, VKL_ERR_INPUT, "hf: %s: %u tokens, but the embedding has only %u rows (config.json "
+                    "vocab_size)", path, n, V);
+        goto done;
+    }
+    const char **texts = own(h, (size_t)V * sizeof(*texts));
+    int32_t *types = own(h, (size_t)V * sizeof(*types));
+    for (uint32_t i = 0; i < V; i++) {
+        size_t len;
+        const char *t = i < n ? vkl_tokenizer_token_text(tok, (int32_t)i, &len) : NULL;
+        vkl_token_type ty = i < n ? vkl_tokenizer_token_type(tok, (int32_t)i) : VKL_TOKEN_UNUSED;
+        if (!t || !*t || ty == VKL_TOKEN_UNUSED || ty == VKL_TOKEN_UNDEFINED) {
+            char *pad = own(h, 24);
+            snprintf(pad, 24, "[PAD%u]", i);
+            t = pad;
+            ty = VKL_TOKEN_UNUSED;
+        }
+        texts[i] = t;
+        types[i] = (int32_t)ty;
+    }
+    uint64_t n_merges;
+    const char **merges = read_merges(h, model, path, &n_merges, err);
+    if (!merges) goto done;
+    vkl_gguf_writer_set_str(w, "tokenizer.ggml.model", byte_fallback ? "llama" : "gpt2");
+    if (!byte_fallback) {
+        const char *pre = vkl_tokenizer_pre_name(tok);
+        vkl_gguf_writer_set_str(w, "tokenizer.ggml.pre", pre ? pre : "default");
+    }
+    vkl_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", texts, V);
+    vkl_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", VKL_GGUF_INT32, types, V);
+    if (byte_fallback) {
+        float *scores = own(h, (size_t)V * sizeof(float));
+        for (uint64_t r = n_merges; r-- > 0;) { /* later ranks first, so each piece keeps its best (lowest) rank */
+            const char *sp = strchr(merges[r], ' ');
+            if (!sp) continue;
+            size_t a = (size_t)(sp - merges[r]), b = strlen(sp + 1);
+            char buf[512];
+            if (a + b >= sizeof(buf)) continue;
+            memcpy(buf, merges[r], a);
+            memcpy(buf + a, sp + 1, b);
+            int32_t id = vkl_tokenizer_find(tok, buf, a + b);
+            if (id >= 0) scores[id] = -(float)(r + 1);
+        }
+        vkl_gguf_writer_set_arr(w, "tokenizer.ggml.scores", VKL_GGUF_FLOAT32, scores, V);
+        /* transformers' Llama conversion prepends "▁" in its normalizer; Gemma's does not */
+        const cJSON *norm = cJSON_GetObjectItemCaseSensitive(j, "normalizer");
+        char *ntext = norm ? cJSON_PrintUnformatted(norm) : NULL;
+        vkl_gguf_writer_set_bool(w, "tokenizer.ggml.add_space_prefix", ntext && strstr(ntext, "\"Prepend\""));
+        free(ntext);
+    } else {
+        vkl_gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", merges, n_merges);
+    }
+    const struct {
+        const char *key;
+        int32_t id;
+    } ids[] = {{"tokenizer.ggml.bos_token_id", vkl_tokenizer_bos(tok)},
+               {"tokenizer.ggml.eos_token_id", vkl_tokenizer_eos(tok)},
+               {"tokenizer.ggml.unknown_token_id", vkl_tokenizer_unk(tok)},
+               {"tokenizer.ggml.padding_token_id", vkl_tokenizer_pad(tok)}};
+    for (size_t i = 0; i < VKL_ARRAY_LEN(ids); i++)
+        if (ids[i].id >= 0) vkl_gguf_writer_set_u32(w, ids[i].key, (uint32_t)ids[i].id);
+    vkl_gguf_writer_set_bool(w, "tokenizer.ggml.add_bos_token", vkl_tokenizer_adds_bos(tok));
+    vkl_gguf_writer_set_bool(w, "tokenizer.ggml.add_eos_token", vkl_tokenizer_adds_eos(tok));
+    const char *tmpl = vkl_tokenizer_chat_template(tok);
+    if (tmpl) vkl_gguf_writer_set_str(w, "tokenizer.chat_template", tmpl);
+    ok = true;
+done:
+    cJSON_Delete(j); /* the writer copied every value it was given */
+    free(path);
+    vkl_tokenizer_free(tok);
+    return ok;
+}
+
 vkl_status vkl_hf_open(const char *dir, vkl_hf_view view, vkl_hf_model **out, vkl_err *err) {
     *out = NULL;
     vkl_hf_model *h = vkl_calloc(1, sizeof(*h));
@@ -747,6 +864,12 @@ vkl_status vkl_hf_open(const char *dir, vkl_hf_view view, vkl_hf_model **out, vk
     hp_hf hp = {0};
     float *rope_freqs = NULL, *rope_long = NULL, *rope_short = NULL;
     if (!read_config(h, &c, arch, view, w, &hp, &rope_freqs, &rope_long, &rope_short)) goto fail;
+    if (view == VKL_HF_VIEW_CONVERT) {
+        char *tj = join(dir, "tokenizer.json");
+        bool has = vkl_os_path_kind(tj) != VKL_PATH_NONE;
+        free(tj);
+        if (has && !tokenizer_keys(h, dir, hp.V, w, err)) goto fail;
+    }
     if (!open_files(h, err)) goto fail;
 
     const char *prefix = text_prefix(h);

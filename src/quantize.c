@@ -379,6 +379,25 @@ vkl_status vkl_merge_file(const char *model_path, const char *adapter_path, cons
     return st;
 }
 
+vkl_status vkl_convert_folder(const char *dir, const char *out_path, vkl_quant_mode mode, vkl_quant_report *rep,
+                              vkl_err *err) {
+    memset(rep, 0, sizeof(*rep));
+    if (mode >= VKL_QUANT_COUNT) return vkl_err_set(err, VKL_ERR_INPUT, "convert: bad quantization mode %d", (int)mode);
+    if (!vkl_hf_is_folder(dir))
+        return vkl_err_set(err, VKL_ERR_INPUT, "convert: %s is not a folder (expected a Hugging Face model folder)",
+                           dir);
+    vkl_hf_model *h;
+    if (vkl_hf_open(dir, VKL_HF_VIEW_CONVERT, &h, err)) return err->status;
+    if (vkl_gguf_find_key(vkl_hf_gguf(h), "tokenizer.ggml.model") < 0) {
+        vkl_hf_close(h);
+        return vkl_err_set(err, VKL_ERR_INPUT, "convert: %s: no tokenizer.json, which llama.cpp needs in the GGUF (copy "
+                           "the model's tokenizer.json and tokenizer_config.json into the folder)", dir);
+    }
+    vkl_status st = convert_gguf(vkl_hf_gguf(h), out_path, mode, NULL, 1.0f, rep, err);
+    vkl_hf_close(h);
+    return st;
+}
+
 vkl_status vkl_merge_to_hf(const char *model_path, const char *adapter_path, const char *out_dir, float scale,
                            vkl_err *err) {
     if (!isfinite(scale)) return vkl_err_set(err, VKL_ERR_INPUT, "merge: the scale must be finite");

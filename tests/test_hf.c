@@ -18,6 +18,7 @@
 #include "vklora/model.h"
 #include "vklora/quant.h"
 #include "vklora/safetensors.h"
+#include "vklora/tokenizer.h"
 
 /* Logits of tokens under model m (with adapter l when not NULL) on the device (T x V floats, malloc'd). */
 static float *device_logits_with(vkl_model *m, const vkl_lora *l, const int32_t *tok, uint32_t T) {
@@ -487,6 +488,132 @@ static double eval_nll(const char *model, const char *adapter) {
     return v;
 }
 
+/* stories260K as a complete Hugging Face folder in dir: its weights exported, and tokenizer.json built from its
+ * SentencePiece vocabulary as transformers' LlamaConverter does (tests/mk_hf_tokenizer.py). */
+static int make_stories_folder(const char *dir) {
+    const char *gguf = t_data_path("models/stories260K.gguf");
+    char cmd[2048];
+    vkl_err err = {0};
+    vkl_model *m;
+    T_ASSERT(!vkl_model_load(gguf, &m, &err), "%s", err.msg);
+    T_ASSERT(!vkl_hf_export(m, NULL, 1.0f, dir, false, &err), "%s", err.msg);
+    vkl_model_free(m);
+    snprintf(cmd, sizeof(cmd), "/usr/bin/python3 %s/tests/mk_hf_tokenizer.py %s %s", VKL_SOURCE_ROOT, gguf, dir);
+    T_ASSERT(system(cmd) == 0, "mk_hf_tokenizer.py");
+    return 0;
+}
+
+/* Token ids of text under tok (malloc'd). */
+static int32_t *ids_of(const vkl_tokenizer *tok, const char *text, size_t *n) {
+    int32_t *ids = NULL;
+    vkl_err err = {0};
+    if (vkl_tokenize(tok, text, strlen(text), true, true, &ids, n, &err)) {
+        fprintf(stderr, "    tokenize: %s\n", err.msg);
+        return NULL;
+    }
+    return ids;
+}
+
+/* vklora convert: the stories260K folder becomes a GGUF whose tensors are the original GGUF's, whose tokenizer
+ * (read back by the GGUF path, the one tested against llama.cpp) tokenizes the dataset as the folder's
+ * tokenizer.json does, and that evaluates to the same loss. Then the real Llama 3.1, Qwen3 and Gemma 3
+ * tokenizer.json files in folders of random models: the converted GGUF's tokenizer (gpt2 with llama.cpp's
+ * pre-tokenizer name and merges; llama with merge-rank scores for Gemma) encodes like Hugging Face's. */
+static int test_convert(void) {
+    const char *gguf = t_data_path("models/stories260K.gguf");
+    char dir[512], out[600], args[2048];
+    snprintf(dir, sizeof(dir), "%s/stories260K-conv", t_tmpdir());
+    snprintf(out, sizeof(out), "%s/stories260K-conv.gguf", t_tmpdir());
+    if (make_stories_folder(dir)) return 1;
+    snprintf(args, sizeof(args), "convert %s %s --json", dir, out);
+    cJSON *rep;
+    T_ASSERT(cli_json(args, &rep) == 0 && cJSON_GetArraySize(cJSON_GetObjectItem(rep, "tensors")) > 0, "convert");
+    cJSON_Delete(rep);
+    vkl_err err = {0};
+    vkl_gguf *a, *b;
+    T_ASSERT(!vkl_gguf_open(gguf, &a, &err) && !vkl_gguf_open(out, &b, &err), "%s", err.msg);
+    T_ASSERT(a->n_tensors == b->n_tensors, "%llu vs %llu tensors", (unsigned long long)a->n_tensors,
+             (unsigned long long)b->n_tensors);
+    for (uint64_t i = 0; i < a->n_tensors; i++) {
+        const vkl_gguf_tensor *x = &a->tensors[i];
+        int64_t k = vkl_gguf_find_tensor(b, x->name.str);
+        T_ASSERT(k >= 0 && b->tensors[k].type == x->type && b->tensors[k].size == x->size &&
+                     !memcmp(b->tensors[k].data, x->data, x->size), "tensor '%s' differs after convert", x->name.str);
+    }
+    T_ASSERT(!strcmp(vkl_gguf_get_str(b, "general.architecture"), "llama") && vkl_gguf_find_key(b, "vklora.rope_neox") < 0,
+             "llama.cpp's layout");
+    vkl_tokenizer *ta, *tb, *tf;
+    T_ASSERT(!vkl_tokenizer_load(a, &ta, &err) && !vkl_tokenizer_load(b, &tb, &err) &&
+                 !vkl_tokenizer_load_hf(dir, &tf, &err), "%s", err.msg);
+    char *text = t_read_file(t_data_path("datasets/tinystories_sample.txt"), NULL);
+    T_ASSERT(text, "dataset");
+    size_t na, nb, nf;
+    int32_t *ia = ids_of(ta, text, &na), *ib = ids_of(tb, text, &nb), *in = ids_of(tf, text, &nf);
+    T_ASSERT(ia && ib && in && na == nb && nb == nf && !memcmp(ia, ib, na * 4) && !memcmp(ib, in, nb * 4),
+             "converted tokenizer: %zu / %zu / %zu tokens", na, nb, nf);
+    free(ia), free(ib), free(in), free(text);
+    vkl_tokenizer_free(ta), vkl_tokenizer_free(tb), vkl_tokenizer_free(tf);
+    vkl_gguf_close(a), vkl_gguf_close(b);
+    double la = eval_nll(gguf, NULL), lb = eval_nll(out, NULL);
+    T_ASSERT(isfinite(la) && fabs(la - lb) < 1e-6 * la, "eval: %.8f vs %.8f", la, lb);
+
+    static const struct {
+        const char *name, *arch;
+        uint32_t vocab;
+    } real[] = {{"llama-3.1", "llama", 128256}, {"qwen3", "qwen3", 151936}, {"gemma-3", "gemma3", 262208}};
+    static const char *texts[] = {
+        "Hello world! It's 2026-12-06, 3.14159 and 1234567890.",
+        "  def f(x):\n\treturn x**2  # squares\n\n\n",
+        "日本語のテキストと中文，以及 emoji 👩‍💻🎉 and accents: café naïve Ångström",
+        "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nhi<|eot_id|>",
+        "<|im_start|>user\nhello<|im_end|>\n<start_of_turn>model\nok<end_of_turn>",
+    };
+    for (size_t r = 0; r < sizeof(real) / sizeof(real[0]); r++) {
+        char model[600], fdir[600], conv[600], cmd[4096];
+        snprintf(model, sizeof(model), "%s/conv-%s.gguf", t_tmpdir(), real[r].name);
+        snprintf(fdir, sizeof(fdir), "%s/conv-%s", t_tmpdir(), real[r].name);
+        snprintf(conv, sizeof(conv), "%s/conv-%s-out.gguf", t_tmpdir(), real[r].name);
+        snprintf(cmd, sizeof(cmd), "%s/vklora-mkmodel %s --arch %s --type bf16 --dim 64 --ff 128 --layers 1 --heads 2 "
+                 "--kv-heads 1 --vocab %u --seed 3 >/dev/null", VKL_BUILD_ROOT, model, real[r].arch, real[r].vocab);
+        T_ASSERT(system(cmd) == 0, "mkmodel %s", real[r].name);
+        vkl_model *m;
+        T_ASSERT(!vkl_model_load(model, &m, &err), "%s", err.msg);
+        T_ASSERT(!vkl_hf_export(m, NULL, 1.0f, fdir, true, &err), "%s", err.msg);
+        vkl_model_free(m);
+        snprintf(cmd, sizeof(cmd), "cp %s/%s/tokenizer.json %s/%s/tokenizer_config.json %s/", t_data_path("hf"),
+                 real[r].name, t_data_path("hf"), real[r].name, fdir);
+        T_ASSERT(system(cmd) == 0, "copy the tokenizer files");
+        snprintf(args, sizeof(args), "convert %s %s --json >/dev/null", fdir, conv);
+        T_ASSERT(cli_json(args, NULL) == 0, "convert %s", real[r].name);
+        vkl_gguf *g;
+        T_ASSERT(!vkl_gguf_open(conv, &g, &err), "%s", err.msg);
+        const vkl_gguf_value *toks = vkl_gguf_get_arr(g, "tokenizer.ggml.tokens", VKL_GGUF_STRING);
+        T_ASSERT(toks && toks->v.arr.count == real[r].vocab, "%s: %u tokens (the embedding's rows)", real[r].name,
+                 real[r].vocab);
+        T_ASSERT(!vkl_tokenizer_load(g, &tb, &err) && !vkl_tokenizer_load_hf(fdir, &tf, &err), "%s: %s", real[r].name,
+                 err.msg);
+        const char *pre = vkl_gguf_get_str(g, "tokenizer.ggml.pre");
+        for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+            ib = ids_of(tb, texts[i], &nb);
+            in = ids_of(tf, texts[i], &nf);
+            T_ASSERT(ib && in, "tokenize");
+            bool same = nb == nf && !memcmp(ib, in, nb * 4);
+            if (!same) {
+                fprintf(stderr, "    %s (pre %s) text %zu:\n      gguf:", real[r].name, pre ? pre : "-", i);
+                for (size_t k = 0; k < nb && k < 40; k++) fprintf(stderr, " %d", ib[k]);
+                fprintf(stderr, "\n      hf:  ");
+                for (size_t k = 0; k < nf && k < 40; k++) fprintf(stderr, " %d", in[k]);
+                fprintf(stderr, "\n");
+            }
+            free(ib), free(in);
+            T_ASSERT(same, "%s: the converted GGUF tokenizes text %zu differently from tokenizer.json", real[r].name, i);
+        }
+        vkl_tokenizer_free(tb), vkl_tokenizer_free(tf);
+        vkl_gguf_close(g);
+    }
+    return 0;
+}
+
 /* The real stories260K as a complete Hugging Face folder (weights exported, tokenizer.json built from its
  * SentencePiece vocabulary as transformers' LlamaConverter does: tests/mk_hf_tokenizer.py): the folder tokenizes
  * the dataset as the GGUF does, evaluates to the GGUF's loss, trains, and its adapters (PEFT in HF rows, the GGUF
@@ -496,13 +623,8 @@ static int test_stories_folder(void) {
     char dir[512], out[600], cmd[4096];
     snprintf(dir, sizeof(dir), "%s/stories260K-hf", t_tmpdir());
     snprintf(out, sizeof(out), "%s/stories260K-hf-run", t_tmpdir());
-    vkl_err err = {0};
-    vkl_model *m;
-    T_ASSERT(!vkl_model_load(gguf, &m, &err), "%s", err.msg);
-    T_ASSERT(!vkl_hf_export(m, NULL, 1.0f, dir, false, &err), "%s", err.msg);
-    vkl_model_free(m);
-    snprintf(cmd, sizeof(cmd), "/usr/bin/python3 %s/tests/mk_hf_tokenizer.py %s %s", VKL_SOURCE_ROOT, gguf, dir);
-    T_ASSERT(system(cmd) == 0, "mk_hf_tokenizer.py");
+    (void)cmd;
+    if (make_stories_folder(dir)) return 1;
     cJSON *ta, *tb;
     char args[2048];
     snprintf(args, sizeof(args), "tokenize --model %s --file %s --json", dir, text);
@@ -545,6 +667,7 @@ static int test_stories_folder(void) {
 
 const vkl_test_case vkl_tests_hf[] = {
     {"hf/stories260K_folder_tokenize_eval_train", test_stories_folder},
+    {"hf/convert_stories260K_and_real_tokenizers", test_convert},
     {"hf/adapter_row_order_gguf_and_peft", test_adapter_rows},
     {"hf/yarn_attention_factor_vs_transformers", test_yarn_attention_factor},
     {"hf/folder_vs_gguf_and_transformers_llama_qwen", test_llama_qwen},

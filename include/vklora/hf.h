@@ -20,7 +20,8 @@ bool vkl_hf_is_folder(const char *path);
 
 typedef enum {
     VKL_HF_VIEW_LOAD,    /* Hugging Face q/k rows, vklora.rope_neox where the family's GGUF layout differs */
-    VKL_HF_VIEW_CONVERT, /* llama.cpp's q/k rows: the GGUF vklora convert writes */
+    VKL_HF_VIEW_CONVERT, /* llama.cpp's q/k rows, and tokenizer.json as tokenizer.ggml.* keys when the folder has
+                            one: the GGUF vklora convert writes */
 } vkl_hf_view;
 
 /* Read dir/config.json, the safetensors index or file and their headers, and build the GGUF view. Errors

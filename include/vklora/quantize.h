@@ -86,6 +86,10 @@ vkl_status vkl_quantize_file(const char *in_path, const char *out_path, vkl_quan
  * converted by the mix. Metadata copied; general.file_type set unless keep. Written atomically. */
 vkl_status vkl_merge_file(const char *model_path, const char *adapter_path, const char *out_path, vkl_quant_mode mode,
                           float scale, vkl_quant_report *rep, vkl_err *err);
+/* A Hugging Face model folder as a GGUF that llama.cpp loads (its tensor names, metadata keys, q/k row order and
+ * tokenizer keys; see vklora/hf.h), its tensors kept in their types (VKL_QUANT_KEEP) or converted to `mode`. */
+vkl_status vkl_convert_folder(const char *dir, const char *out_path, vkl_quant_mode mode, vkl_quant_report *rep,
+                              vkl_err *err);
 /* The same merge written as a Hugging Face folder (config.json + model.safetensors in BF16, q/k rows and norms in
  * its conventions; see vkl_hf_export in vklora/hf.h), from a GGUF or a folder base. */
 vkl_status vkl_merge_to_hf(const char *model_path, const char *adapter_path, const char *out_dir, float scale,

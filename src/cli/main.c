@@ -16,7 +16,7 @@ typedef struct {
 
 static const command commands[] = {
     {"devices", vkl_cmd_devices, "list Vulkan devices with their limits and features"},
-    {"info", vkl_cmd_info, "describe a GGUF file: architecture, hyper-parameters, tokenizer, tensors"},
+    {"info", vkl_cmd_info, "describe a GGUF file or model folder: architecture, hyper-parameters, tensors"},
     {"config", vkl_cmd_config, "resolve a training config (defaults, aliases, --set overrides) and print it"},
     {"tokenize", vkl_cmd_tokenize, "tokenize text with the vocabulary of a GGUF file: ids and pieces"},
     {"data", vkl_cmd_data, "a config's dataset as training sees it: rendered examples, trained tokens, counts"},
@@ -25,6 +25,7 @@ static const command commands[] = {
     {"train", vkl_cmd_train, "fine-tune a LoRA adapter from a JSON config"},
     {"quantize", vkl_cmd_quantize, "convert a GGUF to a llama-quantize mix (q4_k_m, q8_0, f16, ...)"},
     {"merge", vkl_cmd_merge, "fold a LoRA adapter into its base model (optionally re-quantized)"},
+    {"convert", vkl_cmd_convert, "write a Hugging Face model folder as a GGUF for llama.cpp"},
     {"bench", vkl_cmd_bench, "forward tokens/s and peak device memory, as one JSON line"},
 };
 
