@@ -790,11 +790,20 @@ static void hf_word(const vkl_tokenizer *t, session *s, const uint8_t *w, size_t
             count++;
             unk_open = false;
         } else {
+            /* <0xNN> of each byte of the character as the vocabulary spells it (byte_tok holds them unless the
+             * words are in GPT-2's byte characters) */
+            int32_t fb[4];
             bool bytes = t->byte_fallback;
-            for (size_t j = 0; j < cn && bytes; j++) bytes = t->byte_tok[(uint8_t)cs[j]] >= 0;
+            for (size_t j = 0; j < cn && bytes; j++) {
+                static const char hex[] = "0123456789ABCDEF";
+                uint8_t b = (uint8_t)cs[j];
+                char name[6] = {'<', '0', 'x', hex[b >> 4], hex[b & 15], '>'};
+                fb[j] = t->byte_encode ? vkl_tokenizer_find(t, name, 6) : t->byte_tok[b];
+                bytes = fb[j] >= 0;
+            }
             if (bytes) {
                 for (size_t j = 0; j < cn; j++) {
-                    s->sym[count] = (symbol){count - 1, count + 1, (uint32_t)i, 1, t->byte_tok[(uint8_t)cs[j]]};
+                    s->sym[count] = (symbol){count - 1, count + 1, (uint32_t)i, 1, fb[j]};
                     count++;
                 }
                 unk_open = false;
