@@ -2,7 +2,8 @@
  * (tokenizer.ggml.model "llama"), byte-level BPE ("gpt2", with the pre-tokenizers of Llama 3, GPT-2, Qwen2 / 3.5,
  * Falcon, MPT, StarCoder, Refact, Command-R, DeepSeek LLM / Coder, Mistral's tekken, o200k's gpt-4o, "default"
  * and names sharing their rules) and
- * Gemma 4's BPE over UTF-8 ("gemma4"). */
+ * Gemma 4's BPE over UTF-8 ("gemma4"); or from a Hugging Face tokenizer.json, token for token as Hugging Face's
+ * tokenizers library encodes and decodes (vkl_tokenizer_load_hf). Both kinds share one vkl_tokenizer API. */
 #ifndef VKLORA_TOKENIZER_H
 #define VKLORA_TOKENIZER_H
 
