@@ -17,6 +17,7 @@
 #include "vklora/lora.h"
 #include "vklora/model.h"
 #include "vklora/quant.h"
+#include "vklora/quantize.h"
 #include "vklora/safetensors.h"
 #include "vklora/tokenizer.h"
 
@@ -665,7 +666,53 @@ static int test_stories_folder(void) {
     return 0;
 }
 
+/* QLoRA from a folder: a BF16 Llama folder quantized on load (q4_k_m) is the GGUF quantized the same way (blocks
+ * run along rows, so HF's q/k row order quantizes to the same blocks), giving the same logits; and a training run
+ * with quantization=q4_k_m from the folder writes its adapters. */
+static int test_qlora_folder(void) {
+    char path[512], dir[512], cmd[4096], out[600];
+    snprintf(path, sizeof(path), "%s/hfq.gguf", t_tmpdir());
+    snprintf(dir, sizeof(dir), "%s/hfq", t_tmpdir());
+    snprintf(out, sizeof(out), "%s/hfq-run", t_tmpdir());
+    snprintf(cmd, sizeof(cmd), "%s/vklora-mkmodel %s --arch llama --type bf16 --dim 256 --ff 512 --layers 2 --heads 4 "
+             "--kv-heads 2 --seed 13 >/dev/null", VKL_BUILD_ROOT, path);
+    T_ASSERT(system(cmd) == 0, "mkmodel");
+    vkl_err err = {0};
+    vkl_model *a, *b;
+    T_ASSERT(!vkl_model_load(path, &a, &err), "%s", err.msg);
+    T_ASSERT(!vkl_hf_export(a, NULL, 1.0f, dir, true, &err), "%s", err.msg);
+    T_ASSERT(!vkl_model_load(dir, &b, &err), "%s", err.msg);
+    T_ASSERT(!vkl_model_quantize(a, VKL_QUANT_Q4_K_M, &err) && !vkl_model_quantize(b, VKL_QUANT_Q4_K_M, &err), "%s",
+             err.msg);
+    T_ASSERT(b->layers[0].wq.type == VKL_TYPE_Q4_K && b->layers[0].wv.type == a->layers[0].wv.type, "q4_k_m mix");
+    const uint32_t T = 19, V = a->hp.n_vocab;
+    int32_t tok[19];
+    t_rng_seed(61);
+    for (uint32_t i = 0; i < T; i++) tok[i] = (int32_t)(t_rng_u32() % V);
+    float *la = device_logits(a, tok, T), *lb = device_logits(b, tok, T);
+    T_ASSERT(la && lb, "logits");
+    double e = t_max_rel_err(lb, la, (size_t)T * V);
+    T_ASSERT(e < 1e-4, "quantized folder vs quantized GGUF: max rel err %.3g", e);
+    free(la), free(lb);
+    vkl_model_free(a), vkl_model_free(b);
+    /* the CLI: train with quantization from the folder (it needs a tokenizer: the mkmodel vocabulary's) */
+    snprintf(cmd, sizeof(cmd), "/usr/bin/python3 %s/tests/mk_hf_tokenizer.py %s %s", VKL_SOURCE_ROOT, path, dir);
+    T_ASSERT(system(cmd) == 0, "mk_hf_tokenizer.py");
+    char args[2048];
+    snprintf(args, sizeof(args), "train %s/configs/demo.json --set model=%s --set dataset=%s --set output_dir=%s "
+             "--set max_steps=2 --set max_seq_length=32 --set save_steps=0 --set quantization=q4_k_m "
+             "--set per_device_train_batch_size=1 --set gradient_accumulation_steps=1 --json >/dev/null",
+             VKL_SOURCE_ROOT, dir, t_data_path("datasets/tinystories_sample.txt"), out);
+    T_ASSERT(cli_json(args, NULL) == 0, "QLoRA training from the folder");
+    snprintf(args, sizeof(args), "%s/adapter_model.safetensors", out);
+    char *st = t_read_file(args, NULL);
+    T_ASSERT(st != NULL, "PEFT adapter written");
+    free(st);
+    return 0;
+}
+
 const vkl_test_case vkl_tests_hf[] = {
+    {"hf/qlora_folder_quantize_on_load", test_qlora_folder},
     {"hf/stories260K_folder_tokenize_eval_train", test_stories_folder},
     {"hf/convert_stories260K_and_real_tokenizers", test_convert},
     {"hf/adapter_row_order_gguf_and_peft", test_adapter_rows},
