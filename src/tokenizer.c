@@ -772,7 +772,7 @@ static void bpe_add_pair(const vkl_tokenizer *t, session *s, int32_t left, int32
  * byte_fallback and all of them exist, else the unknown token (a run fused into one with fuse_unk), else nothing.
  * Byte tokens and the unknown token take part in the merges like any symbol. */
 static void hf_word(const vkl_tokenizer *t, session *s, const uint8_t *w, size_t n, id_vec *o) {
-    init_symbols(s, 4 * n + 1);
+    init_symbols(s, 2 * n + 1); /* a byte is one symbol, or two <0xNN> of its GPT-2 character */
     int32_t count = 0;
     bool unk_open = false; /* the last symbol is an unknown token that a following one may fuse into */
     for (size_t i = 0; i < n;) {
