@@ -74,7 +74,7 @@ void main() {
         [[unroll]] for (uint j = 0u; j < TN; j++) acc[i][j] = 0.0;
     for (uint k0 = 0u; k0 < p.K; k0 += BK) {
         // Elements past M, N or K are zeros.
-        [[unroll]] for (uint q = 0u; q < BM * BK / WG; q++) {
+        [[dont_unroll]] for (uint q = 0u; q < BM * BK / WG; q++) {
             uint e = tid + q * WG;
             uint r = a_kfast ? e / BK : e % BM, c = a_kfast ? e % BK : e / BM;
             uint m = mb + r, k = k0 + c;
@@ -85,7 +85,7 @@ void main() {
             }
             sa[c * SAS + r] = v;
         }
-        [[unroll]] for (uint q = 0u; q < BK * BN / WG; q++) {
+        [[dont_unroll]] for (uint q = 0u; q < BK * BN / WG; q++) {
             uint e = tid + q * WG;
             uint r = b_kfast ? e % BK : e / BN, c = b_kfast ? e / BK : e % BN;
             uint k = k0 + r, n = nb + c;

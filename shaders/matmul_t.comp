@@ -183,14 +183,14 @@ void main() {
         [[unroll]] for (uint j = 0u; j < TK; j++) acc[i][j] = 0.0;
     for (uint n0 = 0u; n0 < p.N; n0 += BR) {
         // dy: 16 neighbouring invocations read 16 neighbouring n of one row; zeros past M and N.
-        [[unroll]] for (uint q = 0u; q < BM * BR / WG; q++) {
+        [[dont_unroll]] for (uint q = 0u; q < BM * BR / WG; q++) {
             uint e = tid + q * WG;
             uint r = e / BR, c = e % BR;
             uint m = mb + r, n = n0 + c;
             sdy[c * SDS + r] = m < p.M && n < p.N ? data_dy[p.dy_off + m * p.dy_stride + n] : 0.0;
         }
         // W: BR x BK/4 vec4 decodes; rows past N are zeros.
-        [[unroll]] for (uint q = 0u; q < BR * BK / 4u / WG; q++) {
+        [[dont_unroll]] for (uint q = 0u; q < BR * BK / 4u / WG; q++) {
             uint e = tid + q * WG;
             uint r = e / (BK / 4u), c = (e % (BK / 4u)) * 4u;
             vec4 v = n0 + r < p.N ? w4(n0 + r, kb + c) : vec4(0.0);
