@@ -201,9 +201,7 @@ static bool rope_factor_list(vkl_hf_model *h, const cfg *c, const cJSON *r, cons
     return true;
 }
 
-/* Llama 3's frequency-dependent rope scaling as per-frequency divisors (llama.cpp's rope_freqs tensor): wavelengths
- * shorter than original_max_position_embeddings / high_freq_factor keep their frequency, longer than
- * .. / low_freq_factor are divided by factor, and the band between is interpolated smoothly. */
+/* Llama 3's rope_scaling (rope_type llama3) as llama.cpp's rope_freqs tensor. */
 static bool llama3_rope_freqs(vkl_hf_model *h, const cfg *c, const cJSON *r, const char *rname, double base,
                               uint32_t rope_dim, float **out) {
     double factor = 8.0, lo = 1.0, hi = 4.0, orig = 8192;
@@ -215,17 +213,8 @@ static bool llama3_rope_freqs(vkl_hf_model *h, const cfg *c, const cJSON *r, con
     if (!(hi > lo))
         return !vkl_err_set(c->err, VKL_ERR_INPUT, "hf: %s: field \"%s%shigh_freq_factor\" must exceed "
                             "low_freq_factor", c->path, c->where, rname);
-    uint32_t n = rope_dim / 2;
-    float *f = own(h, n * sizeof(float));
-    for (uint32_t i = 0; i < n; i++) {
-        double freq = pow(base, -2.0 * i / rope_dim), wavelen = 2 * 3.14159265358979323846 / freq;
-        if (wavelen < orig / hi) f[i] = 1.0f;
-        else if (wavelen > orig / lo) f[i] = (float)factor;
-        else {
-            double smooth = (orig / wavelen - lo) / (hi - lo);
-            f[i] = (float)(1.0 / ((1 - smooth) / factor + smooth));
-        }
-    }
+    float *f = own(h, rope_dim / 2 * sizeof(float));
+    vkl_rope_llama3_factors(base, rope_dim, factor, lo, hi, orig, f);
     *out = f;
     return true;
 }

@@ -327,6 +327,19 @@ void vkl_rope_freqs(const vkl_model *m, uint32_t which, uint32_t n_ctx, double *
     *mscale = (float)ms;
 }
 
+void vkl_rope_llama3_factors(double base, uint32_t rope_dim, double factor, double low, double high, double orig,
+                             float *f) {
+    for (uint32_t i = 0; i < rope_dim / 2; i++) {
+        double freq = pow(base, -2.0 * i / rope_dim), wavelen = 2 * 3.14159265358979323846 / freq;
+        if (wavelen < orig / high) f[i] = 1.0f;
+        else if (wavelen > orig / low) f[i] = (float)factor;
+        else {
+            double smooth = (orig / wavelen - low) / (high - low);
+            f[i] = (float)(1.0 / ((1 - smooth) / factor + smooth));
+        }
+    }
+}
+
 float vkl_attn_temp(const vkl_hparams *hp, int32_t pos) {
     if (hp->attn_temp_scale == 0.0f || pos < 0) return 1.0f;
     return (float)(log(floor((double)pos / hp->rope_orig_ctx) + 1.0) * hp->attn_temp_scale + 1.0);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "vklora/gguf.h"
+#include "vklora/model.h"
 #include "vklora/quant.h"
 
 typedef struct {
@@ -199,20 +200,6 @@ static int parse_f32(const char *s, float *out) {
     if (!*s || *end || !isfinite(v)) return -1;
     *out = v;
     return 0;
-}
-
-/* Llama 3.1's rope_freqs: per-pair divisors from (factor 32, low 1, high 4, original context 8192). */
-static void llama3_factors(float *ff, uint32_t n, uint32_t rope_dim, float base) {
-    const double factor = 32, low = 1, high = 4, orig = 8192;
-    for (uint32_t i = 0; i < n; i++) {
-        double freq = pow(base, -2.0 * i / rope_dim), wavelen = 2 * 3.14159265358979323846 / freq;
-        if (wavelen < orig / high) ff[i] = 1.0f;
-        else if (wavelen > orig / low) ff[i] = (float)factor;
-        else {
-            double smooth = (orig / wavelen - low) / (high - low);
-            ff[i] = (float)(1.0 / ((1 - smooth) / factor + smooth));
-        }
-    }
 }
 
 int main(int argc, char **argv) {
@@ -421,7 +408,8 @@ int main(int argc, char **argv) {
                                 "rope_factors_short.weight"};
         for (int k = 0; k < (o.longrope ? 2 : 1) && !rc; k++) {
             float *ff = keep(&a, malloc(n * sizeof(float)));
-            if (o.rope_freqs) llama3_factors(ff, n, rope_dim, o.rope_base);
+            /* Llama 3.1's rope_freqs: factor 32, low 1, high 4, original context 8192 */
+            if (o.rope_freqs) vkl_rope_llama3_factors(o.rope_base, rope_dim, 32, 1, 4, 8192, ff);
             else
                 for (uint32_t i = 0; i < n; i++)
                     ff[i] = 1.0f + (k == 0 ? 40.0f : 0.5f) * (float)i / n * (float)(0.5 + uniform01());

@@ -95,6 +95,10 @@ typedef struct vkl_hparams {
 /* Frequencies f_i (theta_i = pos * f_i) of rope table `which` (0 global, 1 local) for sequences of n_ctx tokens
  * (Phi-3's longrope picks its factors by context), into f[rope_dim / 2], and the cos/sin multiplier. */
 void vkl_rope_freqs(const struct vkl_model *m, uint32_t which, uint32_t n_ctx, double *f, float *mscale);
+/* Llama 3's frequency-dependent rope scaling as llama.cpp's rope_freqs divisors f[rope_dim / 2]: wavelengths below
+ * orig / high keep their frequency, above orig / low are divided by factor, and the band between interpolates. */
+void vkl_rope_llama3_factors(double base, uint32_t rope_dim, double factor, double low, double high, double orig,
+                             float *f);
 /* Mistral 3's attention temperature of a position (1 when the model has none). */
 float vkl_attn_temp(const vkl_hparams *hp, int32_t pos);
 
