@@ -492,7 +492,8 @@ static double eval_nll(const char *model, const char *adapter) {
 /* stories260K as a complete Hugging Face folder in dir: its weights exported, and tokenizer.json built from its
  * SentencePiece vocabulary as transformers' LlamaConverter does (tests/mk_hf_tokenizer.py). */
 static int make_stories_folder(const char *dir) {
-    const char *gguf = t_data_path("models/stories260K.gguf");
+    char gguf[512];
+    snprintf(gguf, sizeof(gguf), "%s", t_data_path("models/stories260K.gguf"));
     char cmd[2048];
     vkl_err err = {0};
     vkl_model *m;
@@ -521,7 +522,8 @@ static int32_t *ids_of(const vkl_tokenizer *tok, const char *text, size_t *n) {
  * tokenizer.json files in folders of random models: the converted GGUF's tokenizer (gpt2 with llama.cpp's
  * pre-tokenizer name and merges; llama with merge-rank scores for Gemma) encodes like Hugging Face's. */
 static int test_convert(void) {
-    const char *gguf = t_data_path("models/stories260K.gguf");
+    char gguf[512];
+    snprintf(gguf, sizeof(gguf), "%s", t_data_path("models/stories260K.gguf"));
     char dir[512], out[600], args[2048];
     snprintf(dir, sizeof(dir), "%s/stories260K-conv", t_tmpdir());
     snprintf(out, sizeof(out), "%s/stories260K-conv.gguf", t_tmpdir());
@@ -620,7 +622,9 @@ static int test_convert(void) {
  * the dataset as the GGUF does, evaluates to the GGUF's loss, trains, and its adapters (PEFT in HF rows, the GGUF
  * adapter in llama.cpp's) give the same loss on the folder and on the original GGUF. */
 static int test_stories_folder(void) {
-    const char *gguf = t_data_path("models/stories260K.gguf"), *text = t_data_path("datasets/tinystories_sample.txt");
+    char gguf[512], text[512]; /* t_data_path's buffers are reused by later calls */
+    snprintf(gguf, sizeof(gguf), "%s", t_data_path("models/stories260K.gguf"));
+    snprintf(text, sizeof(text), "%s", t_data_path("datasets/tinystories_sample.txt"));
     char dir[512], out[600], cmd[4096];
     snprintf(dir, sizeof(dir), "%s/stories260K-hf", t_tmpdir());
     snprintf(out, sizeof(out), "%s/stories260K-hf-run", t_tmpdir());
