@@ -1,6 +1,7 @@
 /* Shared helpers for the tests: data paths, temporary directory, deterministic random data, error metrics,
  * running the CLI, and the one Vulkan context (validation layer on) that device tests share. */
 #include "harness.h"
+#undef system /* harness.h sends the tests' system() to t_system on Windows; here it is the C library's */
 
 #include <errno.h>
 #include <stdlib.h>
@@ -94,19 +95,141 @@ char *t_read_file(const char *path, size_t *len) {
     return buf;
 }
 
+#ifdef _WIN32
+/* Under Wine, commands that are not vklora's own programs (python3 for the independent references, cp, truncate,
+ * ls | grep, mkdir -p) run on the Linux side through /bin/sh: Wine starts Unix programs (`start /unix`, which does
+ * not wait or pass the exit status on, so the script leaves its status in a file that is polled), and
+ * wine_get_unix_file_name turns the Windows paths in the command (C:/users/...) into the Unix paths sh needs. On
+ * real Windows there is no such bridge: those commands go to cmd.exe and fail, naming the command. */
+#include <windows.h>
+
+static char *unix_name(const char *win) {
+    typedef char *(__cdecl * fn_t)(const wchar_t *);
+    static fn_t fn;
+    static bool looked;
+    if (!looked) {
+        looked = true;
+        fn = (fn_t)(void (*)(void))GetProcAddress(GetModuleHandleA("kernel32.dll"), "wine_get_unix_file_name");
+    }
+    if (!fn) return NULL;
+    wchar_t w[4096];
+    if (!MultiByteToWideChar(CP_UTF8, 0, win, -1, w, 4096)) return NULL;
+    char *u = fn(w);
+    if (!u) return NULL;
+    char *r = strdup(u);
+    HeapFree(GetProcessHeap(), 0, u);
+    return r;
+}
+
+static bool under_wine(void) {
+    static int wine = -1;
+    if (wine < 0) {
+        char *u = unix_name(".");
+        wine = u != NULL;
+        free(u);
+    }
+    return wine;
+}
+
+/* Whether the command starts with one of vklora's Windows programs (run by cmd.exe). */
+static bool own_program(const char *cmd) {
+    while (*cmd == ' ' || *cmd == '\'' || *cmd == '"') cmd++;
+    size_t n = strcspn(cmd, " '\"");
+    const char *base = cmd + n;
+    while (base > cmd && base[-1] != '/' && base[-1] != '\\') base--;
+    return !strncmp(base, "vklora", 6) || (n > 4 && !strncmp(cmd + n - 4, ".exe", 4));
+}
+
+/* Runs `cmd` with /bin/sh on the Linux side (Wine only), stdout and stderr into the (Windows) files o and e; -1 when
+ * that cannot be done. */
+static int run_unix(const char *cmd, const char *o, const char *e) {
+    static unsigned seq;
+    char script[600], rc_path[600], body[16384];
+    snprintf(script, sizeof(script), "%s/unix-%u.sh", t_tmpdir(), seq);
+    snprintf(rc_path, sizeof(rc_path), "%s/unix-%u.rc", t_tmpdir(), seq++);
+    /* Windows paths (X:/... or X:\...) in the command become Unix paths */
+    size_t k = 0;
+    for (const char *c = cmd; *c && k + 1024 < sizeof(body);) {
+        bool drive = ((*c >= 'A' && *c <= 'Z') || (*c >= 'a' && *c <= 'z')) && c[1] == ':' &&
+                     (c[2] == '/' || c[2] == '\\') && (c == cmd || c[-1] == ' ' || c[-1] == '\'' || c[-1] == '"' ||
+                                                        c[-1] == '=');
+        if (!drive) {
+            body[k++] = *c++;
+            continue;
+        }
+        size_t n = strcspn(c, " '\"");
+        char win[1024];
+        snprintf(win, sizeof(win), "%.*s", (int)n, c);
+        char *u = unix_name(win);
+        k += (size_t)snprintf(body + k, sizeof(body) - k, "%s", u ? u : win);
+        free(u);
+        c += n;
+    }
+    body[k] = 0;
+    char *uo = unix_name(o), *ue = unix_name(e), *ur = unix_name(rc_path), *us = unix_name(script);
+    int rc = -1;
+    FILE *f = fopen(script, "wb");
+    if (uo && ue && ur && us && f) {
+        fprintf(f, "(%s) >'%s' 2>'%s' </dev/null\necho $? >'%s.tmp' && mv '%s.tmp' '%s'\n", body, uo, ue, ur, ur, ur);
+        fclose(f);
+        f = NULL;
+        char start[1400];
+        snprintf(start, sizeof(start), "start /unix /bin/sh %s", us); /* (start keeps quotes in the argument) */
+        fflush(NULL);
+        if (system(start) == 0)
+            for (int waited = 0; waited < 1200 * 20; waited++) { /* up to 20 minutes */
+                char *s = t_read_file(rc_path, NULL);
+                if (s) {
+                    rc = atoi(s);
+                    free(s);
+                    break;
+                }
+                Sleep(50);
+            }
+    }
+    if (f) fclose(f);
+    free(uo), free(ue), free(ur), free(us);
+    return rc;
+}
+
+int t_system(const char *cmd) {
+    if (own_program(cmd) || !under_wine()) return system(cmd);
+    char o[512], e[512];
+    snprintf(o, sizeof(o), "%s/system.out", t_tmpdir());
+    snprintf(e, sizeof(e), "%s/system.err", t_tmpdir());
+    int rc = run_unix(cmd, o, e);
+    char *text = t_read_file(o, NULL);
+    if (text) fputs(text, stdout), free(text);
+    text = t_read_file(e, NULL);
+    if (text) fputs(text, stderr), free(text);
+    return rc;
+}
+#endif
+
 int t_run(const char *cmd, char **out, char **err) {
     char o[512], e[512], full[8192];
     snprintf(o, sizeof(o), "%s/run.out", t_tmpdir());
     snprintf(e, sizeof(e), "%s/run.err", t_tmpdir());
 #ifdef _WIN32
-    /* cmd.exe: "..." instead of '...', NUL for /dev/null; the outer quotes are the pair cmd /c strips */
-    char win[8192];
-    size_t k = 0;
-    for (const char *c = cmd; *c && k + 1 < sizeof(win); c++) win[k++] = *c == '\'' ? '"' : *c;
-    win[k] = 0;
-    snprintf(full, sizeof(full), "\"%s >\"%s\" 2>\"%s\" <NUL\"", win, o, e);
-    fflush(NULL);
-    int st = system(full);
+    int st;
+    if (own_program(cmd) || !under_wine()) {
+        /* cmd.exe: "..." instead of '...' (a " inside becomes \" for the program's argument parser), NUL for
+         * /dev/null; the outer quotes are the pair cmd /c strips */
+        char win[8192];
+        size_t k = 0;
+        bool single = false;
+        for (const char *c = cmd; *c && k + 2 < sizeof(win); c++) {
+            if (*c == '\'') single = !single;
+            else if (*c == '"' && single) win[k++] = '\\';
+            win[k++] = *c == '\'' ? '"' : *c;
+        }
+        win[k] = 0;
+        snprintf(full, sizeof(full), "\"%s >\"%s\" 2>\"%s\" <NUL\"", win, o, e);
+        fflush(NULL);
+        st = system(full);
+    } else {
+        st = run_unix(cmd, o, e);
+    }
     if (out) *out = t_read_file(o, NULL);
     if (err) *err = t_read_file(e, NULL);
     return st;
@@ -143,7 +266,11 @@ void t_cleanup(void) {
     if (tmpdir[0] && !getenv("VKL_TEST_KEEP_TMP")) {
         char cmd[512];
 #ifdef _WIN32
-        snprintf(cmd, sizeof(cmd), "rmdir /s /q \"%s\"", tmpdir);
+        char win[256];
+        snprintf(win, sizeof(win), "%s", tmpdir);
+        for (char *c = win; *c; c++)
+            if (*c == '/') *c = '\\';
+        snprintf(cmd, sizeof(cmd), "rmdir /s /q \"%s\"", win);
 #else
         snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
 #endif

@@ -63,6 +63,9 @@ struct vkl_vk *t_vk(void);
 #define setenv(name, value, overwrite) _putenv_s((name), (value))
 #define unsetenv(name) _putenv_s((name), "")
 #define mkdir(path, mode) _mkdir(path)
+/* system() as t_run runs commands: vklora's programs in cmd.exe, others on the Linux side under Wine */
+int t_system(const char *cmd);
+#define system(cmd) t_system(cmd)
 #include <string.h>
 static inline void *memmem(const void *h, size_t hn, const void *n, size_t nn) {
     for (size_t i = 0; nn <= hn && i <= hn - nn; i++)

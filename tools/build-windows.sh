@@ -20,9 +20,8 @@ mkdir -p "$DEPS/include" "$DEPS/lib/pkgconfig" "$DEPS/src"
 
 # Vulkan headers and volk: the same versions the Linux build uses, copied so that the cross compiler never sees
 # /usr/include (glibc headers there would shadow MinGW's).
-rm -rf "$DEPS/include/vulkan" "$DEPS/include/vk_video"
-cp -r /usr/include/vulkan /usr/include/vk_video "$DEPS/include/"
-cp /usr/include/volk.h /usr/include/volk.c "$DEPS/include/"
+# (cp -a keeps the files' times, so that a second run rebuilds nothing)
+cp -a /usr/include/vulkan /usr/include/vk_video /usr/include/volk.h /usr/include/volk.c "$DEPS/include/"
 
 # cJSON from Debian's source package (with Debian's patches applied by dpkg-source): Debian ships no MinGW build.
 if [ ! -f "$DEPS/lib/libcjson.a" ]; then
@@ -51,24 +50,27 @@ if [ ! -f "$DEPS/lib/libcjson.a" ]; then
 fi
 
 # pkg-config files for the cross build, and a machine file naming them and volk
-cat > "$DEPS/lib/pkgconfig/vulkan.pc" <<EOF
+cat > "$DEPS/lib/pkgconfig/vulkan.pc.new" <<EOF
 Name: vulkan
 Description: Vulkan headers from libvulkan-dev (volk loads vulkan-1.dll at run time)
 Version: $(pkg-config --modversion vulkan)
 Cflags: -I$DEPS/include
 EOF
-cat > "$DEPS/lib/pkgconfig/libcjson.pc" <<EOF
+cat > "$DEPS/lib/pkgconfig/libcjson.pc.new" <<EOF
 Name: libcjson
 Description: cJSON built from Debian's source package for $HOST
 Version: $(dpkg-query -W -f='${Version}' libcjson-dev 2>/dev/null | cut -d- -f1 || echo 1.7)
 Cflags: -I$DEPS/include
 Libs: -L$DEPS/lib -lcjson
 EOF
-cat > "$DEPS/paths.ini" <<EOF
+cat > "$DEPS/paths.ini.new" <<EOF
 [properties]
 pkg_config_libdir = ['$DEPS/lib/pkgconfig']
 volk_c = '$DEPS/include/volk.c'
 EOF
+for f in "$DEPS/lib/pkgconfig/vulkan.pc" "$DEPS/lib/pkgconfig/libcjson.pc" "$DEPS/paths.ini"; do
+    if cmp -s "$f.new" "$f"; then rm "$f.new"; else mv "$f.new" "$f"; fi # unchanged: no reconfigure
+done
 
 if [ ! -f "$BUILD_DIR/build.ninja" ]; then
     meson setup "$BUILD_DIR" "$ROOT" --buildtype=release -Dloftq=disabled \
