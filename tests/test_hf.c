@@ -715,7 +715,76 @@ static int test_qlora_folder(void) {
     return 0;
 }
 
+/* A multimodal Gemma 3 checkpoint (Gemma3ForConditionalGeneration, 4B and up): the text model's config under
+ * text_config, its tensors under language_model.model., a vision tower and projector beside them. The text model
+ * loads and gives the logits of the same weights saved as Gemma3ForCausalLM. */
+static int test_gemma3_multimodal(void) {
+    char path[512], dir[512], cmd[1024], p[700];
+    snprintf(path, sizeof(path), "%s/hfmm.gguf", t_tmpdir());
+    snprintf(dir, sizeof(dir), "%s/hfmm", t_tmpdir());
+    snprintf(cmd, sizeof(cmd), "%s/vklora-mkmodel %s --arch gemma3 --type f32 --dim 256 --ff 512 --layers 2 --heads 4 "
+             "--kv-heads 1 --window 6 --swa-period 2 --tied --seed 17 >/dev/null", VKL_BUILD_ROOT, path);
+    T_ASSERT(system(cmd) == 0, "mkmodel");
+    vkl_err err = {0};
+    vkl_model *a, *b;
+    T_ASSERT(!vkl_model_load(path, &a, &err), "%s", err.msg);
+    T_ASSERT(!vkl_hf_export(a, NULL, 1.0f, dir, false, &err), "%s", err.msg);
+    /* re-save the tensors under the multimodal names, with a vision tower */
+    snprintf(p, sizeof(p), "%s/model.safetensors", dir);
+    vkl_safetensors *st;
+    T_ASSERT(!vkl_safetensors_open(p, &st, &err), "%s", err.msg);
+    vkl_st_writer *w = vkl_st_writer_new();
+    char name[256];
+    for (uint64_t i = 0; i < st->n_tensors; i++) {
+        const vkl_st_tensor *t = &st->tensors[i];
+        T_ASSERT(!strncmp(t->name, "model.", 6), "exported name %s", t->name);
+        snprintf(name, sizeof(name), "language_model.model.%s", t->name + 6);
+        T_ASSERT(!vkl_st_writer_add(w, name, t->dtype, t->n_dims, t->shape, t->data, &err), "%s", err.msg);
+    }
+    static const float vision[12] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
+    uint64_t vshape[2] = {3, 4};
+    T_ASSERT(!vkl_st_writer_add(w, "vision_tower.vision_model.embeddings.patch_embedding.weight", VKL_ST_F32, 2,
+                                vshape, vision, &err) &&
+                 !vkl_st_writer_add(w, "multi_modal_projector.mm_input_projection_weight", VKL_ST_F32, 2, vshape,
+                                    vision, &err), "%s", err.msg);
+    snprintf(p, sizeof(p), "%s/model-mm.safetensors", dir);
+    T_ASSERT(!vkl_st_writer_write(w, p, &err), "%s", err.msg);
+    vkl_st_writer_free(w);
+    vkl_safetensors_close(st);
+    char from[700];
+    snprintf(from, sizeof(from), "%s/model.safetensors", dir);
+    T_ASSERT(rename(p, from) == 0, "rename");
+    snprintf(p, sizeof(p), "%s/config.json", dir);
+    char *text = t_read_file(p, NULL);
+    cJSON *c = text ? cJSON_Parse(text) : NULL, *root = cJSON_CreateObject();
+    free(text);
+    T_ASSERT(c, "config");
+    cJSON_DeleteItemFromObject(c, "architectures");
+    cJSON *arch = cJSON_AddArrayToObject(root, "architectures");
+    cJSON_AddItemToArray(arch, cJSON_CreateString("Gemma3ForConditionalGeneration"));
+    cJSON_AddStringToObject(root, "model_type", "gemma3");
+    cJSON_AddItemToObject(root, "text_config", c);
+    cJSON_AddItemToObject(root, "vision_config", cJSON_Parse("{\"model_type\": \"siglip_vision_model\"}"));
+    text = cJSON_Print(root);
+    T_ASSERT(!write_text(p, text), "write config");
+    free(text);
+    cJSON_Delete(root);
+    T_ASSERT(!vkl_model_load(dir, &b, &err), "%s", err.msg);
+    const uint32_t T = 15, V = a->hp.n_vocab;
+    int32_t tok[15];
+    t_rng_seed(71);
+    for (uint32_t i = 0; i < T; i++) tok[i] = (int32_t)(t_rng_u32() % V);
+    float *la = device_logits(a, tok, T), *lb = device_logits(b, tok, T);
+    T_ASSERT(la && lb, "logits");
+    double e = t_max_rel_err(lb, la, (size_t)T * V);
+    T_ASSERT(e < 1e-4, "multimodal Gemma 3 text model vs the GGUF: max rel err %.3g", e);
+    free(la), free(lb);
+    vkl_model_free(a), vkl_model_free(b);
+    return 0;
+}
+
 const vkl_test_case vkl_tests_hf[] = {
+    {"hf/gemma3_multimodal_checkpoint_text_model", test_gemma3_multimodal},
     {"hf/qlora_folder_quantize_on_load", test_qlora_folder},
     {"hf/stories260K_folder_tokenize_eval_train", test_stories_folder},
     {"hf/convert_stories260K_and_real_tokenizers", test_convert},
