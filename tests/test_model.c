@@ -216,6 +216,37 @@ static int test_bench_json(void) {
     return 0;
 }
 
+/* bench --profile: every timed kernel is a shader the binary embeds (or "copy"), times are positive, the shares
+ * sum to 1, and the training step's products and attention are among them. */
+static int test_bench_profile(void) {
+    char args[1024];
+    int rc;
+    snprintf(args, sizeof(args), "bench --model %s --train --ctx 32 --iters 2 --r 4 --profile --json",
+             t_data_path("models/stories260K.gguf"));
+    cJSON *j = run_json(args, &rc);
+    T_ASSERT(rc == 0 && j, "bench --profile failed");
+    const cJSON *p = cJSON_GetObjectItem(j, "profile"), *ks = cJSON_GetObjectItem(p, "kernels");
+    T_ASSERT(cJSON_GetNumberValue(cJSON_GetObjectItem(p, "ms_per_iter")) > 0 && cJSON_GetArraySize(ks) >= 8,
+             "profile: %d kernels", cJSON_GetArraySize(ks));
+    double share = 0, last = INFINITY;
+    bool gemm = false, attn_back = false;
+    for (const cJSON *k = ks->child; k; k = k->next) {
+        const char *name = cJSON_GetStringValue(cJSON_GetObjectItem(k, "name"));
+        double ms = cJSON_GetNumberValue(cJSON_GetObjectItem(k, "ms_per_iter"));
+        T_ASSERT(name && (vkl_spirv_find(name) || !strcmp(name, "copy")), "unknown kernel name '%s'", name ? name : "");
+        T_ASSERT(ms >= 0 && ms <= last, "%s: %g ms, not in decreasing order", name, ms);
+        T_ASSERT(cJSON_GetNumberValue(cJSON_GetObjectItem(k, "dispatches")) > 0, "%s: dispatches", name);
+        last = ms;
+        share += cJSON_GetNumberValue(cJSON_GetObjectItem(k, "share"));
+        gemm |= !strncmp(name, "gemm", 4);
+        attn_back |= !strncmp(name, "attention_back", 14);
+    }
+    T_ASSERT(fabs(share - 1) < 1e-9 && gemm && attn_back, "shares sum to %.12f; gemm %d, attention_back %d", share,
+             gemm, attn_back);
+    cJSON_Delete(j);
+    return 0;
+}
+
 /* tools/bench_peft.py (the PyTorch + PEFT side of tools/gpu-check.sh) on the CPU with a tiny shape: PEFT where
  * transformers and peft import, else its plain-torch fallback, which must say it is not PEFT. Checks the LoRA
  * parameter count of rank 16 on all seven projections, a first loss near log(vocab) (random init), and the
@@ -430,6 +461,7 @@ static int test_memory_budget(void) {
 
 const vkl_test_case vkl_tests_model[] = {
     {"model/memory_budget_errors", test_memory_budget},
+    {"model/bench_profile_kernels", test_bench_profile},
     {"model/load_stories260K", test_load_stories},
     {"model/load_errors", test_load_errors},
     {"model/stories260K_eval_nll", test_stories_eval},

@@ -12,7 +12,7 @@
 
 static const char *HELP =
     "usage: vklora bench --model M.gguf [--train] [--ctx N] [--batch B] [--iters I] [--r R]\n"
-    "                    [--checkpointing false|true|unsloth] [--device D] [--json]\n\n"
+    "                    [--checkpointing false|true|unsloth] [--profile] [--device D] [--json]\n\n"
     "Runs the forward pass (with the loss) on B sequences of N pseudo-random tokens, once to warm up (shader\n"
     "compilation happens at the first dispatch) and then I timed times; prints tokens/s (median), the device\n"
     "memory plan and the peak device memory vklora allocated. With --train it times whole training steps\n"
@@ -23,6 +23,9 @@ static const char *HELP =
     "  --train     time training steps (forward + backward + optimizer)\n"
     "  --r R       LoRA rank for --train (default 16)\n"
     "  --checkpointing MODE  use_gradient_checkpointing of --train: false (default), true, unsloth\n"
+    "  --profile   per-kernel device time of the timed iterations from timestamp queries (each dispatch's time\n"
+    "              since the one before, barriers included), longest first with its share: what to optimise next;\n"
+    "              JSON \"profile\": {\"ms_per_iter\", \"kernels\": [{\"name\", \"ms_per_iter\", \"share\", \"dispatches\"}]}\n"
     "  --json      one JSON object on one line\n";
 
 static int dcmp(const void *a, const void *b) {
@@ -33,13 +36,13 @@ static int dcmp(const void *a, const void *b) {
 int vkl_cmd_bench(int argc, char **argv) {
     const char *model = NULL, *device = NULL, *ckpt_name = "false";
     uint32_t ctx = 256, batch = 1, iters = 3, rank = 16;
-    bool json = false, train = false;
+    bool json = false, train = false, profile = false;
     const vkl_cli_opt opts[] = {
         {"--model", VKL_OPT_STR, &model, 0, 0},      {"--device", VKL_OPT_STR, &device, 0, 0},
         {"--ctx", VKL_OPT_U32, &ctx, 2, 1u << 20},   {"--batch", VKL_OPT_U32, &batch, 1, 4096},
         {"--r", VKL_OPT_U32, &rank, 1, 1024},        {"--iters", VKL_OPT_U32, &iters, 1, 1000},
         {"--train", VKL_OPT_FLAG, &train, 0, 0},     {"--json", VKL_OPT_FLAG, &json, 0, 0},
-        {"--checkpointing", VKL_OPT_STR, &ckpt_name, 0, 0},
+        {"--checkpointing", VKL_OPT_STR, &ckpt_name, 0, 0}, {"--profile", VKL_OPT_FLAG, &profile, 0, 0},
     };
     int prc = vkl_cli_parse("bench", argc, argv, opts, VKL_ARRAY_LEN(opts), HELP);
     if (prc >= 0) return prc;
@@ -84,6 +87,7 @@ int vkl_cmd_bench(int argc, char **argv) {
             if (!st) st = vkl_train_micro_step(td, tokens, pos, seg, targets, 1.0f / (float)R, &nll_sum, &err);
             if (!st) st = vkl_train_optimizer_step(td, &cfg, it + 1, 1e-4, &gn, &err);
             if (it) times[it - 1] = vkl_now_s() - t0;
+            if (!st && !it && profile) st = vkl_profile_start(s.vk, &err); /* the timed iterations only */
         }
         if (td) planned = td->planned_bytes;
         free(pos);
@@ -95,6 +99,7 @@ int vkl_cmd_bench(int argc, char **argv) {
         if (vkl_fwd_create(s.vk, s.model, &dims, &f, &err)) goto fail;
         planned = f->planned_bytes;
         if (vkl_fwd_run(f, tokens, batch, ctx, 0, targets, nll, NULL, &err)) goto fail; /* warm-up */
+        if (profile && vkl_profile_start(s.vk, &err)) goto fail;
         for (uint32_t it = 0; it < iters; it++) {
             double t0 = vkl_now_s();
             if (vkl_fwd_run(f, tokens, batch, ctx, 0, targets, nll, NULL, &err)) goto fail;
@@ -104,6 +109,23 @@ int vkl_cmd_bench(int argc, char **argv) {
     qsort(times, iters, sizeof(double), dcmp);
     double med = times[iters / 2], tps = (double)R / med;
     cJSON *o = cJSON_CreateObject();
+    vkl_profile_entry prof[64];
+    double prof_ms = 0;
+    uint64_t untimed = 0;
+    size_t n_prof = profile ? vkl_profile_report(s.vk, prof, VKL_ARRAY_LEN(prof), &prof_ms, &untimed) : 0;
+    if (profile) {
+        cJSON *po = cJSON_AddObjectToObject(o, "profile"), *arr = cJSON_AddArrayToObject(po, "kernels");
+        cJSON_AddNumberToObject(po, "ms_per_iter", prof_ms / iters);
+        cJSON_AddNumberToObject(po, "untimed_dispatches", (double)untimed);
+        for (size_t i = 0; i < n_prof; i++) {
+            cJSON *e = cJSON_CreateObject();
+            cJSON_AddStringToObject(e, "name", prof[i].name);
+            cJSON_AddNumberToObject(e, "ms_per_iter", prof[i].ms / iters);
+            cJSON_AddNumberToObject(e, "share", prof_ms > 0 ? prof[i].ms / prof_ms : 0);
+            cJSON_AddNumberToObject(e, "dispatches", (double)prof[i].dispatches / iters);
+            cJSON_AddItemToArray(arr, e);
+        }
+    }
     cJSON_AddStringToObject(o, "bench", train ? "train" : "forward");
     if (train) cJSON_AddNumberToObject(o, "lora_r", rank);
     if (train) cJSON_AddStringToObject(o, "checkpointing", ckpt_name);
@@ -148,6 +170,13 @@ int vkl_cmd_bench(int argc, char **argv) {
         printf("memory   weights %.1f MiB, %s %.1f MiB planned, peak %.1f MiB\n", s.model->device_bytes / 1048576.0,
                train ? "training state" : "activations", planned / 1048576.0,
                s.vk->device_bytes_peak / 1048576.0);
+        if (profile) {
+            printf("profile  %.1f ms of device time per iteration (%.0f%% of the median wall time)%s\n",
+                   prof_ms / iters, 100.0 * prof_ms / iters / (med * 1e3), untimed ? ", some dispatches untimed" : "");
+            for (size_t i = 0; i < n_prof; i++)
+                printf("  %5.1f%%  %9.3f ms  %7.1f x  %s\n", prof_ms > 0 ? 100.0 * prof[i].ms / prof_ms : 0.0,
+                       prof[i].ms / iters, (double)prof[i].dispatches / iters, prof[i].name);
+        }
     }
     goto done;
 fail:

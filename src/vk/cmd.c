@@ -28,6 +28,7 @@ vkl_status vkl_cmd_begin(vkl_vk *vk, vkl_err *err) {
     };
     VKL_VK_TRY(vk, vkBeginCommandBuffer(vk->cmd, &bi), err);
     if (vk->query_pool) vkCmdResetQueryPool(vk->cmd, vk->query_pool, 0, vk->query_count);
+    if (vk->prof) vkl_profile_begin(vk);
     vk->recording = true;
     vk->dispatched = false;
     vk->transfer_pending = false;
@@ -60,6 +61,7 @@ void vkl_cmd_copy(vkl_vk *vk, const vkl_buffer *src, uint64_t src_off, vkl_buffe
     vkl_cmd_barrier(vk);
     VkBufferCopy c = {.srcOffset = src_off, .dstOffset = dst_off, .size = n};
     vkCmdCopyBuffer(vk->cmd, src->buffer, dst->buffer, 1, &c);
+    if (vk->prof) vkl_profile_mark(vk, "copy"); /* asynchronous copies overlap with compute: not timed */
     vk->dispatched = true;
     vk->transfer_pending = true;
 }
@@ -139,6 +141,7 @@ vkl_status vkl_cmd_dispatch(vkl_vk *vk, const vkl_pipeline *p, const vkl_binding
     vkCmdPushDescriptorSetKHR(vk->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, p->layout, 0, n_bindings, w);
     if (push_size) vkCmdPushConstants(vk->cmd, p->layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, push_size, push);
     vkCmdDispatch(vk->cmd, gx, gy, gz);
+    if (vk->prof) vkl_profile_mark(vk, p->name);
     vk->dispatched = true;
     return VKL_OK;
 }
@@ -169,6 +172,7 @@ vkl_status vkl_cmd_submit_wait(vkl_vk *vk, vkl_err *err) {
                            fence_timeout_ns() / 1e9);
     }
     VKL_VK_TRY(vk, r, err);
+    if (vk->prof) return vkl_profile_collect(vk, err);
     return VKL_OK;
 }
 

@@ -710,6 +710,7 @@ void vkl_vk_destroy(vkl_vk *vk) {
         vkl_buffer_views_destroy_all(vk);
         if (vk->pipeline_cache) vkDestroyPipelineCache(vk->device, vk->pipeline_cache, NULL);
         if (vk->query_pool) vkDestroyQueryPool(vk->device, vk->query_pool, NULL);
+        vkl_profile_stop(vk);
         if (vk->fence) vkDestroyFence(vk->device, vk->fence, NULL);
         if (vk->cmd_pool) vkDestroyCommandPool(vk->device, vk->cmd_pool, NULL);
         vkDestroyDevice(vk->device, NULL);

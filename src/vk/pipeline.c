@@ -20,7 +20,7 @@ vkl_status vkl_pipeline_create(vkl_vk *vk, const vkl_pipeline_desc *desc, vkl_pi
                            "vulkan: pipeline '%s' needs subgroup size %u; the device offers %u..%u%s", desc->shader,
                            desc->required_subgroup_size, vk->info.min_subgroup_size, vk->info.max_subgroup_size,
                            vk->info.subgroup_size_control ? "" : " without size control");
-    out->name = desc->shader;
+    out->name = spv->name; /* static storage: desc->shader may be a caller's buffer */
     out->n_bindings = desc->n_bindings;
     memcpy(out->bindings, desc->bindings, sizeof(out->bindings));
     out->push_size = desc->push_size;

@@ -81,6 +81,8 @@ typedef struct vkl_vk_options {
                              synchronization validation; =core for the core checks only) */
 } vkl_vk_options;
 
+typedef struct vkl_profiler vkl_profiler;
+
 typedef struct vkl_vk {
     VkInstance instance;
     VkPhysicalDevice phys;
@@ -92,6 +94,7 @@ typedef struct vkl_vk {
     VkFence fence;
     VkQueryPool query_pool;
     uint32_t query_count;
+    vkl_profiler *prof;   /* per-kernel timing while a profile runs (NULL otherwise) */
     VkDebugUtilsMessengerEXT messenger;
     VkPipelineCache pipeline_cache;
     vkl_device_info info;
@@ -223,6 +226,24 @@ void vkl_cmd_timestamp(vkl_vk *vk, uint32_t query);
 vkl_status vkl_cmd_submit_wait(vkl_vk *vk, vkl_err *err);
 /* Nanoseconds between two timestamp queries of the last submission. */
 vkl_status vkl_timestamp_ns(vkl_vk *vk, uint32_t q0, uint32_t q1, double *ns, vkl_err *err);
+
+/* ---- Per-kernel timing (vklora bench --profile; src/vk/profile.c) ----
+ * From the next submission on, every dispatch and copy is followed by a timestamp; each one's device time (since
+ * the previous timestamp, barrier included) adds to its pipeline's total ("copy" for copies). */
+typedef struct vkl_profile_entry {
+    const char *name; /* a pipeline (kernel variant) name; valid until vkl_profile_stop */
+    double ms;        /* total device time */
+    uint64_t dispatches;
+} vkl_profile_entry;
+vkl_status vkl_profile_start(vkl_vk *vk, vkl_err *err);
+void vkl_profile_stop(vkl_vk *vk); /* also done by vkl_vk_destroy */
+/* The totals so far, longest first, up to max; returns how many; *total_ms their sum; *untimed the dispatches past
+ * a submission's timestamp capacity (not timed). */
+size_t vkl_profile_report(const vkl_vk *vk, vkl_profile_entry *out, size_t max, double *total_ms, uint64_t *untimed);
+/* Hooks of src/vk/cmd.c. */
+void vkl_profile_begin(vkl_vk *vk);
+void vkl_profile_mark(vkl_vk *vk, const char *name);
+vkl_status vkl_profile_collect(vkl_vk *vk, vkl_err *err);
 
 /* ---- Embedded SPIR-V ---- */
 typedef struct {
