@@ -1,4 +1,4 @@
-/* Host side of the matrix products (shaders/matmul.comp, matmul_t.comp, gemm_f32.comp): kernel-variant choice per
+/* Host side of the matrix products (shaders/matmul*.comp, matmul_t*.comp, gemm_*.comp): kernel-variant choice per
  * device, argument checks, and splitting into dispatches whose bindings fit maxStorageBufferRange. */
 #include <math.h>
 #include <stdio.h>
