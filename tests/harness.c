@@ -4,6 +4,8 @@
 #undef system /* harness.h sends the tests' system() to t_system on Windows; here it is the C library's */
 
 #include <errno.h>
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -11,6 +13,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #endif
+
+#include <cjson/cJSON.h>
 
 #include "vk/vk.h"
 
@@ -276,4 +280,32 @@ void t_cleanup(void) {
 #endif
         if (system(cmd) != 0) fprintf(stderr, "warning: could not remove %s\n", tmpdir);
     }
+}
+
+int t_cli(const char *args, cJSON **json, char **err_out) {
+    char cmd[8192], *out = NULL, *err = NULL;
+    snprintf(cmd, sizeof(cmd), "%s %s", t_vklora_bin(), args);
+    int rc = t_run(cmd, &out, &err);
+    if (json) *json = out ? cJSON_Parse(out) : NULL;
+    if (rc && !err_out) fprintf(stderr, "    command: %s\n    exit %d\n    stderr: %.2000s\n", cmd, rc, err ? err : "");
+    if (err_out) *err_out = err;
+    else free(err);
+    free(out);
+    return rc;
+}
+
+double t_eval_nll(const char *model, const char *text, const char *adapter, const char *extra) {
+    char args[4096];
+    snprintf(args, sizeof(args), "eval --model %s --text %s --ctx 64 --json%s%s %s", model,
+             text ? text : t_data_path("datasets/tinystories_sample.txt"), adapter ? " --adapter " : "",
+             adapter ? adapter : "", extra ? extra : "");
+    cJSON *j;
+    if (t_cli(args, &j, NULL)) {
+        cJSON_Delete(j);
+        return NAN;
+    }
+    const cJSON *n = cJSON_GetObjectItem(j, "mean_nll");
+    double v = cJSON_IsNumber(n) ? n->valuedouble : NAN;
+    cJSON_Delete(j);
+    return v;
 }

@@ -46,6 +46,13 @@ double t_max_rel_err(const float *a, const float *b, size_t n);
 char *t_read_file(const char *path, size_t *len);
 /* Run a shell command, capturing stdout and stderr (malloc'd, may be NULL) and the exit code. */
 int t_run(const char *cmd, char **out, char **err);
+struct cJSON;
+/* Run vklora with `args`: its exit code; stdout parsed as JSON into *json when json is given (NULL if it is not
+ * JSON); stderr into *err_out when given (the caller frees it), else printed with the command on failure. */
+int t_cli(const char *args, struct cJSON **json, char **err_out);
+/* Mean NLL of `vklora eval --model MODEL --text TEXT --ctx 64 --json [--adapter ADAPTER] [EXTRA]` (text NULL: the
+ * TinyStories sample); NAN on failure (reported). */
+double t_eval_nll(const char *model, const char *text, const char *adapter, const char *extra);
 
 /* The Vulkan context shared by the device tests: created once with the validation layer on.
  * Returns NULL (and the test fails) when no device can be created. */

@@ -467,27 +467,7 @@ static int test_adapter_rows(void) {
     return 0;
 }
 
-/* Run vklora with args; its stdout parsed as JSON into *j (NULL when not wanted). Returns the exit code. */
-static int cli_json(const char *args, cJSON **j) {
-    char cmd[4096], *out = NULL, *err = NULL;
-    snprintf(cmd, sizeof(cmd), "%s %s", t_vklora_bin(), args);
-    int rc = t_run(cmd, &out, &err);
-    if (j) *j = out ? cJSON_Parse(out) : NULL;
-    if (rc) fprintf(stderr, "    command: %s\n    exit %d\n    stderr: %.2000s\n", cmd, rc, err ? err : "");
-    free(out), free(err);
-    return rc;
-}
-
-static double eval_nll(const char *model, const char *adapter) {
-    char args[2048];
-    snprintf(args, sizeof(args), "eval --model %s --text %s --ctx 64 --json%s%s", model,
-             t_data_path("datasets/tinystories_sample.txt"), adapter ? " --adapter " : "", adapter ? adapter : "");
-    cJSON *j;
-    if (cli_json(args, &j)) return NAN;
-    double v = cJSON_GetNumberValue(cJSON_GetObjectItem(j, "mean_nll"));
-    cJSON_Delete(j);
-    return v;
-}
+static double eval_nll(const char *model, const char *adapter) { return t_eval_nll(model, NULL, adapter, NULL); }
 
 /* stories260K as a complete Hugging Face folder in dir: its weights exported, and tokenizer.json built from its
  * SentencePiece vocabulary as transformers' LlamaConverter does (tests/mk_hf_tokenizer.py). */
@@ -530,7 +510,7 @@ static int test_convert(void) {
     if (make_stories_folder(dir)) return 1;
     snprintf(args, sizeof(args), "convert %s %s --json", dir, out);
     cJSON *rep;
-    T_ASSERT(cli_json(args, &rep) == 0 && cJSON_GetArraySize(cJSON_GetObjectItem(rep, "tensors")) > 0, "convert");
+    T_ASSERT(t_cli(args, &rep, NULL) == 0 && cJSON_GetArraySize(cJSON_GetObjectItem(rep, "tensors")) > 0, "convert");
     cJSON_Delete(rep);
     vkl_err err = {0};
     vkl_gguf *a, *b;
@@ -587,7 +567,7 @@ static int test_convert(void) {
                  real[r].name, t_data_path("hf"), real[r].name, fdir);
         T_ASSERT(system(cmd) == 0, "copy the tokenizer files");
         snprintf(args, sizeof(args), "convert %s %s --json >/dev/null", fdir, conv);
-        T_ASSERT(cli_json(args, NULL) == 0, "convert %s", real[r].name);
+        T_ASSERT(t_cli(args, NULL, NULL) == 0, "convert %s", real[r].name);
         vkl_gguf *g;
         T_ASSERT(!vkl_gguf_open(conv, &g, &err), "%s", err.msg);
         const vkl_gguf_value *toks = vkl_gguf_get_arr(g, "tokenizer.ggml.tokens", VKL_GGUF_STRING);
@@ -633,9 +613,9 @@ static int test_stories_folder(void) {
     cJSON *ta, *tb;
     char args[2048];
     snprintf(args, sizeof(args), "tokenize --model %s --file %s --json", dir, text);
-    T_ASSERT(cli_json(args, &ta) == 0 && ta, "tokenize the folder");
+    T_ASSERT(t_cli(args, &ta, NULL) == 0 && ta, "tokenize the folder");
     snprintf(args, sizeof(args), "tokenize --model %s --file %s --json", gguf, text);
-    T_ASSERT(cli_json(args, &tb) == 0 && tb, "tokenize the GGUF");
+    T_ASSERT(t_cli(args, &tb, NULL) == 0 && tb, "tokenize the GGUF");
     const cJSON *xa = cJSON_GetObjectItem(ta, "tokens"), *xb = cJSON_GetObjectItem(tb, "tokens");
     T_ASSERT(cJSON_GetArraySize(xa) > 1000 && cJSON_Compare(xa, xb, true), "folder and GGUF tokenize alike (%d vs %d)",
              cJSON_GetArraySize(xa), cJSON_GetArraySize(xb));
@@ -647,7 +627,7 @@ static int test_stories_folder(void) {
              "--set max_steps=6 --set max_seq_length=64 --set learning_rate=3e-3 --set save_steps=0 "
              "--set per_device_train_batch_size=2 --set gradient_accumulation_steps=1 --json >/dev/null",
              VKL_SOURCE_ROOT, dir, text, out);
-    T_ASSERT(cli_json(args, NULL) == 0, "train from the folder");
+    T_ASSERT(t_cli(args, NULL, NULL) == 0, "train from the folder");
     char conf[700], ga[700];
     snprintf(conf, sizeof(conf), "%s/adapter_config.json", out);
     snprintf(ga, sizeof(ga), "%s/adapter.gguf", out);
@@ -707,7 +687,7 @@ static int test_qlora_folder(void) {
              "--set max_steps=2 --set max_seq_length=32 --set save_steps=0 --set quantization=q4_k_m "
              "--set per_device_train_batch_size=1 --set gradient_accumulation_steps=1 --json >/dev/null",
              VKL_SOURCE_ROOT, dir, t_data_path("datasets/tinystories_sample.txt"), out);
-    T_ASSERT(cli_json(args, NULL) == 0, "QLoRA training from the folder");
+    T_ASSERT(t_cli(args, NULL, NULL) == 0, "QLoRA training from the folder");
     snprintf(args, sizeof(args), "%s/adapter_model.safetensors", out);
     char *st = t_read_file(args, NULL);
     T_ASSERT(st != NULL, "PEFT adapter written");

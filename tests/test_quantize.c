@@ -248,21 +248,7 @@ static int test_file_roundtrip(void) {
     return 0;
 }
 
-static double eval_nll(const char *model, const char *extra) {
-    char cmd[2048], *out = NULL, *errs = NULL;
-    snprintf(cmd, sizeof(cmd), "%s eval --model %s --text %s --ctx 64 --json %s", t_vklora_bin(), model, text_file(),
-             extra ? extra : "");
-    int rc = t_run(cmd, &out, &errs);
-    double v = NAN;
-    cJSON *j = rc == 0 ? cJSON_Parse(out) : NULL;
-    cJSON *n = cJSON_GetObjectItem(j, "mean_nll");
-    if (cJSON_IsNumber(n)) v = n->valuedouble;
-    else fprintf(stderr, "    eval %s failed (%d): %s\n", model, rc, errs ? errs : "");
-    cJSON_Delete(j);
-    free(out);
-    free(errs);
-    return v;
-}
+static double eval_nll(const char *model, const char *extra) { return t_eval_nll(model, text_file(), NULL, extra); }
 
 /* `vklora quantize` files load and evaluate close to the F32 model: the random model's NLL moves by far less
  * than the weight error (the logits are sums over many weights whose errors are independent). Bounds are ~3x the
