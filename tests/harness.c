@@ -151,9 +151,17 @@ static int run_unix(const char *cmd, const char *o, const char *e) {
     char script[600], rc_path[600], body[16384];
     snprintf(script, sizeof(script), "%s/unix-%u.sh", t_tmpdir(), seq);
     snprintf(rc_path, sizeof(rc_path), "%s/unix-%u.rc", t_tmpdir(), seq++);
-    /* Windows paths (X:/... or X:\...) in the command become Unix paths */
+    /* Windows paths (X:/... or X:\...) in the command become Unix paths; vklora's .exe programs in it (after a
+     * VAR=value prefix, in a subshell) run through Wine's loader */
+    const char *loader = getenv("WINELOADER");
     size_t k = 0;
     for (const char *c = cmd; *c && k + 1024 < sizeof(body);) {
+        if (c == cmd || c[-1] == ' ' || c[-1] == '(') { /* a word starts (maybe quoted) */
+            const char *w = c + (*c == '\'' || *c == '"');
+            size_t wn = strcspn(w, " '\")");
+            if (wn > 4 && !strncmp(w + wn - 4, ".exe", 4))
+                k += (size_t)snprintf(body + k, sizeof(body) - k, "%s ", loader && *loader ? loader : "wine");
+        }
         bool drive = ((*c >= 'A' && *c <= 'Z') || (*c >= 'a' && *c <= 'z')) && c[1] == ':' &&
                      (c[2] == '/' || c[2] == '\\') && (c == cmd || c[-1] == ' ' || c[-1] == '\'' || c[-1] == '"' ||
                                                         c[-1] == '=');

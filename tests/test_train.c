@@ -787,6 +787,10 @@ static int test_bias_modes(void) {
 /* LoftQ end to end: the quantized weights plus the LoftQ adapter give logits closer to the full-precision model
  * than the quantized weights alone (adapter scale 0), and `vklora train` with loftq_config runs. */
 static int test_loftq_end_to_end(void) {
+    if (!vkl_loftq_available()) {
+        printf("    skipped: built without LAPACK, so LoftQ is refused (loftq/refused_without_lapack checks that)\n");
+        return 0;
+    }
     vkl_vk *vk = t_vk();
     T_ASSERT(vk, "no device");
     char path[512], cmd[1024];
