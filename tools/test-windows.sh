@@ -72,6 +72,29 @@ step "vklora generate --adapter (Windows)"
 "$WINE" "$BUILD_DIR/vklora.exe" generate --model "$MODEL" --adapter "$RUN/win/adapter.gguf" --prompt "Once upon a time" \
     --max-tokens 24 --temperature 0 || fail=1
 
+step "Ctrl-C during vklora train (Windows): checkpoint, exit 130, --resume finishes"
+# Wine turns SIGINT into CTRL_C_EVENT for the process's console control handlers (SetConsoleCtrlHandler)
+"$WINE" "$BUILD_DIR/vklora.exe" train "$RUN/config.json" --set max_steps=400 --set save_steps=0 \
+    --set output_dir="$RUN/ctrlc" </dev/null >"$RUN/ctrlc.log" 2>&1 &
+pid=$!
+for _ in $(seq 600); do grep -q '^step 3/' "$RUN/ctrlc.log" 2>/dev/null && break; sleep 0.1; done
+kill -INT $pid
+wait $pid
+rc=$?
+ck=$(ls -d "$RUN"/ctrlc/checkpoint-* 2>/dev/null | head -1)
+grep -v '^step' "$RUN/ctrlc.log" | tail -2
+if [ $rc -ne 130 ] || [ -z "$ck" ]; then
+    echo "  Ctrl-C: exit $rc (want 130), checkpoint '${ck}'"
+    fail=1
+elif ! "$WINE" "$BUILD_DIR/vklora.exe" train "$RUN/config.json" --set max_steps=400 --set save_steps=0 \
+    --set output_dir="$RUN/ctrlc" --resume "$ck" </dev/null >"$RUN/resume.log" 2>&1 ||
+    ! grep -q '^step 400/400' "$RUN/resume.log"; then
+    echo "  resume from $ck failed:"; tail -3 "$RUN/resume.log"
+    fail=1
+else
+    echo "  Ctrl-C: exit 130 with $(basename "$ck"); --resume ran to step 400"
+fi
+
 LINUX=${LINUX_BUILD_DIR:-$ROOT/build}/vklora
 if [ -x "$LINUX" ]; then
     step "the same run on Linux ($LINUX): adapter bytes compared"
