@@ -107,6 +107,8 @@ typedef struct {
     const spelling *enums;   /* K_ENUM */
     const char *expect;      /* what the value must be, as said in errors and --help; NULL = derived */
     const char *help;
+    const char *cost;        /* what a larger value costs (memory, time); NULL = nothing worth saying */
+    const char *guide;       /* the LoRA parameter guide's advice on this knob; NULL = none */
 } knob;
 
 #define F(field) offsetof(vkl_config, field)
@@ -118,7 +120,9 @@ static const knob knobs[] = {
     {.section = "model", .key = "quantization", .flat = true, .kind = K_ENUM, .off = F(quantization),
      .enums = quant_spellings,
      .help = "frozen base weights while training: keep = as stored in the GGUF; "
-             "others requantize at load (QLoRA: q4_k_m)"},
+             "others requantize at load (QLoRA: q4_k_m)",
+     .cost = "load time; less device memory",
+     .guide = "q4_k_m (QLoRA) for the least memory at little accuracy cost; keep trains on the weights you deploy"},
     /* dataset */
     {.section = "dataset", .key = "path", .flat = false, .kind = K_STR, .off = F(dataset_path), .nullable = true,
      .expect = "a path string or null", .help = "training data: .txt, .json or .jsonl (required to train)"},
@@ -132,59 +136,90 @@ static const knob knobs[] = {
     {.section = "dataset", .key = "eval_path", .flat = true, .kind = K_STR, .off = F(eval_path), .nullable = true,
      .expect = "a path string or null", .help = "separate evaluation file (excludes eval_ratio)"},
     {.section = "dataset", .key = "eval_ratio", .flat = true, .kind = K_NUM, .off = F(eval_ratio), .hi = 1,
-     .hi_open = true, .help = "share of the training records held out for evaluation (excludes eval_path)"},
+     .hi_open = true, .help = "share of the training records held out for evaluation (excludes eval_path)",
+     .guide = "hold out 5 to 10 % (or give eval_path) so overfitting can be seen"},
     {.section = "dataset", .key = "packing", .flat = true, .kind = K_BOOL, .off = F(packing),
      .help = "concatenate samples into full max_seq_length rows"},
     {.section = "dataset", .key = "train_on_responses_only", .flat = true, .kind = K_BOOL,
      .off = F(train_on_responses_only), .help = "loss only on response/assistant tokens (instruction and chat data)"},
     /* lora */
     {.section = "lora", .key = "r", .aliases = {"lora_r", "rank"}, .flat = true, .kind = K_INT, .off = F(r), .lo = 1,
-     .hi = 1024, .help = "adapter rank"},
+     .hi = 1024, .help = "adapter rank",
+     .cost = "adapter memory and LoRA time, linear",
+     .guide = "16 or 32 typical (8 to 128 suggested); higher learns more, costs memory and may overfit; "
+              "lower is faster and regularizes"},
     {.section = "lora", .key = "lora_alpha", .aliases = {"alpha"}, .flat = true, .kind = K_NUM, .off = F(lora_alpha),
      .hi = 1e6, .lo_open = true,
-     .help = "adapter scale numerator: scale = alpha / r (alpha / sqrt(r) with use_rslora)"},
+     .help = "adapter scale numerator: scale = alpha / r (alpha / sqrt(r) with use_rslora)",
+     .guide = "r to 2r (alpha = r, or 2r to learn more aggressively); with use_rslora the scale is alpha / sqrt(r)"},
     {.section = "lora", .key = "lora_dropout", .aliases = {"dropout"}, .flat = true, .kind = K_NUM,
-     .off = F(lora_dropout), .hi = 1, .hi_open = true, .help = "dropout on the adapter input"},
+     .off = F(lora_dropout), .hi = 1, .hi_open = true, .help = "dropout on the adapter input",
+     .cost = "0: nothing; > 0: one random draw per adapter input element",
+     .guide = "0 is fastest (Unsloth's default); 0.1 to 0.2 against overfitting"},
     {.section = "lora", .key = "target_modules", .flat = true, .kind = K_TARGETS, .off = F(target_modules),
      .expect = "\"all-linear\" or a non-empty list of q_proj k_proj v_proj o_proj gate_proj up_proj down_proj "
                "(also q k v o gate up down, attn_q attn_k attn_v attn_output ffn_gate ffn_up ffn_down)",
-     .help = "projections that get an adapter"},
+     .help = "projections that get an adapter",
+     .cost = "memory and time per module",
+     .guide = "all seven (attention and MLP) train best; fewer modules is cheaper and learns less"},
     {.section = "lora", .key = "bias", .flat = true, .kind = K_ENUM, .off = F(bias), .enums = bias_spellings,
      .help = "train the biases too (llama-family models have none, so there it changes nothing)"},
     {.section = "lora", .key = "use_rslora", .flat = true, .kind = K_BOOL, .off = F(use_rslora),
-     .help = "rank-stabilized LoRA: scale = alpha / sqrt(r)"},
+     .help = "rank-stabilized LoRA: scale = alpha / sqrt(r)",
+     .guide = "for large ranks (64 and up): keeps the update scale stable as r grows"},
     {.section = "lora", .key = "loftq_config", .flat = true, .kind = K_LOFTQ, .off = F(loftq_bits),
      .expect = "null or {} (off), or {\"loftq_bits\": 4|8, \"loftq_iter\": 1..64}",
-     .help = "LoftQ: initialize the adapters from the quantization error of the base weights"},
+     .help = "LoftQ: initialize the adapters from the quantization error of the base weights",
+     .cost = "one SVD per adapted weight at the start",
+     .guide = "only with a quantized base (QLoRA); closes part of the quantization gap at the start"},
     /* training */
     {.section = "training", .key = "learning_rate", .aliases = {"lr"}, .flat = true, .kind = K_NUM,
-     .off = F(learning_rate), .hi = 1, .lo_open = true, .help = "peak learning rate (after warmup)"},
+     .off = F(learning_rate), .hi = 1, .lo_open = true, .help = "peak learning rate (after warmup)",
+     .cost = "none; too high a rate diverges (loss spikes or NaN), too low a rate undertrains in the same time",
+     .guide = "typical 5e-5 to 1e-4 (2e-4 is Unsloth's common default); higher trains faster but risks overfitting "
+              "and instability, lower is slower but more stable"},
     {.section = "training", .key = "num_train_epochs", .aliases = {"epochs"}, .flat = true, .kind = K_NUM,
      .off = F(num_train_epochs), .hi = 1e6, .lo_open = true,
-     .help = "passes over the training data (fractional allowed); ignored when max_steps > 0"},
+     .help = "passes over the training data (fractional allowed); ignored when max_steps > 0",
+     .cost = "time, linear",
+     .guide = "1 to 3; more epochs risk overfitting (memorizing the data), fewer undertrain; watch the eval loss"},
     {.section = "training", .key = "max_steps", .flat = true, .kind = K_I64, .off = F(max_steps), .lo = -1, .hi = 1e9,
      .expect = "an integer -1..1000000000",
-     .help = "optimizer steps; > 0 wins over num_train_epochs, <= 0 = use epochs"},
+     .help = "optimizer steps; > 0 wins over num_train_epochs, <= 0 = use epochs",
+     .cost = "time, linear",
+     .guide = "a fixed budget for quick experiments (Unsloth's notebooks use 60); for the real run prefer epochs"},
     {.section = "training", .key = "per_device_train_batch_size", .aliases = {"batch_size"}, .flat = true,
-     .kind = K_INT, .off = F(per_device_train_batch_size), .lo = 1, .hi = 4096, .help = "sequences per micro-batch"},
+     .kind = K_INT, .off = F(per_device_train_batch_size), .lo = 1, .hi = 4096, .help = "sequences per micro-batch",
+     .cost = "device memory and time per step, linear",
+     .guide = "2 is the usual start; raise gradient_accumulation_steps instead when memory is short"},
     {.section = "training", .key = "gradient_accumulation_steps", .flat = true, .kind = K_INT,
-     .off = F(gradient_accumulation_steps), .lo = 1, .hi = 65536, .help = "micro-batches summed per optimizer step"},
+     .off = F(gradient_accumulation_steps), .lo = 1, .hi = 65536, .help = "micro-batches summed per optimizer step",
+     .cost = "time only (no memory)",
+     .guide = "effective batch = batch x accumulation (8 to 16 is common); a larger effective batch is smoother"},
     {.section = "training", .key = "max_seq_length", .aliases = {"max_length"}, .flat = true, .kind = K_INT,
-     .off = F(max_seq_length), .lo = 1, .hi = 1048576, .help = "tokens per sequence; longer samples are truncated"},
+     .off = F(max_seq_length), .lo = 1, .hi = 1048576, .help = "tokens per sequence; longer samples are truncated",
+     .cost = "memory linear, attention time quadratic",
+     .guide = "as long as your examples need; packing fills each row"},
     {.section = "training", .key = "warmup_steps", .flat = true, .kind = K_I64, .off = F(warmup_steps), .hi = 1e9,
-     .help = "linear warmup steps; used when > 0 (set warmup_steps or warmup_ratio, not both)"},
+     .help = "linear warmup steps; used when > 0 (set warmup_steps or warmup_ratio, not both)",
+     .guide = "5 to 10 % of the steps: a ramp keeps the first updates from wrecking the base model"},
     {.section = "training", .key = "warmup_ratio", .flat = true, .kind = K_NUM, .off = F(warmup_ratio), .hi = 1,
      .hi_open = true,
-     .help = "warmup as a share of all steps, used when warmup_steps is 0 (setting it alone zeroes warmup_steps)"},
+     .help = "warmup as a share of all steps, used when warmup_steps is 0 (setting it alone zeroes warmup_steps)",
+     .guide = "0.05 to 0.1 (5 to 10 % of the steps)"},
     {.section = "training", .key = "lr_scheduler_type", .flat = true, .kind = K_ENUM, .off = F(lr_scheduler_type),
      .enums = sched_spellings,
-     .help = "decay after warmup; constant_with_warmup = constant (warmup applies to every schedule)"},
+     .help = "decay after warmup; constant_with_warmup = constant (warmup applies to every schedule)",
+     .guide = "linear or cosine decay; both are fine, constant keeps the rate high to the end"},
     {.section = "training", .key = "seed", .aliases = {"random_state"}, .flat = true, .kind = K_I64, .off = F(seed),
-     .hi = 4294967295.0, .help = "seed of adapter init, dropout and data shuffling"},
+     .hi = 4294967295.0, .help = "seed of adapter init, dropout and data shuffling",
+     .guide = "fix it to compare runs: a difference then comes from the knob you changed, not from chance"},
     {.section = "training", .key = "weight_decay", .flat = true, .kind = K_NUM, .off = F(weight_decay), .hi = 1e6,
-     .help = "AdamW decoupled weight decay on the adapter weights"},
+     .help = "AdamW decoupled weight decay on the adapter weights",
+     .guide = "start at 0.01; raise to 0.1 against overfitting, very large values prevent learning"},
     {.section = "training", .key = "max_grad_norm", .flat = true, .kind = K_NUM, .off = F(max_grad_norm), .hi = 1e12,
-     .help = "clip the global gradient L2 norm to this; 0 = no clipping"},
+     .help = "clip the global gradient L2 norm to this; 0 = no clipping",
+     .cost = "one reduction per step"},
     {.section = "training", .key = "optim", .flat = true, .kind = K_ENUM, .off = F(optim), .enums = optim_spellings,
      .help = "optimizer; all are fp32 AdamW (adamw_8bit is accepted and served by fp32 state: same math, more memory)"},
     {.section = "training", .key = "adam_beta1", .flat = true, .kind = K_NUM, .off = F(adam_beta1), .hi = 1,
@@ -195,19 +230,28 @@ static const knob knobs[] = {
      .lo_open = true, .help = "AdamW denominator epsilon"},
     {.section = "training", .key = "use_gradient_checkpointing", .aliases = {"gradient_checkpointing"}, .flat = true,
      .kind = K_GRAD_CKPT, .off = F(gradient_checkpointing), .expect = "false, true or \"unsloth\"",
-     .help = "recompute layer activations in backward to save memory (\"unsloth\": also offload the saved inputs)"},
+     .help = "recompute layer activations in backward to save memory (\"unsloth\": also offload the saved inputs)",
+     .cost = "true: about one extra forward per step; unsloth: plus host copies, least device memory",
+     .guide = "\"unsloth\" for long sequences or big models; false is fastest when memory allows"},
     {.section = "training", .key = "output_dir", .flat = true, .kind = K_STR, .off = F(output_dir),
      .help = "directory for checkpoints, logs and the final adapter"},
     {.section = "training", .key = "save_steps", .flat = true, .kind = K_I64, .off = F(save_steps), .hi = 1e9,
      .help = "checkpoint every N optimizer steps; 0 = only at the end"},
     {.section = "training", .key = "eval_steps", .flat = true, .kind = K_I64, .off = F(eval_steps), .hi = 1e9,
-     .help = "evaluate every N steps (needs eval_path or eval_ratio); 0 = off"},
+     .help = "evaluate every N steps (needs eval_path or eval_ratio); 0 = off",
+     .cost = "one pass over the eval split each time",
+     .guide = "evaluate a few times per epoch: eval loss rising while training loss falls is overfitting"},
     {.section = "training", .key = "logging_steps", .flat = true, .kind = K_I64, .off = F(logging_steps), .lo = 1,
      .hi = 1e9, .help = "print loss, lr and grad norm every N steps"},
     {.section = "training", .key = "resume_from_checkpoint", .flat = true, .kind = K_RESUME,
      .off = F(resume_from_checkpoint),
      .expect = "null/false (off), true (newest checkpoint in output_dir) or a checkpoint path",
      .help = "continue a run from a saved checkpoint"},
+    {.section = "training", .key = "advice", .flat = true, .kind = K_BOOL, .off = F(advice),
+     .help = "print the LoRA guide's notes on the knobs at the start and an overfitting note during training "
+             "(notes only, never errors)"},
+    {.section = "training", .key = "plot_every", .flat = true, .kind = K_I64, .off = F(plot_every), .hi = 1e9,
+     .help = "rewrite output_dir/curves.svg (loss and eval loss against step) every N steps and at the end; 0 = off"},
     /* top level */
     {.key = "device", .flat = true, .kind = K_DEVICE,
      .expect = "\"auto\", a device index or a case-insensitive name substring",
@@ -263,6 +307,8 @@ void vkl_config_defaults(vkl_config *c) {
     c->eval_steps = 0;
     c->logging_steps = 1;
     c->resume_latest = false;
+    c->advice = true;
+    c->plot_every = 0;
     c->device_index = -1;
 }
 
@@ -1041,7 +1087,118 @@ void vkl_config_print_keys(FILE *f) {
         char *ds = cJSON_PrintUnformatted(dv);
         fprintf(f, "\n      default %s; %s\n      %s\n", ds ? ds : "?", kind_expect(k, exp, sizeof(exp)), k->help);
         free(ds);
+        if (k->cost) fprintf(f, "      cost: %s\n", k->cost);
+        if (k->guide) fprintf(f, "      guide: %s\n", k->guide);
         cJSON_Delete(dv);
     }
     vkl_config_free(&d);
+}
+
+/* ---- vklora explain: the same table, one knob at a time ---- */
+
+/* The knob named `name`: its canonical path ("lora.r"), its key in any section, "section.alias", or an alias. */
+static int explain_find(const char *name) {
+    char path[MAX_JPATH];
+    for (int i = 0; i < N_KNOBS; i++) {
+        const knob *k = &knobs[i];
+        knob_path(k, path);
+        bool is_path = k->section && !strcmp(k->key, "path"); /* a bare "path" would be ambiguous */
+        if (!strcasecmp(name, path) || (!is_path && !strcasecmp(name, k->key)) ||
+            (is_path && !strcasecmp(name, k->section)))
+            return i;
+        for (int a = 0; a < 3 && k->aliases[a]; a++)
+            if (!strcasecmp(name, k->aliases[a])) return i;
+    }
+    const char *dot = strchr(name, '.');
+    if (dot) { /* "lora.rank": an alias inside its section */
+        for (int i = 0; i < N_KNOBS; i++) {
+            const knob *k = &knobs[i];
+            if (!k->section || strncmp(name, k->section, (size_t)(dot - name)) || k->section[dot - name]) continue;
+            for (int a = 0; a < 3 && k->aliases[a]; a++)
+                if (!strcasecmp(dot + 1, k->aliases[a])) return i;
+        }
+    }
+    return -1;
+}
+
+cJSON *vkl_config_knob_json(const char *name) {
+    int ki = explain_find(name);
+    if (ki < 0) return NULL;
+    const knob *k = &knobs[ki];
+    char path[MAX_JPATH], exp[512];
+    knob_path(k, path);
+    vkl_config d;
+    vkl_config_defaults(&d);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "knob", path);
+    cJSON *names = cJSON_AddArrayToObject(o, "names");
+    if (k->section && k->flat) cJSON_AddItemToArray(names, cJSON_CreateString(k->key));
+    for (int a = 0; a < 3 && k->aliases[a]; a++) cJSON_AddItemToArray(names, cJSON_CreateString(k->aliases[a]));
+    cJSON_AddItemToObject(o, "default", knob_to_json(k, &d));
+    cJSON_AddStringToObject(o, "accepted", kind_expect(k, exp, sizeof(exp)));
+    cJSON_AddStringToObject(o, "meaning", k->help);
+    if (k->cost) cJSON_AddStringToObject(o, "cost", k->cost);
+    else cJSON_AddNullToObject(o, "cost");
+    if (k->guide) cJSON_AddStringToObject(o, "guide", k->guide);
+    else cJSON_AddNullToObject(o, "guide");
+    vkl_config_free(&d);
+    return o;
+}
+
+vkl_status vkl_config_explain(FILE *f, const char *name, bool json, vkl_err *err) {
+    if (!name) {
+        cJSON *all = json ? cJSON_CreateArray() : NULL;
+        for (int i = 0; i < N_KNOBS; i++) {
+            char path[MAX_JPATH];
+            knob_path(&knobs[i], path);
+            if (json) {
+                cJSON_AddItemToArray(all, vkl_config_knob_json(path));
+                continue;
+            }
+            fprintf(f, "  %-36s %s%s\n", path, knobs[i].help, knobs[i].guide ? "  [guide]" : "");
+        }
+        if (json) {
+            char *txt = cJSON_Print(all);
+            fprintf(f, "%s\n", txt ? txt : "[]");
+            free(txt);
+            cJSON_Delete(all);
+        }
+        return VKL_OK;
+    }
+    cJSON *o = vkl_config_knob_json(name);
+    if (!o) {
+        suggest sg = {NULL, (size_t)-1};
+        char path[MAX_JPATH];
+        for (int i = 0; i < N_KNOBS; i++) {
+            knob_path(&knobs[i], path);
+            suggest_try(&sg, name, knobs[i].key);
+            for (int a = 0; a < 3 && knobs[i].aliases[a]; a++) suggest_try(&sg, name, knobs[i].aliases[a]);
+        }
+        if (sg.best && sg.dist <= 3)
+            return vkl_err_set(err, VKL_ERR_INPUT, "unknown knob '%s' (did you mean '%s'?)", name, sg.best);
+        return vkl_err_set(err, VKL_ERR_INPUT, "unknown knob '%s' (vklora explain lists them)", name);
+    }
+    if (json) {
+        char *txt = cJSON_Print(o);
+        fprintf(f, "%s\n", txt ? txt : "{}");
+        free(txt);
+    } else {
+        const cJSON *names = cJSON_GetObjectItemCaseSensitive(o, "names");
+        char *dv = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(o, "default"));
+        fprintf(f, "%s\n", cJSON_GetObjectItemCaseSensitive(o, "knob")->valuestring);
+        if (cJSON_GetArraySize(names) > 0) {
+            fprintf(f, "  also written:");
+            const cJSON *n;
+            cJSON_ArrayForEach(n, names) fprintf(f, " %s", n->valuestring);
+            fputc('\n', f);
+        }
+        fprintf(f, "  meaning:  %s\n  default:  %s\n  accepted: %s\n", cJSON_GetObjectItemCaseSensitive(o, "meaning")->valuestring,
+                dv ? dv : "?", cJSON_GetObjectItemCaseSensitive(o, "accepted")->valuestring);
+        const cJSON *c = cJSON_GetObjectItemCaseSensitive(o, "cost"), *g = cJSON_GetObjectItemCaseSensitive(o, "guide");
+        fprintf(f, "  cost:     %s\n", cJSON_IsString(c) ? c->valuestring : "nothing worth noting");
+        if (cJSON_IsString(g)) fprintf(f, "  guide:    %s\n", g->valuestring);
+        free(dv);
+    }
+    cJSON_Delete(o);
+    return VKL_OK;
 }

@@ -14,6 +14,7 @@
 #include "vk/vk.h"
 #include "vklora/adapter.h"
 #include "vklora/data.h"
+#include "vklora/knobs.h"
 #include "vklora/loftq.h"
 #include "vklora/lora.h"
 #include "vklora/quantize.h"
@@ -639,10 +640,32 @@ vkl_status vkl_trainer_run(const vkl_config *c, const vkl_trainer_opts *o, vkl_t
     else if (c->resume_latest)
         latest_checkpoint(c->output_dir, resume, sizeof(resume));
     snprintf(path, sizeof(path), "%s/metrics.jsonl", c->output_dir);
+    /* the LoRA guide's notes on this run (src/advice.c); the overfitting watch picks up a resumed run's history */
+    vkl_overfit_watch watch;
+    vkl_overfit_init(&watch);
+    if (t->log && c->advice) {
+        double epochs = c->max_steps > 0 ? (double)t->total_steps / (double)VKL_MAX(steps_in_epoch(t, 0), 1)
+                                         : c->num_train_epochs;
+        vkl_advice_ctx actx = {.total_steps = t->total_steps, .epochs = epochs, .has_eval = t->eval != NULL};
+        vkl_advice notes[VKL_ADVICE_MAX];
+        int n_notes = vkl_advice_check(c, &actx, notes);
+        for (int i = 0; i < n_notes; i++) fprintf(t->log, "advice: %s\n", notes[i].text);
+        if (n_notes) fprintf(t->log, "advice: (notes only; \"advice\": false hides them, vklora explain KNOB says more)\n");
+    }
     if (resume[0]) {
         if ((st = load_checkpoint(t, resume, &step, err))) goto done;
         if ((st = truncate_metrics(path, step, err))) goto done;
         if (t->log) fprintf(t->log, "resumed from %s at step %lld\n", resume, (long long)step);
+        vkl_metrics hist;
+        vkl_err herr = {0};
+        if (!vkl_metrics_read(path, &hist, &herr)) {
+            for (size_t i = 0; i < hist.n; i++) {
+                vkl_overfit_train_loss(&watch, hist.v[VKL_METRIC_LOSS][i]);
+                if (isfinite(hist.v[VKL_METRIC_EVAL_LOSS][i]))
+                    vkl_overfit_eval(&watch, (int64_t)hist.step[i], hist.v[VKL_METRIC_EVAL_LOSS][i]);
+            }
+            vkl_metrics_free(&hist);
+        }
     } else {
         if ((st = plan_epoch(t, 0, err))) goto done;
         t->batch_idx = 0;
@@ -707,6 +730,13 @@ vkl_status vkl_trainer_run(const vkl_config *c, const vkl_trainer_opts *o, vkl_t
         st = metrics_append(metrics, path, line, err);
         free(line);
         if (st) break;
+        vkl_overfit_train_loss(&watch, loss);
+        bool overfit_note = do_eval && vkl_overfit_eval(&watch, step, eval_loss) && c->advice;
+        if (c->plot_every > 0 && (step % c->plot_every == 0 || step == t->total_steps)) {
+            vkl_err perr = {0};
+            if (vkl_plot_run_curves(c->output_dir, &perr) && t->log)
+                fprintf(t->log, "%swarning: curves.svg not written: %s\n", t->tty ? "\r\033[K" : "", perr.msg);
+        }
         if (t->log && (step % c->logging_steps == 0 || step == t->total_steps || do_eval)) {
             char eta[32];
             double per = (vkl_now_s() - t_start) / (double)(step - first_step);
@@ -717,6 +747,12 @@ vkl_status vkl_trainer_run(const vkl_config *c, const vkl_trainer_opts *o, vkl_t
                     gnorm, tps, eta, t->vk->device_bytes_peak / 1048576.0);
             if (do_eval) fprintf(t->log, " | eval loss %.4f", eval_loss);
             fputs(t->tty && !do_eval ? "" : "\n", t->log);
+            fflush(t->log);
+        }
+        if (overfit_note && t->log) {
+            char note[600];
+            vkl_overfit_message(&watch, step, note, sizeof(note));
+            fprintf(t->log, "%sadvice: %s\n", t->tty ? "\r\033[K" : "", note);
             fflush(t->log);
         }
         bool stop = (o->stop && *o->stop) || (o->stop_after > 0 && step >= o->stop_after && step < t->total_steps);

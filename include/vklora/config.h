@@ -163,6 +163,8 @@ typedef struct vkl_config {
     int64_t logging_steps;            /* training.logging_steps >= 1; print loss/lr every N steps */
     bool resume_latest;               /* training.resume_from_checkpoint == true: newest checkpoint in output_dir */
     char *resume_from_checkpoint;     /* training.resume_from_checkpoint as a path; NULL = none (or latest) */
+    bool advice;                      /* training.advice; print the LoRA guide's notes (src/advice.c) */
+    int64_t plot_every;               /* training.plot_every; rewrite output_dir/curves.svg every N steps, 0 = off */
 
     /* device: "auto" (device_index -1, device_name NULL), an index (device_index >= 0) or a name substring */
     int device_index;  /* device as an index, -1 otherwise */
@@ -204,5 +206,11 @@ double vkl_config_lr_at(const vkl_config *c, int64_t step, int64_t total_steps);
 
 /* Write the key reference (name, aliases, default, accepted values, meaning) as text, for `--help`. */
 void vkl_config_print_keys(FILE *f);
+/* `vklora explain`: one knob (canonical path, flat key or alias) from the same table: meaning, default, accepted
+ * values, cost and the LoRA guide's advice, as text or (json) one JSON object; NULL name = every knob in one line
+ * each (json: an array). Unknown names are VKL_ERR_INPUT with the nearest known name. */
+vkl_status vkl_config_explain(FILE *f, const char *name, bool json, vkl_err *err);
+/* The same entry as a JSON object (caller owns it), or NULL when `name` is no knob. */
+cJSON *vkl_config_knob_json(const char *name);
 
 #endif

@@ -40,6 +40,9 @@ int vkl_cmd_train(int argc, char **argv);
 int vkl_cmd_quantize(int argc, char **argv);
 int vkl_cmd_merge(int argc, char **argv);
 int vkl_cmd_convert(int argc, char **argv);
+int vkl_cmd_plot(int argc, char **argv);
+int vkl_cmd_sweep(int argc, char **argv);
+int vkl_cmd_explain(int argc, char **argv);
 /* Print a quantize/merge report: one line per tensor, or JSON (src/cli/quantize.c). */
 struct vkl_quant_report;
 void vkl_cli_print_quant_report(const struct vkl_quant_report *r, bool json, const char *out_path);

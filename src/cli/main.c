@@ -26,6 +26,9 @@ static const command commands[] = {
     {"quantize", vkl_cmd_quantize, "convert a GGUF to a llama-quantize mix (q4_k_m, q8_0, f16, ...)"},
     {"merge", vkl_cmd_merge, "fold a LoRA adapter into its base model (optionally re-quantized)"},
     {"convert", vkl_cmd_convert, "write a Hugging Face model folder as a GGUF for llama.cpp"},
+    {"sweep", vkl_cmd_sweep, "train every combination of a knob grid, then compare them in a table and a chart"},
+    {"plot", vkl_cmd_plot, "draw runs' loss (or another metric) against step as SVG"},
+    {"explain", vkl_cmd_explain, "what a config knob does, its default, range, cost and the LoRA guide's advice"},
     {"bench", vkl_cmd_bench, "forward tokens/s and peak device memory, as one JSON line"},
 };
 
