@@ -123,10 +123,8 @@ void vkl_overfit_message(const vkl_overfit_watch *w, int64_t step, char *buf, si
     snprintf(buf, n,
              "eval loss has risen for %d evaluations in a row (%.4f at step %lld -> %.4f at step %lld) while the "
              "training loss fell: the adapter is starting to overfit. Fewer epochs, a lower learning_rate or a "
-             "higher weight_decay (or lora_dropout 0.1) should help; the best adapter so far was near step %lld "
-             "(the run continues)",
-             w->rising, w->eval_at_since, (long long)w->since_step, w->last_eval, (long long)step,
-             (long long)w->since_step);
+             "higher weight_decay (or lora_dropout 0.1) should help (the run continues)",
+             w->rising, w->eval_at_since, (long long)w->since_step, w->last_eval, (long long)step);
 }
 
 /* ---- sweeps ---- */

@@ -560,6 +560,88 @@ static int test_train_prints_advice(void) {
     return 0;
 }
 
+/* A run that overfits a 3 KB text at a high rate: the note appears during training exactly where the watch over
+ * its metrics.jsonl says (two rises of eval loss while training loss fell), and the run goes on to the end. */
+static int test_train_overfit_note(void) {
+    char data[700], out[700], args[3000], *err = NULL;
+    size_t len = 0;
+    char *text = t_read_file(t_data_path("datasets/tinystories_sample.txt"), &len);
+    T_ASSERT(text && len > 3000, "dataset");
+    text[3000] = 0;
+    snprintf(data, sizeof(data), "%s/overfit.txt", t_tmpdir());
+    T_ASSERT(write_text(data, text) == 0, "%s", data);
+    free(text);
+    snprintf(out, sizeof(out), "%s/overfit-run", t_tmpdir());
+    snprintf(args, sizeof(args),
+             "train %s/configs/demo.json --set model=%s --set dataset=%s --set output_dir='%s' --set max_steps=30 "
+             "--set max_seq_length=32 --set per_device_train_batch_size=4 --set gradient_accumulation_steps=1 "
+             "--set eval_ratio=0.3 --set eval_steps=3 --set learning_rate=2e-2 --set warmup_steps=0 --set save_steps=0 "
+             "--set advice=true --json",
+             VKL_SOURCE_ROOT, t_data_path("models/stories260K.gguf"), data, out);
+    cJSON *j = NULL;
+    T_ASSERT(t_cli(args, &j, &err) == 0 && j, "train: %s", err ? err : "");
+    T_ASSERT(cJSON_GetObjectItem(j, "steps")->valuedouble == 30, "the run continues to its end");
+    cJSON_Delete(j);
+    vkl_metrics m;
+    vkl_err e = {0};
+    T_ASSERT(vkl_metrics_read(out, &m, &e) == VKL_OK, "%s", e.msg);
+    vkl_overfit_watch w;
+    vkl_overfit_init(&w);
+    int64_t fired = -1;
+    for (size_t i = 0; i < m.n; i++) {
+        vkl_overfit_train_loss(&w, m.v[VKL_METRIC_LOSS][i]);
+        if (isfinite(m.v[VKL_METRIC_EVAL_LOSS][i]) &&
+            vkl_overfit_eval(&w, (int64_t)m.step[i], m.v[VKL_METRIC_EVAL_LOSS][i]) && fired < 0)
+            fired = (int64_t)m.step[i];
+    }
+    vkl_metrics_free(&m);
+    T_ASSERT(fired > 0, "this run was expected to overfit (eval loss up twice while training loss fell): %s",
+             err ? err : "");
+    char want[64];
+    snprintf(want, sizeof(want), "at step %lld) while the training loss fell", (long long)fired);
+    const char *line = err ? strstr(err, "advice: eval loss has risen for 2 evaluations") : NULL;
+    T_ASSERT(line && strstr(line, want) && strstr(line, "lower learning_rate"), "the note at step %lld: %s",
+             (long long)fired, err ? err : "");
+    free(err);
+    return 0;
+}
+
+/* The parallel path: two workers (both on device 0 here, as --devices allows) each running child `vklora train`
+ * processes; every run finishes with its output in its own train.log. */
+static int test_sweep_parallel(void) {
+#ifdef _WIN32
+    return 0; /* parallel runs are POSIX-only; Windows runs them one after another */
+#else
+    char out[700], args[4000], path[1200], *err = NULL, *o = NULL;
+    snprintf(out, sizeof(out), "%s/sweep-par", t_tmpdir());
+    snprintf(args, sizeof(args),
+             "sweep %s/configs/demo.json --set model=%s --set dataset=%s --set max_steps=2 --set save_steps=0 "
+             "--set eval_steps=1 --set eval_ratio=0.2 --set max_seq_length=32 --set per_device_train_batch_size=1 "
+             "--set gradient_accumulation_steps=1 --set warmup_steps=0 --grid seed=1,2,3 --devices 0,0 --out '%s'",
+             VKL_SOURCE_ROOT, t_data_path("models/stories260K.gguf"), t_data_path("datasets/tinystories_sample.txt"),
+             out);
+    char cmd[5000];
+    snprintf(cmd, sizeof(cmd), "'%s' %s", t_vklora_bin(), args);
+    int rc = t_run(cmd, &o, &err);
+    T_ASSERT(rc == 0 && o && strstr(o, "one per device in parallel"), "exit %d: %s %s", rc, o ? o : "", err ? err : "");
+    T_ASSERT(err && strstr(err, "sweep: seed=1 on device 0") && strstr(err, "sweep: seed=3 on device 0"), "%s", err);
+    free(o);
+    free(err);
+    for (int s = 1; s <= 3; s++) {
+        struct stat st;
+        snprintf(path, sizeof(path), "%s/seed=%d/train.log", out, s);
+        T_ASSERT(stat(path, &st) == 0, "%s", path);
+        snprintf(path, sizeof(path), "%s/seed=%d/adapter.gguf", out, s);
+        T_ASSERT(stat(path, &st) == 0, "%s", path);
+    }
+    snprintf(path, sizeof(path), "%s/sweep.json", out);
+    char *txt = t_read_file(path, NULL);
+    T_ASSERT(txt && !strstr(txt, "\"failed\"") && !strstr(txt, "not run"), "sweep.json: %s", txt ? txt : "");
+    free(txt);
+    return 0;
+#endif
+}
+
 const vkl_test_case vkl_tests_knobs[] = {
     {"knobs/explain", test_explain},
     {"knobs/advice_lines", test_advice_lines},
@@ -568,6 +650,8 @@ const vkl_test_case vkl_tests_knobs[] = {
     {"knobs/plot_edge_cases", test_plot_edge_cases},
     {"knobs/sweep_errors", test_sweep_errors},
     {"knobs/train_prints_advice", test_train_prints_advice},
+    {"knobs/train_overfit_note", test_train_overfit_note},
+    {"knobs/sweep_parallel_devices", test_sweep_parallel},
     {"knobs/sweep_2x2_skip_kill_resume", test_sweep_2x2},
     {NULL, NULL},
 };

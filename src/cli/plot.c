@@ -70,7 +70,8 @@ int vkl_cmd_plot(int argc, char **argv) {
                                    "device_bytes", metric_name);
     else {
         size_t len = strlen(out);
-        if (len >= 4 && !strcasecmp(out + len - 4, ".png"))
+        const char *ext = len >= 4 ? out + len - 4 : "";
+        if (ext[0] == '.' && (ext[1] | 32) == 'p' && (ext[2] | 32) == 'n' && (ext[3] | 32) == 'g')
             rc = vkl_cli_usage("plot", "--out %s: this build writes SVG only (convert it: rsvg-convert -o %s FILE.svg)",
                                out, out);
     }
