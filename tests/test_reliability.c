@@ -69,7 +69,7 @@ static int test_env_strict(void) {
     static const char *const cli[] = {"VKLORA_MEMORY_BUDGET=abc", "VKLORA_MEMORY_BUDGET=-5M",
                                       "VKLORA_MEMORY_BUDGET=0", "VKLORA_VALIDATION=maybe", "VKLORA_DEVICE=-1",
                                       "VKLORA_DEVICE=no-such-gpu", "VKLORA_FENCE_TIMEOUT_S=1e3",
-                                      "VKLORA_MATMUL=fastest", "VKLORA_ATTN=flash"};
+                                      "VKLORA_MATMUL=fastest", "VKLORA_ATTN=fastest"};
     for (size_t i = 0; i < VKL_ARRAY_LEN(cli); i++) {
         char cmd[2048], *out = NULL, *errs = NULL;
         snprintf(cmd, sizeof(cmd), "%s '%s' eval --model '%s' --text '%s' --ctx 16", cli[i], t_vklora_bin(),
