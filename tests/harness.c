@@ -37,11 +37,19 @@ const char *t_vklora_bin(void) { return VKL_BUILD_ROOT "/vklora"; }
 #endif
 
 static char tmpdir[256];
+#ifdef _WIN32
+static char *unix_name(const char *win);
+#endif
 
 const char *t_tmpdir(void) {
     if (!tmpdir[0]) {
 #ifdef _WIN32
+        /* Under Wine with the current drive mapped to / (Z:), a rooted path without a drive ("/tmp/...") names the
+         * same file on the Windows and the Linux side, so paths the tests write into specs for python3 work on both */
         const char *base = getenv("TEMP");
+        char *wine_tmp = unix_name("\\tmp");
+        if (wine_tmp && !strcmp(wine_tmp, "/tmp")) base = "/tmp";
+        free(wine_tmp);
         snprintf(tmpdir, sizeof(tmpdir), "%s/vklora-test-XXXXXX", base && *base ? base : ".");
         for (char *c = tmpdir; *c; c++)
             if (*c == '\\') *c = '/';
