@@ -119,20 +119,31 @@ static int patch_rope(const char *dir, const char *key, double value) {
     return rc;
 }
 
+/* A random model and its folder: `vklora-mkmodel` with the usual small shape (dim 256, FFN 512, 2 layers, 4 heads,
+ * 2 KV heads; later options override) into t_tmpdir()/NAME.gguf, loaded into *a, exported to the folder
+ * t_tmpdir()/NAME (BF16 weights when bf16). path and dir receive the two paths (512 bytes each). */
+static int model_and_folder(const char *name, const char *mkargs, bool bf16, char *path, char *dir, vkl_model **a) {
+    char cmd[2048];
+    vkl_err err = {0};
+    snprintf(path, 512, "%s/%s.gguf", t_tmpdir(), name);
+    snprintf(dir, 512, "%s/%s", t_tmpdir(), name);
+    snprintf(cmd, sizeof(cmd), "%s/vklora-mkmodel %s --dim 256 --ff 512 --layers 2 --heads 4 --kv-heads 2 %s >/dev/null",
+             VKL_BUILD_ROOT, path, mkargs);
+    T_ASSERT(system(cmd) == 0, "mkmodel %s", mkargs);
+    T_ASSERT(!vkl_model_load(path, a, &err), "%s", err.msg);
+    T_ASSERT(!vkl_hf_export(*a, NULL, 1.0f, dir, bf16, &err), "%s: export: %s", name, err.msg);
+    return 0;
+}
+
 /* GGUF model (mkmodel) -> folder -> model: the same logits; and the convert view of the folder holds the GGUF's
  * tensors (q/k permuted back into llama.cpp's rows, Gemma's norms as 1 + w), so export and import are inverses. */
 static int check_round_trip(const char *arch, const char *type, const char *extra) {
-    char path[512], dir[512], cmd[1024];
-    snprintf(path, sizeof(path), "%s/hf-%s-%s.gguf", t_tmpdir(), arch, type);
-    snprintf(dir, sizeof(dir), "%s/hf-%s-%s", t_tmpdir(), arch, type);
-    snprintf(cmd, sizeof(cmd), "%s/vklora-mkmodel %s --arch %s --type %s --dim 256 --ff 512 --layers 2 --heads 4 "
-             "--kv-heads 2 --seed 5 %s >/dev/null", VKL_BUILD_ROOT, path, arch, type, extra);
-    T_ASSERT(system(cmd) == 0, "mkmodel %s %s", arch, type);
+    char path[512], dir[512], name[64], args[512];
     vkl_err err = {0};
     vkl_model *a, *b;
-    T_ASSERT(!vkl_model_load(path, &a, &err), "%s", err.msg);
-    bool bf16 = !strcmp(type, "bf16");
-    T_ASSERT(!vkl_hf_export(a, NULL, 1.0f, dir, bf16, &err), "%s %s: export: %s", arch, type, err.msg);
+    snprintf(name, sizeof(name), "hf-%s-%s", arch, type);
+    snprintf(args, sizeof(args), "--arch %s --type %s --seed 5 %s", arch, type, extra);
+    if (model_and_folder(name, args, !strcmp(type, "bf16"), path, dir, &a)) return 1;
     T_ASSERT(!vkl_model_load(dir, &b, &err), "%s %s: folder: %s", arch, type, err.msg);
     T_ASSERT(b->hp.n_layer == a->hp.n_layer && b->hp.rope_dim == a->hp.rope_dim && b->hp.n_vocab == a->hp.n_vocab &&
                  b->hp.tied_output == a->hp.tied_output && b->hp.n_swa == a->hp.n_swa &&
@@ -235,15 +246,9 @@ static int write_text(const char *path, const char *text) {
 /* A qwen2 folder split into two shards by an index; then each broken variant of it is refused naming the file. */
 static int test_shards_and_errors(void) {
     char path[512], dir[512], cmd[1200], p[700];
-    snprintf(path, sizeof(path), "%s/hfs.gguf", t_tmpdir());
-    snprintf(dir, sizeof(dir), "%s/hfs", t_tmpdir());
-    snprintf(cmd, sizeof(cmd), "%s/vklora-mkmodel %s --arch qwen2 --type f32 --dim 256 --ff 512 --layers 2 --heads 4 "
-             "--kv-heads 2 --seed 9 >/dev/null", VKL_BUILD_ROOT, path);
-    T_ASSERT(system(cmd) == 0, "mkmodel");
     vkl_err err = {0};
     vkl_model *a, *b;
-    T_ASSERT(!vkl_model_load(path, &a, &err), "%s", err.msg);
-    T_ASSERT(!vkl_hf_export(a, NULL, 1.0f, dir, false, &err), "%s", err.msg);
+    if (model_and_folder("hfs", "--arch qwen2 --type f32 --seed 9", false, path, dir, &a)) return 1;
     /* split model.safetensors: layer 1 into a second shard */
     snprintf(p, sizeof(p), "%s/model.safetensors", dir);
     vkl_safetensors *st;
@@ -354,16 +359,12 @@ static int test_shards_and_errors(void) {
 /* A Hugging Face YaRN config with an explicit attention_factor (the whole cos/sin scale there; llama.cpp's
  * attn_factor is a multiplier of its own YaRN scale): the folder's logits follow the transformers reference. */
 static int test_yarn_attention_factor(void) {
-    char path[512], dir[512], cmd[1024];
-    snprintf(path, sizeof(path), "%s/hfy.gguf", t_tmpdir());
-    snprintf(dir, sizeof(dir), "%s/hfy", t_tmpdir());
-    snprintf(cmd, sizeof(cmd), "%s/vklora-mkmodel %s --arch qwen2 --type f32 --dim 256 --ff 512 --layers 2 --heads 4 "
-             "--kv-heads 2 --seed 7 --scaling yarn --factor 4 --orig-ctx 8 >/dev/null", VKL_BUILD_ROOT, path);
-    T_ASSERT(system(cmd) == 0, "mkmodel");
+    char path[512], dir[512];
     vkl_err err = {0};
     vkl_model *a, *b;
-    T_ASSERT(!vkl_model_load(path, &a, &err), "%s", err.msg);
-    T_ASSERT(!vkl_hf_export(a, NULL, 1.0f, dir, false, &err), "%s", err.msg);
+    if (model_and_folder("hfy", "--arch qwen2 --type f32 --seed 7 --scaling yarn --factor 4 --orig-ctx 8", false, path,
+                         dir, &a))
+        return 1;
     vkl_model_free(a);
     T_ASSERT(!patch_rope(dir, "attention_factor", 1.37), "patch config.json");
     T_ASSERT(!vkl_model_load(dir, &b, &err), "%s", err.msg);
@@ -388,17 +389,11 @@ static int test_yarn_attention_factor(void) {
  * any direction changes the logits by whole percents. */
 static int test_adapter_rows(void) {
     char path[512], dir[512], cmd[4096], ga[600], pa[600];
-    snprintf(path, sizeof(path), "%s/hfa.gguf", t_tmpdir());
-    snprintf(dir, sizeof(dir), "%s/hfa", t_tmpdir());
     snprintf(ga, sizeof(ga), "%s/hfa-adapter.gguf", t_tmpdir());
     snprintf(pa, sizeof(pa), "%s/hfa-peft", t_tmpdir());
-    snprintf(cmd, sizeof(cmd), "%s/vklora-mkmodel %s --arch llama --type f32 --dim 256 --ff 512 --layers 2 --heads 4 "
-             "--kv-heads 2 --seed 11 >/dev/null", VKL_BUILD_ROOT, path);
-    T_ASSERT(system(cmd) == 0, "mkmodel");
     vkl_err err = {0};
     vkl_model *a, *b;
-    T_ASSERT(!vkl_model_load(path, &a, &err), "%s", err.msg);
-    T_ASSERT(!vkl_hf_export(a, NULL, 1.0f, dir, false, &err), "%s", err.msg);
+    if (model_and_folder("hfa", "--arch llama --type f32 --seed 11", false, path, dir, &a)) return 1;
     T_ASSERT(!vkl_model_load(dir, &b, &err), "%s", err.msg);
     T_ASSERT(b->hp.qk_hf_rows, "a llama folder keeps HF rows");
     vkl_lora *l;
@@ -655,16 +650,10 @@ static int test_stories_folder(void) {
  * with quantization=q4_k_m from the folder writes its adapters. */
 static int test_qlora_folder(void) {
     char path[512], dir[512], cmd[4096], out[600];
-    snprintf(path, sizeof(path), "%s/hfq.gguf", t_tmpdir());
-    snprintf(dir, sizeof(dir), "%s/hfq", t_tmpdir());
     snprintf(out, sizeof(out), "%s/hfq-run", t_tmpdir());
-    snprintf(cmd, sizeof(cmd), "%s/vklora-mkmodel %s --arch llama --type bf16 --dim 256 --ff 512 --layers 2 --heads 4 "
-             "--kv-heads 2 --seed 13 >/dev/null", VKL_BUILD_ROOT, path);
-    T_ASSERT(system(cmd) == 0, "mkmodel");
     vkl_err err = {0};
     vkl_model *a, *b;
-    T_ASSERT(!vkl_model_load(path, &a, &err), "%s", err.msg);
-    T_ASSERT(!vkl_hf_export(a, NULL, 1.0f, dir, true, &err), "%s", err.msg);
+    if (model_and_folder("hfq", "--arch llama --type bf16 --seed 13", true, path, dir, &a)) return 1;
     T_ASSERT(!vkl_model_load(dir, &b, &err), "%s", err.msg);
     T_ASSERT(!vkl_model_quantize(a, VKL_QUANT_Q4_K_M, &err) && !vkl_model_quantize(b, VKL_QUANT_Q4_K_M, &err), "%s",
              err.msg);
@@ -699,16 +688,12 @@ static int test_qlora_folder(void) {
  * text_config, its tensors under language_model.model., a vision tower and projector beside them. The text model
  * loads and gives the logits of the same weights saved as Gemma3ForCausalLM. */
 static int test_gemma3_multimodal(void) {
-    char path[512], dir[512], cmd[1024], p[700];
-    snprintf(path, sizeof(path), "%s/hfmm.gguf", t_tmpdir());
-    snprintf(dir, sizeof(dir), "%s/hfmm", t_tmpdir());
-    snprintf(cmd, sizeof(cmd), "%s/vklora-mkmodel %s --arch gemma3 --type f32 --dim 256 --ff 512 --layers 2 --heads 4 "
-             "--kv-heads 1 --window 6 --swa-period 2 --tied --seed 17 >/dev/null", VKL_BUILD_ROOT, path);
-    T_ASSERT(system(cmd) == 0, "mkmodel");
+    char path[512], dir[512], p[700];
     vkl_err err = {0};
     vkl_model *a, *b;
-    T_ASSERT(!vkl_model_load(path, &a, &err), "%s", err.msg);
-    T_ASSERT(!vkl_hf_export(a, NULL, 1.0f, dir, false, &err), "%s", err.msg);
+    if (model_and_folder("hfmm", "--arch gemma3 --type f32 --kv-heads 1 --window 6 --swa-period 2 --tied --seed 17",
+                         false, path, dir, &a))
+        return 1;
     /* re-save the tensors under the multimodal names, with a vision tower */
     snprintf(p, sizeof(p), "%s/model.safetensors", dir);
     vkl_safetensors *st;
