@@ -122,6 +122,29 @@ static void sb_xml(sbuf *b, const char *s) {
     }
 }
 
+/* A legend entry fits the space right of the plot: a long label is cut at a character boundary and ends in "...";
+ * the whole label stays in data-label and in the entry's <title> (a tooltip). */
+#define LEGEND_CHARS 28
+static void sb_legend_label(sbuf *b, const char *label) {
+    const char *s = label ? label : "";
+    size_t chars = 0, i = 0;
+    while (s[i] && chars < LEGEND_CHARS) {
+        i++;
+        while ((s[i] & 0xC0) == 0x80) i++; /* continuation bytes of this character */
+        chars++;
+    }
+    if (!s[i]) {
+        sb_xml(b, s);
+        return;
+    }
+    char *cut = vkl_malloc(i + 1);
+    memcpy(cut, s, i);
+    cut[i] = 0;
+    sb_xml(b, cut);
+    sb_printf(b, "...");
+    free(cut);
+}
+
 /* A "nice" tick step (1, 2 or 5 x 10^k) giving about `want` ticks over span. */
 static double nice_step(double span, int want) {
     double raw = span / want, mag = pow(10, floor(log10(raw))), f = raw / mag;
@@ -225,8 +248,10 @@ char *vkl_plot_svg(const vkl_plot *p) {
         const char *col = palette[s % VKL_ARRAY_LEN(palette)];
         sb_printf(&b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"3\"/>",
                   L + pw + 14, ly, L + pw + 36, ly, col);
-        sb_printf(&b, "<text x=\"%.1f\" y=\"%.1f\">", L + pw + 42, ly + 4);
+        sb_printf(&b, "<text x=\"%.1f\" y=\"%.1f\"><title>", L + pw + 42, ly + 4);
         sb_xml(&b, p->series[s].label);
+        sb_printf(&b, "</title>");
+        sb_legend_label(&b, p->series[s].label);
         sb_printf(&b, "%s</text>\n", p->mark_series == (int)s ? " (best)" : "");
     }
     sb_printf(&b, "</g>\n");
@@ -238,7 +263,7 @@ char *vkl_plot_svg(const vkl_plot *p) {
                       "<g class=\"best\" data-x=\"%.9g\" data-y=\"%.9g\"><circle cx=\"%.2f\" cy=\"%.2f\" r=\"7\" "
                       "fill=\"none\" stroke=\"black\" stroke-width=\"2\"/><text x=\"%.1f\" y=\"%.1f\">best: ",
                       mx, my, PX(mx), PY(my), L + pw + 14, ly + 14);
-            sb_xml(&b, ser->label);
+            sb_legend_label(&b, ser->label);
             sb_printf(&b, "</text><text x=\"%.1f\" y=\"%.1f\">%.4g at step %.0f</text></g>\n", L + pw + 14, ly + 30, my,
                       mx);
         }
