@@ -58,6 +58,10 @@ typedef struct vkl_cli_opt {
 /* Parse argv[1..] (argv[0] is the command). Returns -1 when the command should run, else the exit code to return
  * (0 after printing `help` for -h/--help, 2 after a usage message). */
 int vkl_cli_parse(const char *cmd, int argc, char **argv, const vkl_cli_opt *opts, size_t n_opts, const char *help);
+/* The same with up to max_pos positional arguments (anything not starting with '-') into pos[], counted in *n_pos;
+ * one more is a usage error. */
+int vkl_cli_parse_pos(const char *cmd, int argc, char **argv, const vkl_cli_opt *opts, size_t n_opts, const char *help,
+                      const char **pos, int max_pos, int *n_pos);
 
 /* Parse a non-negative integer option value (whole string, <= max); false with a usage message otherwise. */
 bool vkl_cli_parse_u32(const char *cmd, const char *opt, const char *val, uint32_t min, uint32_t max, uint32_t *out);

@@ -23,23 +23,9 @@ int vkl_cmd_convert(int argc, char **argv) {
     const char *pos[2] = {0}, *type = "keep";
     int n_pos = 0;
     bool json = false;
-    for (int i = 1; i < argc; i++) {
-        if (vkl_cli_is_help(argv[i])) {
-            fputs(HELP, stdout);
-            return 0;
-        } else if (!strcmp(argv[i], "--json")) {
-            json = true;
-        } else if (!strcmp(argv[i], "--type")) {
-            if (++i == argc) return vkl_cli_usage("convert", "--type needs a value");
-            type = argv[i];
-        } else if (argv[i][0] == '-' && argv[i][1]) {
-            return vkl_cli_usage("convert", "unknown option '%s'", argv[i]);
-        } else if (n_pos < 2) {
-            pos[n_pos++] = argv[i];
-        } else {
-            return vkl_cli_usage("convert", "unexpected argument '%s'", argv[i]);
-        }
-    }
+    const vkl_cli_opt opts[] = {{"--type", VKL_OPT_STR, &type, 0, 0}, {"--json", VKL_OPT_FLAG, &json, 0, 0}};
+    int prc = vkl_cli_parse_pos("convert", argc, argv, opts, VKL_ARRAY_LEN(opts), HELP, pos, 2, &n_pos);
+    if (prc >= 0) return prc;
     if (n_pos < 2) return vkl_cli_usage("convert", "HF_DIR and OUT.gguf are required");
     int mode = vkl_quant_mode_from_name(type);
     if (mode < 0)

@@ -55,20 +55,9 @@ int vkl_cmd_quantize(int argc, char **argv) {
     const char *pos[3] = {0};
     int n_pos = 0;
     bool json = false;
-    for (int i = 1; i < argc; i++) {
-        if (vkl_cli_is_help(argv[i])) {
-            fputs(HELP, stdout);
-            return 0;
-        } else if (!strcmp(argv[i], "--json")) {
-            json = true;
-        } else if (argv[i][0] == '-' && argv[i][1]) {
-            return vkl_cli_usage("quantize", "unknown option '%s'", argv[i]);
-        } else if (n_pos < 3) {
-            pos[n_pos++] = argv[i];
-        } else {
-            return vkl_cli_usage("quantize", "unexpected argument '%s'", argv[i]);
-        }
-    }
+    const vkl_cli_opt opts[] = {{"--json", VKL_OPT_FLAG, &json, 0, 0}};
+    int prc = vkl_cli_parse_pos("quantize", argc, argv, opts, VKL_ARRAY_LEN(opts), HELP, pos, 3, &n_pos);
+    if (prc >= 0) return prc;
     if (n_pos < 3) return vkl_cli_usage("quantize", "IN.gguf, OUT.gguf and TYPE are required");
     int mode = vkl_quant_mode_from_name(pos[2]);
     if (mode <= VKL_QUANT_KEEP)

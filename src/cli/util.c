@@ -34,11 +34,23 @@ bool vkl_cli_parse_f32(const char *cmd, const char *opt, const char *val, float 
 }
 
 int vkl_cli_parse(const char *cmd, int argc, char **argv, const vkl_cli_opt *opts, size_t n_opts, const char *help) {
+    int n_pos = 0;
+    return vkl_cli_parse_pos(cmd, argc, argv, opts, n_opts, help, NULL, 0, &n_pos);
+}
+
+int vkl_cli_parse_pos(const char *cmd, int argc, char **argv, const vkl_cli_opt *opts, size_t n_opts, const char *help,
+                      const char **pos, int max_pos, int *n_pos) {
+    *n_pos = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (vkl_cli_is_help(a)) {
             fputs(help, stdout);
             return 0;
+        }
+        if (max_pos && (a[0] != '-' || !a[1])) {
+            if (*n_pos == max_pos) return vkl_cli_usage(cmd, "unexpected argument '%s'", a);
+            pos[(*n_pos)++] = a;
+            continue;
         }
         const vkl_cli_opt *o = NULL;
         for (size_t k = 0; k < n_opts && !o; k++)
