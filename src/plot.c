@@ -6,6 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#if VKL_HAVE_CAIRO
+#include <cairo.h>
+#endif
+
 #include "platform.h"
 #include "vklora/knobs.h"
 #include "vklora/safetensors.h"
@@ -154,9 +158,17 @@ static double nice_step(double span, int want) {
 static const char *const palette[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
                                       "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
 
-char *vkl_plot_svg(const vkl_plot *p) {
-    const double W = 860, H = 500, L = 78, R = 250, T = 44, B = 56; /* R holds the legend */
-    const double pw = W - L - R, ph = H - T - B;
+/* The chart's geometry, shared by the SVG and PNG writers: canvas, plot area, data ranges and tick steps. */
+typedef struct {
+    double W, H, L, R, T, B, pw, ph;
+    double x0, x1, y0, y1, xs, ys;
+    size_t total; /* finite points */
+} layout;
+
+static void plot_layout(const vkl_plot *p, layout *g) {
+    *g = (layout){.W = 860, .H = 500, .L = 78, .R = 250, .T = 44, .B = 56}; /* R holds the legend */
+    g->pw = g->W - g->L - g->R;
+    g->ph = g->H - g->T - g->B;
     double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
     size_t total = 0;
     for (size_t s = 0; s < p->n_series; s++)
@@ -178,6 +190,17 @@ char *vkl_plot_svg(const vkl_plot *p) {
         double pad = (y1 - y0) * 0.05;
         y0 -= pad, y1 += pad;
     }
+    g->x0 = x0, g->x1 = x1, g->y0 = y0, g->y1 = y1, g->total = total;
+    g->xs = nice_step(x1 - x0, 8);
+    g->ys = nice_step(y1 - y0, 6);
+}
+
+char *vkl_plot_svg(const vkl_plot *p) {
+    layout g;
+    plot_layout(p, &g);
+    const double W = g.W, H = g.H, L = g.L, T = g.T, pw = g.pw, ph = g.ph;
+    const double x0 = g.x0, x1 = g.x1, y0 = g.y0, y1 = g.y1;
+    const size_t total = g.total;
 #define PX(x) (L + ((x) - x0) / (x1 - x0) * pw)
 #define PY(y) (T + ph - ((y) - y0) / (y1 - y0) * ph)
     sbuf b = {0};
@@ -191,7 +214,7 @@ char *vkl_plot_svg(const vkl_plot *p) {
     sb_xml(&b, p->title);
     sb_printf(&b, "</text>\n");
     /* grid and ticks */
-    double xs = nice_step(x1 - x0, 8), ys = nice_step(y1 - y0, 6);
+    const double xs = g.xs, ys = g.ys;
     sb_printf(&b, "<g class=\"axes\" stroke=\"#ddd\" stroke-width=\"1\">\n");
     for (double v = ceil(x0 / xs) * xs; v <= x1 + xs * 1e-9; v += xs)
         sb_printf(&b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n", PX(v), T, PX(v), T + ph);
@@ -280,6 +303,162 @@ vkl_status vkl_plot_write_svg(const vkl_plot *p, const char *path, vkl_err *err)
     free(svg);
     return st;
 }
+
+bool vkl_plot_png_available(void) { return VKL_HAVE_CAIRO != 0; }
+
+#if VKL_HAVE_CAIRO
+static void set_hex(cairo_t *cr, const char *hex) {
+    unsigned v = (unsigned)strtoul(hex + 1, NULL, 16);
+    cairo_set_source_rgb(cr, ((v >> 16) & 255) / 255.0, ((v >> 8) & 255) / 255.0, (v & 255) / 255.0);
+}
+
+/* Text anchored like SVG's text-anchor: 0 start, 1 middle, 2 end. */
+static void show_text(cairo_t *cr, double x, double y, int anchor, const char *text) {
+    cairo_text_extents_t e;
+    cairo_text_extents(cr, text, &e);
+    cairo_move_to(cr, x - (anchor == 1 ? e.x_advance / 2 : anchor == 2 ? e.x_advance : 0), y);
+    cairo_show_text(cr, text);
+}
+
+/* The legend text as the SVG shows it (cut to LEGEND_CHARS characters). */
+static void legend_text(const char *label, const char *suffix, char *out, size_t cap) {
+    const char *s = label ? label : "";
+    size_t chars = 0, i = 0;
+    while (s[i] && chars < LEGEND_CHARS) {
+        i++;
+        while ((s[i] & 0xC0) == 0x80) i++;
+        chars++;
+    }
+    snprintf(out, cap, "%.*s%s%s", (int)i, s, s[i] ? "..." : "", suffix);
+}
+
+/* The same chart as vkl_plot_svg, drawn by cairo into a PNG. */
+vkl_status vkl_plot_write_png(const vkl_plot *p, const char *path, vkl_err *err) {
+    layout g;
+    plot_layout(p, &g);
+    const double L = g.L, T = g.T, pw = g.pw, ph = g.ph, x0 = g.x0, x1 = g.x1, y0 = g.y0, y1 = g.y1;
+#define PX(x) (L + ((x) - x0) / (x1 - x0) * pw)
+#define PY(y) (T + ph - ((y) - y0) / (y1 - y0) * ph)
+    cairo_surface_t *cs = cairo_image_surface_create(CAIRO_FORMAT_RGB24, (int)g.W, (int)g.H);
+    cairo_t *cr = cairo_create(cs);
+    cairo_set_source_rgb(cr, 1, 1, 1);
+    cairo_paint(cr);
+    cairo_select_font_face(cr, "sans-serif", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
+    char buf[600];
+    cairo_set_source_rgb(cr, 0, 0, 0);
+    cairo_set_font_size(cr, 15);
+    show_text(cr, L + pw / 2, 24, 1, p->title ? p->title : "");
+    cairo_set_font_size(cr, 12);
+    /* grid, frame, ticks */
+    set_hex(cr, "#dddddd");
+    cairo_set_line_width(cr, 1);
+    for (double v = ceil(x0 / g.xs) * g.xs; v <= x1 + g.xs * 1e-9; v += g.xs) {
+        cairo_move_to(cr, PX(v), T);
+        cairo_line_to(cr, PX(v), T + ph);
+    }
+    for (double v = ceil(y0 / g.ys) * g.ys; v <= y1 + g.ys * 1e-9; v += g.ys) {
+        cairo_move_to(cr, L, PY(v));
+        cairo_line_to(cr, L + pw, PY(v));
+    }
+    cairo_stroke(cr);
+    set_hex(cr, "#333333");
+    cairo_rectangle(cr, L, T, pw, ph);
+    cairo_stroke(cr);
+    for (double v = ceil(x0 / g.xs) * g.xs; v <= x1 + g.xs * 1e-9; v += g.xs) {
+        snprintf(buf, sizeof(buf), "%.6g", fabs(v) < g.xs * 1e-6 ? 0.0 : v);
+        show_text(cr, PX(v), T + ph + 16, 1, buf);
+    }
+    for (double v = ceil(y0 / g.ys) * g.ys; v <= y1 + g.ys * 1e-9; v += g.ys) {
+        snprintf(buf, sizeof(buf), "%.6g", fabs(v) < g.ys * 1e-6 ? 0.0 : v);
+        show_text(cr, L - 6, PY(v) + 4, 2, buf);
+    }
+    show_text(cr, L + pw / 2, g.H - 14, 1, p->x_label ? p->x_label : "");
+    cairo_save(cr);
+    cairo_translate(cr, 18, T + ph / 2);
+    cairo_rotate(cr, -M_PI / 2);
+    show_text(cr, 0, 0, 1, p->y_label ? p->y_label : "");
+    cairo_restore(cr);
+    if (!g.total) {
+        set_hex(cr, "#888888");
+        show_text(cr, L + pw / 2, T + ph / 2, 1, "no data");
+    }
+    /* curves: a gap at every non-finite point, a dot for a lone one */
+    cairo_set_line_width(cr, 1.8);
+    cairo_set_line_join(cr, CAIRO_LINE_JOIN_ROUND);
+    for (size_t s = 0; s < p->n_series; s++) {
+        const vkl_plot_series *ser = &p->series[s];
+        set_hex(cr, palette[s % VKL_ARRAY_LEN(palette)]);
+        size_t i = 0;
+        while (i < ser->n) {
+            while (i < ser->n && !(isfinite(ser->x[i]) && isfinite(ser->y[i]))) i++;
+            size_t j = i;
+            while (j < ser->n && isfinite(ser->x[j]) && isfinite(ser->y[j])) j++;
+            if (j - i == 1) {
+                cairo_arc(cr, PX(ser->x[i]), PY(ser->y[i]), 3, 0, 2 * M_PI);
+                cairo_fill(cr);
+            } else if (j > i) {
+                cairo_move_to(cr, PX(ser->x[i]), PY(ser->y[i]));
+                for (size_t k = i + 1; k < j; k++) cairo_line_to(cr, PX(ser->x[k]), PY(ser->y[k]));
+                cairo_stroke(cr);
+            }
+            i = j;
+        }
+    }
+    /* legend and the best mark */
+    double ly = T + 8;
+    for (size_t s = 0; s < p->n_series; s++, ly += 18) {
+        set_hex(cr, palette[s % VKL_ARRAY_LEN(palette)]);
+        cairo_set_line_width(cr, 3);
+        cairo_move_to(cr, L + pw + 14, ly);
+        cairo_line_to(cr, L + pw + 36, ly);
+        cairo_stroke(cr);
+        cairo_set_source_rgb(cr, 0, 0, 0);
+        legend_text(p->series[s].label, p->mark_series == (int)s ? " (best)" : "", buf, sizeof(buf));
+        show_text(cr, L + pw + 42, ly + 4, 0, buf);
+    }
+    if (p->mark_series >= 0 && (size_t)p->mark_series < p->n_series) {
+        const vkl_plot_series *ser = &p->series[p->mark_series];
+        if (p->mark_index < ser->n && isfinite(ser->x[p->mark_index]) && isfinite(ser->y[p->mark_index])) {
+            double mx = ser->x[p->mark_index], my = ser->y[p->mark_index];
+            cairo_set_source_rgb(cr, 0, 0, 0);
+            cairo_set_line_width(cr, 2);
+            cairo_arc(cr, PX(mx), PY(my), 7, 0, 2 * M_PI);
+            cairo_stroke(cr);
+            legend_text(ser->label, "", buf, sizeof(buf));
+            char line[700];
+            snprintf(line, sizeof(line), "best: %s", buf);
+            show_text(cr, L + pw + 14, ly + 14, 0, line);
+            snprintf(line, sizeof(line), "%.4g at step %.0f", my, mx);
+            show_text(cr, L + pw + 14, ly + 30, 0, line);
+        }
+    }
+#undef PX
+#undef PY
+    cairo_destroy(cr);
+    /* atomically: a temporary next to the target, then renamed over it */
+    char tmp[4300];
+    snprintf(tmp, sizeof(tmp), "%s.tmp-png", path);
+    cairo_status_t cst = cairo_surface_write_to_png(cs, tmp);
+    cairo_surface_destroy(cs);
+    if (cst != CAIRO_STATUS_SUCCESS) {
+        vkl_os_remove(tmp);
+        return vkl_err_set(err, VKL_ERR_RUNTIME, "plot: cannot write %s: %s", path, cairo_status_to_string(cst));
+    }
+    if (!vkl_os_replace(tmp, path)) {
+        vkl_os_remove(tmp);
+        return vkl_err_set(err, VKL_ERR_RUNTIME, "plot: cannot rename %s to %s", tmp, path);
+    }
+    return VKL_OK;
+}
+#else
+vkl_status vkl_plot_write_png(const vkl_plot *p, const char *path, vkl_err *err) {
+    (void)p;
+    return vkl_err_set(err, VKL_ERR_INPUT,
+                       "plot: %s: this build writes SVG only (PNG needs cairo at build time: apt-get install "
+                       "libcairo2-dev, then reconfigure; or convert the SVG: rsvg-convert -o %s FILE.svg)",
+                       path, path);
+}
+#endif
 
 vkl_status vkl_plot_run_curves(const char *run_dir, vkl_err *err) {
     vkl_metrics m;

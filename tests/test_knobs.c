@@ -350,7 +350,27 @@ static int test_plot_edge_cases(void) {
     cJSON *s = svg_series(svg);
     T_ASSERT(s, "empty chart parses");
     cJSON_Delete(s);
-    /* errors: no such run (2), unknown metric (2), PNG not built (2) */
+    /* PNG: the same chart through cairo where the build has it, else a clear refusal (exit 2) naming the package */
+    char png[800];
+    snprintf(png, sizeof(png), "%s/plot.png", t_tmpdir());
+    snprintf(args, sizeof(args), "plot '%s' '%s' '%s' --out '%s'", dir, one, empty, png);
+    char *perr = NULL;
+    int prc = t_cli(args, NULL, &perr);
+    if (vkl_plot_png_available()) {
+        size_t plen = 0;
+        unsigned char *pb = (unsigned char *)t_read_file(png, &plen);
+        T_ASSERT(prc == 0 && pb && plen > 2000 && !memcmp(pb, "\x89PNG\r\n\x1a\n", 8) && !memcmp(pb + 12, "IHDR", 4),
+                 "plot --out x.png: exit %d, %zu bytes: %s", prc, plen, perr ? perr : "");
+        uint32_t w = (uint32_t)pb[16] << 24 | pb[17] << 16 | pb[18] << 8 | pb[19];
+        uint32_t h = (uint32_t)pb[20] << 24 | pb[21] << 16 | pb[22] << 8 | pb[23];
+        T_ASSERT(w == 860 && h == 500, "PNG %ux%u", w, h);
+        free(pb);
+    } else {
+        T_ASSERT(prc == 2 && perr && strstr(perr, "libcairo2-dev"), "PNG without cairo: exit %d: %s", prc,
+                 perr ? perr : "");
+    }
+    free(perr);
+    /* errors: no such run (2), unknown metric (2) */
     char *err = NULL;
     snprintf(args, sizeof(args), "plot '%s/nope'", t_tmpdir());
     T_ASSERT(t_cli(args, NULL, &err) == 2, "missing run: %s", err ? err : "");

@@ -59,6 +59,9 @@ typedef struct vkl_plot {
 char *vkl_plot_svg(const vkl_plot *p);
 /* Write it atomically to `path`. */
 vkl_status vkl_plot_write_svg(const vkl_plot *p, const char *path, vkl_err *err);
+/* The same chart as PNG through cairo, atomically; VKL_ERR_INPUT naming the package when built without cairo. */
+vkl_status vkl_plot_write_png(const vkl_plot *p, const char *path, vkl_err *err);
+bool vkl_plot_png_available(void);
 /* RUN_DIR/curves.svg from RUN_DIR/metrics.jsonl: training loss and eval loss against step (what plot_every
  * rewrites during training). */
 vkl_status vkl_plot_run_curves(const char *run_dir, vkl_err *err);

@@ -14,8 +14,8 @@ static const char *HELP =
     "Draws one metric against step from each run's metrics.jsonl (RUN_DIR, or a metrics file itself), every run\n"
     "on the same chart with a legend (the run directory's name) and labelled axes. A step whose value is NaN or\n"
     "missing is a gap in its line; eval_loss joins the evaluations. Default: --metric loss --out curves.svg.\n"
-    "PNG is not built in: open the SVG in a browser, or convert it (rsvg-convert -o out.png curves.svg).\n\n"
-    "  --out FILE.svg  where to write the chart (written atomically: a browser tab can reload it at any time)\n"
+    "--out FILE.png draws the same chart as PNG when the build has cairo (libcairo2-dev; else an error says so).\n\n"
+    "  --out FILE      where to write the chart, .svg or .png (written atomically: a browser tab can reload it)\n"
     "  --metric NAME   which metrics.jsonl field to draw\n"
     "  --title T       chart title (default: the metric's name)\n"
     "  --json          print {\"out\": ..., \"runs\": [{\"dir\", \"points\", \"skipped_lines\"}]} on stdout\n";
@@ -68,13 +68,6 @@ int vkl_cmd_plot(int argc, char **argv) {
     else if (metric < 0)
         rc = vkl_cli_usage("plot", "--metric %s: expected loss, eval_loss, lr, grad_norm, tokens_per_second or "
                                    "device_bytes", metric_name);
-    else {
-        size_t len = strlen(out);
-        const char *ext = len >= 4 ? out + len - 4 : "";
-        if (ext[0] == '.' && (ext[1] | 32) == 'p' && (ext[2] | 32) == 'n' && (ext[3] | 32) == 'g')
-            rc = vkl_cli_usage("plot", "--out %s: this build writes SVG only (convert it: rsvg-convert -o %s FILE.svg)",
-                               out, out);
-    }
     if (rc) {
         free(runs);
         return rc;
@@ -114,7 +107,10 @@ int vkl_cmd_plot(int argc, char **argv) {
     }
     vkl_plot p = {.title = title ? title : metric_name, .x_label = "step", .y_label = metric_name, .series = s,
                   .n_series = n_runs, .mark_series = -1};
-    if (vkl_plot_write_svg(&p, out, &err)) {
+    size_t olen = strlen(out);
+    const char *ext = olen >= 4 ? out + olen - 4 : "";
+    bool png = ext[0] == '.' && (ext[1] | 32) == 'p' && (ext[2] | 32) == 'n' && (ext[3] | 32) == 'g';
+    if (png ? vkl_plot_write_png(&p, out, &err) : vkl_plot_write_svg(&p, out, &err)) {
         rc = vkl_cli_fail("plot", err.status, "%s", err.msg);
         goto done;
     }
