@@ -16,6 +16,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "platform.h"
 #include "vk/vk.h"
 
 const char *t_data_path(const char *rel) {
@@ -211,6 +212,8 @@ static int run_unix(const char *cmd, const char *o, const char *e) {
     free(uo), free(ue), free(ur), free(us);
     return rc;
 }
+
+int t_rename(const char *from, const char *to) { return vkl_os_replace(from, to) ? 0 : -1; }
 
 int t_system(const char *cmd) {
     if (own_program(cmd) || !under_wine()) return system(cmd);

@@ -73,6 +73,9 @@ struct vkl_vk *t_vk(void);
 /* system() as t_run runs commands: vklora's programs in cmd.exe, others on the Linux side under Wine */
 int t_system(const char *cmd);
 #define system(cmd) t_system(cmd)
+/* rename() that replaces an existing target, as POSIX's does (the C runtime's refuses) */
+int t_rename(const char *from, const char *to);
+#define rename(from, to) t_rename(from, to)
 #include <string.h>
 static inline void *memmem(const void *h, size_t hn, const void *n, size_t nn) {
     for (size_t i = 0; nn <= hn && i <= hn - nn; i++)
