@@ -34,14 +34,14 @@ int vkl_advice_check(const vkl_config *c, const vkl_advice_ctx *ctx, vkl_advice 
     double lr = c->learning_rate;
     if (lr > LR_HI * LR_FAR && (a = add(out, &n, "learning_rate")))
         snprintf(a->text, sizeof(a->text),
-                 "learning_rate %g is %.3gx the guide's typical upper end %g (typical 5e-5 to 1e-4; 2e-4 is Unsloth's "
-                 "common default): a high rate trains faster but risks overfitting and an unstable loss",
-                 lr, lr / LR_HI, LR_HI);
+                 "learning_rate %g is %.3gx the guide's typical upper end 1e-4 (typical 5e-5 to 1e-4; 2e-4 is "
+                 "Unsloth's common default): a high rate trains faster but risks overfitting and an unstable loss",
+                 lr, lr / LR_HI);
     else if (lr < LR_LO / LR_FAR && (a = add(out, &n, "learning_rate")))
         snprintf(a->text, sizeof(a->text),
-                 "learning_rate %g is %.3gx below the guide's typical lower end %g (typical 5e-5 to 1e-4; 2e-4 is "
-                 "Unsloth's common default): a low rate is stable but may undertrain in this many steps",
-                 lr, LR_LO / lr, LR_LO);
+                 "learning_rate %g is %.3gx below the guide's typical lower end 5e-5 (typical 5e-5 to 1e-4; 2e-4 "
+                 "is Unsloth's common default): a low rate is stable but may undertrain in this many steps",
+                 lr, LR_LO / lr);
     if (ctx->epochs > EPOCHS_MAX + 1e-9 && (a = add(out, &n, "epochs")))
         snprintf(a->text, sizeof(a->text),
                  "%.3g epochs: the guide suggests 1 to 3; more passes over the same data risk overfitting "

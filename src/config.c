@@ -1166,6 +1166,8 @@ vkl_status vkl_config_explain(FILE *f, const char *name, bool json, vkl_err *err
         return VKL_OK;
     }
     cJSON *o = vkl_config_knob_json(name);
+    if (!o && !strcasecmp(name, "path"))
+        return vkl_err_set(err, VKL_ERR_INPUT, "'path' is ambiguous: model.path or dataset.path");
     if (!o) {
         suggest sg = {NULL, (size_t)-1};
         char path[MAX_JPATH];

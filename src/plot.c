@@ -475,6 +475,14 @@ vkl_status vkl_plot_run_curves(const char *run_dir, vkl_err *err) {
     char path[4200];
     snprintf(path, sizeof(path), "%s/curves.svg", run_dir);
     st = vkl_plot_write_svg(&p, path, err);
+    /* a page that reloads the chart, for a browser tab left open on a running job */
+    snprintf(path, sizeof(path), "%s/curves.html", run_dir);
+    if (!st && vkl_os_path_kind(path) == VKL_PATH_NONE) {
+        static const char page[] = "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" "
+                                   "content=\"15\"><title>vklora curves</title></head>\n<body><img src=\"curves.svg\" "
+                                   "alt=\"loss curves\"></body></html>\n";
+        st = vkl_write_file_atomic(path, page, sizeof(page) - 1, "plot", err);
+    }
     free(ex);
     free(ey);
     vkl_metrics_free(&m);

@@ -435,6 +435,8 @@ static int test_sweep_2x2(void) {
         snprintf(path, sizeof(path), "%s/%s/adapter.gguf", out, run_names[i]);
         struct stat stt;
         T_ASSERT(stat(path, &stt) == 0, "%s", path);
+        snprintf(path, sizeof(path), "%s/%s/curves.html", out, run_names[i]);
+        T_ASSERT(stat(path, &stt) == 0, "%s", path);
         snprintf(path, sizeof(path), "%s/%s/curves.svg", out, run_names[i]);
         cJSON *c = svg_series(path);
         char dir[1000];
