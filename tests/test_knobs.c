@@ -664,6 +664,47 @@ static int test_sweep_parallel(void) {
 #endif
 }
 
+/* Ctrl-C (SIGINT) in the middle of a sweep's first run: that run checkpoints, the sweep exits 130 with the table so
+ * far; rerunning resumes the run from that checkpoint and finishes both. */
+static int test_sweep_ctrl_c(void) {
+#ifdef _WIN32
+    return 0; /* no kill -INT from the test harness there */
+#else
+    char out[700], args[4000], cmd[6000], *o = NULL, *err = NULL;
+    snprintf(out, sizeof(out), "%s/sweep-int", t_tmpdir());
+    snprintf(args, sizeof(args),
+             "sweep %s/configs/demo.json --set model=%s --set dataset=%s --set max_steps=40 --set save_steps=2 "
+             "--set eval_steps=0 --set eval_ratio=0 --set max_seq_length=32 --set per_device_train_batch_size=1 "
+             "--set gradient_accumulation_steps=1 --set warmup_steps=0 --grid seed=1,2 --out '%s'",
+             VKL_SOURCE_ROOT, t_data_path("models/stories260K.gguf"), t_data_path("datasets/tinystories_sample.txt"),
+             out);
+    /* SIGINT once the first checkpoint exists (bounded wait), then the sweep's exit status */
+    snprintf(cmd, sizeof(cmd),
+             "'%s' %s >/dev/null 2>&1 & pid=$!; i=0; while [ ! -d '%s/seed=1/checkpoint-2' ] && [ $i -lt 600 ]; do "
+             "sleep 0.1; i=$((i+1)); done; kill -INT $pid; wait $pid; echo \"rc=$?\"",
+             t_vklora_bin(), args, out);
+    T_ASSERT(t_run(cmd, &o, &err) == 0 && o && strstr(o, "rc=130"), "Ctrl-C: %s %s", o ? o : "", err ? err : "");
+    free(o);
+    free(err);
+    o = err = NULL;
+    char path[1200];
+    snprintf(path, sizeof(path), "%s/sweep.json", out);
+    char *txt = t_read_file(path, NULL);
+    T_ASSERT(txt && strstr(txt, "\"interrupted\""), "sweep.json after Ctrl-C: %s", txt ? txt : "");
+    free(txt);
+    snprintf(cmd, sizeof(cmd), "'%s' %s", t_vklora_bin(), args);
+    int rc = t_run(cmd, &o, &err);
+    T_ASSERT(rc == 0 && o && strstr(o, "resumed from") && strstr(o, "seed=1/checkpoint-"), "rerun: exit %d: %s %s",
+             rc, o ? o : "", err ? err : "");
+    free(o);
+    free(err);
+    txt = t_read_file(path, NULL);
+    T_ASSERT(txt && !strstr(txt, "\"interrupted\"") && strstr(txt, "\"finished\""), "sweep.json: %s", txt ? txt : "");
+    free(txt);
+    return 0;
+#endif
+}
+
 const vkl_test_case vkl_tests_knobs[] = {
     {"knobs/explain", test_explain},
     {"knobs/advice_lines", test_advice_lines},
@@ -675,5 +716,6 @@ const vkl_test_case vkl_tests_knobs[] = {
     {"knobs/train_overfit_note", test_train_overfit_note},
     {"knobs/sweep_parallel_devices", test_sweep_parallel},
     {"knobs/sweep_2x2_skip_kill_resume", test_sweep_2x2},
+    {"knobs/sweep_ctrl_c_resume", test_sweep_ctrl_c},
     {NULL, NULL},
 };
