@@ -119,6 +119,17 @@ static int test_explain(void) {
         }
     }
     T_ASSERT(with_guide >= 10, "guide advice on %d knobs", with_guide);
+    /* configs/README.md's key tables cover the same table: every knob has its row */
+    char readme_path[600];
+    snprintf(readme_path, sizeof(readme_path), "%s/configs/README.md", VKL_SOURCE_ROOT);
+    char *readme = t_read_file(readme_path, NULL);
+    T_ASSERT(readme, "%s", readme_path);
+    cJSON_ArrayForEach(e, j) {
+        char row[300];
+        snprintf(row, sizeof(row), "| `%s` |", cJSON_GetObjectItem(e, "knob")->valuestring);
+        T_ASSERT(strstr(readme, row), "configs/README.md has no row %s", row);
+    }
+    free(readme);
     cJSON_Delete(j);
     snprintf(cmd, sizeof(cmd), "%s explain", t_vklora_bin());
     T_ASSERT(t_run(cmd, &list, NULL) == 0 && list && strstr(list, "lora.lora_alpha") && strstr(list, "training.advice"),
