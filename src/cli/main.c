@@ -27,7 +27,7 @@ static const command commands[] = {
     {"merge", vkl_cmd_merge, "fold a LoRA adapter into its base model (optionally re-quantized)"},
     {"convert", vkl_cmd_convert, "write a Hugging Face model folder as a GGUF for llama.cpp"},
     {"sweep", vkl_cmd_sweep, "train every combination of a knob grid, then compare them in a table and a chart"},
-    {"plot", vkl_cmd_plot, "draw runs' loss (or another metric) against step as SVG"},
+    {"plot", vkl_cmd_plot, "draw runs' loss (or another metric) against step as SVG (or PNG)"},
     {"explain", vkl_cmd_explain, "what a config knob does, its default, range, cost and the LoRA guide's advice"},
     {"bench", vkl_cmd_bench, "forward tokens/s and peak device memory, as one JSON line"},
 };
