@@ -39,7 +39,7 @@ vkl_status vkl_metrics_read(const char *path, vkl_metrics *m, vkl_err *err) {
     char file[4200];
     if (vkl_os_path_kind(path) == VKL_PATH_DIR) snprintf(file, sizeof(file), "%s/metrics.jsonl", path);
     else snprintf(file, sizeof(file), "%s", path);
-    FILE *f = fopen(file, "rb");
+    FILE *f = vkl_os_fopen(file, "rb"); /* UTF-8 paths on Windows too */
     if (!f) return vkl_err_set(err, VKL_ERR_INPUT, "%s: cannot open (no metrics yet? a run writes one line per step)", file);
     char *line = NULL;
     size_t cap = 0, alloc = 0;
