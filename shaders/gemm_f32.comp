@@ -44,8 +44,8 @@ layout(std430, binding = 1) readonly buffer B { float data_b[]; };
 #endif
 layout(std430, binding = 2) buffer C { float data_c[]; };
 
-#define TM 4u // = VKL_GEMM_TM
-#define TN 4u // = VKL_GEMM_TN
+#define TM 8u // = VKL_GEMM_TM
+#define TN 8u // = VKL_GEMM_TN
 
 void main() {
     uint tiles_n = (p.N + TN - 1u) / TN;
