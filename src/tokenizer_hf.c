@@ -931,22 +931,31 @@ static bool parse_prepend_scheme(ctx *c, const cJSON *o, const char *path, prepe
     return true;
 }
 
-static bool parse_normalizer(ctx *c, vkl_hf_pipeline *p, const cJSON *o, const char *path) {
+/* A pipeline component parser: the component o at JSON path `path`; arg is the parser's own extra (or NULL). */
+typedef bool (*component_parser)(ctx *c, vkl_hf_pipeline *p, const cJSON *o, const char *path, void *arg);
+
+/* A "Sequence" component: each entry of its array `key` through parse, named path.key[i] in messages. */
+static bool parse_sequence(ctx *c, vkl_hf_pipeline *p, const cJSON *o, const char *path, const char *key,
+                           component_parser parse, void *arg) {
+    char sub[256];
+    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(o, key);
+    snprintf(sub, sizeof(sub), "%s.%s", path, key);
+    if (!cJSON_IsArray(arr)) return bad(c, sub, "expected an array, got %s", kind_of(arr)), false;
+    int i = 0;
+    for (const cJSON *e = arr->child; e; e = e->next, i++) {
+        snprintf(sub, sizeof(sub), "%s.%s[%d]", path, key, i);
+        if (!parse(c, p, e, sub, arg)) return false;
+    }
+    return true;
+}
+
+static bool parse_normalizer(ctx *c, vkl_hf_pipeline *p, const cJSON *o, const char *path, void *unused) {
+    (void)unused;
     if (!o || cJSON_IsNull(o)) return true;
     const char *ty = type_of(c, o, path);
     if (!ty) return false;
     char sub[256];
-    if (!strcmp(ty, "Sequence")) {
-        const cJSON *arr = cJSON_GetObjectItemCaseSensitive(o, "normalizers");
-        snprintf(sub, sizeof(sub), "%s.normalizers", path);
-        if (!cJSON_IsArray(arr)) return bad(c, sub, "expected an array, got %s", kind_of(arr)), false;
-        int i = 0;
-        for (const cJSON *e = arr->child; e; e = e->next, i++) {
-            snprintf(sub, sizeof(sub), "%s.normalizers[%d]", path, i);
-            if (!parse_normalizer(c, p, e, sub)) return false;
-        }
-        return true;
-    }
+    if (!strcmp(ty, "Sequence")) return parse_sequence(c, p, o, path, "normalizers", parse_normalizer, NULL);
     norm_step st = {0};
     if (!strcmp(ty, "NFC")) {
         st.kind = NORM_NFC;
@@ -1012,24 +1021,16 @@ static const struct {
 #undef REST
 };
 
-static bool parse_pre(ctx *c, vkl_hf_pipeline *p, const cJSON *o, const char *path, const char **gguf_pre) {
+/* arg: const char ** receiving llama.cpp's name of the Split regex */
+static bool parse_pre(ctx *c, vkl_hf_pipeline *p, const cJSON *o, const char *path, void *arg) {
+    const char **gguf_pre = arg;
     if (!o || cJSON_IsNull(o)) return true;
     const char *ty = type_of(c, o, path);
     if (!ty) return false;
     char sub[256];
     if (p->n_pre && p->pre[p->n_pre - 1].kind == PRE_BYTE_LEVEL)
         return bad(c, path, "a pre-tokenizer after ByteLevel is not supported (ByteLevel must come last)"), false;
-    if (!strcmp(ty, "Sequence")) {
-        const cJSON *arr = cJSON_GetObjectItemCaseSensitive(o, "pretokenizers");
-        snprintf(sub, sizeof(sub), "%s.pretokenizers", path);
-        if (!cJSON_IsArray(arr)) return bad(c, sub, "expected an array, got %s", kind_of(arr)), false;
-        int i = 0;
-        for (const cJSON *e = arr->child; e; e = e->next, i++) {
-            snprintf(sub, sizeof(sub), "%s.pretokenizers[%d]", path, i);
-            if (!parse_pre(c, p, e, sub, gguf_pre)) return false;
-        }
-        return true;
-    }
+    if (!strcmp(ty, "Sequence")) return parse_sequence(c, p, o, path, "pretokenizers", parse_pre, gguf_pre);
     pre_step st = {0};
     if (!strcmp(ty, "Split")) {
         const char *s, *re, *beh;
@@ -1107,21 +1108,12 @@ static bool parse_pre(ctx *c, vkl_hf_pipeline *p, const cJSON *o, const char *pa
     return true;
 }
 
-static bool parse_decoder(ctx *c, vkl_hf_pipeline *p, const cJSON *o, const char *path) {
+static bool parse_decoder(ctx *c, vkl_hf_pipeline *p, const cJSON *o, const char *path, void *unused) {
+    (void)unused;
     const char *ty = type_of(c, o, path);
     if (!ty) return false;
     char sub[256];
-    if (!strcmp(ty, "Sequence")) {
-        const cJSON *arr = cJSON_GetObjectItemCaseSensitive(o, "decoders");
-        snprintf(sub, sizeof(sub), "%s.decoders", path);
-        if (!cJSON_IsArray(arr)) return bad(c, sub, "expected an array, got %s", kind_of(arr)), false;
-        int i = 0;
-        for (const cJSON *e = arr->child; e; e = e->next, i++) {
-            snprintf(sub, sizeof(sub), "%s.decoders[%d]", path, i);
-            if (!parse_decoder(c, p, e, sub)) return false;
-        }
-        return true;
-    }
+    if (!strcmp(ty, "Sequence")) return parse_sequence(c, p, o, path, "decoders", parse_decoder, NULL);
     dec_step st = {0};
     if (!strcmp(ty, "ByteLevel")) {
         st.kind = DEC_BYTE_LEVEL;
@@ -1199,24 +1191,16 @@ static bool template_ids(ctx *c, const cJSON *specials, const char *name, const 
 }
 
 /* Prefix / suffix ids of the single-sequence template; nested processors wrap: a later one goes outside. */
-static bool parse_post(ctx *c, vkl_hf_pipeline *p, const cJSON *o, const char *path, int32_t V) {
+/* arg: the int32_t vocabulary size */
+static bool parse_post(ctx *c, vkl_hf_pipeline *p, const cJSON *o, const char *path, void *arg) {
+    const int32_t V = *(const int32_t *)arg;
     if (!o || cJSON_IsNull(o)) return true;
     const char *ty = type_of(c, o, path);
     if (!ty) return false;
     char sub[256];
     int32_t *pre = NULL, *suf = NULL;
     size_t npre = 0, nsuf = 0;
-    if (!strcmp(ty, "Sequence")) {
-        const cJSON *arr = cJSON_GetObjectItemCaseSensitive(o, "processors");
-        snprintf(sub, sizeof(sub), "%s.processors", path);
-        if (!cJSON_IsArray(arr)) return bad(c, sub, "expected an array, got %s", kind_of(arr)), false;
-        int i = 0;
-        for (const cJSON *e = arr->child; e; e = e->next, i++) {
-            snprintf(sub, sizeof(sub), "%s.processors[%d]", path, i);
-            if (!parse_post(c, p, e, sub, V)) return false;
-        }
-        return true;
-    }
+    if (!strcmp(ty, "Sequence")) return parse_sequence(c, p, o, path, "processors", parse_post, arg);
     if (!strcmp(ty, "ByteLevel")) return true; /* trims offsets only */
     if (!strcmp(ty, "TemplateProcessing")) {
         const cJSON *single = cJSON_GetObjectItemCaseSensitive(o, "single");
@@ -1672,14 +1656,15 @@ vkl_status vkl_tokenizer_load_hf(const char *path, vkl_tokenizer **out, vkl_err 
     }
 
     const char *gguf_pre = NULL;
-    if (!parse_normalizer(&c, p, cJSON_GetObjectItemCaseSensitive(root, "normalizer"), "normalizer") ||
+    int32_t n_vocab = t->n_vocab;
+    if (!parse_normalizer(&c, p, cJSON_GetObjectItemCaseSensitive(root, "normalizer"), "normalizer", NULL) ||
         !parse_pre(&c, p, cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer"), "pre_tokenizer", &gguf_pre) ||
-        !parse_post(&c, p, cJSON_GetObjectItemCaseSensitive(root, "post_processor"), "post_processor", t->n_vocab))
+        !parse_post(&c, p, cJSON_GetObjectItemCaseSensitive(root, "post_processor"), "post_processor", &n_vocab))
         goto fail;
     const cJSON *dec = cJSON_GetObjectItemCaseSensitive(root, "decoder");
     if (dec && !cJSON_IsNull(dec)) {
         p->has_decoder = true;
-        if (!parse_decoder(&c, p, dec, "decoder")) goto fail;
+        if (!parse_decoder(&c, p, dec, "decoder", NULL)) goto fail;
     }
     t->byte_encode = p->n_pre && p->pre[p->n_pre - 1].kind == PRE_BYTE_LEVEL;
     /* ' ' is spelled U+2581 when a normalizer or Metaspace puts it there: pieces then print with spaces */
