@@ -328,3 +328,15 @@ double t_eval_nll(const char *model, const char *text, const char *adapter, cons
     cJSON_Delete(j);
     return v;
 }
+
+bool t_coopmat_required(void) {
+    const char *req = getenv("VKL_TEST_REQUIRE_COOPMAT");
+    return req && *req && strcmp(req, "0");
+}
+
+int t_coopmat_refusal(int st, const char *msg, const char *forced) {
+    T_ASSERT(st == VKL_ERR_INPUT && strstr(msg, forced), "status %d: %s", st, msg);
+    T_ASSERT(!t_coopmat_required(), "VKL_TEST_REQUIRE_COOPMAT is set, but %s", msg);
+    fprintf(stderr, "    note: %s cannot run here: %s\n", forced, msg);
+    return 0;
+}

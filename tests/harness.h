@@ -53,6 +53,12 @@ int t_cli(const char *args, struct cJSON **json, char **err_out);
 /* Mean NLL of `vklora eval --model MODEL --text TEXT --ctx 64 --json [--adapter ADAPTER] [EXTRA]` (text NULL: the
  * TinyStories sample); NAN on failure (reported). */
 double t_eval_nll(const char *model, const char *text, const char *adapter, const char *extra);
+/* Whether VKL_TEST_REQUIRE_COOPMAT is set (tools/chroot-trixie.sh sets it): a cooperative-matrix test may not skip. */
+bool t_coopmat_required(void);
+/* A forced cooperative-matrix variant (forced: "VKLORA_MATMUL=coopmat" or "VKLORA_ATTN=coopmat") refused with status
+ * st and message msg: the refusal must be the input error naming the switch, and is accepted with a printed note
+ * unless t_coopmat_required(). Returns nonzero when that fails the test. */
+int t_coopmat_refusal(int st, const char *msg, const char *forced);
 
 /* The Vulkan context shared by the device tests: created once with the validation layer on.
  * Returns NULL (and the test fails) when no device can be created. */

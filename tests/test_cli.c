@@ -83,8 +83,7 @@ static int test_devices_json(void) {
             f16_f32 |= !strcmp(a, "f16") && !strcmp(r, "f32");
         }
         /* tools/chroot-trixie.sh: lavapipe with cooperative matrices lists f16 x f16 -> f32 */
-        const char *req = getenv("VKL_TEST_REQUIRE_COOPMAT");
-        if (req && *req && strcmp(req, "0") && !strcmp(type, "cpu"))
+        if (t_coopmat_required() && !strcmp(type, "cpu"))
             T_ASSERT(f16_f32 && cJSON_IsTrue(cJSON_GetObjectItem(cm, "usable")), "no usable f16 x f16 -> f32 shape");
         const char *name = cJSON_GetStringValue(cJSON_GetObjectItem(d, "name"));
         if (!strcmp(type, "cpu") && name && strstr(name, "llvmpipe")) {
