@@ -214,6 +214,28 @@ static size_t cased_word(const uint32_t *cpts, size_t s, size_t e) {
     return u; /* <Up>+<Lo>*: no <Lo> follows, or the first alternative would have taken it */
 }
 
+/* The alternatives of the tekken / o200k regexes after the letter runs, at p (no letter run starts there): the end
+ * of \p{N}{1,max_digits} | ' ?[^\s\p{L}\p{N}]+[\r\n/]*' | \s*[\r\n]+ | \s+(?!\S) | \s+. */
+static size_t cased_rest(const uint32_t *cpts, size_t p, size_t e, size_t max_digits) {
+    uint32_t c = cpts[p];
+    size_t q = p;
+    if (is_number(c)) {
+        while (q < e && q - p < max_digits && is_number(cpts[q])) q++;
+    } else if ((c == ' ' && p + 1 < e && is_other(cpts[p + 1])) || is_other(c)) {
+        q = p + (c == ' ');
+        while (q < e && is_other(cpts[q])) q++;
+        while (q < e && (is_crlf(cpts[q]) || cpts[q] == '/')) q++;
+    } else {
+        size_t r = p, last_crlf = 0;
+        while (r < e && vkl_ucpt_is_space(cpts[r])) {
+            if (is_crlf(cpts[r])) last_crlf = r + 1;
+            r++;
+        }
+        q = last_crlf ? last_crlf : whitespace_run(cpts, p, e);
+    }
+    return q;
+}
+
 /* TEKKEN (max_digits 1) and GPT4O (max_digits 3, contractions after a letter run). Apart from the letter runs,
  * the alternatives are LLAMA3's, with '/' joining CR and LF after a symbol run. */
 static void split_cased(const uint32_t *cpts, size_t b, size_t e, size_t max_digits, bool contractions,
@@ -227,21 +249,8 @@ static void split_cased(const uint32_t *cpts, size_t b, size_t e, size_t max_dig
         if (is_letter(cpts[s])) {
             q = cased_word(cpts, s, e);
             if (contractions) q += contraction(cpts, q, e, true);
-        } else if (is_number(c)) { /* \p{N} or \p{N}{1,3} */
-            while (q < e && q - p < max_digits && is_number(cpts[q])) q++;
-        } else if ((c == ' ' && p + 1 < e && is_other(cpts[p + 1])) || is_other(c)) {
-            /* ' ?[^\s\p{L}\p{N}]+[\r\n/]*' */
-            q = p + (c == ' ');
-            while (q < e && is_other(cpts[q])) q++;
-            while (q < e && (is_crlf(cpts[q]) || cpts[q] == '/')) q++;
         } else {
-            /* \s*[\r\n]+, else \s+(?!\S), else \s+ */
-            size_t r = p, last_crlf = 0;
-            while (r < e && vkl_ucpt_is_space(cpts[r])) {
-                if (is_crlf(cpts[r])) last_crlf = r + 1;
-                r++;
-            }
-            q = last_crlf ? last_crlf : whitespace_run(cpts, p, e);
+            q = cased_rest(cpts, p, e, max_digits);
         }
         if (q == p) q = p + 1; /* unreachable: every code point is a letter, number, space or other */
         emit(w, q - p);
@@ -313,19 +322,8 @@ static void split_cased_exact(const uint32_t *cpts, size_t b, size_t e, size_t m
         }
         if (q > p) {
             if (contractions) q += contraction(cpts, q, e, true);
-        } else if (is_number(c)) {
-            while (q < e && q - p < max_digits && is_number(cpts[q])) q++;
-        } else if ((c == ' ' && p + 1 < e && is_other(cpts[p + 1])) || is_other(c)) {
-            q = p + (c == ' ');
-            while (q < e && is_other(cpts[q])) q++;
-            while (q < e && (is_crlf(cpts[q]) || cpts[q] == '/')) q++;
         } else {
-            size_t r = p, last_crlf = 0;
-            while (r < e && vkl_ucpt_is_space(cpts[r])) {
-                if (is_crlf(cpts[r])) last_crlf = r + 1;
-                r++;
-            }
-            q = last_crlf ? last_crlf : whitespace_run(cpts, p, e);
+            q = cased_rest(cpts, p, e, max_digits);
         }
         if (q == p) q = p + 1;
         emit(w, q - p);
