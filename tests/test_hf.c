@@ -48,6 +48,21 @@ static float *device_logits_with(vkl_model *m, const vkl_lora *l, const int32_t 
 
 static float *device_logits(vkl_model *m, const int32_t *tok, uint32_t T) { return device_logits_with(m, NULL, tok, T); }
 
+/* Models a and b (the same weights read two ways) give the same logits on T (<= 64) random tokens: within 1e-4 of
+ * the largest logit, float rounding, far below what a wrong row order, norm or tensor moves. */
+static int same_logits(vkl_model *a, vkl_model *b, uint32_t T, const char *what) {
+    const uint32_t V = a->hp.n_vocab;
+    int32_t tok[64];
+    T_ASSERT(T <= 64 && b->hp.n_vocab == V, "%s: shapes", what);
+    for (uint32_t i = 0; i < T; i++) tok[i] = (int32_t)(t_rng_u32() % V);
+    float *la = device_logits(a, tok, T), *lb = device_logits(b, tok, T);
+    T_ASSERT(la && lb, "%s: logits", what);
+    double e = t_max_rel_err(lb, la, (size_t)T * V);
+    free(la), free(lb);
+    T_ASSERT(e < 1e-4, "%s: max rel err %.3g", what, e);
+    return 0;
+}
+
 /* A tensor's elements as floats (F32, F16, BF16). */
 static float *tensor_f32(const vkl_gguf_tensor *t) {
     uint64_t n = 1;
@@ -276,14 +291,7 @@ static int test_shards_and_errors(void) {
     T_ASSERT(!write_text(p, text), "write index");
     free(text);
     T_ASSERT(!vkl_model_load(dir, &b, &err), "sharded: %s", err.msg);
-    const uint32_t T = 17;
-    int32_t tok[17];
-    for (uint32_t i = 0; i < T; i++) tok[i] = (int32_t)(t_rng_u32() % a->hp.n_vocab);
-    float *la = device_logits(a, tok, T), *lb = device_logits(b, tok, T);
-    T_ASSERT(la && lb, "forward");
-    double e = t_max_rel_err(lb, la, (size_t)T * a->hp.n_vocab);
-    T_ASSERT(e < 1e-4, "sharded folder logits: max rel err %.3g", e);
-    free(la), free(lb);
+    if (same_logits(a, b, 17, "sharded folder vs GGUF")) return 1;
     vkl_model_free(b);
     vkl_model_free(a);
 
@@ -658,15 +666,8 @@ static int test_qlora_folder(void) {
     T_ASSERT(!vkl_model_quantize(a, VKL_QUANT_Q4_K_M, &err) && !vkl_model_quantize(b, VKL_QUANT_Q4_K_M, &err), "%s",
              err.msg);
     T_ASSERT(b->layers[0].wq.type == VKL_TYPE_Q4_K && b->layers[0].wv.type == a->layers[0].wv.type, "q4_k_m mix");
-    const uint32_t T = 19, V = a->hp.n_vocab;
-    int32_t tok[19];
     t_rng_seed(61);
-    for (uint32_t i = 0; i < T; i++) tok[i] = (int32_t)(t_rng_u32() % V);
-    float *la = device_logits(a, tok, T), *lb = device_logits(b, tok, T);
-    T_ASSERT(la && lb, "logits");
-    double e = t_max_rel_err(lb, la, (size_t)T * V);
-    T_ASSERT(e < 1e-4, "quantized folder vs quantized GGUF: max rel err %.3g", e);
-    free(la), free(lb);
+    if (same_logits(a, b, 19, "quantized folder vs quantized GGUF")) return 1;
     vkl_model_free(a), vkl_model_free(b);
     /* the CLI: train with quantization from the folder (it needs a tokenizer: the mkmodel vocabulary's) */
     snprintf(cmd, sizeof(cmd), "/usr/bin/python3 %s/tests/mk_hf_tokenizer.py %s %s", VKL_SOURCE_ROOT, path, dir);
@@ -735,15 +736,8 @@ static int test_gemma3_multimodal(void) {
     free(text);
     cJSON_Delete(root);
     T_ASSERT(!vkl_model_load(dir, &b, &err), "%s", err.msg);
-    const uint32_t T = 15, V = a->hp.n_vocab;
-    int32_t tok[15];
     t_rng_seed(71);
-    for (uint32_t i = 0; i < T; i++) tok[i] = (int32_t)(t_rng_u32() % V);
-    float *la = device_logits(a, tok, T), *lb = device_logits(b, tok, T);
-    T_ASSERT(la && lb, "logits");
-    double e = t_max_rel_err(lb, la, (size_t)T * V);
-    T_ASSERT(e < 1e-4, "multimodal Gemma 3 text model vs the GGUF: max rel err %.3g", e);
-    free(la), free(lb);
+    if (same_logits(a, b, 15, "multimodal Gemma 3 text model vs the GGUF")) return 1;
     vkl_model_free(a), vkl_model_free(b);
     return 0;
 }
