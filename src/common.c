@@ -207,6 +207,31 @@ vkl_status vkl_env_check(vkl_err *err) {
     return VKL_OK;
 }
 
+vkl_status vkl_err_create_failed(vkl_err *err, const char *what, const char *path, int e) {
+    const char *why = NULL;
+    switch (e) {
+    case ENOENT: why = "its folder does not exist"; break;
+    case ENOTDIR: why = "a part of the folder path is not a folder"; break;
+    case EACCES:
+    case EPERM:
+#ifdef EROFS
+    case EROFS:
+#endif
+        why = "the folder is read-only or not writable by this user";
+        break;
+    case ENAMETOOLONG: why = "the path is too long for the file system"; break;
+#ifdef _WIN32
+    case EINVAL: why = "the name is not valid on this file system (or too long)"; break;
+#endif
+    default: break;
+    }
+    if (why)
+        return vkl_err_set(err, VKL_ERR_INPUT, "%s: %s: cannot create a file there: %s (%s); the previous file, if "
+                           "any, is unchanged", what, path, why, strerror(e));
+    return vkl_err_set(err, VKL_ERR_RUNTIME, "%s: %s: cannot create a temporary file next to it: %s", what, path,
+                       strerror(e));
+}
+
 static uint64_t fault_calls;
 
 static void fault_report(void) { fprintf(stderr, "vklora: %llu fault points\n", (unsigned long long)fault_calls); }

@@ -971,8 +971,7 @@ vkl_status vkl_gguf_writer_write(vkl_gguf_writer *w, const char *path, vkl_err *
     snprintf(tmp, plen + 16, "%s.tmp-XXXXXX", path);
     vkl_os_file fd;
     if (!vkl_os_create_temp(tmp, path, &fd)) {
-        st = vkl_err_set(err, VKL_ERR_RUNTIME, "gguf: %s: cannot create a temporary file next to it: %s", path,
-                         strerror(errno));
+        st = vkl_err_create_failed(err, "gguf", path, errno);
         free(tmp);
         free(h.p);
         return st;

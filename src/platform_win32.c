@@ -41,6 +41,32 @@ static char *narrow(const wchar_t *w) {
     return s;
 }
 
+/* A path as the wide-char file API takes it. Paths of MAX_PATH (260) characters or more, which the plain API refuses
+ * without a long-path manifest and a registry switch, are made absolute (GetFullPathNameW also turns '/' into '\\'
+ * and resolves "." and "..") and given the extended-length prefix: \\?\C:\... or \\?\UNC\server\share\...
+ * Shorter paths are passed as they are, so relative paths and device names (NUL, CON) keep their meaning. */
+static wchar_t *wpath(const char *path) {
+    wchar_t *w = wide(path);
+    /* CreateDirectoryW's limit is MAX_PATH - 12 (room for an 8.3 name): prefix from there */
+    if (!w || wcslen(w) < MAX_PATH - 12 || !wcsncmp(w, L"\\\\?\\", 4) || !wcsncmp(w, L"\\\\.\\", 4)) return w;
+    DWORD n = GetFullPathNameW(w, 0, NULL, NULL);
+    wchar_t *full = n ? malloc(((size_t)n + 8) * sizeof(wchar_t)) : NULL;
+    if (!full || !GetFullPathNameW(w, n, full + 8, NULL)) {
+        free(full);
+        return w; /* the call with the unprefixed path reports the error */
+    }
+    free(w);
+    const wchar_t *rest = full + 8, *prefix = L"\\\\?\\";
+    if (rest[0] == L'\\' && rest[1] == L'\\') { /* \\server\share\... */
+        rest += 2;
+        prefix = L"\\\\?\\UNC\\";
+    }
+    size_t pn = wcslen(prefix), rn = wcslen(rest);
+    memmove(full + pn, rest, (rn + 1) * sizeof(wchar_t));
+    memcpy(full, prefix, pn * sizeof(wchar_t));
+    return full;
+}
+
 static int errno_of(DWORD e) {
     switch (e) {
     case ERROR_FILE_NOT_FOUND:
@@ -84,7 +110,7 @@ static HANDLE handle(vkl_os_file f) { return (HANDLE)f; }
 /* ---- files ---- */
 
 FILE *vkl_os_fopen(const char *path, const char *mode) {
-    wchar_t *wp = wide(path), *wm = wide(mode);
+    wchar_t *wp = wpath(path), *wm = wide(mode);
     FILE *f = wp && wm ? _wfopen(wp, wm) : NULL;
     free(wp);
     free(wm);
@@ -92,7 +118,7 @@ FILE *vkl_os_fopen(const char *path, const char *mode) {
 }
 
 static bool create(const char *path, DWORD access, DWORD disposition, vkl_os_file *out) {
-    wchar_t *w = wide(path);
+    wchar_t *w = wpath(path);
     if (!w) return false;
     /* FILE_SHARE_DELETE: a file we hold open may still be renamed over or removed, as on POSIX. */
     HANDLE h = CreateFileW(w, access, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, NULL, disposition,
@@ -181,7 +207,7 @@ bool vkl_os_sync(vkl_os_file f) { return FlushFileBuffers(handle(f)) ? true : fa
 bool vkl_os_close(vkl_os_file f) { return CloseHandle(handle(f)) ? true : fail_win(); }
 
 bool vkl_os_replace(const char *from, const char *to) {
-    wchar_t *wf = wide(from), *wt = wide(to);
+    wchar_t *wf = wpath(from), *wt = wpath(to);
     bool ok = wf && wt;
     if (ok) {
         /* A virus scanner or indexer briefly holding the target open makes the replace fail with a sharing
@@ -205,14 +231,14 @@ bool vkl_os_replace(const char *from, const char *to) {
 void vkl_os_sync_dir(const char *dir) { (void)dir; /* MOVEFILE_WRITE_THROUGH made the rename durable */ }
 
 bool vkl_os_remove(const char *path) {
-    wchar_t *w = wide(path);
+    wchar_t *w = wpath(path);
     bool ok = w && (DeleteFileW(w) ? true : fail_win());
     free(w);
     return ok;
 }
 
 vkl_path_kind vkl_os_path_kind(const char *path) {
-    wchar_t *w = wide(path);
+    wchar_t *w = wpath(path);
     if (!w) return VKL_PATH_NONE;
     DWORD a = GetFileAttributesW(w);
     free(w);
@@ -226,7 +252,7 @@ vkl_path_kind vkl_os_path_kind(const char *path) {
 }
 
 bool vkl_os_mkdir(const char *path) {
-    wchar_t *w = wide(path);
+    wchar_t *w = wpath(path);
     if (!w) return false;
     bool ok = CreateDirectoryW(w, NULL);
     if (!ok) {
@@ -240,7 +266,7 @@ bool vkl_os_mkdir(const char *path) {
 }
 
 bool vkl_os_rmdir(const char *path) {
-    wchar_t *w = wide(path);
+    wchar_t *w = wpath(path);
     bool ok = w && (RemoveDirectoryW(w) ? true : fail_win());
     free(w);
     return ok;
@@ -267,7 +293,7 @@ vkl_os_dir *vkl_os_opendir(const char *path) {
     if (n && !vkl_os_is_sep(path[n - 1])) pattern[at++] = '\\';
     pattern[at++] = '*';
     pattern[at] = 0;
-    wchar_t *w = wide(pattern);
+    wchar_t *w = wpath(pattern);
     free(pattern);
     if (!w) return NULL;
     vkl_os_dir *d = calloc(1, sizeof(*d));
@@ -314,7 +340,7 @@ void vkl_os_closedir(vkl_os_dir *d) {
 bool vkl_os_map(const char *path, const void **data, uint64_t *size, const char **failed) {
     *data = NULL;
     *size = 0;
-    wchar_t *w = wide(path);
+    wchar_t *w = wpath(path);
     if (!w) {
         *failed = "open";
         return false;

@@ -555,8 +555,7 @@ static vkl_status write_parts_atomic(const char *path, const part *parts, size_t
     snprintf(tmp, plen + 16, "%s.tmp-XXXXXX", path);
     vkl_os_file fd;
     if (!vkl_os_create_temp(tmp, path, &fd)) {
-        vkl_status st = vkl_err_set(err, VKL_ERR_RUNTIME, "%s: %s: cannot create a temporary file next to it: %s",
-                                    what, path, strerror(errno));
+        vkl_status st = vkl_err_create_failed(err, what, path, errno);
         free(tmp);
         return st;
     }

@@ -72,9 +72,62 @@ static int test_errors(void) {
              "a folder: %s", err.msg);
     vkl_err_clear(&err);
     snprintf(path, sizeof(path), "%s/missing/out.bin", t_tmpdir());
-    T_ASSERT(vkl_write_file_atomic(path, "x", 1, "test", &err) == VKL_ERR_RUNTIME && strstr(err.msg, path), "%s",
-             err.msg);
+    T_ASSERT(vkl_write_file_atomic(path, "x", 1, "test", &err) == VKL_ERR_INPUT && strstr(err.msg, path) &&
+                 strstr(err.msg, "folder does not exist"), "%s", err.msg);
     T_ASSERT(vkl_os_opendir(path) == NULL && errno == ENOENT, "opendir of a missing folder: errno %d", errno);
+    return 0;
+}
+
+/* Paths longer than Windows' MAX_PATH (260): a folder chain of 7 x 60 characters, a GGUF written atomically there,
+ * mapped, listed, replaced and removed (Windows needs the extended-length \\?\ form for this). A name too long for
+ * the file system (one component of 300 characters) is an input error naming the path, with no file left. */
+static int test_long_paths(void) {
+    char dir[1200], file[1300], other[1300];
+    snprintf(dir, sizeof(dir), "%s", t_tmpdir());
+    for (int i = 0; i < 7; i++) {
+        size_t n = strlen(dir);
+        snprintf(dir + n, sizeof(dir) - n, "/level-%d-", i);
+        n = strlen(dir);
+        memset(dir + n, 'a' + i, 51);
+        dir[n + 51] = 0;
+        T_ASSERT(vkl_os_mkdir(dir), "mkdir at %zu characters: %s", strlen(dir), strerror(errno));
+    }
+    T_ASSERT(strlen(dir) > 420, "the folder path has %zu characters", strlen(dir));
+    snprintf(file, sizeof(file), "%s/adapter.gguf", dir);
+    vkl_err err = {0};
+    vkl_gguf_writer *gw = vkl_gguf_writer_new(3, 0);
+    vkl_gguf_writer_set_str(gw, "general.name", "long path");
+    T_ASSERT(vkl_gguf_writer_write(gw, file, &err) == VKL_OK, "%s", err.msg);
+    vkl_gguf_writer_free(gw);
+    vkl_gguf *g = NULL;
+    T_ASSERT(vkl_gguf_open(file, &g, &err) == VKL_OK, "%s", err.msg);
+    const char *name = vkl_gguf_get_str(g, "general.name");
+    T_ASSERT(name && !strcmp(name, "long path"), "read back: %s", name ? name : "(none)");
+    vkl_gguf_close(g);
+    T_ASSERT(!has_temp_files(dir), "temporary file left behind");
+    vkl_os_dir *d = vkl_os_opendir(dir);
+    const char *n = d ? vkl_os_readdir(d) : NULL;
+    T_ASSERT(n && !strcmp(n, "adapter.gguf"), "listing: '%s'", n ? n : "(none)");
+    vkl_os_closedir(d);
+    snprintf(other, sizeof(other), "%s/renamed.gguf", dir);
+    T_ASSERT(vkl_os_replace(file, other), "replace: %s", strerror(errno));
+    FILE *f = vkl_os_fopen(other, "rb");
+    T_ASSERT(f && fgetc(f) == 'G', "fopen of the renamed file");
+    fclose(f);
+    T_ASSERT(vkl_os_remove(other), "remove: %s", strerror(errno));
+    /* one component longer than any file system allows (255) */
+    char bad[1700];
+    size_t bn = (size_t)snprintf(bad, sizeof(bad), "%s/", dir);
+    memset(bad + bn, 'z', 300);
+    snprintf(bad + bn + 300, sizeof(bad) - bn - 300, ".gguf");
+    vkl_err_clear(&err);
+    T_ASSERT(vkl_write_file_atomic(bad, "x", 1, "adapter", &err) == VKL_ERR_INPUT && strstr(err.msg, bad) &&
+                 strstr(err.msg, "unchanged"), "%s", err.msg);
+    T_ASSERT(!has_temp_files(dir), "temporary file left behind");
+    for (int i = 6; i >= 0; i--) {
+        T_ASSERT(vkl_os_rmdir(dir), "rmdir %d: %s", i, strerror(errno));
+        *strrchr(dir, '/') = 0;
+    }
     return 0;
 }
 
@@ -154,6 +207,7 @@ static int test_locked_target(void) {
 const vkl_test_case vkl_tests_platform[] = {
     {"platform/utf8_paths", test_utf8_paths},
     {"platform/errors", test_errors},
+    {"platform/long_paths", test_long_paths},
     {"platform/helpers", test_helpers},
     {"platform/locked_target", test_locked_target},
     {NULL, NULL},

@@ -412,6 +412,56 @@ static int test_disk_full(void) {
 #endif
 }
 
+/* A read-only output folder (a read-only bind mount as root, permissions otherwise): `vklora train` stops before
+ * any step with exit 2 and a message naming the folder and why, and the adapter already there keeps its bytes. */
+static int test_readonly_output_dir(void) {
+#ifdef _WIN32
+    printf("    skipped on Windows: Wine enforces no ACLs; tools/test-windows.sh checks a read-only folder under Wine "
+           "with a read-only bind mount\n");
+    return 0;
+#else
+    char out[600], adapter[700], cfg[700];
+    snprintf(out, sizeof(out), "%s/readonly-out", t_tmpdir());
+    snprintf(adapter, sizeof(adapter), "%s/adapter.gguf", out);
+    snprintf(cfg, sizeof(cfg), "%s/readonly.json", t_tmpdir());
+    T_ASSERT(mkdir(out, 0755) == 0, "mkdir %s", out);
+    static const char old[] = "the previous adapter's bytes";
+    FILE *f = fopen(adapter, "wb");
+    T_ASSERT(f && fwrite(old, 1, sizeof(old), f) == sizeof(old), "write %s", adapter);
+    fclose(f);
+    if (write_fault_config(cfg, out)) return 1;
+    bool mounted = false;
+    if (geteuid() == 0) {
+        if (mount(out, out, NULL, MS_BIND, NULL) != 0) {
+            printf("    skipped: root, but a bind mount is refused here (the permission case needs a non-root user)\n");
+            return 0;
+        }
+        mounted = mount(NULL, out, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) == 0;
+        if (!mounted) {
+            umount(out);
+            printf("    skipped: root, but a read-only remount is refused here\n");
+            return 0;
+        }
+    } else {
+        T_ASSERT(chmod(out, 0555) == 0, "chmod %s", out);
+    }
+    char *errs = NULL;
+    int rc = train_cli(cfg, -1, &errs);
+    if (mounted) umount(out);
+    else chmod(out, 0755);
+    int bad = rc != 2 || !errs || !strstr(errs, out) || !strstr(errs, "read-only");
+    if (bad) fprintf(stderr, "    exit %d (want 2); stderr: %s\n", rc, errs ? errs : "");
+    free(errs);
+    T_ASSERT(!bad, "a read-only output folder");
+    size_t n = 0;
+    char *now = t_read_file(adapter, &n);
+    T_ASSERT(now && n == sizeof(old) && !memcmp(now, old, n), "the old adapter changed");
+    free(now);
+    T_ASSERT(count_temporaries(out, NULL, 0) == 0, "a temporary was left");
+    return 0;
+#endif
+}
+
 const vkl_test_case vkl_tests_reliability[] = {
     {"reliability/env_strict", test_env_strict},
     {"reliability/sync_validation_on", test_sync_validation_on},
@@ -419,5 +469,6 @@ const vkl_test_case vkl_tests_reliability[] = {
     {"reliability/safetensors_dup_metadata", test_safetensors_dup_metadata},
     {"reliability/fault_injection_kill_resume", test_fault_injection},
     {"reliability/disk_full_tmpfs", test_disk_full},
+    {"reliability/readonly_output_dir", test_readonly_output_dir},
     {NULL, NULL},
 };

@@ -70,6 +70,11 @@ vkl_status vkl_env_check(vkl_err *err);
 /* VKLORA_VALIDATION: 0 = off, 1 = on (core + synchronization validation), 2 = core checks only. */
 vkl_status vkl_env_validation(int *level, vkl_err *err);
 
+/* The error of a file writer that could not create its temporary file next to `path` (errno e): an input error when
+ * the folder is the user's to fix (missing, not a folder, read-only or not writable, a name too long for the file
+ * system), with that said in words; a runtime error otherwise. The message names `what` and `path`. */
+vkl_status vkl_err_create_failed(vkl_err *err, const char *what, const char *path, int e);
+
 /* Fault injection for tests: with VKLORA_FAULT_KILL_AT=N the N-th call of vkl_fault_point() kills the process with
  * SIGKILL, as `kill -9` would. The file writers call it between the steps of every write and publish, so a test can
  * leave each state a crash could leave on disk; =0 reports the number of points at exit. Unset: a counter
