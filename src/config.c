@@ -92,6 +92,8 @@ typedef enum {
     K_GRAD_CKPT, /* false | true | "unsloth" */
     K_DEVICE,    /* "auto" | index | name substring */
     K_RESUME,    /* null | false | true | path */
+    K_DEVICES,   /* null | "all" | list of indices / name substrings */
+    K_SHARES,    /* null | "auto" | list of positive numbers */
 } knob_kind;
 
 typedef struct {
@@ -256,6 +258,17 @@ static const knob knobs[] = {
     {.key = "device", .flat = true, .kind = K_DEVICE,
      .expect = "\"auto\", a device index or a case-insensitive name substring",
      .help = "Vulkan device to train on (see vklora devices)"},
+    {.key = "devices", .flat = true, .kind = K_DEVICES,
+     .expect = "null, \"all\" or a list of device indices / case-insensitive name substrings (at most 16)",
+     .help = "data parallelism: every listed Vulkan device (mixed vendors, or one device twice) runs a share of each "
+             "micro-batch; gradients are summed in a fixed order and one AdamW update is applied (wins over device)",
+     .cost = "the base weights once per device; a host copy of the LoRA gradient per device and step",
+     .guide = "per_device_train_batch_size stays the whole micro-batch: the loss curve does not change with the "
+              "device count (float rounding aside)"},
+    {.key = "device_shares", .flat = true, .kind = K_SHARES,
+     .expect = "null / \"auto\" (measured) or a list of positive numbers, one per device (of all MPI ranks)",
+     .help = "relative speed of each device: the rows of a micro-batch are split in proportion, in whole sequences; "
+             "null = measured from a timed micro-step at the start (equal for identical devices)"},
 };
 #define N_KNOBS ((int)VKL_ARRAY_LEN(knobs))
 
@@ -321,6 +334,7 @@ void vkl_config_free(vkl_config *c) {
     free(c->output_dir);
     free(c->resume_from_checkpoint);
     free(c->device_name);
+    for (int i = 0; i < c->n_devices; i++) free(c->devices[i]);
     memset(c, 0, sizeof(*c));
     c->device_index = -1;
 }
@@ -733,6 +747,51 @@ static vkl_status apply_knob(loader *L, int ki, vkl_config *c) {
             return bad_value(L, k, s, v, NULL);
         }
         return VKL_OK;
+    case K_DEVICES: {
+        for (int i = 0; i < c->n_devices; i++) free(c->devices[i]);
+        c->n_devices = 0;
+        c->devices_all = false;
+        if (cJSON_IsNull(v)) return VKL_OK;
+        if (cJSON_IsString(v) && !strcasecmp(v->valuestring, "all")) {
+            c->devices_all = true;
+            return VKL_OK;
+        }
+        if (!cJSON_IsArray(v) || !v->child || cJSON_GetArraySize(v) > VKL_MAX_DEVICES) return bad_value(L, k, s, v, NULL);
+        int i = 0;
+        for (const cJSON *e = v->child; e; e = e->next, i++) {
+            char buf[32], path[512];
+            const char *str = NULL;
+            if (is_int_in(e, 0, 1023)) {
+                snprintf(buf, sizeof(buf), "%d", (int)e->valuedouble);
+                str = buf;
+            } else if (cJSON_IsString(e) && e->valuestring[0] && strlen(e->valuestring) <= 256 &&
+                       strcasecmp(e->valuestring, "auto") && strcasecmp(e->valuestring, "all")) {
+                str = e->valuestring;
+            }
+            if (!str) {
+                snprintf(path, sizeof(path), "%s[%d]", s->path, i);
+                return bad_value(L, k, s, e, path);
+            }
+            c->devices[c->n_devices++] = vkl_strdup(str);
+        }
+        return VKL_OK;
+    }
+    case K_SHARES: {
+        c->n_device_shares = 0;
+        if (cJSON_IsNull(v) || (cJSON_IsString(v) && !strcasecmp(v->valuestring, "auto"))) return VKL_OK;
+        if (!cJSON_IsArray(v) || !v->child || cJSON_GetArraySize(v) > VKL_MAX_SHARES) return bad_value(L, k, s, v, NULL);
+        int i = 0;
+        for (const cJSON *e = v->child; e; e = e->next, i++) {
+            if (!cJSON_IsNumber(e) || !isfinite(e->valuedouble) || !(e->valuedouble > 0) || e->valuedouble > 1e9) {
+                char path[512];
+                snprintf(path, sizeof(path), "%s[%d]", s->path, i);
+                c->n_device_shares = 0;
+                return bad_value(L, k, s, e, path);
+            }
+            c->device_shares[c->n_device_shares++] = e->valuedouble;
+        }
+        return VKL_OK;
+    }
     case K_RESUME:
         set_str(&c->resume_from_checkpoint, NULL);
         c->resume_latest = false;
@@ -979,6 +1038,24 @@ static cJSON *knob_to_json(const knob *k, const vkl_config *c) {
     case K_DEVICE:
         if (c->device_index >= 0) return cJSON_CreateNumber(c->device_index);
         return cJSON_CreateString(c->device_name ? c->device_name : "auto");
+    case K_DEVICES: {
+        if (c->devices_all) return cJSON_CreateString("all");
+        if (!c->n_devices) return cJSON_CreateNull();
+        cJSON *a = cJSON_CreateArray();
+        for (int i = 0; i < c->n_devices; i++) {
+            const char *d = c->devices[i];
+            bool digits = strlen(d) <= 4;
+            for (const char *p = d; *p && digits; p++) digits = *p >= '0' && *p <= '9';
+            cJSON_AddItemToArray(a, digits ? cJSON_CreateNumber(atoi(d)) : cJSON_CreateString(d));
+        }
+        return a;
+    }
+    case K_SHARES: {
+        if (!c->n_device_shares) return cJSON_CreateString("auto");
+        cJSON *a = cJSON_CreateArray();
+        for (int i = 0; i < c->n_device_shares; i++) cJSON_AddItemToArray(a, cJSON_CreateNumber(c->device_shares[i]));
+        return a;
+    }
     case K_RESUME:
         if (c->resume_from_checkpoint) return cJSON_CreateString(c->resume_from_checkpoint);
         return c->resume_latest ? cJSON_CreateTrue() : cJSON_CreateNull();

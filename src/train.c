@@ -207,6 +207,13 @@ vkl_status vkl_train_dev_read(vkl_train_dev *t, float *params, float *m1, float 
     return VKL_OK;
 }
 
+vkl_status vkl_train_dev_write(vkl_train_dev *t, const float *params, const float *grads, vkl_err *err) {
+    uint64_t bytes = t->lora->n_params * 4;
+    if (params && vkl_buffer_upload(t->vk, &t->lp, 0, params, bytes, err)) return err->status;
+    if (grads && vkl_buffer_upload(t->vk, &t->lg, 0, grads, bytes, err)) return err->status;
+    return VKL_OK;
+}
+
 vkl_status vkl_train_zero_grads(vkl_train_dev *t, vkl_err *err) {
     return vkl_buffer_fill(t->vk, &t->lg, 0, t->lora->n_params * 4, 0, err);
 }
@@ -227,6 +234,7 @@ static const vkl_lora_dropout *dropout_of(const vkl_train_dev *t, uint32_t layer
     if (!t->train_pass || !(t->dropout_p > 0)) return NULL;
     d->p = t->dropout_p;
     d->key = vkl_rng_key(t->dropout_seed, (t->dropout_stream * t->m->hp.n_layer + layer) * 8 + mod);
+    d->row0 = t->row_base;
     return d;
 }
 

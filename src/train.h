@@ -67,6 +67,9 @@ typedef struct vkl_train_dev {
      * step's masks are a pure function of seed, step, micro-batch, layer and module). Eval passes use none. */
     float dropout_p;
     uint64_t dropout_seed, dropout_stream;
+    uint32_t row_base;       /* first token row of this state's rows inside the whole micro-batch (several devices
+                                each run a share of it): dropout masks are drawn by that row, so they do not depend
+                                on the split. 0 for one device. */
     bool train_pass; /* inside vkl_train_micro_step */
 } vkl_train_dev;
 
@@ -81,6 +84,10 @@ void vkl_train_dev_destroy(vkl_train_dev *t);
 vkl_status vkl_train_dev_load_params(vkl_train_dev *t, const float *m1, const float *m2, vkl_err *err);
 /* Download parameters (and optionally the moments / gradients) to host arrays of n_params floats. */
 vkl_status vkl_train_dev_read(vkl_train_dev *t, float *params, float *m1, float *m2, float *grads, vkl_err *err);
+/* Upload parameters and/or gradients (n_params floats each; NULL leaves that vector as it is): data parallelism
+ * writes the gradient summed over devices back before the optimizer step, and the updated parameters to the
+ * devices that did not run it. */
+vkl_status vkl_train_dev_write(vkl_train_dev *t, const float *params, const float *grads, vkl_err *err);
 
 /* One micro-batch: forward, loss, backward; LoRA gradients ACCUMULATE (call vkl_train_zero_grads per step).
  * tokens/pos/seg/targets: (B, T) int32 (targets -1 = no loss); the loss of each target is scaled by grad_scale

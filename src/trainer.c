@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dist.h"
+#include "dp.h"
 #include "platform.h"
 #include "train.h"
 #include "vk/vk.h"
@@ -30,8 +32,10 @@ typedef struct {
     vkl_tokenizer *tok;
     vkl_dataset *train, *eval;
     vkl_lora *lora;
-    vkl_vk *vk;
-    vkl_train_dev *dev;
+    vkl_vk *vk;          /* the first device (of this process) */
+    vkl_dp *dp;          /* every device of the job (data parallelism; one device: the plain single-device path) */
+    vkl_train_dev *dev;  /* the first device's state: the optimizer, moments and parameters checkpoints read */
+    bool writer;         /* rank 0 (or no MPI): writes output_dir, metrics, checkpoints and adapters */
     uint32_t B, T;
     int64_t total_steps;
     /* data position: the next micro-batch is batch `batch_idx` of epoch `epoch` */
@@ -213,15 +217,13 @@ static vkl_status evaluate(trainer *t, double *loss, vkl_err *err) {
     double sum = 0;
     uint64_t n = 0;
     vkl_status st = VKL_OK;
+    vkl_dp_reset_nll(t->dp);
     for (uint32_t i = 0; i < p->n_batches && !st; i++) {
-        double s = 0;
         st = vkl_data_fill_batch(t->eval, p, i, &t->mbs[0], err);
-        if (!st)
-            st = vkl_train_eval_batch(t->dev, t->mbs[0].tokens, t->mbs[0].pos, t->mbs[0].seg, t->mbs[0].targets, &s,
-                                      err);
-        sum += s;
+        if (!st) st = vkl_dp_eval_batch(t->dp, &t->mbs[0], err);
         n += t->mbs[0].n_targets;
     }
+    if (!st) st = vkl_dp_nll(t->dp, &sum, err); /* each device's sum, added device by device */
     vkl_data_plan_free(p);
     if (!st && n) *loss = sum / (double)n;
     return st;
@@ -379,7 +381,7 @@ static vkl_status load_checkpoint(trainer *t, const char *dir, int64_t *step, vk
     }
     float *p = (float *)(data + 16);
     memcpy(t->lora->params, p, cnt * 4);
-    vkl_status st = vkl_train_dev_load_params(t->dev, p + cnt, p + 2 * cnt, err);
+    vkl_status st = vkl_dp_load_params(t->dp, p + cnt, p + 2 * cnt, err);
     free(data);
     if (st) return st;
     if (plan_epoch(t, (uint32_t)ep, err)) return err->status;
@@ -476,7 +478,7 @@ static void fmt_eta(double s, char *buf, size_t cap) {
 }
 
 static void trainer_free(trainer *t) {
-    vkl_train_dev_destroy(t->dev);
+    vkl_dp_destroy(t->dp); /* the devices' states and model replicas; the first device's model and vk below */
     vkl_model_free(t->m);
     vkl_vk_destroy(t->vk);
     vkl_lora_free(t->lora);
@@ -525,6 +527,18 @@ static vkl_status apply_loftq(trainer *t, vkl_err *err) {
     return VKL_OK;
 }
 
+/* Test hook of a failed rank: VKLORA_FAULT_KILL_RANK="R:S" kills rank R (as kill -9 would) once step S is done. */
+static void fault_kill_rank(int64_t step) {
+    const char *v = getenv("VKLORA_FAULT_KILL_RANK");
+    int r;
+    long long s;
+    if (v && sscanf(v, "%d:%lld", &r, &s) == 2 && r == vkl_dist_rank() && s == step) {
+        fprintf(stderr, "vklora train: rank %d: killed by VKLORA_FAULT_KILL_RANK after step %lld (test hook)\n", r, s);
+        fflush(stderr);
+        vkl_os_kill_self();
+    }
+}
+
 static const char *ckpt_name(vkl_grad_ckpt g) {
     return g == VKL_GRAD_CKPT_OFF ? "false" : g == VKL_GRAD_CKPT_ON ? "true" : "\"unsloth\"";
 }
@@ -536,8 +550,12 @@ vkl_status vkl_trainer_run(const vkl_config *c, const vkl_trainer_opts *o, vkl_t
     /* Knobs whose device path is not built yet are refused rather than silently ignored. */
     trainer tt = {.c = c, .o = o}, *t = &tt;
     t->log = o->quiet ? NULL : (o->json_log ? stderr : stdout);
+    /* an MPI job: rank 0 writes every file and the progress; the other ranks train their share quietly */
+    vkl_status st = vkl_dist_init(err);
+    if (st) return st;
+    t->writer = vkl_dist_rank() == 0;
+    if (!t->writer) t->log = NULL;
     t->tty = t->log && vkl_os_isatty(t->log);
-    vkl_status st;
     if ((st = vkl_model_load(c->model_path, &t->m, err))) goto done;
     /* QLoRA: the frozen base is stored in the requested mix (llama.cpp's rules) before it goes to the device. */
     if (c->quantization != VKL_QUANT_KEEP) {
@@ -562,13 +580,7 @@ vkl_status vkl_trainer_run(const vkl_config *c, const vkl_trainer_opts *o, vkl_t
     vkl_lora_init(t->lora, (uint64_t)c->seed);
     if ((st = vkl_lora_add_biases(t->lora, t->m, c->bias, err))) goto done;
     if (c->loftq_bits && (st = apply_loftq(t, err))) goto done;
-    vkl_vk_options vo = {.device = c->device_name};
-    char devidx[16];
-    if (c->device_index >= 0) {
-        snprintf(devidx, sizeof(devidx), "%d", c->device_index);
-        vo.device = devidx;
-    }
-    if ((st = vkl_vk_create(&vo, &t->vk, err))) goto done;
+    if ((st = vkl_dp_open_first(c, &t->vk, err))) goto done;
     if ((st = vkl_model_upload(t->m, t->vk, err))) goto done;
     vkl_grad_ckpt mode = c->gradient_checkpointing;
     if (t->log) {
@@ -590,8 +602,9 @@ vkl_status vkl_trainer_run(const vkl_config *c, const vkl_trainer_opts *o, vkl_t
                     vkl_train_plan_bytes(&t->m->hp, t->lora, t->B, t->T, (vkl_grad_ckpt)g) / 1048576.0,
                     g == (int)mode ? "  <- selected" : "");
     }
-    if ((st = vkl_train_dev_create(t->vk, t->m, t->lora, t->B, t->T, mode, &t->dev, err))) goto done;
-    if ((st = vkl_train_dev_load_params(t->dev, NULL, NULL, err))) goto done;
+    if ((st = vkl_dp_create(c, t->vk, t->m, t->lora, t->B, t->T, mode, t->log, &t->dp, err))) goto done;
+    t->dev = vkl_dp_primary(t->dp);
+    if ((st = vkl_dp_load_params(t->dp, NULL, NULL, err))) goto done;
     t->perm = vkl_malloc(t->train->n * sizeof(uint32_t));
     t->mbs = vkl_calloc((size_t)c->gradient_accumulation_steps, sizeof(vkl_batch));
     for (int i = 0; i < c->gradient_accumulation_steps; i++) {
@@ -619,10 +632,10 @@ vkl_status vkl_trainer_run(const vkl_config *c, const vkl_trainer_opts *o, vkl_t
                          c->dataset_path, t->train->n, t->B);
         goto done;
     }
-    if ((st = mkdir_p(c->output_dir, err))) goto done;
-    if ((st = recover_output_dir(c->output_dir, t->log, err))) goto done;
     char path[4300];
-    {
+    if (t->writer) {
+        if ((st = mkdir_p(c->output_dir, err))) goto done;
+        if ((st = recover_output_dir(c->output_dir, t->log, err))) goto done;
         cJSON *cj = vkl_config_to_json(c);
         char *txt = cJSON_Print(cj);
         cJSON_Delete(cj);
@@ -631,6 +644,8 @@ vkl_status vkl_trainer_run(const vkl_config *c, const vkl_trainer_opts *o, vkl_t
         free(txt);
         if (st) goto done;
     }
+    /* the other ranks read a checkpoint only after rank 0 has recovered the output directory */
+    if ((st = vkl_dist_barrier(err))) goto done;
     int64_t step = 0;
     char resume[4096] = "";
     if (o->resume_dir)
@@ -654,7 +669,7 @@ vkl_status vkl_trainer_run(const vkl_config *c, const vkl_trainer_opts *o, vkl_t
     }
     if (resume[0]) {
         if ((st = load_checkpoint(t, resume, &step, err))) goto done;
-        if ((st = truncate_metrics(path, step, err))) goto done;
+        if (t->writer && (st = truncate_metrics(path, step, err))) goto done;
         if (t->log) fprintf(t->log, "resumed from %s at step %lld\n", resume, (long long)step);
         vkl_metrics hist;
         vkl_err herr = {0};
@@ -669,10 +684,10 @@ vkl_status vkl_trainer_run(const vkl_config *c, const vkl_trainer_opts *o, vkl_t
     } else {
         if ((st = plan_epoch(t, 0, err))) goto done;
         t->batch_idx = 0;
-        vkl_os_remove(path);
+        if (t->writer) vkl_os_remove(path);
     }
-    vkl_os_file metrics;
-    if (!vkl_os_open_append(path, &metrics)) {
+    vkl_os_file metrics = VKL_OS_NO_FILE;
+    if (t->writer && !vkl_os_open_append(path, &metrics)) {
         st = vkl_err_set(err, VKL_ERR_RUNTIME, "train: cannot write %s: %s", path, strerror(errno));
         goto done;
     }
@@ -692,19 +707,19 @@ vkl_status vkl_trainer_run(const vkl_config *c, const vkl_trainer_opts *o, vkl_t
         uint64_t n_targets = 0;
         double t0 = vkl_now_s();
         if ((st = next_step_batches(t, &n_mb, &n_targets, err))) break;
-        if ((st = vkl_train_zero_grads(t->dev, err))) break;
+        if ((st = vkl_dp_zero_grads(t->dp, err))) break;
         float scale = n_targets ? 1.0f / (float)n_targets : 0.0f;
         double nll = 0;
-        for (uint32_t i = 0; i < n_mb && !st; i++) {
-            double s;
-            vkl_train_set_dropout(t->dev, (float)c->lora_dropout, (uint64_t)c->seed, (uint64_t)step * 65536 + i);
-            st = vkl_train_micro_step(t->dev, t->mbs[i].tokens, t->mbs[i].pos, t->mbs[i].seg, t->mbs[i].targets,
-                                      scale, &s, err);
-            nll += s;
-        }
-        if (st) break;
+        /* each device runs its rows of every micro-batch; its gradient and NLL accumulate on its own */
+        for (uint32_t i = 0; i < n_mb && !st; i++)
+            st = vkl_dp_micro_step(t->dp, &t->mbs[i], scale, (float)c->lora_dropout, (uint64_t)c->seed,
+                                   (uint64_t)step * 65536 + i, err);
+        if (st || (st = vkl_dp_nll(t->dp, &nll, err))) break;
         double lr = vkl_config_lr_at(c, step, t->total_steps), gnorm;
-        if ((st = vkl_train_optimizer_step(t->dev, c, step + 1, lr, &gnorm, err))) break;
+        /* every rank stops at the same step when any was asked to (Ctrl-C, --stop-after) */
+        bool stop = (o->stop && *o->stop) || (o->stop_after > 0 && step + 1 >= o->stop_after &&
+                                                  step + 1 < t->total_steps);
+        if ((st = vkl_dp_optimizer_step(t->dp, c, step + 1, lr, &gnorm, &stop, err))) break;
         step++;
         double loss = n_targets ? nll / (double)n_targets : NAN;
         if (step == first_step + 1) res->first_loss = loss;
@@ -724,15 +739,15 @@ vkl_status vkl_trainer_run(const vkl_config *c, const vkl_trainer_opts *o, vkl_t
         cJSON_AddNumberToObject(mj, "lr", lr);
         cJSON_AddNumberToObject(mj, "grad_norm", gnorm);
         cJSON_AddNumberToObject(mj, "tokens_per_second", tps);
-        cJSON_AddNumberToObject(mj, "device_bytes", (double)t->vk->device_bytes_peak);
+        cJSON_AddNumberToObject(mj, "device_bytes", (double)vkl_dp_peak_bytes(t->dp));
         char *line = cJSON_PrintUnformatted(mj);
         cJSON_Delete(mj);
-        st = metrics_append(metrics, path, line, err);
+        if (t->writer) st = metrics_append(metrics, path, line, err);
         free(line);
         if (st) break;
         vkl_overfit_train_loss(&watch, loss);
         bool overfit_note = do_eval && vkl_overfit_eval(&watch, step, eval_loss) && c->advice;
-        if (c->plot_every > 0 && (step % c->plot_every == 0 || step == t->total_steps)) {
+        if (t->writer && c->plot_every > 0 && (step % c->plot_every == 0 || step == t->total_steps)) {
             vkl_err perr = {0};
             if (vkl_plot_run_curves(c->output_dir, &perr) && t->log)
                 fprintf(t->log, "%swarning: curves.svg not written: %s\n", t->tty ? "\r\033[K" : "", perr.msg);
@@ -755,9 +770,8 @@ vkl_status vkl_trainer_run(const vkl_config *c, const vkl_trainer_opts *o, vkl_t
             fprintf(t->log, "%sadvice: %s\n", t->tty ? "\r\033[K" : "", note);
             fflush(t->log);
         }
-        bool stop = (o->stop && *o->stop) || (o->stop_after > 0 && step >= o->stop_after && step < t->total_steps);
         if ((c->save_steps > 0 && step % c->save_steps == 0 && step < t->total_steps) || stop) {
-            if ((st = save_checkpoint(t, step, err))) break;
+            if (t->writer && (st = save_checkpoint(t, step, err))) break;
             if (stop) {
                 res->interrupted = true;
                 if (t->log)
@@ -766,12 +780,15 @@ vkl_status vkl_trainer_run(const vkl_config *c, const vkl_trainer_opts *o, vkl_t
                 break;
             }
         }
+        fault_kill_rank(step);
     }
     if (t->tty && !st) fputc('\n', t->log);
     res->steps_done = step;
     res->tokens_per_second = tokens_done / VKL_MAX(vkl_now_s() - t_start, 1e-9);
     if (!st && !res->interrupted) {
-        if ((st = publish_adapters(t, c->output_dir, res->adapter_gguf, sizeof(res->adapter_gguf), err))) goto close;
+        if (t->writer &&
+            (st = publish_adapters(t, c->output_dir, res->adapter_gguf, sizeof(res->adapter_gguf), err)))
+            goto close;
         snprintf(res->adapter_peft_dir, sizeof(res->adapter_peft_dir), "%s", c->output_dir);
         if (t->eval && (st = evaluate(t, &res->eval_loss_after, err))) goto close;
         if (t->log && t->eval) fprintf(t->log, "eval loss after training: %.4f\n", res->eval_loss_after);
@@ -782,9 +799,17 @@ vkl_status vkl_trainer_run(const vkl_config *c, const vkl_trainer_opts *o, vkl_t
             fprintf(t->log, "adapter written: %s/adapter_model.safetensors (PEFT)\n", c->output_dir);
     }
 close:
-    vkl_os_close(metrics);
+    if (metrics != VKL_OS_NO_FILE) vkl_os_close(metrics);
 done:
-    res->peak_device_bytes = t->vk ? t->vk->device_bytes_peak : 0;
+    res->peak_device_bytes = t->dp ? vkl_dp_peak_bytes(t->dp) : t->vk ? t->vk->device_bytes_peak : 0;
+    if (st && vkl_dist_size() > 1) {
+        /* the other ranks wait in a collective for this one: say why, and end the whole job (the checkpoints rank 0
+         * wrote are complete: resume with the same -np) */
+        fprintf(stderr, "vklora train: rank %d of %d failed: %s\nvklora train: ending the MPI job; the last checkpoint "
+                "in %s is intact (resume with --resume DIR or resume_from_checkpoint=true and the same -np)\n",
+                vkl_dist_rank(), vkl_dist_size(), err->msg, c->output_dir);
+        vkl_dist_abort(st == VKL_ERR_INPUT ? 2 : 1);
+    }
     trainer_free(t);
     return st;
 }

@@ -112,6 +112,9 @@ extern const char *const vkl_optim_names[VKL_OPTIM_COUNT];
 extern const char *const vkl_dataset_format_names[VKL_DATASET_COUNT];
 extern const char *const vkl_chat_template_names[VKL_TEMPLATE_COUNT];
 
+#define VKL_MAX_DEVICES 16  /* devices of one process */
+#define VKL_MAX_SHARES 1024 /* devices of a whole job (all MPI ranks) */
+
 /* Every knob, resolved. Strings are owned (malloc'd) and freed by vkl_config_free; NULL means "not given".
  * The comment on each field gives its canonical JSON path. */
 typedef struct vkl_config {
@@ -169,6 +172,14 @@ typedef struct vkl_config {
     /* device: "auto" (device_index -1, device_name NULL), an index (device_index >= 0) or a name substring */
     int device_index;  /* device as an index, -1 otherwise */
     char *device_name; /* device as a case-insensitive name substring, NULL otherwise */
+    /* devices: data parallelism (each device runs a share of the rows of every micro-batch). n_devices 0 and not
+     * devices_all: one device, from `device`. */
+    int n_devices;                          /* entries in devices[] */
+    bool devices_all;                       /* "all": every Vulkan device */
+    char *devices[VKL_MAX_DEVICES];         /* each an index ("0") or a case-insensitive name substring */
+    int n_device_shares;                    /* 0 = measured at the start ("auto") */
+    double device_shares[VKL_MAX_SHARES];   /* relative speed of each device (with MPI: of every rank's devices,
+                                               rank by rank); rows of a micro-batch are split in proportion */
 } vkl_config;
 
 /* Fill `c` with Unsloth's notebook defaults (allocates output_dir: release with vkl_config_free). */

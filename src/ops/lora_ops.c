@@ -12,13 +12,15 @@ static vkl_tview at(vkl_tview v, uint64_t bytes) { return vkl_tv(v.buf, v.offset
 /* The mask of x's block starting at row r0, seen as operand `operand` of a GEMM whose (i, j) run along
  * (rows, cols) of x when rows_first, else (cols, rows). */
 static vkl_gemm_dropout mask_of(const vkl_lora_dropout *d, uint32_t operand, uint32_t r0, uint32_t in) {
-    vkl_gemm_dropout g = {.operand = operand, .key = d->key, .p = d->p, .base = r0 * in, .si = in, .sj = 1};
+    vkl_gemm_dropout g = {.operand = operand, .key = d->key, .p = d->p, .base = (d->row0 + r0) * in, .si = in,
+                          .sj = 1};
     return g;
 }
 
 static vkl_status check_dropout(const vkl_lora_dropout *d, uint32_t R, uint32_t in, vkl_err *err) {
-    if (d && d->p > 0 && (uint64_t)R * in >= (1ull << 32))
-        return vkl_err_set(err, VKL_ERR_INPUT, "lora: dropout counters need rows x in < 2^32 (%u x %u)", R, in);
+    if (d && d->p > 0 && ((uint64_t)d->row0 + R) * in >= (1ull << 32))
+        return vkl_err_set(err, VKL_ERR_INPUT, "lora: dropout counters need rows x in < 2^32 (%llu x %u)",
+                           (unsigned long long)d->row0 + R, in);
     return VKL_OK;
 }
 

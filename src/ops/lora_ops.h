@@ -9,10 +9,13 @@
 
 /* xa = x·A^T (R x r, kept for the backward) and y += scale·xa·B^T; x is R x in, y is R x out. */
 /* LoRA dropout on the branch's input x: probability p (0 = off, and then free), mask stream `key` (the caller keys
- * it by seed, step, micro-batch, layer and module); element (row, col) of x draws counter row * in + col. */
+ * it by seed, step, micro-batch, layer and module); element (row, col) of x draws counter (row0 + row) * in + col,
+ * where row0 is the first row of x inside the whole micro-batch (a device that runs rows [row0, row0 + R) of it
+ * draws the masks one device running all rows would: the split over devices does not change them). */
 typedef struct vkl_lora_dropout {
     float p;
     uint32_t key;
+    uint32_t row0;
 } vkl_lora_dropout;
 
 vkl_status vkl_op_lora_forward(vkl_vk *vk, vkl_op_cache *c, const vkl_lora_slot *sl, uint32_t r, float scale,

@@ -1,0 +1,207 @@
+/* Data parallelism (src/dp.c, src/dist.c): a micro-batch split over devices gives one device's gradients with
+ * dropout on (the masks follow the row inside the whole micro-batch); `devices` in one process equals one device to
+ * float rounding and repeats bit for bit; uneven shares do not change the result; under mpirun the ranks equal the
+ * one-process run, a killed rank ends the job cleanly and the job resumes from the last checkpoint. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+#include "train.h"
+#include "vk/vk.h"
+#include "vklora/safetensors.h"
+#include "vklora/trainer.h"
+
+/* One device with B = 4 against two training states of B = 2 on the same device (rows 0..1 and 2..3), summed on the
+ * host, dropout 0.25: the same gradient to float rounding; without the second state's row base the masks differ. */
+static int test_split_gradients(void) {
+    vkl_vk *vk = t_vk();
+    T_ASSERT(vk, "no device");
+    vkl_err err = {0};
+    vkl_model *m;
+    T_ASSERT(!vkl_model_load(t_data_path("models/stories260K.gguf"), &m, &err), "%s", err.msg);
+    T_ASSERT(!vkl_model_upload(m, vk, &err), "%s", err.msg);
+    vkl_lora *l;
+    T_ASSERT(!vkl_lora_create(m, VKL_TM_ALL, 8, 16, false, &l, &err), "%s", err.msg);
+    vkl_lora_init(l, 11);
+    t_rng_seed(99);
+    for (uint32_t i = 0; i < l->n_slots; i++) /* B != 0, so that every gradient depends on the masks */
+        for (uint64_t k = 0; k < (uint64_t)l->slots[i].out * l->r; k++)
+            l->params[l->slots[i].b_off + k] = t_rng_uniform(-0.05f, 0.05f);
+    const uint32_t B = 4, T = 21, R = B * T, V = m->hp.n_vocab;
+    int32_t *tok = malloc(R * 4), *pos = malloc(R * 4), *seg = malloc(R * 4), *tgt = malloc(R * 4);
+    for (uint32_t i = 0; i < R; i++) {
+        tok[i] = (int32_t)(t_rng_u32() % V);
+        pos[i] = (int32_t)(i % T);
+        seg[i] = 0;
+    }
+    for (uint32_t i = 0; i < R; i++) tgt[i] = (i + 1) % T && i % 7 ? tok[i + 1] : -1;
+    uint64_t n = l->n_params;
+    float *one = malloc(n * 4), *sum = malloc(n * 4), *part = malloc(n * 4);
+    const float scale = 1.0f / 50;
+    double nll_one = 0, nll_split = 0, nll_based = 0, s;
+    vkl_train_dev *t;
+    T_ASSERT(!vkl_train_dev_create(vk, m, l, B, T, VKL_GRAD_CKPT_OFF, &t, &err), "%s", err.msg);
+    T_ASSERT(!vkl_train_dev_load_params(t, NULL, NULL, &err), "%s", err.msg);
+    vkl_train_set_dropout(t, 0.25f, 5, 3 * 65536 + 1);
+    T_ASSERT(!vkl_train_micro_step(t, tok, pos, seg, tgt, scale, &nll_one, &err), "%s", err.msg);
+    T_ASSERT(!vkl_train_dev_read(t, NULL, NULL, NULL, one, &err), "%s", err.msg);
+    vkl_train_dev_destroy(t);
+    double rel[2];
+    for (int with_base = 1; with_base >= 0; with_base--) {
+        memset(sum, 0, n * 4);
+        nll_split = 0;
+        for (uint32_t half = 0; half < 2; half++) {
+            T_ASSERT(!vkl_train_dev_create(vk, m, l, B / 2, T, VKL_GRAD_CKPT_OFF, &t, &err), "%s", err.msg);
+            T_ASSERT(!vkl_train_dev_load_params(t, NULL, NULL, &err), "%s", err.msg);
+            t->row_base = with_base ? half * (B / 2) * T : 0;
+            vkl_train_set_dropout(t, 0.25f, 5, 3 * 65536 + 1);
+            size_t off = (size_t)half * (B / 2) * T;
+            T_ASSERT(!vkl_train_micro_step(t, tok + off, pos + off, seg + off, tgt + off, scale, &s, &err), "%s",
+                     err.msg);
+            nll_split += s;
+            T_ASSERT(!vkl_train_dev_read(t, NULL, NULL, NULL, part, &err), "%s", err.msg);
+            for (uint64_t k = 0; k < n; k++) sum[k] += part[k];
+            vkl_train_dev_destroy(t);
+        }
+        rel[with_base] = t_max_rel_err(sum, one, n);
+        if (with_base) nll_based = nll_split;
+    }
+    T_ASSERT(fabs(nll_based - nll_one) <= 1e-5 * fabs(nll_one), "NLL %.9g split vs %.9g", nll_based, nll_one);
+    T_ASSERT(rel[1] < 1e-5, "gradient of the split micro-batch vs one device: rel err %.3g", rel[1]);
+    T_ASSERT(rel[0] > 1e-3, "the row base changes nothing (rel %.3g): the masks would not follow the rows", rel[0]);
+    free(tok), free(pos), free(seg), free(tgt), free(one), free(sum), free(part);
+    vkl_lora_free(l);
+    vkl_model_free(m);
+    return 0;
+}
+
+/* ---- whole runs ---- */
+
+static const char *cfg_path(void) {
+    static char path[600];
+    if (path[0]) return path;
+    snprintf(path, sizeof(path), "%s/dp.json", t_tmpdir());
+    FILE *f = fopen(path, "w");
+    fprintf(f,
+            "{\"model\": \"%s\", \"dataset\": {\"path\": \"%s\"}, \"per_device_train_batch_size\": 4, "
+            "\"gradient_accumulation_steps\": 2, \"max_seq_length\": 48, \"learning_rate\": 3e-3, "
+            "\"use_gradient_checkpointing\": false, \"lora_dropout\": 0.1, \"max_steps\": 4, \"save_steps\": 2, "
+            "\"advice\": false}",
+            t_data_path("models/stories260K.gguf"), t_data_path("datasets/tinystories_sample.txt"));
+    fclose(f);
+    return path;
+}
+
+static vkl_status run(const char *out, const char *set1, const char *set2, vkl_err *err) {
+    char o[700];
+    snprintf(o, sizeof(o), "output_dir=%s/%s", t_tmpdir(), out);
+    const char *sets[3] = {o, set1, set2};
+    vkl_config c;
+    if (vkl_config_load(cfg_path(), sets, set2 ? 3 : set1 ? 2 : 1, &c, err)) return err->status;
+    vkl_trainer_result res;
+    vkl_trainer_opts op = {.quiet = true};
+    vkl_status st = vkl_trainer_run(&c, &op, &res, err);
+    vkl_config_free(&c);
+    return st;
+}
+
+static int read_losses(const char *out, double *loss, int cap) {
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/%s/metrics.jsonl", t_tmpdir(), out);
+    FILE *f = fopen(path, "rb");
+    if (!f) return -1;
+    char line[4096];
+    int n = 0;
+    while (n < cap && fgets(line, sizeof(line), f)) {
+        cJSON *j = cJSON_Parse(line);
+        loss[n++] = cJSON_GetNumberValue(cJSON_GetObjectItem(j, "loss"));
+        cJSON_Delete(j);
+    }
+    fclose(f);
+    return n;
+}
+
+/* Every float of the run's PEFT adapter, in file order; count in *n. */
+static float *adapter_floats(const char *out, size_t *n) {
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/%s/adapter_model.safetensors", t_tmpdir(), out);
+    vkl_safetensors *st;
+    vkl_err err = {0};
+    *n = 0;
+    if (vkl_safetensors_open(path, &st, &err)) return NULL;
+    for (uint64_t i = 0; i < st->n_tensors; i++) *n += st->tensors[i].n_elems;
+    float *v = malloc(*n * 4 + 4);
+    size_t at = 0;
+    for (uint64_t i = 0; i < st->n_tensors; i++) {
+        vkl_st_tensor_to_f32(&st->tensors[i], v + at);
+        at += st->tensors[i].n_elems;
+    }
+    vkl_safetensors_close(st);
+    return v;
+}
+
+static bool same_bytes(const char *out_a, const char *out_b, const char *file) {
+    char a[1024], b[1024];
+    snprintf(a, sizeof(a), "%s/%s/%s", t_tmpdir(), out_a, file);
+    snprintf(b, sizeof(b), "%s/%s/%s", t_tmpdir(), out_b, file);
+    size_t na = 0, nb = 0;
+    char *x = t_read_file(a, &na), *y = t_read_file(b, &nb);
+    bool same = x && y && na == nb && !memcmp(x, y, na);
+    free(x), free(y);
+    return same;
+}
+
+/* Loss curve and adapter of run `a` within `tol` relative of run `b`: each loss, and the adapter as a vector
+ * (|a - b| / |b|, L2 norms); its largest single difference within 10 tol of the largest value (Adam turns a
+ * rounding-size gradient difference on a coordinate whose gradient is tiny into an update-size one). */
+static int close_runs(const char *a, const char *b, double tol) {
+    double la[8], lb[8];
+    int na = read_losses(a, la, 8), nb = read_losses(b, lb, 8);
+    T_ASSERT(na == 4 && nb == 4, "metrics lines %d (%s) and %d (%s)", na, a, nb, b);
+    for (int i = 0; i < na; i++)
+        T_ASSERT(fabs(la[i] - lb[i]) <= tol * fabs(lb[i]), "step %d loss %.9g (%s) vs %.9g (%s)", i + 1, la[i], a,
+                 lb[i], b);
+    size_t fa, fb;
+    float *pa = adapter_floats(a, &fa), *pb = adapter_floats(b, &fb);
+    T_ASSERT(pa && pb && fa == fb && fa > 1000, "adapters of %s and %s", a, b);
+    double rel = t_max_rel_err(pa, pb, fa), d2 = 0, b2 = 0;
+    for (size_t i = 0; i < fa; i++) d2 += ((double)pa[i] - pb[i]) * ((double)pa[i] - pb[i]), b2 += (double)pb[i] * pb[i];
+    free(pa), free(pb);
+    printf("    adapter %s vs %s: relative L2 difference %.3g, largest difference / largest value %.3g\n", a, b,
+           sqrt(d2 / b2), rel);
+    T_ASSERT(sqrt(d2 / b2) <= tol && rel <= 10 * tol, "adapter %s vs %s: rel L2 %.3g, max %.3g", a, b, sqrt(d2 / b2),
+             rel);
+    return 0;
+}
+
+/* Two logical devices (the same lavapipe twice) against one: same loss curve and adapter within 1e-5 relative
+ * (only the order of the gradient sums differs); the two-device run twice gives the same bytes; uneven shares
+ * (3 : 1 sequences) give the even split's result within 1e-5. */
+static int test_devices_equal_one(void) {
+    vkl_err err = {0};
+    T_ASSERT(!run("one", NULL, NULL, &err), "one device: %s", err.msg);
+    T_ASSERT(!run("two", "devices=[0,0]", NULL, &err), "two devices: %s", err.msg);
+    T_ASSERT(!run("two-again", "devices=[0,0]", NULL, &err), "two devices again: %s", err.msg);
+    T_ASSERT(!run("uneven", "devices=[0,0]", "device_shares=[3,1]", &err), "uneven shares: %s", err.msg);
+    if (close_runs("two", "one", 1e-5) || close_runs("uneven", "two", 1e-5)) return 1;
+    T_ASSERT(same_bytes("two", "two-again", "adapter.gguf") &&
+                 same_bytes("two", "two-again", "adapter_model.safetensors") &&
+                 same_bytes("two", "two-again", "checkpoint-2/optimizer.bin"),
+             "the same two-device run twice gave different bytes");
+    /* a batch smaller than the device count, and a share list of the wrong length, are refused */
+    vkl_err_clear(&err);
+    T_ASSERT(run("bad", "devices=[0,0,0,0,0]", NULL, &err) == VKL_ERR_INPUT && strstr(err.msg, "at least one sequence"),
+             "5 devices for 4 sequences: %s", err.msg);
+    vkl_err_clear(&err);
+    T_ASSERT(run("bad", "devices=[0,0]", "device_shares=[1,2,3]", &err) == VKL_ERR_INPUT &&
+                 strstr(err.msg, "device_shares"),
+             "3 shares for 2 devices: %s", err.msg);
+    return 0;
+}
+
+const vkl_test_case vkl_tests_dp[] = {
+    {"dp/split_microbatch_gradients_dropout", test_split_gradients},
+    {"dp/devices_equal_one_device", test_devices_equal_one},
+    {NULL, NULL},
+};
