@@ -266,9 +266,10 @@ static const knob knobs[] = {
      .guide = "per_device_train_batch_size stays the whole micro-batch: the loss curve does not change with the "
               "device count (float rounding aside)"},
     {.key = "device_shares", .flat = true, .kind = K_SHARES,
-     .expect = "null / \"auto\" (measured) or a list of positive numbers, one per device (of all MPI ranks)",
+     .expect = "null / \"auto\", \"measure\" or a list of positive numbers, one per device (of all MPI ranks)",
      .help = "relative speed of each device: the rows of a micro-batch are split in proportion, in whole sequences; "
-             "null = measured from a timed micro-step at the start (equal for identical devices)"},
+             "auto = even over identical devices, else measured from a timed micro-step at the start; measure = "
+             "always measured"},
 };
 #define N_KNOBS ((int)VKL_ARRAY_LEN(knobs))
 
@@ -779,6 +780,10 @@ static vkl_status apply_knob(loader *L, int ki, vkl_config *c) {
     case K_SHARES: {
         c->n_device_shares = 0;
         if (cJSON_IsNull(v) || (cJSON_IsString(v) && !strcasecmp(v->valuestring, "auto"))) return VKL_OK;
+        if (cJSON_IsString(v) && !strcasecmp(v->valuestring, "measure")) {
+            c->n_device_shares = -1;
+            return VKL_OK;
+        }
         if (!cJSON_IsArray(v) || !v->child || cJSON_GetArraySize(v) > VKL_MAX_SHARES) return bad_value(L, k, s, v, NULL);
         int i = 0;
         for (const cJSON *e = v->child; e; e = e->next, i++) {
@@ -1051,7 +1056,7 @@ static cJSON *knob_to_json(const knob *k, const vkl_config *c) {
         return a;
     }
     case K_SHARES: {
-        if (!c->n_device_shares) return cJSON_CreateString("auto");
+        if (c->n_device_shares <= 0) return cJSON_CreateString(c->n_device_shares ? "measure" : "auto");
         cJSON *a = cJSON_CreateArray();
         for (int i = 0; i < c->n_device_shares; i++) cJSON_AddItemToArray(a, cJSON_CreateNumber(c->device_shares[i]));
         return a;

@@ -223,7 +223,7 @@ vkl_status vkl_dp_create(const vkl_config *c, vkl_vk *vk0, vkl_model *m, const v
                          "devices: per_device_train_batch_size %u is the whole micro-batch, split over %d devices "
                          "(all ranks): each needs at least one sequence; raise it to %d or more",
                          B, dp->total, dp->total);
-    if (!st && c->n_device_shares && c->n_device_shares != dp->total)
+    if (!st && c->n_device_shares > 0 && c->n_device_shares != dp->total)
         st = vkl_err_set(err, VKL_ERR_INPUT, "device_shares: %d values for %d devices (of all ranks, rank by rank)",
                          c->n_device_shares, dp->total);
     double *wt = NULL;
@@ -232,7 +232,7 @@ vkl_status vkl_dp_create(const vkl_config *c, vkl_vk *vk0, vkl_model *m, const v
         wt = vkl_calloc((size_t)dp->total, sizeof(double));
         for (int i = 0; i < dp->total; i++) wt[i] = 1;
     }
-    if (!st && c->n_device_shares) {
+    if (!st && c->n_device_shares > 0) {
         for (int i = 0; i < dp->total; i++) wt[i] = c->device_shares[i];
     } else if (!st && dp->total > 1) {
         /* identical devices split evenly (reproducible); different ones by a measured speed */
@@ -244,7 +244,7 @@ vkl_status vkl_dp_create(const vkl_config *c, vkl_vk *vk0, vkl_model *m, const v
         for (size_t k = 0; !st && k < (size_t)dp->size * VKL_MAX_DEVICES; k++)
             if (all[k]) same &= all[k] == all[0];
         free(all);
-        if (!st && !same) {
+        if (!st && (!same || c->n_device_shares < 0)) {
             double speed[VKL_MAX_DEVICES] = {0}, *sp = vkl_calloc((size_t)dp->size * VKL_MAX_DEVICES, sizeof(double));
             for (int i = 0; !st && i < dp->n; i++) {
                 double secs = 1;
@@ -330,6 +330,15 @@ vkl_status vkl_dp_micro_step(vkl_dp *dp, const vkl_batch *b, float grad_scale, f
                              uint64_t stream, vkl_err *err) {
     for (int i = 0; i < dp->n; i++) vkl_train_set_dropout(dp->w[i].dev, dropout_p, seed, stream);
     return run_all(dp, JOB_TRAIN, b, grad_scale, err);
+}
+
+vkl_status vkl_dp_micro_step_alone(vkl_dp *dp, int i, const vkl_batch *b, float grad_scale, double *secs,
+                                   vkl_err *err) {
+    job j = {.dp = dp, .i = i, .kind = JOB_TRAIN, .b = b, .scale = grad_scale};
+    run_job(&j);
+    *secs = dp->w[i].busy_s;
+    if (dp->w[i].st) *err = dp->w[i].err;
+    return dp->w[i].st;
 }
 
 vkl_status vkl_dp_eval_batch(vkl_dp *dp, const vkl_batch *b, vkl_err *err) {

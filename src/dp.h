@@ -58,6 +58,9 @@ vkl_status vkl_dp_zero_grads(vkl_dp *dp, vkl_err *err);
  * Each device's NLL adds to its own sum. */
 vkl_status vkl_dp_micro_step(vkl_dp *dp, const vkl_batch *b, float grad_scale, float dropout_p, uint64_t seed,
                              uint64_t stream, vkl_err *err);
+/* Device i alone runs its rows of the micro-batch (bench: its speed without the others); seconds in *secs. */
+vkl_status vkl_dp_micro_step_alone(vkl_dp *dp, int i, const vkl_batch *b, float grad_scale, double *secs,
+                                   vkl_err *err);
 /* Forward only, adding each device's NLL of its rows to its sum (start with vkl_dp_reset_nll). */
 vkl_status vkl_dp_eval_batch(vkl_dp *dp, const vkl_batch *b, vkl_err *err);
 void vkl_dp_reset_nll(vkl_dp *dp);

@@ -184,7 +184,9 @@ static int test_devices_equal_one(void) {
     T_ASSERT(!run("two", "devices=[0,0]", NULL, &err), "two devices: %s", err.msg);
     T_ASSERT(!run("two-again", "devices=[0,0]", NULL, &err), "two devices again: %s", err.msg);
     T_ASSERT(!run("uneven", "devices=[0,0]", "device_shares=[3,1]", &err), "uneven shares: %s", err.msg);
-    if (close_runs("two", "one", 1e-5) || close_runs("uneven", "two", 1e-5)) return 1;
+    T_ASSERT(!run("measured", "devices=[0,0]", "device_shares=\"measure\"", &err), "measured shares: %s", err.msg);
+    if (close_runs("two", "one", 1e-5) || close_runs("uneven", "two", 1e-5) || close_runs("measured", "two", 1e-5))
+        return 1;
     T_ASSERT(same_bytes("two", "two-again", "adapter.gguf") &&
                  same_bytes("two", "two-again", "adapter_model.safetensors") &&
                  same_bytes("two", "two-again", "checkpoint-2/optimizer.bin"),
@@ -200,8 +202,39 @@ static int test_devices_equal_one(void) {
     return 0;
 }
 
+/* bench --train --devices: each device's tokens/s on its share, the combined tokens/s and the scaling efficiency;
+ * the 3 sequences split 2 + 1 (whole sequences, at least one each). */
+static int test_bench_devices(void) {
+    cJSON *j = NULL;
+    char args[1024];
+    snprintf(args, sizeof(args), "bench --model %s --train --devices 0,0 --batch 3 --ctx 32 --iters 1 --json",
+             t_data_path("models/stories260K.gguf"));
+    T_ASSERT(t_cli(args, &j, NULL) == 0 && j, "bench --devices");
+    const cJSON *d = cJSON_GetObjectItem(j, "devices");
+    T_ASSERT(cJSON_GetArraySize(d) == 2, "two devices listed");
+    double seqs = 0, sum = 0;
+    for (int i = 0; i < 2; i++) {
+        const cJSON *e = cJSON_GetArrayItem(d, i);
+        double tps = cJSON_GetNumberValue(cJSON_GetObjectItem(e, "tokens_per_second"));
+        T_ASSERT(tps > 0 && isfinite(tps), "device %d tokens/s %g", i, tps);
+        seqs += cJSON_GetNumberValue(cJSON_GetObjectItem(e, "sequences"));
+        sum += tps;
+    }
+    double tps = cJSON_GetNumberValue(cJSON_GetObjectItem(j, "tokens_per_second"));
+    double eff = cJSON_GetNumberValue(cJSON_GetObjectItem(j, "scaling_efficiency"));
+    T_ASSERT(seqs == 3, "sequences %g", seqs);
+    T_ASSERT(tps > 0 && fabs(eff - tps / sum) < 1e-9 * eff, "efficiency %g vs %g / %g", eff, tps, sum);
+    cJSON_Delete(j);
+    snprintf(args, sizeof(args), "bench --model %s --devices 0,0", t_data_path("models/stories260K.gguf"));
+    char *e = NULL;
+    T_ASSERT(t_cli(args, NULL, &e) == 2 && e && strstr(e, "--devices goes with --train"), "%s", e ? e : "");
+    free(e);
+    return 0;
+}
+
 const vkl_test_case vkl_tests_dp[] = {
     {"dp/split_microbatch_gradients_dropout", test_split_gradients},
     {"dp/devices_equal_one_device", test_devices_equal_one},
+    {"dp/bench_devices", test_bench_devices},
     {NULL, NULL},
 };

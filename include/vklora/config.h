@@ -177,7 +177,8 @@ typedef struct vkl_config {
     int n_devices;                          /* entries in devices[] */
     bool devices_all;                       /* "all": every Vulkan device */
     char *devices[VKL_MAX_DEVICES];         /* each an index ("0") or a case-insensitive name substring */
-    int n_device_shares;                    /* 0 = measured at the start ("auto") */
+    int n_device_shares;                    /* 0 = "auto" (even over identical devices, else measured at the start),
+                                               -1 = "measure" (always measured), else the count given */
     double device_shares[VKL_MAX_SHARES];   /* relative speed of each device (with MPI: of every rank's devices,
                                                rank by rank); rows of a micro-batch are split in proportion */
 } vkl_config;

@@ -26,6 +26,10 @@ static const char *HELP =
     "  --profile   per-kernel device time of the timed iterations from timestamp queries (each dispatch's time\n"
     "              since the one before, barriers included), longest first with its share: what to optimise next;\n"
     "              JSON \"profile\": {\"ms_per_iter\", \"kernels\": [{\"name\", \"ms_per_iter\", \"share\", \"dispatches\"}]}\n"
+    "  --devices LIST  with --train: data parallelism over the devices (\"0,1\", \"0,0\", names, or \"all\"; the\n"
+    "              batch is split as in training): each device's tokens/s alone on its share, the tokens/s of the\n"
+    "              devices together, and the scaling efficiency (together / sum of alone). Devices that share the\n"
+    "              same cores or GPU (lavapipe twice) measure the overhead, not a speedup\n"
     "  --json      one JSON object on one line\n";
 
 static int dcmp(const void *a, const void *b) {
@@ -34,7 +38,7 @@ static int dcmp(const void *a, const void *b) {
 }
 
 int vkl_cmd_bench(int argc, char **argv) {
-    const char *model = NULL, *device = NULL, *ckpt_name = "false";
+    const char *model = NULL, *device = NULL, *ckpt_name = "false", *devices = NULL;
     uint32_t ctx = 256, batch = 1, iters = 3, rank = 16;
     bool json = false, train = false, profile = false;
     const vkl_cli_opt opts[] = {
@@ -43,6 +47,7 @@ int vkl_cmd_bench(int argc, char **argv) {
         {"--r", VKL_OPT_U32, &rank, 1, 1024},        {"--iters", VKL_OPT_U32, &iters, 1, 1000},
         {"--train", VKL_OPT_FLAG, &train, 0, 0},     {"--json", VKL_OPT_FLAG, &json, 0, 0},
         {"--checkpointing", VKL_OPT_STR, &ckpt_name, 0, 0}, {"--profile", VKL_OPT_FLAG, &profile, 0, 0},
+        {"--devices", VKL_OPT_STR, &devices, 0, 0},
     };
     int prc = vkl_cli_parse("bench", argc, argv, opts, VKL_ARRAY_LEN(opts), HELP);
     if (prc >= 0) return prc;
@@ -52,6 +57,9 @@ int vkl_cmd_bench(int argc, char **argv) {
     else if (!strcmp(ckpt_name, "unsloth")) ckpt = VKL_GRAD_CKPT_UNSLOTH;
     else if (strcmp(ckpt_name, "false"))
         return vkl_cli_usage("bench", "--checkpointing: expected false, true or unsloth, got '%s'", ckpt_name);
+    if (devices && (!train || profile || device))
+        return vkl_cli_usage("bench", "--devices goes with --train, without --profile and --device");
+    if (devices) return vkl_bench_train_devices(model, devices, batch, ctx, rank, ckpt, iters, json);
     vkl_err err = {0};
     vkl_session s;
     if (vkl_session_open(model, device, &s, &err)) return vkl_cli_fail("bench", err.status, "%s", err.msg);

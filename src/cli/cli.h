@@ -36,6 +36,9 @@ struct vkl_vk;
 int vkl_cmd_eval(int argc, char **argv);
 int vkl_cmd_generate(int argc, char **argv);
 int vkl_cmd_bench(int argc, char **argv);
+/* bench --train --devices LIST (src/cli/bench_dp.c): per-device and combined tokens/s, scaling efficiency. */
+int vkl_bench_train_devices(const char *model_path, const char *devices, uint32_t batch, uint32_t ctx, uint32_t rank,
+                            int ckpt, uint32_t iters, bool json); /* ckpt: a vkl_grad_ckpt */
 int vkl_cmd_train(int argc, char **argv);
 int vkl_cmd_quantize(int argc, char **argv);
 int vkl_cmd_merge(int argc, char **argv);
