@@ -2,18 +2,24 @@
 # Runs the whole test suite on a fresh Debian/Ubuntu machine: installs what is missing, builds, then runs every
 # test on the first Vulkan device (lavapipe without a GPU) with the validation layer on, and then runs it again
 # inside a Debian 13 chroot whose lavapipe has cooperative matrices (tools/chroot-trixie.sh), so the
-# cooperative-matrix kernels are checked too. Ends with the line "N passed, N failed": the sum of both parts.
+# cooperative-matrix kernels are checked too, and then the Windows build: cross-compiled with MinGW-w64 and run
+# under Wine on lavapipe (tools/test-windows.sh: the whole suite, CLI runs, adapter bytes equal to Linux). Ends
+# with the line "N passed, N failed": the sum of the parts.
 #
-#   tools/test.sh                        both parts (what CI runs); each part's count, labelled, then the sum
+#   tools/test.sh                        all parts (what CI runs); each part's count, labelled, then the sum
 #   tools/test.sh FILTER                 this machine only, the tests whose name contains FILTER (fast)
 #   tools/test.sh --host-only [FILTER]   this machine only (no chroot), whole suite or filtered
 #   tools/test.sh --chroot-only [FILTER] the Debian 13 chroot only (creates it the first time: root, ~10 minutes)
-#   tools/test.sh --both FILTER          both parts, filtered
+#   tools/test.sh --windows-only [FILTER] the Windows part only (MinGW-w64 build under Wine)
+#   tools/test.sh --both FILTER          all parts, filtered
 #
 # The chroot part needs root (or sudo), debootstrap and the Debian mirror apt uses; where it cannot run (not root
 # and no sudo, no network, not Debian) it counts as one clearly printed failure, so CI never passes without it.
 # VKL_TEST_CHROOT=0 skips it with a notice (a developer without root); VKL_TEST_CHROOT=1 runs it even with a
-# filter. Builds: BUILD_DIR (default build/) here, VKL_CHROOT_BUILD_DIR (default build-trixie/) in the chroot.
+# filter. The Windows part runs when its packages (wine64, xvfb, gcc-mingw-w64) are installable and is reported as
+# skipped otherwise; VKL_TEST_WINDOWS=0 skips it, VKL_TEST_WINDOWS=1 makes "not installable" a failure (CI).
+# Builds: BUILD_DIR (default build/) here, VKL_CHROOT_BUILD_DIR (default build-trixie/) in the chroot,
+# VKL_WINDOWS_BUILD_DIR (default build-mingw/) for Windows.
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -25,6 +31,7 @@ for a in "$@"; do
     case "$a" in
     --host-only | --no-chroot) mode=host ;;
     --chroot-only) mode=chroot ;;
+    --windows-only) mode=windows ;;
     --both) mode=both ;;
     -h | --help)
         usage
@@ -68,8 +75,22 @@ run_chroot() {
         "$VKL_ROOT/tools/chroot-trixie.sh" tools/test.sh --host-only "${args[@]}"
 }
 
+# The Windows part: cross-build and run under Wine (exit 77: its packages cannot be installed here). The Linux
+# build of this run is the one whose adapter bytes the Windows run's are compared with.
+run_windows() {
+    local linux=$BUILD_DIR
+    # the Linux build must be this tree's (the host part built it already; --windows-only builds it here)
+    if [ "$mode" = windows ] && ! { vkl_install_packages $VKL_BUILD_PACKAGES && vkl_build; }; then
+        echo "vklora: the Linux build failed: the adapter bytes are not compared" >&2
+        linux=/nonexistent
+    fi
+    LINUX_BUILD_DIR=$linux BUILD_DIR=${VKL_WINDOWS_BUILD_DIR:-$VKL_ROOT/build-mingw} \
+        "$VKL_ROOT/tools/test-windows.sh" "${args[@]}"
+}
+
 # Runs one part with its output shown and kept; sets part_passed, part_failed and part_note. A part that ends
-# without the runner's count (package, build or chroot failure, a crash) counts as one failure.
+# without the runner's count (package, build or chroot failure, a crash) counts as one failure; the Windows part's
+# exit 77 (packages not installable) is a skip unless VKL_TEST_WINDOWS=1.
 part_passed=0 part_failed=0 part_note=""
 run_part() {
     local fn=$1 label=$2 log rc t0 line
@@ -81,7 +102,10 @@ run_part() {
     part_note="$(($(date +%s) - t0)) s"
     line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -n 1)
     rm -f "$log"
-    if [ -z "$line" ]; then
+    if [ -z "$line" ] && [ "$rc" -eq 77 ] && [ "$fn" = run_windows ] && [ "${VKL_TEST_WINDOWS:-}" != 1 ]; then
+        part_passed=0 part_failed=0
+        part_note="SKIPPED: its packages cannot be installed here (see above); the Windows build was not tested"
+    elif [ -z "$line" ]; then
         part_passed=0 part_failed=1
         part_note="$part_note; FAILED before any test ran (exit $rc): see the messages above; counted as 1 failure"
     else
@@ -103,12 +127,24 @@ if [ "$mode" = both ]; then
     total_passed=$((total_passed + part_passed)) total_failed=$((total_failed + part_failed))
     summary+=("$host_label: $part_passed passed, $part_failed failed ($part_note)")
 fi
-if [ "${VKL_TEST_CHROOT:-}" = 0 ]; then
+windows_label="Windows (MinGW-w64 build under Wine, lavapipe)"
+if [ "$mode" = windows ]; then
+    :
+elif [ "${VKL_TEST_CHROOT:-}" = 0 ]; then
     summary+=("$chroot_label: SKIPPED (VKL_TEST_CHROOT=0): the cooperative-matrix kernels were not tested")
 else
     run_part run_chroot "$chroot_label"
     total_passed=$((total_passed + part_passed)) total_failed=$((total_failed + part_failed))
     summary+=("$chroot_label: $part_passed passed, $part_failed failed ($part_note)")
+fi
+if [ "$mode" = windows ] || [ "$mode" = both ]; then
+    if [ "${VKL_TEST_WINDOWS:-}" = 0 ]; then
+        summary+=("$windows_label: SKIPPED (VKL_TEST_WINDOWS=0): the Windows build was not tested")
+    else
+        run_part run_windows "$windows_label"
+        total_passed=$((total_passed + part_passed)) total_failed=$((total_failed + part_failed))
+        summary+=("$windows_label: $part_passed passed, $part_failed failed ($part_note)")
+    fi
 fi
 echo
 for s in "${summary[@]}"; do echo "$s"; done
