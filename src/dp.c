@@ -274,6 +274,16 @@ vkl_status vkl_dp_create(const vkl_config *c, vkl_vk *vk0, vkl_model *m, const v
                     dp->size > 1 ? "" : "", w->vk->info.name, w->vk->info.type, w->b0, w->b0 + w->B - 1, B,
                     dp->shares_measured ? " (share by measured speed)" : c->n_device_shares ? " (device_shares)" : "");
     }
+    if (!st && log && dp->total > 1) {
+        fprintf(log, "data parallelism: %d devices", dp->total);
+        if (dp->size > 1) fprintf(log, " over %d MPI ranks (this rank's are listed above)", dp->size);
+        fprintf(log, "; sequences per device of each micro-batch of %u:", B);
+        for (int g = 0; g < dp->total; g++) fprintf(log, " %u", dp->rows[g]);
+        fprintf(log, "\n");
+        if (dp->size > 1)
+            fprintf(log, "mpi: rank 0 writes metrics, checkpoints and adapters; if a rank fails, mpirun ends the job "
+                         "and the last checkpoint resumes it (resume_from_checkpoint=true, the same -np)\n");
+    }
     if (!st && dp->total > 1) {
         size_t chunk = (size_t)VKL_MIN((uint64_t)CHUNK_FLOATS, dp->n_params);
         dp->gbuf = vkl_malloc((size_t)dp->n * chunk * sizeof(float));

@@ -284,6 +284,8 @@ static vkl_status save_checkpoint_files(trainer *t, int64_t step, const char *fi
     cJSON_AddNumberToObject(s, "n_params", (double)t->lora->n_params);
     cJSON_AddNumberToObject(s, "batch_size", t->B);
     cJSON_AddNumberToObject(s, "seq_len", t->T);
+    cJSON_AddNumberToObject(s, "devices", t->dp->total); /* data parallelism: devices of the whole job */
+    cJSON_AddNumberToObject(s, "mpi_ranks", t->dp->size);
     char *txt = cJSON_Print(s);
     cJSON_Delete(s);
     snprintf(path, sizeof(path), "%s/trainer_state.json", tmp);
@@ -352,11 +354,18 @@ static vkl_status load_checkpoint(trainer *t, const char *dir, int64_t *step, vk
     fclose(f);
     buf[n] = 0;
     cJSON *s = cJSON_Parse(buf);
-    int64_t gs, ep, bi, np, bs, sl, seed;
+    int64_t gs = 0, ep = 0, bi = 0, np = 0, bs = 0, sl = 0, seed = 0;
     bool ok = s && json_int(s, "global_step", &gs) && json_int(s, "epoch", &ep) && json_int(s, "batch_index", &bi) &&
               json_int(s, "n_params", &np) && json_int(s, "batch_size", &bs) && json_int(s, "seq_len", &sl) &&
               json_int(s, "seed", &seed);
+    int64_t n_dev = 1, n_ranks = 1; /* (absent in checkpoints of older versions: one device) */
+    if (s) json_int(s, "devices", &n_dev), json_int(s, "mpi_ranks", &n_ranks);
     cJSON_Delete(s);
+    /* another device count only changes the order of the gradient sums (float rounding), so it is allowed */
+    if (ok && (n_dev != t->dp->total || n_ranks != t->dp->size) && t->log)
+        fprintf(t->log, "note: %s was written by %lld device(s) on %lld rank(s), this run has %d on %d: the result "
+                "equals the original run's to float rounding, not bit for bit\n", dir, (long long)n_dev,
+                (long long)n_ranks, t->dp->total, t->dp->size);
     if (!ok) return vkl_err_set(err, VKL_ERR_INPUT, "train: %s: malformed trainer state", path);
     if ((uint64_t)np != t->lora->n_params || bs != t->B || sl != t->T || seed != t->c->seed)
         return vkl_err_set(err, VKL_ERR_INPUT,

@@ -232,9 +232,128 @@ static int test_bench_devices(void) {
     return 0;
 }
 
+static bool exists(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (f) fclose(f);
+    return f != NULL;
+}
+
+/* ---- MPI: mpirun -np 2 on this machine (both ranks on lavapipe) ---- */
+
+/* Why the MPI tests cannot run here, or NULL. */
+static const char *mpi_missing(void) {
+    if (!VKL_HAVE_MPI) return "this build has no MPI (meson -Dmpi; libopenmpi-dev)";
+    if (t_run("mpirun --version", NULL, NULL) != 0) return "no mpirun (openmpi-bin)";
+    return NULL;
+}
+
+/* `mpirun -np 2 [ENV] vklora train dp.json --set output_dir=OUT EXTRA`: its exit code, stdout and stderr.
+ * mpi_yield_when_idle: a rank waiting in a collective yields the core instead of spinning (2 ranks share 2 cores). */
+static int mpirun_train(const char *env, const char *out, const char *extra, char **o, char **e) {
+    char cmd[4096];
+    snprintf(cmd, sizeof(cmd),
+             "mpirun --allow-run-as-root --oversubscribe --bind-to none --mca mpi_yield_when_idle 1 -np 2 %s %s train "
+             "%s --set output_dir=%s/%s %s </dev/null",
+             env ? env : "", t_vklora_bin(), cfg_path(), t_tmpdir(), out, extra ? extra : "");
+    return t_run(cmd, o, e);
+}
+
+/* Two ranks equal two devices in one process bit for bit (the same devices, rows and summation order), and one
+ * device within 1e-5; the same two-rank run twice gives the same bytes. */
+static int test_mpi_equals_one_process(void) {
+    const char *why = mpi_missing();
+    if (why) {
+        printf("    skipped: %s\n", why);
+        return 0;
+    }
+    char *o = NULL, *e = NULL;
+    T_ASSERT(mpirun_train(NULL, "mpi-a", NULL, &o, &e) == 0, "mpirun: %s", e ? e : "");
+    T_ASSERT(o && strstr(o, "data parallelism: 2 devices over 2 MPI ranks") && strstr(o, "adapter written"),
+             "rank 0's log: %s", o ? o : "");
+    free(o), free(e);
+    T_ASSERT(mpirun_train(NULL, "mpi-b", NULL, NULL, &e) == 0, "mpirun again: %s", e ? e : "");
+    free(e);
+    vkl_err err = {0};
+    T_ASSERT(!run("mpi-two", "devices=[0,0]", NULL, &err), "two devices: %s", err.msg);
+    T_ASSERT(!run("mpi-one", NULL, NULL, &err), "one device: %s", err.msg);
+    static const char *const files[] = {"adapter.gguf", "adapter_model.safetensors", "checkpoint-2/optimizer.bin"};
+    for (int i = 0; i < 3; i++) {
+        T_ASSERT(same_bytes("mpi-a", "mpi-b", files[i]), "the same 2-rank run twice: %s differs", files[i]);
+        T_ASSERT(same_bytes("mpi-a", "mpi-two", files[i]), "2 ranks vs 2 devices in one process: %s differs",
+                 files[i]);
+    }
+    double la[8], lb[8];
+    T_ASSERT(read_losses("mpi-a", la, 8) == 4 && read_losses("mpi-two", lb, 8) == 4, "metrics");
+    for (int i = 0; i < 4; i++) T_ASSERT(la[i] == lb[i], "step %d: loss %.17g vs %.17g", i + 1, la[i], lb[i]);
+    return close_runs("mpi-a", "mpi-one", 1e-5);
+}
+
+/* A rank killed after step 3 (save_steps 2): the job ends with a non-zero status and mpirun naming the rank, rank 0
+ * leaves checkpoint-2 complete and no adapter; the same 2-rank job resumes from it and ends with the uninterrupted
+ * run's bytes. */
+static int test_mpi_killed_rank(void) {
+    const char *why = mpi_missing();
+    if (why) {
+        printf("    skipped: %s\n", why);
+        return 0;
+    }
+    char *o = NULL, *e = NULL, path[1024];
+    int rc = mpirun_train("-x VKLORA_FAULT_KILL_RANK=1:3", "mpi-kill", NULL, &o, &e);
+    T_ASSERT(rc != 0, "the job with a killed rank exited 0");
+    T_ASSERT(e && strstr(e, "rank 1: killed by VKLORA_FAULT_KILL_RANK after step 3") && strstr(e, "rank 1"),
+             "stderr: %s", e ? e : "");
+    T_ASSERT(o && strstr(o, "if a rank fails, mpirun ends the job"), "rank 0's log: %s", o ? o : "");
+    free(o), free(e);
+    static const char *const ck[] = {"checkpoint-2/trainer_state.json", "checkpoint-2/optimizer.bin",
+                                     "checkpoint-2/adapter_model.safetensors"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(path, sizeof(path), "%s/mpi-kill/%s", t_tmpdir(), ck[i]);
+        T_ASSERT(exists(path), "%s missing", path);
+    }
+    snprintf(path, sizeof(path), "%s/mpi-kill/adapter.gguf", t_tmpdir());
+    T_ASSERT(!exists(path), "an adapter was published by the failed job");
+    snprintf(path, sizeof(path), "%s/mpi-kill/checkpoint-4", t_tmpdir());
+    T_ASSERT(!exists(path), "checkpoint-4 exists");
+    T_ASSERT(mpirun_train(NULL, "mpi-kill", "--set resume_from_checkpoint=true", &o, &e) == 0, "resume: %s",
+             e ? e : "");
+    T_ASSERT(o && strstr(o, "resumed from") && strstr(o, "at step 2"), "resume log: %s", o ? o : "");
+    free(o), free(e);
+    vkl_err err = {0};
+    T_ASSERT(!run("mpi-kill-ref", "devices=[0,0]", NULL, &err), "two devices: %s", err.msg);
+    T_ASSERT(same_bytes("mpi-kill", "mpi-kill-ref", "adapter.gguf") &&
+                 same_bytes("mpi-kill", "mpi-kill-ref", "adapter_model.safetensors"),
+             "the resumed 2-rank job differs from the uninterrupted run");
+    double la[8], lb[8];
+    T_ASSERT(read_losses("mpi-kill", la, 8) == 4 && read_losses("mpi-kill-ref", lb, 8) == 4, "metrics lines");
+    for (int i = 0; i < 4; i++) T_ASSERT(la[i] == lb[i], "step %d: loss %.17g vs %.17g", i + 1, la[i], lb[i]);
+    return 0;
+}
+
+/* A build without MPI refuses a multi-process launch (the launcher's environment) with exit 2 and says why. */
+static int test_mpi_refused_without(void) {
+    if (VKL_HAVE_MPI) {
+        printf("    skipped: this build has MPI (the refusal is checked in builds without it)\n");
+        return 0;
+    }
+#ifdef _WIN32
+    printf("    skipped: no environment prefix in cmd.exe\n");
+    return 0;
+#else
+    char cmd[2048], *e = NULL;
+    snprintf(cmd, sizeof(cmd), "OMPI_COMM_WORLD_SIZE=2 %s train %s --set output_dir=%s/nompi", t_vklora_bin(),
+             cfg_path(), t_tmpdir());
+    T_ASSERT(t_run(cmd, NULL, &e) == 2 && e && strstr(e, "built without MPI"), "%s", e ? e : "");
+    free(e);
+    return 0;
+#endif
+}
+
 const vkl_test_case vkl_tests_dp[] = {
     {"dp/split_microbatch_gradients_dropout", test_split_gradients},
     {"dp/devices_equal_one_device", test_devices_equal_one},
     {"dp/bench_devices", test_bench_devices},
+    {"dp/mpi_np2_equals_one_process", test_mpi_equals_one_process},
+    {"dp/mpi_killed_rank_resumes", test_mpi_killed_rank},
+    {"dp/mpi_refused_without_mpi", test_mpi_refused_without},
     {NULL, NULL},
 };

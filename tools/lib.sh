@@ -5,7 +5,8 @@ VKL_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD_DIR=${BUILD_DIR:-$VKL_ROOT/build}
 
 VKL_BUILD_PACKAGES="gcc pkg-config python3 meson ninja-build libvulkan-dev libvulkan-volk-dev glslc glslang-tools
-spirv-tools libcjson-dev liblapacke-dev liblapack-dev libblas-dev mesa-vulkan-drivers vulkan-tools libcairo2-dev"
+spirv-tools libcjson-dev liblapacke-dev liblapack-dev libblas-dev mesa-vulkan-drivers vulkan-tools libcairo2-dev
+libopenmpi-dev openmpi-bin"
 VKL_TEST_PACKAGES="vulkan-validationlayers python3-torch python3-numpy libopenblas0-pthread python3-jinja2"
 # tools/chroot-trixie.sh (the Debian 13 part of tools/test.sh): creates the chroot
 VKL_CHROOT_PACKAGES="debootstrap"
