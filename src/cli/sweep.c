@@ -392,7 +392,8 @@ static int summarize(const char *dir, run *runs, size_t n_runs, char **grid_knob
 static size_t pick_devices(const char *list, const vkl_config *c, char ***out) {
     *out = NULL;
     if (list) return vkl_sweep_split_values(list, out);
-    if (c->device_index >= 0 || c->device_name || getenv("VKLORA_DEVICE")) return 0;
+    if (c->device_index >= 0 || c->device_name || c->n_devices || c->devices_all || getenv("VKLORA_DEVICE"))
+        return 0; /* the runs use the configured device(s) */
     vkl_device_info *infos = NULL;
     uint32_t n = 0;
     vkl_err e = {0};

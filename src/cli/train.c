@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "dist.h"
 #include "platform.h"
 #include "vklora/config.h"
 #include "vklora/trainer.h"
@@ -81,7 +82,7 @@ int vkl_cmd_train(int argc, char **argv) {
     if (st) {
         rc = vkl_cli_fail("train", st, "%s", err.msg);
     } else {
-        if (json) {
+        if (json && vkl_dist_rank() == 0) { /* under mpirun: one summary, rank 0's */
             cJSON *j = cJSON_CreateObject();
             cJSON_AddNumberToObject(j, "steps", (double)r.steps_done);
             cJSON_AddNumberToObject(j, "total_steps", (double)r.total_steps);
