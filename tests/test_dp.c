@@ -348,7 +348,39 @@ static int test_mpi_refused_without(void) {
 #endif
 }
 
+/* The config keys: lists of indices and names, "all", the shares; bad values name the element. */
+static int test_config_keys(void) {
+    vkl_config c;
+    vkl_err err = {0};
+    const char *ok[] = {"devices=[0, \"Radeon\", 0]", "device_shares=[3, 1.5, 1]"};
+    T_ASSERT(!vkl_config_load(NULL, ok, 2, &c, &err), "%s", err.msg);
+    T_ASSERT(c.n_devices == 3 && !strcmp(c.devices[0], "0") && !strcmp(c.devices[1], "Radeon") && !c.devices_all,
+             "devices parsed");
+    T_ASSERT(c.n_device_shares == 3 && c.device_shares[1] == 1.5, "shares parsed");
+    cJSON *j = vkl_config_to_json(&c);
+    char *txt = cJSON_PrintUnformatted(cJSON_GetObjectItem(j, "devices"));
+    T_ASSERT(!strcmp(txt, "[0,\"Radeon\",0]"), "resolved devices %s", txt);
+    free(txt);
+    cJSON_Delete(j);
+    vkl_config_free(&c);
+    const char *all[] = {"devices=\"all\"", "device_shares=\"measure\""};
+    T_ASSERT(!vkl_config_load(NULL, all, 2, &c, &err) && c.devices_all && c.n_device_shares == -1, "%s", err.msg);
+    vkl_config_free(&c);
+    static const char *const bad[][2] = {{"devices=[]", "devices"},
+                                         {"devices=[0, 1.5]", "devices[1]"},
+                                         {"devices=\"auto\"", "devices"},
+                                         {"device_shares=[1, 0]", "device_shares[1]"},
+                                         {"device_shares=\"fast\"", "device_shares"}};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        vkl_err_clear(&err);
+        T_ASSERT(vkl_config_load(NULL, &bad[i][0], 1, &c, &err) == VKL_ERR_INPUT && strstr(err.msg, bad[i][1]),
+                 "%s: %s", bad[i][0], err.msg);
+    }
+    return 0;
+}
+
 const vkl_test_case vkl_tests_dp[] = {
+    {"dp/config_keys", test_config_keys},
     {"dp/split_microbatch_gradients_dropout", test_split_gradients},
     {"dp/devices_equal_one_device", test_devices_equal_one},
     {"dp/bench_devices", test_bench_devices},
