@@ -574,14 +574,34 @@ bool vkl_gguf_projection_name(const char *name, const vkl_arch_desc *desc, uint3
 }
 
 vkl_status vkl_model_upload(vkl_model *m, vkl_vk *vk, vkl_err *err) {
-    vkl_weight **ws = vkl_calloc(VKL_MODEL_MAX_WEIGHTS(m), sizeof(*ws));
-    int n = vkl_model_weights(m, ws);
+    return vkl_model_upload_layers(m, vk, 0, m->hp.n_layer, err);
+}
+
+/* Whether weight w is one a stage of layers [l0, l1) uses: its layers, the embedding on the first stage, the final
+ * norm and the head (the embedding when tied) on the last. */
+static bool stage_uses(vkl_model *m, const vkl_weight *w, uint32_t l0, uint32_t l1) {
+    const uint32_t L = m->hp.n_layer;
+    if (w == &m->tok_embd) return l0 == 0 || (m->hp.tied_output && l1 == L);
+    if (w == &m->output_norm || w == &m->output) return l1 == L;
+    /* a layer's weight lies inside m->layers[l] */
+    const char *p = (const char *)w, *first = (const char *)&m->layers[l0], *end = (const char *)&m->layers[l1];
+    return p >= first && p < end;
+}
+
+vkl_status vkl_model_upload_layers(vkl_model *m, vkl_vk *vk, uint32_t l0, uint32_t l1, vkl_err *err) {
+    if (l0 >= l1 || l1 > m->hp.n_layer)
+        return vkl_err_set(err, VKL_ERR_INPUT, "model: layers [%u, %u) are not a range of the model's %u", l0, l1,
+                           m->hp.n_layer);
+    vkl_weight **all = vkl_calloc(VKL_MODEL_MAX_WEIGHTS(m), sizeof(*all)), **ws = all;
+    int n_all = vkl_model_weights(m, all), n = 0;
+    for (int i = 0; i < n_all; i++)
+        if (stage_uses(m, all[i], l0, l1)) ws[n++] = all[i];
     m->vk = vk;
     vkl_status st = VKL_OK;
     uint64_t total = 0, budget = vkl_vk_memory_budget(vk);
     for (int i = 0; i < n; i++) total += ws[i]->bytes + 4;
     if (budget && total > budget) {
-        free(ws);
+        free(all);
         return vkl_err_set(err, VKL_ERR_RUNTIME,
                            "model: the weights need %.1f MiB of device memory, the device has %.1f MiB: use a smaller "
                            "or more strongly quantized model (vklora quantize)",
@@ -602,7 +622,7 @@ vkl_status vkl_model_upload(vkl_model *m, vkl_vk *vk, vkl_err *err) {
         }
     }
     if (m->hp.tied_output) m->output.buf = m->tok_embd.buf;
-    free(ws);
+    free(all);
     return st;
 }
 

@@ -56,21 +56,29 @@ static uint32_t logit_rows_for(uint64_t V, uint64_t R) {
     return (uint32_t)VKL_MAX(1, VKL_MIN(lr, R));
 }
 
-uint64_t vkl_train_plan_bytes(const vkl_hparams *hp, const vkl_lora *l, uint32_t B, uint32_t T, vkl_grad_ckpt ckpt) {
+uint64_t vkl_train_plan_bytes_layers(const vkl_hparams *hp, const vkl_lora *l, uint32_t B, uint32_t T,
+                                     vkl_grad_ckpt ckpt, uint32_t l0, uint32_t l1) {
     dims_t d = dims_of(hp, l, B, T);
-    uint64_t L = hp->n_layer;
+    uint64_t L = l1 - l0;
+    bool last = l1 == hp->n_layer;
     uint64_t f = 4 * l->n_params;                                /* params, grads, two moments */
     f += 6 * d.R + 2 * HYPER_STRIDE / 4;                         /* ids, ones, temperature, hyper-parameters */
     f += (ckpt == VKL_GRAD_CKPT_UNSLOTH ? 2 : L + 1) * d.R * d.C; /* residual streams (host copies not counted) */
     f += (ckpt == VKL_GRAD_CKPT_OFF ? L : 1) * acts_floats(&d);  /* saved activations */
-    f += d.R * (d.C + 1);                                        /* final norm */
     f += d.R * (2 * d.C + 2 * d.QD + 2 * d.KVD + 3 * d.F + d.r + 1); /* backward scratch */
     if (d.qk_norm) f += d.R * (d.QD + d.KVD);                    /* dq, dk before the q/k norms */
     if (d.post_norms) f += 2 * d.R * d.C;                        /* post-norm output and gradient */
-    uint64_t lr = logit_rows_for(d.V, d.R);
-    f += lr * d.V * (hp->final_softcap > 0 ? 2 : 1);             /* logits (and their gradient when capped) */
+    if (last) {
+        f += d.R * (d.C + 1);                                    /* final norm */
+        uint64_t lr = logit_rows_for(d.V, d.R);
+        f += lr * d.V * (hp->final_softcap > 0 ? 2 : 1);         /* logits (and their gradient when capped) */
+    }
     f += 2 * (uint64_t)hp->rope_dim;                             /* rope tables */
     return f * 4 + vkl_op_sumsq_scratch_bytes(NULL, l->n_params);
+}
+
+uint64_t vkl_train_plan_bytes(const vkl_hparams *hp, const vkl_lora *l, uint32_t B, uint32_t T, vkl_grad_ckpt ckpt) {
+    return vkl_train_plan_bytes_layers(hp, l, B, T, ckpt, 0, hp->n_layer);
 }
 
 /* ---- creation ---- */
@@ -86,7 +94,16 @@ static vkl_status mk(vkl_train_dev *t, vkl_buffer *b, uint64_t floats, vkl_err *
 
 vkl_status vkl_train_dev_create(vkl_vk *vk, vkl_model *m, const vkl_lora *l, uint32_t B, uint32_t T,
                                 vkl_grad_ckpt ckpt, vkl_train_dev **out, vkl_err *err) {
+    return vkl_train_dev_create_layers(vk, m, l, B, T, ckpt, 0, m->hp.n_layer, out, err);
+}
+
+vkl_status vkl_train_dev_create_layers(vkl_vk *vk, vkl_model *m, const vkl_lora *l, uint32_t B, uint32_t T,
+                                       vkl_grad_ckpt ckpt, uint32_t l0, uint32_t l1, vkl_train_dev **out,
+                                       vkl_err *err) {
     *out = NULL;
+    if (l0 >= l1 || l1 > m->hp.n_layer)
+        return vkl_err_set(err, VKL_ERR_INPUT, "train: layers [%u, %u) are not a range of the model's %u", l0, l1,
+                           m->hp.n_layer);
     vkl_train_dev *t = vkl_calloc(1, sizeof(*t));
     t->vk = vk;
     t->m = m;
@@ -95,10 +112,14 @@ vkl_status vkl_train_dev_create(vkl_vk *vk, vkl_model *m, const vkl_lora *l, uin
     t->T = T;
     t->R = B * T;
     t->ckpt = ckpt;
+    t->l0 = l0;
+    t->l1 = l1;
     const vkl_hparams *hp = &m->hp;
+    const uint32_t nL = l1 - l0;
+    const bool last = l1 == hp->n_layer;
     dims_t d = dims_of(hp, l, B, T);
     t->logit_rows = logit_rows_for(d.V, d.R);
-    t->planned_bytes = vkl_train_plan_bytes(hp, l, B, T, ckpt);
+    t->planned_bytes = vkl_train_plan_bytes_layers(hp, l, B, T, ckpt, l0, l1);
     uint64_t need = t->planned_bytes + m->device_bytes;
     if (vkl_vk_memory_budget(vk) && need > vkl_vk_memory_budget(vk)) {
         vkl_err_set(err, VKL_ERR_RUNTIME,
@@ -116,8 +137,8 @@ vkl_status vkl_train_dev_create(vkl_vk *vk, vkl_model *m, const vkl_lora *l, uin
         vkl_buffer_create(vk, vkl_op_sumsq_scratch_bytes(vk, P), VKL_MEM_DEVICE, &t->norm_scratch, err) ||
         mk(t, &t->ids, 4 * d.R, err))
         goto fail;
-    t->res = vkl_calloc(hp->n_layer + 1, sizeof(vkl_buffer));
-    uint32_t n_res = ckpt == VKL_GRAD_CKPT_UNSLOTH ? 2 : hp->n_layer + 1;
+    t->res = vkl_calloc(nL + 1, sizeof(vkl_buffer));
+    uint32_t n_res = ckpt == VKL_GRAD_CKPT_UNSLOTH ? 2 : nL + 1;
     for (uint32_t i = 0; i < n_res; i++)
         if (mk(t, &t->res[i], d.R * d.C, err)) goto fail;
     if (ckpt == VKL_GRAD_CKPT_UNSLOTH) {
@@ -129,11 +150,11 @@ vkl_status vkl_train_dev_create(vkl_vk *vk, vkl_model *m, const vkl_lora *l, uin
                 goto fail;
             }
         }
-        t->res_host = vkl_calloc(hp->n_layer + 1, sizeof(vkl_buffer));
-        for (uint32_t i = 0; i <= hp->n_layer; i++)
+        t->res_host = vkl_calloc(nL + 1, sizeof(vkl_buffer));
+        for (uint32_t i = 0; i <= nL; i++)
             if (vkl_buffer_create(vk, d.R * d.C * 4, VKL_MEM_HOST, &t->res_host[i], err)) goto fail;
     }
-    t->n_acts = ckpt == VKL_GRAD_CKPT_OFF ? hp->n_layer : 1;
+    t->n_acts = ckpt == VKL_GRAD_CKPT_OFF ? nL : 1;
     t->acts = vkl_calloc(t->n_acts, sizeof(vkl_layer_acts));
     for (uint32_t i = 0; i < t->n_acts; i++) {
         vkl_buffer *l[] = ACTS_LIST(&t->acts[i]);
@@ -143,15 +164,18 @@ vkl_status vkl_train_dev_create(vkl_vk *vk, vkl_model *m, const vkl_lora *l, uin
         for (size_t j = 0; j < VKL_ARRAY_LEN(l); j++)
             if (sizes[j] && mk(t, l[j], sizes[j], err)) goto fail;
     }
-    if (mk(t, &t->xnf, d.R * d.C, err) || mk(t, &t->rstdf, d.R, err) || mk(t, &t->dres, d.R * d.C, err) ||
+    /* the final norm, the head and the loss: on the state that holds the last layer */
+    if (last && (mk(t, &t->xnf, d.R * d.C, err) || mk(t, &t->rstdf, d.R, err) ||
+                 mk(t, &t->logits, (uint64_t)t->logit_rows * d.V, err) || mk(t, &t->nll, d.R, err) ||
+                 (hp->final_softcap > 0 && mk(t, &t->dlogits, (uint64_t)t->logit_rows * d.V, err))))
+        goto fail;
+    if (mk(t, &t->dres, d.R * d.C, err) ||
         mk(t, &t->dxn, d.R * d.C, err) || mk(t, &t->dq, d.R * d.QD, err) || mk(t, &t->dk, d.R * d.KVD, err) ||
         mk(t, &t->dv, d.R * d.KVD, err) || mk(t, &t->dao, d.R * d.QD, err) || mk(t, &t->dg, d.R * d.F, err) ||
         mk(t, &t->du, d.R * d.F, err) || mk(t, &t->h, d.R * d.F, err) || mk(t, &t->dxa, d.R * d.r, err) ||
-        mk(t, &t->logits, (uint64_t)t->logit_rows * d.V, err) || mk(t, &t->nll, d.R, err) ||
         mk(t, &t->tfac, d.R, err) ||
         (d.qk_norm && (mk(t, &t->dqn, d.R * d.QD, err) || mk(t, &t->dkn, d.R * d.KVD, err))) ||
-        (d.post_norms && (mk(t, &t->pn, d.R * d.C, err) || mk(t, &t->dpn, d.R * d.C, err))) ||
-        (hp->final_softcap > 0 && mk(t, &t->dlogits, (uint64_t)t->logit_rows * d.V, err)))
+        (d.post_norms && (mk(t, &t->pn, d.R * d.C, err) || mk(t, &t->dpn, d.R * d.C, err))))
         goto fail;
     /* rope tables (Gemma 3's local layers have their own) for sequences of T tokens */
     if (vkl_rope_tables_create(vk, m, T, &t->rope_tab, t->rope, err)) goto fail;
@@ -170,8 +194,8 @@ void vkl_train_dev_destroy(vkl_train_dev *t) {
                         &t->dao,  &t->dg,  &t->du,  &t->h,   &t->dxa,   &t->logits, &t->nll, &t->tfac,
                         &t->dqn,  &t->dkn, &t->pn,  &t->dpn, &t->dlogits, &t->rope_tab};
     for (size_t i = 0; i < VKL_ARRAY_LEN(bs); i++) vkl_buffer_destroy(vk, bs[i]);
-    for (uint32_t i = 0; t->res && i <= t->m->hp.n_layer; i++) vkl_buffer_destroy(vk, &t->res[i]);
-    for (uint32_t i = 0; t->res_host && i <= t->m->hp.n_layer; i++) vkl_buffer_destroy(vk, &t->res_host[i]);
+    for (uint32_t i = 0; t->res && i <= t->l1 - t->l0; i++) vkl_buffer_destroy(vk, &t->res[i]);
+    for (uint32_t i = 0; t->res_host && i <= t->l1 - t->l0; i++) vkl_buffer_destroy(vk, &t->res_host[i]);
     free(t->res_host);
     for (int i = 0; i < 2; i++)
         if (t->res_event[i]) vkDestroyEvent(vk->device, t->res_event[i], NULL);
@@ -292,8 +316,15 @@ static void settle(vkl_train_dev *t, uint32_t slot) {
 
 enum { MQ = 0, MK = 1, MV = 2, MO = 3, MGATE = 4, MUP = 5, MDOWN = 6 };
 
-/* The device buffer holding layer l's input: its own, or a slot of the 2-buffer ring when offloading. */
-static vkl_buffer *res_of(vkl_train_dev *t, uint32_t l) { return t->res_host ? &t->res[l % 2] : &t->res[l]; }
+/* The device buffer holding layer l's input (l in [l0, l1]): its own, or a slot of the 2-buffer ring when
+ * offloading. */
+static vkl_buffer *res_of(vkl_train_dev *t, uint32_t l) {
+    return t->res_host ? &t->res[l % 2] : &t->res[l - t->l0];
+}
+/* Layer l's saved activations: its own set, or the one shared set when checkpointing. */
+static vkl_layer_acts *acts_of(vkl_train_dev *t, uint32_t l) {
+    return &t->acts[t->n_acts == t->l1 - t->l0 ? l - t->l0 : 0];
+}
 
 static vkl_attn_shape attn_shape_of(const vkl_train_dev *t, uint32_t l) {
     const vkl_hparams *hp = &t->m->hp;
@@ -458,33 +489,62 @@ static vkl_status upload_batch(vkl_train_dev *t, const int32_t *tokens, const in
     return vkl_attn_temp_upload(t->vk, &t->m->hp, pos, R, &t->tfac, &t->has_tfac, err);
 }
 
-/* Forward through every layer and the head; with `backward`, the loss gradient flows back into the LoRA
- * gradients. */
-static vkl_status run(vkl_train_dev *t, bool backward, float grad_scale, double *nll_sum, vkl_err *err) {
+/* Backward through the state's layers, last to first (recomputing each layer first when checkpointing): dres
+ * holds dL/dres[l1] on entry and dL/dres[l0] on exit. Recorded into the open command buffer. */
+static vkl_status back_layers(vkl_train_dev *t, vkl_err *err) {
+    const uint64_t res_bytes = (uint64_t)t->R * t->m->hp.n_embd * 4;
+    const uint32_t nL = t->l1 - t->l0;
+    vkl_status st = VKL_OK;
+    for (uint32_t l = t->l1; l-- > t->l0 && !st;) {
+        vkl_layer_acts *a = acts_of(t, l);
+        if (t->res_host) {
+            settle(t, 0);
+            settle(t, 1);
+            st = copy(t, &t->res_host[l - t->l0], res_of(t, l), res_bytes);
+        }
+        if (!st && t->n_acts != nL) st = layer_forward(t, l, a, err); /* recompute; rewrites res[l+1] identically */
+        if (!st) st = layer_backward(t, l, a, err);
+    }
+    return st;
+}
+
+/* The state's part of a micro-batch. The first stage (l0 = 0) embeds the tokens, any other takes the residual
+ * entering layer l0 from x_in (R x C floats); then the forward through [l0, l1). A stage without the last layer
+ * writes the residual leaving layer l1 - 1 to x_out and ends there (its backward is vkl_train_stage_backward). The
+ * stage with the last layer computes the head and the loss and, with `backward`, goes back through its layers into
+ * the LoRA gradients, writing dL/d(residual entering l0) to dx_out when it is not also the first. */
+static vkl_status run(vkl_train_dev *t, bool backward, float grad_scale, const float *x_in, float *x_out,
+                      float *dx_out, double *nll_sum, vkl_err *err) {
     vkl_vk *vk = t->vk;
     vkl_op_cache *c = &t->cache;
     const vkl_model *m = t->m;
     const vkl_hparams *hp = &m->hp;
-    const uint32_t R = t->R, C = hp->n_embd, V = hp->n_vocab, L = hp->n_layer;
+    const uint32_t R = t->R, C = hp->n_embd, V = hp->n_vocab, L = hp->n_layer, l0 = t->l0, l1 = t->l1;
+    const bool first = l0 == 0, last = l1 == L;
+    const uint64_t res_bytes = (uint64_t)R * C * 4;
+    *nll_sum = 0;
+    if (!first && vkl_buffer_upload(vk, res_of(t, l0), 0, x_in, res_bytes, err)) return err->status;
     if (vkl_cmd_begin(vk, err)) return err->status;
-    vkl_status st = vkl_op_get_rows(vk, c, m->tok_embd.type, W(&m->tok_embd), m->tok_embd.rows, TV(&t->ids),
-                                    TV(res_of(t, 0)), R, C, err);
-    if (!st && hp->embd_scale != 1.0f)
-        st = vkl_op_scale(vk, c, TV(res_of(t, 0)), TV(res_of(t, 0)), (uint64_t)R * C, hp->embd_scale, err);
-    uint64_t res_bytes = (uint64_t)R * C * 4;
+    vkl_status st = VKL_OK;
+    if (first) {
+        st = vkl_op_get_rows(vk, c, m->tok_embd.type, W(&m->tok_embd), m->tok_embd.rows, TV(&t->ids),
+                             TV(res_of(t, 0)), R, C, err);
+        if (!st && hp->embd_scale != 1.0f)
+            st = vkl_op_scale(vk, c, TV(res_of(t, 0)), TV(res_of(t, 0)), (uint64_t)R * C, hp->embd_scale, err);
+    }
     /* With offloading, each layer input goes to host memory right after it is made (the copy is recorded in the
      * stream; the host never waits for it) and comes back before that layer's recompute. */
-    if (!st && t->res_host) offload(t, 0, &t->res_host[0], res_bytes);
-    for (uint32_t l = 0; l < L && !st; l++) {
+    if (!st && t->res_host) offload(t, l0 % 2, &t->res_host[0], res_bytes);
+    for (uint32_t l = l0; l < l1 && !st; l++) {
         /* layer l writes ring slot (l+1)%2, whose previous content (layer l-1's input) may still be copying */
         if (t->res_host) settle(t, (l + 1) % 2);
-        st = layer_forward(t, l, &t->acts[t->n_acts == L ? l : 0], err);
-        if (!st && t->res_host) offload(t, (l + 1) % 2, &t->res_host[l + 1], res_bytes);
+        st = layer_forward(t, l, acts_of(t, l), err);
+        if (!st && t->res_host) offload(t, (l + 1) % 2, &t->res_host[l + 1 - l0], res_bytes);
     }
-    if (!st)
+    if (!st && last)
         st = vkl_op_rmsnorm(vk, c, TV(res_of(t, L)), W(&m->output_norm), TV(&t->xnf), TV(&t->rstdf), R, C, hp->rms_eps,
                             err);
-    for (uint32_t r0 = 0; r0 < R && !st; r0 += t->logit_rows) {
+    for (uint32_t r0 = 0; last && r0 < R && !st; r0 += t->logit_rows) {
         uint32_t n = VKL_MIN(t->logit_rows, R - r0);
         vkl_tview logits = TV(&t->logits);
         st = vkl_op_matmul(vk, c, m->output.type, W(&m->output), vkl_tv(&t->xnf, (uint64_t)r0 * C * 4), vkl_tv_none(),
@@ -502,19 +562,10 @@ static vkl_status run(vkl_train_dev *t, bool backward, float grad_scale, double 
             st = vkl_op_matmul_t(vk, c, m->output.type, W(&m->output), dlogits,
                                  vkl_tv(&t->dxn, (uint64_t)r0 * C * 4), n, V, C, false, err);
     }
-    if (backward && !st) {
+    if (backward && last && !st) {
         st = vkl_op_rmsnorm_back(vk, c, TV(res_of(t, L)), W(&m->output_norm), TV(&t->rstdf), TV(&t->dxn), TV(&t->dres),
                                  false, vkl_tv_none(), R, C, err);
-        for (uint32_t l = L; l-- > 0 && !st;) {
-            vkl_layer_acts *a = &t->acts[t->n_acts == L ? l : 0];
-            if (!st && t->res_host) {
-                settle(t, 0);
-                settle(t, 1);
-                st = copy(t, &t->res_host[l], res_of(t, l), res_bytes);
-            }
-            if (!st && t->n_acts != L) st = layer_forward(t, l, a, err); /* recompute; rewrites res[l+1] identically */
-            if (!st) st = layer_backward(t, l, a, err);
-        }
+        if (!st) st = back_layers(t, err);
     }
     /* leave no event set: the next submission reuses them */
     if (t->res_host) {
@@ -524,6 +575,8 @@ static vkl_status run(vkl_train_dev *t, bool backward, float grad_scale, double 
     vkl_err tmp = {0};
     vkl_status s2 = vkl_cmd_submit_wait(vk, st ? &tmp : err);
     if (st || s2) return st ? st : s2;
+    if (!last) return vkl_buffer_download(vk, res_of(t, l1), 0, x_out, res_bytes, err);
+    if (backward && !first && vkl_buffer_download(vk, &t->dres, 0, dx_out, res_bytes, err)) return err->status;
     float *nll = vkl_malloc((size_t)R * 4);
     st = vkl_buffer_download(vk, &t->nll, 0, nll, (uint64_t)R * 4, err);
     double s = 0;
@@ -535,17 +588,48 @@ static vkl_status run(vkl_train_dev *t, bool backward, float grad_scale, double 
 
 vkl_status vkl_train_micro_step(vkl_train_dev *t, const int32_t *tokens, const int32_t *pos, const int32_t *seg,
                                 const int32_t *targets, float grad_scale, double *nll_sum, vkl_err *err) {
-    if (upload_batch(t, tokens, pos, seg, targets, err)) return err->status;
-    t->train_pass = true;
-    vkl_status st = run(t, true, grad_scale, nll_sum, err);
-    t->train_pass = false;
-    return st;
+    return vkl_train_stage_forward(t, tokens, pos, seg, targets, true, grad_scale, NULL, NULL, NULL, nll_sum, err);
 }
 
 vkl_status vkl_train_eval_batch(vkl_train_dev *t, const int32_t *tokens, const int32_t *pos, const int32_t *seg,
                                 const int32_t *targets, double *nll_sum, vkl_err *err) {
+    return vkl_train_stage_forward(t, tokens, pos, seg, targets, false, 0.0f, NULL, NULL, NULL, nll_sum, err);
+}
+
+vkl_status vkl_train_stage_forward(vkl_train_dev *t, const int32_t *tokens, const int32_t *pos, const int32_t *seg,
+                                   const int32_t *targets, bool backward, float grad_scale, const float *x_in,
+                                   float *x_out, float *dx_out, double *nll_sum, vkl_err *err) {
+    const bool first = t->l0 == 0, last = t->l1 == t->m->hp.n_layer;
+    if ((!first && !x_in) || (!last && !x_out) || (last && backward && !first && !dx_out))
+        return vkl_err_set(err, VKL_ERR_INPUT, "train: layers [%u, %u): a residual buffer is missing", t->l0, t->l1);
     if (upload_batch(t, tokens, pos, seg, targets, err)) return err->status;
-    return run(t, false, 0.0f, nll_sum, err);
+    t->train_pass = backward;
+    vkl_status st = run(t, backward, grad_scale, x_in, x_out, dx_out, nll_sum, err);
+    t->train_pass = false;
+    return st;
+}
+
+vkl_status vkl_train_stage_backward(vkl_train_dev *t, const float *dx_in, float *dx_out, vkl_err *err) {
+    const bool first = t->l0 == 0;
+    if (t->l1 == t->m->hp.n_layer || !dx_in || (!first && !dx_out))
+        return vkl_err_set(err, VKL_ERR_INPUT, "train: layers [%u, %u): %s", t->l0, t->l1,
+                           t->l1 == t->m->hp.n_layer ? "the last stage's backward runs in its forward"
+                                                     : "a gradient buffer is missing");
+    vkl_vk *vk = t->vk;
+    const uint64_t res_bytes = (uint64_t)t->R * t->m->hp.n_embd * 4;
+    if (vkl_buffer_upload(vk, &t->dres, 0, dx_in, res_bytes, err) || vkl_cmd_begin(vk, err)) return err->status;
+    t->train_pass = true;
+    vkl_status st = back_layers(t, err);
+    t->train_pass = false;
+    if (t->res_host) {
+        settle(t, 0);
+        settle(t, 1);
+    }
+    vkl_err tmp = {0};
+    vkl_status s2 = vkl_cmd_submit_wait(vk, st ? &tmp : err);
+    if (st || s2) return st ? st : s2;
+    if (!first && vkl_buffer_download(vk, &t->dres, 0, dx_out, res_bytes, err)) return err->status;
+    return VKL_OK;
 }
 
 vkl_status vkl_train_optimizer_step(vkl_train_dev *t, const vkl_config *c, int64_t step, double lr,

@@ -36,6 +36,7 @@ typedef struct vkl_train_dev {
     const vkl_lora *lora;
     vkl_op_cache cache;
     uint32_t B, T, R;
+    uint32_t l0, l1;         /* its layers [l0, l1): all of them, or a stage of a layer split over devices */
     vkl_grad_ckpt ckpt;
     uint32_t logit_rows;
     /* LoRA vectors, n_params floats each, in vkl_lora's flat layout */
@@ -45,12 +46,12 @@ typedef struct vkl_train_dev {
     vkl_buffer norm_scratch; /* sumsq partials */
     /* inputs: tokens, pos, seg, targets, each R int32 at byte offsets 0, R*4, R*8, R*12 */
     vkl_buffer ids;
-    vkl_buffer *res;         /* residual streams (R, C): res[l] is layer l's input; L+1 of them, or with
-                                "unsloth" a ring of 2 on the device ... */
-    vkl_buffer *res_host;    /* ... and the L+1 layer inputs in host memory (NULL otherwise) */
+    vkl_buffer *res;         /* residual streams (R, C): res[l - l0] is layer l's input; l1 - l0 + 1 of them, or
+                                with "unsloth" a ring of 2 on the device (slot l % 2) ... */
+    vkl_buffer *res_host;    /* ... and the l1 - l0 + 1 layer inputs in host memory (NULL otherwise) */
     VkEvent res_event[2];    /* signalled when the asynchronous copy out of ring slot i is done */
     bool res_event_set[2];   /* recorded a copy whose event nobody waited for yet */
-    vkl_layer_acts *acts;    /* L sets without checkpointing, 1 shared set with it */
+    vkl_layer_acts *acts;    /* l1 - l0 sets without checkpointing, 1 shared set with it */
     uint32_t n_acts;
     vkl_buffer xnf, rstdf;   /* final norm output (R, C) and (R) */
     /* backward scratch */
@@ -73,11 +74,19 @@ typedef struct vkl_train_dev {
     bool train_pass; /* inside vkl_train_micro_step */
 } vkl_train_dev;
 
-/* Device bytes the training state needs for B x T tokens in a checkpointing mode (weights not included). */
+/* Device bytes the training state needs for B x T tokens in a checkpointing mode (weights not included): for all
+ * layers, or for the stage of layers [l0, l1) of a layer split (the head and its logits only on the last). */
 uint64_t vkl_train_plan_bytes(const vkl_hparams *hp, const vkl_lora *l, uint32_t B, uint32_t T, vkl_grad_ckpt ckpt);
+uint64_t vkl_train_plan_bytes_layers(const vkl_hparams *hp, const vkl_lora *l, uint32_t B, uint32_t T,
+                                     vkl_grad_ckpt ckpt, uint32_t l0, uint32_t l1);
 
 vkl_status vkl_train_dev_create(vkl_vk *vk, vkl_model *m, const vkl_lora *l, uint32_t B, uint32_t T,
                                 vkl_grad_ckpt ckpt, vkl_train_dev **out, vkl_err *err);
+/* Layer split: a state for layers [l0, l1) only (a stage). Its model needs the weights of those layers, plus the
+ * embedding on the first stage and the final norm and head on the last (vkl_model_upload_layers). */
+vkl_status vkl_train_dev_create_layers(vkl_vk *vk, vkl_model *m, const vkl_lora *l, uint32_t B, uint32_t T,
+                                       vkl_grad_ckpt ckpt, uint32_t l0, uint32_t l1, vkl_train_dev **out,
+                                       vkl_err *err);
 void vkl_train_dev_destroy(vkl_train_dev *t);
 
 /* Upload the host parameter vector (l->params) and zero gradients and moments. */
@@ -98,6 +107,19 @@ vkl_status vkl_train_micro_step(vkl_train_dev *t, const int32_t *tokens, const i
 /* Forward only (eval loss): sum of the NLL over the targets. */
 vkl_status vkl_train_eval_batch(vkl_train_dev *t, const int32_t *tokens, const int32_t *pos, const int32_t *seg,
                                 const int32_t *targets, double *nll_sum, vkl_err *err);
+/* A stage's part of a micro-batch (micro_step / eval_batch are this with all layers). The first stage embeds the
+ * tokens; any other reads the residual entering its first layer from x_in (R x C floats). A stage without the last
+ * layer writes the residual leaving its last layer to x_out; its backward (training) comes later, from
+ * vkl_train_stage_backward, with the gradient the next stage returns. The last stage computes the loss (*nll_sum,
+ * 0 on the others) and with `backward` goes back through its layers at once, writing dL/d(its input residual) to
+ * dx_out unless it is also the first. The LoRA gradients of the stage's layers accumulate in its own vector (the
+ * other layers' entries stay zero), so the sum over stages is the whole gradient. */
+vkl_status vkl_train_stage_forward(vkl_train_dev *t, const int32_t *tokens, const int32_t *pos, const int32_t *seg,
+                                   const int32_t *targets, bool backward, float grad_scale, const float *x_in,
+                                   float *x_out, float *dx_out, double *nll_sum, vkl_err *err);
+/* Backward of a stage without the last layer: dx_in = dL/d(residual leaving its last layer); writes dL/d(residual
+ * entering its first layer) to dx_out unless it is the first stage. */
+vkl_status vkl_train_stage_backward(vkl_train_dev *t, const float *dx_in, float *dx_out, vkl_err *err);
 vkl_status vkl_train_zero_grads(vkl_train_dev *t, vkl_err *err);
 /* Dropout on the LoRA inputs from now on (p = 0: off); `stream` names the micro-batch (e.g. step * 65536 + index). */
 void vkl_train_set_dropout(vkl_train_dev *t, float p, uint64_t seed, uint64_t stream);

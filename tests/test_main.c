@@ -36,12 +36,13 @@ extern const vkl_test_case vkl_tests_loftq[];
 extern const vkl_test_case vkl_tests_reliability[];
 extern const vkl_test_case vkl_tests_platform[];
 extern const vkl_test_case vkl_tests_dp[];
+extern const vkl_test_case vkl_tests_split[];
 
 static const vkl_test_case *const suites[] = {
     vkl_tests_gguf, vkl_tests_gguf_malformed, vkl_tests_quant, vkl_tests_vk,
     vkl_tests_dequant_vk, vkl_tests_config, vkl_tests_data, vkl_tests_optim, vkl_tests_rng, vkl_tests_dropout, vkl_tests_grad_fd, vkl_tests_cli, vkl_tests_tokenizer, vkl_tests_tokenizer_hf, vkl_tests_matmul, vkl_tests_nn, vkl_tests_attn_flash,
     vkl_tests_adapter, vkl_tests_loftq, vkl_tests_model, vkl_tests_hf, vkl_tests_knobs, vkl_tests_train, vkl_tests_arch,
-    vkl_tests_quantize, vkl_tests_reliability, vkl_tests_platform, vkl_tests_dp,
+    vkl_tests_quantize, vkl_tests_reliability, vkl_tests_platform, vkl_tests_dp, vkl_tests_split,
 };
 
 extern struct vkl_vk *t_vk_if_created(void);
