@@ -84,7 +84,8 @@ void *vkl_os_memmem(const void *haystack, size_t hn, const void *needle, size_t 
 void vkl_os_qsort_r(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *, void *), void *ctx);
 
 /* Ctrl-C: with a flag, the first Ctrl-C (SIGINT; CTRL_C_EVENT / CTRL_BREAK_EVENT on Windows) sets *flag to 1 and
- * the default handling comes back, so a second one stops the process at once. NULL restores the default now. */
+ * the default handling comes back, so a second one stops the process at once. NULL restores the default now.
+ * On POSIX SIGUSR1 does the same (OpenMPI's mpirun forwards it to every rank; its own Ctrl-C ends the job). */
 void vkl_os_on_interrupt(volatile sig_atomic_t *flag);
 /* End the process at once, as `kill -9` would (no atexit handlers, no buffered output flushed; exit status 137
  * on Windows, where there are no signals). */

@@ -183,14 +183,14 @@ void vkl_os_qsort_r(void *base, size_t n, size_t size, int (*cmp)(const void *, 
 static volatile sig_atomic_t *interrupt_flag;
 
 static void on_sigint(int sig) {
-    (void)sig;
     if (interrupt_flag) *interrupt_flag = 1;
-    signal(SIGINT, SIG_DFL);
+    signal(sig, SIG_DFL);
 }
 
 void vkl_os_on_interrupt(volatile sig_atomic_t *flag) {
     interrupt_flag = flag;
     signal(SIGINT, flag ? on_sigint : SIG_DFL);
+    signal(SIGUSR1, flag ? on_sigint : SIG_DFL); /* what mpirun forwards to every rank (its Ctrl-C ends the job) */
 }
 
 void vkl_os_kill_self(void) { raise(SIGKILL); }

@@ -329,6 +329,41 @@ static int test_mpi_killed_rank(void) {
     return 0;
 }
 
+/* SIGUSR1 to mpirun (which forwards it to every rank; its Ctrl-C ends the job): every rank stops at the same step,
+ * rank 0 saves a checkpoint there, the job exits 130. */
+static int test_mpi_sigusr1(void) {
+    const char *why = mpi_missing();
+    if (why) {
+        printf("    skipped: %s\n", why);
+        return 0;
+    }
+    char cmd[4096];
+    snprintf(cmd, sizeof(cmd),
+             "cd %s && (mpirun --allow-run-as-root --oversubscribe --bind-to none --mca mpi_yield_when_idle 1 "
+             "-np 2 %s train %s --set output_dir=%s/mpi-usr1 --set max_steps=400 --set save_steps=0 >usr1.log 2>&1 "
+             "</dev/null & pid=$!; n=0; while ! grep -aq 'step 2/' usr1.log && [ $n -lt 600 ]; do sleep 0.1; "
+             "n=$((n+1)); done; kill -USR1 $pid; n=0; while kill -0 $pid 2>/dev/null && [ $n -lt 1200 ]; do "
+             "sleep 0.1; n=$((n+1)); done; kill -9 $pid 2>/dev/null; wait $pid; echo $? > usr1.rc)",
+             t_tmpdir(), t_vklora_bin(), cfg_path(), t_tmpdir());
+    T_ASSERT(system(cmd) == 0, "sigusr1 script");
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/usr1.rc", t_tmpdir());
+    char *rc = t_read_file(path, NULL);
+    T_ASSERT(rc && atoi(rc) == 130, "exit status after SIGUSR1: %s", rc ? rc : "?");
+    free(rc);
+    snprintf(path, sizeof(path), "%s/usr1.log", t_tmpdir());
+    char *log = t_read_file(path, NULL);
+    const char *at = log ? strstr(log, "interrupted: checkpoint saved in") : NULL;
+    T_ASSERT(at, "log: %s", log ? log : "");
+    const char *ck = strstr(at, "checkpoint-");
+    int step = ck ? atoi(ck + 11) : 0;
+    free(log);
+    T_ASSERT(step >= 2 && step < 400, "checkpoint step %d", step);
+    snprintf(path, sizeof(path), "%s/mpi-usr1/checkpoint-%d/optimizer.bin", t_tmpdir(), step);
+    T_ASSERT(exists(path), "%s missing", path);
+    return 0;
+}
+
 /* A build without MPI refuses a multi-process launch (the launcher's environment) with exit 2 and says why. */
 static int test_mpi_refused_without(void) {
     if (VKL_HAVE_MPI) {
@@ -386,6 +421,7 @@ const vkl_test_case vkl_tests_dp[] = {
     {"dp/bench_devices", test_bench_devices},
     {"dp/mpi_np2_equals_one_process", test_mpi_equals_one_process},
     {"dp/mpi_killed_rank_resumes", test_mpi_killed_rank},
+    {"dp/mpi_sigusr1_checkpoints", test_mpi_sigusr1},
     {"dp/mpi_refused_without_mpi", test_mpi_refused_without},
     {NULL, NULL},
 };
