@@ -209,13 +209,13 @@ vkl_status vkl_dp_create(const vkl_config *c, vkl_vk *vk0, vkl_model *m, const v
         if ((st = vkl_model_upload(w->m, w->vk, err))) break;
     }
     /* the devices of the whole job, rank by rank */
-    uint32_t n_local = (uint32_t)dp->n, *counts = vkl_calloc((size_t)dp->size, sizeof(uint32_t));
-    if (!st) st = vkl_dist_allgather_u32(&n_local, 1, counts, err);
+    uint32_t n_local = (uint32_t)dp->n;
+    dp->rank_devices = vkl_calloc((size_t)dp->size, sizeof(uint32_t));
+    if (!st) st = vkl_dist_allgather_u32(&n_local, 1, dp->rank_devices, err);
     for (int r = 0; !st && r < dp->size; r++) {
         if (r == dp->rank) dp->first = dp->total;
-        dp->total += (int)counts[r];
+        dp->total += (int)dp->rank_devices[r];
     }
-    free(counts);
     if (!st && dp->total > VKL_MAX_SHARES)
         st = vkl_err_set(err, VKL_ERR_INPUT, "devices: %d devices in the job; at most %d", dp->total, VKL_MAX_SHARES);
     if (!st && (uint32_t)dp->total > B)
@@ -312,6 +312,7 @@ void vkl_dp_destroy(vkl_dp *dp) {
         }
     }
     free(dp->rows);
+    free(dp->rank_devices);
     free(dp->gbuf);
     free(dp->gall);
     free(dp->sum);
@@ -389,11 +390,8 @@ vkl_status vkl_dp_optimizer_step(vkl_dp *dp, const vkl_config *c, int64_t step, 
         if (st) break;
         const float *g = dp->gbuf;
         if (dp->size > 1) {
-            uint32_t *nd = vkl_calloc((size_t)dp->size, sizeof(uint32_t)), mine = (uint32_t)dp->n;
-            st = vkl_dist_allgather_u32(&mine, 1, nd, err);
-            for (int r = 0; r < dp->size; r++) counts[r] = (size_t)nd[r] * len;
-            free(nd);
-            if (!st) st = vkl_dist_gather_f32(dp->gbuf, counts, dp->gall, err);
+            for (int r = 0; r < dp->size; r++) counts[r] = (size_t)dp->rank_devices[r] * len;
+            st = vkl_dist_gather_f32(dp->gbuf, counts, dp->gall, err);
             g = dp->gall;
         }
         if (st || dp->rank != 0) continue;

@@ -30,6 +30,7 @@ typedef struct vkl_dp {
     int first;             /* global index of w[0] among the devices of the whole job (rank by rank) */
     int total;             /* devices of the whole job */
     uint32_t *rows;        /* [total] sequences of each device of the job */
+    uint32_t *rank_devices; /* [size] devices of each rank */
     uint32_t B, T;         /* the whole micro-batch */
     uint64_t n_params;
     float *gbuf;           /* host gradients: n devices x chunk floats */

@@ -536,8 +536,9 @@ static vkl_status apply_loftq(trainer *t, vkl_err *err) {
     return VKL_OK;
 }
 
-/* Test hook of a failed rank: VKLORA_FAULT_KILL_RANK="R:S" kills rank R (as kill -9 would) once step S is done. */
-static void fault_kill_rank(int64_t step) {
+/* Test hooks of a failed rank, once step S is done: VKLORA_FAULT_KILL_RANK="R:S" kills rank R (as kill -9 would),
+ * VKLORA_FAULT_FAIL_RANK="R:S" makes it fail with an error (as a lost device would). */
+static vkl_status fault_rank(int64_t step, vkl_err *err) {
     const char *v = getenv("VKLORA_FAULT_KILL_RANK");
     int r;
     long long s;
@@ -546,6 +547,10 @@ static void fault_kill_rank(int64_t step) {
         fflush(stderr);
         vkl_os_kill_self();
     }
+    v = getenv("VKLORA_FAULT_FAIL_RANK");
+    if (v && sscanf(v, "%d:%lld", &r, &s) == 2 && r == vkl_dist_rank() && s == step)
+        return vkl_err_set(err, VKL_ERR_RUNTIME, "failed by VKLORA_FAULT_FAIL_RANK after step %lld (test hook)", s);
+    return VKL_OK;
 }
 
 static const char *ckpt_name(vkl_grad_ckpt g) {
@@ -789,7 +794,7 @@ vkl_status vkl_trainer_run(const vkl_config *c, const vkl_trainer_opts *o, vkl_t
                 break;
             }
         }
-        fault_kill_rank(step);
+        if ((st = fault_rank(step, err))) break;
     }
     if (t->tty && !st) fputc('\n', t->log);
     res->steps_done = step;

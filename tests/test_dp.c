@@ -329,6 +329,27 @@ static int test_mpi_killed_rank(void) {
     return 0;
 }
 
+/* A rank that fails with an error (as a lost device would) after step 3 says so, names the intact checkpoint and
+ * ends the whole job (MPI_Abort): no rank waits forever in a collective. */
+static int test_mpi_failed_rank(void) {
+    const char *why = mpi_missing();
+    if (why) {
+        printf("    skipped: %s\n", why);
+        return 0;
+    }
+    char *e = NULL, path[1024];
+    T_ASSERT(mpirun_train("-x VKLORA_FAULT_FAIL_RANK=1:3", "mpi-fail", NULL, NULL, &e) != 0, "the job exited 0");
+    T_ASSERT(e && strstr(e, "rank 1 of 2 failed: failed by VKLORA_FAULT_FAIL_RANK after step 3") &&
+                 strstr(e, "ending the MPI job; the last checkpoint in") && strstr(e, "mpi-fail is intact"),
+             "stderr: %s", e ? e : "");
+    free(e);
+    snprintf(path, sizeof(path), "%s/mpi-fail/checkpoint-2/optimizer.bin", t_tmpdir());
+    T_ASSERT(exists(path), "%s missing", path);
+    snprintf(path, sizeof(path), "%s/mpi-fail/adapter.gguf", t_tmpdir());
+    T_ASSERT(!exists(path), "an adapter was published by the failed job");
+    return 0;
+}
+
 /* SIGUSR1 to mpirun (which forwards it to every rank; its Ctrl-C ends the job): every rank stops at the same step,
  * rank 0 saves a checkpoint there, the job exits 130. */
 static int test_mpi_sigusr1(void) {
@@ -421,6 +442,7 @@ const vkl_test_case vkl_tests_dp[] = {
     {"dp/bench_devices", test_bench_devices},
     {"dp/mpi_np2_equals_one_process", test_mpi_equals_one_process},
     {"dp/mpi_killed_rank_resumes", test_mpi_killed_rank},
+    {"dp/mpi_failed_rank_aborts", test_mpi_failed_rank},
     {"dp/mpi_sigusr1_checkpoints", test_mpi_sigusr1},
     {"dp/mpi_refused_without_mpi", test_mpi_refused_without},
     {NULL, NULL},
