@@ -58,8 +58,8 @@ void store_dx(uint m, uint k, float v) {
 // DQ_DM_RUN), then takes every dy value from its owner with subgroupShuffle at a constant lane index. SG is
 // the pipeline's subgroup size (specialization constant 1); the workgroup is a whole number of subgroups.
 layout(constant_id = 1) const uint SG = 8u;
-#define TILE_M 8u // dx rows per subgroup tile (= VKL_MMT_TEXEL_ROWS) when SG <= 16
-#define TQ 4u      // vec4 of k per lane (= VKL_MMT_TEXEL_TQ)
+#define TILE_M 16u // dx rows per subgroup tile (= VKL_MMT_TEXEL_ROWS) when SG <= 16
+#define TQ 2u      // vec4 of k per lane (= VKL_MMT_TEXEL_TQ)
 const uint TR = SG >= TILE_M ? 1u : TILE_M / SG;
 const uint NACC = TR * SG * TQ;
 
@@ -116,11 +116,19 @@ void main() {
         for (uint n = 0u; n < p.N; n += 4u) {
             vec4 d[TR];
             [[unroll]] for (uint r = 0u; r < TR; r++) d[r] = texelFetch(tex_dy, (dyb[r] + int(n)) >> 2);
-            [[unroll]] for (uint j = 0u; j < 4u; j++) {
-                vec4 w[TQ];
-                w_row(n + j, w);
-                [[unroll]] for (uint r = 0u; r < TR; r++) row_products(d[r][j], r, w, acc);
-            }
+            // The 4 rows' products are summed before they touch an accumulator: the accumulators do not fit the
+            // registers, so each update is a load and a store on CPU devices, amortised here over 4 multiply-adds.
+            vec4 w0[TQ], w1[TQ], w2[TQ], w3[TQ];
+            w_row(n, w0);
+            w_row(n + 1u, w1);
+            w_row(n + 2u, w2);
+            w_row(n + 3u, w3);
+            [[unroll]] for (uint r = 0u; r < TR; r++)
+                [[unroll]] for (uint i = 0u; i < SG; i++) {
+                    vec4 di = subgroupShuffle(d[r], i);
+                    [[unroll]] for (uint q = 0u; q < TQ; q++)
+                        acc[(r * SG + i) * TQ + q] += di.x * w0[q] + di.y * w1[q] + di.z * w2[q] + di.w * w3[q];
+                }
         }
     } else {
         for (uint n = 0u; n < p.N; n++) {

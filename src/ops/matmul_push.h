@@ -28,8 +28,8 @@
 #define VKL_MM_COOP_RM 2
 #define VKL_MM_COOP_RN 2
 #define VKL_MM_COOP_KT 2
-#define VKL_MMT_TEXEL_ROWS 8 /* dx rows per subgroup tile, matmul_t texel (when the subgroup has <= 16 lanes) */
-#define VKL_MMT_TEXEL_TQ 4    /* vec4 of consecutive k per lane: a subgroup tile covers 4 * TQ * subgroup size k */
+#define VKL_MMT_TEXEL_ROWS 16 /* dx rows per subgroup tile, matmul_t texel (when the subgroup has <= 16 lanes) */
+#define VKL_MMT_TEXEL_TQ 2    /* vec4 of consecutive k per lane: a subgroup tile covers 4 * TQ * subgroup size k */
 #define VKL_MMT_TM 8         /* dy rows per invocation, matmul_t */
 #define VKL_MMT_TK 16        /* consecutive k per invocation, matmul_t */
 #define VKL_MMT_WG 64
