@@ -60,8 +60,31 @@ void main() {
     float acc[TM][TN];
     [[unroll]] for (uint i = 0u; i < TM; i++)
         [[unroll]] for (uint j = 0u; j < TN; j++) acc[i][j] = 0.0;
-    uint ak = 0u, bk = 0u;
-    for (uint k = 0u; k < p.K; k++) {
+    uint ak = 0u, bk = 0u, k = 0u;
+    // Steps of 4 k: the products are summed before they touch an accumulator. The TM*TN accumulators do not fit a
+    // CPU device's registers, so each update is a load and a store; a dot of 4 amortises it over 4 multiply-adds.
+    for (; k + 4u <= p.K; k += 4u) {
+        vec4 a[TM], b[TN];
+        [[unroll]] for (uint i = 0u; i < TM; i++)
+            a[i] = vec4(LOAD_A(ab[i] + ak), LOAD_A(ab[i] + ak + p.a_cs), LOAD_A(ab[i] + ak + 2u * p.a_cs),
+                        LOAD_A(ab[i] + ak + 3u * p.a_cs));
+        [[unroll]] for (uint j = 0u; j < TN; j++)
+            b[j] = vec4(LOAD_B(bb[j] + bk), LOAD_B(bb[j] + bk + p.b_rs), LOAD_B(bb[j] + bk + 2u * p.b_rs),
+                        LOAD_B(bb[j] + bk + 3u * p.b_rs));
+#ifdef DROPOUT
+        if (p.d_mode == 1u)
+            [[unroll]] for (uint i = 0u; i < TM; i++)
+                a[i] *= vec4(keep(m0 + i, k), keep(m0 + i, k + 1u), keep(m0 + i, k + 2u), keep(m0 + i, k + 3u));
+        if (p.d_mode == 2u)
+            [[unroll]] for (uint j = 0u; j < TN; j++)
+                b[j] *= vec4(keep(k, n0 + j), keep(k + 1u, n0 + j), keep(k + 2u, n0 + j), keep(k + 3u, n0 + j));
+#endif
+        [[unroll]] for (uint i = 0u; i < TM; i++)
+            [[unroll]] for (uint j = 0u; j < TN; j++) acc[i][j] += dot(a[i], b[j]);
+        ak += 4u * p.a_cs;
+        bk += 4u * p.b_rs;
+    }
+    for (; k < p.K; k++) {
         float a[TM], b[TN];
         [[unroll]] for (uint i = 0u; i < TM; i++) a[i] = LOAD_A(ab[i] + ak);
         [[unroll]] for (uint j = 0u; j < TN; j++) b[j] = LOAD_B(bb[j] + bk);
