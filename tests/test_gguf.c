@@ -514,8 +514,9 @@ static int test_atomic_write(void) {
     T_ASSERT(vkl_gguf_writer_add_tensor(w, "x", VKL_TYPE_F32, 2, ne, data, &err) == VKL_OK, "%s", err.msg);
     char bad[512];
     snprintf(bad, sizeof(bad), "%s/no/such/dir/out.gguf", t_tmpdir());
-    T_ASSERT(vkl_gguf_writer_write(w, bad, &err) == VKL_ERR_RUNTIME, "write into a missing directory");
-    T_ASSERT(strstr(err.msg, bad), "message names the path: %s", err.msg);
+    T_ASSERT(vkl_gguf_writer_write(w, bad, &err) == VKL_ERR_INPUT, "write into a missing directory: an input error");
+    T_ASSERT(strstr(err.msg, bad) && strstr(err.msg, "folder does not exist"), "message names the path and why: %s",
+             err.msg);
     vkl_gguf_writer_free(w);
 
     /* a good file */
