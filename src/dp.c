@@ -270,8 +270,8 @@ vkl_status vkl_dp_create(const vkl_config *c, vkl_vk *vk0, vkl_model *m, const v
         b0 += w->B;
         if ((st = vkl_train_dev_create(w->vk, w->m, l, w->B, T, ckpt, &w->dev, err))) break;
         if (log && dp->total > 1)
-            fprintf(log, "device %d%s: %s (%s): sequences %u..%u of every micro-batch of %u%s\n", dp->first + i,
-                    dp->size > 1 ? "" : "", w->vk->info.name, w->vk->info.type, w->b0, w->b0 + w->B - 1, B,
+            fprintf(log, "device %d: %s (%s): sequences %u..%u of every micro-batch of %u%s\n", dp->first + i,
+                    w->vk->info.name, w->vk->info.type, w->b0, w->b0 + w->B - 1, B,
                     dp->shares_measured ? " (share by measured speed)" : c->n_device_shares ? " (device_shares)" : "");
     }
     if (!st && log && dp->total > 1) {
