@@ -257,7 +257,7 @@ void main() {
 // requested with subgroup size control) and a workgroup size that is a multiple of SG.
 layout(constant_id = 1) const uint SG = 8u;
 #define TILE_M 16u // x rows per subgroup tile (= VKL_MM_TEXEL_ROWS) when SG <= 16
-#define TC 4u      // weight rows per lane (= VKL_MM_TEXEL_TC)
+#define TC 8u      // weight rows per lane (= VKL_MM_TEXEL_TC)
 const uint TR = SG >= TILE_M ? 1u : TILE_M / SG; // x rows per lane
 const uint NACC = TR * SG * TC;
 
