@@ -78,6 +78,46 @@ void w_row(uint n, out vec4 w[TQ]) {
 #endif
 }
 
+#if defined(DATA_A_Q4_K) || defined(DATA_A_Q5_K)
+// Rows n..n+3. The 6-bit scale and min of a sub-block take several fetches and bit operations to decode, and the 4
+// lanes of a run of DQ_DM_RUN k share them: lane l decodes only row n + l % 4 of its run's, and every lane takes
+// its 4 rows' from its group by constant-index shuffles (a select per group) instead of decoding all 4.
+int check_tq[4u * TQ * 4u == DQ_DM_RUN ? 1 : -1]; // 4 lanes per run, one per row
+void w_rows4(uint n, out vec4 w0[TQ], out vec4 w1[TQ], out vec4 w2[TQ], out vec4 w3[TQ]) {
+    if (SG % 4u != 0u) { // (folded away: SG is a specialization constant) no whole groups of 4 lanes
+        w_row(n, w0);
+        w_row(n + 1u, w1);
+        w_row(n + 2u, w2);
+        w_row(n + 3u, w3);
+        return;
+    }
+    uint lane = gl_SubgroupInvocationID, grp = lane / 4u;
+    vec2 mine = dequant_dm((n + lane % 4u) * nbpr + ibk, iq);
+    vec2 dm[4];
+    [[unroll]] for (uint j = 0u; j < 4u; j++) {
+        dm[j] = vec2(0.0);
+        [[unroll]] for (uint g = 0u; g < SG / 4u; g++) {
+            vec2 v = subgroupShuffle(mine, 4u * g + j);
+            if (grp == g) dm[j] = v;
+        }
+    }
+    uint ib = n * nbpr + ibk;
+    [[unroll]] for (uint q = 0u; q < TQ; q++) {
+        w0[q] = dequant_codes4(ib, iq + 4u * q) * dm[0].x + dm[0].y;
+        w1[q] = dequant_codes4(ib + nbpr, iq + 4u * q) * dm[1].x + dm[1].y;
+        w2[q] = dequant_codes4(ib + 2u * nbpr, iq + 4u * q) * dm[2].x + dm[2].y;
+        w3[q] = dequant_codes4(ib + 3u * nbpr, iq + 4u * q) * dm[3].x + dm[3].y;
+    }
+}
+#else
+void w_rows4(uint n, out vec4 w0[TQ], out vec4 w1[TQ], out vec4 w2[TQ], out vec4 w3[TQ]) {
+    w_row(n, w0);
+    w_row(n + 1u, w1);
+    w_row(n + 2u, w2);
+    w_row(n + 3u, w3);
+}
+#endif
+
 // Row group r: d is this lane's dy value; every lane's value reaches every lane by shuffles.
 void row_products(float d, uint r, const vec4 w[TQ], inout vec4 acc[NACC]) {
     [[unroll]] for (uint i = 0u; i < SG; i++) {
@@ -119,10 +159,7 @@ void main() {
             // The 4 rows' products are summed before they touch an accumulator: the accumulators do not fit the
             // registers, so each update is a load and a store on CPU devices, amortised here over 4 multiply-adds.
             vec4 w0[TQ], w1[TQ], w2[TQ], w3[TQ];
-            w_row(n, w0);
-            w_row(n + 1u, w1);
-            w_row(n + 2u, w2);
-            w_row(n + 3u, w3);
+            w_rows4(n, w0, w1, w2, w3);
             [[unroll]] for (uint r = 0u; r < TR; r++)
                 [[unroll]] for (uint i = 0u; i < SG; i++) {
                     vec4 di = subgroupShuffle(d[r], i);
