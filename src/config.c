@@ -94,6 +94,7 @@ typedef enum {
     K_RESUME,    /* null | false | true | path */
     K_DEVICES,   /* null | "all" | list of indices / name substrings */
     K_SHARES,    /* null | "auto" | list of positive numbers */
+    K_SPLIT,     /* layer_split: null | "auto" | list of positive numbers */
 } knob_kind;
 
 typedef struct {
@@ -270,6 +271,15 @@ static const knob knobs[] = {
      .help = "relative speed of each device: the rows of a micro-batch are split in proportion, in whole sequences; "
              "auto = even over identical devices, else measured from a timed micro-step at the start; measure = "
              "always measured"},
+    {.key = "layer_split", .flat = true, .kind = K_SPLIT,
+     .expect = "null (off), \"auto\" or a list of positive numbers, one per device of `devices`",
+     .help = "model parallelism: the layers are spread over the devices of `devices` (in order, a contiguous range "
+             "each) instead of splitting the rows, so a model larger than one device trains; auto = from each "
+             "device's memory, a list = the relative share of layers of each device",
+     .cost = "the residual and its gradient cross devices through host memory at each boundary; the devices run "
+             "one after another",
+     .guide = "the result equals one device's; use it when the model does not fit one device, data parallelism "
+              "(devices without layer_split) when it does"},
 };
 #define N_KNOBS ((int)VKL_ARRAY_LEN(knobs))
 
@@ -797,6 +807,26 @@ static vkl_status apply_knob(loader *L, int ki, vkl_config *c) {
         }
         return VKL_OK;
     }
+    case K_SPLIT: {
+        c->n_layer_split = 0;
+        if (cJSON_IsNull(v)) return VKL_OK;
+        if (cJSON_IsString(v) && !strcasecmp(v->valuestring, "auto")) {
+            c->n_layer_split = -1;
+            return VKL_OK;
+        }
+        if (!cJSON_IsArray(v) || !v->child || cJSON_GetArraySize(v) > VKL_MAX_DEVICES) return bad_value(L, k, s, v, NULL);
+        int i = 0;
+        for (const cJSON *e = v->child; e; e = e->next, i++) {
+            if (!cJSON_IsNumber(e) || !isfinite(e->valuedouble) || !(e->valuedouble > 0) || e->valuedouble > 1e9) {
+                char path[512];
+                snprintf(path, sizeof(path), "%s[%d]", s->path, i);
+                c->n_layer_split = 0;
+                return bad_value(L, k, s, e, path);
+            }
+            c->layer_split[c->n_layer_split++] = e->valuedouble;
+        }
+        return VKL_OK;
+    }
     case K_RESUME:
         set_str(&c->resume_from_checkpoint, NULL);
         c->resume_latest = false;
@@ -1059,6 +1089,12 @@ static cJSON *knob_to_json(const knob *k, const vkl_config *c) {
         if (c->n_device_shares <= 0) return cJSON_CreateString(c->n_device_shares ? "measure" : "auto");
         cJSON *a = cJSON_CreateArray();
         for (int i = 0; i < c->n_device_shares; i++) cJSON_AddItemToArray(a, cJSON_CreateNumber(c->device_shares[i]));
+        return a;
+    }
+    case K_SPLIT: {
+        if (c->n_layer_split <= 0) return c->n_layer_split ? cJSON_CreateString("auto") : cJSON_CreateNull();
+        cJSON *a = cJSON_CreateArray();
+        for (int i = 0; i < c->n_layer_split; i++) cJSON_AddItemToArray(a, cJSON_CreateNumber(c->layer_split[i]));
         return a;
     }
     case K_RESUME:

@@ -155,6 +155,129 @@ static void split_rows(uint32_t B, const double *wt, int n, uint32_t *rows) {
     free(rem);
 }
 
+/* ---- layer split ---- */
+
+/* The layer ranges of this process's devices, from c->layer_split's shares (each at least one layer), or (auto) the
+ * contiguous split that makes the largest fraction of a device's memory in use smallest (dynamic programming over
+ * the split points; a device without a known size counts as unlimited). Logs the plan; refuses one that does not
+ * fit. B: the sequences of each micro-batch this process runs. */
+static vkl_status plan_split(vkl_dp *dp, const vkl_config *c, vkl_model *m, const vkl_lora *l, uint32_t B,
+                             vkl_grad_ckpt ckpt, FILE *log, vkl_err *err) {
+    const uint32_t L = m->hp.n_layer;
+    const int n = dp->n;
+    if (n < 2)
+        return vkl_err_set(err, VKL_ERR_INPUT, "layer_split: needs two or more devices in `devices` (this process has "
+                           "%d)", n);
+    if ((uint32_t)n > L)
+        return vkl_err_set(err, VKL_ERR_INPUT, "layer_split: %d devices for the model's %u layers: each device needs "
+                           "one layer at least", n, L);
+    if (c->n_layer_split > 0 && c->n_layer_split != n)
+        return vkl_err_set(err, VKL_ERR_INPUT, "layer_split: %d shares for %d devices", c->n_layer_split, n);
+    /* cost[a * (L + 1) + b]: device bytes of the stage of layers [a, b) (weights and training state) */
+    uint64_t *cost = vkl_calloc((size_t)(L + 1) * (L + 1), sizeof(uint64_t));
+    for (uint32_t a = 0; a < L; a++)
+        for (uint32_t b = a + 1; b <= L; b++)
+            cost[a * (L + 1) + b] = vkl_model_layers_bytes(m, a, b) +
+                                    vkl_train_plan_bytes_layers(&m->hp, l, B, dp->T, ckpt, a, b);
+    double budget[VKL_MAX_DEVICES];
+    for (int i = 0; i < n; i++) {
+        uint64_t bb = vkl_vk_memory_budget(dp->w[i].vk);
+        budget[i] = bb ? (double)bb : 1e300;
+    }
+    uint32_t end[VKL_MAX_DEVICES];
+    if (c->n_layer_split > 0) {
+        double sum = 0, cum = 0;
+        for (int i = 0; i < n; i++) sum += c->layer_split[i];
+        for (int i = 0; i < n; i++) {
+            cum += c->layer_split[i];
+            uint32_t lo = (i ? end[i - 1] : 0) + 1, hi = L - (uint32_t)(n - 1 - i);
+            uint32_t e = (uint32_t)llround((double)L * cum / sum);
+            end[i] = i == n - 1 ? L : VKL_MIN(VKL_MAX(e, lo), hi);
+        }
+    } else {
+        /* best[i][e]: the smallest largest use over devices 0..i-1 holding layers [0, e); from[i][e]: their split */
+        double *best = vkl_malloc((size_t)(n + 1) * (L + 1) * sizeof(double));
+        uint32_t *from = vkl_calloc((size_t)(n + 1) * (L + 1), sizeof(uint32_t));
+        for (size_t k = 0; k < (size_t)(n + 1) * (L + 1); k++) best[k] = INFINITY;
+        best[0] = 0;
+        for (int i = 1; i <= n; i++)
+            for (uint32_t e = (uint32_t)i; e <= L; e++)
+                for (uint32_t s0 = (uint32_t)i - 1; s0 < e; s0++) {
+                    double prev = best[(size_t)(i - 1) * (L + 1) + s0];
+                    double use = fmax(prev, (double)cost[s0 * (L + 1) + e] / budget[i - 1]);
+                    /* ties: the earlier split point, so the plan is a pure function of the sizes */
+                    if (use < best[(size_t)i * (L + 1) + e]) {
+                        best[(size_t)i * (L + 1) + e] = use;
+                        from[(size_t)i * (L + 1) + e] = s0;
+                    }
+                }
+        uint32_t e = L;
+        for (int i = n; i >= 1; i--) {
+            end[i - 1] = e;
+            e = from[(size_t)i * (L + 1) + e];
+        }
+        free(best);
+        free(from);
+    }
+    vkl_status st = VKL_OK;
+    int worst = -1;
+    double worst_use = 0;
+    if (log) fprintf(log, "layer split over %d devices (the rows of each micro-batch run on each in turn):\n", n);
+    for (int i = 0; i < n; i++) {
+        vkl_dp_worker *w = &dp->w[i];
+        w->l0 = i ? end[i - 1] : 0;
+        w->l1 = end[i];
+        uint64_t wb = vkl_model_layers_bytes(m, w->l0, w->l1), need = cost[w->l0 * (L + 1) + w->l1];
+        double use = (double)need / budget[i];
+        if (use > worst_use) worst_use = use, worst = i;
+        if (log) {
+            fprintf(log, "  device %d: %s: layers %u..%u%s%s: weights %.1f MiB + training state %.1f MiB = %.1f MiB",
+                    i, w->vk->info.name, w->l0, w->l1 - 1, w->l0 == 0 ? " + embedding" : "",
+                    w->l1 == L ? " + head" : "", wb / 1048576.0, (need - wb) / 1048576.0, need / 1048576.0);
+            if (budget[i] < 1e300) fprintf(log, " of %.1f MiB", budget[i] / 1048576.0);
+            fprintf(log, "\n");
+        }
+    }
+    if (worst >= 0 && worst_use > 1) {
+        vkl_dp_worker *w = &dp->w[worst];
+        st = vkl_err_set(err, VKL_ERR_RUNTIME,
+                         "layer_split: the model does not fit these devices: device %d (%s) needs %.1f MiB for layers "
+                         "%u..%u and has %.1f MiB; add a device, lower per_device_train_batch_size or max_seq_length, "
+                         "or set use_gradient_checkpointing",
+                         worst, w->vk->info.name, cost[w->l0 * (L + 1) + w->l1] / 1048576.0, w->l0, w->l1 - 1,
+                         budget[worst] / 1048576.0);
+    }
+    free(cost);
+    return st;
+}
+
+/* One micro-batch (train) or its forward (eval) through the stages of a layer split, in order: each stage's output
+ * residual is the next one's input; the last computes the loss and its own backward, then the gradient of each
+ * boundary residual goes back up. The stages' buffers alternate so that a stage never reads what it writes. */
+static vkl_status split_pass(vkl_dp *dp, const vkl_batch *b, bool train, float scale, vkl_err *err) {
+    const int n = dp->n;
+    const size_t off = (size_t)dp->w[0].b0 * b->T;
+    float **xb = dp->xb;
+    vkl_status st = VKL_OK;
+    int at = 0;
+    for (int i = 0; i < n && !st; i++) {
+        vkl_dp_worker *w = &dp->w[at = i];
+        double s = 0;
+        w->dev->row_base = w->b0 * b->T;
+        vkl_err_clear(&w->err);
+        st = vkl_train_stage_forward(w->dev, b->tokens + off, b->pos + off, b->seg + off, b->targets + off, train,
+                                     scale, i ? xb[i % 2] : NULL, i < n - 1 ? xb[(i + 1) % 2] : NULL,
+                                     train && i == n - 1 ? xb[n % 2] : NULL, &s, &w->err);
+        w->nll += s;
+    }
+    for (int i = n - 2; train && !st && i >= 0; i--)
+        st = vkl_train_stage_backward(dp->w[at = i].dev, xb[i % 2], i ? xb[(i + 1) % 2] : NULL, &dp->w[i].err);
+    if (st)
+        return vkl_err_set(err, st, "device %d (%s, layers %u..%u): %s", at, dp->w[at].vk->info.name, dp->w[at].l0,
+                           dp->w[at].l1 - 1, dp->w[at].err.msg);
+    return VKL_OK;
+}
+
 static vkl_status resolve_specs(const vkl_config *c, char specs[VKL_MAX_DEVICES][300], int *n, vkl_err *err) {
     *n = 0;
     if (c->devices_all) {
@@ -201,13 +324,29 @@ vkl_status vkl_dp_create(const vkl_config *c, vkl_vk *vk0, vkl_model *m, const v
     vkl_status st = resolve_specs(c, specs, &dp->n, err);
     dp->w[0].vk = vk0;
     dp->w[0].m = m;
+    dp->split = c->n_layer_split != 0;
+    for (int i = 0; i < dp->n; i++) dp->w[i].l0 = 0, dp->w[i].l1 = m->hp.n_layer;
     for (int i = 1; !st && i < dp->n; i++) {
         vkl_dp_worker *w = &dp->w[i];
         vkl_vk_options vo = {.device = specs[i][0] ? specs[i] : NULL};
         if ((st = vkl_vk_create(&vo, &w->vk, err))) break;
         w->m = model_replica(m);
-        if ((st = vkl_model_upload(w->m, w->vk, err))) break;
     }
+    if (!st && dp->split && c->n_device_shares != 0)
+        st = vkl_err_set(err, VKL_ERR_INPUT, "device_shares: splits the rows over devices; with layer_split every "
+                         "device runs all the rows of its layers (leave device_shares at \"auto\")");
+    /* with a layer split every device of this process runs the rows of this rank: the even split over ranks */
+    uint32_t split_rows_rank[1] = {0};
+    if (!st && dp->split) {
+        if ((uint32_t)dp->size > B)
+            st = vkl_err_set(err, VKL_ERR_INPUT, "devices: per_device_train_batch_size %u is the whole micro-batch, "
+                             "split over %d MPI ranks: each needs at least one sequence", B, dp->size);
+        split_rows_rank[0] = B / (uint32_t)dp->size + ((uint32_t)dp->rank < B % (uint32_t)dp->size);
+        if (!st) st = plan_split(dp, c, m, l, split_rows_rank[0], ckpt, log, err);
+    }
+    for (int i = 0; !st && i < dp->n; i++)
+        if (dp->split) st = vkl_model_upload_layers(dp->w[i].m, dp->w[i].vk, dp->w[i].l0, dp->w[i].l1, err);
+        else if (i) st = vkl_model_upload(dp->w[i].m, dp->w[i].vk, err);
     /* the devices of the whole job, rank by rank */
     uint32_t n_local = (uint32_t)dp->n;
     dp->rank_devices = vkl_calloc((size_t)dp->size, sizeof(uint32_t));
@@ -218,7 +357,7 @@ vkl_status vkl_dp_create(const vkl_config *c, vkl_vk *vk0, vkl_model *m, const v
     }
     if (!st && dp->total > VKL_MAX_SHARES)
         st = vkl_err_set(err, VKL_ERR_INPUT, "devices: %d devices in the job; at most %d", dp->total, VKL_MAX_SHARES);
-    if (!st && (uint32_t)dp->total > B)
+    if (!st && !dp->split && (uint32_t)dp->total > B)
         st = vkl_err_set(err, VKL_ERR_INPUT,
                          "devices: per_device_train_batch_size %u is the whole micro-batch, split over %d devices "
                          "(all ranks): each needs at least one sequence; raise it to %d or more",
@@ -234,7 +373,7 @@ vkl_status vkl_dp_create(const vkl_config *c, vkl_vk *vk0, vkl_model *m, const v
     }
     if (!st && c->n_device_shares > 0) {
         for (int i = 0; i < dp->total; i++) wt[i] = c->device_shares[i];
-    } else if (!st && dp->total > 1) {
+    } else if (!st && dp->total > 1 && !dp->split) {
         /* identical devices split evenly (reproducible); different ones by a measured speed */
         uint32_t h[VKL_MAX_DEVICES] = {0}, *all = vkl_calloc((size_t)dp->size * VKL_MAX_DEVICES, sizeof(uint32_t));
         for (int i = 0; i < dp->n; i++)
@@ -259,22 +398,24 @@ vkl_status vkl_dp_create(const vkl_config *c, vkl_vk *vk0, vkl_model *m, const v
             dp->shares_measured = true;
         }
     }
-    if (!st) split_rows(B, wt, dp->total, dp->rows);
+    if (!st && !dp->split) split_rows(B, wt, dp->total, dp->rows);
     free(wt);
     uint32_t b0 = 0;
-    for (int g = 0; !st && g < dp->first; g++) b0 += dp->rows[g];
+    if (dp->split) /* the ranks before this one: B / size sequences each, the first B % size one more */
+        for (int r = 0; r < dp->rank; r++) b0 += B / (uint32_t)dp->size + ((uint32_t)r < B % (uint32_t)dp->size);
+    for (int g = 0; !st && !dp->split && g < dp->first; g++) b0 += dp->rows[g];
     for (int i = 0; !st && i < dp->n; i++) {
         vkl_dp_worker *w = &dp->w[i];
         w->b0 = b0;
-        w->B = dp->rows[dp->first + i];
-        b0 += w->B;
-        if ((st = vkl_train_dev_create(w->vk, w->m, l, w->B, T, ckpt, &w->dev, err))) break;
-        if (log && dp->total > 1)
+        w->B = dp->split ? split_rows_rank[0] : dp->rows[dp->first + i];
+        if (!dp->split) b0 += w->B;
+        if ((st = vkl_train_dev_create_layers(w->vk, w->m, l, w->B, T, ckpt, w->l0, w->l1, &w->dev, err))) break;
+        if (log && dp->total > 1 && !dp->split)
             fprintf(log, "device %d: %s (%s): sequences %u..%u of every micro-batch of %u%s\n", dp->first + i,
                     w->vk->info.name, w->vk->info.type, w->b0, w->b0 + w->B - 1, B,
                     dp->shares_measured ? " (share by measured speed)" : c->n_device_shares ? " (device_shares)" : "");
     }
-    if (!st && log && dp->total > 1) {
+    if (!st && log && dp->total > 1 && !dp->split) {
         fprintf(log, "data parallelism: %d devices", dp->total);
         if (dp->size > 1) fprintf(log, " over %d MPI ranks (this rank's are listed above)", dp->size);
         fprintf(log, "; sequences per device of each micro-batch of %u:", B);
@@ -293,6 +434,9 @@ vkl_status vkl_dp_create(const vkl_config *c, vkl_vk *vk0, vkl_model *m, const v
         }
         dp->params = vkl_malloc((size_t)dp->n_params * sizeof(float));
     }
+    if (!st && dp->split)
+        for (int k = 0; k < 2; k++)
+            dp->xb[k] = vkl_malloc((size_t)split_rows_rank[0] * T * m->hp.n_embd * sizeof(float));
     if (st) {
         vkl_dp_destroy(dp);
         return st;
@@ -317,6 +461,8 @@ void vkl_dp_destroy(vkl_dp *dp) {
     free(dp->gall);
     free(dp->sum);
     free(dp->params);
+    free(dp->xb[0]);
+    free(dp->xb[1]);
     free(dp);
 }
 
@@ -340,11 +486,14 @@ vkl_status vkl_dp_zero_grads(vkl_dp *dp, vkl_err *err) {
 vkl_status vkl_dp_micro_step(vkl_dp *dp, const vkl_batch *b, float grad_scale, float dropout_p, uint64_t seed,
                              uint64_t stream, vkl_err *err) {
     for (int i = 0; i < dp->n; i++) vkl_train_set_dropout(dp->w[i].dev, dropout_p, seed, stream);
+    if (dp->split) return split_pass(dp, b, true, grad_scale, err);
     return run_all(dp, JOB_TRAIN, b, grad_scale, err);
 }
 
 vkl_status vkl_dp_micro_step_alone(vkl_dp *dp, int i, const vkl_batch *b, float grad_scale, double *secs,
                                    vkl_err *err) {
+    if (dp->split)
+        return vkl_err_set(err, VKL_ERR_INPUT, "device %d alone: a device of a layer split holds only some layers", i);
     job j = {.dp = dp, .i = i, .kind = JOB_TRAIN, .b = b, .scale = grad_scale};
     run_job(&j);
     *secs = dp->w[i].busy_s;
@@ -353,6 +502,7 @@ vkl_status vkl_dp_micro_step_alone(vkl_dp *dp, int i, const vkl_batch *b, float 
 }
 
 vkl_status vkl_dp_eval_batch(vkl_dp *dp, const vkl_batch *b, vkl_err *err) {
+    if (dp->split) return split_pass(dp, b, false, 0, err);
     return run_all(dp, JOB_EVAL, b, 0, err);
 }
 

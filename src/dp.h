@@ -17,6 +17,7 @@ typedef struct vkl_dp_worker {
     vkl_model *m;          /* the caller's model (worker 0) or a replica sharing its host weights */
     vkl_train_dev *dev;
     uint32_t b0, B;        /* its sequences [b0, b0 + B) of every micro-batch */
+    uint32_t l0, l1;       /* its layers [l0, l1): all, or its range of a layer split */
     double nll;            /* its NLL sum over the micro-batches of the current step (or of an evaluation) */
     double busy_s;         /* seconds of its last micro-step (bench) */
     vkl_status st;         /* of its last threaded call */
@@ -37,6 +38,9 @@ typedef struct vkl_dp {
     float *gall, *sum;     /* rank 0: every device's chunk, and the running sum (chunk floats) */
     float *params;         /* n_params */
     bool shares_measured;
+    bool split;            /* layer_split: the devices of this process hold consecutive ranges of layers and run
+                              one after another on the same rows; the residual and its gradient cross through xb */
+    float *xb[2];          /* host residual / gradient buffers between stages (rows x n_embd floats each) */
 } vkl_dp;
 
 /* Join the MPI job if launched by one (vkl_dist_init) and open this process's first device of `c` (devices[0],
@@ -44,9 +48,14 @@ typedef struct vkl_dp {
 vkl_status vkl_dp_open_first(const vkl_config *c, vkl_vk **vk, vkl_err *err);
 /* Open the other devices of `c` and upload a replica of `m` (already on vk0) to each, split B over the devices of
  * the whole job (c->device_shares, else even for identical devices and by a measured speed otherwise; whole
- * sequences, at least one each) and create the training states. `log` (may be NULL) gets a line per device. */
+ * sequences, at least one each) and create the training states. `log` (may be NULL) gets a line per device.
+ * With c->layer_split, `m` is not uploaded yet: the layers are split over this process's devices (from their
+ * memory, or c->layer_split's shares), each device gets only its stage's weights (see vkl_dp_caller_uploads), the
+ * rows of each micro-batch are split over the MPI ranks only, and the plan is logged per device. */
 vkl_status vkl_dp_create(const vkl_config *c, vkl_vk *vk0, vkl_model *m, const vkl_lora *l, uint32_t B, uint32_t T,
                          vkl_grad_ckpt ckpt, FILE *log, vkl_dp **out, vkl_err *err);
+/* Whether the caller uploads its model to the first device before vkl_dp_create (not with layer_split). */
+static inline bool vkl_dp_caller_uploads(const vkl_config *c) { return c->n_layer_split == 0; }
 /* Everything but the first device's vk (the caller's). */
 void vkl_dp_destroy(vkl_dp *dp);
 /* The device that runs the optimizer and holds the moments (rank 0's first; on other ranks their first). */

@@ -588,6 +588,16 @@ static bool stage_uses(vkl_model *m, const vkl_weight *w, uint32_t l0, uint32_t 
     return p >= first && p < end;
 }
 
+uint64_t vkl_model_layers_bytes(vkl_model *m, uint32_t l0, uint32_t l1) {
+    vkl_weight **all = vkl_calloc(VKL_MODEL_MAX_WEIGHTS(m), sizeof(*all));
+    int n_all = vkl_model_weights(m, all);
+    uint64_t total = 0;
+    for (int i = 0; i < n_all; i++)
+        if (stage_uses(m, all[i], l0, l1)) total += all[i]->bytes + 4;
+    free(all);
+    return total;
+}
+
 vkl_status vkl_model_upload_layers(vkl_model *m, vkl_vk *vk, uint32_t l0, uint32_t l1, vkl_err *err) {
     if (l0 >= l1 || l1 > m->hp.n_layer)
         return vkl_err_set(err, VKL_ERR_INPUT, "model: layers [%u, %u) are not a range of the model's %u", l0, l1,

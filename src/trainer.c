@@ -595,7 +595,8 @@ vkl_status vkl_trainer_run(const vkl_config *c, const vkl_trainer_opts *o, vkl_t
     if ((st = vkl_lora_add_biases(t->lora, t->m, c->bias, err))) goto done;
     if (c->loftq_bits && (st = apply_loftq(t, err))) goto done;
     if ((st = vkl_dp_open_first(c, &t->vk, err))) goto done;
-    if ((st = vkl_model_upload(t->m, t->vk, err))) goto done;
+    /* with a layer split, vkl_dp_create uploads each device's part once the split is planned */
+    if (vkl_dp_caller_uploads(c) && (st = vkl_model_upload(t->m, t->vk, err))) goto done;
     vkl_grad_ckpt mode = c->gradient_checkpointing;
     if (t->log) {
         fprintf(t->log, "vklora train: %s (%s, %u layers, %.2fM parameters) on %s\n", c->model_path,
@@ -609,8 +610,8 @@ vkl_status vkl_trainer_run(const vkl_config *c, const vkl_trainer_opts *o, vkl_t
         if (t->lora->n_bias)
             fprintf(t->log, "note: bias=\"%s\" trains %u biases; llama.cpp adapters cannot hold them, so only the PEFT "
                     "files are written (or merge with `vklora merge`)\n", vkl_lora_bias_names[c->bias], t->lora->n_bias);
-        fprintf(t->log, "device memory plan for batch %u x %u tokens (weights %.1f MiB):\n", t->B, t->T,
-                t->m->device_bytes / 1048576.0);
+        fprintf(t->log, "device memory plan for batch %u x %u tokens on one device (weights %.1f MiB):\n", t->B, t->T,
+                vkl_model_layers_bytes(t->m, 0, t->m->hp.n_layer) / 1048576.0);
         for (int g = 0; g < VKL_GRAD_CKPT_COUNT; g++)
             fprintf(t->log, "  use_gradient_checkpointing %-9s %9.1f MiB%s\n", ckpt_name((vkl_grad_ckpt)g),
                     vkl_train_plan_bytes(&t->m->hp, t->lora, t->B, t->T, (vkl_grad_ckpt)g) / 1048576.0,
@@ -773,7 +774,7 @@ vkl_status vkl_trainer_run(const vkl_config *c, const vkl_trainer_opts *o, vkl_t
             fprintf(t->log, "%sstep %lld/%lld | epoch %.2f | loss %.4f | lr %.3g | grad norm %.3f | %.0f tok/s | ETA %s "
                             "| mem %.0f MiB",
                     t->tty ? "\r\033[K" : "", (long long)step, (long long)t->total_steps, epoch_pos(t), loss, lr,
-                    gnorm, tps, eta, t->vk->device_bytes_peak / 1048576.0);
+                    gnorm, tps, eta, vkl_dp_peak_bytes(t->dp) / 1048576.0);
             if (do_eval) fprintf(t->log, " | eval loss %.4f", eval_loss);
             fputs(t->tty && !do_eval ? "" : "\n", t->log);
             fflush(t->log);

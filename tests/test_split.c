@@ -1,7 +1,9 @@
 /* Layer split (issue 15): training states that each hold a range of layers (vkl_train_dev_create_layers, with
  * models uploaded by vkl_model_upload_layers) and pass the residual forward and its gradient back through host
  * memory give the whole state's loss and, summed, its LoRA gradients, in every checkpointing mode and with dropout;
- * each stage's gradient is zero outside its layers, and its device holds only its part of the weights. */
+ * each stage's gradient is zero outside its layers, and its device holds only its part of the weights. Whole runs
+ * with `layer_split` over two or three logical devices give one device's losses and adapter bytes, also when the
+ * model does not fit one device's memory (VKLORA_MEMORY_BUDGET), and bad splits are refused. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +11,8 @@
 #include "harness.h"
 #include "train.h"
 #include "vk/vk.h"
+#include "vklora/config.h"
+#include "vklora/trainer.h"
 
 /* Whether flat parameter k belongs to an adapter or bias of a layer in [l0, l1). */
 static bool param_in_layers(const vkl_lora *l, uint64_t k, uint32_t l0, uint32_t l1) {
@@ -140,7 +144,156 @@ static int test_stages_equal_whole(void) {
     return 0;
 }
 
+/* ---- whole runs ---- */
+
+static const char *split_cfg(void) {
+    static char path[600];
+    if (path[0]) return path;
+    snprintf(path, sizeof(path), "%s/split.json", t_tmpdir());
+    FILE *f = fopen(path, "w");
+    fprintf(f,
+            "{\"model\": \"%s\", \"dataset\": {\"path\": \"%s\"}, \"per_device_train_batch_size\": 4, "
+            "\"gradient_accumulation_steps\": 2, \"max_seq_length\": 64, \"learning_rate\": 3e-3, \"lora_r\": 2, "
+            "\"lora_alpha\": 4, \"use_gradient_checkpointing\": false, \"lora_dropout\": 0.1, \"max_steps\": 3, "
+            "\"save_steps\": 2, \"eval_ratio\": 0.1, \"eval_steps\": 3, \"advice\": false}",
+            t_data_path("models/stories260K.gguf"), t_data_path("datasets/tinystories_sample.txt"));
+    fclose(f);
+    return path;
+}
+
+/* Train with split.json and up to three --set overrides (NULL ends them) into output_dir OUT. */
+static vkl_status split_run(const char *out, const char *set1, const char *set2, const char *set3,
+                            vkl_trainer_result *res, vkl_err *err) {
+    char o[700];
+    snprintf(o, sizeof(o), "output_dir=%s/%s", t_tmpdir(), out);
+    const char *sets[4] = {o, set1, set2, set3};
+    int n = 1;
+    while (n < 4 && sets[n]) n++;
+    vkl_config c;
+    if (vkl_config_load(split_cfg(), sets, n, &c, err)) return err->status;
+    vkl_trainer_result r;
+    vkl_trainer_opts op = {.quiet = true};
+    vkl_status st = vkl_trainer_run(&c, &op, res ? res : &r, err);
+    vkl_config_free(&c);
+    return st;
+}
+
+static bool same_file(const char *a, const char *b, const char *file) {
+    char pa[1024], pb[1024];
+    snprintf(pa, sizeof(pa), "%s/%s/%s", t_tmpdir(), a, file);
+    snprintf(pb, sizeof(pb), "%s/%s/%s", t_tmpdir(), b, file);
+    size_t na = 0, nb = 0;
+    char *x = t_read_file(pa, &na), *y = t_read_file(pb, &nb);
+    bool same = x && y && na == nb && !memcmp(x, y, na);
+    free(x), free(y);
+    return same;
+}
+
+/* The files of a run that must not depend on how the model was spread (metrics.jsonl carries times). */
+static int same_run(const char *a, const char *b) {
+    static const char *const files[] = {"adapter.gguf", "adapter_model.safetensors", "checkpoint-2/optimizer.bin"};
+    for (size_t i = 0; i < VKL_ARRAY_LEN(files); i++)
+        T_ASSERT(same_file(a, b, files[i]), "%s differs between %s and %s", files[i], a, b);
+    return 0;
+}
+
+/* Two logical devices (lavapipe twice) with the layers split 1 : 1, 1 : 4 and "auto", in two checkpointing modes:
+ * the adapter, the optimizer state and the losses (eval included) are those of one device, bit for bit (the stages
+ * compute exactly what one device computes; the summed gradients are disjoint). */
+static int test_split_equals_one_device(void) {
+    vkl_err err = {0};
+    vkl_trainer_result one, two;
+    T_ASSERT(!split_run("one", NULL, NULL, NULL, &one, &err), "one device: %s", err.msg);
+    T_ASSERT(!split_run("half", "devices=[0,0]", "layer_split=[1,1]", NULL, &two, &err), "layer_split [1,1]: %s", err.msg);
+    T_ASSERT(one.first_loss == two.first_loss && one.last_loss == two.last_loss &&
+                 one.eval_loss_before == two.eval_loss_before,
+             "losses %.9g %.9g (eval %.9g) one device, %.9g %.9g (eval %.9g) split", one.first_loss, one.last_loss,
+             one.eval_loss_before, two.first_loss, two.last_loss, two.eval_loss_before);
+    if (same_run("one", "half")) return 1;
+    T_ASSERT(!split_run("skew", "devices=[0,0]", "layer_split=[1,4]", NULL, NULL, &err), "layer_split [1,4]: %s", err.msg);
+    T_ASSERT(!split_run("auto", "devices=[0,0]", "layer_split=\"auto\"", NULL, NULL, &err), "auto: %s", err.msg);
+    if (same_run("one", "skew") || same_run("one", "auto")) return 1;
+    /* offloaded checkpoints (the ring of two residual buffers and the host copies) over three devices */
+    const char *unsloth = "use_gradient_checkpointing=\"unsloth\"";
+    T_ASSERT(!split_run("one-unsloth", unsloth, NULL, NULL, NULL, &err), "%s", err.msg);
+    T_ASSERT(!split_run("split-unsloth", unsloth, "devices=[0,0,0]", "layer_split=[2,1,2]", NULL, &err), "%s",
+             err.msg);
+    return same_run("one-unsloth", "split-unsloth");
+}
+
+/* A model that does not fit one device's memory (VKLORA_MEMORY_BUDGET below one device's need) is refused on one
+ * device and trains with layer_split "auto" over two, giving the unconstrained run's bytes. */
+static int test_split_larger_than_one_device(void) {
+    vkl_err err = {0};
+    /* one device's need at this config, from the same plan the trainer prints */
+    vkl_model *m;
+    T_ASSERT(!vkl_model_load(t_data_path("models/stories260K.gguf"), &m, &err), "%s", err.msg);
+    vkl_lora *l;
+    T_ASSERT(!vkl_lora_create(m, VKL_TM_ALL, 2, 4, false, &l, &err), "%s", err.msg);
+    uint64_t need = vkl_model_layers_bytes(m, 0, m->hp.n_layer) +
+                    vkl_train_plan_bytes(&m->hp, l, 4, 64, VKL_GRAD_CKPT_OFF);
+    vkl_lora_free(l);
+    vkl_model_free(m);
+    T_ASSERT(!split_run("ref", NULL, NULL, NULL, NULL, &err), "unconstrained: %s", err.msg);
+    char budget[64];
+    snprintf(budget, sizeof(budget), "%llu", (unsigned long long)(need * 7 / 10));
+    setenv("VKLORA_MEMORY_BUDGET", budget, 1);
+    vkl_status one = split_run("small-one", NULL, NULL, NULL, NULL, &err);
+    char msg_one[sizeof(err.msg)];
+    snprintf(msg_one, sizeof(msg_one), "%s", err.msg);
+    vkl_err_clear(&err);
+    vkl_status two = split_run("small-two", "devices=[0,0]", "layer_split=\"auto\"", NULL, NULL, &err);
+    char msg_two[sizeof(err.msg)];
+    snprintf(msg_two, sizeof(msg_two), "%s", err.msg);
+    vkl_err_clear(&err);
+    /* three devices at a tenth of the need: no split fits, and the message names the device and its layers */
+    snprintf(budget, sizeof(budget), "%llu", (unsigned long long)(need / 10));
+    setenv("VKLORA_MEMORY_BUDGET", budget, 1);
+    vkl_status tiny = split_run("tiny", "devices=[0,0,0]", "layer_split=\"auto\"", NULL, NULL, &err);
+    unsetenv("VKLORA_MEMORY_BUDGET");
+    T_ASSERT(one == VKL_ERR_RUNTIME && strstr(msg_one, "MiB"), "one device at 70%% of its need: %d %s", one, msg_one);
+    T_ASSERT(two == VKL_OK, "two devices at 70%% each: %s", msg_two);
+    T_ASSERT(tiny == VKL_ERR_RUNTIME && strstr(err.msg, "does not fit") && strstr(err.msg, "layers"),
+             "three devices at 10%%: %s", err.msg);
+    return same_run("ref", "small-two");
+}
+
+/* Refusals: one device, more devices than layers, a share list of the wrong length, device_shares with a split,
+ * a bad value (the element named). */
+static int test_split_refusals(void) {
+    vkl_err err = {0};
+    static const struct {
+        const char *set1, *set2, *want;
+    } bad[] = {
+        {"layer_split=\"auto\"", NULL, "two or more devices"},
+        {"devices=[0,0,0,0,0,0]", "layer_split=\"auto\"", "one layer at least"},
+        {"devices=[0,0]", "layer_split=[1,2,3]", "3 shares for 2 devices"},
+    };
+    for (size_t i = 0; i < VKL_ARRAY_LEN(bad); i++) {
+        vkl_err_clear(&err);
+        T_ASSERT(split_run("bad", bad[i].set1, bad[i].set2, NULL, NULL, &err) == VKL_ERR_INPUT &&
+                     strstr(err.msg, bad[i].want),
+                 "%s %s: %s", bad[i].set1, bad[i].set2 ? bad[i].set2 : "", err.msg);
+    }
+    vkl_err_clear(&err);
+    T_ASSERT(split_run("bad", "devices=[0,0]", "layer_split=[1,-1]", NULL, NULL, &err) == VKL_ERR_INPUT &&
+                 strstr(err.msg, "layer_split[1]"),
+             "a negative share: %s", err.msg);
+    vkl_err_clear(&err);
+    vkl_config c;
+    const char *sets[3] = {"devices=[0,0]", "layer_split=\"auto\"", "device_shares=[1,3]"};
+    T_ASSERT(!vkl_config_load(split_cfg(), sets, 3, &c, &err), "%s", err.msg);
+    vkl_trainer_result r;
+    vkl_trainer_opts op = {.quiet = true};
+    T_ASSERT(vkl_trainer_run(&c, &op, &r, &err) == VKL_ERR_INPUT && strstr(err.msg, "device_shares"), "%s", err.msg);
+    vkl_config_free(&c);
+    return 0;
+}
+
 const vkl_test_case vkl_tests_split[] = {
     {"split/stages_equal_whole", test_stages_equal_whole},
+    {"split/train_equals_one_device", test_split_equals_one_device},
+    {"split/model_larger_than_one_device", test_split_larger_than_one_device},
+    {"split/refusals", test_split_refusals},
     {NULL, NULL},
 };

@@ -181,6 +181,9 @@ typedef struct vkl_config {
                                                -1 = "measure" (always measured), else the count given */
     double device_shares[VKL_MAX_SHARES];   /* relative speed of each device (with MPI: of every rank's devices,
                                                rank by rank); rows of a micro-batch are split in proportion */
+    /* layer_split: model parallelism over the devices of `devices` (each a contiguous range of layers) */
+    int n_layer_split;                      /* 0 = off, -1 = "auto" (from each device's memory), else the count */
+    double layer_split[VKL_MAX_DEVICES];    /* relative share of the layers of each device */
 } vkl_config;
 
 /* Fill `c` with Unsloth's notebook defaults (allocates output_dir: release with vkl_config_free). */

@@ -153,6 +153,8 @@ vkl_status vkl_model_upload(vkl_model *m, struct vkl_vk *vk, vkl_err *err);
 /* Only what a stage of a layer split over devices uses: layers [l0, l1), the embedding when l0 = 0, the final norm
  * and the head when l1 = n_layer (the others keep no device buffer). */
 vkl_status vkl_model_upload_layers(vkl_model *m, struct vkl_vk *vk, uint32_t l0, uint32_t l1, vkl_err *err);
+/* The device bytes vkl_model_upload_layers(m, vk, l0, l1) takes (its memory plan). */
+uint64_t vkl_model_layers_bytes(vkl_model *m, uint32_t l0, uint32_t l1);
 /* Every weight present in the model (the tied head once, as tok_embd) into ws, which holds at least
  * VKL_MODEL_MAX_WEIGHTS(m) pointers; returns the count. */
 #define VKL_MODEL_MAX_WEIGHTS(m) (3 + 17 * (size_t)(m)->hp.n_layer)
