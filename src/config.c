@@ -596,6 +596,24 @@ static vkl_status bad_value(loader *L, const knob *k, const slot *s, const cJSON
     return errf(L, s->origin, path ? path : s->path, "expected %s, got %s", kind_expect(k, exp, sizeof(exp)), got);
 }
 
+/* A non-empty list of at most `cap` positive finite numbers (at most 1e9) into out[], their count in *n; on a bad
+ * element *n = 0 and the error names it (key[i]). */
+static vkl_status positive_list(loader *L, const knob *k, const slot *s, const cJSON *v, double *out, int cap, int *n) {
+    *n = 0;
+    if (!cJSON_IsArray(v) || !v->child || cJSON_GetArraySize(v) > cap) return bad_value(L, k, s, v, NULL);
+    int i = 0;
+    for (const cJSON *e = v->child; e; e = e->next, i++) {
+        if (!cJSON_IsNumber(e) || !isfinite(e->valuedouble) || !(e->valuedouble > 0) || e->valuedouble > 1e9) {
+            char path[512];
+            snprintf(path, sizeof(path), "%s[%d]", s->path, i);
+            *n = 0;
+            return bad_value(L, k, s, e, path);
+        }
+        out[(*n)++] = e->valuedouble;
+    }
+    return VKL_OK;
+}
+
 static bool is_int_in(const cJSON *v, double lo, double hi) {
     if (!cJSON_IsNumber(v)) return false;
     double d = v->valuedouble;
@@ -794,18 +812,7 @@ static vkl_status apply_knob(loader *L, int ki, vkl_config *c) {
             c->n_device_shares = -1;
             return VKL_OK;
         }
-        if (!cJSON_IsArray(v) || !v->child || cJSON_GetArraySize(v) > VKL_MAX_SHARES) return bad_value(L, k, s, v, NULL);
-        int i = 0;
-        for (const cJSON *e = v->child; e; e = e->next, i++) {
-            if (!cJSON_IsNumber(e) || !isfinite(e->valuedouble) || !(e->valuedouble > 0) || e->valuedouble > 1e9) {
-                char path[512];
-                snprintf(path, sizeof(path), "%s[%d]", s->path, i);
-                c->n_device_shares = 0;
-                return bad_value(L, k, s, e, path);
-            }
-            c->device_shares[c->n_device_shares++] = e->valuedouble;
-        }
-        return VKL_OK;
+        return positive_list(L, k, s, v, c->device_shares, VKL_MAX_SHARES, &c->n_device_shares);
     }
     case K_SPLIT: {
         c->n_layer_split = 0;
@@ -814,18 +821,7 @@ static vkl_status apply_knob(loader *L, int ki, vkl_config *c) {
             c->n_layer_split = -1;
             return VKL_OK;
         }
-        if (!cJSON_IsArray(v) || !v->child || cJSON_GetArraySize(v) > VKL_MAX_DEVICES) return bad_value(L, k, s, v, NULL);
-        int i = 0;
-        for (const cJSON *e = v->child; e; e = e->next, i++) {
-            if (!cJSON_IsNumber(e) || !isfinite(e->valuedouble) || !(e->valuedouble > 0) || e->valuedouble > 1e9) {
-                char path[512];
-                snprintf(path, sizeof(path), "%s[%d]", s->path, i);
-                c->n_layer_split = 0;
-                return bad_value(L, k, s, e, path);
-            }
-            c->layer_split[c->n_layer_split++] = e->valuedouble;
-        }
-        return VKL_OK;
+        return positive_list(L, k, s, v, c->layer_split, VKL_MAX_DEVICES, &c->n_layer_split);
     }
     case K_RESUME:
         set_str(&c->resume_from_checkpoint, NULL);

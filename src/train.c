@@ -489,6 +489,18 @@ static vkl_status upload_batch(vkl_train_dev *t, const int32_t *tokens, const in
     return vkl_attn_temp_upload(t->vk, &t->m->hp, pos, R, &t->tfac, &t->has_tfac, err);
 }
 
+/* End the recording (st: its status so far) and run it: no event is left set (the next submission reuses them); a
+ * recording error wins over the submission's. */
+static vkl_status submit(vkl_train_dev *t, vkl_status st, vkl_err *err) {
+    if (t->res_host) {
+        settle(t, 0);
+        settle(t, 1);
+    }
+    vkl_err tmp = {0};
+    vkl_status s2 = vkl_cmd_submit_wait(t->vk, st ? &tmp : err);
+    return st ? st : s2;
+}
+
 /* Backward through the state's layers, last to first (recomputing each layer first when checkpointing): dres
  * holds dL/dres[l1] on entry and dL/dres[l0] on exit. Recorded into the open command buffer. */
 static vkl_status back_layers(vkl_train_dev *t, vkl_err *err) {
@@ -567,14 +579,7 @@ static vkl_status run(vkl_train_dev *t, bool backward, float grad_scale, const f
                                  false, vkl_tv_none(), R, C, err);
         if (!st) st = back_layers(t, err);
     }
-    /* leave no event set: the next submission reuses them */
-    if (t->res_host) {
-        settle(t, 0);
-        settle(t, 1);
-    }
-    vkl_err tmp = {0};
-    vkl_status s2 = vkl_cmd_submit_wait(vk, st ? &tmp : err);
-    if (st || s2) return st ? st : s2;
+    if ((st = submit(t, st, err))) return st;
     if (!last) return vkl_buffer_download(vk, res_of(t, l1), 0, x_out, res_bytes, err);
     if (backward && !first && vkl_buffer_download(vk, &t->dres, 0, dx_out, res_bytes, err)) return err->status;
     float *nll = vkl_malloc((size_t)R * 4);
@@ -621,13 +626,7 @@ vkl_status vkl_train_stage_backward(vkl_train_dev *t, const float *dx_in, float 
     t->train_pass = true;
     vkl_status st = back_layers(t, err);
     t->train_pass = false;
-    if (t->res_host) {
-        settle(t, 0);
-        settle(t, 1);
-    }
-    vkl_err tmp = {0};
-    vkl_status s2 = vkl_cmd_submit_wait(vk, st ? &tmp : err);
-    if (st || s2) return st ? st : s2;
+    if ((st = submit(t, st, err))) return st;
     if (!first && vkl_buffer_download(vk, &t->dres, 0, dx_out, res_bytes, err)) return err->status;
     return VKL_OK;
 }

@@ -1,6 +1,9 @@
 /* Shared helpers for the tests: data paths, temporary directory, deterministic random data, error metrics,
  * running the CLI, and the one Vulkan context (validation layer on) that device tests share. */
 #include "harness.h"
+
+#include "vklora/config.h"
+#include "vklora/trainer.h"
 #undef system /* harness.h sends the tests' system() to t_system on Windows; here it is the C library's */
 
 #include <errno.h>
@@ -106,6 +109,34 @@ char *t_read_file(const char *path, size_t *len) {
     fclose(f);
     if (len) *len = got;
     return buf;
+}
+
+bool t_same_run_file(const char *run_a, const char *run_b, const char *file) {
+    char a[1200], b[1200];
+    snprintf(a, sizeof(a), "%s/%s/%s", t_tmpdir(), run_a, file);
+    snprintf(b, sizeof(b), "%s/%s/%s", t_tmpdir(), run_b, file);
+    size_t na = 0, nb = 0;
+    char *x = t_read_file(a, &na), *y = t_read_file(b, &nb);
+    bool same = x && y && na == nb && !memcmp(x, y, na);
+    free(x);
+    free(y);
+    return same;
+}
+
+int t_train_run(const char *cfg, const char *out, const char *set1, const char *set2, const char *set3,
+                vkl_trainer_result *res, vkl_err *err) {
+    char o[700];
+    snprintf(o, sizeof(o), "output_dir=%s/%s", t_tmpdir(), out);
+    const char *sets[4] = {o, set1, set2, set3};
+    int n = 1;
+    while (n < 4 && sets[n]) n++;
+    vkl_config c;
+    if (vkl_config_load(cfg, sets, n, &c, err)) return err->status;
+    vkl_trainer_result r;
+    vkl_trainer_opts op = {.quiet = true};
+    vkl_status st = vkl_trainer_run(&c, &op, res ? res : &r, err);
+    vkl_config_free(&c);
+    return st;
 }
 
 #ifdef _WIN32

@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <stdbool.h>
 
+#include "vklora/common.h"
+
 typedef struct {
     const char *name;
     int (*fn)(void);
@@ -44,6 +46,13 @@ float t_rng_uniform(float lo, float hi);
 double t_max_rel_err(const float *a, const float *b, size_t n);
 /* Whole file, NUL-terminated (malloc'd; NULL if unreadable); *len (optional) without the NUL. */
 char *t_read_file(const char *path, size_t *len);
+/* Whether file `file` has the same bytes in the output folders t_tmpdir()/run_a and t_tmpdir()/run_b. */
+bool t_same_run_file(const char *run_a, const char *run_b, const char *file);
+struct vkl_trainer_result;
+/* vkl_trainer_run (quiet) of the config file `cfg` with output_dir=t_tmpdir()/OUT and up to three --set overrides
+ * (a NULL ends them); res may be NULL. */
+int t_train_run(const char *cfg, const char *out, const char *set1, const char *set2, const char *set3,
+                struct vkl_trainer_result *res, vkl_err *err);
 /* Run a shell command, capturing stdout and stderr (malloc'd, may be NULL) and the exit code. */
 int t_run(const char *cmd, char **out, char **err);
 struct cJSON;

@@ -96,16 +96,7 @@ static const char *cfg_path(void) {
 }
 
 static vkl_status run(const char *out, const char *set1, const char *set2, vkl_err *err) {
-    char o[700];
-    snprintf(o, sizeof(o), "output_dir=%s/%s", t_tmpdir(), out);
-    const char *sets[3] = {o, set1, set2};
-    vkl_config c;
-    if (vkl_config_load(cfg_path(), sets, set2 ? 3 : set1 ? 2 : 1, &c, err)) return err->status;
-    vkl_trainer_result res;
-    vkl_trainer_opts op = {.quiet = true};
-    vkl_status st = vkl_trainer_run(&c, &op, &res, err);
-    vkl_config_free(&c);
-    return st;
+    return t_train_run(cfg_path(), out, set1, set2, NULL, NULL, err);
 }
 
 static int read_losses(const char *out, double *loss, int cap) {
@@ -143,16 +134,6 @@ static float *adapter_floats(const char *out, size_t *n) {
     return v;
 }
 
-static bool same_bytes(const char *out_a, const char *out_b, const char *file) {
-    char a[1024], b[1024];
-    snprintf(a, sizeof(a), "%s/%s/%s", t_tmpdir(), out_a, file);
-    snprintf(b, sizeof(b), "%s/%s/%s", t_tmpdir(), out_b, file);
-    size_t na = 0, nb = 0;
-    char *x = t_read_file(a, &na), *y = t_read_file(b, &nb);
-    bool same = x && y && na == nb && !memcmp(x, y, na);
-    free(x), free(y);
-    return same;
-}
 
 /* Loss curve and adapter of run `a` within `tol` relative of run `b`: each loss, and the adapter as a vector
  * (|a - b| / |b|, L2 norms); its largest single difference within 10 tol of the largest value (Adam turns a
@@ -189,9 +170,9 @@ static int test_devices_equal_one(void) {
     T_ASSERT(!run("measured", "devices=[0,0]", "device_shares=\"measure\"", &err), "measured shares: %s", err.msg);
     if (close_runs("two", "one", 1e-5) || close_runs("uneven", "two", 1e-5) || close_runs("measured", "two", 1e-5))
         return 1;
-    T_ASSERT(same_bytes("two", "two-again", "adapter.gguf") &&
-                 same_bytes("two", "two-again", "adapter_model.safetensors") &&
-                 same_bytes("two", "two-again", "checkpoint-2/optimizer.bin"),
+    T_ASSERT(t_same_run_file("two", "two-again", "adapter.gguf") &&
+                 t_same_run_file("two", "two-again", "adapter_model.safetensors") &&
+                 t_same_run_file("two", "two-again", "checkpoint-2/optimizer.bin"),
              "the same two-device run twice gave different bytes");
     /* a batch smaller than the device count, and a share list of the wrong length, are refused */
     vkl_err_clear(&err);
@@ -280,8 +261,8 @@ static int test_mpi_equals_one_process(void) {
     T_ASSERT(!run("mpi-one", NULL, NULL, &err), "one device: %s", err.msg);
     static const char *const files[] = {"adapter.gguf", "adapter_model.safetensors", "checkpoint-2/optimizer.bin"};
     for (int i = 0; i < 3; i++) {
-        T_ASSERT(same_bytes("mpi-a", "mpi-b", files[i]), "the same 2-rank run twice: %s differs", files[i]);
-        T_ASSERT(same_bytes("mpi-a", "mpi-two", files[i]), "2 ranks vs 2 devices in one process: %s differs",
+        T_ASSERT(t_same_run_file("mpi-a", "mpi-b", files[i]), "the same 2-rank run twice: %s differs", files[i]);
+        T_ASSERT(t_same_run_file("mpi-a", "mpi-two", files[i]), "2 ranks vs 2 devices in one process: %s differs",
                  files[i]);
     }
     double la[8], lb[8];
@@ -322,8 +303,8 @@ static int test_mpi_killed_rank(void) {
     free(o), free(e);
     vkl_err err = {0};
     T_ASSERT(!run("mpi-kill-ref", "devices=[0,0]", NULL, &err), "two devices: %s", err.msg);
-    T_ASSERT(same_bytes("mpi-kill", "mpi-kill-ref", "adapter.gguf") &&
-                 same_bytes("mpi-kill", "mpi-kill-ref", "adapter_model.safetensors"),
+    T_ASSERT(t_same_run_file("mpi-kill", "mpi-kill-ref", "adapter.gguf") &&
+                 t_same_run_file("mpi-kill", "mpi-kill-ref", "adapter_model.safetensors"),
              "the resumed 2-rank job differs from the uninterrupted run");
     double la[8], lb[8];
     T_ASSERT(read_losses("mpi-kill", la, 8) == 4 && read_losses("mpi-kill-ref", lb, 8) == 4, "metrics lines");

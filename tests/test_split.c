@@ -164,36 +164,14 @@ static const char *split_cfg(void) {
 /* Train with split.json and up to three --set overrides (NULL ends them) into output_dir OUT. */
 static vkl_status split_run(const char *out, const char *set1, const char *set2, const char *set3,
                             vkl_trainer_result *res, vkl_err *err) {
-    char o[700];
-    snprintf(o, sizeof(o), "output_dir=%s/%s", t_tmpdir(), out);
-    const char *sets[4] = {o, set1, set2, set3};
-    int n = 1;
-    while (n < 4 && sets[n]) n++;
-    vkl_config c;
-    if (vkl_config_load(split_cfg(), sets, n, &c, err)) return err->status;
-    vkl_trainer_result r;
-    vkl_trainer_opts op = {.quiet = true};
-    vkl_status st = vkl_trainer_run(&c, &op, res ? res : &r, err);
-    vkl_config_free(&c);
-    return st;
-}
-
-static bool same_file(const char *a, const char *b, const char *file) {
-    char pa[1024], pb[1024];
-    snprintf(pa, sizeof(pa), "%s/%s/%s", t_tmpdir(), a, file);
-    snprintf(pb, sizeof(pb), "%s/%s/%s", t_tmpdir(), b, file);
-    size_t na = 0, nb = 0;
-    char *x = t_read_file(pa, &na), *y = t_read_file(pb, &nb);
-    bool same = x && y && na == nb && !memcmp(x, y, na);
-    free(x), free(y);
-    return same;
+    return t_train_run(split_cfg(), out, set1, set2, set3, res, err);
 }
 
 /* The files of a run that must not depend on how the model was spread (metrics.jsonl carries times). */
 static int same_run(const char *a, const char *b) {
     static const char *const files[] = {"adapter.gguf", "adapter_model.safetensors", "checkpoint-2/optimizer.bin"};
     for (size_t i = 0; i < VKL_ARRAY_LEN(files); i++)
-        T_ASSERT(same_file(a, b, files[i]), "%s differs between %s and %s", files[i], a, b);
+        T_ASSERT(t_same_run_file(a, b, files[i]), "%s differs between %s and %s", files[i], a, b);
     return 0;
 }
 
