@@ -44,7 +44,7 @@ layout(std430, binding = 1) readonly buffer B { float data_b[]; };
 #endif
 layout(std430, binding = 2) buffer C { float data_c[]; };
 
-#define TM 8u // = VKL_GEMM_TM
+#define TM 16u // = VKL_GEMM_TM
 #define TN 8u // = VKL_GEMM_TN
 
 void main() {

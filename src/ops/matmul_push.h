@@ -33,7 +33,7 @@
 #define VKL_MMT_TM 8         /* dy rows per invocation, matmul_t */
 #define VKL_MMT_TK 16        /* consecutive k per invocation, matmul_t */
 #define VKL_MMT_WG 64
-#define VKL_GEMM_TM 8
+#define VKL_GEMM_TM 16
 #define VKL_GEMM_TN 8
 #define VKL_GEMM_WG 64
 /* matmul_t tiled (shaders/matmul_t.comp MMT_TILED): workgroup tile of BM dx rows by BK columns, 128 invocations */
