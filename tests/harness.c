@@ -115,6 +115,10 @@ bool t_same_run_file(const char *run_a, const char *run_b, const char *file) {
     char a[1200], b[1200];
     snprintf(a, sizeof(a), "%s/%s/%s", t_tmpdir(), run_a, file);
     snprintf(b, sizeof(b), "%s/%s/%s", t_tmpdir(), run_b, file);
+    return t_same_file(a, b);
+}
+
+bool t_same_file(const char *a, const char *b) {
     size_t na = 0, nb = 0;
     char *x = t_read_file(a, &na), *y = t_read_file(b, &nb);
     bool same = x && y && na == nb && !memcmp(x, y, na);

@@ -237,15 +237,6 @@ static int count_temporaries(const char *dir, char *first, size_t cap) {
     return n;
 }
 
-static bool same_bytes(const char *a, const char *b) {
-    size_t na = 0, nb = 0;
-    char *x = t_read_file(a, &na), *y = t_read_file(b, &nb);
-    bool same = x && y && na == nb && !memcmp(x, y, na);
-    free(x);
-    free(y);
-    return same;
-}
-
 /* Every line of metrics.jsonl parses, and the steps run 1..n. */
 static int check_metrics(const char *dir, int n_steps) {
     char p[1200];
@@ -327,7 +318,7 @@ static int test_fault_injection(void) {
         for (size_t f = 0; f < VKL_ARRAY_LEN(files); f++) {
             snprintf(a, sizeof(a), "%s/%s", ref, files[f]);
             snprintf(b, sizeof(b), "%s/%s", dir, files[f]);
-            T_ASSERT(same_bytes(a, b), "kill at point %ld of %ld: %s differs from the uninterrupted run's",
+            T_ASSERT(t_same_file(a, b), "kill at point %ld of %ld: %s differs from the uninterrupted run's",
                      points[i], total, files[f]);
         }
         int n_tmp = count_temporaries(dir, first, sizeof(first));
@@ -399,7 +390,7 @@ static int test_disk_full(void) {
                 char a[1300], b[1300];
                 snprintf(a, sizeof(a), "%s/%s", ref, files[f]);
                 snprintf(b, sizeof(b), "%s/%s", out, files[f]);
-                if (!same_bytes(a, b)) fprintf(stderr, "    FAIL %s: %s differs after resume\n", opts, files[f]), fails++;
+                if (!t_same_file(a, b)) fprintf(stderr, "    FAIL %s: %s differs after resume\n", opts, files[f]), fails++;
             }
             if (!fails && check_metrics(out, 4)) fails++;
         }

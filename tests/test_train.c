@@ -424,15 +424,6 @@ static int test_torch_tiled(void) {
 
 /* ---- end-to-end runs of the trainer on stories260K ---- */
 
-static bool same_file(const char *a, const char *b) {
-    size_t na = 0, nb = 0;
-    char *x = t_read_file(a, &na), *y = t_read_file(b, &nb);
-    bool same = x && y && na == nb && !memcmp(x, y, na);
-    free(x);
-    free(y);
-    return same;
-}
-
 /* The losses of metrics.jsonl, in order. */
 static int read_losses(const char *dir, double *loss, int cap) {
     char path[1024];
@@ -619,10 +610,10 @@ static int test_train_determinism_and_resume(void) {
     T_ASSERT(!train_run(b, 6, "save_steps=3", 0, NULL, &r2, &err), "%s", err.msg);
     snprintf(pa, sizeof(pa), "%s/adapter.gguf", a);
     snprintf(pb, sizeof(pb), "%s/adapter.gguf", b);
-    T_ASSERT(same_file(pa, pb), "two identical runs gave different adapters");
+    T_ASSERT(t_same_file(pa, pb), "two identical runs gave different adapters");
     snprintf(pa, sizeof(pa), "%s/adapter_model.safetensors", a);
     snprintf(pb, sizeof(pb), "%s/adapter_model.safetensors", b);
-    T_ASSERT(same_file(pa, pb), "two identical runs gave different PEFT files");
+    T_ASSERT(t_same_file(pa, pb), "two identical runs gave different PEFT files");
     /* interrupted after 3 steps, then resumed */
     T_ASSERT(!train_run(c, 6, "save_steps=3", 2, NULL, &r3, &err), "%s", err.msg);
     T_ASSERT(r3.interrupted && r3.steps_done == 2, "stop_after");
@@ -631,7 +622,7 @@ static int test_train_determinism_and_resume(void) {
     T_ASSERT(r4.steps_done == 6 && !r4.interrupted, "resumed run finished at %lld", (long long)r4.steps_done);
     snprintf(pa, sizeof(pa), "%s/adapter.gguf", a);
     snprintf(pb, sizeof(pb), "%s/adapter.gguf", c);
-    T_ASSERT(same_file(pa, pb), "resumed adapter differs from the uninterrupted one");
+    T_ASSERT(t_same_file(pa, pb), "resumed adapter differs from the uninterrupted one");
     double la[16], lc[16];
     int na = read_losses(a, la, 16), nc = read_losses(c, lc, 16);
     T_ASSERT(na == 6 && nc == 6, "metrics lines %d and %d", na, nc);
@@ -898,7 +889,7 @@ static int test_knobs(void) {
     char pa[700], pb[700];
     snprintf(pa, sizeof(pa), "%s/adapter.gguf", a);
     snprintf(pb, sizeof(pb), "%s/adapter.gguf", b);
-    T_ASSERT(!same_file(pa, pb), "different seeds gave the same adapter");
+    T_ASSERT(!t_same_file(pa, pb), "different seeds gave the same adapter");
     /* weight_decay shrinks A (decoupled: p *= 1 - lr*wd each step) */
     vkl_model *m;
     T_ASSERT(!vkl_model_load(t_data_path("models/stories260K.gguf"), &m, &err), "%s", err.msg);
