@@ -118,6 +118,22 @@ bool t_same_run_file(const char *run_a, const char *run_b, const char *file) {
     return t_same_file(a, b);
 }
 
+int t_read_losses(const char *dir, double *loss, int cap) {
+    char path[1200];
+    snprintf(path, sizeof(path), "%s/metrics.jsonl", dir);
+    FILE *f = fopen(path, "rb");
+    if (!f) return -1;
+    char line[4096];
+    int n = 0;
+    while (n < cap && fgets(line, sizeof(line), f)) {
+        cJSON *j = cJSON_Parse(line);
+        loss[n++] = cJSON_GetNumberValue(cJSON_GetObjectItem(j, "loss"));
+        cJSON_Delete(j);
+    }
+    fclose(f);
+    return n;
+}
+
 bool t_same_file(const char *a, const char *b) {
     size_t na = 0, nb = 0;
     char *x = t_read_file(a, &na), *y = t_read_file(b, &nb);

@@ -46,6 +46,8 @@ float t_rng_uniform(float lo, float hi);
 double t_max_rel_err(const float *a, const float *b, size_t n);
 /* Whole file, NUL-terminated (malloc'd; NULL if unreadable); *len (optional) without the NUL. */
 char *t_read_file(const char *path, size_t *len);
+/* The "loss" of each line of DIR/metrics.jsonl, in order, at most cap; -1 when the file cannot be opened. */
+int t_read_losses(const char *dir, double *loss, int cap);
 /* Whether two files exist and have the same bytes. */
 bool t_same_file(const char *path_a, const char *path_b);
 /* Whether file `file` has the same bytes in the output folders t_tmpdir()/run_a and t_tmpdir()/run_b. */

@@ -100,19 +100,9 @@ static vkl_status run(const char *out, const char *set1, const char *set2, vkl_e
 }
 
 static int read_losses(const char *out, double *loss, int cap) {
-    char path[1024];
-    snprintf(path, sizeof(path), "%s/%s/metrics.jsonl", t_tmpdir(), out);
-    FILE *f = fopen(path, "rb");
-    if (!f) return -1;
-    char line[4096];
-    int n = 0;
-    while (n < cap && fgets(line, sizeof(line), f)) {
-        cJSON *j = cJSON_Parse(line);
-        loss[n++] = cJSON_GetNumberValue(cJSON_GetObjectItem(j, "loss"));
-        cJSON_Delete(j);
-    }
-    fclose(f);
-    return n;
+    char dir[1024];
+    snprintf(dir, sizeof(dir), "%s/%s", t_tmpdir(), out);
+    return t_read_losses(dir, loss, cap);
 }
 
 /* Every float of the run's PEFT adapter, in file order; count in *n. */

@@ -424,23 +424,6 @@ static int test_torch_tiled(void) {
 
 /* ---- end-to-end runs of the trainer on stories260K ---- */
 
-/* The losses of metrics.jsonl, in order. */
-static int read_losses(const char *dir, double *loss, int cap) {
-    char path[1024];
-    snprintf(path, sizeof(path), "%s/metrics.jsonl", dir);
-    FILE *f = fopen(path, "rb");
-    if (!f) return -1;
-    char line[4096];
-    int n = 0;
-    while (n < cap && fgets(line, sizeof(line), f)) {
-        cJSON *j = cJSON_Parse(line);
-        loss[n++] = cJSON_GetNumberValue(cJSON_GetObjectItem(j, "loss"));
-        cJSON_Delete(j);
-    }
-    fclose(f);
-    return n;
-}
-
 static vkl_status train_run(const char *out, int64_t max_steps, const char *extra_set, int64_t stop_after,
                             const char *resume, vkl_trainer_result *res, vkl_err *err) {
     char o[1200], ms[64];
@@ -495,7 +478,7 @@ static int test_coopmat_loss_curve(void) {
         unsetenv("VKLORA_MATMUL");
         unsetenv("VKLORA_ATTN");
         T_ASSERT(!st && r.steps_done == 50, "%s: %s", variants[v], err.msg);
-        n[v] = read_losses(out, loss[v], 64);
+        n[v] = t_read_losses(out, loss[v], 64);
         eval[v] = r.eval_loss_after;
     }
     T_ASSERT(n[0] >= 50 && n[1] == n[0], "metrics lines: %d and %d", n[0], n[1]);
@@ -624,7 +607,7 @@ static int test_train_determinism_and_resume(void) {
     snprintf(pb, sizeof(pb), "%s/adapter.gguf", c);
     T_ASSERT(t_same_file(pa, pb), "resumed adapter differs from the uninterrupted one");
     double la[16], lc[16];
-    int na = read_losses(a, la, 16), nc = read_losses(c, lc, 16);
+    int na = t_read_losses(a, la, 16), nc = t_read_losses(c, lc, 16);
     T_ASSERT(na == 6 && nc == 6, "metrics lines %d and %d", na, nc);
     for (int i = 0; i < 6; i++) T_ASSERT(la[i] == lc[i], "step %d loss %.9g vs resumed %.9g", i + 1, la[i], lc[i]);
     /* a checkpoint from another config is refused */
