@@ -335,14 +335,22 @@ vkl_status vkl_dp_create(const vkl_config *c, vkl_vk *vk0, vkl_model *m, const v
     if (!st && dp->split && c->n_device_shares != 0)
         st = vkl_err_set(err, VKL_ERR_INPUT, "device_shares: splits the rows over devices; with layer_split every "
                          "device runs all the rows of its layers (leave device_shares at \"auto\")");
-    /* with a layer split every device of this process runs the rows of this rank: the even split over ranks */
-    uint32_t split_rows_rank[1] = {0};
+    /* with a layer split every device of this process runs the rows of this rank [rank_b0, rank_b0 + rank_rows):
+     * split_rows over the ranks with equal weights */
+    uint32_t rank_rows = 0, rank_b0 = 0;
     if (!st && dp->split) {
         if ((uint32_t)dp->size > B)
             st = vkl_err_set(err, VKL_ERR_INPUT, "devices: per_device_train_batch_size %u is the whole micro-batch, "
                              "split over %d MPI ranks: each needs at least one sequence", B, dp->size);
-        split_rows_rank[0] = B / (uint32_t)dp->size + ((uint32_t)dp->rank < B % (uint32_t)dp->size);
-        if (!st) st = plan_split(dp, c, m, l, split_rows_rank[0], ckpt, log, err);
+        double *even = vkl_malloc((size_t)dp->size * sizeof(double));
+        uint32_t *rr = vkl_calloc((size_t)dp->size, sizeof(uint32_t));
+        for (int r = 0; r < dp->size; r++) even[r] = 1;
+        if (!st) split_rows(B, even, dp->size, rr);
+        for (int r = 0; r < dp->rank; r++) rank_b0 += rr[r];
+        rank_rows = rr[dp->rank];
+        free(even);
+        free(rr);
+        if (!st) st = plan_split(dp, c, m, l, rank_rows, ckpt, log, err);
     }
     for (int i = 0; !st && i < dp->n; i++)
         if (dp->split) st = vkl_model_upload_layers(dp->w[i].m, dp->w[i].vk, dp->w[i].l0, dp->w[i].l1, err);
@@ -400,14 +408,12 @@ vkl_status vkl_dp_create(const vkl_config *c, vkl_vk *vk0, vkl_model *m, const v
     }
     if (!st && !dp->split) split_rows(B, wt, dp->total, dp->rows);
     free(wt);
-    uint32_t b0 = 0;
-    if (dp->split) /* the ranks before this one: B / size sequences each, the first B % size one more */
-        for (int r = 0; r < dp->rank; r++) b0 += B / (uint32_t)dp->size + ((uint32_t)r < B % (uint32_t)dp->size);
+    uint32_t b0 = rank_b0;
     for (int g = 0; !st && !dp->split && g < dp->first; g++) b0 += dp->rows[g];
     for (int i = 0; !st && i < dp->n; i++) {
         vkl_dp_worker *w = &dp->w[i];
         w->b0 = b0;
-        w->B = dp->split ? split_rows_rank[0] : dp->rows[dp->first + i];
+        w->B = dp->split ? rank_rows : dp->rows[dp->first + i];
         if (!dp->split) b0 += w->B;
         if ((st = vkl_train_dev_create_layers(w->vk, w->m, l, w->B, T, ckpt, w->l0, w->l1, &w->dev, err))) break;
         if (log && dp->total > 1 && !dp->split)
@@ -436,7 +442,7 @@ vkl_status vkl_dp_create(const vkl_config *c, vkl_vk *vk0, vkl_model *m, const v
     }
     if (!st && dp->split)
         for (int k = 0; k < 2; k++)
-            dp->xb[k] = vkl_malloc((size_t)split_rows_rank[0] * T * m->hp.n_embd * sizeof(float));
+            dp->xb[k] = vkl_malloc((size_t)rank_rows * T * m->hp.n_embd * sizeof(float));
     if (st) {
         vkl_dp_destroy(dp);
         return st;
