@@ -3,6 +3,7 @@
 #include "harness.h"
 
 #include "vklora/config.h"
+#include "vklora/lora.h"
 #include "vklora/trainer.h"
 #undef system /* harness.h sends the tests' system() to t_system on Windows; here it is the C library's */
 
@@ -116,6 +117,12 @@ bool t_same_run_file(const char *run_a, const char *run_b, const char *file) {
     snprintf(a, sizeof(a), "%s/%s/%s", t_tmpdir(), run_a, file);
     snprintf(b, sizeof(b), "%s/%s/%s", t_tmpdir(), run_b, file);
     return t_same_file(a, b);
+}
+
+void t_lora_random_b(vkl_lora *l, float amp) {
+    for (uint32_t i = 0; i < l->n_slots; i++)
+        for (uint64_t k = 0; k < (uint64_t)l->slots[i].out * l->r; k++)
+            l->params[l->slots[i].b_off + k] = t_rng_uniform(-amp, amp);
 }
 
 int t_read_losses(const char *dir, double *loss, int cap) {

@@ -46,6 +46,10 @@ float t_rng_uniform(float lo, float hi);
 double t_max_rel_err(const float *a, const float *b, size_t n);
 /* Whole file, NUL-terminated (malloc'd; NULL if unreadable); *len (optional) without the NUL. */
 char *t_read_file(const char *path, size_t *len);
+struct vkl_lora;
+/* Every adapter's B (zero after vkl_lora_init) drawn uniformly from [-amp, amp) with t_rng, so that every gradient
+ * reaches A and the layer inputs. */
+void t_lora_random_b(struct vkl_lora *l, float amp);
 /* The "loss" of each line of DIR/metrics.jsonl, in order, at most cap; -1 when the file cannot be opened. */
 int t_read_losses(const char *dir, double *loss, int cap);
 /* Whether two files exist and have the same bytes. */

@@ -25,9 +25,7 @@ static int test_split_gradients(void) {
     T_ASSERT(!vkl_lora_create(m, VKL_TM_ALL, 8, 16, false, &l, &err), "%s", err.msg);
     vkl_lora_init(l, 11);
     t_rng_seed(99);
-    for (uint32_t i = 0; i < l->n_slots; i++) /* B != 0, so that every gradient depends on the masks */
-        for (uint64_t k = 0; k < (uint64_t)l->slots[i].out * l->r; k++)
-            l->params[l->slots[i].b_off + k] = t_rng_uniform(-0.05f, 0.05f);
+    t_lora_random_b(l, 0.05f); /* B != 0, so that every gradient depends on the masks */
     /* T = 24: rows that are not a multiple of 16 crash the texel matmul_t on Debian 13's lavapipe (LLVM 19), see
      * `vklora bench --train --batch 2 --ctx 21` there; 21 runs on Debian 12 */
     const uint32_t B = 4, T = 24, R = B * T, V = m->hp.n_vocab;

@@ -84,9 +84,7 @@ static int setup(fixture *f, vkl_grad_ckpt ckpt) {
     T_ASSERT(!vkl_lora_create(f->m, VKL_TM_ALL, 4, 8, false, &f->l, &err), "%s", err.msg);
     vkl_lora_init(f->l, 2);
     t_rng_seed(77);
-    for (uint32_t i = 0; i < f->l->n_slots; i++)
-        for (uint64_t k = 0; k < (uint64_t)f->l->slots[i].out * f->l->r; k++)
-            f->l->params[f->l->slots[i].b_off + k] = t_rng_uniform(-0.1f, 0.1f);
+    t_lora_random_b(f->l, 0.1f);
     for (int i = 0; i < 24; i++) {
         f->tok[i] = (int32_t)(t_rng_u32() % f->m->hp.n_vocab);
         f->pos[i] = i;

@@ -57,9 +57,7 @@ static int test_stages_equal_whole(void) {
     T_ASSERT(!vkl_lora_create(whole, VKL_TM_ALL, 8, 16, false, &l, &err), "%s", err.msg);
     vkl_lora_init(l, 21);
     t_rng_seed(7);
-    for (uint32_t i = 0; i < l->n_slots; i++) /* B != 0, so that every gradient reaches A and the residual */
-        for (uint64_t k = 0; k < (uint64_t)l->slots[i].out * l->r; k++)
-            l->params[l->slots[i].b_off + k] = t_rng_uniform(-0.05f, 0.05f);
+    t_lora_random_b(l, 0.05f); /* B != 0, so that every gradient reaches A and the residual */
     const uint32_t B = 2, T = 19, R = B * T, V = whole->hp.n_vocab, C = whole->hp.n_embd;
     int32_t *tok = malloc(R * 4), *pos = malloc(R * 4), *seg = malloc(R * 4), *tgt = malloc(R * 4);
     for (uint32_t i = 0; i < R; i++) {

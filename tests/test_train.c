@@ -154,9 +154,7 @@ static int check_vs_torch_model(const char *model_path, vkl_grad_ckpt ckpt, uint
     vkl_lora_init(l, 1234);
     /* B = 0 would make every A gradient zero: give B random values so both gradients are exercised. */
     t_rng_seed(99);
-    for (uint32_t i = 0; i < l->n_slots; i++)
-        for (uint64_t k = 0; k < (uint64_t)l->slots[i].out * l->r; k++)
-            l->params[l->slots[i].b_off + k] = t_rng_uniform(-0.05f, 0.05f);
+    t_lora_random_b(l, 0.05f);
     batches b;
     make_batches(&b, m->hp.n_vocab);
     vkl_config c;
@@ -630,9 +628,7 @@ static int test_checkpointing_same_gradients(void) {
     vkl_lora *l;
     T_ASSERT(!vkl_lora_create(m, VKL_TM_ALL, 8, 16, false, &l, &err), "%s", err.msg);
     vkl_lora_init(l, 5);
-    for (uint32_t i = 0; i < l->n_slots; i++)
-        for (uint64_t k = 0; k < (uint64_t)l->slots[i].out * l->r; k++)
-            l->params[l->slots[i].b_off + k] = t_rng_uniform(-0.05f, 0.05f);
+    t_lora_random_b(l, 0.05f);
     batches b;
     make_batches(&b, m->hp.n_vocab);
     float *g[3];
