@@ -647,7 +647,8 @@ static int test_train_overfit_note(void) {
  * processes; every run finishes with its output in its own train.log. */
 static int test_sweep_parallel(void) {
 #ifdef _WIN32
-    return 0; /* parallel runs are POSIX-only; Windows runs them one after another */
+    printf("    skipped on Windows: parallel sweep runs are POSIX-only (Windows runs them one after another)\n");
+    return 0;
 #else
     char out[700], args[4000], path[1200], *err = NULL, *o = NULL;
     snprintf(out, sizeof(out), "%s/sweep-par", t_tmpdir());
@@ -683,7 +684,8 @@ static int test_sweep_parallel(void) {
  * far; rerunning resumes the run from that checkpoint and finishes both. */
 static int test_sweep_ctrl_c(void) {
 #ifdef _WIN32
-    return 0; /* no kill -INT from the test harness there */
+    printf("    skipped on Windows: the test harness has no kill -INT there (Ctrl-C under Wine: tools/test-windows.sh)\n");
+    return 0;
 #else
     char out[700], args[4000], cmd[6000], *o = NULL, *err = NULL;
     snprintf(out, sizeof(out), "%s/sweep-int", t_tmpdir());
