@@ -35,6 +35,16 @@ layout(push_constant) uniform Push {
 #if defined(DATA_A_F32)
 layout(binding = 0) uniform samplerBuffer tex_w4;
 #define A_WORD(i) floatBitsToUint(texelFetch(tex_w4, int((i) >> 2u))[(i) & 3u])
+#elif defined(DATA_A_Q4_K) || defined(DATA_A_Q5_K)
+// RGBA32UI texels (the host binds this view for these types): a texel fetch costs about the same whatever its
+// width, so 16 bytes per fetch carry four times the codes of a 32-bit word.
+#define MM_WIDE_K 1
+layout(binding = 0) uniform usamplerBuffer tex_w;
+#define A_WORD(i) texelFetch(tex_w, int((i) >> 2u))[(i) & 3u]
+#elif defined(DATA_A_F16) || defined(DATA_A_BF16)
+#define MM_WIDE_H 1 // RGBA32UI too: 8 halves a fetch (K % 8 == 0, 16-byte aligned rows)
+layout(binding = 0) uniform usamplerBuffer tex_w;
+#define A_WORD(i) texelFetch(tex_w, int((i) >> 2u))[(i) & 3u]
 #else
 layout(binding = 0) uniform usamplerBuffer tex_w;
 #define A_WORD(i) texelFetch(tex_w, int(i)).x
@@ -261,6 +271,24 @@ layout(constant_id = 1) const uint SG = 8u;
 const uint TR = SG >= TILE_M ? 1u : TILE_M / SG; // x rows per lane
 const uint NACC = TR * SG * TC;
 
+#if defined(MM_WIDE_K)
+uint head_byte(uvec4 h, uint b) { return (h[b >> 2u] >> (8u * (b & 3u))) & 0xFFu; }
+// d*scale and -(dmin*min) of sub-block s from a Q4_K/Q5_K block head (the bytes dequant_dm reads).
+vec2 head_dm(uvec4 h, uint s) {
+    uint sc, m;
+    if (s < 4u) {
+        sc = head_byte(h, 4u + s) & 63u;
+        m = head_byte(h, 8u + s) & 63u;
+    } else {
+        uint b8 = head_byte(h, 8u + s);
+        sc = (b8 & 15u) | ((head_byte(h, s) >> 6) << 4);
+        m = (b8 >> 4) | ((head_byte(h, 4u + s) >> 6) << 4);
+    }
+    vec2 dd = unpackHalf2x16(h.x);
+    return vec2(dd.x * float(sc), -(dd.y * float(m)));
+}
+#endif
+
 // The TR*SG*TC products of one k step: a[r] are this lane's x rows, w[c] its weight rows.
 void outer(const vec4 a[TR], const vec4 w[TC], inout float acc[NACC]) {
     [[unroll]] for (uint r = 0u; r < TR; r++)
@@ -296,12 +324,73 @@ void main() {
         [[unroll]] for (uint c = 0u; c < TC; c++) w[c] = texelFetch(tex_w4, wb[c] + k);
         outer(a, w, acc);
     }
+#elif defined(MM_WIDE_H)
+    int wt[TC];
+    [[unroll]] for (uint c = 0u; c < TC; c++) wt[c] = int(p.w_byte_off / 16u + wr[c] * (p.K / 8u));
+    for (int k = 0; k < int(p.K / 8u); k++) {
+        uvec4 q[TC];
+        [[unroll]] for (uint c = 0u; c < TC; c++) q[c] = texelFetch(tex_w, wt[c] + k);
+        [[unroll]] for (uint h = 0u; h < 2u; h++) {
+            vec4 a[TR], w[TC];
+            [[unroll]] for (uint r = 0u; r < TR; r++) a[r] = texelFetch(tex_x4, xb[r] + 2 * k + int(h));
+            [[unroll]] for (uint c = 0u; c < TC; c++) w[c] = vec4(qa_half2(q[c][2u * h]), qa_half2(q[c][2u * h + 1u]));
+            outer(a, w, acc);
+        }
+    }
 #elif DQ_IS_SCALAR
     for (uint k = 0u; k < K4; k++) {
         vec4 a[TR], w[TC];
         [[unroll]] for (uint r = 0u; r < TR; r++) a[r] = texelFetch(tex_x4, xb[r] + int(k));
         [[unroll]] for (uint c = 0u; c < TC; c++) w[c] = dequant_codes4(wr[c] * p.K + 4u * k, 0u);
         outer(a, w, acc);
+    }
+#elif defined(MM_WIDE_K)
+    // Q4_K / Q5_K, a pair of sub-blocks (64 k) at a time. Per weight row: one fetch of the 16-byte block head
+    // (d, dmin and the 12 scale bytes) gives both affine maps, two fetches the 32 code bytes (low nibbles: the
+    // first sub-block, high: the second) and, for Q5_K, two more the 32 high-bit bytes. Each weight vec4 is then
+    // decoded from registers as in dequant_codes4/dequant_dm (quant.glsl): code * dm.x + dm.y.
+    const uint TPB = BLOCK_BYTES / 16u; // texels per block
+    int wt[TC];
+    [[unroll]] for (uint c = 0u; c < TC; c++) wt[c] = int(p.w_byte_off / 16u + wr[c] * (p.K / BLOCK_SIZE) * TPB);
+    for (uint kb = 0u; kb < p.K; kb += 64u) {
+        uint ib = kb / BLOCK_SIZE, j = (kb % BLOCK_SIZE) / 64u;
+        vec2 dm0[TC], dm1[TC];
+        uvec4 q0[TC], q1[TC];
+#if defined(DATA_A_Q5_K)
+        uvec4 h0[TC], h1[TC];
+#endif
+        [[unroll]] for (uint c = 0u; c < TC; c++) {
+            int t = wt[c] + int(ib * TPB);
+            uvec4 hd = texelFetch(tex_w, t);
+            dm0[c] = head_dm(hd, 2u * j);
+            dm1[c] = head_dm(hd, 2u * j + 1u);
+            q0[c] = texelFetch(tex_w, t + int(DQ_QS_OFF / 16u + 2u * j));
+            q1[c] = texelFetch(tex_w, t + int(DQ_QS_OFF / 16u + 2u * j + 1u));
+#if defined(DATA_A_Q5_K)
+            h0[c] = texelFetch(tex_w, t + int(DQ_QH_OFF / 16u));
+            h1[c] = texelFetch(tex_w, t + int(DQ_QH_OFF / 16u + 1u));
+#endif
+        }
+        // g: bit 3 picks the sub-block (nibble), bit 2 the half of its 32 codes, bits 0-1 the word. Rolled, as below.
+        [[dont_unroll]] for (uint g = 0u; g < 16u; g++) {
+            uint hf = g >> 3u, e = g & 3u;
+            bool lo = (g & 4u) == 0u;
+            int xk = int((kb + 32u * hf) / 4u + (g & 7u));
+            vec4 a[TR], w[TC];
+            [[unroll]] for (uint r = 0u; r < TR; r++) a[r] = texelFetch(tex_x4, xb[r] + xk);
+#if defined(DATA_A_Q5_K)
+            uint hs = 2u * j + hf; // the sub-block's bit in qh
+#endif
+            [[unroll]] for (uint c = 0u; c < TC; c++) {
+                vec2 dm = hf == 0u ? dm0[c] : dm1[c];
+                uint cw = ((lo ? q0[c] : q1[c])[e] >> (4u * hf)) & 0x0F0F0F0Fu;
+#if defined(DATA_A_Q5_K)
+                cw |= (((lo ? h0[c] : h1[c])[e] >> hs) & 0x01010101u) << 4;
+#endif
+                w[c] = qa_bytes4(cw) * dm.x + dm.y;
+            }
+            outer(a, w, acc);
+        }
     }
 #else
     // Quantized types: each weight vec4 is decoded in full (code * dm.x + dm.y) with the affine map fetched

@@ -171,7 +171,12 @@ static void cases_for(uint32_t type, mm_case *cs, int *n) {
     cs[(*n)++] = (mm_case){66, 13, k2, false, true, 0, 32, 0}; /* every row 16-byte aligned: vec4 paths */
     /* several partial subgroup tiles in both directions, every view the texel kernel takes (f32 included) */
     cs[(*n)++] = (mm_case){45, 70, t->block_size == 1 ? 132 : k1, true, true, 16, 48, 4};
-    if (t->block_size == 1) cs[(*n)++] = (mm_case){5, 9, 3, true, false, 0, 0, 0};
+    if (t->block_size == 1) {
+        cs[(*n)++] = (mm_case){5, 9, 3, true, false, 0, 0, 0};
+        /* K % 8 == 0 on 16-byte aligned views: the texel kernel's 8-halves-a-fetch path for f16/bf16 */
+        cs[(*n)++] = (mm_case){7, 37, 136, false, false, 0, 0, 0};
+        cs[(*n)++] = (mm_case){45, 70, 200, true, true, 16, 48, 4};
+    }
 }
 
 static int forward_variant(const char *variant) {

@@ -168,12 +168,24 @@ static bool texel_fits(const vkl_vk *vk, uint32_t wtype, vkl_tview w, vkl_tview 
            texel_subgroup(vk, &req) != 0 && vk->info.max_texel_buffer_elements >= 1024;
 }
 
+/* The forward texel kernel reads Q4_K/Q5_K, F16 and BF16 weights as RGBA32UI texels (16 bytes a fetch, see
+ * matmul.comp): their rows (144 or 176 bytes a block; 2K bytes with K % 8 == 0) keep a 16-byte alignment when
+ * the weight starts on one. */
+static bool texel_wide(uint32_t wtype) {
+    return wtype == VKL_TYPE_Q4_K || wtype == VKL_TYPE_Q5_K || wtype == VKL_TYPE_F16 || wtype == VKL_TYPE_BF16;
+}
+
+static bool mm_texel_fits(const vkl_vk *vk, uint32_t wtype, vkl_tview w, vkl_tview x, uint32_t K) {
+    bool half = wtype == VKL_TYPE_F16 || wtype == VKL_TYPE_BF16;
+    return texel_fits(vk, wtype, w, x, K) && (!texel_wide(wtype) || w.offset % 16 == 0) && (!half || K % 8 == 0);
+}
+
 vkl_status vkl_op_matmul_kernel(const vkl_vk *vk, uint32_t wtype, vkl_tview w, vkl_tview x, uint32_t K,
                                 const char **name, vkl_err *err) {
     mm_variant v = MM_REGTILE;
     vkl_status st = pick_variant(vk, &v, err);
     if (st) return st;
-    if (v == MM_TEXEL && !texel_fits(vk, wtype, w, x, K)) v = MM_REGTILE;
+    if (v == MM_TEXEL && !mm_texel_fits(vk, wtype, w, x, K)) v = MM_REGTILE;
     uint32_t sg, req;
     if (v == MM_COOPMAT && !coopmat_shape(vk, &sg, &req)) return coopmat_unavailable(vk, err);
     *name = variant_names[v];
@@ -277,7 +289,7 @@ vkl_status vkl_op_matmul(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_tview 
     if (M == 0 || N == 0) return VKL_OK;
     mm_variant var = MM_REGTILE;
     if ((st = pick_variant(vk, &var, err))) return st;
-    if (var == MM_TEXEL && !texel_fits(vk, wtype, w, x, K)) var = MM_REGTILE;
+    if (var == MM_TEXEL && !mm_texel_fits(vk, wtype, w, x, K)) var = MM_REGTILE;
     const vkl_coopmat_shape *cs = NULL;
     uint32_t coop_sg = 0, coop_req = 0;
     if (var == MM_COOPMAT && !(cs = coopmat_shape(vk, &coop_sg, &coop_req))) return coopmat_unavailable(vk, err);
@@ -358,8 +370,11 @@ vkl_status vkl_op_matmul(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_tview 
             b[1] = bind_at(x.buf, x.offset + m0 * K * 4, mn * K * 4, xalign, &xr);
             b[2] = bias.buf ? bind_at(bias.buf, bias.offset + n0 * 4, nn * 4, bl.align, &br) : b[1];
             if (var == MM_TEXEL) {
-                /* f32 rows are whole vec4 (K % 4 == 0, offsets checked by texel_fits) */
-                b[0].texel_format = wtype == VKL_TYPE_F32 ? VK_FORMAT_R32G32B32A32_SFLOAT : VK_FORMAT_R32_UINT;
+                /* f32 rows are whole vec4 (K % 4 == 0, offsets checked by texel_fits); the texel_wide types' rows
+                 * whole 16-byte texels (checked by mm_texel_fits) */
+                b[0].texel_format = wtype == VKL_TYPE_F32 ? VK_FORMAT_R32G32B32A32_SFLOAT
+                                    : texel_wide(wtype)   ? VK_FORMAT_R32G32B32A32_UINT
+                                                          : VK_FORMAT_R32_UINT;
                 b[1].texel_format = VK_FORMAT_R32G32B32A32_SFLOAT;
             }
             b[3] = bind_at(y.buf, y.offset + (m0 * N + n0) * 4, ((mn - 1) * N + nn) * 4, bl.align, &yr);
