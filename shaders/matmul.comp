@@ -271,24 +271,6 @@ layout(constant_id = 1) const uint SG = 8u;
 const uint TR = SG >= TILE_M ? 1u : TILE_M / SG; // x rows per lane
 const uint NACC = TR * SG * TC;
 
-#if defined(MM_WIDE_K)
-uint head_byte(uvec4 h, uint b) { return (h[b >> 2u] >> (8u * (b & 3u))) & 0xFFu; }
-// d*scale and -(dmin*min) of sub-block s from a Q4_K/Q5_K block head (the bytes dequant_dm reads).
-vec2 head_dm(uvec4 h, uint s) {
-    uint sc, m;
-    if (s < 4u) {
-        sc = head_byte(h, 4u + s) & 63u;
-        m = head_byte(h, 8u + s) & 63u;
-    } else {
-        uint b8 = head_byte(h, 8u + s);
-        sc = (b8 & 15u) | ((head_byte(h, s) >> 6) << 4);
-        m = (b8 >> 4) | ((head_byte(h, 4u + s) >> 6) << 4);
-    }
-    vec2 dd = unpackHalf2x16(h.x);
-    return vec2(dd.x * float(sc), -(dd.y * float(m)));
-}
-#endif
-
 // The TR*SG*TC products of one k step: a[r] are this lane's x rows, w[c] its weight rows.
 void outer(const vec4 a[TR], const vec4 w[TC], inout float acc[NACC]) {
     [[unroll]] for (uint r = 0u; r < TR; r++)
@@ -362,8 +344,8 @@ void main() {
         [[unroll]] for (uint c = 0u; c < TC; c++) {
             int t = wt[c] + int(ib * TPB);
             uvec4 hd = texelFetch(tex_w, t);
-            dm0[c] = head_dm(hd, 2u * j);
-            dm1[c] = head_dm(hd, 2u * j + 1u);
+            dm0[c] = dequant_head_dm(hd, 2u * j);
+            dm1[c] = dequant_head_dm(hd, 2u * j + 1u);
             q0[c] = texelFetch(tex_w, t + int(DQ_QS_OFF / 16u + 2u * j));
             q1[c] = texelFetch(tex_w, t + int(DQ_QS_OFF / 16u + 2u * j + 1u));
 #if defined(DATA_A_Q5_K)

@@ -31,6 +31,12 @@ layout(push_constant) uniform Push {
 #if defined(DATA_A_F32)
 layout(binding = 0) uniform samplerBuffer tex_w4; // RGBA32F: K % 4 == 0, rows 16-byte aligned
 #define A_WORD(i) floatBitsToUint(texelFetch(tex_w4, int((i) >> 2u))[(i) & 3u])
+#elif defined(DATA_A_Q4_K) || defined(DATA_A_Q5_K)
+// RGBA32UI texels (16 bytes a fetch, 16-byte aligned blocks): as in matmul.comp, a fetch costs about the same at
+// any width, so each lane takes 16 codes of one sub-block with one fetch.
+#define MMT_WIDE_K 1
+layout(binding = 0) uniform usamplerBuffer tex_w;
+#define A_WORD(i) texelFetch(tex_w, int((i) >> 2u))[(i) & 3u]
 #else
 layout(binding = 0) uniform usamplerBuffer tex_w; // R32UI words
 #define A_WORD(i) texelFetch(tex_w, int(i)).x
@@ -59,15 +65,38 @@ void store_dx(uint m, uint k, float v) {
 // the pipeline's subgroup size (specialization constant 1); the workgroup is a whole number of subgroups.
 layout(constant_id = 1) const uint SG = 8u;
 #define TILE_M 16u // dx rows per subgroup tile (= VKL_MMT_TEXEL_ROWS) when SG <= 16
-#define TQ 2u      // vec4 of k per lane (= VKL_MMT_TEXEL_TQ)
+#if defined(MMT_WIDE_K)
+#define TQ 4u // vec4 of k per lane (= VKL_MMT_TEXEL_TQ_WIDE): 16 codes, one texel of a sub-block
+#else
+#define TQ 2u // vec4 of k per lane (= VKL_MMT_TEXEL_TQ)
+#endif
 const uint TR = SG >= TILE_M ? 1u : TILE_M / SG;
 const uint NACC = TR * SG * TQ;
 
 // This lane's 4*TQ consecutive weights of row n, from k = kl (clamped inside the row; see main).
 uint kq[TQ];
 uint nbpr, ibk, iq;
+#if defined(MMT_WIDE_K)
+uint wsub, whalf; // this lane's sub-block and which 16 of its 32 codes
+#endif
 void w_row(uint n, out vec4 w[TQ]) {
-#if defined(DATA_A_F32)
+#if defined(MMT_WIDE_K)
+    // The block head gives the affine map (dequant_head_dm), one texel the 16 codes (low nibbles for an even
+    // sub-block, high for an odd one) and, for Q5_K, one more their high bits.
+    int t = int(p.w_byte_off / 16u + (n * nbpr + ibk) * (BLOCK_BYTES / 16u));
+    vec2 dm = dequant_head_dm(texelFetch(tex_w, t), wsub);
+    uvec4 q = texelFetch(tex_w, t + int(DQ_QS_OFF / 16u + (wsub / 2u) * 2u + whalf));
+#if defined(DATA_A_Q5_K)
+    uvec4 h = texelFetch(tex_w, t + int(DQ_QH_OFF / 16u + whalf));
+#endif
+    [[unroll]] for (uint j = 0u; j < TQ; j++) {
+        uint cw = (q[j] >> (4u * (wsub & 1u))) & 0x0F0F0F0Fu;
+#if defined(DATA_A_Q5_K)
+        cw |= ((h[j] >> wsub) & 0x01010101u) << 4;
+#endif
+        w[j] = qa_bytes4(cw) * dm.x + dm.y;
+    }
+#elif defined(DATA_A_F32)
     [[unroll]] for (uint q = 0u; q < TQ; q++) w[q] = texelFetch(tex_w4, int(p.w_byte_off / 16u + (n * p.K + kq[q]) / 4u));
 #elif DQ_IS_SCALAR
     [[unroll]] for (uint q = 0u; q < TQ; q++) w[q] = dequant_codes4(n * p.K + kq[q], 0u);
@@ -78,7 +107,7 @@ void w_row(uint n, out vec4 w[TQ]) {
 #endif
 }
 
-#if defined(DATA_A_Q4_K) || defined(DATA_A_Q5_K)
+#if (defined(DATA_A_Q4_K) || defined(DATA_A_Q5_K)) && !defined(MMT_WIDE_K)
 // Rows n..n+3. The 6-bit scale and min of a sub-block take several fetches and bit operations to decode, and the 4
 // lanes of a run of DQ_DM_RUN k share them: lane l decodes only row n + l % 4 of its run's, and every lane takes
 // its 4 rows' from its group by constant-index shuffles (a select per group) instead of decoding all 4.
@@ -150,6 +179,10 @@ void main() {
     nbpr = p.K / BLOCK_SIZE;
     ibk = klc / BLOCK_SIZE;
     iq = klc % BLOCK_SIZE;
+#if defined(MMT_WIDE_K)
+    wsub = iq / 32u;
+    whalf = (iq % 32u) / 16u;
+#endif
 #endif
     if ((p.flags & FLAG_DY_VEC4) != 0u) {
         // dy bound as RGBA32F (N % 4 == 0, rows 16-byte aligned): one gather brings 4 weight rows' worth.

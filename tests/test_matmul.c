@@ -405,12 +405,19 @@ static int test_transposed(void) {
             uint32_t type = all_types[i], bs = vkl_type_traits_get(type)->block_size;
             uint32_t k1 = bs == 1 ? 67 : bs == 32 ? 96 : 256, k2 = bs == 1 ? 13 : bs == 32 ? 160 : 512;
             uint32_t k3 = bs == 1 ? 132 : k2; /* texel-ready for every type, with a partial last k tile */
+            vkl_op_variants_reset();
             rc = run_matmul_t(vk, &cache, type, 7, 37, k1, false, 0, 4) ||
                  run_matmul_t(vk, &cache, type, 1, 3, k2, true, 4, 4) ||
                  run_matmul_t(vk, &cache, type, 37, 130, k1, true, 8, 4) ||
                  run_matmul_t(vk, &cache, type, 45, 70, k3, true, 16, 4) ||
                  run_matmul_t(vk, &cache, type, 19, 33, k3, false, 0, 16) ||
                  run_matmul_t(vk, &cache, type, 21, 36, k3, true, 16, 32); /* dy as vec4 */
+            /* a device that can run the texel kernel must have run it on the aligned cases of every type */
+            char ran[64];
+            if (!rc && v == 1 && vk->info.subgroup_shuffle &&
+                (vk->info.min_subgroup_size == vk->info.max_subgroup_size || vk->info.subgroup_size_control) &&
+                vk->info.min_subgroup_size <= 32 && !strstr(vkl_op_variants_of("matmul_t", ran, sizeof(ran)), "texel"))
+                T_FAIL("matmul_t %s: the texel kernel never ran (ran: %s)", vkl_type_traits_get(type)->name, ran);
         }
     }
     unsetenv("VKLORA_MATMUL");

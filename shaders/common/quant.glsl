@@ -145,6 +145,22 @@ vec4 dequant_codes4(uint ib, uint iqs) {
 #endif
     return qa_bytes4(w);
 }
+// dequant_dm of sub-block s from the block's first 16 bytes (d, dmin and the 12 scale bytes) held in registers,
+// for kernels that fetch 16-byte texels.
+uint dq_head_byte(uvec4 h, uint b) { return (h[b >> 2u] >> (8u * (b & 3u))) & 0xFFu; }
+vec2 dequant_head_dm(uvec4 h, uint s) {
+    uint sc, m;
+    if (s < 4u) {
+        sc = dq_head_byte(h, 4u + s) & 63u;
+        m = dq_head_byte(h, 8u + s) & 63u;
+    } else {
+        uint b8 = dq_head_byte(h, 8u + s);
+        sc = (b8 & 15u) | ((dq_head_byte(h, s) >> 6) << 4);
+        m = (b8 >> 4) | ((dq_head_byte(h, 4u + s) >> 6) << 4);
+    }
+    vec2 dd = unpackHalf2x16(h.x);
+    return vec2(dd.x * float(sc), -(dd.y * float(m)));
+}
 float dequant_code(uint ib, uint iqs) {
     uint base = dq_base(ib);
     uint l = iqs & 31u;

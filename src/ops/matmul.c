@@ -427,6 +427,9 @@ vkl_status vkl_op_matmul_t(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_tvie
     if ((st = pick_variant(vk, &var, err))) return st;
     /* dy is read as R32F texels (any 4-byte offset); W as for the forward */
     bool texel = var == MM_TEXEL && texel_fits(vk, wtype, w, vkl_tv(dy.buf, 0), K);
+    /* Q4_K/Q5_K as RGBA32UI texels when the weight starts on 16 bytes, else the register-tile kernel */
+    bool wide = texel && (wtype == VKL_TYPE_Q4_K || wtype == VKL_TYPE_Q5_K);
+    if (wide && w.offset % 16) texel = wide = false;
     const vkl_coopmat_shape *cs = NULL;
     uint32_t coop_sg = 0, coop_req = 0;
     if (var == MM_COOPMAT && !(cs = coopmat_shape(vk, &coop_sg, &coop_req))) return coopmat_unavailable(vk, err);
@@ -450,7 +453,7 @@ vkl_status vkl_op_matmul_t(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_tvie
     if (texel) {
         sg = texel_subgroup(vk, &desc.required_subgroup_size);
         tm = sg >= VKL_MMT_TEXEL_ROWS ? sg : VKL_MMT_TEXEL_ROWS / sg * sg;
-        tk = 4 * VKL_MMT_TEXEL_TQ * sg;
+        tk = 4 * (wide ? VKL_MMT_TEXEL_TQ_WIDE : VKL_MMT_TEXEL_TQ) * sg;
         wg = VKL_MAX(wg, sg) / sg * sg;
         desc.bindings[0] = desc.bindings[1] = VKL_BIND_TEXEL;
         desc.n_spec = 2;
@@ -514,7 +517,9 @@ vkl_status vkl_op_matmul_t(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_tvie
             b[1] = bind_at(dy.buf, dy.offset + (m0 * N + n0) * 4, ((mn - 1) * N + nn) * 4, bl.align, &dyr);
             b[2] = bind_at(dx.buf, dx.offset + m0 * K * 4, mn * K * 4, bl.align, &dxr);
             if (texel) {
-                b[0].texel_format = wtype == VKL_TYPE_F32 ? VK_FORMAT_R32G32B32A32_SFLOAT : VK_FORMAT_R32_UINT;
+                b[0].texel_format = wtype == VKL_TYPE_F32 ? VK_FORMAT_R32G32B32A32_SFLOAT
+                                    : wide                ? VK_FORMAT_R32G32B32A32_UINT
+                                                          : VK_FORMAT_R32_UINT;
                 b[1].texel_format = dyv4 ? VK_FORMAT_R32G32B32A32_SFLOAT : VK_FORMAT_R32_SFLOAT;
             }
             vkl_matmul_t_push pc = {
