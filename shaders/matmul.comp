@@ -46,8 +46,10 @@ layout(binding = 0) uniform usamplerBuffer tex_w;
 layout(binding = 0) uniform usamplerBuffer tex_w;
 #define A_WORD(i) texelFetch(tex_w, int((i) >> 2u))[(i) & 3u]
 #else
+// Q8_0, Q4_0, Q6_K: RGBA32UI too, though their blocks (34, 18, 210 bytes) are only 2-byte aligned (see span_word).
+#define MM_WIDE_U 1
 layout(binding = 0) uniform usamplerBuffer tex_w;
-#define A_WORD(i) texelFetch(tex_w, int(i)).x
+#define A_WORD(i) texelFetch(tex_w, int((i) >> 2u))[(i) & 3u]
 #endif
 layout(binding = 1) uniform samplerBuffer tex_x4;
 #else
@@ -271,6 +273,31 @@ layout(constant_id = 1) const uint SG = 8u;
 const uint TR = SG >= TILE_M ? 1u : TILE_M / SG; // x rows per lane
 const uint NACC = TR * SG * TC;
 
+#if defined(MM_WIDE_U)
+// A run of bytes that starts at an even byte o (0..14) of texel t is fetched as the NT texels that cover it; span_word
+// cuts out its 32-bit word i (a constant after unrolling) as the word at byte o + 4i of those 16*NT bytes.
+const uint NW = 12u; // words of up to 3 texels; a span that needs fewer leaves the rest 0, never selected
+void span_fetch(int t, uint nt, out uint wd[NW]) {
+    [[unroll]] for (uint n = 0u; n < 3u; n++) {
+        uvec4 v = n < nt ? texelFetch(tex_w, t + int(n)) : uvec4(0u);
+        [[unroll]] for (uint e = 0u; e < 4u; e++) wd[4u * n + e] = v[e];
+    }
+}
+uint span_word(const uint wd[NW], uint o, const uint i) {
+    uint q = o >> 2u;
+    uint lo = wd[min(i, NW - 1u)], hi = wd[min(i + 1u, NW - 1u)];
+    [[unroll]] for (uint s = 1u; s < 4u; s++)
+        if (q == s) {
+            lo = wd[min(i + s, NW - 1u)];
+            hi = wd[min(i + s + 1u, NW - 1u)];
+        }
+    return (o & 2u) == 0u ? lo : (lo >> 16) | (hi << 16);
+}
+uvec4 span_words4(const uint wd[NW], uint o, const uint i) {
+    return uvec4(span_word(wd, o, i), span_word(wd, o, i + 1u), span_word(wd, o, i + 2u), span_word(wd, o, i + 3u));
+}
+#endif
+
 // The TR*SG*TC products of one k step: a[r] are this lane's x rows, w[c] its weight rows.
 void outer(const vec4 a[TR], const vec4 w[TC], inout float acc[NACC]) {
     [[unroll]] for (uint r = 0u; r < TR; r++)
@@ -372,6 +399,103 @@ void main() {
                 w[c] = qa_bytes4(cw) * dm.x + dm.y;
             }
             outer(a, w, acc);
+        }
+    }
+#elif defined(MM_WIDE_U) && (defined(DATA_A_Q8_0) || defined(DATA_A_Q4_0))
+    // A block (32 k) at a time: per weight row the texels that cover its bytes (3 for Q8_0's 34, 2 for Q4_0's 18),
+    // then d and the code words cut out of them (span_word); each weight vec4 decoded as in quant.glsl.
+#if defined(DATA_A_Q8_0)
+    const uint NT = 3u;
+#else
+    const uint NT = 2u;
+#endif
+    uint nbpr = p.K / BLOCK_SIZE;
+    for (uint ib = 0u; ib < nbpr; ib++) {
+        float d[TC];
+        uvec4 q0[TC];
+#if defined(DATA_A_Q8_0)
+        uvec4 q1[TC];
+#endif
+        [[unroll]] for (uint c = 0u; c < TC; c++) {
+            uint a = p.w_byte_off + (wr[c] * nbpr + ib) * BLOCK_BYTES, o = a & 15u;
+            uint wd[NW];
+            span_fetch(int(a >> 4u), NT, wd);
+            d[c] = unpackHalf2x16(span_word(wd, o, 0u)).x;
+            // the codes start 2 bytes in: at o + 2 (up to 16, word 4 of the span)
+            uint o2 = (o + 2u) & 15u;
+            if (o2 == 0u) { // o == 14
+                q0[c] = span_words4(wd, 0u, 4u);
+#if defined(DATA_A_Q8_0)
+                q1[c] = span_words4(wd, 0u, 8u);
+#endif
+            } else {
+                q0[c] = span_words4(wd, o2, 0u);
+#if defined(DATA_A_Q8_0)
+                q1[c] = span_words4(wd, o2, 4u);
+#endif
+            }
+        }
+        // Rolled, as below.
+        [[dont_unroll]] for (uint g = 0u; g < 8u; g++) {
+            vec4 a[TR], w[TC];
+#if defined(DATA_A_Q8_0)
+            [[unroll]] for (uint r = 0u; r < TR; r++) a[r] = texelFetch(tex_x4, xb[r] + int(ib * 8u + g));
+            [[unroll]] for (uint c = 0u; c < TC; c++) w[c] = qa_sbytes4((g < 4u ? q0[c] : q1[c])[g & 3u]) * d[c];
+#else
+            // element j (< 16) in the low nibble of code byte j, element 16 + j in its high nibble
+            uint hf = g >> 2u, e = g & 3u;
+            [[unroll]] for (uint r = 0u; r < TR; r++) a[r] = texelFetch(tex_x4, xb[r] + int(ib * 8u + 4u * hf + e));
+            [[unroll]] for (uint c = 0u; c < TC; c++)
+                w[c] = (qa_bytes4((q0[c][e] >> (4u * hf)) & 0x0F0F0F0Fu) - 8.0) * d[c];
+#endif
+            outer(a, w, acc);
+        }
+    }
+#elif defined(MM_WIDE_U) && defined(DATA_A_Q6_K)
+    // Q6_K, 32 k (two runs of 16 with their own scale) at a time: per weight row 3 texels cover the 32 low-bit
+    // bytes (ql) and 3 the 32 high-bit bytes (qh) of the pair of runs, and once per block 2 texels the 16 scales
+    // and d; the words are cut out of them (span_word) and decoded as in quant.glsl.
+    uint nbpr = p.K / BLOCK_SIZE;
+    for (uint ib = 0u; ib < nbpr; ib++) {
+        uvec4 sc[TC];
+        float d[TC];
+        uint ob[TC];
+        int tb[TC];
+        [[unroll]] for (uint c = 0u; c < TC; c++) {
+            uint a = p.w_byte_off + (wr[c] * nbpr + ib) * BLOCK_BYTES;
+            tb[c] = int(a >> 4u);
+            ob[c] = a & 15u;
+            uint wd[NW];
+            span_fetch(tb[c] + 12, 2u, wd); // bytes 192..209: scales[16], d
+            sc[c] = span_words4(wd, ob[c], 0u);
+            d[c] = unpackHalf2x16(span_word(wd, ob[c], 4u)).x;
+        }
+        for (uint pr = 0u; pr < 8u; pr++) {
+            uint h = pr >> 2u, k = pr & 3u;
+            uvec4 l0[TC], l1[TC], h0[TC], h1[TC];
+            [[unroll]] for (uint c = 0u; c < TC; c++) {
+                uint wd[NW];
+                span_fetch(tb[c] + int(4u * h + 2u * (k & 1u)), 3u, wd); // ql[64h + 32(k&1) ..]
+                l0[c] = span_words4(wd, ob[c], 0u);
+                l1[c] = span_words4(wd, ob[c], 4u);
+                span_fetch(tb[c] + int(8u + 2u * h), 3u, wd); // qh[32h ..]
+                h0[c] = span_words4(wd, ob[c], 0u);
+                h1[c] = span_words4(wd, ob[c], 4u);
+            }
+            // Rolled, as below.
+            [[dont_unroll]] for (uint g = 0u; g < 8u; g++) {
+                uint run = 2u * pr + (g >> 2u), e = g & 3u;
+                bool lo = g < 4u;
+                vec4 a[TR], w[TC];
+                [[unroll]] for (uint r = 0u; r < TR; r++) a[r] = texelFetch(tex_x4, xb[r] + int(ib * 64u + 8u * pr + g));
+                [[unroll]] for (uint c = 0u; c < TC; c++) {
+                    uint cl = ((lo ? l0[c] : l1[c])[e] >> (4u * (k >> 1u))) & 0x0F0F0F0Fu;
+                    uint ch = ((lo ? h0[c] : h1[c])[e] >> (2u * k)) & 0x03030303u;
+                    float s = float(bitfieldExtract(int(sc[c][run >> 2u]), int(8u * (run & 3u)), 8));
+                    w[c] = (qa_bytes4(cl | (ch << 4)) - 32.0) * (d[c] * s);
+                }
+                outer(a, w, acc);
+            }
         }
     }
 #else

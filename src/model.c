@@ -588,12 +588,17 @@ static bool stage_uses(vkl_model *m, const vkl_weight *w, uint32_t l0, uint32_t 
     return p >= first && p < end;
 }
 
+/* A weight's device buffer: its bytes and a tail, in whole 16-byte units. The shaders read whole 32-bit words and the
+ * CPU kernels 16-byte texels (RGBA32UI views end on a whole texel), so the last block of a tensor whose size is not a
+ * multiple of 16 needs that tail to stay inside the buffer. */
+static uint64_t weight_buffer_bytes(const vkl_weight *w) { return (w->bytes + 4 + 15) / 16 * 16; }
+
 uint64_t vkl_model_layers_bytes(vkl_model *m, uint32_t l0, uint32_t l1) {
     vkl_weight **all = vkl_calloc(VKL_MODEL_MAX_WEIGHTS(m), sizeof(*all));
     int n_all = vkl_model_weights(m, all);
     uint64_t total = 0;
     for (int i = 0; i < n_all; i++)
-        if (stage_uses(m, all[i], l0, l1)) total += all[i]->bytes + 4;
+        if (stage_uses(m, all[i], l0, l1)) total += weight_buffer_bytes(all[i]);
     free(all);
     return total;
 }
@@ -609,7 +614,7 @@ vkl_status vkl_model_upload_layers(vkl_model *m, vkl_vk *vk, uint32_t l0, uint32
     m->vk = vk;
     vkl_status st = VKL_OK;
     uint64_t total = 0, budget = vkl_vk_memory_budget(vk);
-    for (int i = 0; i < n; i++) total += ws[i]->bytes + 4;
+    for (int i = 0; i < n; i++) total += weight_buffer_bytes(ws[i]);
     if (budget && total > budget) {
         free(all);
         return vkl_err_set(err, VKL_ERR_RUNTIME,
@@ -620,8 +625,7 @@ vkl_status vkl_model_upload_layers(vkl_model *m, vkl_vk *vk, uint32_t l0, uint32
     for (int i = 0; i < n && !st; i++) {
         vkl_weight *w = ws[i];
         w->buf = vkl_calloc(1, sizeof(vkl_buffer));
-        /* +4: the shaders read whole 32-bit words, so a tensor whose size is not a multiple of 4 needs a tail */
-        st = vkl_buffer_create(vk, w->bytes + 4, VKL_MEM_DEVICE, w->buf, err);
+        st = vkl_buffer_create(vk, weight_buffer_bytes(w), VKL_MEM_DEVICE, w->buf, err);
         if (!st) st = vkl_buffer_upload(vk, w->buf, 0, w->data, w->bytes, err);
         if (!st) m->device_bytes += w->buf->size;
         if (st) {

@@ -168,16 +168,17 @@ static bool texel_fits(const vkl_vk *vk, uint32_t wtype, vkl_tview w, vkl_tview 
            texel_subgroup(vk, &req) != 0 && vk->info.max_texel_buffer_elements >= 1024;
 }
 
-/* The forward texel kernel reads Q4_K/Q5_K, F16 and BF16 weights as RGBA32UI texels (16 bytes a fetch, see
- * matmul.comp): their rows (144 or 176 bytes a block; 2K bytes with K % 8 == 0) keep a 16-byte alignment when
- * the weight starts on one. */
-static bool texel_wide(uint32_t wtype) {
-    return wtype == VKL_TYPE_Q4_K || wtype == VKL_TYPE_Q5_K || wtype == VKL_TYPE_F16 || wtype == VKL_TYPE_BF16;
-}
+/* The forward texel kernel reads every weight type but F32 as RGBA32UI texels (16 bytes a fetch, see matmul.comp).
+ * Q4_K/Q5_K blocks (144, 176 bytes) and F16/BF16 rows (2K bytes, K % 8 == 0) stay on 16-byte boundaries when the
+ * weight starts on one; Q8_0, Q4_0 and Q6_K blocks are cut out of the texels that cover them at any even offset.
+ * The view ends on a whole texel, which must lie inside the buffer (model weights have a 16-byte tail). */
+static bool texel_wide(uint32_t wtype) { return wtype != VKL_TYPE_F32; }
 
-static bool mm_texel_fits(const vkl_vk *vk, uint32_t wtype, vkl_tview w, vkl_tview x, uint32_t K) {
+static bool mm_texel_fits(const vkl_vk *vk, uint32_t wtype, vkl_tview w, vkl_tview x, uint32_t K, uint64_t w_bytes) {
     bool half = wtype == VKL_TYPE_F16 || wtype == VKL_TYPE_BF16;
-    return texel_fits(vk, wtype, w, x, K) && (!texel_wide(wtype) || w.offset % 16 == 0) && (!half || K % 8 == 0);
+    bool aligned = half || wtype == VKL_TYPE_Q4_K || wtype == VKL_TYPE_Q5_K;
+    return texel_fits(vk, wtype, w, x, K) && (!aligned || w.offset % 16 == 0) && (!half || K % 8 == 0) &&
+           (!w.buf || (w.offset + w_bytes + 15) / 16 * 16 <= w.buf->size);
 }
 
 vkl_status vkl_op_matmul_kernel(const vkl_vk *vk, uint32_t wtype, vkl_tview w, vkl_tview x, uint32_t K,
@@ -185,7 +186,7 @@ vkl_status vkl_op_matmul_kernel(const vkl_vk *vk, uint32_t wtype, vkl_tview w, v
     mm_variant v = MM_REGTILE;
     vkl_status st = pick_variant(vk, &v, err);
     if (st) return st;
-    if (v == MM_TEXEL && !mm_texel_fits(vk, wtype, w, x, K)) v = MM_REGTILE;
+    if (v == MM_TEXEL && !mm_texel_fits(vk, wtype, w, x, K, 0)) v = MM_REGTILE;
     uint32_t sg, req;
     if (v == MM_COOPMAT && !coopmat_shape(vk, &sg, &req)) return coopmat_unavailable(vk, err);
     *name = variant_names[v];
@@ -289,7 +290,7 @@ vkl_status vkl_op_matmul(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_tview 
     if (M == 0 || N == 0) return VKL_OK;
     mm_variant var = MM_REGTILE;
     if ((st = pick_variant(vk, &var, err))) return st;
-    if (var == MM_TEXEL && !mm_texel_fits(vk, wtype, w, x, K)) var = MM_REGTILE;
+    if (var == MM_TEXEL && !mm_texel_fits(vk, wtype, w, x, K, row_bytes * N)) var = MM_REGTILE;
     const vkl_coopmat_shape *cs = NULL;
     uint32_t coop_sg = 0, coop_req = 0;
     if (var == MM_COOPMAT && !(cs = coopmat_shape(vk, &coop_sg, &coop_req))) return coopmat_unavailable(vk, err);
@@ -372,9 +373,8 @@ vkl_status vkl_op_matmul(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_tview 
             if (var == MM_TEXEL) {
                 /* f32 rows are whole vec4 (K % 4 == 0, offsets checked by texel_fits); the texel_wide types' rows
                  * whole 16-byte texels (checked by mm_texel_fits) */
-                b[0].texel_format = wtype == VKL_TYPE_F32 ? VK_FORMAT_R32G32B32A32_SFLOAT
-                                    : texel_wide(wtype)   ? VK_FORMAT_R32G32B32A32_UINT
-                                                          : VK_FORMAT_R32_UINT;
+                b[0].texel_format = texel_wide(wtype) ? VK_FORMAT_R32G32B32A32_UINT : VK_FORMAT_R32G32B32A32_SFLOAT;
+                b[0].range = (b[0].range + 15) / 16 * 16;
                 b[1].texel_format = VK_FORMAT_R32G32B32A32_SFLOAT;
             }
             b[3] = bind_at(y.buf, y.offset + (m0 * N + n0) * 4, ((mn - 1) * N + nn) * 4, bl.align, &yr);
