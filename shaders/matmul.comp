@@ -274,28 +274,7 @@ const uint TR = SG >= TILE_M ? 1u : TILE_M / SG; // x rows per lane
 const uint NACC = TR * SG * TC;
 
 #if defined(MM_WIDE_U)
-// A run of bytes that starts at an even byte o (0..14) of texel t is fetched as the NT texels that cover it; span_word
-// cuts out its 32-bit word i (a constant after unrolling) as the word at byte o + 4i of those 16*NT bytes.
-const uint NW = 12u; // words of up to 3 texels; a span that needs fewer leaves the rest 0, never selected
-void span_fetch(int t, uint nt, out uint wd[NW]) {
-    [[unroll]] for (uint n = 0u; n < 3u; n++) {
-        uvec4 v = n < nt ? texelFetch(tex_w, t + int(n)) : uvec4(0u);
-        [[unroll]] for (uint e = 0u; e < 4u; e++) wd[4u * n + e] = v[e];
-    }
-}
-uint span_word(const uint wd[NW], uint o, const uint i) {
-    uint q = o >> 2u;
-    uint lo = wd[min(i, NW - 1u)], hi = wd[min(i + 1u, NW - 1u)];
-    [[unroll]] for (uint s = 1u; s < 4u; s++)
-        if (q == s) {
-            lo = wd[min(i + s, NW - 1u)];
-            hi = wd[min(i + s + 1u, NW - 1u)];
-        }
-    return (o & 2u) == 0u ? lo : (lo >> 16) | (hi << 16);
-}
-uvec4 span_words4(const uint wd[NW], uint o, const uint i) {
-    return uvec4(span_word(wd, o, i), span_word(wd, o, i + 1u), span_word(wd, o, i + 2u), span_word(wd, o, i + 3u));
-}
+#include "common/span.glsl"
 #endif
 
 // The TR*SG*TC products of one k step: a[r] are this lane's x rows, w[c] its weight rows.
@@ -418,7 +397,7 @@ void main() {
 #endif
         [[unroll]] for (uint c = 0u; c < TC; c++) {
             uint a = p.w_byte_off + (wr[c] * nbpr + ib) * BLOCK_BYTES, o = a & 15u;
-            uint wd[NW];
+            uint wd[SPAN_NW];
             span_fetch(int(a >> 4u), NT, wd);
             d[c] = unpackHalf2x16(span_word(wd, o, 0u)).x;
             // the codes start 2 bytes in: at o + 2 (up to 16, word 4 of the span)
@@ -465,7 +444,7 @@ void main() {
             uint a = p.w_byte_off + (wr[c] * nbpr + ib) * BLOCK_BYTES;
             tb[c] = int(a >> 4u);
             ob[c] = a & 15u;
-            uint wd[NW];
+            uint wd[SPAN_NW];
             span_fetch(tb[c] + 12, 2u, wd); // bytes 192..209: scales[16], d
             sc[c] = span_words4(wd, ob[c], 0u);
             d[c] = unpackHalf2x16(span_word(wd, ob[c], 4u)).x;
@@ -474,7 +453,7 @@ void main() {
             uint h = pr >> 2u, k = pr & 3u;
             uvec4 l0[TC], l1[TC], h0[TC], h1[TC];
             [[unroll]] for (uint c = 0u; c < TC; c++) {
-                uint wd[NW];
+                uint wd[SPAN_NW];
                 span_fetch(tb[c] + int(4u * h + 2u * (k & 1u)), 3u, wd); // ql[64h + 32(k&1) ..]
                 l0[c] = span_words4(wd, ob[c], 0u);
                 l1[c] = span_words4(wd, ob[c], 4u);

@@ -37,6 +37,13 @@ layout(binding = 0) uniform samplerBuffer tex_w4; // RGBA32F: K % 4 == 0, rows 1
 #define MMT_WIDE_K 1
 layout(binding = 0) uniform usamplerBuffer tex_w;
 #define A_WORD(i) texelFetch(tex_w, int((i) >> 2u))[(i) & 3u]
+#elif defined(DATA_A_Q8_0) || defined(DATA_A_Q4_0) || defined(DATA_A_Q6_K)
+// RGBA32UI as well: their blocks are only 2-byte aligned, so a lane's 16 code bytes are cut out of the two texels
+// that cover them (common/span.glsl).
+#define MMT_WIDE_U 1
+layout(binding = 0) uniform usamplerBuffer tex_w;
+#define A_WORD(i) texelFetch(tex_w, int((i) >> 2u))[(i) & 3u]
+#include "common/span.glsl"
 #else
 layout(binding = 0) uniform usamplerBuffer tex_w; // R32UI words
 #define A_WORD(i) texelFetch(tex_w, int(i)).x
@@ -65,8 +72,8 @@ void store_dx(uint m, uint k, float v) {
 // the pipeline's subgroup size (specialization constant 1); the workgroup is a whole number of subgroups.
 layout(constant_id = 1) const uint SG = 8u;
 #define TILE_M 16u // dx rows per subgroup tile (= VKL_MMT_TEXEL_ROWS) when SG <= 16
-#if defined(MMT_WIDE_K)
-#define TQ 4u // vec4 of k per lane (= VKL_MMT_TEXEL_TQ_WIDE): 16 codes, one texel of a sub-block
+#if defined(MMT_WIDE_K) || defined(MMT_WIDE_U)
+#define TQ 4u // vec4 of k per lane (= VKL_MMT_TEXEL_TQ_WIDE): 16 codes, one texel's worth of a sub-block or run
 #else
 #define TQ 2u // vec4 of k per lane (= VKL_MMT_TEXEL_TQ)
 #endif
@@ -96,6 +103,26 @@ void w_row(uint n, out vec4 w[TQ]) {
 #endif
         w[j] = qa_bytes4(cw) * dm.x + dm.y;
     }
+#elif defined(MMT_WIDE_U)
+    // The lane's 16 consecutive k (iq = 0 or 16 in a Q8_0/Q4_0 block, a run of 16 in a Q6_K one), decoded as in
+    // quant.glsl.
+    uint a = p.w_byte_off + (n * nbpr + ibk) * BLOCK_BYTES;
+#if defined(DATA_A_Q8_0)
+    float d = unpackHalf2x16(span_u16(a)).x;
+    uvec4 q = span16(a + 2u + iq);
+    [[unroll]] for (uint j = 0u; j < TQ; j++) w[j] = qa_sbytes4(q[j]) * d;
+#elif defined(DATA_A_Q4_0)
+    float d = unpackHalf2x16(span_u16(a)).x;
+    uvec4 q = span16(a + 2u); // element j (< 16) in the low nibble of code byte j, element 16 + j in its high nibble
+    [[unroll]] for (uint j = 0u; j < TQ; j++) w[j] = (qa_bytes4((q[j] >> (iq / 4u)) & 0x0F0F0F0Fu) - 8.0) * d;
+#else
+    uint h = iq / 128u, k = (iq / 32u) & 3u, l0 = iq & 31u;
+    uvec4 ql = span16(a + 64u * h + 32u * (k & 1u) + l0), qh = span16(a + 128u + 32u * h + l0);
+    float dd = unpackHalf2x16(span_u16(a + 208u)).x * float(bitfieldExtract(int(span_u8(a + 192u + iq / 16u)), 0, 8));
+    [[unroll]] for (uint j = 0u; j < TQ; j++)
+        w[j] = (qa_bytes4(((ql[j] >> (4u * (k >> 1u))) & 0x0F0F0F0Fu) | (((qh[j] >> (2u * k)) & 0x03030303u) << 4)) -
+                32.0) * dd;
+#endif
 #elif defined(DATA_A_F32)
     [[unroll]] for (uint q = 0u; q < TQ; q++) w[q] = texelFetch(tex_w4, int(p.w_byte_off / 16u + (n * p.K + kq[q]) / 4u));
 #elif DQ_IS_SCALAR

@@ -427,9 +427,9 @@ vkl_status vkl_op_matmul_t(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_tvie
     if ((st = pick_variant(vk, &var, err))) return st;
     /* dy is read as R32F texels (any 4-byte offset); W as for the forward */
     bool texel = var == MM_TEXEL && texel_fits(vk, wtype, w, vkl_tv(dy.buf, 0), K);
-    /* Q4_K/Q5_K as RGBA32UI texels when the weight starts on 16 bytes, else the register-tile kernel */
-    bool wide = texel && (wtype == VKL_TYPE_Q4_K || wtype == VKL_TYPE_Q5_K);
-    if (wide && w.offset % 16) texel = wide = false;
+    /* the quantized types as RGBA32UI texels (Q4_K/Q5_K when the weight starts on 16 bytes), as the forward */
+    bool wide = texel && texel_wide(wtype) && wtype != VKL_TYPE_F16 && wtype != VKL_TYPE_BF16;
+    if (wide && !mm_texel_fits(vk, wtype, w, vkl_tv(dy.buf, 0), K, row_bytes * N)) texel = wide = false;
     const vkl_coopmat_shape *cs = NULL;
     uint32_t coop_sg = 0, coop_req = 0;
     if (var == MM_COOPMAT && !(cs = coopmat_shape(vk, &coop_sg, &coop_req))) return coopmat_unavailable(vk, err);
@@ -520,6 +520,7 @@ vkl_status vkl_op_matmul_t(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_tvie
                 b[0].texel_format = wtype == VKL_TYPE_F32 ? VK_FORMAT_R32G32B32A32_SFLOAT
                                     : wide                ? VK_FORMAT_R32G32B32A32_UINT
                                                           : VK_FORMAT_R32_UINT;
+                if (wide) b[0].range = (b[0].range + 15) / 16 * 16; /* whole texels, inside (mm_texel_fits) */
                 b[1].texel_format = dyv4 ? VK_FORMAT_R32G32B32A32_SFLOAT : VK_FORMAT_R32_SFLOAT;
             }
             vkl_matmul_t_push pc = {
