@@ -268,8 +268,14 @@ void main() {
 // specialization constant is known. The host passes SG = the pipeline's subgroup size (fixed by the device or
 // requested with subgroup size control) and a workgroup size that is a multiple of SG.
 layout(constant_id = 1) const uint SG = 8u;
+#if defined(DATA_A_F32)
+// f32 weights carry 4 values a fetch (the others 8 to 32): a taller tile shares each weight fetch over more rows
+#define TILE_M 32u // x rows per subgroup tile (= VKL_MM_TEXEL_ROWS_F32) when SG <= 32
+#define TC 4u      // weight rows per lane (= VKL_MM_TEXEL_TC_F32)
+#else
 #define TILE_M 16u // x rows per subgroup tile (= VKL_MM_TEXEL_ROWS) when SG <= 16
 #define TC 8u      // weight rows per lane (= VKL_MM_TEXEL_TC)
+#endif
 const uint TR = SG >= TILE_M ? 1u : TILE_M / SG; // x rows per lane
 const uint NACC = TR * SG * TC;
 

@@ -310,8 +310,9 @@ vkl_status vkl_op_matmul(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_tview 
     uint32_t sg = 0, tm = 0, tn = 0;
     if (var == MM_TEXEL) {
         sg = texel_subgroup(vk, &desc.required_subgroup_size);
-        tm = sg >= VKL_MM_TEXEL_ROWS ? sg : VKL_MM_TEXEL_ROWS / sg * sg;
-        tn = VKL_MM_TEXEL_TC * sg;
+        uint32_t rows = wtype == VKL_TYPE_F32 ? VKL_MM_TEXEL_ROWS_F32 : VKL_MM_TEXEL_ROWS;
+        tm = sg >= rows ? sg : rows / sg * sg;
+        tn = (wtype == VKL_TYPE_F32 ? VKL_MM_TEXEL_TC_F32 : VKL_MM_TEXEL_TC) * sg;
         wg = VKL_MAX(wg, sg) / sg * sg;
         desc.bindings[0] = desc.bindings[1] = VKL_BIND_TEXEL;
         desc.n_spec = 2;

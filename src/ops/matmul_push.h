@@ -20,6 +20,8 @@
 #define VKL_MM_TILED_WG 128  /* the tiled shader's thread layout is built for exactly this many invocations */
 #define VKL_MM_TEXEL_ROWS 16 /* x rows per subgroup tile, matmul texel (when the subgroup has <= 16 lanes) */
 #define VKL_MM_TEXEL_TC 8    /* W rows per lane: a subgroup tile covers TC * subgroup size W rows */
+#define VKL_MM_TEXEL_ROWS_F32 32 /* the same two for f32 weights */
+#define VKL_MM_TEXEL_TC_F32 4
 #define VKL_MM_TEXEL_MAX_SG 32 /* largest subgroup the texel kernel is built for (accumulators per lane) */
 /* matmul coopmat: WM x WN subgroups per workgroup, each owning RM x RN cooperative-matrix tiles of the device's
  * LM x LN (x LK) shape; a staged k panel is KT * LK wide. Workgroup tile: (WM*RM*LM) x rows by (WN*RN*LN) W rows. */
