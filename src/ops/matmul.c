@@ -454,7 +454,7 @@ vkl_status vkl_op_matmul_t(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_tvie
     if (texel) {
         sg = texel_subgroup(vk, &desc.required_subgroup_size);
         tm = sg >= VKL_MMT_TEXEL_ROWS ? sg : VKL_MMT_TEXEL_ROWS / sg * sg;
-        tk = 4 * (wide ? VKL_MMT_TEXEL_TQ_WIDE : VKL_MMT_TEXEL_TQ) * sg;
+        tk = 4 * (!wide ? VKL_MMT_TEXEL_TQ : wtype == VKL_TYPE_Q5_K ? VKL_MMT_TEXEL_TQ_Q5K : VKL_MMT_TEXEL_TQ_WIDE) * sg;
         wg = VKL_MAX(wg, sg) / sg * sg;
         desc.bindings[0] = desc.bindings[1] = VKL_BIND_TEXEL;
         desc.n_spec = 2;
