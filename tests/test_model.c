@@ -213,6 +213,13 @@ static int test_bench_json(void) {
     T_ASSERT(bench_kernel(j, "matmul_t") && bench_kernel(j, "gemm") && bench_kernel(j, "attention_back"),
              "kernels of the training step: matmul_t, gemm (LoRA), attention_back");
     cJSON_Delete(j);
+    /* 2 x 21 tokens: the LoRA products' xa views hold 42 x 16 = 672 floats, on which Debian 13's lavapipe (Mesa 26.1)
+     * crashes in its texel gemm; the default variants must avoid it (gemm_texel_avoided in src/ops/matmul.c) */
+    snprintf(args, sizeof(args), "bench --model %s --train --batch 2 --ctx 21 --iters 1 --json",
+             t_data_path("models/stories260K.gguf"));
+    j = run_json(args, &rc);
+    T_ASSERT(rc == 0 && j, "bench --train --batch 2 --ctx 21 failed");
+    cJSON_Delete(j);
     return 0;
 }
 

@@ -620,6 +620,16 @@ static uint64_t gemm_coop_loop_per_k(const vkl_coopmat_shape *cs, uint32_t sg, u
     return (uint64_t)(2 * (scan + stage)) + 2;
 }
 
+/* Whether auto leaves the texel gemm for regtile on this device. lavapipe after Mesa 22 (Debian 13's 26.1, LLVM 19)
+ * crashes in the JIT-compiled texel gemm for some R32F view sizes (every 672-float view: vklora-bench-matmul --op gemm
+ * --M 672 --N 8 --K 1), and there its storage-buffer gemm measured as fast; Mesa 22.3 (Debian 12) runs the texel one,
+ * which is faster there. VKLORA_MATMUL=texel still forces it. */
+static bool gemm_texel_avoided(const vkl_vk *vk) {
+    const char *env = getenv("VKLORA_MATMUL");
+    if (env && !strcmp(env, "texel")) return false;
+    return vk->info.driver_id == VK_DRIVER_ID_MESA_LLVMPIPE && VK_API_VERSION_MAJOR(vk->info.driver_version) > 22;
+}
+
 vkl_status vkl_op_gemm(vkl_vk *vk, vkl_op_cache *c, const vkl_gemm_shape *s, vkl_tview a, vkl_tview b, vkl_tview cm,
                        vkl_err *err) {
     return vkl_op_gemm_dropout(vk, c, s, NULL, a, b, cm, err);
@@ -668,6 +678,7 @@ vkl_status vkl_op_gemm_dropout(vkl_vk *vk, vkl_op_cache *c, const vkl_gemm_shape
             cs = NULL;
         }
     }
+    if (var == MM_TEXEL && gemm_texel_avoided(vk)) var = MM_REGTILE;
     if (var == MM_TILED) layout = gemm_tiled_layout(s->M, s->N, &bm, &bn);
     const bool texel = var == MM_TEXEL, tiles = var == MM_TILED || var == MM_COOPMAT;
     static const char *const names[2][2] = {{"gemm_f32", "gemm_f32_drop"}, {"gemm_f32_texel", "gemm_f32_drop_texel"}};

@@ -343,6 +343,7 @@ static void query_info(VkInstance inst, VkPhysicalDevice pd, uint32_t index, vkl
     if (v12) {
         snprintf(d->driver_name, sizeof(d->driver_name), "%s", drv.driverName);
         snprintf(d->driver_info, sizeof(d->driver_info), "%s", drv.driverInfo);
+        d->driver_id = drv.driverID;
         if (drv.driverID == VK_DRIVER_ID_MESA_LLVMPIPE) d->max_loop_iterations = 65535;
     }
     d->subgroup_size = sg.subgroupSize;

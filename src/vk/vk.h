@@ -39,6 +39,7 @@ typedef struct vkl_device_info {
     char driver_name[VK_MAX_DRIVER_NAME_SIZE];
     char driver_info[VK_MAX_DRIVER_INFO_SIZE];
     uint32_t driver_version; /* raw */
+    uint32_t driver_id;      /* VkDriverId (0 before Vulkan 1.2) */
     uint32_t api_version;
     uint64_t device_local_bytes; /* sum of device-local heaps */
     uint32_t subgroup_size, min_subgroup_size, max_subgroup_size;
