@@ -30,26 +30,23 @@ layout(push_constant) uniform Push {
 
 #if defined(MM_TEXEL)
 // Uniform texel buffers: on CPU devices a texel fetch is one vector gather, a storage load with a computed
-// address a per-lane loop (PERF.md). x is read as RGBA32F texels (K % 4 == 0, rows 16-byte aligned); the
-// weight as R32UI words through A_WORD, or as RGBA32F texels when it is f32.
+// address a per-lane loop (PERF.md), and a fetch costs about the same whatever its width. x is read as RGBA32F
+// texels (K % 4 == 0, rows 16-byte aligned); an f32 weight likewise, every other type as RGBA32UI texels (16 bytes
+// a fetch; the host binds that view): Q4_K/Q5_K (MM_WIDE_K) and F16/BF16 (MM_WIDE_H, K % 8 == 0) on 16-byte aligned
+// blocks and rows, Q8_0/Q4_0/Q6_K (MM_WIDE_U), whose blocks are only 2-byte aligned, through common/span.glsl.
 #if defined(DATA_A_F32)
 layout(binding = 0) uniform samplerBuffer tex_w4;
 #define A_WORD(i) floatBitsToUint(texelFetch(tex_w4, int((i) >> 2u))[(i) & 3u])
-#elif defined(DATA_A_Q4_K) || defined(DATA_A_Q5_K)
-// RGBA32UI texels (the host binds this view for these types): a texel fetch costs about the same whatever its
-// width, so 16 bytes per fetch carry four times the codes of a 32-bit word.
-#define MM_WIDE_K 1
-layout(binding = 0) uniform usamplerBuffer tex_w;
-#define A_WORD(i) texelFetch(tex_w, int((i) >> 2u))[(i) & 3u]
-#elif defined(DATA_A_F16) || defined(DATA_A_BF16)
-#define MM_WIDE_H 1 // RGBA32UI too: 8 halves a fetch (K % 8 == 0, 16-byte aligned rows)
-layout(binding = 0) uniform usamplerBuffer tex_w;
-#define A_WORD(i) texelFetch(tex_w, int((i) >> 2u))[(i) & 3u]
 #else
-// Q8_0, Q4_0, Q6_K: RGBA32UI too, though their blocks (34, 18, 210 bytes) are only 2-byte aligned (see span_word).
-#define MM_WIDE_U 1
 layout(binding = 0) uniform usamplerBuffer tex_w;
 #define A_WORD(i) texelFetch(tex_w, int((i) >> 2u))[(i) & 3u]
+#if defined(DATA_A_Q4_K) || defined(DATA_A_Q5_K)
+#define MM_WIDE_K 1
+#elif defined(DATA_A_F16) || defined(DATA_A_BF16)
+#define MM_WIDE_H 1
+#else
+#define MM_WIDE_U 1
+#endif
 #endif
 layout(binding = 1) uniform samplerBuffer tex_x4;
 #else
@@ -331,13 +328,6 @@ void main() {
             outer(a, w, acc);
         }
     }
-#elif DQ_IS_SCALAR
-    for (uint k = 0u; k < K4; k++) {
-        vec4 a[TR], w[TC];
-        [[unroll]] for (uint r = 0u; r < TR; r++) a[r] = texelFetch(tex_x4, xb[r] + int(k));
-        [[unroll]] for (uint c = 0u; c < TC; c++) w[c] = dequant_codes4(wr[c] * p.K + 4u * k, 0u);
-        outer(a, w, acc);
-    }
 #elif defined(MM_WIDE_K)
     // Q4_K / Q5_K, a pair of sub-blocks (64 k) at a time. Per weight row: one fetch of the 16-byte block head
     // (d, dmin and the 12 scale bytes) gives both affine maps, two fetches the 32 code bytes (low nibbles: the
@@ -406,19 +396,10 @@ void main() {
             uint wd[SPAN_NW];
             span_fetch(int(a >> 4u), NT, wd);
             d[c] = unpackHalf2x16(span_word(wd, o, 0u)).x;
-            // the codes start 2 bytes in: at o + 2 (up to 16, word 4 of the span)
-            uint o2 = (o + 2u) & 15u;
-            if (o2 == 0u) { // o == 14
-                q0[c] = span_words4(wd, 0u, 4u);
+            q0[c] = span_words4(wd, o + 2u, 0u); // the codes start 2 bytes in
 #if defined(DATA_A_Q8_0)
-                q1[c] = span_words4(wd, 0u, 8u);
+            q1[c] = span_words4(wd, o + 2u, 4u);
 #endif
-            } else {
-                q0[c] = span_words4(wd, o2, 0u);
-#if defined(DATA_A_Q8_0)
-                q1[c] = span_words4(wd, o2, 4u);
-#endif
-            }
         }
         // Rolled, as below.
         [[dont_unroll]] for (uint g = 0u; g < 8u; g++) {
@@ -436,7 +417,7 @@ void main() {
             outer(a, w, acc);
         }
     }
-#elif defined(MM_WIDE_U) && defined(DATA_A_Q6_K)
+#else // MM_WIDE_U, Q6_K
     // Q6_K, 32 k (two runs of 16 with their own scale) at a time: per weight row 3 texels cover the 32 low-bit
     // bytes (ql) and 3 the 32 high-bit bytes (qh) of the pair of runs, and once per block 2 texels the 16 scales
     // and d; the words are cut out of them (span_word) and decoded as in quant.glsl.
@@ -481,22 +462,6 @@ void main() {
                 }
                 outer(a, w, acc);
             }
-        }
-    }
-#else
-    // Quantized types: each weight vec4 is decoded in full (code * dm.x + dm.y) with the affine map fetched
-    // once per run of DQ_DM_RUN elements; the decode is amortized over TR*SG dot products.
-    uint nbpr = p.K / BLOCK_SIZE;
-    for (uint kb = 0u; kb < p.K; kb += DQ_DM_RUN) {
-        uint ib = kb / BLOCK_SIZE, iq = kb % BLOCK_SIZE;
-        vec2 dm[TC];
-        [[unroll]] for (uint c = 0u; c < TC; c++) dm[c] = dequant_dm(wr[c] * nbpr + ib, iq);
-        // Rolled: unrolling it too multiplies the code (and the driver's compile time) by up to 8.
-        [[dont_unroll]] for (uint u = 0u; u < DQ_DM_RUN; u += 4u) {
-            vec4 a[TR], w[TC];
-            [[unroll]] for (uint r = 0u; r < TR; r++) a[r] = texelFetch(tex_x4, xb[r] + int((kb + u) / 4u));
-            [[unroll]] for (uint c = 0u; c < TC; c++) w[c] = dequant_codes4(wr[c] * nbpr + ib, iq + u) * dm[c].x + dm[c].y;
-            outer(a, w, acc);
         }
     }
 #endif

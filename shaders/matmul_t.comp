@@ -27,26 +27,27 @@ layout(push_constant) uniform Push {
 #define FLAG_DY_VEC4 4u // texel variant: dy is bound as RGBA32F (N % 4 == 0, 16-byte aligned rows)
 
 #if defined(MMT_TEXEL)
-// Texel fetches are vector gathers on CPU devices (storage loads at computed addresses are per-lane loops).
+// Texel fetches are vector gathers on CPU devices (storage loads at computed addresses are per-lane loops), and a
+// fetch costs about the same at any width (see matmul.comp).
 #if defined(DATA_A_F32)
 layout(binding = 0) uniform samplerBuffer tex_w4; // RGBA32F: K % 4 == 0, rows 16-byte aligned
 #define A_WORD(i) floatBitsToUint(texelFetch(tex_w4, int((i) >> 2u))[(i) & 3u])
-#elif defined(DATA_A_Q4_K) || defined(DATA_A_Q5_K)
-// RGBA32UI texels (16 bytes a fetch, 16-byte aligned blocks): as in matmul.comp, a fetch costs about the same at
-// any width, so each lane takes 16 codes of one sub-block with one fetch.
-#define MMT_WIDE_K 1
-layout(binding = 0) uniform usamplerBuffer tex_w;
-#define A_WORD(i) texelFetch(tex_w, int((i) >> 2u))[(i) & 3u]
-#elif defined(DATA_A_Q8_0) || defined(DATA_A_Q4_0) || defined(DATA_A_Q6_K)
-// RGBA32UI as well: their blocks are only 2-byte aligned, so a lane's 16 code bytes are cut out of the two texels
-// that cover them (common/span.glsl).
-#define MMT_WIDE_U 1
-layout(binding = 0) uniform usamplerBuffer tex_w;
-#define A_WORD(i) texelFetch(tex_w, int((i) >> 2u))[(i) & 3u]
-#include "common/span.glsl"
 #else
-layout(binding = 0) uniform usamplerBuffer tex_w; // R32UI words
-#define A_WORD(i) texelFetch(tex_w, int(i)).x
+layout(binding = 0) uniform usamplerBuffer tex_w;
+#if defined(DATA_A_F16) || defined(DATA_A_BF16)
+#define A_WORD(i) texelFetch(tex_w, int(i)).x // R32UI words
+#else
+// The quantized types as RGBA32UI texels (16 bytes a fetch): Q4_K/Q5_K blocks are 16-byte aligned (MMT_WIDE_K);
+// Q8_0/Q4_0/Q6_K blocks only 2-byte aligned, so a lane's 16 code bytes are cut out of the two texels that cover them
+// (MMT_WIDE_U, common/span.glsl).
+#define A_WORD(i) texelFetch(tex_w, int((i) >> 2u))[(i) & 3u]
+#if defined(DATA_A_Q4_K) || defined(DATA_A_Q5_K)
+#define MMT_WIDE_K 1
+#else
+#define MMT_WIDE_U 1
+#include "common/span.glsl"
+#endif
+#endif
 #endif
 layout(binding = 1) uniform samplerBuffer tex_dy; // R32F
 #else
@@ -131,54 +132,10 @@ void w_row(uint n, out vec4 w[TQ]) {
 #endif
 #elif defined(DATA_A_F32)
     [[unroll]] for (uint q = 0u; q < TQ; q++) w[q] = texelFetch(tex_w4, int(p.w_byte_off / 16u + (n * p.K + kq[q]) / 4u));
-#elif DQ_IS_SCALAR
+#else // F16, BF16
     [[unroll]] for (uint q = 0u; q < TQ; q++) w[q] = dequant_codes4(n * p.K + kq[q], 0u);
-#else
-    uint ib = n * nbpr + ibk;
-    vec2 dm = dequant_dm(ib, iq);
-    [[unroll]] for (uint q = 0u; q < TQ; q++) w[q] = dequant_codes4(ib, iq + 4u * q) * dm.x + dm.y;
 #endif
 }
-
-#if (defined(DATA_A_Q4_K) || defined(DATA_A_Q5_K)) && !defined(MMT_WIDE_K)
-// Rows n..n+3. The 6-bit scale and min of a sub-block take several fetches and bit operations to decode, and the 4
-// lanes of a run of DQ_DM_RUN k share them: lane l decodes only row n + l % 4 of its run's, and every lane takes
-// its 4 rows' from its group by constant-index shuffles (a select per group) instead of decoding all 4.
-int check_tq[4u * TQ * 4u == DQ_DM_RUN ? 1 : -1]; // 4 lanes per run, one per row
-void w_rows4(uint n, out vec4 w0[TQ], out vec4 w1[TQ], out vec4 w2[TQ], out vec4 w3[TQ]) {
-    if (SG % 4u != 0u) { // (folded away: SG is a specialization constant) no whole groups of 4 lanes
-        w_row(n, w0);
-        w_row(n + 1u, w1);
-        w_row(n + 2u, w2);
-        w_row(n + 3u, w3);
-        return;
-    }
-    uint lane = gl_SubgroupInvocationID, grp = lane / 4u;
-    vec2 mine = dequant_dm((n + lane % 4u) * nbpr + ibk, iq);
-    vec2 dm[4];
-    [[unroll]] for (uint j = 0u; j < 4u; j++) {
-        dm[j] = vec2(0.0);
-        [[unroll]] for (uint g = 0u; g < SG / 4u; g++) {
-            vec2 v = subgroupShuffle(mine, 4u * g + j);
-            if (grp == g) dm[j] = v;
-        }
-    }
-    uint ib = n * nbpr + ibk;
-    [[unroll]] for (uint q = 0u; q < TQ; q++) {
-        w0[q] = dequant_codes4(ib, iq + 4u * q) * dm[0].x + dm[0].y;
-        w1[q] = dequant_codes4(ib + nbpr, iq + 4u * q) * dm[1].x + dm[1].y;
-        w2[q] = dequant_codes4(ib + 2u * nbpr, iq + 4u * q) * dm[2].x + dm[2].y;
-        w3[q] = dequant_codes4(ib + 3u * nbpr, iq + 4u * q) * dm[3].x + dm[3].y;
-    }
-}
-#else
-void w_rows4(uint n, out vec4 w0[TQ], out vec4 w1[TQ], out vec4 w2[TQ], out vec4 w3[TQ]) {
-    w_row(n, w0);
-    w_row(n + 1u, w1);
-    w_row(n + 2u, w2);
-    w_row(n + 3u, w3);
-}
-#endif
 
 // Row group r: d is this lane's dy value; every lane's value reaches every lane by shuffles.
 void row_products(float d, uint r, const vec4 w[TQ], inout vec4 acc[NACC]) {
@@ -225,7 +182,10 @@ void main() {
             // The 4 rows' products are summed before they touch an accumulator: the accumulators do not fit the
             // registers, so each update is a load and a store on CPU devices, amortised here over 4 multiply-adds.
             vec4 w0[TQ], w1[TQ], w2[TQ], w3[TQ];
-            w_rows4(n, w0, w1, w2, w3);
+            w_row(n, w0);
+            w_row(n + 1u, w1);
+            w_row(n + 2u, w2);
+            w_row(n + 3u, w3);
             [[unroll]] for (uint r = 0u; r < TR; r++)
                 [[unroll]] for (uint i = 0u; i < SG; i++) {
                     vec4 di = subgroupShuffle(d[r], i);

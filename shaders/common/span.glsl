@@ -14,11 +14,12 @@ void span_fetch(int t, uint nt, out uint wd[SPAN_NW]) {
     }
 }
 
-// The word at byte o + 4i (o even, 0..14; i a constant after unrolling) of the fetched texels.
+// The word at byte o + 4i (o even, 0..16: a texel's offset, or one plus a 2-byte header; i a constant after
+// unrolling) of the fetched texels.
 uint span_word(const uint wd[SPAN_NW], uint o, const uint i) {
     uint q = o >> 2u;
     uint lo = wd[min(i, SPAN_NW - 1u)], hi = wd[min(i + 1u, SPAN_NW - 1u)];
-    [[unroll]] for (uint s = 1u; s < 4u; s++)
+    [[unroll]] for (uint s = 1u; s <= 4u; s++)
         if (q == s) {
             lo = wd[min(i + s, SPAN_NW - 1u)];
             hi = wd[min(i + s + 1u, SPAN_NW - 1u)];

@@ -97,12 +97,15 @@ static uint32_t coopmat_desc(vkl_pipeline_desc *desc, const vkl_coopmat_shape *c
     return wg;
 }
 
-static vkl_status pick_variant(const vkl_vk *vk, mm_variant *v, vkl_err *err) {
+/* *forced (may be NULL): whether VKLORA_MATMUL named the variant rather than leaving it to the device. */
+static vkl_status pick_variant(const vkl_vk *vk, mm_variant *v, bool *forced, vkl_err *err) {
     const char *env = getenv("VKLORA_MATMUL");
+    if (forced) *forced = false;
     if (env && *env && strcmp(env, "auto")) {
         for (int i = 0; i < MM_N_VARIANTS; i++) {
             if (!strcmp(env, variant_names[i])) {
                 *v = (mm_variant)i;
+                if (forced) *forced = true;
                 return VKL_OK;
             }
         }
@@ -184,7 +187,7 @@ static bool mm_texel_fits(const vkl_vk *vk, uint32_t wtype, vkl_tview w, vkl_tvi
 vkl_status vkl_op_matmul_kernel(const vkl_vk *vk, uint32_t wtype, vkl_tview w, vkl_tview x, uint32_t K,
                                 const char **name, vkl_err *err) {
     mm_variant v = MM_REGTILE;
-    vkl_status st = pick_variant(vk, &v, err);
+    vkl_status st = pick_variant(vk, &v, NULL, err);
     if (st) return st;
     if (v == MM_TEXEL && !mm_texel_fits(vk, wtype, w, x, K, 0)) v = MM_REGTILE;
     uint32_t sg, req;
@@ -289,7 +292,7 @@ vkl_status vkl_op_matmul(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_tview 
         return st;
     if (M == 0 || N == 0) return VKL_OK;
     mm_variant var = MM_REGTILE;
-    if ((st = pick_variant(vk, &var, err))) return st;
+    if ((st = pick_variant(vk, &var, NULL, err))) return st;
     if (var == MM_TEXEL && !mm_texel_fits(vk, wtype, w, x, K, row_bytes * N)) var = MM_REGTILE;
     const vkl_coopmat_shape *cs = NULL;
     uint32_t coop_sg = 0, coop_req = 0;
@@ -425,12 +428,13 @@ vkl_status vkl_op_matmul_t(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_tvie
     /* VKLORA_MATMUL picks the kernel here too: texel (CPU devices, when the views allow it), cooperative matrices
      * (coopmat: GPUs that have them), shared-memory tiles (tiled: other GPUs), or the register-tile kernel. */
     mm_variant var = MM_REGTILE;
-    if ((st = pick_variant(vk, &var, err))) return st;
+    if ((st = pick_variant(vk, &var, NULL, err))) return st;
     /* dy is read as R32F texels (any 4-byte offset); W as for the forward */
-    bool texel = var == MM_TEXEL && texel_fits(vk, wtype, w, vkl_tv(dy.buf, 0), K);
-    /* the quantized types as RGBA32UI texels (Q4_K/Q5_K when the weight starts on 16 bytes), as the forward */
-    bool wide = texel && texel_wide(wtype) && wtype != VKL_TYPE_F16 && wtype != VKL_TYPE_BF16;
-    if (wide && !mm_texel_fits(vk, wtype, w, vkl_tv(dy.buf, 0), K, row_bytes * N)) texel = wide = false;
+    /* the quantized types as RGBA32UI texels, on the forward's conditions (mm_texel_fits); F16/BF16 as R32UI words */
+    const bool wide = vkl_type_traits_get(wtype)->block_size > 1;
+    const vkl_tview dyv = vkl_tv(dy.buf, 0);
+    bool texel = var == MM_TEXEL && (wide ? mm_texel_fits(vk, wtype, w, dyv, K, row_bytes * N)
+                                          : texel_fits(vk, wtype, w, dyv, K));
     const vkl_coopmat_shape *cs = NULL;
     uint32_t coop_sg = 0, coop_req = 0;
     if (var == MM_COOPMAT && !(cs = coopmat_shape(vk, &coop_sg, &coop_req))) return coopmat_unavailable(vk, err);
@@ -625,8 +629,6 @@ static uint64_t gemm_coop_loop_per_k(const vkl_coopmat_shape *cs, uint32_t sg, u
  * --M 672 --N 8 --K 1), and there its storage-buffer gemm measured as fast; Mesa 22.3 (Debian 12) runs the texel one,
  * which is faster there. VKLORA_MATMUL=texel still forces it. */
 static bool gemm_texel_avoided(const vkl_vk *vk) {
-    const char *env = getenv("VKLORA_MATMUL");
-    if (env && !strcmp(env, "texel")) return false;
     return vk->info.driver_id == VK_DRIVER_ID_MESA_LLVMPIPE && VK_API_VERSION_MAJOR(vk->info.driver_version) > 22;
 }
 
@@ -657,7 +659,8 @@ vkl_status vkl_op_gemm_dropout(vkl_vk *vk, vkl_op_cache *c, const vkl_gemm_shape
      * storage buffers; tiled (auto on GPUs without cooperative matrices) and coopmat (auto on GPUs with them) run
      * workgroup tiles of bm x bn in one of three layouts, and always take the dropout push block (mode 0: none). */
     mm_variant var = MM_REGTILE;
-    if ((st = pick_variant(vk, &var, err))) return st;
+    bool forced;
+    if ((st = pick_variant(vk, &var, &forced, err))) return st;
     const vkl_coopmat_shape *cs = NULL;
     uint32_t coop_sg = 0, coop_req = 0, bm = 0, bn = 0;
     int layout = -1;
@@ -666,8 +669,7 @@ vkl_status vkl_op_gemm_dropout(vkl_vk *vk, vkl_op_cache *c, const vkl_gemm_shape
         if (cs) layout = gemm_coop_layout(vk, cs, s->M, s->N, &bm, &bn);
         if (layout < 0) {
             /* auto on a GPU whose shared memory holds none of the gemm layouts: the fp32 tiles */
-            const char *env = getenv("VKLORA_MATMUL");
-            if (!cs || (env && !strcmp(env, "coopmat"))) {
+            if (!cs || forced) {
                 if (cs)
                     return vkl_err_set(err, VKL_ERR_INPUT, "VKLORA_MATMUL=coopmat: device %u (%s): no gemm tile "
                                        "layout fits its %u bytes of shared memory", vk->info.index, vk->info.name,
@@ -678,7 +680,7 @@ vkl_status vkl_op_gemm_dropout(vkl_vk *vk, vkl_op_cache *c, const vkl_gemm_shape
             cs = NULL;
         }
     }
-    if (var == MM_TEXEL && gemm_texel_avoided(vk)) var = MM_REGTILE;
+    if (var == MM_TEXEL && !forced && gemm_texel_avoided(vk)) var = MM_REGTILE;
     if (var == MM_TILED) layout = gemm_tiled_layout(s->M, s->N, &bm, &bn);
     const bool texel = var == MM_TEXEL, tiles = var == MM_TILED || var == MM_COOPMAT;
     static const char *const names[2][2] = {{"gemm_f32", "gemm_f32_drop"}, {"gemm_f32_texel", "gemm_f32_drop_texel"}};
