@@ -12,7 +12,7 @@
 
 layout(local_size_x_id = 0) in;
 
-// Mirrors vkl_matmul_push in src/ops/matmul_push.h (48 bytes).
+// Mirrors vkl_matmul_push in src/ops/matmul_push.h (64 bytes).
 layout(push_constant) uniform Push {
     uint M, N, K;
     uint w_byte_off;
@@ -21,12 +21,15 @@ layout(push_constant) uniform Push {
     uint y_stride;
     uint b_off;
     uint flags;
+    uint lr_r, u_off, v_off; // FLAG_LOWRANK: rank (a multiple of 4), first texel of u's and of v's rows
+    float lr_scale;
     uint pad0, pad1, pad2;
 } p;
 
 #define FLAG_BIAS 1u
 #define FLAG_ACC 2u
 #define FLAG_X_VEC4 4u // x rows (and f32 weight rows) start on 16-byte boundaries
+#define FLAG_LOWRANK 8u // texel: y += lr_scale * u·v^T (the LoRA branch, u = xa, v = B) before the store
 
 #if defined(MM_TEXEL)
 // Uniform texel buffers: on CPU devices a texel fetch is one vector gather, a storage load with a computed
@@ -49,6 +52,9 @@ layout(binding = 0) uniform usamplerBuffer tex_w;
 #endif
 #endif
 layout(binding = 1) uniform samplerBuffer tex_x4;
+// The low-rank term (FLAG_LOWRANK), rows of lr_r floats as RGBA32F texels; bound to x's view when unused.
+layout(binding = 4) uniform samplerBuffer tex_u4;
+layout(binding = 5) uniform samplerBuffer tex_v4;
 #else
 layout(std430, binding = 0) readonly buffer A { uint data_a[]; };
 layout(std430, binding = 0) readonly buffer A4 { uvec4 data_a4[]; };
@@ -465,6 +471,22 @@ void main() {
         }
     }
 #endif
+
+    // The LoRA branch's y += s·xa·B^T is the same outer product over lr_r more k: u = xa rows (this lane's x rows),
+    // v = B rows (its weight rows). Added here it costs no store of its own (stores dominate such a thin product
+    // run alone: PERF.md).
+    if ((p.flags & FLAG_LOWRANK) != 0u) {
+        int R4 = int(p.lr_r / 4u);
+        int ub[TR], vb[TC];
+        [[unroll]] for (uint r = 0u; r < TR; r++) ub[r] = int(p.u_off) + int(min(m0 + r * SG + lane, p.M - 1u)) * R4;
+        [[unroll]] for (uint c = 0u; c < TC; c++) vb[c] = int(p.v_off) + int(wr[c]) * R4;
+        for (int j = 0; j < R4; j++) {
+            vec4 a[TR], w[TC];
+            [[unroll]] for (uint r = 0u; r < TR; r++) a[r] = texelFetch(tex_u4, ub[r] + j);
+            [[unroll]] for (uint c = 0u; c < TC; c++) w[c] = texelFetch(tex_v4, vb[c] + j) * p.lr_scale;
+            outer(a, w, acc);
+        }
+    }
 
     // A pipeline that did not get the subgroup size it was built for would compute garbage: make that loud.
     bool bad = gl_SubgroupSize != SG;

@@ -18,7 +18,7 @@ layout(constant_id = 2) const uint LM = 16u; // one cooperative-matrix product: 
 layout(constant_id = 3) const uint LN = 16u;
 layout(constant_id = 4) const uint LK = 16u;
 
-// Mirrors vkl_matmul_push in src/ops/matmul_push.h (48 bytes).
+// Mirrors vkl_matmul_push in src/ops/matmul_push.h (64 bytes; the low-rank fields are the texel kernel's).
 layout(push_constant) uniform Push {
     uint M, N, K;
     uint w_byte_off;
@@ -27,6 +27,8 @@ layout(push_constant) uniform Push {
     uint y_stride;
     uint b_off;
     uint flags;
+    uint lr_r, u_off, v_off;
+    float lr_scale;
     uint pad0, pad1, pad2;
 } p;
 

@@ -13,7 +13,7 @@
 
 layout(local_size_x_id = 0) in;
 
-// Mirrors vkl_matmul_t_push in src/ops/matmul_push.h (32 bytes).
+// Mirrors vkl_matmul_t_push in src/ops/matmul_push.h (48 bytes).
 layout(push_constant) uniform Push {
     uint M, N, K;
     uint w_byte_off;
@@ -21,10 +21,13 @@ layout(push_constant) uniform Push {
     uint dy_stride;
     uint dx_off;
     uint flags;
+    uint lr_r, u_off, v_off; // FLAG_LOWRANK: rank (a multiple of 4), first texel of u's and of v's rows
+    float lr_scale;
 } p;
 
 #define FLAG_ACC 2u
 #define FLAG_DY_VEC4 4u // texel variant: dy is bound as RGBA32F (N % 4 == 0, 16-byte aligned rows)
+#define FLAG_LOWRANK 8u // texel: dx += lr_scale * u·v (the LoRA branch, u = dxa, v = A) before the store
 
 #if defined(MMT_TEXEL)
 // Texel fetches are vector gathers on CPU devices (storage loads at computed addresses are per-lane loops), and a
@@ -50,6 +53,10 @@ layout(binding = 0) uniform usamplerBuffer tex_w;
 #endif
 #endif
 layout(binding = 1) uniform samplerBuffer tex_dy; // R32F
+// The low-rank term (FLAG_LOWRANK) as RGBA32F texels: u rows of lr_r floats, v rows of K; bound to dy's buffer
+// when unused.
+layout(binding = 3) uniform samplerBuffer tex_u4;
+layout(binding = 4) uniform samplerBuffer tex_v4;
 #else
 layout(std430, binding = 0) readonly buffer A { uint data_a[]; };
 layout(std430, binding = 1) readonly buffer DY { float data_dy[]; };
@@ -198,6 +205,33 @@ void main() {
             vec4 w[TQ];
             w_row(n, w);
             [[unroll]] for (uint r = 0u; r < TR; r++) row_products(texelFetch(tex_dy, dyb[r] + int(n)).x, r, w, acc);
+        }
+    }
+    // The LoRA branch's dx += dxa·A is the same product over lr_r more weight rows: u = dxa (this lane's dy rows), v
+    // = A (rows of K floats, K % 4 == 0), 4 rows a step as above. Added here it costs no store of its own.
+    if ((p.flags & FLAG_LOWRANK) != 0u) {
+        int R4 = int(p.lr_r / 4u), K4 = int(p.K / 4u);
+        int ub[TR], vq[TQ];
+        [[unroll]] for (uint r = 0u; r < TR; r++) ub[r] = int(p.u_off) + int(min(m0 + r * SG + lane, p.M - 1u)) * R4;
+        // clamped inside the row, each vec4 on its own: the store skips k >= K
+        [[unroll]] for (uint q = 0u; q < TQ; q++) vq[q] = int(p.v_off) + int(min(kl + 4u * q, p.K - 4u) / 4u);
+        for (int j = 0; j < R4; j++) {
+            vec4 d[TR];
+            [[unroll]] for (uint r = 0u; r < TR; r++) d[r] = texelFetch(tex_u4, ub[r] + j) * p.lr_scale;
+            vec4 w0[TQ], w1[TQ], w2[TQ], w3[TQ];
+            [[unroll]] for (uint q = 0u; q < TQ; q++) {
+                int t = vq[q] + 4 * j * K4;
+                w0[q] = texelFetch(tex_v4, t);
+                w1[q] = texelFetch(tex_v4, t + K4);
+                w2[q] = texelFetch(tex_v4, t + 2 * K4);
+                w3[q] = texelFetch(tex_v4, t + 3 * K4);
+            }
+            [[unroll]] for (uint r = 0u; r < TR; r++)
+                [[unroll]] for (uint i = 0u; i < SG; i++) {
+                    vec4 di = subgroupShuffle(d[r], i);
+                    [[unroll]] for (uint q = 0u; q < TQ; q++)
+                        acc[(r * SG + i) * TQ + q] += di.x * w0[q] + di.y * w1[q] + di.z * w2[q] + di.w * w3[q];
+                }
         }
     }
     // A pipeline that did not get the subgroup size it was built for would compute garbage: make that loud.

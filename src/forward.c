@@ -161,13 +161,15 @@ static vkl_status proj(vkl_fwd *f, uint32_t layer, uint32_t mod, const vkl_weigh
                        vkl_tview x, vkl_tview y, uint32_t R, bool accumulate, vkl_err *err) {
     const vkl_lora_bias_slot *tb = f->lora ? vkl_lora_bias_get(f->lora, layer, mod) : NULL;
     vkl_tview bv = tb ? vkl_tv(&f->lp, tb->off * 4) : bias ? W(bias) : vkl_tv_none();
-    if (vkl_op_matmul(f->vk, &f->cache, w->type, W(w), x, bv, y, R, (uint32_t)w->rows, (uint32_t)w->cols,
-                      accumulate, err))
-        return err->status;
     const vkl_lora_slot *sl = f->lora ? vkl_lora_proj_slot(f->lora, layer, mod) : NULL;
-    if (!sl) return VKL_OK;
-    return vkl_op_lora_forward(f->vk, &f->cache, sl, f->lora->r, f->lora_scale, vkl_tv(&f->lp, 0), x,
-                               vkl_tv(&f->xa, 0), y, R, NULL, err);
+    vkl_mm_lowrank lr;
+    if (sl) {
+        if (vkl_op_lora_xa(f->vk, &f->cache, sl, f->lora->r, vkl_tv(&f->lp, 0), x, vkl_tv(&f->xa, 0), R, NULL, err))
+            return err->status;
+        lr = vkl_lora_term(sl, f->lora->r, f->lora_scale, vkl_tv(&f->lp, 0), vkl_tv(&f->xa, 0));
+    }
+    return vkl_op_matmul_lr(f->vk, &f->cache, w->type, W(w), x, bv, y, R, (uint32_t)w->rows, (uint32_t)w->cols,
+                            accumulate, sl ? &lr : NULL, err);
 }
 
 /* Record the whole forward; the caller has uploaded ids/pos/targets and begun the command buffer. The

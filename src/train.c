@@ -262,38 +262,53 @@ static const vkl_lora_dropout *dropout_of(const vkl_train_dev *t, uint32_t layer
     return d;
 }
 
-/* y (=|+=) W·x (+bias) (+ LoRA of module `mod`, saving xa). */
+/* y (=|+=) W·x (+bias) (+ LoRA of module `mod`, saving xa): xa first, then the weight product adds the branch's
+ * second factor as its low-rank term. */
 static vkl_status proj(vkl_train_dev *t, uint32_t layer, uint32_t mod, const vkl_weight *w, const vkl_weight *bias,
                        vkl_tview x, vkl_tview y, bool accumulate, vkl_layer_acts *a, vkl_err *err) {
     /* a trained bias replaces the base one */
     const vkl_lora_bias_slot *tb = vkl_lora_bias_get(t->lora, layer, mod);
     vkl_tview bv = tb ? vkl_tv(&t->lp, tb->off * 4) : bias ? W(bias) : vkl_tv_none();
-    if (vkl_op_matmul(t->vk, &t->cache, w->type, W(w), x, bv, y, t->R, (uint32_t)w->rows, (uint32_t)w->cols,
-                      accumulate, err))
-        return err->status;
     const vkl_lora_slot *sl = vkl_lora_proj_slot(t->lora, layer, mod);
-    if (!sl) return VKL_OK;
-    vkl_lora_dropout d;
-    return vkl_op_lora_forward(t->vk, &t->cache, sl, t->lora->r, t->lora->scale, TV(&t->lp), x,
-                               vkl_tv(&a->xa, (uint64_t)mod * t->R * t->lora->r * 4), y, t->R,
-                               dropout_of(t, layer, sl->module, &d), err);
+    vkl_mm_lowrank lr;
+    if (sl) {
+        vkl_lora_dropout d;
+        vkl_tview xa = vkl_tv(&a->xa, (uint64_t)mod * t->R * t->lora->r * 4);
+        if (vkl_op_lora_xa(t->vk, &t->cache, sl, t->lora->r, TV(&t->lp), x, xa, t->R,
+                           dropout_of(t, layer, sl->module, &d), err))
+            return err->status;
+        lr = vkl_lora_term(sl, t->lora->r, t->lora->scale, TV(&t->lp), xa);
+    }
+    return vkl_op_matmul_lr(t->vk, &t->cache, w->type, W(w), x, bv, y, t->R, (uint32_t)w->rows, (uint32_t)w->cols,
+                            accumulate, sl ? &lr : NULL, err);
 }
 
-/* dx (=|+=) dy·W (+ LoRA backward of module `mod`). */
+/* dx (=|+=) dy·W (+ LoRA backward of module `mod`). Without dropout the LoRA gradients come first and the
+ * transposed weight product adds dxa·A as its low-rank term; dropout masks that term, so then the LoRA backward adds
+ * it after the product. */
 static vkl_status proj_back(vkl_train_dev *t, uint32_t layer, uint32_t mod, const vkl_weight *w, vkl_tview x,
                             vkl_tview dy, vkl_tview dx, bool accumulate, vkl_layer_acts *a, vkl_err *err) {
-    if (vkl_op_matmul_t(t->vk, &t->cache, w->type, W(w), dy, dx, t->R, (uint32_t)w->rows, (uint32_t)w->cols,
-                        accumulate, err))
-        return err->status;
     const vkl_lora_bias_slot *tb = vkl_lora_bias_get(t->lora, layer, mod);
     if (tb && vkl_op_bias_grad(t->vk, &t->cache, dy, TV(&t->ones), vkl_tv(&t->lg, tb->off * 4), tb->n, t->R, err))
         return err->status;
     const vkl_lora_slot *sl = vkl_lora_proj_slot(t->lora, layer, mod);
-    if (!sl) return VKL_OK;
     vkl_lora_dropout d;
-    return vkl_op_lora_backward(t->vk, &t->cache, sl, t->lora->r, t->lora->scale, TV(&t->lp), TV(&t->lg), x,
-                                vkl_tv(&a->xa, (uint64_t)mod * t->R * t->lora->r * 4), dy, TV(&t->dxa), dx, t->R,
-                                dropout_of(t, layer, sl->module, &d), err);
+    const vkl_lora_dropout *drop = sl ? dropout_of(t, layer, sl->module, &d) : NULL;
+    vkl_tview xa = vkl_tv(&a->xa, (uint64_t)mod * t->R * t->lora->r * 4);
+    if (sl && !drop) {
+        vkl_mm_lowrank lr = vkl_lora_term_back(sl, t->lora->r, TV(&t->lp), TV(&t->dxa));
+        if (vkl_op_lora_backward(t->vk, &t->cache, sl, t->lora->r, t->lora->scale, TV(&t->lp), TV(&t->lg), x, xa, dy,
+                                 TV(&t->dxa), vkl_tv_none(), t->R, NULL, err))
+            return err->status;
+        return vkl_op_matmul_t_lr(t->vk, &t->cache, w->type, W(w), dy, dx, t->R, (uint32_t)w->rows,
+                                  (uint32_t)w->cols, accumulate, &lr, err);
+    }
+    if (vkl_op_matmul_t(t->vk, &t->cache, w->type, W(w), dy, dx, t->R, (uint32_t)w->rows, (uint32_t)w->cols,
+                        accumulate, err))
+        return err->status;
+    if (!sl) return VKL_OK;
+    return vkl_op_lora_backward(t->vk, &t->cache, sl, t->lora->r, t->lora->scale, TV(&t->lp), TV(&t->lg), x, xa, dy,
+                                TV(&t->dxa), dx, t->R, drop, err);
 }
 
 static vkl_status copy(vkl_train_dev *t, const vkl_buffer *src, vkl_buffer *dst, uint64_t bytes) {

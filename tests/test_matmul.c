@@ -95,7 +95,11 @@ typedef struct {
     uint32_t M, N, K;
     bool bias, acc;
     uint64_t w_off, x_off, y_off; /* byte offsets of the views (x_off % 16 != 0 takes the scalar-x path) */
+    uint32_t lr;                  /* rank of a low-rank term (vkl_mm_lowrank), 0: none */
+    uint64_t u_off, v_off;        /* its views' byte offsets (the texel kernels fuse it at multiples of 16) */
 } mm_case;
+
+#define LR_SCALE 0.75f
 
 static int run_matmul(vkl_vk *vk, vkl_op_cache *cache, uint32_t type, const mm_case *c, const char *label) {
     const vkl_type_traits *t = vkl_type_traits_get(type);
@@ -114,27 +118,37 @@ static int run_matmul(vkl_vk *vk, vkl_op_cache *cache, uint32_t type, const mm_c
     fill_uniform(bias, N, -1, 1);
     fill_uniform(y0, (size_t)M * N, -1, 1);
     T_ASSERT(vkl_ref_quantize(type, wf, wq, (uint64_t)N * K), "quantize %s", t->name);
+    const uint32_t r = c->lr;
+    float *u = malloc((size_t)M * r * 4 + 4), *v = malloc((size_t)N * r * 4 + 4);
+    T_ASSERT(u && v, "out of memory");
+    fill_uniform(u, (size_t)M * r, -1, 1);
+    fill_uniform(v, (size_t)N * r, -1, 1);
+    vkl_ref_lowrank rlr = {u, v, r, LR_SCALE};
     memcpy(ref, y0, (size_t)M * N * 4);
-    T_ASSERT(vkl_ref_matmul(type, wq, x, c->bias ? bias : NULL, ref, M, N, K, c->acc), "ref matmul");
+    T_ASSERT(vkl_ref_matmul_lr(type, wq, x, c->bias ? bias : NULL, ref, M, N, K, c->acc, r ? &rlr : NULL),
+             "ref matmul");
     float *wd = decoded(type, wq, N, K);
     T_ASSERT(wd, "out of memory");
     for (uint32_t m = 0; m < M; m++)
         for (uint32_t n = 0; n < N; n++) {
             double s = 0;
             for (uint32_t k = 0; k < K; k++) s += fabs((double)x[(size_t)m * K + k] * wd[(size_t)n * K + k]);
+            for (uint32_t j = 0; j < r; j++) s += fabs((double)LR_SCALE * u[(size_t)m * r + j] * v[(size_t)n * r + j]);
             if (c->bias) s += fabs(bias[n]);
             if (c->acc) s += fabs(y0[(size_t)m * N + n]);
             S[(size_t)m * N + n] = s;
         }
 
-    vkl_buffer bw = {0}, bx = {0}, bb = {0}, by = {0};
+    vkl_buffer bw = {0}, bx = {0}, bb = {0}, by = {0}, bu = {0}, bv = {0};
     vkl_err err = {0};
     int rc = make_buf(vk, &bw, wq, wbytes, c->w_off) || make_buf(vk, &bx, x, (size_t)M * K * 4, c->x_off) ||
-             make_buf(vk, &bb, bias, N * 4, 4) || make_buf(vk, &by, y0, (size_t)M * N * 4, c->y_off);
+             make_buf(vk, &bb, bias, N * 4, 4) || make_buf(vk, &by, y0, (size_t)M * N * 4, c->y_off) ||
+             make_buf(vk, &bu, u, (size_t)M * r * 4, c->u_off) || make_buf(vk, &bv, v, (size_t)N * r * 4, c->v_off);
     if (!rc) {
-        vkl_status st = vkl_op_matmul(vk, cache, type, vkl_tv(&bw, c->w_off), vkl_tv(&bx, c->x_off),
-                                      c->bias ? vkl_tv(&bb, 4) : vkl_tv_none(), vkl_tv(&by, c->y_off), M, N, K, c->acc,
-                                      &err);
+        vkl_mm_lowrank lr = {vkl_tv(&bu, c->u_off), vkl_tv(&bv, c->v_off), r, LR_SCALE};
+        vkl_status st = vkl_op_matmul_lr(vk, cache, type, vkl_tv(&bw, c->w_off), vkl_tv(&bx, c->x_off),
+                                         c->bias ? vkl_tv(&bb, 4) : vkl_tv_none(), vkl_tv(&by, c->y_off), M, N, K,
+                                         c->acc, r ? &lr : NULL, &err);
         if (st) {
             fprintf(stderr, "    FAIL: %s: %s\n", label, err.msg);
             rc = 1;
@@ -143,16 +157,18 @@ static int run_matmul(vkl_vk *vk, vkl_op_cache *cache, uint32_t type, const mm_c
             rc = 1;
         } else {
             char what[160];
-            snprintf(what, sizeof(what), "%s %s M=%u N=%u K=%u bias=%d acc=%d", label, t->name, M, N, K, c->bias,
-                     c->acc);
-            rc = compare(what, got, ref, S, (size_t)M * N, K);
+            snprintf(what, sizeof(what), "%s %s M=%u N=%u K=%u bias=%d acc=%d r=%u", label, t->name, M, N, K,
+                     c->bias, c->acc, r);
+            rc = compare(what, got, ref, S, (size_t)M * N, K + r);
         }
     }
     vkl_buffer_destroy(vk, &bw);
     vkl_buffer_destroy(vk, &bx);
     vkl_buffer_destroy(vk, &bb);
     vkl_buffer_destroy(vk, &by);
-    free(wf), free(x), free(bias), free(y0), free(ref), free(got), free(S), free(wq), free(wd);
+    vkl_buffer_destroy(vk, &bu);
+    vkl_buffer_destroy(vk, &bv);
+    free(wf), free(x), free(bias), free(y0), free(ref), free(got), free(S), free(wq), free(wd), free(u), free(v);
     return rc;
 }
 
@@ -165,17 +181,17 @@ static void cases_for(uint32_t type, mm_case *cs, int *n) {
     else if (t->block_size == 32) k1 = 96, k2 = 160;
     else k1 = 256, k2 = 512;
     *n = 0;
-    cs[(*n)++] = (mm_case){7, 37, k1, false, false, 0, 0, 0};
-    cs[(*n)++] = (mm_case){1, 5, k1, true, false, 4, 4, 8};
-    cs[(*n)++] = (mm_case){37, 75, k2, true, true, 8, 16, 4};
-    cs[(*n)++] = (mm_case){66, 13, k2, false, true, 0, 32, 0}; /* every row 16-byte aligned: vec4 paths */
+    cs[(*n)++] = (mm_case){7, 37, k1, false, false, 0, 0, 0, 0, 0, 0};
+    cs[(*n)++] = (mm_case){1, 5, k1, true, false, 4, 4, 8, 0, 0, 0};
+    cs[(*n)++] = (mm_case){37, 75, k2, true, true, 8, 16, 4, 0, 0, 0};
+    cs[(*n)++] = (mm_case){66, 13, k2, false, true, 0, 32, 0, 0, 0, 0}; /* every row 16-byte aligned: vec4 paths */
     /* several partial subgroup tiles in both directions, every view the texel kernel takes (f32 included) */
-    cs[(*n)++] = (mm_case){45, 70, t->block_size == 1 ? 132 : k1, true, true, 16, 48, 4};
+    cs[(*n)++] = (mm_case){45, 70, t->block_size == 1 ? 132 : k1, true, true, 16, 48, 4, 0, 0, 0};
     if (t->block_size == 1) {
-        cs[(*n)++] = (mm_case){5, 9, 3, true, false, 0, 0, 0};
+        cs[(*n)++] = (mm_case){5, 9, 3, true, false, 0, 0, 0, 0, 0, 0};
         /* K % 8 == 0 on 16-byte aligned views: the texel kernel's 8-halves-a-fetch path for f16/bf16 */
-        cs[(*n)++] = (mm_case){7, 37, 136, false, false, 0, 0, 0};
-        cs[(*n)++] = (mm_case){45, 70, 200, true, true, 16, 48, 4};
+        cs[(*n)++] = (mm_case){7, 37, 136, false, false, 0, 0, 0, 0, 0, 0};
+        cs[(*n)++] = (mm_case){45, 70, 200, true, true, 16, 48, 4, 0, 0, 0};
     }
 }
 
@@ -223,7 +239,7 @@ static int chunked_matmul(vkl_vk *vk, vkl_op_cache *cache, const char *variant) 
     setenv("VKLORA_MATMUL", variant, 1);
     int rc = 0;
     for (size_t i = 0; i < VKL_ARRAY_LEN(chunk_cases) && !rc; i++) {
-        mm_case c = {chunk_cases[i].M, chunk_cases[i].N, chunk_cases[i].K, true, i % 2 == 0, i % 2 ? 4 : 0, 16, 4};
+        mm_case c = {chunk_cases[i].M, chunk_cases[i].N, chunk_cases[i].K, true, i % 2 == 0, i % 2 ? 4 : 0, 16, 4, 0, 0, 0};
         rc = run_matmul(vk, cache, chunk_cases[i].type, &c, variant);
     }
     unsetenv("VKLORA_MATMUL");
@@ -268,7 +284,7 @@ static int test_forward_coopmat(void) {
         for (size_t i = 0; i < VKL_ARRAY_LEN(scales) && !rc; i++) {
             row_scale = scales[i];
             /* no bias, no accumulation: S must be the product's own, or a lost product would pass */
-            mm_case c1 = {37, 75, 132, false, false, 8, 16, 4}, c2 = {13, 61, 512, false, false, 0, 0, 0};
+            mm_case c1 = {37, 75, 132, false, false, 8, 16, 4, 0, 0, 0}, c2 = {13, 61, 512, false, false, 0, 0, 0, 0, 0, 0};
             rc = run_matmul(vk, &cache, VKL_TYPE_F16, &c1, "coopmat scaled") ||
                  run_matmul(vk, &cache, VKL_TYPE_Q4_K, &c2, "coopmat scaled");
         }
@@ -286,9 +302,10 @@ static int test_forward_texel(void) { return forward_variant(variants[2]); }
 
 /* ---- dx = dy · W ---- */
 
-/* dy_off % 16 == 0 with N % 4 == 0 lets the texel kernel fetch dy as vec4 */
-static int run_matmul_t(vkl_vk *vk, vkl_op_cache *cache, uint32_t type, uint32_t M, uint32_t N, uint32_t K,
-                        bool acc, uint64_t w_off, uint64_t dy_off) {
+/* dy_off % 16 == 0 with N % 4 == 0 lets the texel kernel fetch dy as vec4. A low-rank term of rank r (0: none) with
+ * u and v at byte offsets u_off and v_off (the texel kernel fuses it at multiples of 16). */
+static int run_matmul_t_lr(vkl_vk *vk, vkl_op_cache *cache, uint32_t type, uint32_t M, uint32_t N, uint32_t K,
+                           bool acc, uint64_t w_off, uint64_t dy_off, uint32_t r, uint64_t u_off, uint64_t v_off) {
     const vkl_type_traits *t = vkl_type_traits_get(type);
     uint64_t rb;
     T_ASSERT(vkl_type_row_bytes(type, K, &rb), "row bytes");
@@ -303,23 +320,31 @@ static int run_matmul_t(vkl_vk *vk, vkl_op_cache *cache, uint32_t type, uint32_t
     scale_rows(dy, M, N);
     fill_uniform(dx0, (size_t)M * K, -1, 1);
     T_ASSERT(vkl_ref_quantize(type, wf, wq, (uint64_t)N * K), "quantize");
+    float *u = malloc((size_t)M * r * 4 + 4), *v = malloc((size_t)r * K * 4 + 4);
+    T_ASSERT(u && v, "out of memory");
+    fill_uniform(u, (size_t)M * r, -1, 1);
+    fill_uniform(v, (size_t)r * K, -1, 1);
+    vkl_ref_lowrank rlr = {u, v, r, LR_SCALE};
     memcpy(ref, dx0, (size_t)M * K * 4);
-    T_ASSERT(vkl_ref_matmul_t(type, wq, dy, ref, M, N, K, acc), "ref matmul_t");
+    T_ASSERT(vkl_ref_matmul_t_lr(type, wq, dy, ref, M, N, K, acc, r ? &rlr : NULL), "ref matmul_t");
     float *wd = decoded(type, wq, N, K);
     T_ASSERT(wd, "out of memory");
     for (uint32_t m = 0; m < M; m++)
         for (uint32_t k = 0; k < K; k++) {
             double s = acc ? fabs(dx0[(size_t)m * K + k]) : 0;
             for (uint32_t n = 0; n < N; n++) s += fabs((double)dy[(size_t)m * N + n] * wd[(size_t)n * K + k]);
+            for (uint32_t j = 0; j < r; j++) s += fabs((double)LR_SCALE * u[(size_t)m * r + j] * v[(size_t)j * K + k]);
             S[(size_t)m * K + k] = s;
         }
-    vkl_buffer bw = {0}, bdy = {0}, bdx = {0};
+    vkl_buffer bw = {0}, bdy = {0}, bdx = {0}, bu = {0}, bv = {0};
     vkl_err err = {0};
     int rc = make_buf(vk, &bw, wq, wbytes, w_off) || make_buf(vk, &bdy, dy, (size_t)M * N * 4, dy_off) ||
-             make_buf(vk, &bdx, dx0, (size_t)M * K * 4, 8);
+             make_buf(vk, &bdx, dx0, (size_t)M * K * 4, 8) || make_buf(vk, &bu, u, (size_t)M * r * 4, u_off) ||
+             make_buf(vk, &bv, v, (size_t)r * K * 4, v_off);
     if (!rc) {
-        if (vkl_op_matmul_t(vk, cache, type, vkl_tv(&bw, w_off), vkl_tv(&bdy, dy_off), vkl_tv(&bdx, 8), M, N, K, acc,
-                            &err)) {
+        vkl_mm_lowrank lr = {vkl_tv(&bu, u_off), vkl_tv(&bv, v_off), r, LR_SCALE};
+        if (vkl_op_matmul_t_lr(vk, cache, type, vkl_tv(&bw, w_off), vkl_tv(&bdy, dy_off), vkl_tv(&bdx, 8), M, N, K,
+                               acc, r ? &lr : NULL, &err)) {
             fprintf(stderr, "    FAIL: matmul_t: %s\n", err.msg);
             rc = 1;
         } else if (vkl_buffer_download(vk, &bdx, 8, got, (size_t)M * K * 4, &err)) {
@@ -327,15 +352,22 @@ static int run_matmul_t(vkl_vk *vk, vkl_op_cache *cache, uint32_t type, uint32_t
             rc = 1;
         } else {
             char what[128];
-            snprintf(what, sizeof(what), "matmul_t %s M=%u N=%u K=%u acc=%d", t->name, M, N, K, acc);
-            rc = compare(what, got, ref, S, (size_t)M * K, N);
+            snprintf(what, sizeof(what), "matmul_t %s M=%u N=%u K=%u acc=%d r=%u", t->name, M, N, K, acc, r);
+            rc = compare(what, got, ref, S, (size_t)M * K, N + r);
         }
     }
     vkl_buffer_destroy(vk, &bw);
     vkl_buffer_destroy(vk, &bdy);
     vkl_buffer_destroy(vk, &bdx);
-    free(wf), free(dy), free(dx0), free(ref), free(got), free(S), free(wq), free(wd);
+    vkl_buffer_destroy(vk, &bu);
+    vkl_buffer_destroy(vk, &bv);
+    free(wf), free(dy), free(dx0), free(ref), free(got), free(S), free(wq), free(wd), free(u), free(v);
     return rc;
+}
+
+static int run_matmul_t(vkl_vk *vk, vkl_op_cache *cache, uint32_t type, uint32_t M, uint32_t N, uint32_t K,
+                        bool acc, uint64_t w_off, uint64_t dy_off) {
+    return run_matmul_t_lr(vk, cache, type, M, N, K, acc, w_off, dy_off, 0, 0, 0);
 }
 
 /* The transposed product on cooperative matrices (VKLORA_MATMUL=coopmat), every weight type, odd shapes, chunks over
@@ -421,6 +453,64 @@ static int test_transposed(void) {
         }
     }
     unsetenv("VKLORA_MATMUL");
+    vkl_op_cache_destroy(vk, &cache);
+    return rc;
+}
+
+/* ---- the low-rank term (the LoRA branch's second product, vkl_mm_lowrank) ---- */
+
+/* Every weight type, forward and transposed, with a low-rank term on views the texel kernels fuse (r % 4 == 0,
+ * 16-byte offsets) and on views they leave to a gemm (odd r, unaligned u), then split by a small binding limit; per
+ * variant: texel must fuse where it can and fall back where it cannot, the other variants always take the gemm. */
+static int lowrank_variant(vkl_vk *vk, vkl_op_cache *cache, const char *variant) {
+    setenv("VKLORA_MATMUL", variant, 1);
+    const bool texel = !strcmp(variant, "texel");
+    int rc = 0;
+    for (size_t i = 0; i < VKL_ARRAY_LEN(all_types) && !rc; i++) {
+        uint32_t type = all_types[i], bs = vkl_type_traits_get(type)->block_size;
+        uint32_t k1 = bs == 1 ? 132 : bs == 32 ? 96 : 256, k2 = bs == 1 ? 200 : bs == 32 ? 160 : 512;
+        const mm_case cs[] = {
+            {37, 75, k2, true, true, 8, 16, 4, 16, 16, 32},
+            {45, 70, k1, true, false, 16, 48, 4, 8, 0, 16},
+            {7, 37, k1, false, true, 0, 0, 0, 5, 4, 8},     /* odd rank: the gemm */
+            {13, 21, k1, false, false, 0, 0, 0, 4, 4, 16}, /* u off a 16-byte boundary: the gemm */
+        };
+        vkl_op_variants_reset();
+        for (size_t j = 0; j < VKL_ARRAY_LEN(cs) && !rc; j++) rc = run_matmul(vk, cache, type, &cs[j], variant);
+        rc = rc || run_matmul_t_lr(vk, cache, type, 37, 130, k1, true, 8, 4, 16, 16, 0) ||
+             run_matmul_t_lr(vk, cache, type, 21, 36, k1, false, 16, 32, 8, 0, 16) || /* dy as vec4 */
+             run_matmul_t_lr(vk, cache, type, 7, 37, k1, true, 0, 4, 5, 4, 4);
+        char ran[64], mm[64];
+        vkl_op_variants_of("lowrank", ran, sizeof(ran));
+        vkl_op_variants_of("matmul", mm, sizeof(mm));
+        /* texel reads every type here (mm: the forward's variants): then it must have fused, and fallen back */
+        if (!rc && texel && !strcmp(mm, "texel") && (!strstr(ran, "fused") || !strstr(ran, "gemm")))
+            T_FAIL("%s %s: the low-rank term ran as [%s], want fused and gemm", variant,
+                   vkl_type_traits_get(type)->name, ran);
+        if (!rc && !texel && strcmp(ran, "gemm"))
+            T_FAIL("%s %s: the low-rank term ran as [%s], want gemm", variant, vkl_type_traits_get(type)->name, ran);
+    }
+    if (!rc) {
+        set_small_bind_limit(vk);
+        for (size_t i = 0; i < VKL_ARRAY_LEN(chunk_cases) && !rc; i++) {
+            const chunk_case *k = &chunk_cases[i];
+            mm_case c = {k->M, k->N, k->K, true, i % 2 == 0, i % 2 ? 4 : 0, 16, 4, 8, 16, 32};
+            rc = run_matmul(vk, cache, k->type, &c, variant) ||
+                 run_matmul_t_lr(vk, cache, k->type, k->M, k->N, k->K, i % 2 == 1, 4, 4, 8, 32, 16);
+        }
+        unsetenv("VKLORA_MAX_BIND_BYTES");
+    }
+    unsetenv("VKLORA_MATMUL");
+    return rc;
+}
+
+static int test_lowrank(void) {
+    vkl_vk *vk = t_vk();
+    T_ASSERT(vk, "no Vulkan device");
+    vkl_op_cache cache = {0};
+    t_rng_seed(17);
+    int rc = 0;
+    for (size_t v = 0; v < VKL_ARRAY_LEN(variants) && !rc; v++) rc = lowrank_variant(vk, &cache, variants[v]);
     vkl_op_cache_destroy(vk, &cache);
     return rc;
 }
@@ -958,6 +1048,7 @@ const vkl_test_case vkl_tests_matmul[] = {
     {"matmul/forward_texel", test_forward_texel},
     {"matmul/forward_coopmat", test_forward_coopmat},
     {"matmul/transposed", test_transposed},
+    {"matmul/lowrank", test_lowrank},
     {"matmul/transposed_coopmat", test_transposed_coopmat},
     {"matmul/gemm_lora_patterns", test_gemm},
     {"matmul/gemm_tiled", test_gemm_tiled},

@@ -24,27 +24,31 @@ static vkl_status check_dropout(const vkl_lora_dropout *d, uint32_t R, uint32_t 
     return VKL_OK;
 }
 
-vkl_status vkl_op_lora_forward(vkl_vk *vk, vkl_op_cache *c, const vkl_lora_slot *sl, uint32_t r, float scale,
-                               vkl_tview params, vkl_tview x, vkl_tview xa, vkl_tview y, uint32_t R,
-                               const vkl_lora_dropout *drop, vkl_err *err) {
-    const uint32_t in = sl->in, out = sl->out;
+vkl_status vkl_op_lora_xa(vkl_vk *vk, vkl_op_cache *c, const vkl_lora_slot *sl, uint32_t r, vkl_tview params,
+                          vkl_tview x, vkl_tview xa, uint32_t R, const vkl_lora_dropout *drop, vkl_err *err) {
+    const uint32_t in = sl->in;
     if (check_dropout(drop, R, in, err)) return err->status;
     const bool dp = drop && drop->p > 0;
-    vkl_tview A = at(params, sl->a_off * 4), B = at(params, sl->b_off * 4);
-    uint32_t step = rows_per_call(vk, VKL_MAX(in, out), R);
+    vkl_tview A = at(params, sl->a_off * 4);
+    uint32_t step = rows_per_call(vk, in, R);
     for (uint32_t r0 = 0; r0 < R; r0 += step) {
         uint32_t n = VKL_MIN(step, R - r0);
         vkl_gemm_shape s1 = {.M = n, .N = r, .K = in, .a_rs = in, .a_cs = 1, .b_rs = 1, .b_cs = in, .c_rs = r,
                              .alpha = 1, .beta = 0};
-        vkl_gemm_shape s2 = {.M = n, .N = out, .K = r, .a_rs = r, .a_cs = 1, .b_rs = 1, .b_cs = r, .c_rs = out,
-                             .alpha = scale, .beta = 1};
-        vkl_tview xr = at(x, (uint64_t)r0 * in * 4), xar = at(xa, (uint64_t)r0 * r * 4);
         vkl_gemm_dropout m1 = dp ? mask_of(drop, 1, r0, in) : (vkl_gemm_dropout){0};
-        if (vkl_op_gemm_dropout(vk, c, &s1, dp ? &m1 : NULL, xr, A, xar, err) ||
-            vkl_op_gemm(vk, c, &s2, xar, B, at(y, (uint64_t)r0 * out * 4), err))
+        if (vkl_op_gemm_dropout(vk, c, &s1, dp ? &m1 : NULL, at(x, (uint64_t)r0 * in * 4),
+                                A, at(xa, (uint64_t)r0 * r * 4), err))
             return err->status;
     }
     return VKL_OK;
+}
+
+vkl_mm_lowrank vkl_lora_term(const vkl_lora_slot *sl, uint32_t r, float scale, vkl_tview params, vkl_tview xa) {
+    return (vkl_mm_lowrank){.u = xa, .v = at(params, sl->b_off * 4), .r = r, .scale = scale};
+}
+
+vkl_mm_lowrank vkl_lora_term_back(const vkl_lora_slot *sl, uint32_t r, vkl_tview params, vkl_tview dxa) {
+    return (vkl_mm_lowrank){.u = dxa, .v = at(params, sl->a_off * 4), .r = r, .scale = 1};
 }
 
 vkl_status vkl_op_lora_backward(vkl_vk *vk, vkl_op_cache *c, const vkl_lora_slot *sl, uint32_t r, float scale,
@@ -60,6 +64,7 @@ vkl_status vkl_op_lora_backward(vkl_vk *vk, vkl_op_cache *c, const vkl_lora_slot
         uint32_t n = VKL_MIN(step, R - r0);
         vkl_tview xr = at(x, (uint64_t)r0 * in * 4), xar = at(xa, (uint64_t)r0 * r * 4);
         vkl_tview dyr = at(dy, (uint64_t)r0 * out * 4), dxr = at(dx, (uint64_t)r0 * in * 4);
+        vkl_tview dxar = at(dxa, (uint64_t)r0 * r * 4); /* all R rows stay for a fused dx term */
         vkl_gemm_shape gB = {.M = out, .N = r, .K = n, .a_rs = 1, .a_cs = out, .b_rs = r, .b_cs = 1, .c_rs = r,
                              .alpha = scale, .beta = 1};
         vkl_gemm_shape gxa = {.M = n, .N = r, .K = out, .a_rs = out, .a_cs = 1, .b_rs = r, .b_cs = 1, .c_rs = r,
@@ -71,9 +76,9 @@ vkl_status vkl_op_lora_backward(vkl_vk *vk, vkl_op_cache *c, const vkl_lora_slot
         /* xa already holds dropout(x)·A^T; dA needs dropout(x) again, dx the mask on its LoRA term */
         vkl_gemm_dropout mA = dp ? mask_of(drop, 2, r0, in) : (vkl_gemm_dropout){0};
         vkl_gemm_dropout mx = dp ? mask_of(drop, 3, r0, in) : (vkl_gemm_dropout){0};
-        if (vkl_op_gemm(vk, c, &gB, dyr, xar, dB, err) || vkl_op_gemm(vk, c, &gxa, dyr, B, dxa, err) ||
-            vkl_op_gemm_dropout(vk, c, &gA, dp ? &mA : NULL, dxa, xr, dA, err) ||
-            vkl_op_gemm_dropout(vk, c, &gx, dp ? &mx : NULL, dxa, A, dxr, err))
+        if (vkl_op_gemm(vk, c, &gB, dyr, xar, dB, err) || vkl_op_gemm(vk, c, &gxa, dyr, B, dxar, err) ||
+            vkl_op_gemm_dropout(vk, c, &gA, dp ? &mA : NULL, dxar, xr, dA, err) ||
+            (dx.buf && vkl_op_gemm_dropout(vk, c, &gx, dp ? &mx : NULL, dxar, A, dxr, err)))
             return err->status;
     }
     return VKL_OK;

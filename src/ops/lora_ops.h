@@ -7,7 +7,6 @@
 #include "ops/matmul.h"
 #include "vklora/lora.h"
 
-/* xa = x·A^T (R x r, kept for the backward) and y += scale·xa·B^T; x is R x in, y is R x out. */
 /* LoRA dropout on the branch's input x: probability p (0 = off, and then free), mask stream `key` (the caller keys
  * it by seed, step, micro-batch, layer and module); element (row, col) of x draws counter (row0 + row) * in + col,
  * where row0 is the first row of x inside the whole micro-batch (a device that runs rows [row0, row0 + R) of it
@@ -18,14 +17,18 @@ typedef struct vkl_lora_dropout {
     uint32_t row0;
 } vkl_lora_dropout;
 
-vkl_status vkl_op_lora_forward(vkl_vk *vk, vkl_op_cache *c, const vkl_lora_slot *sl, uint32_t r, float scale,
-                               vkl_tview params, vkl_tview x, vkl_tview xa, vkl_tview y, uint32_t R,
-                               const vkl_lora_dropout *drop, vkl_err *err);
-/* Given dy (R x out) and the saved xa: dB += scale·dy^T·xa, dxa = scale·dy·B, dA += dxa^T·x, dx += dxa·A.
- * dxa is R x r scratch. */
+/* The forward in two halves: vkl_op_lora_xa computes xa = dropout(x)·A^T; the weight product then adds
+ * scale·xa·B^T as its low-rank term (vkl_op_matmul_lr with vkl_lora_term), fused into its kernel where it can. */
+vkl_status vkl_op_lora_xa(vkl_vk *vk, vkl_op_cache *c, const vkl_lora_slot *sl, uint32_t r, vkl_tview params,
+                          vkl_tview x, vkl_tview xa, uint32_t R, const vkl_lora_dropout *drop, vkl_err *err);
+vkl_mm_lowrank vkl_lora_term(const vkl_lora_slot *sl, uint32_t r, float scale, vkl_tview params, vkl_tview xa);
+/* Given dy (R x out) and the saved xa: dB += scale·dy^T·xa, dxa = scale·dy·B, dA += dxa^T·x, and dx += dxa·A unless
+ * dx has no buffer: then the transposed weight product adds that as its low-rank term (vkl_op_matmul_t_lr with
+ * vkl_lora_term_back; without dropout only, since dropout masks that product). dxa is R x r scratch. */
 vkl_status vkl_op_lora_backward(vkl_vk *vk, vkl_op_cache *c, const vkl_lora_slot *sl, uint32_t r, float scale,
                                 vkl_tview params, vkl_tview grads, vkl_tview x, vkl_tview xa, vkl_tview dy,
                                 vkl_tview dxa, vkl_tview dx, uint32_t R, const vkl_lora_dropout *drop, vkl_err *err);
+vkl_mm_lowrank vkl_lora_term_back(const vkl_lora_slot *sl, uint32_t r, vkl_tview params, vkl_tview dxa);
 
 /* db[n] += sum over the R rows of dy[row, n] (dy is R x n): the gradient of a trained bias. `ones` holds at least
  * R floats equal to 1 (the reduction is a 1 x R by R x n product). */

@@ -279,10 +279,38 @@ static vkl_status end_if_owned(vkl_vk *vk, bool own, vkl_status st, vkl_err *err
     return st ? st : st2;
 }
 
+/* ---- the low-rank term (vkl_mm_lowrank) ---- */
+
+/* u (M x r) and v (N x r, or r x N when transposed) present and in bounds. */
+static vkl_status check_lowrank(const char *op, const vkl_mm_lowrank *lr, uint32_t M, uint32_t N, vkl_err *err) {
+    vkl_status st = check_f32(op, "the low-rank term's u", lr->u, (uint64_t)M * lr->r, err);
+    return st ? st : check_f32(op, "the low-rank term's v", lr->v, (uint64_t)N * lr->r, err);
+}
+
+/* Whether a texel kernel can read the term: rows of whole RGBA32F texels from 16-byte boundaries. */
+static bool lowrank_texel_fits(const vkl_mm_lowrank *lr) {
+    return lr->r % 4 == 0 && lr->u.offset % 16 == 0 && lr->v.offset % 16 == 0;
+}
+
+/* The term as a gemm after the product: out (M x N) += scale * u · v^T (forward) or u · v (transposed). */
+static vkl_status lowrank_gemm(vkl_vk *vk, vkl_op_cache *c, const vkl_mm_lowrank *lr, bool transposed, vkl_tview out,
+                               uint32_t M, uint32_t N, vkl_err *err) {
+    vkl_gemm_shape s = {.M = M, .N = N, .K = lr->r, .a_rs = lr->r, .a_cs = 1, .b_rs = transposed ? N : 1,
+                        .b_cs = transposed ? 1 : lr->r, .c_rs = N, .alpha = lr->scale, .beta = 1};
+    vkl_op_variant_used("lowrank", "gemm");
+    return vkl_op_gemm(vk, c, &s, lr->u, lr->v, out, err);
+}
+
 /* ---- y = x · W^T ---- */
 
 vkl_status vkl_op_matmul(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_tview w, vkl_tview x, vkl_tview bias,
                          vkl_tview y, uint32_t M, uint32_t N, uint32_t K, bool accumulate, vkl_err *err) {
+    return vkl_op_matmul_lr(vk, c, wtype, w, x, bias, y, M, N, K, accumulate, NULL, err);
+}
+
+vkl_status vkl_op_matmul_lr(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_tview w, vkl_tview x, vkl_tview bias,
+                            vkl_tview y, uint32_t M, uint32_t N, uint32_t K, bool accumulate,
+                            const vkl_mm_lowrank *lr, vkl_err *err) {
     static const char op[] = "matmul";
     uint64_t row_bytes;
     vkl_status st = check_weight(op, wtype, w, N, K, &row_bytes, err);
@@ -290,10 +318,13 @@ vkl_status vkl_op_matmul(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_tview 
     if ((st = check_f32(op, "x", x, (uint64_t)M * K, err)) || (st = check_f32(op, "y", y, (uint64_t)M * N, err)) ||
         (bias.buf && (st = check_f32(op, "bias", bias, N, err))))
         return st;
+    if (lr && !lr->r) lr = NULL;
+    if (lr && (st = check_lowrank(op, lr, M, N, err))) return st;
     if (M == 0 || N == 0) return VKL_OK;
     mm_variant var = MM_REGTILE;
     if ((st = pick_variant(vk, &var, NULL, err))) return st;
     if (var == MM_TEXEL && !mm_texel_fits(vk, wtype, w, x, K, row_bytes * N)) var = MM_REGTILE;
+    const bool fused = lr && var == MM_TEXEL && lowrank_texel_fits(lr);
     const vkl_coopmat_shape *cs = NULL;
     uint32_t coop_sg = 0, coop_req = 0;
     if (var == MM_COOPMAT && !(cs = coopmat_shape(vk, &coop_sg, &coop_req))) return coopmat_unavailable(vk, err);
@@ -317,7 +348,8 @@ vkl_status vkl_op_matmul(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_tview 
         tm = sg >= rows ? sg : rows / sg * sg;
         tn = (wtype == VKL_TYPE_F32 ? VKL_MM_TEXEL_TC_F32 : VKL_MM_TEXEL_TC) * sg;
         wg = VKL_MAX(wg, sg) / sg * sg;
-        desc.bindings[0] = desc.bindings[1] = VKL_BIND_TEXEL;
+        desc.n_bindings = 6; /* 4, 5: the low-rank term's u and v */
+        desc.bindings[0] = desc.bindings[1] = desc.bindings[4] = desc.bindings[5] = VKL_BIND_TEXEL;
         desc.n_spec = 2;
         desc.spec[0] = wg;
         desc.spec[1] = sg;
@@ -351,6 +383,11 @@ vkl_status vkl_op_matmul(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_tview 
         uint64_t mt = max_tiles(vk, wg) / sg; /* subgroup tiles */
         nc = VKL_MIN(nc, mt / 2 * tn);
         if (nc) mc = VKL_MIN(mc, mt / ceil_div(nc, tn) * tm);
+        if (fused) { /* u's rows of this chunk, and v's */
+            uint64_t rows = bl.limit > xalign ? (bl.limit - xalign) / ((uint64_t)lr->r * 4) : 0;
+            nc = VKL_MIN(nc, rows);
+            mc = VKL_MIN(mc, rows);
+        }
     } else {
         uint64_t mt = max_tiles(vk, wg);
         nc = VKL_MIN(nc, mt / 2 * VKL_MM_REGTILE_TN);
@@ -369,7 +406,7 @@ vkl_status vkl_op_matmul(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_tview 
         for (uint64_t n0 = 0; n0 < N && !st; n0 += nc) {
             uint64_t nn = VKL_MIN(nc, N - n0);
             uint64_t wr, xr, yr, br = 0;
-            vkl_binding b[4];
+            vkl_binding b[6];
             b[0] = bind_at(w.buf, w.offset + n0 * row_bytes, 0, xalign, &wr);
             b[0].range = (wr + nn * row_bytes + 3) / 4 * 4;
             b[1] = bind_at(x.buf, x.offset + m0 * K * 4, mn * K * 4, xalign, &xr);
@@ -382,6 +419,14 @@ vkl_status vkl_op_matmul(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_tview 
                 b[1].texel_format = VK_FORMAT_R32G32B32A32_SFLOAT;
             }
             b[3] = bind_at(y.buf, y.offset + (m0 * N + n0) * 4, ((mn - 1) * N + nn) * 4, bl.align, &yr);
+            uint64_t ur = 0, vr = 0;
+            if (fused) {
+                b[4] = bind_at(lr->u.buf, lr->u.offset + m0 * lr->r * 4, mn * lr->r * 4, xalign, &ur);
+                b[5] = bind_at(lr->v.buf, lr->v.offset + n0 * lr->r * 4, nn * lr->r * 4, xalign, &vr);
+                b[4].texel_format = b[5].texel_format = VK_FORMAT_R32G32B32A32_SFLOAT;
+            } else {
+                b[4] = b[5] = b[1];
+            }
             vkl_matmul_push pc = {
                 .M = (uint32_t)mn,
                 .N = (uint32_t)nn,
@@ -391,7 +436,12 @@ vkl_status vkl_op_matmul(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_tview 
                 .y_off = (uint32_t)(yr / 4),
                 .y_stride = N,
                 .b_off = (uint32_t)(br / 4),
-                .flags = (bias.buf ? VKL_MM_BIAS : 0) | (accumulate ? VKL_MM_ACC : 0) | (xv4 ? VKL_MM_X_VEC4 : 0),
+                .flags = (bias.buf ? VKL_MM_BIAS : 0) | (accumulate ? VKL_MM_ACC : 0) | (xv4 ? VKL_MM_X_VEC4 : 0) |
+                         (fused ? VKL_MM_LOWRANK : 0),
+                .lr_r = fused ? lr->r : 0,
+                .u_off = (uint32_t)(ur / 16),
+                .v_off = (uint32_t)(vr / 16),
+                .lr_scale = fused ? lr->scale : 0.0f,
             };
             uint32_t gx, gy;
             if (var == MM_TILED || var == MM_COOPMAT) {
@@ -402,10 +452,12 @@ vkl_status vkl_op_matmul(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_tview 
             } else {
                 grid_for(vk, ceil_div(nn, VKL_MM_REGTILE_TN) * ceil_div(mn, VKL_MM_REGTILE_TM), wg, &gx, &gy);
             }
-            st = vkl_cmd_dispatch(vk, pipe, b, 4, &pc, sizeof(pc), gx, gy, 1, err);
+            st = vkl_cmd_dispatch(vk, pipe, b, desc.n_bindings, &pc, sizeof(pc), gx, gy, 1, err);
             vkl_op_variant_used("matmul", variant_names[var]);
         }
     }
+    if (fused) vkl_op_variant_used("lowrank", "fused");
+    else if (lr && !st) st = lowrank_gemm(vk, c, lr, false, y, M, N, err);
     return end_if_owned(vk, own, st, err);
 }
 
@@ -413,16 +465,26 @@ vkl_status vkl_op_matmul(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_tview 
 
 vkl_status vkl_op_matmul_t(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_tview w, vkl_tview dy, vkl_tview dx,
                            uint32_t M, uint32_t N, uint32_t K, bool accumulate, vkl_err *err) {
+    return vkl_op_matmul_t_lr(vk, c, wtype, w, dy, dx, M, N, K, accumulate, NULL, err);
+}
+
+vkl_status vkl_op_matmul_t_lr(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_tview w, vkl_tview dy, vkl_tview dx,
+                              uint32_t M, uint32_t N, uint32_t K, bool accumulate, const vkl_mm_lowrank *lr,
+                              vkl_err *err) {
     static const char op[] = "matmul_t";
     uint64_t row_bytes;
     vkl_status st = check_weight(op, wtype, w, N, K, &row_bytes, err);
     if (st) return st;
     if ((st = check_f32(op, "dy", dy, (uint64_t)M * N, err)) || (st = check_f32(op, "dx", dx, (uint64_t)M * K, err)))
         return st;
+    if (lr && !lr->r) lr = NULL;
+    if (lr && (st = check_lowrank(op, lr, M, K, err))) return st;
     if (M == 0) return VKL_OK;
     if (N == 0) {
-        /* An empty sum: dx = 0, or unchanged when accumulating. */
-        return accumulate ? VKL_OK : vkl_buffer_fill(vk, (vkl_buffer *)dx.buf, dx.offset, (uint64_t)M * K * 4, 0, err);
+        /* An empty sum: dx = 0, or unchanged when accumulating; then the low-rank term. */
+        if (!accumulate && (st = vkl_buffer_fill(vk, (vkl_buffer *)dx.buf, dx.offset, (uint64_t)M * K * 4, 0, err)))
+            return st;
+        return lr ? lowrank_gemm(vk, c, lr, true, dx, M, K, err) : VKL_OK;
     }
 
     /* VKLORA_MATMUL picks the kernel here too: texel (CPU devices, when the views allow it), cooperative matrices
@@ -460,7 +522,8 @@ vkl_status vkl_op_matmul_t(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_tvie
         tm = sg >= VKL_MMT_TEXEL_ROWS ? sg : VKL_MMT_TEXEL_ROWS / sg * sg;
         tk = 4 * (!wide ? VKL_MMT_TEXEL_TQ : wtype == VKL_TYPE_Q5_K ? VKL_MMT_TEXEL_TQ_Q5K : VKL_MMT_TEXEL_TQ_WIDE) * sg;
         wg = VKL_MAX(wg, sg) / sg * sg;
-        desc.bindings[0] = desc.bindings[1] = VKL_BIND_TEXEL;
+        desc.n_bindings = 5; /* 3, 4: the low-rank term's u and v */
+        desc.bindings[0] = desc.bindings[1] = desc.bindings[3] = desc.bindings[4] = VKL_BIND_TEXEL;
         desc.n_spec = 2;
         desc.spec[0] = wg;
         desc.spec[1] = sg;
@@ -501,6 +564,9 @@ vkl_status vkl_op_matmul_t(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_tvie
         return vkl_err_set(err, VKL_ERR_INPUT, "matmul_t: K = %u needs %llu workgroups in x, more than the device's %u",
                            K, (unsigned long long)kgroups, vk->info.max_workgroup_count[0]);
     mc = VKL_MIN(mc, (uint64_t)M);
+    /* texel: the first N chunk of each M chunk adds the low-rank term, with v (r x K) in one binding */
+    const bool fused = lr && texel && lowrank_texel_fits(lr) && (uint64_t)lr->r * K * 4 + bl.align <= bl.limit;
+    if (fused) mc = VKL_MIN(mc, (bl.limit - bl.align) / ((uint64_t)lr->r * 4));
     /* texel: dy as RGBA32F texels (4 weight rows per fetch) when its rows, and every N chunk, are whole vec4 */
     bool dyv4 = texel && N % 4 == 0 && dy.offset % 16 == 0 && (nc == N || nc >= 4);
     if (dyv4 && nc < N) nc -= nc % 4;
@@ -515,8 +581,8 @@ vkl_status vkl_op_matmul_t(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_tvie
         uint64_t mn = VKL_MIN(mc, M - m0);
         for (uint64_t n0 = 0; n0 < N && !st; n0 += nc) {
             uint64_t nn = VKL_MIN(nc, N - n0);
-            uint64_t wr, dyr, dxr;
-            vkl_binding b[3];
+            uint64_t wr, dyr, dxr, ur = 0, vr = 0;
+            vkl_binding b[5];
             b[0] = bind_at(w.buf, w.offset + n0 * row_bytes, 0, bl.align, &wr);
             b[0].range = (wr + nn * row_bytes + 3) / 4 * 4;
             b[1] = bind_at(dy.buf, dy.offset + (m0 * N + n0) * 4, ((mn - 1) * N + nn) * 4, bl.align, &dyr);
@@ -527,6 +593,13 @@ vkl_status vkl_op_matmul_t(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_tvie
                                                           : VK_FORMAT_R32_UINT;
                 if (wide) b[0].range = (b[0].range + 15) / 16 * 16; /* whole texels, inside (mm_texel_fits) */
                 b[1].texel_format = dyv4 ? VK_FORMAT_R32G32B32A32_SFLOAT : VK_FORMAT_R32_SFLOAT;
+                b[3] = b[4] = b[1];
+            }
+            const bool lr_here = fused && n0 == 0;
+            if (lr_here) {
+                b[3] = bind_at(lr->u.buf, lr->u.offset + m0 * lr->r * 4, mn * lr->r * 4, bl.align, &ur);
+                b[4] = bind_at(lr->v.buf, lr->v.offset, (uint64_t)lr->r * K * 4, bl.align, &vr);
+                b[3].texel_format = b[4].texel_format = VK_FORMAT_R32G32B32A32_SFLOAT;
             }
             vkl_matmul_t_push pc = {
                 .M = (uint32_t)mn,
@@ -536,15 +609,22 @@ vkl_status vkl_op_matmul_t(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_tvie
                 .dy_off = (uint32_t)(dyr / 4),
                 .dy_stride = N,
                 .dx_off = (uint32_t)(dxr / 4),
-                .flags = ((accumulate || n0 > 0) ? VKL_MM_ACC : 0) | (dyv4 ? VKL_MM_X_VEC4 : 0),
+                .flags = ((accumulate || n0 > 0) ? VKL_MM_ACC : 0) | (dyv4 ? VKL_MM_X_VEC4 : 0) |
+                         (lr_here ? VKL_MM_LOWRANK : 0),
+                .lr_r = lr_here ? lr->r : 0,
+                .u_off = (uint32_t)(ur / 16),
+                .v_off = (uint32_t)(vr / 16),
+                .lr_scale = lr_here ? lr->scale : 0.0f,
             };
             uint32_t gx, gy;
             if (cs || tiled) gx = (uint32_t)kgroups, gy = (uint32_t)ceil_div(mn, tm);
             else grid_for(vk, kgroups * ceil_div(mn, tm) * sg, wg, &gx, &gy);
-            st = vkl_cmd_dispatch(vk, pipe, b, 3, &pc, sizeof(pc), gx, gy, 1, err);
+            st = vkl_cmd_dispatch(vk, pipe, b, desc.n_bindings, &pc, sizeof(pc), gx, gy, 1, err);
             vkl_op_variant_used("matmul_t", variant_names[ran]);
         }
     }
+    if (fused) vkl_op_variant_used("lowrank", "fused");
+    else if (lr && !st) st = lowrank_gemm(vk, c, lr, true, dx, M, K, err);
     return end_if_owned(vk, own, st, err);
 }
 

@@ -18,6 +18,22 @@
  * K % 4 == 0) take the faster vec4 paths. */
 vkl_status vkl_op_matmul(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_tview w, vkl_tview x, vkl_tview bias,
                          vkl_tview y, uint32_t M, uint32_t N, uint32_t K, bool accumulate, vkl_err *err);
+
+/* A low-rank term the weight products add to their result: the second factor of a LoRA branch. For vkl_op_matmul_lr
+ * y[m, n] += scale * sum_j u[m, j] * v[n, j] (u = xa: M x r, v = B: N x r); for vkl_op_matmul_t_lr
+ * dx[m, k] += scale * sum_j u[m, j] * v[j, k] (u = dxa: M x r, v = A: r x K); fp32, rows back to back. The texel
+ * kernels add it after their k loop, before their one store, when r % 4 == 0 and u and v start on 16-byte boundaries
+ * (such a thin product run alone costs as many stores as the weight product); otherwise, and in the other variants,
+ * a gemm adds it after the product. vkl_op_variant_used("lowrank", "fused" or "gemm") records which. */
+typedef struct vkl_mm_lowrank {
+    vkl_tview u, v;
+    uint32_t r;
+    float scale;
+} vkl_mm_lowrank;
+/* vkl_op_matmul plus the low-rank term lr (NULL: none). */
+vkl_status vkl_op_matmul_lr(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_tview w, vkl_tview x, vkl_tview bias,
+                            vkl_tview y, uint32_t M, uint32_t N, uint32_t K, bool accumulate,
+                            const vkl_mm_lowrank *lr, vkl_err *err);
 /* The kernel variant vkl_op_matmul would run for these arguments ("texel", "regtile", "tiled" or "coopmat"; static
  * string). */
 vkl_status vkl_op_matmul_kernel(const vkl_vk *vk, uint32_t wtype, vkl_tview w, vkl_tview x, uint32_t K,
@@ -31,6 +47,10 @@ vkl_status vkl_op_matmul_kernel(const vkl_vk *vk, uint32_t wtype, vkl_tview w, v
  * weight block decoded once per workgroup, fp32; regtile = register tiles from storage buffers. */
 vkl_status vkl_op_matmul_t(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_tview w, vkl_tview dy, vkl_tview dx,
                            uint32_t M, uint32_t N, uint32_t K, bool accumulate, vkl_err *err);
+/* vkl_op_matmul_t plus the low-rank term lr (NULL: none; see vkl_mm_lowrank). */
+vkl_status vkl_op_matmul_t_lr(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_tview w, vkl_tview dy, vkl_tview dx,
+                              uint32_t M, uint32_t N, uint32_t K, bool accumulate, const vkl_mm_lowrank *lr,
+                              vkl_err *err);
 
 /* Strided GEMM: C[m, n] = alpha * sum_k A(m, k) * B(k, n) + beta * C[m, n], with
  * A(m, k) = a[m * a_rs + k * a_cs], B(k, n) = b[k * b_rs + n * b_cs], C[m, n] = c[m * c_rs + n] (elements), fp32

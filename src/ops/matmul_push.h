@@ -10,6 +10,7 @@
 #define VKL_MM_ACC 2u        /* y += ... instead of y = ... (matmul, matmul_t); for gemm: read C (beta != 0) */
 #define VKL_MM_X_VEC4 4u     /* x rows (and f32 weight rows) start at 16-byte boundaries: vec4 loads;
                                 matmul_t texel: dy is bound as RGBA32F */
+#define VKL_MM_LOWRANK 8u    /* matmul, matmul_t texel: add the low-rank term (vkl_mm_lowrank) before the store */
 
 /* Tile shapes compiled into the shaders (keep in sync with the #defines there). */
 #define VKL_MM_REGTILE_TM 8  /* x rows per invocation, matmul regtile */
@@ -64,9 +65,13 @@ typedef struct vkl_matmul_push {
     uint32_t y_stride;   /* floats between y rows (the full N) */
     uint32_t b_off;      /* float offset of bias[0] of this block */
     uint32_t flags;      /* VKL_MM_* */
+    /* VKL_MM_LOWRANK (texel): y[m, n] += lr_scale * sum_j u[m, j] * v[n, j] over j < lr_r (a multiple of 4); u and v
+     * are RGBA32F views whose rows are lr_r / 4 texels, u row 0 at texel u_off, v row 0 at texel v_off */
+    uint32_t lr_r, u_off, v_off;
+    float lr_scale;
     uint32_t pad[3];
 } vkl_matmul_push;
-_Static_assert(sizeof(vkl_matmul_push) == 48, "vkl_matmul_push must match Push in shaders/matmul.comp");
+_Static_assert(sizeof(vkl_matmul_push) == 64, "vkl_matmul_push must match Push in shaders/matmul.comp");
 
 /* dx[m, k] (+)= sum_n dy[m, n] * W[n, k] for the M rows and N weight rows of one dispatch. */
 typedef struct vkl_matmul_t_push {
@@ -75,9 +80,13 @@ typedef struct vkl_matmul_t_push {
     uint32_t dy_off;      /* float offset of dy[0, 0] of this block */
     uint32_t dy_stride;   /* floats between dy rows (the full N) */
     uint32_t dx_off;      /* float offset of dx row 0 */
-    uint32_t flags;       /* VKL_MM_ACC */
+    uint32_t flags;       /* VKL_MM_ACC, VKL_MM_X_VEC4, VKL_MM_LOWRANK */
+    /* VKL_MM_LOWRANK (texel): dx[m, k] += lr_scale * sum_j u[m, j] * v[j, k] over j < lr_r (a multiple of 4); u and v
+     * are RGBA32F views, u rows of lr_r / 4 texels from texel u_off, v rows of K / 4 texels from texel v_off */
+    uint32_t lr_r, u_off, v_off;
+    float lr_scale;
 } vkl_matmul_t_push;
-_Static_assert(sizeof(vkl_matmul_t_push) == 32, "vkl_matmul_t_push must match Push in shaders/matmul_t.comp");
+_Static_assert(sizeof(vkl_matmul_t_push) == 48, "vkl_matmul_t_push must match Push in shaders/matmul_t.comp");
 
 /* C[m, n] = alpha * sum_k A(m, k) B(k, n) + beta * C[m, n] over one dispatch's block; strides in floats. */
 typedef struct vkl_gemm_push {

@@ -24,6 +24,11 @@ static float *decode_rows(uint32_t wtype, const void *w, uint32_t N, uint32_t K)
 
 bool vkl_ref_matmul(uint32_t wtype, const void *w, const float *x, const float *bias, float *y, uint32_t M,
                     uint32_t N, uint32_t K, bool accumulate) {
+    return vkl_ref_matmul_lr(wtype, w, x, bias, y, M, N, K, accumulate, NULL);
+}
+
+bool vkl_ref_matmul_lr(uint32_t wtype, const void *w, const float *x, const float *bias, float *y, uint32_t M,
+                       uint32_t N, uint32_t K, bool accumulate, const vkl_ref_lowrank *lr) {
     float *wf = decode_rows(wtype, w, N, K);
     if (!wf) return false;
     for (uint32_t m = 0; m < M; m++) {
@@ -32,6 +37,11 @@ bool vkl_ref_matmul(uint32_t wtype, const void *w, const float *x, const float *
             const float *wr = wf + (size_t)n * K;
             double s = 0;
             for (uint32_t k = 0; k < K; k++) s += (double)xr[k] * wr[k];
+            if (lr) {
+                double t = 0;
+                for (uint32_t j = 0; j < lr->r; j++) t += (double)lr->u[(size_t)m * lr->r + j] * lr->v[(size_t)n * lr->r + j];
+                s += lr->scale * t;
+            }
             if (bias) s += bias[n];
             float *yo = y + (size_t)m * N + n;
             if (accumulate) s += *yo;
@@ -44,12 +54,22 @@ bool vkl_ref_matmul(uint32_t wtype, const void *w, const float *x, const float *
 
 bool vkl_ref_matmul_t(uint32_t wtype, const void *w, const float *dy, float *dx, uint32_t M, uint32_t N,
                       uint32_t K, bool accumulate) {
+    return vkl_ref_matmul_t_lr(wtype, w, dy, dx, M, N, K, accumulate, NULL);
+}
+
+bool vkl_ref_matmul_t_lr(uint32_t wtype, const void *w, const float *dy, float *dx, uint32_t M, uint32_t N,
+                         uint32_t K, bool accumulate, const vkl_ref_lowrank *lr) {
     float *wf = decode_rows(wtype, w, N, K);
     if (!wf) return false;
     for (uint32_t m = 0; m < M; m++) {
         for (uint32_t k = 0; k < K; k++) {
             double s = 0;
             for (uint32_t n = 0; n < N; n++) s += (double)dy[(size_t)m * N + n] * wf[(size_t)n * K + k];
+            if (lr) {
+                double t = 0;
+                for (uint32_t j = 0; j < lr->r; j++) t += (double)lr->u[(size_t)m * lr->r + j] * lr->v[(size_t)j * K + k];
+                s += lr->scale * t;
+            }
             float *o = dx + (size_t)m * K + k;
             if (accumulate) s += *o;
             *o = (float)s;

@@ -15,6 +15,18 @@ bool vkl_ref_matmul(uint32_t wtype, const void *w, const float *x, const float *
 bool vkl_ref_matmul_t(uint32_t wtype, const void *w, const float *dy, float *dx, uint32_t M, uint32_t N,
                       uint32_t K, bool accumulate);
 
+/* The low-rank term of vkl_mm_lowrank on host arrays: u is M x r; v is N x r (forward) or r x K (transposed). */
+typedef struct vkl_ref_lowrank {
+    const float *u, *v;
+    uint32_t r;
+    float scale;
+} vkl_ref_lowrank;
+/* vkl_ref_matmul / vkl_ref_matmul_t plus the term lr (NULL: none), summed in double with the product. */
+bool vkl_ref_matmul_lr(uint32_t wtype, const void *w, const float *x, const float *bias, float *y, uint32_t M,
+                       uint32_t N, uint32_t K, bool accumulate, const vkl_ref_lowrank *lr);
+bool vkl_ref_matmul_t_lr(uint32_t wtype, const void *w, const float *dy, float *dx, uint32_t M, uint32_t N,
+                         uint32_t K, bool accumulate, const vkl_ref_lowrank *lr);
+
 /* C = alpha * A·B + beta * C with the strides of s (see vkl_gemm_shape); beta == 0 ignores C's old contents. */
 void vkl_ref_gemm(const vkl_gemm_shape *s, const float *a, const float *b, float *c);
 
