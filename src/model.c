@@ -609,8 +609,16 @@ vkl_status vkl_model_upload_layers(vkl_model *m, vkl_vk *vk, uint32_t l0, uint32
                            m->hp.n_layer);
     vkl_weight **all = vkl_calloc(VKL_MODEL_MAX_WEIGHTS(m), sizeof(*all)), **ws = all;
     int n_all = vkl_model_weights(m, all), n = 0;
-    for (int i = 0; i < n_all; i++)
-        if (stage_uses(m, all[i], l0, l1)) ws[n++] = all[i];
+    bool on_device = false;
+    for (int i = 0; i < n_all; i++) {
+        on_device |= all[i]->buf != NULL;
+        if (stage_uses(m, all[i], l0, l1) && !all[i]->buf) ws[n++] = all[i];
+    }
+    if (on_device && m->vk != vk) {
+        free(all);
+        return vkl_err_set(err, VKL_ERR_INPUT, "model: already uploaded to device %u (%s); load it again for "
+                           "another device", m->vk->info.index, m->vk->info.name);
+    }
     m->vk = vk;
     vkl_status st = VKL_OK;
     uint64_t total = 0, budget = vkl_vk_memory_budget(vk);

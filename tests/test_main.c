@@ -1,5 +1,7 @@
 /* Test runner: runs every suite's cases (or those whose name contains argv[1]), fails a case that makes the
- * Vulkan validation layer report anything, and ends with the line "N passed, N failed". */
+ * Vulkan validation layer report anything or leaves device memory allocated on the shared context, counts a failure
+ * when destroying that context makes the layer report objects left alive, and ends with the line
+ * "N passed, N failed". */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,12 +70,21 @@ int main(int argc, char **argv) {
             if (filter && !strstr(t->name, filter)) continue;
             /* every context counts (the shared one and those a test makes itself, e.g. the trainer's) */
             uint32_t msgs_before = vkl_vk_validation_total();
+            const struct vkl_vk *vk0 = t_vk_if_created();
+            uint64_t bytes_before = vk0 ? vk0->device_bytes : 0;
             double t0 = now_ms();
             int rc = t->fn();
             double dt = now_ms() - t0;
             uint32_t msgs = vkl_vk_validation_total() - msgs_before;
+            const struct vkl_vk *vk1 = t_vk_if_created();
+            uint64_t bytes_after = vk1 ? vk1->device_bytes : 0;
             if (rc == 0 && msgs) {
                 fprintf(stderr, "    FAIL: %u Vulkan validation message(s) during this test\n", msgs);
+                rc = 1;
+            }
+            if (rc == 0 && bytes_after > bytes_before) {
+                fprintf(stderr, "    FAIL: %llu bytes of device memory left allocated on the shared context\n",
+                        (unsigned long long)(bytes_after - bytes_before));
                 rc = 1;
             }
             if (rc == 0) {
@@ -85,7 +96,13 @@ int main(int argc, char **argv) {
             }
         }
     }
+    uint32_t msgs_before = vkl_vk_validation_total();
     t_cleanup();
+    if (vkl_vk_validation_total() > msgs_before) {
+        fprintf(stderr, "FAIL: %u Vulkan validation message(s) when the shared context was destroyed (objects a test "
+                "left alive)\n", vkl_vk_validation_total() - msgs_before);
+        failed++;
+    }
     printf("%d passed, %d failed\n", passed, failed);
     return failed || passed == 0 ? 1 : 0;
 }

@@ -49,6 +49,29 @@ static int test_load_stories(void) {
     return 0;
 }
 
+/* Uploading a model again to its device keeps its buffers (nothing allocated twice); another device is refused. */
+static int test_upload_twice(void) {
+    vkl_vk *vk = t_vk();
+    T_ASSERT(vk, "no device");
+    vkl_model *m;
+    vkl_err err = {0};
+    T_ASSERT(!vkl_model_load(t_data_path("models/stories260K.gguf"), &m, &err), "%s", err.msg);
+    T_ASSERT(!vkl_model_upload(m, vk, &err), "%s", err.msg);
+    uint64_t bytes = vk->device_bytes;
+    const vkl_buffer *head = m->output.buf;
+    T_ASSERT(!vkl_model_upload(m, vk, &err) && vk->device_bytes == bytes && m->output.buf == head,
+             "a second upload allocated again (%llu -> %llu bytes): %s", (unsigned long long)bytes,
+             (unsigned long long)vk->device_bytes, err.msg);
+    vkl_vk *other = NULL;
+    vkl_vk_options opt = {.validation = !getenv("VKL_TEST_NO_VALIDATION")};
+    T_ASSERT(!vkl_vk_create(&opt, &other, &err), "%s", err.msg);
+    vkl_status st = vkl_model_upload(m, other, &err);
+    vkl_vk_destroy(other);
+    T_ASSERT(st == VKL_ERR_INPUT && strstr(err.msg, "already uploaded"), "another device: %d %s", st, err.msg);
+    vkl_model_free(m);
+    return 0;
+}
+
 static int test_load_errors(void) {
     vkl_model *m;
     vkl_err err = {0};
@@ -471,6 +494,7 @@ const vkl_test_case vkl_tests_model[] = {
     {"model/bench_profile_kernels", test_bench_profile},
     {"model/load_stories260K", test_load_stories},
     {"model/load_errors", test_load_errors},
+    {"model/upload_twice", test_upload_twice},
     {"model/stories260K_eval_nll", test_stories_eval},
     {"model/stories260K_greedy", test_stories_generate},
     {"model/random_models_every_type_vs_ref", test_random_models},

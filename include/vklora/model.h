@@ -148,7 +148,9 @@ vkl_status vkl_model_load(const char *path, vkl_model **out, vkl_err *err);
 /* Read and validate the hyper-parameters only (used by `info` too); free with vkl_hparams_free. */
 vkl_status vkl_hparams_read(const vkl_gguf *g, vkl_hparams *hp, vkl_err *err);
 void vkl_hparams_free(vkl_hparams *hp);
-/* Copy every weight to the device in its type (w->data; see vkl_model_quantize in vklora/quantize.h). */
+/* Copy every weight to the device in its type (w->data; see vkl_model_quantize in vklora/quantize.h). Weights already
+ * on this device stay as they are (uploading again is free); a model lives on one device, so another device is an
+ * input error (load the model again for it). */
 vkl_status vkl_model_upload(vkl_model *m, struct vkl_vk *vk, vkl_err *err);
 /* Only what a stage of a layer split over devices uses: layers [l0, l1), the embedding when l0 = 0, the final norm
  * and the head when l1 = n_layer (the others keep no device buffer). */
