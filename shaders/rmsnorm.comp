@@ -1,5 +1,5 @@
 #version 450
-// RMSNorm forward, one workgroup per row: y = x * rstd * w with rstd = 1/sqrt(mean(x^2) + eps), rstd saved for
+// RMSNorm forward, one workgroup (-DSG_ROWS: one subgroup) per row: y = x * rstd * w with rstd = 1/sqrt(mean(x^2) + eps), rstd saved for
 // the backward. y may alias x: each lane writes only the elements it read itself, after the reduction's barrier.
 #extension GL_GOOGLE_include_directive : require
 #extension GL_KHR_shader_subgroup_arithmetic : require
@@ -20,21 +20,34 @@ layout(std430, binding = 1) readonly buffer W { float w[]; };
 layout(std430, binding = 2) writeonly buffer Y { float y[]; };
 layout(std430, binding = 3) writeonly buffer R { float rstd_out[]; };
 
-#include "common/reduce.glsl"
 #include "common/grid.glsl"
+#if defined(SG_ROWS)
+// CPU devices: one row per subgroup, reduced by subgroupAdd alone. No shared memory and no barrier: lavapipe runs a
+// workgroup that has barriers as coroutines, several times slower (PERF.md).
+#define ROW (wg_linear() * gl_NumSubgroups + gl_SubgroupID)
+#define LID gl_SubgroupInvocationID
+#define STRIDE gl_SubgroupSize
+#define ROW_SUM(v) subgroupAdd(v)
+#else
+#include "common/reduce.glsl"
+#define ROW wg_linear()
+#define LID gl_LocalInvocationID.x
+#define STRIDE WG
+#define ROW_SUM(v) wg_sum(v)
+#endif
 
 void main() {
-    uint row = wg_linear();
-    if (row >= p.rows) return; // uniform over the workgroup, so the barriers below stay uniform
-    uint lid = gl_LocalInvocationID.x;
+    uint row = ROW;
+    if (row >= p.rows) return; // uniform over the workgroup (subgroup), so the barriers below stay uniform
+    uint lid = LID;
     uint xb = p.x_off + row * p.n, yb = p.y_off + row * p.n;
     float ss = 0.0;
-    for (uint i = lid; i < p.n; i += WG) {
+    for (uint i = lid; i < p.n; i += STRIDE) {
         float v = x[xb + i];
         ss += v * v;
     }
-    ss = wg_sum(ss);
+    ss = ROW_SUM(ss);
     float r = 1.0 / sqrt(ss / float(p.n) + p.eps);
     if (p.has_rstd != 0u && lid == 0u) rstd_out[p.rstd_off + row] = r;
-    for (uint i = lid; i < p.n; i += WG) y[yb + i] = x[xb + i] * r * w[p.w_off + i];
+    for (uint i = lid; i < p.n; i += STRIDE) y[yb + i] = x[xb + i] * r * w[p.w_off + i];
 }

@@ -1,5 +1,5 @@
 #version 450
-// RMSNorm backward. Default variant, one workgroup per row:
+// RMSNorm backward. Default variant, one workgroup (-DSG_ROWS: one subgroup) per row:
 //   dx = rstd * (w*dy - x * rstd^2 * mean(w*dy*x))      (= or += by p.accumulate)
 // -DDW variant, one invocation per column, looping over the rows of this dispatch:
 //   dw[j] += sum_r dy[r,j] * x[r,j] * rstd[r]
@@ -35,18 +35,30 @@ void main() {
     dx[p.dw_off + j] += s;
 }
 #else
+#if defined(SG_ROWS)
+// CPU devices: one row per subgroup, reduced by subgroupAdd alone (no shared memory, no barrier; see rmsnorm.comp).
+#define ROW (wg_linear() * gl_NumSubgroups + gl_SubgroupID)
+#define LID gl_SubgroupInvocationID
+#define STRIDE gl_SubgroupSize
+#define ROW_SUM(v) subgroupAdd(v)
+#else
 #include "common/reduce.glsl"
+#define ROW wg_linear()
+#define LID gl_LocalInvocationID.x
+#define STRIDE WG
+#define ROW_SUM(v) wg_sum(v)
+#endif
 void main() {
-    uint row = wg_linear();
+    uint row = ROW;
     if (row >= p.rows) return;
-    uint lid = gl_LocalInvocationID.x;
+    uint lid = LID;
     uint xb = p.x_off + row * p.n, db = p.dy_off + row * p.n, ob = p.dx_off + row * p.n;
     float dot_ = 0.0;
-    for (uint i = lid; i < p.n; i += WG) dot_ += w[p.w_off + i] * dy[db + i] * x[xb + i];
-    dot_ = wg_sum(dot_);
+    for (uint i = lid; i < p.n; i += STRIDE) dot_ += w[p.w_off + i] * dy[db + i] * x[xb + i];
+    dot_ = ROW_SUM(dot_);
     float r = rstd[p.rstd_off + row];
     float c = r * r * dot_ / float(p.n);
-    for (uint i = lid; i < p.n; i += WG) {
+    for (uint i = lid; i < p.n; i += STRIDE) {
         float g = r * (w[p.w_off + i] * dy[db + i] - x[xb + i] * c);
         if (p.accumulate != 0u) g += dx[ob + i];
         dx[ob + i] = g;

@@ -383,7 +383,25 @@ static int case_rmsnorm(vkl_vk *vk, vkl_op_cache *c, int chunked) {
     T_CLOSE(gy, y, m, NORM_TOL, "rmsnorm in place");
     return 0;
 }
-static int test_rmsnorm(void) { return run2(case_rmsnorm, "2048"); }
+/* Both kernels (VKLORA_NORM): a row per workgroup, and a row per subgroup where the device has one subgroup size. */
+static int norm_variants(nn_case fn, const char *op) {
+    static const char *const kinds[] = {"workgroup", "subgroup"};
+    vkl_vk *vk = t_vk();
+    T_ASSERT(vk, "no device");
+    int rc = 0;
+    for (int i = 0; i < 2 && !rc; i++) {
+        setenv("VKLORA_NORM", kinds[i], 1);
+        vkl_op_variants_reset();
+        rc = run2(fn, "2048");
+        unsetenv("VKLORA_NORM");
+        char ran[64];
+        bool can = i == 0 || vk->info.min_subgroup_size == vk->info.max_subgroup_size;
+        if (!rc && can && strcmp(vkl_op_variants_of(op, ran, sizeof(ran)), kinds[i]))
+            T_FAIL("%s: VKLORA_NORM=%s ran [%s]", op, kinds[i], ran);
+    }
+    return rc;
+}
+static int test_rmsnorm(void) { return norm_variants(case_rmsnorm, "rmsnorm"); }
 
 static int case_rmsnorm_back(vkl_vk *vk, vkl_op_cache *c, int chunked) {
     t_rng_seed(40 + chunked);
@@ -409,7 +427,7 @@ static int case_rmsnorm_back(vkl_vk *vk, vkl_op_cache *c, int chunked) {
     }
     return 0;
 }
-static int test_rmsnorm_back(void) { return run2(case_rmsnorm_back, "2048"); }
+static int test_rmsnorm_back(void) { return norm_variants(case_rmsnorm_back, "rmsnorm_back"); }
 
 /* RoPE frequency tables of the variants the op serves: plain base^(-2i/d); Llama 3's factor-scaled ones
  * (factor 8, low/high frequency factors 1/4, original context 8192: Meta's published rule); a random

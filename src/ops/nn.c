@@ -205,6 +205,31 @@ vkl_status vkl_op_get_rows(vkl_vk *vk, vkl_op_cache *c, uint32_t type, vkl_tview
 
 /* ---------------------------------------------------------------------------------------------------------- */
 
+/* RMSNorm and its backward come in two kernels: a row per workgroup reduced through shared memory (GPUs), or a row
+ * per subgroup reduced by subgroupAdd alone (-DSG_ROWS: CPU devices, whose one subgroup size the host knows; lavapipe
+ * runs a workgroup with barriers as coroutines, several times slower). VKLORA_NORM=workgroup|subgroup|auto forces one
+ * (subgroup falls back to workgroup on a device whose subgroup size varies). *rows gets the rows per workgroup. */
+static vkl_status norm_kernel(const vkl_vk *vk, const char *base, char *name, size_t n, uint32_t *wg, uint32_t *rows,
+                              vkl_err *err) {
+    const char *env = getenv("VKLORA_NORM");
+    const vkl_device_info *d = &vk->info;
+    bool sg;
+    if (!env || !*env || !strcmp(env, "auto")) sg = d->vk_type == VK_PHYSICAL_DEVICE_TYPE_CPU;
+    else if (!strcmp(env, "subgroup")) sg = true;
+    else if (!strcmp(env, "workgroup")) sg = false;
+    else return vkl_err_set(err, VKL_ERR_INPUT, "VKLORA_NORM=%s: expected auto, workgroup or subgroup", env);
+    *wg = wg_size(vk, NN_WG);
+    *rows = 1;
+    sg = sg && d->min_subgroup_size == d->max_subgroup_size && d->subgroup_size >= 1 && d->subgroup_size <= *wg;
+    if (sg) {
+        *wg = *wg / d->subgroup_size * d->subgroup_size;
+        *rows = *wg / d->subgroup_size;
+    }
+    snprintf(name, n, sg ? "%s_sg" : "%s", base);
+    vkl_op_variant_used(base, sg ? "subgroup" : "workgroup");
+    return VKL_OK;
+}
+
 vkl_status vkl_op_rmsnorm(vkl_vk *vk, vkl_op_cache *c, vkl_tview x, vkl_tview w, vkl_tview y, vkl_tview rstd,
                           uint32_t rows, uint32_t n, float eps, vkl_err *err) {
     const char *op = "rmsnorm";
@@ -221,9 +246,11 @@ vkl_status vkl_op_rmsnorm(vkl_vk *vk, vkl_op_cache *c, vkl_tview x, vkl_tview w,
     nn_lim l = lim_get(vk);
     uint64_t chunk = VKL_MIN(lim_units(&l, 4ull * n), IDX_MAX / n);
     if (chunk == 0) return too_big(op, "one row", 4ull * n, &l, err);
-    uint32_t wg = wg_size(vk, NN_WG);
+    uint32_t wg, per_wg;
+    char name[32];
+    if ((st = norm_kernel(vk, "rmsnorm", name, sizeof(name), &wg, &per_wg, err))) return st;
     const vkl_pipeline *pipe;
-    if ((st = get_pipe(vk, c, "rmsnorm", 4, sizeof(vkl_rmsnorm_push), wg, &pipe, err))) return st;
+    if ((st = get_pipe(vk, c, name, 4, sizeof(vkl_rmsnorm_push), wg, &pipe, err))) return st;
     bool own;
     if ((st = nn_begin(vk, &own, err))) return st;
     for (uint64_t r0 = 0; r0 < rows && !st; r0 += chunk) {
@@ -235,7 +262,7 @@ vkl_status vkl_op_rmsnorm(vkl_vk *vk, vkl_op_cache *c, vkl_tview x, vkl_tview w,
             bind_elems(&l, y, r0 * n, nr * n, &pc.y_off),
             rstd.buf ? bind_elems(&l, rstd, r0, nr, &pc.rstd_off) : bind_dummy(x.buf),
         };
-        st = dispatch(vk, pipe, b, 4, &pc, sizeof(pc), nr, err);
+        st = dispatch(vk, pipe, b, 4, &pc, sizeof(pc), (nr + per_wg - 1) / per_wg, err);
     }
     return nn_end(vk, own, st, err);
 }
@@ -256,9 +283,11 @@ vkl_status vkl_op_rmsnorm_back(vkl_vk *vk, vkl_op_cache *c, vkl_tview x, vkl_tvi
     nn_lim l = lim_get(vk);
     uint64_t chunk = VKL_MIN(lim_units(&l, 4ull * n), IDX_MAX / n);
     if (chunk == 0) return too_big(op, "one row", 4ull * n, &l, err);
-    uint32_t wg = wg_size(vk, NN_WG);
+    uint32_t wg, per_wg;
+    char name[32];
+    if ((st = norm_kernel(vk, "rmsnorm_back", name, sizeof(name), &wg, &per_wg, err))) return st;
     const vkl_pipeline *pdx, *pdw = NULL;
-    if ((st = get_pipe(vk, c, "rmsnorm_back", 5, sizeof(vkl_rmsnorm_back_push), wg, &pdx, err))) return st;
+    if ((st = get_pipe(vk, c, name, 5, sizeof(vkl_rmsnorm_back_push), wg, &pdx, err))) return st;
     if (dw.buf && (st = get_pipe(vk, c, "rmsnorm_back_dw", 5, sizeof(vkl_rmsnorm_back_push), wg, &pdw, err)))
         return st;
     bool own;
@@ -273,7 +302,7 @@ vkl_status vkl_op_rmsnorm_back(vkl_vk *vk, vkl_op_cache *c, vkl_tview x, vkl_tvi
             bind_elems(&l, dy, r0 * n, nr * n, &pc.dy_off),
             bind_elems(&l, dx, r0 * n, nr * n, &pc.dx_off),
         };
-        st = dispatch(vk, pdx, b, 5, &pc, sizeof(pc), nr, err);
+        st = dispatch(vk, pdx, b, 5, &pc, sizeof(pc), (nr + per_wg - 1) / per_wg, err);
         if (!st && pdw) {
             /* dw sums over this chunk's rows; successive chunks add to it (dispatches are serialized). */
             b[4] = bind_elems(&l, dw, 0, n, &pc.dw_off);
