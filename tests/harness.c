@@ -287,10 +287,23 @@ int t_system(const char *cmd) {
 }
 #endif
 
+/* Each command gets its own output files, removed once read: under Wine a finished program's files can stay open
+ * for a moment, and a redirection into them then fails before the next command runs, which would leave that command
+ * reading the previous one's output (cli/devices_json once showed devices --bogus's message that way). */
+static unsigned run_seq;
+
+static void read_outputs(const char *o, const char *e, char **out, char **err) {
+    if (out) *out = t_read_file(o, NULL);
+    if (err) *err = t_read_file(e, NULL);
+    remove(o);
+    remove(e);
+}
+
 int t_run(const char *cmd, char **out, char **err) {
     char o[512], e[512], full[8192];
-    snprintf(o, sizeof(o), "%s/run.out", t_tmpdir());
-    snprintf(e, sizeof(e), "%s/run.err", t_tmpdir());
+    unsigned seq = run_seq++;
+    snprintf(o, sizeof(o), "%s/run%u.out", t_tmpdir(), seq);
+    snprintf(e, sizeof(e), "%s/run%u.err", t_tmpdir(), seq);
 #ifdef _WIN32
     int st;
     if (own_program(cmd) || !under_wine()) {
@@ -311,14 +324,12 @@ int t_run(const char *cmd, char **out, char **err) {
     } else {
         st = run_unix(cmd, o, e);
     }
-    if (out) *out = t_read_file(o, NULL);
-    if (err) *err = t_read_file(e, NULL);
+    read_outputs(o, e, out, err);
     return st;
 #else
     snprintf(full, sizeof(full), "%s >%s 2>%s </dev/null", cmd, o, e);
     int st = system(full);
-    if (out) *out = t_read_file(o, NULL);
-    if (err) *err = t_read_file(e, NULL);
+    read_outputs(o, e, out, err);
     if (st == -1) return -1;
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 #endif
