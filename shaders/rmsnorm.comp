@@ -1,6 +1,7 @@
 #version 450
-// RMSNorm forward, one workgroup (-DSG_ROWS: one subgroup) per row: y = x * rstd * w with rstd = 1/sqrt(mean(x^2) + eps), rstd saved for
-// the backward. y may alias x: each lane writes only the elements it read itself, after the reduction's barrier.
+// RMSNorm forward, one workgroup (-DSG_ROWS: one subgroup) per row (common/row.glsl): y = x * rstd * w with
+// rstd = 1/sqrt(mean(x^2) + eps), rstd saved for the backward. y may alias x: each lane writes only the elements it
+// read itself, after the reduction.
 #extension GL_GOOGLE_include_directive : require
 #extension GL_KHR_shader_subgroup_arithmetic : require
 
@@ -21,20 +22,7 @@ layout(std430, binding = 2) writeonly buffer Y { float y[]; };
 layout(std430, binding = 3) writeonly buffer R { float rstd_out[]; };
 
 #include "common/grid.glsl"
-#if defined(SG_ROWS)
-// CPU devices: one row per subgroup, reduced by subgroupAdd alone. No shared memory and no barrier: lavapipe runs a
-// workgroup that has barriers as coroutines, several times slower (PERF.md).
-#define ROW (wg_linear() * gl_NumSubgroups + gl_SubgroupID)
-#define LID gl_SubgroupInvocationID
-#define STRIDE gl_SubgroupSize
-#define ROW_SUM(v) subgroupAdd(v)
-#else
-#include "common/reduce.glsl"
-#define ROW wg_linear()
-#define LID gl_LocalInvocationID.x
-#define STRIDE WG
-#define ROW_SUM(v) wg_sum(v)
-#endif
+#include "common/row.glsl"
 
 void main() {
     uint row = ROW;

@@ -1,5 +1,5 @@
 #version 450
-// RMSNorm backward. Default variant, one workgroup (-DSG_ROWS: one subgroup) per row:
+// RMSNorm backward. Default variant, one workgroup (-DSG_ROWS: one subgroup) per row (common/row.glsl):
 //   dx = rstd * (w*dy - x * rstd^2 * mean(w*dy*x))      (= or += by p.accumulate)
 // -DDW variant, one invocation per column, looping over the rows of this dispatch:
 //   dw[j] += sum_r dy[r,j] * x[r,j] * rstd[r]
@@ -35,19 +35,7 @@ void main() {
     dx[p.dw_off + j] += s;
 }
 #else
-#if defined(SG_ROWS)
-// CPU devices: one row per subgroup, reduced by subgroupAdd alone (no shared memory, no barrier; see rmsnorm.comp).
-#define ROW (wg_linear() * gl_NumSubgroups + gl_SubgroupID)
-#define LID gl_SubgroupInvocationID
-#define STRIDE gl_SubgroupSize
-#define ROW_SUM(v) subgroupAdd(v)
-#else
-#include "common/reduce.glsl"
-#define ROW wg_linear()
-#define LID gl_LocalInvocationID.x
-#define STRIDE WG
-#define ROW_SUM(v) wg_sum(v)
-#endif
+#include "common/row.glsl"
 void main() {
     uint row = ROW;
     if (row >= p.rows) return;
