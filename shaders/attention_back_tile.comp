@@ -1,9 +1,12 @@
 #version 450
 // Causal GQA attention backward, register-tiled (same math and contract as attention_back.comp, sliding window
 // and soft-capping included):
-// -DDQ:   each lane owns R consecutive query rows of one head; every k/v row it loads feeds R rows.
-// -DDKDV: each lane owns R consecutive key rows of one KV head; every q/dout/out row it loads feeds R rows.
-// Rows are vec4s through RGBA32F texel views (uniform across the subgroup); outputs have one writer each.
+// -DDQ:   each lane owns R consecutive query rows of one head; every k/v row it loads feeds R rows. With
+//         HAS_DELTA it also stores Di = dOi.Oi, which it computes anyway, for the dk/dv pass.
+// -DDKDV: each lane owns R consecutive key rows of one KV head; every q/dout row it loads feeds R rows. Di comes
+//         from the dq pass (HAS_DELTA) or is recomputed from out for each (query, head).
+// Rows are vec4s through RGBA32F texel views, the rows every lane reads fetched once per subgroup (row_own);
+// outputs have one writer each.
 #extension GL_GOOGLE_include_directive : require
 #extension GL_KHR_shader_subgroup_arithmetic : require
 #extension GL_EXT_control_flow_attributes : require
@@ -22,6 +25,7 @@ layout(binding = 6) uniform samplerBuffer tdo;
 
 #if defined(DQ)
 layout(std430, binding = 7) writeonly buffer DQb { vec4 dq[]; };
+layout(std430, binding = 8) writeonly buffer Db { float delta[]; };
 
 void main() {
     uint rows = WG * R;
@@ -56,19 +60,23 @@ void main() {
             acc[r][d] = vec4(0.0);
         }
         lse_r[r] = live ? lse[lse_idx(b, h, t)] : 0.0;
+        // Every key slice computes the same Di: the first stores it.
+        if (USE_DELTA && live && (p.flags & MERGE) == 0u)
+            delta[p.delta_off + (b * p.n_head + h) * p.T + t] = di[r];
     }
     int j0 = subgroupMin(lo), j1 = subgroupMax(hi);
     int kvoff = int(p.k_off / 4u), vvoff = int(p.v_off / 4u);
 
     for (int j = j0; j <= j1; j++) {
-        uint row = kv_row(b, uint(j), g) / 4u;
-        vec4 kd[DV4];
+        int row = int(kv_row(b, uint(j), g) / 4u);
+        vec4 kown[CW], vown[CW], kd[DV4];
+        row_own(tk, kvoff + row, D4, kown);
+        row_own(tv, vvoff + row, D4, vown);
         float s[R], dp[R];
         [[unroll]] for (uint r = 0u; r < R; r++) s[r] = dp[r] = 0.0;
         [[unroll]] for (uint d = 0u; d < DV4; d++) {
-            int dd = int(min(d, D4 - 1u));
-            kd[d] = texelFetch(tk, kvoff + int(row) + dd);
-            vec4 vd = texelFetch(tv, vvoff + int(row) + dd);
+            kd[d] = row_at(kown, d);
+            vec4 vd = row_at(vown, d);
             [[unroll]] for (uint r = 0u; r < R; r++) {
                 s[r] += dot(qv[r][d], kd[d]);
                 dp[r] += dot(dov[r][d], vd);
@@ -94,6 +102,7 @@ void main() {
 #elif defined(DKDV)
 layout(std430, binding = 7) buffer DK { vec4 dk[]; };
 layout(std430, binding = 8) buffer DV { vec4 dv[]; };
+layout(std430, binding = 9) readonly buffer Db { float delta[]; };
 
 void main() {
     uint rows = WG * R;
@@ -133,15 +142,25 @@ void main() {
         int fk = first_key(b, uint(i));
         for (uint h = g * group; h < (g + 1u) * group; h++) {
             int row = int(q_row(b, uint(i), h) / 4u);
-            vec4 qd[DV4], dod[DV4];
+            vec4 qown[CW], doown[CW], qd[DV4], dod[DV4];
+            row_own(tq, qoff + row, D4, qown);
+            row_own(tdo, dooff + row, D4, doown);
             float s[R], dp[R], di = 0.0;
+            if (USE_DELTA) {
+                di = delta[p.delta_off + (b * p.n_head + h) * p.T + uint(i)];
+            } else {
+                vec4 oown[CW];
+                row_own(to, ooff + row, D4, oown);
+                // k and v are 0 past D, but out and dout are not: mask the padded part of Di.
+                [[unroll]] for (uint d = 0u; d < DV4; d++) {
+                    vec4 od = row_at(oown, d), dd = row_at(doown, d);
+                    if (d < D4) di += dot(dd, od);
+                }
+            }
             [[unroll]] for (uint r = 0u; r < R; r++) s[r] = dp[r] = 0.0;
             [[unroll]] for (uint d = 0u; d < DV4; d++) {
-                int dd = int(min(d, D4 - 1u));
-                qd[d] = texelFetch(tq, qoff + row + dd);
-                dod[d] = texelFetch(tdo, dooff + row + dd);
-                // k and v are 0 past D, but out and dout are not: mask the padded part of Di.
-                if (d < D4) di += dot(dod[d], texelFetch(to, ooff + row + dd));
+                qd[d] = row_at(qown, d);
+                dod[d] = row_at(doown, d);
                 [[unroll]] for (uint r = 0u; r < R; r++) {
                     s[r] += dot(qd[d], kv[r][d]);
                     dp[r] += dot(dod[d], vv[r][d]);

@@ -1,6 +1,7 @@
 #version 450
 // Causal GQA attention forward, register-tiled: each lane owns R consecutive query rows of one (sequence, head),
-// so every key/value row it loads (vec4s through texel views, uniform across the subgroup) feeds R dot products.
+// so every key/value row it loads (vec4s through texel views, one fetch per subgroup: row_own) feeds R dot
+// products.
 // Keys go in blocks of KB with one online-softmax rescale per block. Same contract as attention.comp (the
 // window narrows each row's key range, the walk covers the union of the subgroup's ranges; scores soft-capped).
 #extension GL_GOOGLE_include_directive : require
@@ -57,13 +58,14 @@ void main() {
         float s[R][KB];
         [[unroll]] for (int kk = 0; kk < KB; kk++) {
             // Keys past j1 reread row j1 (in bounds); the mask below drops them.
-            int kb = kvoff + int(kv_row(b, uint(min(jb + kk, j1)), g) / 4u);
+            vec4 kown[CW];
+            row_own(tk, kvoff + int(kv_row(b, uint(min(jb + kk, j1)), g) / 4u), D4, kown);
             [[unroll]] for (uint r = 0u; r < R; r++) s[r][kk] = 0.0;
             [[unroll]] for (uint d = 0u; d < DV4; d++) {
-                vec4 kd = texelFetch(tk, kb + int(min(d, D4 - 1u)));
+                vec4 kd = row_at(kown, d);
                 [[unroll]] for (uint r = 0u; r < R; r++) s[r][kk] += dot(qv[r][d], kd);
             }
-            if (p.softcap > 0.0)
+            if (USE_CAP)
                 [[unroll]] for (uint r = 0u; r < R; r++) s[r][kk] = cap_score(s[r][kk]);
         }
         [[unroll]] for (uint r = 0u; r < R; r++) {
@@ -83,9 +85,10 @@ void main() {
             [[unroll]] for (uint d = 0u; d < DV4; d++) acc[r][d] *= corr;
         }
         [[unroll]] for (int kk = 0; kk < KB; kk++) {
-            int vb = vvoff + int(kv_row(b, uint(min(jb + kk, j1)), g) / 4u);
+            vec4 vown[CW];
+            row_own(tv, vvoff + int(kv_row(b, uint(min(jb + kk, j1)), g) / 4u), D4, vown);
             [[unroll]] for (uint d = 0u; d < DV4; d++) {
-                vec4 vd = texelFetch(tv, vb + int(min(d, D4 - 1u)));
+                vec4 vd = row_at(vown, d);
                 [[unroll]] for (uint r = 0u; r < R; r++) acc[r][d] += s[r][kk] * vd;
             }
         }

@@ -65,7 +65,7 @@ uint64_t vkl_train_plan_bytes_layers(const vkl_hparams *hp, const vkl_lora *l, u
     f += 6 * d.R + 2 * HYPER_STRIDE / 4;                         /* ids, ones, temperature, hyper-parameters */
     f += (ckpt == VKL_GRAD_CKPT_UNSLOTH ? 2 : L + 1) * d.R * d.C; /* residual streams (host copies not counted) */
     f += (ckpt == VKL_GRAD_CKPT_OFF ? L : 1) * acts_floats(&d);  /* saved activations */
-    f += d.R * (2 * d.C + 2 * d.QD + 2 * d.KVD + 3 * d.F + d.r + 1); /* backward scratch */
+    f += d.R * (2 * d.C + 2 * d.QD + 2 * d.KVD + 3 * d.F + d.r + 1) + d.RH; /* backward scratch, Di */
     if (d.qk_norm) f += d.R * (d.QD + d.KVD);                    /* dq, dk before the q/k norms */
     if (d.post_norms) f += 2 * d.R * d.C;                        /* post-norm output and gradient */
     if (last) {
@@ -173,7 +173,7 @@ vkl_status vkl_train_dev_create_layers(vkl_vk *vk, vkl_model *m, const vkl_lora 
         mk(t, &t->dxn, d.R * d.C, err) || mk(t, &t->dq, d.R * d.QD, err) || mk(t, &t->dk, d.R * d.KVD, err) ||
         mk(t, &t->dv, d.R * d.KVD, err) || mk(t, &t->dao, d.R * d.QD, err) || mk(t, &t->dg, d.R * d.F, err) ||
         mk(t, &t->du, d.R * d.F, err) || mk(t, &t->h, d.R * d.F, err) || mk(t, &t->dxa, d.R * d.r, err) ||
-        mk(t, &t->tfac, d.R, err) ||
+        mk(t, &t->tfac, d.R, err) || mk(t, &t->delta, d.RH, err) ||
         (d.qk_norm && (mk(t, &t->dqn, d.R * d.QD, err) || mk(t, &t->dkn, d.R * d.KVD, err))) ||
         (d.post_norms && (mk(t, &t->pn, d.R * d.C, err) || mk(t, &t->dpn, d.R * d.C, err))))
         goto fail;
@@ -192,7 +192,7 @@ void vkl_train_dev_destroy(vkl_train_dev *t) {
     vkl_buffer *bs[] = {&t->lp,   &t->lg,  &t->lm1, &t->lm2, &t->hyper, &t->ones, &t->norm_scratch, &t->ids,
                         &t->xnf,  &t->rstdf, &t->dres, &t->dxn, &t->dq,  &t->dk,  &t->dv,
                         &t->dao,  &t->dg,  &t->du,  &t->h,   &t->dxa,   &t->logits, &t->nll, &t->tfac,
-                        &t->dqn,  &t->dkn, &t->pn,  &t->dpn, &t->dlogits, &t->rope_tab};
+                        &t->dqn,  &t->dkn, &t->pn,  &t->dpn, &t->dlogits, &t->rope_tab, &t->delta};
     for (size_t i = 0; i < VKL_ARRAY_LEN(bs); i++) vkl_buffer_destroy(vk, bs[i]);
     for (uint32_t i = 0; t->res && i <= t->l1 - t->l0; i++) vkl_buffer_destroy(vk, &t->res[i]);
     for (uint32_t i = 0; t->res_host && i <= t->l1 - t->l0; i++) vkl_buffer_destroy(vk, &t->res_host[i]);
@@ -464,7 +464,7 @@ static vkl_status layer_backward(vkl_train_dev *t, uint32_t l, vkl_layer_acts *a
         /* attention_back accumulates into dk and dv (the heads of a GQA group share them) */
         vkl_buffer_fill(vk, &t->dk, 0, kv_bytes, 0, err) || vkl_buffer_fill(vk, &t->dv, 0, kv_bytes, 0, err) ||
         vkl_op_attention_back(vk, c, &as, TV(&a->q), TV(&a->k), TV(&a->v), seg, TV(&a->ao), TV(&a->lse),
-                              TV(&t->dao), TV(&t->dq), TV(&t->dk), TV(&t->dv), err) ||
+                              TV(&t->dao), TV(&t->dq), TV(&t->dk), TV(&t->dv), TV(&t->delta), err) ||
         (t->has_tfac && vkl_op_scale_rows(vk, c, TV(&t->dq), TV(&t->tfac), TV(&t->dq), R, H * D, err)) ||
         rope(t, l, TV(&t->dq), H, true, err) || rope(t, l, TV(&t->dk), KVH, true, err))
         return err->status;

@@ -56,6 +56,7 @@ typedef struct vkl_train_dev {
     vkl_buffer xnf, rstdf;   /* final norm output (R, C) and (R) */
     /* backward scratch */
     vkl_buffer dres, dxn, dq, dk, dv, dao, dg, du, h, dxa, logits, nll;
+    vkl_buffer delta; /* attention backward's Di = dOi.Oi, lse's shape */
     vkl_buffer dqn, dkn;     /* (R, H*D) (R, KVH*D): gradients before the q/k norms (qk_norm) */
     vkl_buffer pn, dpn;      /* (R, C): a post-norm's output, and its input's gradient (post_norms) */
     vkl_buffer dlogits;      /* (logit_rows, V): gradient of capped logits (final_softcap) */

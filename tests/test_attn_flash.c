@@ -204,7 +204,7 @@ static int fcase(vkl_vk *vk, vkl_op_cache *c, const fcfg *cf, size_t ci, const c
     snprintf(small, sizeof(small), "%llu", (unsigned long long)(2 * VKL_MAX(qb, kvb) + 256));
     if (chunked) setenv("VKLORA_MAX_BIND_BYTES", small, 1);
     vkl_status st = vkl_op_attention(vk, c, &a.s, q, k, v, seg, out, lse, &err);
-    if (!st) st = vkl_op_attention_back(vk, c, &a.s, q, k, v, seg, out, lse, dout, dq, dk, dv, &err);
+    if (!st) st = vkl_op_attention_back(vk, c, &a.s, q, k, v, seg, out, lse, dout, dq, dk, dv, vkl_tv_none(), &err);
     unsetenv("VKLORA_MAX_BIND_BYTES");
     if (st) {
         fprintf(stderr, "    FAIL %s case %zu (chunked %d): %s\n", variant, ci, chunked, err.msg);
@@ -369,7 +369,8 @@ static int test_flash_fd(void) {
             !tdv.buf || (a.seg && !t[3].buf))
             goto next;
         if (vkl_op_attention(vk, &cache, &a.s, t[0], t[1], t[2], t[3], t[4], tl, &err) ||
-            vkl_op_attention_back(vk, &cache, &a.s, t[0], t[1], t[2], t[3], t[4], tl, tR, tdq, tdk, tdv, &err)) {
+            vkl_op_attention_back(vk, &cache, &a.s, t[0], t[1], t[2], t[3], t[4], tl, tR, tdq, tdk, tdv, vkl_tv_none(),
+                                  &err)) {
             fprintf(stderr, "    FAIL: %s\n", err.msg);
             goto next;
         }

@@ -689,11 +689,15 @@ static int attn_back_one(vkl_vk *vk, vkl_op_cache *c, const attn_cfg *cf, size_t
     tbuf *bo = tb_new(vk, a.out, a.nq * 4), *bl = tb_new(vk, a.lse, a.nl * 4);
     tbuf *bdo = tb_new(vk, a.dout, a.nq * 4), *bdq = tb_new(vk, NULL, a.nq * 4);
     tbuf *bdk = tb_new(vk, dk0, a.nkv * 4), *bdv = tb_new(vk, dv0, a.nkv * 4);
-    if (!bq || !bk || !bv || !bo || !bl || !bdo || !bdq || !bdk || !bdv || (a.seg && !bs)) goto done;
+    /* half the cases give the Di scratch (the tile kernels then pass Di from the dq pass to dk/dv), half not */
+    bool use_delta = (ci + (size_t)chunked) % 2 == 1;
+    tbuf *bdl = use_delta ? tb_new(vk, NULL, a.nl * 4) : NULL;
+    if (!bq || !bk || !bv || !bo || !bl || !bdo || !bdq || !bdk || !bdv || (a.seg && !bs) || (use_delta && !bdl))
+        goto done;
     vkl_err err = {0};
     if (chunked) setenv("VKLORA_MAX_BIND_BYTES", small, 1);
     vkl_status st = vkl_op_attention_back(vk, c, &a.s, tv(bq), tv(bk), tv(bv), tv(bs), tv(bo), tv(bl), tv(bdo),
-                                          tv(bdq), tv(bdk), tv(bdv), &err);
+                                          tv(bdq), tv(bdk), tv(bdv), tv(bdl), &err);
     unsetenv("VKLORA_MAX_BIND_BYTES");
     if (st) {
         fprintf(stderr, "    FAIL attention_back config %zu (%s): %s\n", ci, mo->env, err.msg);

@@ -67,8 +67,8 @@ int main(int argc, char **argv) {
     vkl_attn_shape s = {(uint32_t)B, (uint32_t)T, (uint32_t)T, (uint32_t)H, (uint32_t)KVH, (uint32_t)D, 0,
                         1.0f / sqrtf((float)D), (uint32_t)window, (float)softcap};
     size_t nq = B * T * H * D, nkv = B * T * KVH * D, nl = B * H * T;
-    enum { Q, K, V, O, L, DO, DQ, DK, DV, NBUF };
-    size_t n[NBUF] = {nq, nkv, nkv, nq, nl, nq, nq, nkv, nkv};
+    enum { Q, K, V, O, L, DO, DQ, DK, DV, DL, NBUF };
+    size_t n[NBUF] = {nq, nkv, nkv, nq, nl, nq, nq, nkv, nkv, nl};
     vkl_buffer b[NBUF] = {{0}};
     float *h[NBUF] = {0}, *g = malloc(nq * 4);
     if (!g) goto done;
@@ -95,7 +95,7 @@ int main(int argc, char **argv) {
         if (!st)
             st = vkl_op_attention_back(vk, &cache, &s, vkl_tv(&b[Q], 0), vkl_tv(&b[K], 0), vkl_tv(&b[V], 0),
                                        vkl_tv_none(), vkl_tv(&b[O], 0), vkl_tv(&b[L], 0), vkl_tv(&b[DO], 0),
-                                       vkl_tv(&b[DQ], 0), vkl_tv(&b[DK], 0), vkl_tv(&b[DV], 0), &err);
+                                       vkl_tv(&b[DQ], 0), vkl_tv(&b[DK], 0), vkl_tv(&b[DV], 0), vkl_tv(&b[DL], 0), &err);
         vkl_cmd_timestamp(vk, 2);
         vkl_status st2 = vkl_cmd_submit_wait(vk, &err);
         double ns0, ns1;
@@ -131,7 +131,7 @@ int main(int argc, char **argv) {
               vkl_buffer_upload(vk, &b[DV], 0, h[DV], nkv * 4, &err) ||
               vkl_op_attention_back(vk, &cache, &s, vkl_tv(&b[Q], 0), vkl_tv(&b[K], 0), vkl_tv(&b[V], 0),
                                     vkl_tv_none(), vkl_tv(&b[O], 0), vkl_tv(&b[L], 0), vkl_tv(&b[DO], 0),
-                                    vkl_tv(&b[DQ], 0), vkl_tv(&b[DK], 0), vkl_tv(&b[DV], 0), &err);
+                                    vkl_tv(&b[DQ], 0), vkl_tv(&b[DK], 0), vkl_tv(&b[DV], 0), vkl_tv(&b[DL], 0), &err);
         bad = bad || vkl_buffer_download(vk, &b[DK], 0, g, nkv * 4, &err);
         ek = rel_err(g, dk, nkv);
         bad = bad || vkl_buffer_download(vk, &b[DV], 0, g, nkv * 4, &err);

@@ -22,17 +22,49 @@ layout(push_constant) uniform Push {
     uint window;   // 0: no sliding window
     float softcap; // 0: scores are not capped
     uint r0, r1;   // scalar kernels: keys (forward, dq) or queries (dk/dv) [r0, r1) in this dispatch
-    uint pad0, pad1;
+    uint delta_off; // tile backward with HAS_DELTA: Di = dOi.Oi, lse's layout (the dq pass writes, dk/dv reads)
+    uint pad1;
 } p;
 
 #define HAS_SEG 1u
 #define HAS_LSE 2u
 #define MERGE 4u // scalar kernels, a slice after the first: merge with out/lse (forward), dq += (dq)
+#define HAS_DELTA 8u
+#define FEAT_SOFTCAP 16u // tile kernels' FEAT only: the scores are soft-capped
 
 #ifdef ATTN_TILE
+// lavapipe runs both sides of a branch even when its condition is the same on every lane (it masks lanes instead
+// of jumping), so the tile kernels, its kernels, take their optional features from a specialization constant set
+// by the host from the same push values: the code of a feature a pipeline was not made for is gone, not masked.
+layout(constant_id = 3) const uint FEAT = 0u; // HAS_SEG | HAS_DELTA | FEAT_SOFTCAP
+#define USE_SEG ((FEAT & HAS_SEG) != 0u)
+#define USE_DELTA ((FEAT & HAS_DELTA) != 0u)
+#define USE_CAP ((FEAT & FEAT_SOFTCAP) != 0u)
+#else
+#define USE_SEG ((p.flags & HAS_SEG) != 0u)
+#define USE_CAP (p.softcap > 0.0)
+#endif
+
+#ifdef ATTN_TILE
+#extension GL_KHR_shader_subgroup_shuffle : require
 layout(binding = 0) uniform samplerBuffer tq;
 layout(binding = 1) uniform samplerBuffer tk;
 layout(binding = 2) uniform samplerBuffer tv;
+
+// Rows that every lane of a subgroup reads (a key/value row in the forward and dq, a query row in dk/dv) are
+// fetched once per subgroup: lane l fetches texels l, l + SG, ... of the row (row_own), and each use takes
+// texel d from its owner by subgroupShuffle at a constant lane (row_at; a vector broadcast once the loops
+// unroll). That is ceil(D/4 / SG) gathers a lane instead of D/4. SG is the pipeline's fixed subgroup size (a
+// specialization constant set by the host) and the workgroup a multiple of it, so every lane is there.
+layout(constant_id = 1) const uint SG = 8u;
+const uint CW = (DV4 + SG - 1u) / SG; // texels of a row each lane owns
+
+void row_own(samplerBuffer t, int base, uint D4, out vec4 own[CW]) {
+    [[unroll]] for (uint c = 0u; c < CW; c++)
+        own[c] = texelFetch(t, base + int(min(c * SG + gl_SubgroupInvocationID, D4 - 1u)));
+}
+// Texel d of the row (d < DV4; past D4 the last texel again, as in row_own).
+#define row_at(own, d) subgroupShuffle(own[(d) / SG], (d) % SG)
 #else
 layout(std430, binding = 0) readonly buffer Q { float q[]; };
 layout(std430, binding = 1) readonly buffer K { float k[]; };
@@ -49,7 +81,7 @@ uint lse_idx(uint b, uint h, uint t) { return p.lse_off + (b * p.n_head + h) * p
 // First key query t of sequence b may see: its packing segment's start and, with a sliding window, its position
 // minus window - 1 (key j is visible when pos0 + t - j < window).
 int first_key(uint b, uint t) {
-    int lo = (p.flags & HAS_SEG) != 0u ? max(seg[p.seg_off + b * p.T + t], 0) : 0;
+    int lo = USE_SEG ? max(seg[p.seg_off + b * p.T + t], 0) : 0;
     return p.window != 0u ? max(lo, int(p.pos0 + t) - int(p.window) + 1) : lo;
 }
 // Last query whose window still reaches key j (queries past it see only later keys): INT_BIG without a window.
@@ -69,11 +101,11 @@ float attn_tanh(float x) {
     return x < 0.0 ? -t : t;
 }
 // The score a softmax sees: softcap * tanh(s / softcap) when soft-capping is on, else s.
-float cap_score(float s) { return p.softcap > 0.0 ? p.softcap * attn_tanh(s / p.softcap) : s; }
+float cap_score(float s) { return USE_CAP ? p.softcap * attn_tanh(s / p.softcap) : s; }
 // The same, with the derivative of the capped score by the raw one in *dcap (1 - tanh^2; 1 when off).
 float cap_score_d(float s, out float dcap) {
     dcap = 1.0;
-    if (p.softcap <= 0.0) return s;
+    if (!USE_CAP) return s;
     float t = attn_tanh(s / p.softcap);
     dcap = 1.0 - t * t;
     return p.softcap * t;

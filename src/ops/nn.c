@@ -504,11 +504,37 @@ static uint32_t attn_tile_rows(const vkl_vk *vk, uint32_t bucket, int pass) {
     return rows[pass][bi];
 }
 
+/* The tile kernels fetch the rows every lane reads once per subgroup and pass them around by shuffles at constant
+ * lanes (row_own / row_at in shaders/common/attn.glsl). That needs shuffles, a subgroup size fixed when the
+ * pipeline is made (the device's only size, or its default size required through subgroup size control with full
+ * subgroups) and workgroups of whole subgroups. Returns that size (*required: whether the pipeline must ask for
+ * it), 0 when there is none: the scalar kernels run. */
+static uint32_t attn_tile_subgroup(const vkl_vk *vk, uint32_t wg, uint32_t *required) {
+    const vkl_device_info *d = &vk->info;
+    uint32_t sg = d->subgroup_size;
+    *required = 0;
+    if (!d->subgroup_basic || !d->subgroup_shuffle || sg == 0 || wg % sg) return 0;
+    if (d->min_subgroup_size == d->max_subgroup_size) return sg;
+    if (!d->subgroup_size_control || !d->compute_full_subgroups || sg < d->min_subgroup_size ||
+        sg > d->max_subgroup_size)
+        return 0;
+    *required = sg;
+    return sg;
+}
+
+/* The tile kernels' optional features as their FEAT specialization constant: lavapipe would run the code of a
+ * runtime-disabled feature anyway (it masks lanes instead of branching). */
+static uint32_t attn_tile_feat(const vkl_attn_shape *s, vkl_tview seg, vkl_tview delta) {
+    return (seg.buf ? VKL_ATTN_HAS_SEG : 0) | (s->softcap > 0 ? VKL_ATTN_FEAT_SOFTCAP : 0) |
+           (delta.buf ? VKL_ATTN_HAS_DELTA : 0);
+}
+
 static vkl_status attn_tile_pipe(vkl_vk *vk, vkl_op_cache *c, const char *name, uint32_t n_bindings,
-                                 const vkl_bind_kind *kinds, uint32_t wg, uint32_t rows, const vkl_pipeline **out,
-                                 vkl_err *err) {
+                                 const vkl_bind_kind *kinds, uint32_t wg, uint32_t rows, uint32_t feat,
+                                 const vkl_pipeline **out, vkl_err *err) {
+    uint32_t required, sg = attn_tile_subgroup(vk, wg, &required);
     vkl_pipeline_desc desc = {.shader = name, .n_bindings = n_bindings, .push_size = sizeof(vkl_attn_push),
-                              .n_spec = 3, .spec = {wg, 0, rows}};
+                              .n_spec = 4, .spec = {wg, sg, rows, feat}, .required_subgroup_size = required};
     for (uint32_t i = 0; i < n_bindings; i++) desc.bindings[i] = kinds[i];
     return vkl_op_cache_get(vk, c, &desc, out, err);
 }
@@ -671,13 +697,15 @@ static vkl_status attn_chunk(const char *op, const nn_lim *l, const attn_sizes *
     return VKL_OK;
 }
 
-/* Whether the tile kernels can read these tensors: vec4 rows (D % 4 == 0), every view 16-byte aligned (with D %
+/* Whether the tile kernels can run: a fixed subgroup size (attn_tile_subgroup) and tensors they can read: vec4
+ * rows (D % 4 == 0), every view 16-byte aligned (with D %
  * 4 == 0 every per-sequence chunk start stays so, and bind_bytes keeps the remainder a multiple of 16 because
  * the binding alignment is a multiple of 16 or divides it), and a texel binding of whole sequences within
  * maxTexelBufferElements. Sets *l to the limits the tile dispatches must use. */
 static bool attn_tile_ok(const vkl_vk *vk, const vkl_attn_shape *s, const attn_sizes *z, const vkl_tview *tv,
                          uint32_t n, nn_lim *l) {
-    if (s->D % 4) return false;
+    uint32_t required;
+    if (s->D % 4 || !attn_tile_subgroup(vk, wg_size(vk, NN_WG), &required)) return false;
     if (l->align % 16 && 16 % l->align) return false;
     for (uint32_t i = 0; i < n; i++)
         if (tv[i].buf && tv[i].offset % 16) return false;
@@ -728,7 +756,7 @@ vkl_status vkl_op_attention(vkl_vk *vk, vkl_op_cache *c, const vkl_attn_shape *s
         static const vkl_bind_kind kinds[6] = {VKL_BIND_TEXEL,   VKL_BIND_TEXEL,   VKL_BIND_TEXEL,
                                                VKL_BIND_STORAGE, VKL_BIND_STORAGE, VKL_BIND_STORAGE};
         snprintf(name, sizeof(name), "attention_tile_d%u", bucket);
-        st = attn_tile_pipe(vk, c, name, 6, kinds, wg, rows, &pipe, err);
+        st = attn_tile_pipe(vk, c, name, 6, kinds, wg, rows, attn_tile_feat(s, seg, vkl_tv_none()), &pipe, err);
     } else {
         snprintf(name, sizeof(name), "attention_%s", attn_dmax(s->D));
         st = get_pipe(vk, c, name, 6, sizeof(vkl_attn_push), wg, &pipe, err);
@@ -767,7 +795,7 @@ vkl_status vkl_op_attention(vkl_vk *vk, vkl_op_cache *c, const vkl_attn_shape *s
 
 vkl_status vkl_op_attention_back(vkl_vk *vk, vkl_op_cache *c, const vkl_attn_shape *s, vkl_tview q, vkl_tview k,
                                  vkl_tview v, vkl_tview seg, vkl_tview out, vkl_tview lse, vkl_tview dout,
-                                 vkl_tview dq, vkl_tview dk, vkl_tview dv, vkl_err *err) {
+                                 vkl_tview dq, vkl_tview dk, vkl_tview dv, vkl_tview delta, vkl_err *err) {
     const char *op = "attention_back";
     vkl_status st;
     attn_variant var;
@@ -782,6 +810,7 @@ vkl_status vkl_op_attention_back(vkl_vk *vk, vkl_op_cache *c, const vkl_attn_sha
         (st = check_view(op, "lse", lse, mul3(s->n_seq, z.lse, 4), true, err)) ||
         (st = check_view(op, "dout", dout, qb, true, err)) || (st = check_view(op, "dq", dq, qb, true, err)) ||
         (st = check_view(op, "dk", dk, kvb, true, err)) || (st = check_view(op, "dv", dv, kvb, true, err)) ||
+        (st = check_view(op, "delta", delta, mul3(s->n_seq, z.lse, 4), false, err)) ||
         (st = need_subgroups(vk, op, err)))
         return st;
     if (s->n_seq == 0 || s->T == 0) return VKL_OK;
@@ -808,13 +837,15 @@ vkl_status vkl_op_attention_back(vkl_vk *vk, vkl_op_cache *c, const vkl_attn_sha
             (st = vkl_op_cache_get(vk, c, &fp[1].desc, &pkv, err)))
             return st;
     } else if (tile) {
-        static const vkl_bind_kind kinds[9] = {VKL_BIND_TEXEL,   VKL_BIND_TEXEL, VKL_BIND_TEXEL,
-                                               VKL_BIND_STORAGE, VKL_BIND_TEXEL, VKL_BIND_STORAGE,
-                                               VKL_BIND_TEXEL,   VKL_BIND_STORAGE, VKL_BIND_STORAGE};
+        /* dq: 0-7 and delta at 8; dk/dv: 0-6, dk 7, dv 8, delta 9 */
+        static const vkl_bind_kind kinds[10] = {VKL_BIND_TEXEL,   VKL_BIND_TEXEL,   VKL_BIND_TEXEL, VKL_BIND_STORAGE,
+                                                VKL_BIND_TEXEL,   VKL_BIND_STORAGE, VKL_BIND_TEXEL, VKL_BIND_STORAGE,
+                                                VKL_BIND_STORAGE, VKL_BIND_STORAGE};
         snprintf(ndq, sizeof(ndq), "attention_back_tile_dq_d%u", bucket);
         snprintf(nkv, sizeof(nkv), "attention_back_tile_dkdv_d%u", bucket);
-        if ((st = attn_tile_pipe(vk, c, ndq, 8, kinds, wg, rdq, &pdq, err)) ||
-            (st = attn_tile_pipe(vk, c, nkv, 9, kinds, wg, rkv, &pkv, err)))
+        uint32_t feat = attn_tile_feat(s, seg, delta);
+        if ((st = attn_tile_pipe(vk, c, ndq, 9, kinds, wg, rdq, feat, &pdq, err)) ||
+            (st = attn_tile_pipe(vk, c, nkv, 10, kinds, wg, rkv, feat, &pkv, err)))
             return st;
     } else {
         snprintf(ndq, sizeof(ndq), "attention_back_dq_%s", attn_dmax(s->D));
@@ -832,7 +863,7 @@ vkl_status vkl_op_attention_back(vkl_vk *vk, vkl_op_cache *c, const vkl_attn_sha
                             .n_head_kv = s->n_head_kv, .D = s->D, .pos0 = s->pos0, .scale = s->scale,
                             .flags = (seg.buf ? VKL_ATTN_HAS_SEG : 0) | VKL_ATTN_HAS_LSE,
                             .window = attn_window(s), .softcap = s->softcap};
-        vkl_binding b[9] = {
+        vkl_binding b[10] = {
             bind_elems(&l, q, b0 * z.q, nb * z.q, &pc.q_off),
             bind_elems(&l, k, b0 * z.kv, nb * z.kv, &pc.k_off),
             bind_elems(&l, v, b0 * z.kv, nb * z.kv, &pc.v_off),
@@ -842,22 +873,29 @@ vkl_status vkl_op_attention_back(vkl_vk *vk, vkl_op_cache *c, const vkl_attn_sha
             bind_elems(&l, dout, b0 * z.q, nb * z.q, &pc.dout_off),
             bind_elems(&l, dq, b0 * z.q, nb * z.q, &pc.dq_off),
         };
-        if (tile)
+        vkl_binding bd = {0};
+        if (tile) {
             for (int i = 0; i < 7; i++)
                 if (i != 3 && i != 5) b[i].texel_format = VK_FORMAT_R32G32B32A32_SFLOAT;
-        uint32_t flags = pc.flags;
+            bd = delta.buf ? bind_elems(&l, delta, b0 * z.lse, nb * z.lse, &pc.delta_off) : bind_dummy(lse.buf);
+            if (delta.buf) pc.flags |= VKL_ATTN_HAS_DELTA;
+            b[8] = bd;
+        }
+        uint32_t flags = pc.flags, ndqb = tile ? 9 : 8, nkvb = tile ? 10 : 9;
         for (uint32_t r0 = 0; r0 < keys && !st; r0 += sdq) { /* dq: = then += over key slices */
             pc.r0 = r0, pc.r1 = VKL_MIN(keys - r0, sdq) + r0;
             pc.flags = flags | (r0 ? VKL_ATTN_MERGE : 0);
-            st = dispatch(vk, pdq, b, 8, &pc, sizeof(pc), nb * s->n_head * ((s->T + qrows - 1) / qrows), err);
+            st = dispatch(vk, pdq, b, ndqb, &pc, sizeof(pc), nb * s->n_head * ((s->T + qrows - 1) / qrows), err);
         }
         if (st) break;
         b[7] = bind_elems(&l, dk, b0 * z.kv, nb * z.kv, &pc.dq_off);
         b[8] = bind_elems(&l, dv, b0 * z.kv, nb * z.kv, &pc.dv_off);
+        b[9] = bd;
         pc.flags = flags;
         for (uint32_t r0 = 0; r0 < s->T && !st; r0 += skv) { /* dk, dv: += over query slices */
             pc.r0 = r0, pc.r1 = VKL_MIN(s->T - r0, skv) + r0;
-            st = dispatch(vk, pkv, b, 9, &pc, sizeof(pc), nb * s->n_head_kv * ((s->S + krows - 1) / krows), err);
+            st = dispatch(vk, pkv, b, nkvb, &pc, sizeof(pc), nb * s->n_head_kv * ((s->S + krows - 1) / krows),
+                          err);
             vkl_op_variant_used(op, flash ? attn_variant_names[var] : tile ? "tile" : "scalar");
         }
     }

@@ -88,10 +88,11 @@ vkl_status vkl_op_attention(vkl_vk *vk, vkl_op_cache *c, const vkl_attn_shape *s
                             vkl_tview v, vkl_tview seg, vkl_tview out, vkl_tview lse, vkl_err *err);
 /* Backward (recomputes the probabilities from q, k and lse, with the same window and softcap; the capped
  * score's gradient is multiplied by 1 - tanh^2): dq = ; dk, dv += (GQA heads sum into their KV head). lse is
- * required. */
+ * required. delta, optional scratch of lse's shape [n_seq, n_head, T] (its contents afterwards unspecified): the
+ * tile kernels then compute Di = dOi.Oi once, in the dq pass, instead of in every dk/dv step. */
 vkl_status vkl_op_attention_back(vkl_vk *vk, vkl_op_cache *c, const vkl_attn_shape *s, vkl_tview q, vkl_tview k,
                                  vkl_tview v, vkl_tview seg, vkl_tview out, vkl_tview lse, vkl_tview dout,
-                                 vkl_tview dq, vkl_tview dk, vkl_tview dv, vkl_err *err);
+                                 vkl_tview dq, vkl_tview dk, vkl_tview dv, vkl_tview delta, vkl_err *err);
 
 /* h = silu(g) * u over n elements (h may alias g or u). */
 vkl_status vkl_op_swiglu(vkl_vk *vk, vkl_op_cache *c, vkl_tview g, vkl_tview u, vkl_tview h, uint64_t n,

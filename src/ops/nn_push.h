@@ -55,6 +55,8 @@ _Static_assert(sizeof(vkl_rope_push) == 48, "vkl_rope_push must match shaders/ro
 #define VKL_ATTN_HAS_SEG 1u
 #define VKL_ATTN_HAS_LSE 2u
 #define VKL_ATTN_MERGE 4u /* scalar kernels, a slice after the first: merge into out/lse (forward), dq += (dq) */
+#define VKL_ATTN_HAS_DELTA 8u /* tile backward: the dq pass writes Di = dOi.Oi at delta_off, dk/dv reads it */
+#define VKL_ATTN_FEAT_SOFTCAP 16u /* only in the tile kernels' FEAT specialization constant: scores soft-capped */
 typedef struct vkl_attn_push {
     uint32_t n_seq; /* sequences in this dispatch */
     uint32_t T, S, n_head, n_head_kv, D, pos0;
@@ -67,7 +69,8 @@ typedef struct vkl_attn_push {
     float softcap;   /* 0 = off */
     uint32_t r0, r1; /* scalar kernels: the slice of the walked side in this dispatch (keys for the forward and dq,
                         queries for dk/dv), so that one invocation stays within llvmpipe's loop limit */
-    uint32_t pad[2];
+    uint32_t delta_off; /* VKL_ATTN_HAS_DELTA: the delta binding's offset in floats (lse's layout) */
+    uint32_t pad;
 } vkl_attn_push;
 _Static_assert(sizeof(vkl_attn_push) == 96, "vkl_attn_push must match shaders/common/attn.glsl");
 
