@@ -30,6 +30,15 @@ layout(push_constant) uniform Push {
 #define FLAG_ACC 2u
 #define FLAG_X_VEC4 4u // x rows (and f32 weight rows) start on 16-byte boundaries
 #define FLAG_LOWRANK 8u // texel: y += lr_scale * u·v^T (the LoRA branch, u = xa, v = B) before the store
+#if defined(MM_TEXEL)
+// CPU devices run both sides of a branch even when every lane takes the same one (lavapipe masks lanes instead of
+// jumping): the texel kernel takes the store's flags from a specialization constant (the host sets it to the
+// push flags' FLAG_BIAS | FLAG_ACC), so a pipeline without them has no loads of bias or y at all.
+layout(constant_id = 2) const uint FEAT = 0u;
+#define STORE_HAS(f) ((FEAT & (f)) != 0u)
+#else
+#define STORE_HAS(f) ((p.flags & (f)) != 0u)
+#endif
 
 #if defined(MM_TEXEL)
 // Uniform texel buffers: on CPU devices a texel fetch is one vector gather, a storage load with a computed
@@ -88,9 +97,9 @@ vec4 load_w4(const bool vec, uint e) {
 #endif
 
 void store_y(uint m, uint n, float v) {
-    if ((p.flags & FLAG_BIAS) != 0u) v += data_b[p.b_off + n];
+    if (STORE_HAS(FLAG_BIAS)) v += data_b[p.b_off + n];
     uint i = p.y_off + m * p.y_stride + n;
-    if ((p.flags & FLAG_ACC) != 0u) v += data_y[i];
+    if (STORE_HAS(FLAG_ACC)) v += data_y[i];
     data_y[i] = v;
 }
 

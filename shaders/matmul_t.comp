@@ -28,6 +28,14 @@ layout(push_constant) uniform Push {
 #define FLAG_ACC 2u
 #define FLAG_DY_VEC4 4u // texel variant: dy is bound as RGBA32F (N % 4 == 0, 16-byte aligned rows)
 #define FLAG_LOWRANK 8u // texel: dx += lr_scale * u·v (the LoRA branch, u = dxa, v = A) before the store
+#if defined(MMT_TEXEL)
+// As in matmul.comp: the texel kernel (CPU devices, where both sides of a uniform branch run) takes FLAG_ACC and
+// FLAG_DY_VEC4 from a specialization constant the host sets to the push flags' values.
+layout(constant_id = 2) const uint FEAT = 0u;
+#define HAS_FLAG(f) ((FEAT & (f)) != 0u)
+#else
+#define HAS_FLAG(f) ((p.flags & (f)) != 0u)
+#endif
 
 #if defined(MMT_TEXEL)
 // Texel fetches are vector gathers on CPU devices (storage loads at computed addresses are per-lane loops), and a
@@ -69,7 +77,7 @@ layout(std430, binding = 2) buffer DX { float data_dx[]; };
 
 void store_dx(uint m, uint k, float v) {
     uint i = p.dx_off + m * p.K + k;
-    if ((p.flags & FLAG_ACC) != 0u) v += data_dx[i];
+    if (HAS_FLAG(FLAG_ACC)) v += data_dx[i];
     data_dx[i] = v;
 }
 
@@ -181,7 +189,7 @@ void main() {
     whalf = (iq % 32u) / 16u;
 #endif
 #endif
-    if ((p.flags & FLAG_DY_VEC4) != 0u) {
+    if (HAS_FLAG(FLAG_DY_VEC4)) {
         // dy bound as RGBA32F (N % 4 == 0, rows 16-byte aligned): one gather brings 4 weight rows' worth.
         for (uint n = 0u; n < p.N; n += 4u) {
             vec4 d[TR];

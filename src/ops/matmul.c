@@ -350,9 +350,10 @@ vkl_status vkl_op_matmul_lr(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_tvi
         wg = VKL_MAX(wg, sg) / sg * sg;
         desc.n_bindings = 6; /* 4, 5: the low-rank term's u and v */
         desc.bindings[0] = desc.bindings[1] = desc.bindings[4] = desc.bindings[5] = VKL_BIND_TEXEL;
-        desc.n_spec = 2;
+        desc.n_spec = 3;
         desc.spec[0] = wg;
         desc.spec[1] = sg;
+        desc.spec[2] = (bias.buf ? VKL_MM_BIAS : 0) | (accumulate ? VKL_MM_ACC : 0); /* FEAT: the push's store flags */
     }
     /* coopmat: WM x WN subgroups; the tile shape from the device's list as specialization constants 2..4 */
     uint32_t bm = VKL_MM_TILED_BM, bn = VKL_MM_TILED_BN;
@@ -524,7 +525,7 @@ vkl_status vkl_op_matmul_t_lr(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_t
         wg = VKL_MAX(wg, sg) / sg * sg;
         desc.n_bindings = 5; /* 3, 4: the low-rank term's u and v */
         desc.bindings[0] = desc.bindings[1] = desc.bindings[3] = desc.bindings[4] = VKL_BIND_TEXEL;
-        desc.n_spec = 2;
+        desc.n_spec = 3; /* spec[2] (FEAT) per dispatch: the push's VKL_MM_ACC | VKL_MM_X_VEC4 */
         desc.spec[0] = wg;
         desc.spec[1] = sg;
     }
@@ -536,9 +537,6 @@ vkl_status vkl_op_matmul_t_lr(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_t
         tm = VKL_MMT_TILED_BM;
         tk = VKL_MMT_TILED_BK;
     }
-    const vkl_pipeline *pipe;
-    if ((st = vkl_op_cache_get(vk, c, &desc, &pipe, err))) return st;
-
     /* Nc weight rows and Mc dy/dx rows per dispatch; N chunks after the first accumulate into dx. */
     bind_limits bl = get_limits(vk);
     if (texel) {
@@ -619,6 +617,9 @@ vkl_status vkl_op_matmul_t_lr(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_t
             uint32_t gx, gy;
             if (cs || tiled) gx = (uint32_t)kgroups, gy = (uint32_t)ceil_div(mn, tm);
             else grid_for(vk, kgroups * ceil_div(mn, tm) * sg, wg, &gx, &gy);
+            if (texel) desc.spec[2] = pc.flags & (VKL_MM_ACC | VKL_MM_X_VEC4);
+            const vkl_pipeline *pipe;
+            if ((st = vkl_op_cache_get(vk, c, &desc, &pipe, err))) break;
             st = vkl_cmd_dispatch(vk, pipe, b, desc.n_bindings, &pc, sizeof(pc), gx, gy, 1, err);
             vkl_op_variant_used("matmul_t", variant_names[ran]);
         }
