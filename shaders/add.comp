@@ -6,9 +6,9 @@ layout(local_size_x_id = 0) in;
 #include "common/eltwise.glsl"
 #include "common/grid.glsl"
 
-layout(std430, binding = 0) readonly buffer A { float a[]; };
-layout(std430, binding = 1) readonly buffer B { float b[]; };
-layout(std430, binding = 2) writeonly buffer Y { float y[]; };
+layout(std430, binding = 0) readonly buffer A { ELT a[]; };
+layout(std430, binding = 1) readonly buffer B { ELT b[]; };
+layout(std430, binding = 2) writeonly buffer Y { ELT y[]; };
 
 void main() {
     uint i = inv_linear();

@@ -6,8 +6,8 @@ layout(local_size_x_id = 0) in;
 #include "common/eltwise.glsl"
 #include "common/grid.glsl"
 
-layout(std430, binding = 0) readonly buffer X { float x[]; };
-layout(std430, binding = 1) writeonly buffer Y { float y[]; };
+layout(std430, binding = 0) readonly buffer X { ELT x[]; };
+layout(std430, binding = 1) writeonly buffer Y { ELT y[]; };
 
 void main() {
     uint i = inv_linear();

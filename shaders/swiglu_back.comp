@@ -7,17 +7,17 @@ layout(local_size_x_id = 0) in;
 #include "common/eltwise.glsl"
 #include "common/grid.glsl"
 
-layout(std430, binding = 0) readonly buffer G { float g[]; };
-layout(std430, binding = 1) readonly buffer U { float u[]; };
-layout(std430, binding = 2) readonly buffer DH { float dh[]; };
-layout(std430, binding = 3) writeonly buffer DG { float dg[]; };
-layout(std430, binding = 4) writeonly buffer DU { float du[]; };
+layout(std430, binding = 0) readonly buffer G { ELT g[]; };
+layout(std430, binding = 1) readonly buffer U { ELT u[]; };
+layout(std430, binding = 2) readonly buffer DH { ELT dh[]; };
+layout(std430, binding = 3) writeonly buffer DG { ELT dg[]; };
+layout(std430, binding = 4) writeonly buffer DU { ELT du[]; };
 
 void main() {
     uint i = inv_linear();
     if (i >= p.n) return;
-    float gv = g[p.a_off + i], uv = u[p.b_off + i], d = dh[p.c_off + i];
-    float sg = 1.0 / (1.0 + exp(-gv));
+    ELT gv = g[p.a_off + i], uv = u[p.b_off + i], d = dh[p.c_off + i];
+    ELT sg = 1.0 / (1.0 + exp(-gv));
     dg[p.d_off + i] = d * uv * sg * (1.0 + gv * (1.0 - sg));
     du[p.e_off + i] = d * gv * sg;
 }

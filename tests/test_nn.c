@@ -794,11 +794,34 @@ static int case_swiglu(vkl_vk *vk, vkl_op_cache *c, int chunked) {
     T_CLOSE(got2, du, n, ELT_TOL, "swiglu_back du");
     return 0;
 }
-static int test_swiglu(void) { return run2(case_swiglu, "1024"); }
+/* The elementwise ops run their vec4 build ("<shader>_v4") when the count and every view offset are multiples of 4
+ * elements, else the scalar one: each case runs both ways (views 12 bytes into their buffers, then 16 with the
+ * count rounded down to a multiple of 4), whole and in 1 KiB bindings, and checks which ran. */
+static bool ELT_ROUND4 = false;
+static int run_elt(nn_case fn, const char *op) {
+    int rc = 0;
+    for (int v4 = 0; v4 < 2 && !rc; v4++) {
+        PAD_FRONT = v4 ? 16 : 12;
+        ELT_ROUND4 = v4;
+        vkl_op_variants_reset();
+        rc = run2(fn, "1024");
+        char used[64];
+        vkl_op_variants_of(op, used, sizeof(used));
+        if (!rc && strcmp(used, v4 ? "vec4" : "scalar")) {
+            fprintf(stderr, "    FAIL %s: %s views ran \"%s\"\n", op, v4 ? "aligned" : "unaligned", used);
+            rc = 1;
+        }
+    }
+    PAD_FRONT = 12;
+    ELT_ROUND4 = false;
+    return rc;
+}
+static int test_swiglu(void) { return run_elt(case_swiglu, "swiglu") || run_elt(case_swiglu, "swiglu_back"); }
 
 static int case_add(vkl_vk *vk, vkl_op_cache *c, int chunked) {
     t_rng_seed(90 + chunked);
     size_t n = 37 * 172 + 3;
+    if (ELT_ROUND4) n -= n % 4;
     float *a = hf(n), *b = hf(n), *y = hf(n), *got = hf(n);
     fill(a, n, -2, 2), fill(b, n, -2, 2);
     vkl_ref_add(a, b, -0.37f, y, n);
@@ -809,7 +832,7 @@ static int case_add(vkl_vk *vk, vkl_op_cache *c, int chunked) {
     T_CLOSE(got, y, n, ELT_TOL, "add");
     return 0;
 }
-static int test_add(void) { return run2(case_add, "1024"); }
+static int test_add(void) { return run_elt(case_add, "add"); }
 
 /* Elementwise closeness for values of any magnitude: |got - want| <= tol * max(|want|, floor), NaN fails. */
 static double worst_rel(const float *got, const float *want, size_t n, double floor_) {
@@ -955,6 +978,7 @@ static int test_softcap(void) { return run2(case_softcap, "1024"); }
 static int case_scale(vkl_vk *vk, vkl_op_cache *c, int chunked) {
     t_rng_seed(130 + chunked);
     size_t n = 37 * 172 + 3;
+    if (ELT_ROUND4) n -= n % 4;
     float s = sqrtf(2304.0f);
     float *x = hf(n), *y = hf(n), *got = hf(n);
     fill(x, n, -3, 3);
@@ -969,7 +993,7 @@ static int case_scale(vkl_vk *vk, vkl_op_cache *c, int chunked) {
     T_ASSERT(!memcmp(got, y, n * 4), "scale in place differs from the reference");
     return 0;
 }
-static int test_scale(void) { return run2(case_scale, "1024"); }
+static int test_scale(void) { return run_elt(case_scale, "scale"); }
 
 /* Row scaling by a factor per row (attention temperature by position), odd shapes, in place too. */
 static int case_scale_rows(vkl_vk *vk, vkl_op_cache *c, int chunked) {

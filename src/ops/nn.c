@@ -904,7 +904,8 @@ vkl_status vkl_op_attention_back(vkl_vk *vk, vkl_op_cache *c, const vkl_attn_sha
 
 /* ---------------------------------------------------------------------------------------------------------- */
 
-/* Elementwise ops: up to 5 tensors of n fp32 each, split into element chunks. */
+/* Elementwise ops: up to 5 tensors of n fp32 each, split into element chunks. A chunk whose count and offsets are
+ * all multiples of 4 runs the shader's "<shader>_v4" build when there is one (4 elements an invocation). */
 static vkl_status eltwise(vkl_vk *vk, vkl_op_cache *c, const char *op, const char *shader, const vkl_tview *tv,
                           const char *const *names, uint32_t nt, uint64_t n, float alpha, vkl_err *err) {
     vkl_status st;
@@ -914,9 +915,11 @@ static vkl_status eltwise(vkl_vk *vk, vkl_op_cache *c, const char *op, const cha
     nn_lim l = lim_get(vk);
     uint64_t chunk = VKL_MIN(lim_units(&l, 4), IDX_MAX);
     if (chunk == 0) return too_big(op, "one element", 4, &l, err);
+    if (chunk > 4) chunk -= chunk % 4; /* keeps every chunk start a multiple of 4 elements */
     uint32_t wg = wg_size(vk, NN_WG);
-    const vkl_pipeline *pipe;
-    if ((st = get_pipe(vk, c, shader, nt, sizeof(vkl_eltwise_push), wg, &pipe, err))) return st;
+    char v4name[48];
+    snprintf(v4name, sizeof(v4name), "%s_v4", shader);
+    const bool has_v4 = vkl_spirv_find(v4name) != NULL;
     bool own;
     if ((st = nn_begin(vk, &own, err))) return st;
     for (uint64_t e0 = 0; e0 < n && !st; e0 += chunk) {
@@ -924,8 +927,19 @@ static vkl_status eltwise(vkl_vk *vk, vkl_op_cache *c, const char *op, const cha
         vkl_eltwise_push pc = {.n = (uint32_t)ne, .alpha = alpha};
         uint32_t *offs[5] = {&pc.a_off, &pc.b_off, &pc.c_off, &pc.d_off, &pc.e_off};
         vkl_binding b[5];
-        for (uint32_t i = 0; i < nt; i++) b[i] = bind_elems(&l, tv[i], e0, ne, offs[i]);
-        st = dispatch(vk, pipe, b, nt, &pc, sizeof(pc), (ne + wg - 1) / wg, err);
+        bool v4 = has_v4 && ne % 4 == 0;
+        for (uint32_t i = 0; i < nt; i++) {
+            b[i] = bind_elems(&l, tv[i], e0, ne, offs[i]);
+            v4 = v4 && *offs[i] % 4 == 0;
+        }
+        if (v4) {
+            pc.n /= 4;
+            for (uint32_t i = 0; i < nt; i++) *offs[i] /= 4;
+        }
+        const vkl_pipeline *pipe;
+        if ((st = get_pipe(vk, c, v4 ? v4name : shader, nt, sizeof(vkl_eltwise_push), wg, &pipe, err))) break;
+        st = dispatch(vk, pipe, b, nt, &pc, sizeof(pc), (pc.n + wg - 1) / wg, err);
+        vkl_op_variant_used(op, v4 ? "vec4" : "scalar");
     }
     return nn_end(vk, own, st, err);
 }
