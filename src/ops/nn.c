@@ -494,7 +494,7 @@ static vkl_status attn_slice(const vkl_vk *vk, const char *op, const vkl_attn_sh
 static uint32_t attn_tile_bucket(uint32_t D) { return D <= 16 ? 16 : D <= 64 ? 64 : D <= 128 ? 128 : 256; }
 static uint32_t attn_tile_rows(const vkl_vk *vk, uint32_t bucket, int pass) {
     if (vk->info.vk_type != VK_PHYSICAL_DEVICE_TYPE_CPU) return 1;
-    static const uint32_t rows[3][4] = {/* forward */ {4, 4, 2, 1}, /* dq */ {4, 4, 2, 1}, /* dk/dv */ {4, 2, 1, 1}};
+    static const uint32_t rows[3][4] = {/* forward */ {4, 4, 2, 1}, /* dq */ {4, 4, 2, 1}, /* dk/dv */ {4, 4, 1, 1}};
     uint32_t bi = bucket <= 16 ? 0 : bucket <= 64 ? 1 : bucket <= 128 ? 2 : 3;
     const char *env = getenv("VKLORA_ATTN_ROWS"); /* tuning only: must stay fixed for the process */
     if (env && *env) {
