@@ -16,26 +16,26 @@ layout(push_constant) uniform Push {
     float eps;
 } p;
 
-layout(std430, binding = 0) readonly buffer X { float x[]; };
-layout(std430, binding = 1) readonly buffer W { float w[]; };
-layout(std430, binding = 2) writeonly buffer Y { float y[]; };
-layout(std430, binding = 3) writeonly buffer R { float rstd_out[]; };
-
 #include "common/grid.glsl"
 #include "common/row.glsl"
+
+layout(std430, binding = 0) readonly buffer X { RT x[]; };
+layout(std430, binding = 1) readonly buffer W { RT w[]; };
+layout(std430, binding = 2) writeonly buffer Y { RT y[]; };
+layout(std430, binding = 3) writeonly buffer R { float rstd_out[]; };
 
 void main() {
     uint row = ROW;
     if (row >= p.rows) return; // uniform over the workgroup (subgroup), so the barriers below stay uniform
     uint lid = LID;
-    uint xb = p.x_off + row * p.n, yb = p.y_off + row * p.n;
+    uint xb = p.x_off + row * ROW_N, yb = p.y_off + row * ROW_N;
     float ss = 0.0;
-    for (uint i = lid; i < p.n; i += STRIDE) {
-        float v = x[xb + i];
-        ss += v * v;
+    for (uint i = lid; i < ROW_N; i += STRIDE) {
+        RT v = x[xb + i];
+        ss += RDOT(v, v);
     }
     ss = ROW_SUM(ss);
     float r = 1.0 / sqrt(ss / float(p.n) + p.eps);
     if (p.has_rstd != 0u && lid == 0u) rstd_out[p.rstd_off + row] = r;
-    for (uint i = lid; i < p.n; i += STRIDE) y[yb + i] = x[xb + i] * r * w[p.w_off + i];
+    for (uint i = lid; i < ROW_N; i += STRIDE) y[yb + i] = x[xb + i] * r * w[p.w_off + i];
 }

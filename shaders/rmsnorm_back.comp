@@ -18,15 +18,15 @@ layout(push_constant) uniform Push {
     uint pad0, pad1, pad2;
 } p;
 
+#include "common/grid.glsl"
+
+#ifdef DW
 layout(std430, binding = 0) readonly buffer X { float x[]; };
 layout(std430, binding = 1) readonly buffer W { float w[]; };
 layout(std430, binding = 2) readonly buffer R { float rstd[]; };
 layout(std430, binding = 3) readonly buffer DY { float dy[]; };
-layout(std430, binding = 4) buffer DX { float dx[]; }; // dw in the DW variant
+layout(std430, binding = 4) buffer DX { float dx[]; }; // dw
 
-#include "common/grid.glsl"
-
-#ifdef DW
 void main() {
     uint j = inv_linear();
     if (j >= p.n) return;
@@ -36,18 +36,24 @@ void main() {
 }
 #else
 #include "common/row.glsl"
+layout(std430, binding = 0) readonly buffer X { RT x[]; };
+layout(std430, binding = 1) readonly buffer W { RT w[]; };
+layout(std430, binding = 2) readonly buffer R { float rstd[]; };
+layout(std430, binding = 3) readonly buffer DY { RT dy[]; };
+layout(std430, binding = 4) buffer DX { RT dx[]; };
+
 void main() {
     uint row = ROW;
     if (row >= p.rows) return;
     uint lid = LID;
-    uint xb = p.x_off + row * p.n, db = p.dy_off + row * p.n, ob = p.dx_off + row * p.n;
+    uint xb = p.x_off + row * ROW_N, db = p.dy_off + row * ROW_N, ob = p.dx_off + row * ROW_N;
     float dot_ = 0.0;
-    for (uint i = lid; i < p.n; i += STRIDE) dot_ += w[p.w_off + i] * dy[db + i] * x[xb + i];
+    for (uint i = lid; i < ROW_N; i += STRIDE) dot_ += RDOT(w[p.w_off + i] * dy[db + i], x[xb + i]);
     dot_ = ROW_SUM(dot_);
     float r = rstd[p.rstd_off + row];
     float c = r * r * dot_ / float(p.n);
-    for (uint i = lid; i < p.n; i += STRIDE) {
-        float g = r * (w[p.w_off + i] * dy[db + i] - x[xb + i] * c);
+    for (uint i = lid; i < ROW_N; i += STRIDE) {
+        RT g = r * (w[p.w_off + i] * dy[db + i] - x[xb + i] * c);
         if (p.accumulate != 0u) g += dx[ob + i];
         dx[ob + i] = g;
     }

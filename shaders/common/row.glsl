@@ -18,4 +18,16 @@
 #define STRIDE WG
 #define ROW_SUM(v) wg_sum(v)
 #endif
+// -DROW_VEC4 (the "_sg_v4" builds): rows are read as vec4s (RT), n and every offset but rstd's in vec4 units from
+// the host (n % 4 == 0, offsets multiples of 4 floats): on CPU devices a storage load at a computed address is a
+// loop over the lanes, and a vec4 moves 4 floats for one. RDOT(a, b) sums a * b over the components.
+#if defined(ROW_VEC4)
+#define RT vec4
+#define RDOT(a, b) dot(a, b)
+#define ROW_N (p.n / 4u)
+#else
+#define RT float
+#define RDOT(a, b) ((a) * (b))
+#define ROW_N p.n
+#endif
 #endif

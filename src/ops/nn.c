@@ -226,8 +226,18 @@ static vkl_status norm_kernel(const vkl_vk *vk, const char *base, char *name, si
         *rows = *wg / d->subgroup_size;
     }
     snprintf(name, n, sg ? "%s_sg" : "%s", base);
-    vkl_op_variant_used(base, sg ? "subgroup" : "workgroup");
     return VKL_OK;
+}
+
+/* The row-per-subgroup kernels read rows as vec4s (their "_v4" build) when the row length and every row view's
+ * offset in the binding are multiples of 4 floats: then divides those offsets by 4 and returns true. Records the
+ * kernel that runs the dispatch: "workgroup", "subgroup" or "subgroup_vec4". */
+static bool norm_vec4(const char *op, const char *name, uint32_t n, uint32_t **offs, uint32_t n_offs) {
+    bool v4 = strstr(name, "_sg") && n % 4 == 0;
+    for (uint32_t i = 0; i < n_offs; i++) v4 = v4 && *offs[i] % 4 == 0;
+    for (uint32_t i = 0; v4 && i < n_offs; i++) *offs[i] /= 4;
+    vkl_op_variant_used(op, v4 ? "subgroup_vec4" : strstr(name, "_sg") ? "subgroup" : "workgroup");
+    return v4;
 }
 
 vkl_status vkl_op_rmsnorm(vkl_vk *vk, vkl_op_cache *c, vkl_tview x, vkl_tview w, vkl_tview y, vkl_tview rstd,
@@ -249,8 +259,8 @@ vkl_status vkl_op_rmsnorm(vkl_vk *vk, vkl_op_cache *c, vkl_tview x, vkl_tview w,
     uint32_t wg, per_wg;
     char name[32];
     if ((st = norm_kernel(vk, "rmsnorm", name, sizeof(name), &wg, &per_wg, err))) return st;
-    const vkl_pipeline *pipe;
-    if ((st = get_pipe(vk, c, name, 4, sizeof(vkl_rmsnorm_push), wg, &pipe, err))) return st;
+    char name4[40];
+    snprintf(name4, sizeof(name4), "%s_v4", name);
     bool own;
     if ((st = nn_begin(vk, &own, err))) return st;
     for (uint64_t r0 = 0; r0 < rows && !st; r0 += chunk) {
@@ -262,6 +272,11 @@ vkl_status vkl_op_rmsnorm(vkl_vk *vk, vkl_op_cache *c, vkl_tview x, vkl_tview w,
             bind_elems(&l, y, r0 * n, nr * n, &pc.y_off),
             rstd.buf ? bind_elems(&l, rstd, r0, nr, &pc.rstd_off) : bind_dummy(x.buf),
         };
+        uint32_t *offs[3] = {&pc.x_off, &pc.w_off, &pc.y_off};
+        const vkl_pipeline *pipe;
+        if ((st = get_pipe(vk, c, norm_vec4(op, name, n, offs, 3) ? name4 : name, 4, sizeof(vkl_rmsnorm_push), wg,
+                           &pipe, err)))
+            break;
         st = dispatch(vk, pipe, b, 4, &pc, sizeof(pc), (nr + per_wg - 1) / per_wg, err);
     }
     return nn_end(vk, own, st, err);
@@ -286,8 +301,9 @@ vkl_status vkl_op_rmsnorm_back(vkl_vk *vk, vkl_op_cache *c, vkl_tview x, vkl_tvi
     uint32_t wg, per_wg;
     char name[32];
     if ((st = norm_kernel(vk, "rmsnorm_back", name, sizeof(name), &wg, &per_wg, err))) return st;
+    char name4[40];
+    snprintf(name4, sizeof(name4), "%s_v4", name);
     const vkl_pipeline *pdx, *pdw = NULL;
-    if ((st = get_pipe(vk, c, name, 5, sizeof(vkl_rmsnorm_back_push), wg, &pdx, err))) return st;
     if (dw.buf && (st = get_pipe(vk, c, "rmsnorm_back_dw", 5, sizeof(vkl_rmsnorm_back_push), wg, &pdw, err)))
         return st;
     bool own;
@@ -302,7 +318,12 @@ vkl_status vkl_op_rmsnorm_back(vkl_vk *vk, vkl_op_cache *c, vkl_tview x, vkl_tvi
             bind_elems(&l, dy, r0 * n, nr * n, &pc.dy_off),
             bind_elems(&l, dx, r0 * n, nr * n, &pc.dx_off),
         };
-        st = dispatch(vk, pdx, b, 5, &pc, sizeof(pc), (nr + per_wg - 1) / per_wg, err);
+        vkl_rmsnorm_back_push p4 = pc; /* the dw pass below keeps the float offsets */
+        uint32_t *offs[4] = {&p4.x_off, &p4.w_off, &p4.dy_off, &p4.dx_off};
+        if ((st = get_pipe(vk, c, norm_vec4(op, name, n, offs, 4) ? name4 : name, 5, sizeof(vkl_rmsnorm_back_push),
+                           wg, &pdx, err)))
+            break;
+        st = dispatch(vk, pdx, b, 5, &p4, sizeof(p4), (nr + per_wg - 1) / per_wg, err);
         if (!st && pdw) {
             /* dw sums over this chunk's rows; successive chunks add to it (dispatches are serialized). */
             b[4] = bind_elems(&l, dw, 0, n, &pc.dw_off);
