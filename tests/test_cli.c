@@ -103,6 +103,47 @@ static int test_devices_json(void) {
     return 0;
 }
 
+/* Device tuning (vkl_vk_cpu_tune in src/vk/vk.h): with neither LP_NATIVE_VECTOR_WIDTH nor VKLORA_CPU_TUNE set, a
+ * command that opens a device runs lavapipe at 512 bits exactly when the CPU has AVX-512 and lavapipe is built on
+ * LLVM 15 or older (measured right and faster there); on a newer LLVM it runs again at the driver's own width
+ * (Mesa 26.1 / LLVM 19 computes wrong texel fetches at 512 bits). VKLORA_CPU_TUNE=off leaves the width alone. */
+static int llvmpipe_name(const char *env, char *name, size_t n) {
+    char *out = NULL, *err = NULL, cmd[4096];
+    snprintf(cmd, sizeof(cmd), "LP_NATIVE_VECTOR_WIDTH= %s %s devices --json", env, t_vklora_bin());
+    T_ASSERT(t_run(cmd, &out, &err) == 0, "%s: %s", cmd, err ? err : "");
+    cJSON *doc = cJSON_Parse(out), *d;
+    T_ASSERT(doc, "stdout is not JSON: %s", out);
+    name[0] = 0;
+    cJSON_ArrayForEach(d, cJSON_GetObjectItem(doc, "devices")) {
+        const char *s = cJSON_GetStringValue(cJSON_GetObjectItem(d, "name"));
+        if (s && !strncmp(s, "llvmpipe", 8)) {
+            snprintf(name, n, "%s", s);
+            break;
+        }
+    }
+    cJSON_Delete(doc);
+    free(out), free(err);
+    return 0;
+}
+static int test_cpu_tune(void) {
+#if defined(_WIN32) || !(defined(__x86_64__) || defined(__i386__))
+    return 0; /* not done there */
+#else
+    char tuned[256], plain[256];
+    T_ASSERT(!llvmpipe_name("VKLORA_CPU_TUNE=", tuned, sizeof(tuned)), "tuned run");
+    T_ASSERT(!llvmpipe_name("VKLORA_CPU_TUNE=off", plain, sizeof(plain)), "plain run");
+    if (!tuned[0]) return 0; /* no lavapipe here */
+    const char *llvm = strstr(tuned, "LLVM ");
+    int major = llvm ? atoi(llvm + 5) : 0;
+    __builtin_cpu_init();
+    bool want512 = __builtin_cpu_supports("avx512f") && major >= 1 && major <= 15;
+    T_ASSERT((strstr(tuned, "512 bits") != NULL) == want512, "LLVM %d, AVX-512 %d: the tuned run got \"%s\"", major,
+             __builtin_cpu_supports("avx512f") != 0, tuned);
+    T_ASSERT(!want512 || !strstr(plain, "512 bits"), "VKLORA_CPU_TUNE=off still got \"%s\"", plain);
+    return 0;
+#endif
+}
+
 static int test_no_driver(void) {
     /* A machine without a Vulkan driver: point the loader at no ICD at all. */
     char *out = NULL, *err = NULL;
@@ -379,6 +420,7 @@ const vkl_test_case vkl_tests_cli[] = {
     {"cli/usage_errors", test_usage_errors},
     {"cli/devices_json", test_devices_json},
     {"cli/no_driver", test_no_driver},
+    {"cli/cpu_tune", test_cpu_tune},
     {"cli/data_json", test_data_cmd},
     {"cli/data_text_truncation", test_data_cmd_text_and_truncation},
     {"cli/data_errors", test_data_cmd_errors},

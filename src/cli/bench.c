@@ -141,6 +141,7 @@ int vkl_cmd_bench(int argc, char **argv) {
     cJSON_AddStringToObject(o, "architecture", s.model->hp.arch_name);
     cJSON_AddNumberToObject(o, "n_params", (double)s.model->n_params);
     cJSON_AddStringToObject(o, "device", s.vk->info.name);
+    if (*vkl_vk_cpu_tune_note()) cJSON_AddStringToObject(o, "cpu_tuning", vkl_vk_cpu_tune_note());
     cJSON_AddStringToObject(o, "device_type", s.vk->info.type);
     cJSON_AddStringToObject(o, "driver", s.vk->info.driver_name);
     cJSON_AddNumberToObject(o, "ctx", ctx);

@@ -3,6 +3,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#if !defined(_WIN32)
+#include <unistd.h>
+#endif
 
 #include "cli/cli.h"
 #include "platform.h"
@@ -42,7 +45,8 @@ static void usage(FILE *f) {
     fprintf(f,
             "\nexit codes: 0 success, 1 runtime failure, 2 usage, config or input error\n"
             "environment: VKLORA_VALIDATION=1 turns on the Vulkan validation layer;\n"
-            "             VKLORA_DEVICE=<index|name> picks the device\n");
+            "             VKLORA_DEVICE=<index|name> picks the device;\n"
+            "             VKLORA_CPU_TUNE=off keeps vklora from setting LP_NATIVE_VECTOR_WIDTH=512 for lavapipe\n");
 }
 
 int vkl_cli_fail(const char *cmd, vkl_status status, const char *fmt, ...) {
@@ -93,6 +97,19 @@ int main(int argc, char **argv) {
     }
     for (size_t i = 0; i < VKL_ARRAY_LEN(commands); i++)
         if (!strcmp(argv[1], commands[i].name)) {
+            /* Device tuning (src/vk/vk.h): before the first Vulkan call of a command that opens a device. When
+             * the driver came up at a width it must not run at, this program runs again without it. */
+            static const char *const device_cmds[] = {"devices", "eval", "generate", "train", "sweep", "bench"};
+            for (size_t j = 0; j < VKL_ARRAY_LEN(device_cmds); j++)
+                if (!strcmp(argv[1], device_cmds[j]) && vkl_vk_cpu_tune() == VKL_CPU_TUNE_RERUN) {
+#if !defined(_WIN32)
+                    execv("/proc/self/exe", argv);
+                    execvp(argv[0], argv); /* no /proc: the name it was started by */
+#endif
+                    fprintf(stderr, "vklora: could not run again with lavapipe's default vector width; set "
+                                    "VKLORA_CPU_TUNE=off\n");
+                    return 1;
+                }
             int rc = commands[i].run(argc - 1, argv + 1);
             /* With VKLORA_VALIDATION=1 a run the validation layer complained about does not pass as a success. */
             uint32_t msgs = vkl_vk_validation_total();

@@ -59,6 +59,64 @@ static vkl_status load_loader(vkl_err *err) {
     return VKL_OK;
 }
 
+/* "llvmpipe (LLVM 15.0.6, 256 bits)": the LLVM major version, 0 if the name does not say. */
+static int llvmpipe_llvm_major(const char *name) {
+    const char *s = strstr(name, "LLVM ");
+    return s ? atoi(s + 5) : 0;
+}
+
+vkl_cpu_tune vkl_vk_cpu_tune(void) {
+#if defined(_WIN32) || !(defined(__x86_64__) || defined(__i386__))
+    return VKL_CPU_TUNE_NONE;
+#else
+    const char *w = getenv("LP_NATIVE_VECTOR_WIDTH"), *t = getenv("VKLORA_CPU_TUNE");
+    if ((w && *w) || (t && !strcmp(t, "off"))) return VKL_CPU_TUNE_NONE;
+    __builtin_cpu_init();
+    if (!__builtin_cpu_supports("avx512f")) return VKL_CPU_TUNE_NONE;
+    vkl_err err = {0};
+    if (load_loader(&err)) return VKL_CPU_TUNE_NONE;
+    setenv("LP_NATIVE_VECTOR_WIDTH", "512", 1);
+    VkApplicationInfo app = {.sType = VK_STRUCTURE_TYPE_APPLICATION_INFO, .apiVersion = VK_API_VERSION_1_1};
+    VkInstanceCreateInfo ci = {.sType = VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO, .pApplicationInfo = &app};
+    VkInstance inst = VK_NULL_HANDLE;
+    uint32_t n = 0, lp = 0, bad = 0;
+    if (vkCreateInstance(&ci, NULL, &inst) == VK_SUCCESS) {
+        volkLoadInstance(inst);
+        if (vkEnumeratePhysicalDevices(inst, &n, NULL) == VK_SUCCESS && n) {
+            VkPhysicalDevice *pd = vkl_calloc(n, sizeof(*pd));
+            if (vkEnumeratePhysicalDevices(inst, &n, pd) != VK_SUCCESS) n = 0;
+            for (uint32_t i = 0; i < n; i++) {
+                VkPhysicalDeviceProperties p;
+                vkGetPhysicalDeviceProperties(pd[i], &p);
+                if (strncmp(p.deviceName, "llvmpipe", 8)) continue;
+                lp++;
+                int major = llvmpipe_llvm_major(p.deviceName);
+                bad += major < 1 || major > 15;
+            }
+            free(pd);
+        }
+        vkDestroyInstance(inst, NULL);
+    }
+    if (!lp) {
+        unsetenv("LP_NATIVE_VECTOR_WIDTH");
+        return VKL_CPU_TUNE_NONE;
+    }
+    if (bad) {
+        unsetenv("LP_NATIVE_VECTOR_WIDTH");
+        setenv("VKLORA_CPU_TUNE", "off", 1);
+        setenv("VKLORA_CPU_TUNE_NOTE", "LP_NATIVE_VECTOR_WIDTH left to the driver: its LLVM is newer than 15", 1);
+        return VKL_CPU_TUNE_RERUN;
+    }
+    setenv("VKLORA_CPU_TUNE_NOTE", "LP_NATIVE_VECTOR_WIDTH=512 set by vklora (lavapipe on LLVM <= 15, AVX-512)", 1);
+    return VKL_CPU_TUNE_WIDE;
+#endif
+}
+
+const char *vkl_vk_cpu_tune_note(void) {
+    const char *s = getenv("VKLORA_CPU_TUNE_NOTE");
+    return s ? s : "";
+}
+
 static bool has_layer(const char *name) {
     uint32_t n = 0;
     if (vkEnumerateInstanceLayerProperties(&n, NULL) != VK_SUCCESS) return false;

@@ -73,6 +73,19 @@ typedef struct vkl_device_info {
 /* Enumerate every device on a temporary instance. *infos is malloc'd. A machine without a Vulkan loader or
  * driver gets VKL_ERR_RUNTIME with a message naming the packages to install. */
 vkl_status vkl_vk_list_devices(vkl_device_info **infos, uint32_t *count, vkl_err *err);
+
+/* Device tuning chosen by the program (issue 13), for a process that has not loaded a Vulkan driver yet. lavapipe
+ * runs vklora's CPU kernels about 20 % faster with LP_NATIVE_VECTOR_WIDTH=512 (16-lane subgroups) on CPUs with
+ * AVX-512 (measured with Mesa 22.3.6 / LLVM 15), but Mesa 26.1 / LLVM 19 returns wrong texel fetches at that width,
+ * and the driver reads the variable when it loads. So, when neither LP_NATIVE_VECTOR_WIDTH nor VKLORA_CPU_TUNE=off
+ * is set and the CPU has AVX-512: set it to 512, load the driver and look at every llvmpipe device. WIDE: they
+ * are all built on LLVM 15 or older (the variable stays). RERUN: one is newer or unknown; the driver is already
+ * loaded at the wrong width, so the caller must run the program again (the variable is removed and
+ * VKLORA_CPU_TUNE=off set for that run). NONE: nothing done (no llvmpipe, no loader, or the user chose). */
+typedef enum { VKL_CPU_TUNE_NONE, VKL_CPU_TUNE_WIDE, VKL_CPU_TUNE_RERUN } vkl_cpu_tune;
+vkl_cpu_tune vkl_vk_cpu_tune(void);
+/* What vkl_vk_cpu_tune did in this process or its first run ("" if nothing), for reports. */
+const char *vkl_vk_cpu_tune_note(void);
 void vkl_device_info_print(FILE *f, const vkl_device_info *d); /* human-readable block (needs <stdio.h>) */
 
 typedef struct vkl_vk_options {
