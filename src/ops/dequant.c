@@ -5,6 +5,16 @@
 #include "ops/ops.h"
 #include "vklora/quant.h"
 
+uint32_t vkl_op_default_subgroup(const vkl_vk *vk, uint32_t *required) {
+    const vkl_device_info *d = &vk->info;
+    *required = 0;
+    if (d->min_subgroup_size == d->max_subgroup_size) return d->subgroup_size;
+    if (!d->subgroup_size_control || d->subgroup_size < d->min_subgroup_size || d->subgroup_size > d->max_subgroup_size)
+        return 0;
+    *required = d->subgroup_size;
+    return d->subgroup_size;
+}
+
 vkl_status vkl_op_cache_get(vkl_vk *vk, vkl_op_cache *cache, const vkl_pipeline_desc *desc, const vkl_pipeline **out,
                             vkl_err *err) {
     uint32_t wg = desc->n_spec ? desc->spec[0] : 0;

@@ -44,24 +44,12 @@ static uint64_t coopmat_shared_bytes(const vkl_coopmat_shape *c) {
     return (bm + bn) * sa * 2 + (uint64_t)VKL_MM_COOP_WM * VKL_MM_COOP_WN * c->M * so * 4 + bm * 4;
 }
 
-/* The subgroup size the coopmat kernel runs with (0: none usable) and whether the pipeline must request it: the
- * device's only size, or its default size requested through subgroup size control. */
-static uint32_t coopmat_subgroup(const vkl_vk *vk, uint32_t *required) {
-    const vkl_device_info *d = &vk->info;
-    *required = 0;
-    if (d->min_subgroup_size == d->max_subgroup_size) return d->subgroup_size;
-    if (!d->subgroup_size_control || d->subgroup_size < d->min_subgroup_size || d->subgroup_size > d->max_subgroup_size)
-        return 0;
-    *required = d->subgroup_size;
-    return d->subgroup_size;
-}
-
 /* The shape the coopmat kernel runs with: among the device's subgroup-scope f16 x f16 + f32 -> f32 shapes, the
  * largest (M*N*K) whose shared memory and workgroup fit and whose rows keep the 16-byte alignment cooperative
  * loads from shared memory need (K % 8 == 0, N % 4 == 0). NULL when this build or this device has none. */
 static const vkl_coopmat_shape *coopmat_shape(const vkl_vk *vk, uint32_t *sg, uint32_t *required_sg) {
     const vkl_device_info *d = &vk->info;
-    *sg = coopmat_subgroup(vk, required_sg);
+    *sg = vkl_op_default_subgroup(vk, required_sg); /* the size it runs with, and whether the pipeline requests it */
     /* subgroupMax gives each row's scale before its f16 rounding */
     if (!vkl_coopmat_built() || !d->coopmat_usable || !*sg || !d->subgroup_arithmetic ||
         (uint64_t)*sg * VKL_MM_COOP_WM * VKL_MM_COOP_WN > d->max_workgroup_invocations)

@@ -532,14 +532,9 @@ static uint32_t attn_tile_rows(const vkl_vk *vk, uint32_t bucket, int pass) {
  * it), 0 when there is none: the scalar kernels run. */
 static uint32_t attn_tile_subgroup(const vkl_vk *vk, uint32_t wg, uint32_t *required) {
     const vkl_device_info *d = &vk->info;
-    uint32_t sg = d->subgroup_size;
-    *required = 0;
-    if (!d->subgroup_basic || !d->subgroup_shuffle || sg == 0 || wg % sg) return 0;
-    if (d->min_subgroup_size == d->max_subgroup_size) return sg;
-    if (!d->subgroup_size_control || !d->compute_full_subgroups || sg < d->min_subgroup_size ||
-        sg > d->max_subgroup_size)
-        return 0;
-    *required = sg;
+    uint32_t sg = vkl_op_default_subgroup(vk, required);
+    if (!d->subgroup_basic || !d->subgroup_shuffle || sg == 0 || wg % sg || (*required && !d->compute_full_subgroups))
+        return *required = 0;
     return sg;
 }
 
@@ -899,7 +894,6 @@ vkl_status vkl_op_attention_back(vkl_vk *vk, vkl_op_cache *c, const vkl_attn_sha
             for (int i = 0; i < 7; i++)
                 if (i != 3 && i != 5) b[i].texel_format = VK_FORMAT_R32G32B32A32_SFLOAT;
             bd = delta.buf ? bind_elems(&l, delta, b0 * z.lse, nb * z.lse, &pc.delta_off) : bind_dummy(lse.buf);
-            if (delta.buf) pc.flags |= VKL_ATTN_HAS_DELTA;
             b[8] = bd;
         }
         uint32_t flags = pc.flags, ndqb = tile ? 9 : 8, nkvb = tile ? 10 : 9;

@@ -55,8 +55,9 @@ _Static_assert(sizeof(vkl_rope_push) == 48, "vkl_rope_push must match shaders/ro
 #define VKL_ATTN_HAS_SEG 1u
 #define VKL_ATTN_HAS_LSE 2u
 #define VKL_ATTN_MERGE 4u /* scalar kernels, a slice after the first: merge into out/lse (forward), dq += (dq) */
-#define VKL_ATTN_HAS_DELTA 8u /* tile backward: the dq pass writes Di = dOi.Oi at delta_off, dk/dv reads it */
-#define VKL_ATTN_FEAT_SOFTCAP 16u /* only in the tile kernels' FEAT specialization constant: scores soft-capped */
+/* Only in the tile kernels' FEAT specialization constant (with VKL_ATTN_HAS_SEG): */
+#define VKL_ATTN_HAS_DELTA 8u     /* the dq pass writes Di = dOi.Oi at delta_off, dk/dv reads it */
+#define VKL_ATTN_FEAT_SOFTCAP 16u /* the scores are soft-capped */
 typedef struct vkl_attn_push {
     uint32_t n_seq; /* sequences in this dispatch */
     uint32_t T, S, n_head, n_head_kv, D, pos0;

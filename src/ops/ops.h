@@ -18,6 +18,10 @@ typedef struct vkl_op_cache {
     uint32_t n;
 } vkl_op_cache;
 
+/* The device's default subgroup size as a size a pipeline can rely on: the device's only size, or its default size
+ * required through subgroup size control (*required then set to it, else 0). 0: no such size. */
+uint32_t vkl_op_default_subgroup(const vkl_vk *vk, uint32_t *required);
+
 /* Find or create the pipeline for desc (matched on shader name and every spec constant). *out stays owned by the
  * cache. */
 vkl_status vkl_op_cache_get(vkl_vk *vk, vkl_op_cache *cache, const vkl_pipeline_desc *desc, const vkl_pipeline **out,
