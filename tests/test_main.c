@@ -6,9 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#if !defined(_WIN32)
-#include <unistd.h>
-#endif
 
 #include "harness.h"
 #include "vk/vk.h"
@@ -69,11 +66,7 @@ int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     /* The suite runs at the device tuning the vklora program chooses (src/vk/vk.h), so that its in-process runs and
      * the vklora processes it starts (which tune themselves) compute alike: several tests compare them bit for bit. */
-    if (vkl_vk_cpu_tune() == VKL_CPU_TUNE_RERUN) {
-#if !defined(_WIN32)
-        execv("/proc/self/exe", argv);
-        execvp(argv[0], argv);
-#endif
+    if (!vkl_vk_cpu_tune_main(argv)) {
         fprintf(stderr, "vklora-test: could not run again with lavapipe's default vector width\n");
         return 1;
     }

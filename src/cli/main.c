@@ -3,9 +3,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#if !defined(_WIN32)
-#include <unistd.h>
-#endif
 
 #include "cli/cli.h"
 #include "platform.h"
@@ -101,11 +98,7 @@ int main(int argc, char **argv) {
              * the driver came up at a width it must not run at, this program runs again without it. */
             static const char *const device_cmds[] = {"devices", "eval", "generate", "train", "sweep", "bench"};
             for (size_t j = 0; j < VKL_ARRAY_LEN(device_cmds); j++)
-                if (!strcmp(argv[1], device_cmds[j]) && vkl_vk_cpu_tune() == VKL_CPU_TUNE_RERUN) {
-#if !defined(_WIN32)
-                    execv("/proc/self/exe", argv);
-                    execvp(argv[0], argv); /* no /proc: the name it was started by */
-#endif
+                if (!strcmp(argv[1], device_cmds[j]) && !vkl_vk_cpu_tune_main(argv)) {
                     fprintf(stderr, "vklora: could not run again with lavapipe's default vector width; set "
                                     "VKLORA_CPU_TUNE=off\n");
                     return 1;

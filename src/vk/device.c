@@ -5,6 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#if !defined(_WIN32)
+#include <unistd.h>
+#endif
 
 #include "vk/vk.h"
 
@@ -110,6 +113,16 @@ vkl_cpu_tune vkl_vk_cpu_tune(void) {
     setenv("VKLORA_CPU_TUNE_NOTE", "LP_NATIVE_VECTOR_WIDTH=512 set by vklora (lavapipe on LLVM <= 15, AVX-512)", 1);
     return VKL_CPU_TUNE_WIDE;
 #endif
+}
+
+bool vkl_vk_cpu_tune_main(char **argv) {
+    if (vkl_vk_cpu_tune() != VKL_CPU_TUNE_RERUN) return true;
+#if !defined(_WIN32)
+    execv("/proc/self/exe", argv);
+    execvp(argv[0], argv);
+#endif
+    (void)argv;
+    return false;
 }
 
 const char *vkl_vk_cpu_tune_note(void) {

@@ -84,6 +84,9 @@ vkl_status vkl_vk_list_devices(vkl_device_info **infos, uint32_t *count, vkl_err
  * VKLORA_CPU_TUNE=off set for that run). NONE: nothing done (no llvmpipe, no loader, or the user chose). */
 typedef enum { VKL_CPU_TUNE_NONE, VKL_CPU_TUNE_WIDE, VKL_CPU_TUNE_RERUN } vkl_cpu_tune;
 vkl_cpu_tune vkl_vk_cpu_tune(void);
+/* vkl_vk_cpu_tune for a program's main(): on RERUN it runs the program again with argv (this process's image, or
+ * argv[0] without /proc) and only returns, false, when that failed; true otherwise. */
+bool vkl_vk_cpu_tune_main(char **argv);
 /* What vkl_vk_cpu_tune did in this process or its first run ("" if nothing), for reports. */
 const char *vkl_vk_cpu_tune_note(void);
 void vkl_device_info_print(FILE *f, const vkl_device_info *d); /* human-readable block (needs <stdio.h>) */
