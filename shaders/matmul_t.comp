@@ -167,8 +167,12 @@ void main() {
     uint tiles = tiles_m * ((p.K + kt - 1u) / kt);
     uint t = (gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x) * (gl_WorkGroupSize.x / SG) + gl_SubgroupID;
     if (t >= tiles) return; // t is the same on every lane: whole subgroups leave, the shuffles stay complete
-    // Neighbouring subgroups take neighbouring dy rows of the same weight columns (kept in cache).
-    uint m0 = (t % tiles_m) * (TR * SG), k0 = (t / tiles_m) * kt;
+    // Tiles in groups of gm dy tiles: a group's dy rows (about 512 KiB) stay in cache while its weight columns pass
+    // by once, and neighbouring subgroups share weight columns (as matmul.comp does).
+    uint gm = clamp(131072u / (TR * SG * p.N), 1u, tiles_m);
+    uint per_group = gm * (tiles / tiles_m), g = t / per_group, gi = t % per_group;
+    uint gsz = min(gm, tiles_m - g * gm);
+    uint m0 = (g * gm + gi % gsz) * (TR * SG), k0 = (gi / gsz) * kt;
     uint kl = k0 + lane * 4u * TQ;
     // Lanes past M or K load clamped rows/columns (they must take part in the shuffles); the store skips them.
     int dyb[TR];
