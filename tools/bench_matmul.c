@@ -9,7 +9,9 @@
 
 static int usage(void) {
     fprintf(stderr, "usage: vklora-bench-matmul [--op matmul|matmul_t|gemm] [--type q4_k] [--M 512] [--N 2048] "
-                    "[--K 2048] [--reps 5] [--device SEL]\n"
+                    "[--K 2048] [--reps 5] [--layout nt|nn|tn] [--device SEL]\n"
+                    "  --layout (gemm): C = A·B with A [M,K] and B [N,K] (nt: x·A^T, the LoRA xa), A [M,K] and B [K,N]\n"
+                    "  (nn: dy·B, dxa), or A [K,M] and B [K,N] (tn: dy^T·xa and dxa^T·x, the LoRA gradients)\n"
                     "  the kernel variant of every op follows VKLORA_MATMUL (auto, texel, regtile, tiled, coopmat)\n");
     return 2;
 }
@@ -20,7 +22,7 @@ static int cmp_double(const void *a, const void *b) {
 }
 
 int main(int argc, char **argv) {
-    const char *op = "matmul", *type_name = "q4_k", *device = NULL;
+    const char *op = "matmul", *type_name = "q4_k", *device = NULL, *layout = "nt";
     unsigned long M = 512, N = 2048, K = 2048, reps = 5;
     for (int i = 1; i < argc; i++) {
         if (i + 1 >= argc) return usage();
@@ -28,6 +30,7 @@ int main(int argc, char **argv) {
         if (!strcmp(k, "--op")) op = v;
         else if (!strcmp(k, "--type")) type_name = v;
         else if (!strcmp(k, "--device")) device = v;
+        else if (!strcmp(k, "--layout")) layout = v;
         else if (!strcmp(k, "--M")) M = strtoul(v, NULL, 10);
         else if (!strcmp(k, "--N")) N = strtoul(v, NULL, 10);
         else if (!strcmp(k, "--K")) K = strtoul(v, NULL, 10);
@@ -39,7 +42,8 @@ int main(int argc, char **argv) {
     if (is_gemm) type = VKL_TYPE_F32;
     uint64_t row_bytes;
     if (type < 0 || !M || !N || !K || M > 65536 || N > 65536 || K > 65536 || !reps || reps > 1000 ||
-        (!is_gemm && !is_t && strcmp(op, "matmul")) || !vkl_type_row_bytes((uint32_t)type, K, &row_bytes)) {
+        (!is_gemm && !is_t && strcmp(op, "matmul")) ||
+        (strcmp(layout, "nt") && strcmp(layout, "nn") && strcmp(layout, "tn")) || !vkl_type_row_bytes((uint32_t)type, K, &row_bytes)) {
         fprintf(stderr, "bench: bad arguments (type %s, K must be a multiple of its block size; sizes 1..65536)\n",
                 type_name);
         return usage();
@@ -80,8 +84,10 @@ int main(int argc, char **argv) {
         vkl_cmd_timestamp(vk, 0);
         vkl_status st;
         if (is_gemm) {
-            vkl_gemm_shape gs = {(uint32_t)M, (uint32_t)N, (uint32_t)K, (uint32_t)K, 1, 1, (uint32_t)K, (uint32_t)N,
-                                 1.0f, 0.0f};
+            uint32_t m = (uint32_t)M, n = (uint32_t)N, k = (uint32_t)K;
+            vkl_gemm_shape gs = {m, n, k, k, 1, 1, k, n, 1.0f, 0.0f};
+            if (!strcmp(layout, "nn")) gs.b_rs = n, gs.b_cs = 1;
+            if (!strcmp(layout, "tn")) gs.a_rs = 1, gs.a_cs = m, gs.b_rs = n, gs.b_cs = 1;
             st = vkl_op_gemm(vk, &cache, &gs, vkl_tv(&bx, 0), vkl_tv(&bw, 0), vkl_tv(&by, 0), &err);
         } else if (is_t) {
             st = vkl_op_matmul_t(vk, &cache, (uint32_t)type, vkl_tv(&bw, 0), vkl_tv(&bx, 0), vkl_tv(&by, 0),
@@ -102,8 +108,8 @@ int main(int argc, char **argv) {
      * gemm picks a tile layout) */
     char var[64];
     vkl_op_variants_of(op, var, sizeof(var));
-    printf("%s %s M=%lu N=%lu K=%lu variant=%s device=\"%s\": median %.3f ms, %.2f GFLOP/s\n", op,
-           vkl_type_traits_get((uint32_t)type)->name, M, N, K, var,
+    printf("%s %s%s%s M=%lu N=%lu K=%lu variant=%s device=\"%s\": median %.3f ms, %.2f GFLOP/s\n", op,
+           vkl_type_traits_get((uint32_t)type)->name, is_gemm ? " " : "", is_gemm ? layout : "", M, N, K, var,
            vk->info.name, med, 2.0 * M * N * K / (med * 1e6));
     rc = 0;
 done:

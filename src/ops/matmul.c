@@ -752,6 +752,14 @@ vkl_status vkl_op_gemm_dropout(vkl_vk *vk, vkl_op_cache *c, const vkl_gemm_shape
     if (var == MM_TEXEL && !forced && gemm_texel_avoided(vk)) var = MM_REGTILE;
     if (var == MM_TILED) layout = gemm_tiled_layout(s->M, s->N, &bm, &bn);
     const bool texel = var == MM_TEXEL, tiles = var == MM_TILED || var == MM_COOPMAT;
+    /* The per-invocation tiles (texel, regtile): a CPU device runs each workgroup on one thread, so a product of
+     * few tiles ran on one core. The LoRA gradients dA = dxa^T x and dB = dy^T xa (r x in and out x r: 64 tiles at
+     * r 16, in or out 512) were a single workgroup of 64. Smaller workgroups, down to the subgroup size, spread
+     * such a product over up to 32 of them. */
+    if (!tiles) {
+        uint64_t nt = ceil_div(s->M, VKL_GEMM_TM) * ceil_div(s->N, VKL_GEMM_TN);
+        while (wg / 2 >= VKL_MAX(vk->info.subgroup_size, 1) && nt < 32ull * wg) wg /= 2;
+    }
     static const char *const names[2][2] = {{"gemm_f32", "gemm_f32_drop"}, {"gemm_f32_texel", "gemm_f32_drop_texel"}};
     static const char *const tile_names[2][3] = {{"gemm_tiled_sq", "gemm_tiled_tall", "gemm_tiled_wide"},
                                                  {"gemm_coopmat_sq", "gemm_coopmat_tall", "gemm_coopmat_wide"}};
