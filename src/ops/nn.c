@@ -208,9 +208,10 @@ vkl_status vkl_op_get_rows(vkl_vk *vk, vkl_op_cache *c, uint32_t type, vkl_tview
 /* RMSNorm and its backward come in two kernels: a row per workgroup reduced through shared memory (GPUs), or a row
  * per subgroup reduced by subgroupAdd alone (-DSG_ROWS: CPU devices, whose one subgroup size the host knows; lavapipe
  * runs a workgroup with barriers as coroutines, several times slower). VKLORA_NORM=workgroup|subgroup|auto forces one
- * (subgroup falls back to workgroup on a device whose subgroup size varies). *rows gets the rows per workgroup. */
+ * (subgroup falls back to workgroup on a device whose subgroup size varies). *rows gets the rows per workgroup,
+ * *per_subgroup whether the row-per-subgroup kernel runs. */
 static vkl_status norm_kernel(const vkl_vk *vk, const char *base, char *name, size_t n, uint32_t *wg, uint32_t *rows,
-                              vkl_err *err) {
+                              bool *per_subgroup, vkl_err *err) {
     const char *env = getenv("VKLORA_NORM");
     const vkl_device_info *d = &vk->info;
     bool sg;
@@ -226,17 +227,18 @@ static vkl_status norm_kernel(const vkl_vk *vk, const char *base, char *name, si
         *rows = *wg / d->subgroup_size;
     }
     snprintf(name, n, sg ? "%s_sg" : "%s", base);
+    *per_subgroup = sg;
     return VKL_OK;
 }
 
 /* The row-per-subgroup kernels read rows as vec4s (their "_v4" build) when the row length and every row view's
  * offset in the binding are multiples of 4 floats: then divides those offsets by 4 and returns true. Records the
  * kernel that runs the dispatch: "workgroup", "subgroup" or "subgroup_vec4". */
-static bool norm_vec4(const char *op, const char *name, uint32_t n, uint32_t **offs, uint32_t n_offs) {
-    bool v4 = strstr(name, "_sg") && n % 4 == 0;
+static bool norm_vec4(const char *op, bool per_subgroup, uint32_t n, uint32_t **offs, uint32_t n_offs) {
+    bool v4 = per_subgroup && n % 4 == 0;
     for (uint32_t i = 0; i < n_offs; i++) v4 = v4 && *offs[i] % 4 == 0;
     for (uint32_t i = 0; v4 && i < n_offs; i++) *offs[i] /= 4;
-    vkl_op_variant_used(op, v4 ? "subgroup_vec4" : strstr(name, "_sg") ? "subgroup" : "workgroup");
+    vkl_op_variant_used(op, v4 ? "subgroup_vec4" : per_subgroup ? "subgroup" : "workgroup");
     return v4;
 }
 
@@ -258,7 +260,8 @@ vkl_status vkl_op_rmsnorm(vkl_vk *vk, vkl_op_cache *c, vkl_tview x, vkl_tview w,
     if (chunk == 0) return too_big(op, "one row", 4ull * n, &l, err);
     uint32_t wg, per_wg;
     char name[32];
-    if ((st = norm_kernel(vk, "rmsnorm", name, sizeof(name), &wg, &per_wg, err))) return st;
+    bool per_sg;
+    if ((st = norm_kernel(vk, "rmsnorm", name, sizeof(name), &wg, &per_wg, &per_sg, err))) return st;
     char name4[40];
     snprintf(name4, sizeof(name4), "%s_v4", name);
     bool own;
@@ -274,7 +277,7 @@ vkl_status vkl_op_rmsnorm(vkl_vk *vk, vkl_op_cache *c, vkl_tview x, vkl_tview w,
         };
         uint32_t *offs[3] = {&pc.x_off, &pc.w_off, &pc.y_off};
         const vkl_pipeline *pipe;
-        if ((st = get_pipe(vk, c, norm_vec4(op, name, n, offs, 3) ? name4 : name, 4, sizeof(vkl_rmsnorm_push), wg,
+        if ((st = get_pipe(vk, c, norm_vec4(op, per_sg, n, offs, 3) ? name4 : name, 4, sizeof(vkl_rmsnorm_push), wg,
                            &pipe, err)))
             break;
         st = dispatch(vk, pipe, b, 4, &pc, sizeof(pc), (nr + per_wg - 1) / per_wg, err);
@@ -300,7 +303,8 @@ vkl_status vkl_op_rmsnorm_back(vkl_vk *vk, vkl_op_cache *c, vkl_tview x, vkl_tvi
     if (chunk == 0) return too_big(op, "one row", 4ull * n, &l, err);
     uint32_t wg, per_wg;
     char name[32];
-    if ((st = norm_kernel(vk, "rmsnorm_back", name, sizeof(name), &wg, &per_wg, err))) return st;
+    bool per_sg;
+    if ((st = norm_kernel(vk, "rmsnorm_back", name, sizeof(name), &wg, &per_wg, &per_sg, err))) return st;
     char name4[40];
     snprintf(name4, sizeof(name4), "%s_v4", name);
     const vkl_pipeline *pdx, *pdw = NULL;
@@ -320,7 +324,7 @@ vkl_status vkl_op_rmsnorm_back(vkl_vk *vk, vkl_op_cache *c, vkl_tview x, vkl_tvi
         };
         vkl_rmsnorm_back_push p4 = pc; /* the dw pass below keeps the float offsets */
         uint32_t *offs[4] = {&p4.x_off, &p4.w_off, &p4.dy_off, &p4.dx_off};
-        if ((st = get_pipe(vk, c, norm_vec4(op, name, n, offs, 4) ? name4 : name, 5, sizeof(vkl_rmsnorm_back_push),
+        if ((st = get_pipe(vk, c, norm_vec4(op, per_sg, n, offs, 4) ? name4 : name, 5, sizeof(vkl_rmsnorm_back_push),
                            wg, &pdx, err)))
             break;
         st = dispatch(vk, pdx, b, 5, &p4, sizeof(p4), (nr + per_wg - 1) / per_wg, err);
