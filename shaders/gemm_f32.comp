@@ -36,7 +36,25 @@ layout(binding = 0) uniform samplerBuffer tex_a;
 layout(binding = 1) uniform samplerBuffer tex_b;
 #define LOAD_A(i) texelFetch(tex_a, int(i)).x
 #define LOAD_B(i) texelFetch(tex_b, int(i)).x
+// Vector fetches, set by the host per dispatch (a fetch costs about the same at any width on CPU devices): an operand
+// whose elements run contiguously along one dimension is bound as RGBA32F and read 4 elements a fetch. VEC_A_K: A
+// along k (a_cs == 1), VEC_A_M: along m (a_rs == 1); VEC_B_K: B along k (b_rs == 1), VEC_B_N: along n (b_cs == 1).
+// The host sets one only when K (and M or N for the second kind), the operand's offset and its other stride are
+// multiples of 4.
+layout(constant_id = 1) const uint VEC = 0u;
+#define VEC_A_K 1u
+#define VEC_A_M 2u
+#define VEC_B_K 4u
+#define VEC_B_N 8u
+#define HAS_VEC(f) ((VEC & (f)) != 0u)
+#define FETCH4_A(i) texelFetch(tex_a, int((i) >> 2u))
+#define FETCH4_B(i) texelFetch(tex_b, int((i) >> 2u))
 #else
+#define HAS_VEC(f) false
+#define FETCH4_A(i) vec4(0.0)
+#define FETCH4_B(i) vec4(0.0)
+#endif
+#ifndef GEMM_TEXEL
 layout(std430, binding = 0) readonly buffer A { float data_a[]; };
 layout(std430, binding = 1) readonly buffer B { float data_b[]; };
 #define LOAD_A(i) data_a[i]
@@ -65,12 +83,33 @@ void main() {
     // CPU device's registers, so each update is a load and a store; a dot of 4 amortises it over 4 multiply-adds.
     for (; k + 4u <= p.K; k += 4u) {
         vec4 a[TM], b[TN];
-        [[unroll]] for (uint i = 0u; i < TM; i++)
-            a[i] = vec4(LOAD_A(ab[i] + ak), LOAD_A(ab[i] + ak + p.a_cs), LOAD_A(ab[i] + ak + 2u * p.a_cs),
-                        LOAD_A(ab[i] + ak + 3u * p.a_cs));
-        [[unroll]] for (uint j = 0u; j < TN; j++)
-            b[j] = vec4(LOAD_B(bb[j] + bk), LOAD_B(bb[j] + bk + p.b_rs), LOAD_B(bb[j] + bk + 2u * p.b_rs),
-                        LOAD_B(bb[j] + bk + 3u * p.b_rs));
+        if (HAS_VEC(VEC_A_K)) {
+            [[unroll]] for (uint i = 0u; i < TM; i++) a[i] = FETCH4_A(ab[i] + ak);
+        } else if (HAS_VEC(VEC_A_M)) {
+            // 4 rows of one k a fetch (M % 4 == 0: a group of 4 rows lies wholly inside or wholly past M)
+            [[unroll]] for (uint g = 0u; g < TM / 4u; g++)
+                [[unroll]] for (uint kk = 0u; kk < 4u; kk++) {
+                    vec4 v = FETCH4_A(p.a_off + min(m0 + 4u * g, p.M - 4u) + ak + kk * p.a_cs);
+                    [[unroll]] for (uint c = 0u; c < 4u; c++) a[4u * g + c][kk] = v[c];
+                }
+        } else {
+            [[unroll]] for (uint i = 0u; i < TM; i++)
+                a[i] = vec4(LOAD_A(ab[i] + ak), LOAD_A(ab[i] + ak + p.a_cs), LOAD_A(ab[i] + ak + 2u * p.a_cs),
+                            LOAD_A(ab[i] + ak + 3u * p.a_cs));
+        }
+        if (HAS_VEC(VEC_B_K)) {
+            [[unroll]] for (uint j = 0u; j < TN; j++) b[j] = FETCH4_B(bb[j] + bk);
+        } else if (HAS_VEC(VEC_B_N)) {
+            [[unroll]] for (uint g = 0u; g < TN / 4u; g++)
+                [[unroll]] for (uint kk = 0u; kk < 4u; kk++) {
+                    vec4 v = FETCH4_B(p.b_off + min(n0 + 4u * g, p.N - 4u) + bk + kk * p.b_rs);
+                    [[unroll]] for (uint c = 0u; c < 4u; c++) b[4u * g + c][kk] = v[c];
+                }
+        } else {
+            [[unroll]] for (uint j = 0u; j < TN; j++)
+                b[j] = vec4(LOAD_B(bb[j] + bk), LOAD_B(bb[j] + bk + p.b_rs), LOAD_B(bb[j] + bk + 2u * p.b_rs),
+                            LOAD_B(bb[j] + bk + 3u * p.b_rs));
+        }
 #ifdef DROPOUT
         if (p.d_mode == 1u)
             [[unroll]] for (uint i = 0u; i < TM; i++)

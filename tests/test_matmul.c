@@ -520,6 +520,10 @@ static int test_lowrank(void) {
 /* C (c_n floats, row stride c_rs) = alpha * A·B (+ beta * C), with dropout d (NULL: none), against the reference
  * (vkl_ref_gemm_dropout, double). C starts from a fixed pattern, so that two runs (two variants) start alike; got,
  * when given, receives the device's result. */
+/* run_gemm_drop places A and B 4 and 12 bytes into their buffers (views off 16-byte boundaries); 16 and 32 while
+ * this is set */
+static bool gemm_views_aligned;
+
 static int run_gemm_drop(vkl_vk *vk, vkl_op_cache *cache, const vkl_gemm_shape *s, const vkl_gemm_dropout *d,
                          const float *a, size_t a_n, const float *b, size_t b_n, const char *label, float *got_out) {
     size_t c_n = (size_t)(s->M - 1) * s->c_rs + s->N;
@@ -543,9 +547,10 @@ static int run_gemm_drop(vkl_vk *vk, vkl_op_cache *cache, const vkl_gemm_shape *
         }
     vkl_buffer ba = {0}, bb = {0}, bc = {0};
     vkl_err err = {0};
-    int rc = make_buf(vk, &ba, a, a_n * 4, 4) || make_buf(vk, &bb, b, b_n * 4, 12) || make_buf(vk, &bc, c0, c_n * 4, 8);
+    uint64_t oa = gemm_views_aligned ? 16 : 4, ob = gemm_views_aligned ? 32 : 12;
+    int rc = make_buf(vk, &ba, a, a_n * 4, oa) || make_buf(vk, &bb, b, b_n * 4, ob) || make_buf(vk, &bc, c0, c_n * 4, 8);
     if (!rc) {
-        if (vkl_op_gemm_dropout(vk, cache, s, d, vkl_tv(&ba, 4), vkl_tv(&bb, 12), vkl_tv(&bc, 8), &err)) {
+        if (vkl_op_gemm_dropout(vk, cache, s, d, vkl_tv(&ba, oa), vkl_tv(&bb, ob), vkl_tv(&bc, 8), &err)) {
             fprintf(stderr, "    FAIL: gemm %s: %s\n", label, err.msg);
             rc = 1;
         } else if (vkl_buffer_download(vk, &bc, 8, got, c_n * 4, &err)) {
@@ -587,6 +592,8 @@ static const lora_dims lora_small = {37, 67, 43, 5};
 /* ranks 16 and 8 over more tokens than a tall tile's rows (128) and more features than a wide tile's columns: every
  * layout of the tiled and coopmat kernels with partial tiles */
 static const lora_dims lora_big[] = {{203, 150, 97, 16}, {141, 67, 130, 8}};
+/* every row, K and offset a multiple of 4 floats: the texel gemm's vector fetches along k, m and n */
+static const lora_dims lora_aligned = {132, 68, 44, 16};
 
 /* The products of a LoRA adapter (A [r, d_in], B [d_out, r]) on T tokens, forward and backward, with the
  * strides vklora's graph uses (src/ops/lora_ops.c): no transposing copies. Rows of dy and dxa (gradients) and of x
@@ -761,7 +768,23 @@ static int test_gemm(void) {
     static const char *const g_variants[] = {"regtile", "texel"};
     for (size_t v = 0; v < VKL_ARRAY_LEN(g_variants) && !rc; v++) {
         setenv("VKLORA_MATMUL", g_variants[v], 1);
+        bool texel = !strcmp(g_variants[v], "texel");
+        char used[64];
+        vkl_op_variants_reset();
         rc = lora_patterns(vk, &cache);
+        /* the texel gemm reads the odd-sized operands a float a fetch, the aligned ones 4 floats a fetch */
+        if (!rc && texel && strcmp(vkl_op_variants_of("gemm_fetch", used, sizeof(used)), "scalar")) {
+            fprintf(stderr, "    FAIL: texel gemm on odd sizes: fetches \"%s\", expected \"scalar\"\n", used);
+            rc = 1;
+        }
+        vkl_op_variants_reset();
+        gemm_views_aligned = true;
+        if (!rc) rc = lora_patterns_dims(vk, &cache, lora_aligned);
+        gemm_views_aligned = false;
+        if (!rc && texel && !strstr(vkl_op_variants_of("gemm_fetch", used, sizeof(used)), "vec4")) {
+            fprintf(stderr, "    FAIL: texel gemm on aligned sizes: fetches \"%s\", expected vec4 among them\n", used);
+            rc = 1;
+        }
     }
     unsetenv("VKLORA_MATMUL");
     if (!rc) rc = gemm_dropout_variants_agree(vk, &cache);

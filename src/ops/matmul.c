@@ -772,6 +772,7 @@ vkl_status vkl_op_gemm_dropout(vkl_vk *vk, vkl_op_cache *c, const vkl_gemm_shape
         .n_spec = 1,
         .spec = {wg},
     };
+    if (texel && !drop) desc.n_spec = 2; /* spec[1] (VEC) per dispatch, below */
     if (var == MM_TILED) wg = desc.spec[0] = VKL_GEMM_TILED_WG;
     if (cs) {
         /* 4 subgroups as in the weight matmul; the layout's own tile (gemm_coop_layout) replaces that kernel's */
@@ -830,7 +831,6 @@ vkl_status vkl_op_gemm_dropout(vkl_vk *vk, vkl_op_cache *c, const vkl_gemm_shape
                                 bl.align, &br);
                 bd[2] = bind_at(cm.buf, cm.offset + (m0 * s->c_rs + n0) * 4, span(mn, s->c_rs, nn, 1) * 4, bl.align,
                                 &cr);
-                if (texel) bd[0].texel_format = bd[1].texel_format = VK_FORMAT_R32_SFLOAT;
                 float beta = k0 ? 1.0f : s->beta;
                 vkl_gemm_push pc = {
                     .M = (uint32_t)mn,
@@ -848,6 +848,24 @@ vkl_status vkl_op_gemm_dropout(vkl_vk *vk, vkl_op_cache *c, const vkl_gemm_shape
                     .alpha = s->alpha,
                     .beta = beta,
                 };
+                if (texel) {
+                    /* vector fetches (shaders/gemm_f32.comp, VEC): the operand's offset, its other stride and the
+                     * chunk's K (and M or N when the vector runs along them) multiples of 4; then whole texels */
+                    uint32_t vec = 0;
+                    if (!drop && kn % 4 == 0) {
+                        if (s->a_cs == 1 && pc.a_off % 4 == 0 && (mn == 1 || s->a_rs % 4 == 0)) vec |= 1;
+                        else if (s->a_rs == 1 && pc.a_off % 4 == 0 && s->a_cs % 4 == 0 && mn % 4 == 0) vec |= 2;
+                        if (s->b_rs == 1 && pc.b_off % 4 == 0 && (nn == 1 || s->b_cs % 4 == 0)) vec |= 4;
+                        else if (s->b_cs == 1 && pc.b_off % 4 == 0 && s->b_rs % 4 == 0 && nn % 4 == 0) vec |= 8;
+                    }
+                    bd[0].texel_format = vec & 3 ? VK_FORMAT_R32G32B32A32_SFLOAT : VK_FORMAT_R32_SFLOAT;
+                    bd[1].texel_format = vec & 12 ? VK_FORMAT_R32G32B32A32_SFLOAT : VK_FORMAT_R32_SFLOAT;
+                    vkl_op_variant_used("gemm_fetch", vec ? "vec4" : "scalar");
+                    if (!drop && vec != desc.spec[1]) {
+                        desc.spec[1] = vec;
+                        if ((st = vkl_op_cache_get(vk, c, &desc, &pipe, err))) break;
+                    }
+                }
                 uint32_t gx, gy;
                 if (tiles) gx = (uint32_t)ceil_div(nn, bn), gy = (uint32_t)ceil_div(mn, bm);
                 else grid_for(vk, ceil_div(mn, VKL_GEMM_TM) * ceil_div(nn, VKL_GEMM_TN), wg, &gx, &gy);
