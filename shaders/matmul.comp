@@ -304,6 +304,18 @@ void outer(const vec4 a[TR], const vec4 w[TC], inout float acc[NACC]) {
         }
 }
 
+#if defined(MM_WIDE_H)
+// The two steps of 4 k in one texel of 8 halves per weight row (q), x from texel xk of each of this lane's rows.
+void half_steps(const uvec4 q[TC], const int xb[TR], int xk, inout float acc[NACC]) {
+    [[unroll]] for (uint h = 0u; h < 2u; h++) {
+        vec4 a[TR], w[TC];
+        [[unroll]] for (uint r = 0u; r < TR; r++) a[r] = texelFetch(tex_x4, xb[r] + xk + int(h));
+        [[unroll]] for (uint c = 0u; c < TC; c++) w[c] = vec4(qa_half2(q[c][2u * h]), qa_half2(q[c][2u * h + 1u]));
+        outer(a, w, acc);
+    }
+}
+#endif
+
 void main() {
     uint lane = gl_SubgroupInvocationID;
     uint tiles_m = (p.M + TR * SG - 1u) / (TR * SG);
@@ -350,15 +362,18 @@ void main() {
 #elif defined(MM_WIDE_H)
     int wt[TC];
     [[unroll]] for (uint c = 0u; c < TC; c++) wt[c] = int(p.w_byte_off / 16u + wr[c] * (p.K / 8u));
-    for (int k = 0; k < int(p.K / 8u); k++) {
+    // 4 texels (one 64-byte line) of each weight row at a time, fetched back to back, as for f32 above.
+    int k = 0, K8 = int(p.K / 8u);
+    for (; k + 4 <= K8; k += 4) {
+        uvec4 q[4][TC];
+        [[unroll]] for (uint c = 0u; c < TC; c++)
+            [[unroll]] for (uint s = 0u; s < 4u; s++) q[s][c] = texelFetch(tex_w, wt[c] + k + int(s));
+        [[unroll]] for (uint s = 0u; s < 4u; s++) half_steps(q[s], xb, 2 * (k + int(s)), acc);
+    }
+    for (; k < K8; k++) {
         uvec4 q[TC];
         [[unroll]] for (uint c = 0u; c < TC; c++) q[c] = texelFetch(tex_w, wt[c] + k);
-        [[unroll]] for (uint h = 0u; h < 2u; h++) {
-            vec4 a[TR], w[TC];
-            [[unroll]] for (uint r = 0u; r < TR; r++) a[r] = texelFetch(tex_x4, xb[r] + 2 * k + int(h));
-            [[unroll]] for (uint c = 0u; c < TC; c++) w[c] = vec4(qa_half2(q[c][2u * h]), qa_half2(q[c][2u * h + 1u]));
-            outer(a, w, acc);
-        }
+        half_steps(q, xb, 2 * k, acc);
     }
 #elif defined(MM_WIDE_K)
     // Q4_K / Q5_K, a pair of sub-blocks (64 k) at a time. Per weight row: one fetch of the 16-byte block head
