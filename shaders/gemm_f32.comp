@@ -42,10 +42,10 @@ layout(binding = 1) uniform samplerBuffer tex_b;
 // The host sets one only when K (and M or N for the second kind), the operand's offset and its other stride are
 // multiples of 4.
 layout(constant_id = 1) const uint VEC = 0u;
-#define VEC_A_K 1u
-#define VEC_A_M 2u
-#define VEC_B_K 4u
-#define VEC_B_N 8u
+#define VEC_A_K 1u // = VKL_GEMM_VEC_A_K
+#define VEC_A_M 2u // = VKL_GEMM_VEC_A_M
+#define VEC_B_K 4u // = VKL_GEMM_VEC_B_K
+#define VEC_B_N 8u // = VKL_GEMM_VEC_B_N
 #define HAS_VEC(f) ((VEC & (f)) != 0u)
 #define FETCH4_A(i) texelFetch(tex_a, int((i) >> 2u))
 #define FETCH4_B(i) texelFetch(tex_b, int((i) >> 2u))

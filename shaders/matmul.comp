@@ -77,6 +77,9 @@ layout(std430, binding = 2) readonly buffer Bias { float data_b[]; };
 layout(std430, binding = 3) buffer Y { float data_y[]; };
 #define A_BYTE_OFFSET p.w_byte_off
 #include "common/quant.glsl"
+#if defined(MM_TEXEL)
+#include "common/grid.glsl"
+#endif
 
 #if !defined(MM_TEXEL)
 // Four consecutive activations starting at float offset off (a multiple of 4 when xv4). Callers pass xv4 as a
@@ -322,13 +325,8 @@ void main() {
     uint tiles = tiles_m * ((p.N + TC * SG - 1u) / (TC * SG));
     uint t = (gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x) * (gl_WorkGroupSize.x / SG) + gl_SubgroupID;
     if (t >= tiles) return; // t is the same on every lane: whole subgroups leave, the shuffles stay complete
-    // Tiles in groups of gm x tiles: a group's x rows (about 512 KiB) stay in cache while its weight panels pass by
-    // once, and neighbouring subgroups share a weight panel. (All x tiles of a panel in turn streamed all of x once
-    // per panel.)
-    uint gm = clamp(131072u / (TR * SG * p.K), 1u, tiles_m);
-    uint per_group = gm * (tiles / tiles_m), g = t / per_group, gi = t % per_group;
-    uint gsz = min(gm, tiles_m - g * gm);
-    uint m0 = (g * gm + gi % gsz) * (TR * SG), n0 = (gi / gsz) * (TC * SG);
+    uvec2 tile = grouped_tile(t, tiles_m, tiles / tiles_m, TR * SG * p.K);
+    uint m0 = tile.x * (TR * SG), n0 = tile.y * (TC * SG);
     uint K4 = p.K / 4u;
     // Rows past M/N are clamped for loading (every lane must take part in the shuffles) and skipped at the store.
     int xb[TR];

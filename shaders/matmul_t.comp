@@ -74,6 +74,9 @@ layout(std430, binding = 2) buffer DX { float data_dx[]; };
 
 #define A_BYTE_OFFSET p.w_byte_off
 #include "common/quant.glsl"
+#if defined(MMT_TEXEL)
+#include "common/grid.glsl"
+#endif
 
 void store_dx(uint m, uint k, float v) {
     uint i = p.dx_off + m * p.K + k;
@@ -167,12 +170,9 @@ void main() {
     uint tiles = tiles_m * ((p.K + kt - 1u) / kt);
     uint t = (gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x) * (gl_WorkGroupSize.x / SG) + gl_SubgroupID;
     if (t >= tiles) return; // t is the same on every lane: whole subgroups leave, the shuffles stay complete
-    // Tiles in groups of gm dy tiles: a group's dy rows (about 512 KiB) stay in cache while its weight columns pass
-    // by once, and neighbouring subgroups share weight columns (as matmul.comp does).
-    uint gm = clamp(131072u / (TR * SG * p.N), 1u, tiles_m);
-    uint per_group = gm * (tiles / tiles_m), g = t / per_group, gi = t % per_group;
-    uint gsz = min(gm, tiles_m - g * gm);
-    uint m0 = (g * gm + gi % gsz) * (TR * SG), k0 = (gi / gsz) * kt;
+    // dy rows play x's part, weight columns the weight panels'
+    uvec2 tile = grouped_tile(t, tiles_m, tiles / tiles_m, TR * SG * p.N);
+    uint m0 = tile.x * (TR * SG), k0 = tile.y * kt;
     uint kl = k0 + lane * 4u * TQ;
     // Lanes past M or K load clamped rows/columns (they must take part in the shuffles); the store skips them.
     int dyb[TR];

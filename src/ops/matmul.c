@@ -853,13 +853,16 @@ vkl_status vkl_op_gemm_dropout(vkl_vk *vk, vkl_op_cache *c, const vkl_gemm_shape
                      * chunk's K (and M or N when the vector runs along them) multiples of 4; then whole texels */
                     uint32_t vec = 0;
                     if (!drop && kn % 4 == 0) {
-                        if (s->a_cs == 1 && pc.a_off % 4 == 0 && (mn == 1 || s->a_rs % 4 == 0)) vec |= 1;
-                        else if (s->a_rs == 1 && pc.a_off % 4 == 0 && s->a_cs % 4 == 0 && mn % 4 == 0) vec |= 2;
-                        if (s->b_rs == 1 && pc.b_off % 4 == 0 && (nn == 1 || s->b_cs % 4 == 0)) vec |= 4;
-                        else if (s->b_cs == 1 && pc.b_off % 4 == 0 && s->b_rs % 4 == 0 && nn % 4 == 0) vec |= 8;
+                        if (s->a_cs == 1 && pc.a_off % 4 == 0 && (mn == 1 || s->a_rs % 4 == 0)) vec |= VKL_GEMM_VEC_A_K;
+                        else if (s->a_rs == 1 && pc.a_off % 4 == 0 && s->a_cs % 4 == 0 && mn % 4 == 0)
+                            vec |= VKL_GEMM_VEC_A_M;
+                        if (s->b_rs == 1 && pc.b_off % 4 == 0 && (nn == 1 || s->b_cs % 4 == 0)) vec |= VKL_GEMM_VEC_B_K;
+                        else if (s->b_cs == 1 && pc.b_off % 4 == 0 && s->b_rs % 4 == 0 && nn % 4 == 0)
+                            vec |= VKL_GEMM_VEC_B_N;
                     }
-                    bd[0].texel_format = vec & 3 ? VK_FORMAT_R32G32B32A32_SFLOAT : VK_FORMAT_R32_SFLOAT;
-                    bd[1].texel_format = vec & 12 ? VK_FORMAT_R32G32B32A32_SFLOAT : VK_FORMAT_R32_SFLOAT;
+                    const VkFormat f1 = VK_FORMAT_R32_SFLOAT, f4 = VK_FORMAT_R32G32B32A32_SFLOAT;
+                    bd[0].texel_format = vec & (VKL_GEMM_VEC_A_K | VKL_GEMM_VEC_A_M) ? f4 : f1;
+                    bd[1].texel_format = vec & (VKL_GEMM_VEC_B_K | VKL_GEMM_VEC_B_N) ? f4 : f1;
                     vkl_op_variant_used("gemm_fetch", vec ? "vec4" : "scalar");
                     if (!drop && vec != desc.spec[1]) {
                         desc.spec[1] = vec;

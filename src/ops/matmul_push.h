@@ -41,6 +41,11 @@
 #define VKL_GEMM_TM 16
 #define VKL_GEMM_TN 8
 #define VKL_GEMM_WG 64
+/* gemm texel: vector fetches (specialization constant 1 of shaders/gemm_f32.comp, VEC) */
+#define VKL_GEMM_VEC_A_K 1u /* A read 4 k a fetch (a_cs == 1) */
+#define VKL_GEMM_VEC_A_M 2u /* A read 4 rows a fetch (a_rs == 1) */
+#define VKL_GEMM_VEC_B_K 4u /* B read 4 k a fetch (b_rs == 1) */
+#define VKL_GEMM_VEC_B_N 8u /* B read 4 columns a fetch (b_cs == 1) */
 /* matmul_t tiled (shaders/matmul_t.comp MMT_TILED): workgroup tile of BM dx rows by BK columns, 128 invocations */
 #define VKL_MMT_TILED_BM 64
 #define VKL_MMT_TILED_BK 64
