@@ -1,10 +1,6 @@
 /* LoRA forward and backward as strided fp32 GEMMs (see ops/lora_ops.h). */
 #include "ops/lora_ops.h"
 
-#include <string.h>
-
-#include "vklora/quant.h"
-
 /* Rows per GEMM call so that [rows, width] fp32 operands stay within the binding limit. */
 static uint32_t rows_per_call(const vkl_vk *vk, uint64_t width, uint32_t R) {
     uint64_t lim = vkl_max_bind_elems(vk, 4, 1) / VKL_MAX(width, 1);
@@ -39,15 +35,6 @@ vkl_status vkl_op_lora_xa(vkl_vk *vk, vkl_op_cache *c, const vkl_lora_slot *sl, 
         uint32_t n = VKL_MIN(step, R - r0);
         vkl_gemm_shape s1 = {.M = n, .N = r, .K = in, .a_rs = in, .a_cs = 1, .b_rs = 1, .b_cs = in, .c_rs = r,
                              .alpha = 1, .beta = 0};
-        vkl_tview xr = at(x, (uint64_t)r0 * in * 4), xar = at(xa, (uint64_t)r0 * r * 4);
-        /* Without dropout, on devices whose weight product is the texel kernel (CPU devices), xa = x·A^T runs as that
-         * product with A as an f32 weight: subgroup outer products with vec4 fetches along k. The strided gemm
-         * fetches one float at a time and ran at a third of its speed, even with 3 of 4 tile columns idle at r 16. */
-        const char *kern = NULL;
-        if (!dp && vkl_op_matmul_kernel(vk, VKL_TYPE_F32, A, xr, in, &kern, err) == VKL_OK && !strcmp(kern, "texel")) {
-            if (vkl_op_matmul(vk, c, VKL_TYPE_F32, A, xr, vkl_tv_none(), xar, n, r, in, false, err)) return err->status;
-            continue;
-        }
         vkl_gemm_dropout m1 = dp ? mask_of(drop, 1, r0, in) : (vkl_gemm_dropout){0};
         if (vkl_op_gemm_dropout(vk, c, &s1, dp ? &m1 : NULL, at(x, (uint64_t)r0 * in * 4),
                                 A, at(xa, (uint64_t)r0 * r * 4), err))
