@@ -287,6 +287,12 @@ layout(constant_id = 1) const uint SG = 8u;
 // f32 weights carry 4 values a fetch (the others 8 to 32): a taller tile shares each weight fetch over more rows
 #define TILE_M 32u // x rows per subgroup tile (= VKL_MM_TEXEL_ROWS_F32) when SG <= 32
 #define TC 4u      // weight rows per lane (= VKL_MM_TEXEL_TC_F32)
+#elif defined(DATA_A_F16) || defined(DATA_A_BF16) || defined(DATA_A_Q6_K)
+// Weights that are dear to fetch and decode (and, f16/bf16, many rows' streams to keep in flight): a tile of 64 x
+// rows shares each fetched weight vec4 over 4x the products of 16 rows (512x4096x4096, alternating runs: 0.77-0.90x
+// the time of 16x8 for f16 and bf16, 0.96-1.03x for Q6_K; Q4_K, Q5_K and Q8_0 were slower, so they keep 16x8)
+#define TILE_M 64u // (= VKL_MM_TEXEL_ROWS_TALL)
+#define TC 4u      // (= VKL_MM_TEXEL_TC_TALL)
 #else
 #define TILE_M 16u // x rows per subgroup tile (= VKL_MM_TEXEL_ROWS) when SG <= 16
 #define TC 8u      // weight rows per lane (= VKL_MM_TEXEL_TC)

@@ -45,7 +45,10 @@ layout(binding = 0) uniform samplerBuffer tex_w4; // RGBA32F: K % 4 == 0, rows 1
 #define A_WORD(i) floatBitsToUint(texelFetch(tex_w4, int((i) >> 2u))[(i) & 3u])
 #else
 layout(binding = 0) uniform usamplerBuffer tex_w;
-#if defined(DATA_A_F16) || defined(DATA_A_BF16)
+#if (defined(DATA_A_F16) || defined(DATA_A_BF16)) && defined(MMT_WIDE_H)
+// RGBA32UI (K % 8 == 0, the weight 16-byte aligned): a lane's 8 consecutive halves of a row in one fetch
+#define A_WORD(i) texelFetch(tex_w, int((i) >> 2u))[(i) & 3u]
+#elif defined(DATA_A_F16) || defined(DATA_A_BF16)
 #define A_WORD(i) texelFetch(tex_w, int(i)).x // R32UI words
 #else
 // The quantized types as RGBA32UI texels (16 bytes a fetch): Q4_K/Q5_K blocks are 16-byte aligned (MMT_WIDE_K);
@@ -98,7 +101,7 @@ layout(constant_id = 1) const uint SG = 8u;
 #elif defined(MMT_WIDE_K) || defined(MMT_WIDE_U)
 #define TQ 4u // vec4 of k per lane (= VKL_MMT_TEXEL_TQ_WIDE): 16 codes, one texel's worth of a sub-block or run
 #else
-#define TQ 2u // vec4 of k per lane (= VKL_MMT_TEXEL_TQ)
+#define TQ 2u // vec4 of k per lane (= VKL_MMT_TEXEL_TQ); MMT_WIDE_H reads them as one texel of 8 halves
 #endif
 const uint TR = SG >= TILE_M ? 1u : TILE_M / SG;
 const uint NACC = TR * SG * TQ;
@@ -150,6 +153,11 @@ void w_row(uint n, out vec4 w[TQ]) {
 #endif
 #elif defined(DATA_A_F32)
     [[unroll]] for (uint q = 0u; q < TQ; q++) w[q] = texelFetch(tex_w4, int(p.w_byte_off / 16u + (n * p.K + kq[q]) / 4u));
+#elif defined(MMT_WIDE_H)
+    // kq[0] is this lane's first k, clamped to K - 8 (see main): the 8 halves of one texel
+    uvec4 q = texelFetch(tex_w, int(p.w_byte_off / 16u + (n * p.K + kq[0]) / 8u));
+    w[0] = vec4(qa_half2(q.x), qa_half2(q.y));
+    w[1] = vec4(qa_half2(q.z), qa_half2(q.w));
 #else // F16, BF16
     [[unroll]] for (uint q = 0u; q < TQ; q++) w[q] = dequant_codes4(n * p.K + kq[q], 0u);
 #endif
@@ -179,7 +187,10 @@ void main() {
     [[unroll]] for (uint r = 0u; r < TR; r++) dyb[r] = int(p.dy_off + min(m0 + r * SG + lane, p.M - 1u) * p.dy_stride);
     vec4 acc[NACC];
     [[unroll]] for (uint j = 0u; j < NACC; j++) acc[j] = vec4(0.0);
-#if DQ_IS_SCALAR
+#if defined(MMT_WIDE_H)
+    // K % 8 == 0: a lane's 8 k (TQ = 2) lie inside the row or wholly past it
+    kq[0] = min(kl, p.K - 8u);
+#elif DQ_IS_SCALAR
     // K % 4 == 0: every vec4 lies inside the row
     [[unroll]] for (uint q = 0u; q < TQ; q++) kq[q] = min(kl + 4u * q, p.K - 4u);
 #else

@@ -192,6 +192,8 @@ static void cases_for(uint32_t type, mm_case *cs, int *n) {
         /* K % 8 == 0 on 16-byte aligned views: the texel kernel's 8-halves-a-fetch path for f16/bf16 */
         cs[(*n)++] = (mm_case){7, 37, 136, false, false, 0, 0, 0, 0, 0, 0};
         cs[(*n)++] = (mm_case){45, 70, 200, true, true, 16, 48, 4, 0, 0, 0};
+        /* three x tiles of the 64-row texel tile of f16/bf16 (the last one partial) */
+        cs[(*n)++] = (mm_case){141, 37, 136, true, false, 0, 16, 0, 0, 0, 0};
     }
 }
 
@@ -203,7 +205,7 @@ static int forward_variant(const char *variant) {
     int rc = 0;
     t_rng_seed(11);
     for (size_t i = 0; i < VKL_ARRAY_LEN(all_types) && !rc; i++) {
-        mm_case cs[8];
+        mm_case cs[10];
         int n, n_texel = 0;
         cases_for(all_types[i], cs, &n);
         for (int j = 0; j < n && !rc; j++) {
@@ -232,7 +234,7 @@ typedef struct {
 } chunk_case;
 static const chunk_case chunk_cases[] = {
     {VKL_TYPE_Q4_K, 13, 61, 512}, {VKL_TYPE_Q4_0, 9, 150, 96}, {VKL_TYPE_F16, 11, 70, 67},
-    {VKL_TYPE_Q6_K, 5, 33, 256},  {VKL_TYPE_F32, 6, 40, 132},
+    {VKL_TYPE_Q6_K, 5, 33, 256},  {VKL_TYPE_F32, 6, 40, 132},  {VKL_TYPE_BF16, 7, 45, 136},
 };
 
 static int chunked_matmul(vkl_vk *vk, vkl_op_cache *cache, const char *variant) {
@@ -444,12 +446,23 @@ static int test_transposed(void) {
                  run_matmul_t(vk, &cache, type, 45, 70, k3, true, 16, 4) ||
                  run_matmul_t(vk, &cache, type, 19, 33, k3, false, 0, 16) ||
                  run_matmul_t(vk, &cache, type, 21, 36, k3, true, 16, 32); /* dy as vec4 */
+            const bool half = type == VKL_TYPE_F16 || type == VKL_TYPE_BF16;
+            /* K % 8 == 0 on 16-byte aligned weights: f16/bf16 read 8 halves a fetch (MMT_WIDE_H); the last k tile
+             * partial (136 = 128 + 8), dy by floats and as vec4 */
+            if (!rc && half)
+                rc = run_matmul_t(vk, &cache, type, 37, 70, 136, true, 16, 4) ||
+                     run_matmul_t(vk, &cache, type, 21, 72, 200, false, 0, 16);
             /* a device that can run the texel kernel must have run it on the aligned cases of every type */
             char ran[64];
-            if (!rc && v == 1 && vk->info.subgroup_shuffle &&
+            const bool can_texel =
+                vk->info.subgroup_shuffle &&
                 (vk->info.min_subgroup_size == vk->info.max_subgroup_size || vk->info.subgroup_size_control) &&
-                vk->info.min_subgroup_size <= 32 && !strstr(vkl_op_variants_of("matmul_t", ran, sizeof(ran)), "texel"))
+                vk->info.min_subgroup_size <= 32;
+            if (!rc && v == 1 && can_texel && !strstr(vkl_op_variants_of("matmul_t", ran, sizeof(ran)), "texel"))
                 T_FAIL("matmul_t %s: the texel kernel never ran (ran: %s)", vkl_type_traits_get(type)->name, ran);
+            if (!rc && v == 1 && can_texel && half &&
+                !strstr(vkl_op_variants_of("matmul_t_half_fetch", ran, sizeof(ran)), "texel8"))
+                T_FAIL("matmul_t %s: the 8-halves fetch never ran (ran: %s)", vkl_type_traits_get(type)->name, ran);
         }
     }
     unsetenv("VKLORA_MATMUL");

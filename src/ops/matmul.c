@@ -332,9 +332,16 @@ vkl_status vkl_op_matmul_lr(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_tvi
     uint32_t sg = 0, tm = 0, tn = 0;
     if (var == MM_TEXEL) {
         sg = texel_subgroup(vk, &desc.required_subgroup_size);
-        uint32_t rows = wtype == VKL_TYPE_F32 ? VKL_MM_TEXEL_ROWS_F32 : VKL_MM_TEXEL_ROWS;
+        uint32_t rows = VKL_MM_TEXEL_ROWS, tc = VKL_MM_TEXEL_TC;
+        if (wtype == VKL_TYPE_F32) {
+            rows = VKL_MM_TEXEL_ROWS_F32;
+            tc = VKL_MM_TEXEL_TC_F32;
+        } else if (wtype == VKL_TYPE_F16 || wtype == VKL_TYPE_BF16 || wtype == VKL_TYPE_Q6_K) {
+            rows = VKL_MM_TEXEL_ROWS_TALL;
+            tc = VKL_MM_TEXEL_TC_TALL;
+        }
         tm = sg >= rows ? sg : rows / sg * sg;
-        tn = (wtype == VKL_TYPE_F32 ? VKL_MM_TEXEL_TC_F32 : VKL_MM_TEXEL_TC) * sg;
+        tn = tc * sg;
         wg = VKL_MAX(wg, sg) / sg * sg;
         desc.n_bindings = 6; /* 4, 5: the low-rank term's u and v */
         desc.bindings[0] = desc.bindings[1] = desc.bindings[4] = desc.bindings[5] = VKL_BIND_TEXEL;
@@ -481,9 +488,12 @@ vkl_status vkl_op_matmul_t_lr(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_t
     mm_variant var = MM_REGTILE;
     if ((st = pick_variant(vk, &var, NULL, err))) return st;
     /* dy is read as R32F texels (any 4-byte offset); W as for the forward */
-    /* the quantized types as RGBA32UI texels, on the forward's conditions (mm_texel_fits); F16/BF16 as R32UI words */
-    const bool wide = vkl_type_traits_get(wtype)->block_size > 1;
+    /* the quantized types as RGBA32UI texels, on the forward's conditions (mm_texel_fits); F16/BF16 too where those
+     * hold (K % 8 == 0, 16-byte aligned: a lane's 8 halves in one fetch, MMT_WIDE_H), else as R32UI words */
+    const bool half = wtype == VKL_TYPE_F16 || wtype == VKL_TYPE_BF16;
     const vkl_tview dyv = vkl_tv(dy.buf, 0);
+    const bool wide_h = var == MM_TEXEL && half && mm_texel_fits(vk, wtype, w, dyv, K, row_bytes * N);
+    const bool wide = vkl_type_traits_get(wtype)->block_size > 1;
     bool texel = var == MM_TEXEL && (wide ? mm_texel_fits(vk, wtype, w, dyv, K, row_bytes * N)
                                           : texel_fits(vk, wtype, w, dyv, K));
     const vkl_coopmat_shape *cs = NULL;
@@ -494,7 +504,7 @@ vkl_status vkl_op_matmul_t_lr(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_t
 
     char name[64];
     snprintf(name, sizeof(name), "matmul_t_%s%s", type_suffix(wtype),
-             texel ? "_texel" : cs ? "_coopmat" : tiled ? "_tiled" : "");
+             wide_h ? "_texel_wide" : texel ? "_texel" : cs ? "_coopmat" : tiled ? "_tiled" : "");
     uint32_t wg = VKL_MMT_WG;
     vkl_pipeline_desc desc = {
         .shader = name,
@@ -575,9 +585,9 @@ vkl_status vkl_op_matmul_t_lr(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_t
             b[2] = bind_at(dx.buf, dx.offset + m0 * K * 4, mn * K * 4, bl.align, &dxr);
             if (texel) {
                 b[0].texel_format = wtype == VKL_TYPE_F32 ? VK_FORMAT_R32G32B32A32_SFLOAT
-                                    : wide                ? VK_FORMAT_R32G32B32A32_UINT
+                                    : wide || wide_h      ? VK_FORMAT_R32G32B32A32_UINT
                                                           : VK_FORMAT_R32_UINT;
-                if (wide) b[0].range = (b[0].range + 15) / 16 * 16; /* whole texels, inside (mm_texel_fits) */
+                if (wide || wide_h) b[0].range = (b[0].range + 15) / 16 * 16; /* whole texels, inside (mm_texel_fits) */
                 b[1].texel_format = dyv4 ? VK_FORMAT_R32G32B32A32_SFLOAT : VK_FORMAT_R32_SFLOAT;
                 b[3] = b[4] = b[1];
             }
@@ -610,6 +620,7 @@ vkl_status vkl_op_matmul_t_lr(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_t
             if ((st = vkl_op_cache_get(vk, c, &desc, &pipe, err))) break;
             st = vkl_cmd_dispatch(vk, pipe, b, desc.n_bindings, &pc, sizeof(pc), gx, gy, 1, err);
             vkl_op_variant_used("matmul_t", variant_names[ran]);
+            if (texel && half) vkl_op_variant_used("matmul_t_half_fetch", wide_h ? "texel8" : "word");
         }
     }
     if (fused) vkl_op_variant_used("lowrank", "fused");

@@ -23,6 +23,8 @@
 #define VKL_MM_TEXEL_TC 8    /* W rows per lane: a subgroup tile covers TC * subgroup size W rows */
 #define VKL_MM_TEXEL_ROWS_F32 32 /* the same two for f32 weights */
 #define VKL_MM_TEXEL_TC_F32 4
+#define VKL_MM_TEXEL_ROWS_TALL 64 /* and for F16, BF16 and Q6_K, whose weight fetches cost the most per value */
+#define VKL_MM_TEXEL_TC_TALL 4
 #define VKL_MM_TEXEL_MAX_SG 32 /* largest subgroup the texel kernel is built for (accumulators per lane) */
 /* matmul coopmat: WM x WN subgroups per workgroup, each owning RM x RN cooperative-matrix tiles of the device's
  * LM x LN (x LK) shape; a staged k panel is KT * LK wide. Workgroup tile: (WM*RM*LM) x rows by (WN*RN*LN) W rows. */
