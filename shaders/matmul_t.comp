@@ -94,14 +94,15 @@ void store_dx(uint m, uint k, float v) {
 // the pipeline's subgroup size (specialization constant 1); the workgroup is a whole number of subgroups.
 layout(constant_id = 1) const uint SG = 8u;
 #define TILE_M 16u // dx rows per subgroup tile (= VKL_MMT_TEXEL_ROWS) when SG <= 16
-#if defined(DATA_A_Q5_K) || defined(DATA_A_Q6_K)
+#if defined(DATA_A_Q4_K)
+#define TQ 4u // vec4 of k per lane (= VKL_MMT_TEXEL_TQ_WIDE): 16 codes, one texel's worth of a sub-block
+#elif defined(MMT_WIDE_K) || defined(MMT_WIDE_U)
 // vec4 of k per lane (= VKL_MMT_TEXEL_TQ_32): Q5_K a whole sub-block, two texels of codes and two of high bits;
 // Q6_K a pair of runs, from three texels of low bits, three of high bits and two of scales and d (against five to
-// six texels per run of 16). Measured on lavapipe (LLVM 15) against 16 k per lane: 2x faster for Q5_K, 0.86-0.93x
-// the time for Q6_K (512x4096x4096), 10 % slower for Q4_K.
+// six texels per run of 16); Q8_0 and Q4_0 a whole block, from the three (two) texels that cover it (against three
+// per 16 k). Measured on lavapipe (LLVM 15), 512x4096x4096, against 16 k per lane: 0.5x the time for Q5_K,
+// 0.86-0.93x for Q6_K, 0.80-0.84x for Q8_0, 0.92-1.0x for Q4_0; 1.1x for Q4_K, which keeps 16.
 #define TQ 8u
-#elif defined(MMT_WIDE_K) || defined(MMT_WIDE_U)
-#define TQ 4u // vec4 of k per lane (= VKL_MMT_TEXEL_TQ_WIDE): 16 codes, one texel's worth of a sub-block or run
 #else
 #define TQ 2u // vec4 of k per lane (= VKL_MMT_TEXEL_TQ); MMT_WIDE_H reads them as one texel of 8 halves
 #endif
@@ -134,17 +135,25 @@ void w_row(uint n, out vec4 w[TQ]) {
         w[j] = qa_bytes4(cw) * dm.x + dm.y;
     }
 #elif defined(MMT_WIDE_U)
-    // The lane's 16 consecutive k (iq = 0 or 16 in a Q8_0/Q4_0 block, a run of 16 in a Q6_K one), decoded as in
-    // quant.glsl.
+    // The lane's 32 consecutive k (a Q8_0/Q4_0 block, a pair of Q6_K runs), decoded as in quant.glsl.
     uint a = p.w_byte_off + (n * nbpr + ibk) * BLOCK_BYTES;
+#if defined(DATA_A_Q8_0) || defined(DATA_A_Q4_0)
+    // the lane's whole block (iq == 0): d, then the codes 2 bytes in, cut out of the texels that cover it
+    uint o = a & 15u, wd[SPAN_NW];
 #if defined(DATA_A_Q8_0)
-    float d = unpackHalf2x16(span_u16(a)).x;
-    uvec4 q = span16(a + 2u + iq);
-    [[unroll]] for (uint j = 0u; j < TQ; j++) w[j] = qa_sbytes4(q[j]) * d;
-#elif defined(DATA_A_Q4_0)
-    float d = unpackHalf2x16(span_u16(a)).x;
-    uvec4 q = span16(a + 2u); // element j (< 16) in the low nibble of code byte j, element 16 + j in its high nibble
-    [[unroll]] for (uint j = 0u; j < TQ; j++) w[j] = (qa_bytes4((q[j] >> (iq / 4u)) & 0x0F0F0F0Fu) - 8.0) * d;
+    span_fetch(int(a >> 4u), 3u, wd); // 34 bytes from an even o <= 14
+#else
+    span_fetch(int(a >> 4u), 2u, wd); // 18 bytes
+#endif
+    float d = unpackHalf2x16(span_word(wd, o, 0u)).x;
+    uvec4 q0 = span_words4(wd, o + 2u, 0u);
+#if defined(DATA_A_Q8_0)
+    uvec4 q1 = span_words4(wd, o + 2u, 4u);
+    [[unroll]] for (uint j = 0u; j < TQ; j++) w[j] = qa_sbytes4((j < 4u ? q0 : q1)[j & 3u]) * d;
+#else
+    // element j (< 16) in the low nibble of code byte j, element 16 + j in its high nibble
+    [[unroll]] for (uint j = 0u; j < TQ; j++) w[j] = (qa_bytes4((q0[j & 3u] >> (4u * (j >> 2u))) & 0x0F0F0F0Fu) - 8.0) * d;
+#endif
 #else
     // Q6_K: this lane's 32 k (iq a multiple of 32) are the runs iq/16 and iq/16 + 1, their codes' low bits at
     // ql[64h + 32(k&1) ..] (nibble k >> 1) and high bits at qh[32h ..] (bit pair k); the texels fetched cover each

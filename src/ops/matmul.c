@@ -519,7 +519,7 @@ vkl_status vkl_op_matmul_t_lr(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_t
     if (texel) {
         sg = texel_subgroup(vk, &desc.required_subgroup_size);
         tm = sg >= VKL_MMT_TEXEL_ROWS ? sg : VKL_MMT_TEXEL_ROWS / sg * sg;
-        tk = 4 * (!wide ? VKL_MMT_TEXEL_TQ : wtype == VKL_TYPE_Q5_K || wtype == VKL_TYPE_Q6_K ? VKL_MMT_TEXEL_TQ_32 : VKL_MMT_TEXEL_TQ_WIDE) * sg;
+        tk = 4 * (!wide ? VKL_MMT_TEXEL_TQ : wtype == VKL_TYPE_Q4_K ? VKL_MMT_TEXEL_TQ_WIDE : VKL_MMT_TEXEL_TQ_32) * sg;
         wg = VKL_MAX(wg, sg) / sg * sg;
         desc.n_bindings = 5; /* 3, 4: the low-rank term's u and v */
         desc.bindings[0] = desc.bindings[1] = desc.bindings[3] = desc.bindings[4] = VKL_BIND_TEXEL;
