@@ -5,7 +5,7 @@
 # tools/bench_peft.py on the CPU in fp32 (PEFT when installed, else its plain-torch LoRA, labelled so). Prints both
 # rows and the ratio. Speed is measured here, never asserted; run it on an otherwise idle machine.
 #
-#   tools/bench-vs-torch.sh [--shape small|1b] [--type f32|q4_k] [--ctx N] [--batch B] [--iters I] [--rounds R]
+#   tools/bench-vs-torch.sh [--shape small|1b] [--type f32|bf16|f16|q4_k] [--ctx N] [--batch B] [--iters I] [--rounds R]
 #                           [--profile]
 #
 # The two sides alternate R times (default 3): a shared or virtual machine's speed drifts (on the one this was
@@ -13,8 +13,8 @@
 # is the median of the rounds' ratios; every round is printed.
 #
 # small: dim 512, 8 layers, 8 heads / 4 KV heads, FFN 1536; 1b: Llama-3.2-1B's blocks (dim 2048, 16 layers, 32/8
-# heads, FFN 8192). Both with mkmodel's 806-token vocabulary, so the head does not dominate. --type q4_k quantizes
-# the vklora side (q4_k_m mix); PyTorch stays fp32, as a user of either would run it.
+# heads, FFN 8192). Both with mkmodel's 806-token vocabulary, so the head does not dominate. --type converts the
+# vklora side (q4_k: the q4_k_m mix; bf16, f16: every matrix); PyTorch stays fp32, as a user of either would run it.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=${BUILD_DIR:-$ROOT/build}
@@ -37,15 +37,15 @@ small) dims=(--dim 512 --layers 8 --heads 8 --kv-heads 4 --ff 1536) ;;
 1b) dims=(--dim 2048 --layers 16 --heads 32 --kv-heads 8 --ff 8192) ;;
 *) echo "bench-vs-torch: --shape small|1b, not '$shape'" >&2; exit 2 ;;
 esac
-case $type in f32 | q4_k) ;; *) echo "bench-vs-torch: --type f32|q4_k, not '$type'" >&2; exit 2 ;; esac
+case $type in f32 | bf16 | f16 | q4_k) ;; *) echo "bench-vs-torch: --type f32|bf16|f16|q4_k, not '$type'" >&2; exit 2 ;; esac
 case $rounds in '' | *[!0-9]* | 0) echo "bench-vs-torch: --rounds takes a count >= 1, not '$rounds'" >&2; exit 2 ;; esac
 [ -x "$BUILD/vklora" ] || { echo "bench-vs-torch: build first (tools/test.sh or ninja -C $BUILD)" >&2; exit 2; }
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 "$BUILD/vklora-mkmodel" "$work/m.gguf" --arch llama --type f32 "${dims[@]}" --seed 7 >/dev/null
 model=$work/m.gguf
-if [ "$type" = q4_k ]; then
-    "$BUILD/vklora" quantize "$work/m.gguf" "$work/q.gguf" q4_k_m >/dev/null
+if [ "$type" != f32 ]; then
+    "$BUILD/vklora" quantize "$work/m.gguf" "$work/q.gguf" "$([ "$type" = q4_k ] && echo q4_k_m || echo "$type")" >/dev/null
     model=$work/q.gguf
 fi
 export LP_NUM_THREADS=${LP_NUM_THREADS:-$(nproc)}

@@ -4,15 +4,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
+
 #include "ops/matmul.h"
 #include "vklora/quant.h"
 
 static int usage(void) {
     fprintf(stderr, "usage: vklora-bench-matmul [--op matmul|matmul_t|gemm] [--type q4_k] [--M 512] [--N 2048] "
-                    "[--K 2048] [--reps 5] [--layout nt|nn|tn] [--device SEL]\n"
+                    "[--K 2048] [--reps 5] [--layout nt|nn|tn] [--device SEL] [--json]\n"
                     "  --layout (gemm): C = A·B with A [M,K] and B [N,K] (nt: x·A^T, the LoRA xa), A [M,K] and B [K,N]\n"
                     "  (nn: dy·B, dxa), or A [K,M] and B [K,N] (tn: dy^T·xa and dxa^T·x, the LoRA gradients)\n"
-                    "  the kernel variant of every op follows VKLORA_MATMUL (auto, texel, regtile, tiled, coopmat)\n");
+                    "  the kernel variant of every op follows VKLORA_MATMUL (auto, texel, regtile, tiled, coopmat)\n"
+                    "  --json: one object {op, type, layout, M, N, K, reps, variant, device, median_ms, gflops}\n");
     return 2;
 }
 
@@ -24,7 +27,12 @@ static int cmp_double(const void *a, const void *b) {
 int main(int argc, char **argv) {
     const char *op = "matmul", *type_name = "q4_k", *device = NULL, *layout = "nt";
     unsigned long M = 512, N = 2048, K = 2048, reps = 5;
+    bool json = false;
     for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--json")) {
+            json = true;
+            continue;
+        }
         if (i + 1 >= argc) return usage();
         const char *k = argv[i], *v = argv[++i];
         if (!strcmp(k, "--op")) op = v;
@@ -49,6 +57,11 @@ int main(int argc, char **argv) {
         return usage();
     }
 
+    /* the device tuning the vklora program applies (src/vk/vk.h), so the figures are those of a training run */
+    if (!vkl_vk_cpu_tune_main(argv)) {
+        fprintf(stderr, "bench: could not run again with lavapipe's default vector width; set VKLORA_CPU_TUNE=off\n");
+        return 1;
+    }
     vkl_err err = {0};
     vkl_vk *vk = NULL;
     vkl_vk_options opt = {.device = device};
@@ -108,9 +121,29 @@ int main(int argc, char **argv) {
      * gemm picks a tile layout) */
     char var[64];
     vkl_op_variants_of(op, var, sizeof(var));
-    printf("%s %s%s%s M=%lu N=%lu K=%lu variant=%s device=\"%s\": median %.3f ms, %.2f GFLOP/s\n", op,
-           vkl_type_traits_get((uint32_t)type)->name, is_gemm ? " " : "", is_gemm ? layout : "", M, N, K, var,
-           vk->info.name, med, 2.0 * M * N * K / (med * 1e6));
+    const char *tname = vkl_type_traits_get((uint32_t)type)->name;
+    double gflops = 2.0 * M * N * K / (med * 1e6);
+    if (json) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "op", op);
+        cJSON_AddStringToObject(o, "type", tname);
+        if (is_gemm) cJSON_AddStringToObject(o, "layout", layout);
+        cJSON_AddNumberToObject(o, "M", (double)M);
+        cJSON_AddNumberToObject(o, "N", (double)N);
+        cJSON_AddNumberToObject(o, "K", (double)K);
+        cJSON_AddNumberToObject(o, "reps", (double)reps);
+        cJSON_AddStringToObject(o, "variant", var);
+        cJSON_AddStringToObject(o, "device", vk->info.name);
+        cJSON_AddNumberToObject(o, "median_ms", med);
+        cJSON_AddNumberToObject(o, "gflops", gflops);
+        char *txt = cJSON_PrintUnformatted(o);
+        if (txt) printf("%s\n", txt);
+        free(txt);
+        cJSON_Delete(o);
+    } else {
+        printf("%s %s%s%s M=%lu N=%lu K=%lu variant=%s device=\"%s\": median %.3f ms, %.2f GFLOP/s\n", op, tname,
+               is_gemm ? " " : "", is_gemm ? layout : "", M, N, K, var, vk->info.name, med, gflops);
+    }
     rc = 0;
 done:
     free(ms);
