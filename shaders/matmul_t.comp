@@ -93,7 +93,14 @@ void store_dx(uint m, uint k, float v) {
 // DQ_DM_RUN), then takes every dy value from its owner with subgroupShuffle at a constant lane index. SG is
 // the pipeline's subgroup size (specialization constant 1); the workgroup is a whole number of subgroups.
 layout(constant_id = 1) const uint SG = 8u;
+#if defined(DATA_A_F32)
+// f32 weight rows carry half the k of a bf16 row per byte: 32 dx rows share each one's stream from memory (alternating
+// runs: 0.80-0.93x the time of 16 rows at the step's shapes, 2048 x {1536, 512} x {512, 1536}, and 0.71-0.97x at
+// 512 x 4096 x 4096; bf16 gained nothing from it)
+#define TILE_M 32u // (= VKL_MMT_TEXEL_ROWS_F32)
+#else
 #define TILE_M 16u // dx rows per subgroup tile (= VKL_MMT_TEXEL_ROWS) when SG <= 16
+#endif
 #if defined(DATA_A_Q4_K)
 #define TQ 4u // vec4 of k per lane (= VKL_MMT_TEXEL_TQ_WIDE): 16 codes, one texel's worth of a sub-block
 #elif defined(MMT_WIDE_K) || defined(MMT_WIDE_U)

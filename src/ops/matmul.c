@@ -518,7 +518,8 @@ vkl_status vkl_op_matmul_t_lr(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_t
     uint32_t sg = 1, tm = VKL_MMT_TM, tk = VKL_MMT_TK;
     if (texel) {
         sg = texel_subgroup(vk, &desc.required_subgroup_size);
-        tm = sg >= VKL_MMT_TEXEL_ROWS ? sg : VKL_MMT_TEXEL_ROWS / sg * sg;
+        const uint32_t rows = wtype == VKL_TYPE_F32 ? VKL_MMT_TEXEL_ROWS_F32 : VKL_MMT_TEXEL_ROWS;
+        tm = sg >= rows ? sg : rows / sg * sg;
         tk = 4 * (!wide ? VKL_MMT_TEXEL_TQ : wtype == VKL_TYPE_Q4_K ? VKL_MMT_TEXEL_TQ_WIDE : VKL_MMT_TEXEL_TQ_32) * sg;
         wg = VKL_MAX(wg, sg) / sg * sg;
         desc.n_bindings = 5; /* 3, 4: the low-rank term's u and v */

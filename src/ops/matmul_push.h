@@ -34,6 +34,7 @@
 #define VKL_MM_COOP_RN 2
 #define VKL_MM_COOP_KT 2
 #define VKL_MMT_TEXEL_ROWS 16 /* dx rows per subgroup tile, matmul_t texel (when the subgroup has <= 16 lanes) */
+#define VKL_MMT_TEXEL_ROWS_F32 32 /* the same for f32 weights */
 #define VKL_MMT_TEXEL_TQ 2    /* vec4 of consecutive k per lane: a subgroup tile covers 4 * TQ * subgroup size k */
 #define VKL_MMT_TEXEL_TQ_WIDE 4 /* the same for Q4_K (16 codes, one texel) */
 #define VKL_MMT_TEXEL_TQ_32 8   /* and the other quantized types: 32 k per lane (a sub-block, a block, two runs) */
