@@ -329,7 +329,7 @@ void main() {
     uint lane = gl_SubgroupInvocationID;
     uint tiles_m = (p.M + TR * SG - 1u) / (TR * SG);
     uint tiles = tiles_m * ((p.N + TC * SG - 1u) / (TC * SG));
-    uint t = (gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x) * (gl_WorkGroupSize.x / SG) + gl_SubgroupID;
+    uint t = wg_linear() * (gl_WorkGroupSize.x / SG) + gl_SubgroupID;
     if (t >= tiles) return; // t is the same on every lane: whole subgroups leave, the shuffles stay complete
     uvec2 tile = grouped_tile(t, tiles_m, tiles / tiles_m, TR * SG * p.K);
     uint m0 = tile.x * (TR * SG), n0 = tile.y * (TC * SG);

@@ -208,7 +208,7 @@ void main() {
     uint kt = SG * 4u * TQ;
     uint tiles_m = (p.M + TR * SG - 1u) / (TR * SG);
     uint tiles = tiles_m * ((p.K + kt - 1u) / kt);
-    uint t = (gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x) * (gl_WorkGroupSize.x / SG) + gl_SubgroupID;
+    uint t = wg_linear() * (gl_WorkGroupSize.x / SG) + gl_SubgroupID;
     if (t >= tiles) return; // t is the same on every lane: whole subgroups leave, the shuffles stay complete
     // dy rows play x's part, weight columns the weight panels'
     uvec2 tile = grouped_tile(t, tiles_m, tiles / tiles_m, TR * SG * p.N);

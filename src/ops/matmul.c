@@ -496,6 +496,7 @@ vkl_status vkl_op_matmul_t_lr(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_t
     const bool wide = vkl_type_traits_get(wtype)->block_size > 1;
     bool texel = var == MM_TEXEL && (wide ? mm_texel_fits(vk, wtype, w, dyv, K, row_bytes * N)
                                           : texel_fits(vk, wtype, w, dyv, K));
+    const bool w_rgba_u = wide || wide_h; /* W bound as RGBA32UI texels */
     const vkl_coopmat_shape *cs = NULL;
     uint32_t coop_sg = 0, coop_req = 0;
     if (var == MM_COOPMAT && !(cs = coopmat_shape(vk, &coop_sg, &coop_req))) return coopmat_unavailable(vk, err);
@@ -586,9 +587,9 @@ vkl_status vkl_op_matmul_t_lr(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_t
             b[2] = bind_at(dx.buf, dx.offset + m0 * K * 4, mn * K * 4, bl.align, &dxr);
             if (texel) {
                 b[0].texel_format = wtype == VKL_TYPE_F32 ? VK_FORMAT_R32G32B32A32_SFLOAT
-                                    : wide || wide_h      ? VK_FORMAT_R32G32B32A32_UINT
+                                    : w_rgba_u            ? VK_FORMAT_R32G32B32A32_UINT
                                                           : VK_FORMAT_R32_UINT;
-                if (wide || wide_h) b[0].range = (b[0].range + 15) / 16 * 16; /* whole texels, inside (mm_texel_fits) */
+                if (w_rgba_u) b[0].range = (b[0].range + 15) / 16 * 16; /* whole texels, inside (mm_texel_fits) */
                 b[1].texel_format = dyv4 ? VK_FORMAT_R32G32B32A32_SFLOAT : VK_FORMAT_R32_SFLOAT;
                 b[3] = b[4] = b[1];
             }
