@@ -452,6 +452,10 @@ static int test_transposed(void) {
             if (!rc && half)
                 rc = run_matmul_t(vk, &cache, type, 37, 70, 136, true, 16, 4) ||
                      run_matmul_t(vk, &cache, type, 21, 72, 200, false, 0, 16);
+            /* Q5_K/Q6_K weights past VKL_MMT_PREFETCH_BYTES (4.3 and 5.1 MB): the texel kernel touches rows ahead
+             * (FLAG_PREFETCH), up to the last row; dy as vec4, the last k tile partial (2304 = 4.5 tiles of 512) */
+            const bool pf = type == VKL_TYPE_Q5_K || type == VKL_TYPE_Q6_K;
+            if (!rc && pf) rc = run_matmul_t(vk, &cache, type, 5, 2700, 2304, v == 1, 16, 32);
             /* a device that can run the texel kernel must have run it on the aligned cases of every type */
             char ran[64];
             const bool can_texel =
@@ -463,6 +467,10 @@ static int test_transposed(void) {
             if (!rc && v == 1 && can_texel && half &&
                 !strstr(vkl_op_variants_of("matmul_t_half_fetch", ran, sizeof(ran)), "texel8"))
                 T_FAIL("matmul_t %s: the 8-halves fetch never ran (ran: %s)", vkl_type_traits_get(type)->name, ran);
+            if (!rc && v == 1 && can_texel && pf &&
+                !strstr(vkl_op_variants_of("matmul_t_prefetch", ran, sizeof(ran)), "on"))
+                T_FAIL("matmul_t %s: the weight rows were never touched ahead (ran: %s)",
+                       vkl_type_traits_get(type)->name, ran);
         }
     }
     unsetenv("VKLORA_MATMUL");

@@ -497,6 +497,9 @@ vkl_status vkl_op_matmul_t_lr(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_t
     bool texel = var == MM_TEXEL && (wide ? mm_texel_fits(vk, wtype, w, dyv, K, row_bytes * N)
                                           : texel_fits(vk, wtype, w, dyv, K));
     const bool w_rgba_u = wide || wide_h; /* W bound as RGBA32UI texels */
+    /* texel, Q5_K/Q6_K: touch the weight rows ahead when the weight is too large to stay in cache (MMT_PREFETCH) */
+    const bool prefetch_type = wtype == VKL_TYPE_Q5_K || wtype == VKL_TYPE_Q6_K;
+    const bool prefetch = texel && prefetch_type && row_bytes * N > VKL_MMT_PREFETCH_BYTES;
     const vkl_coopmat_shape *cs = NULL;
     uint32_t coop_sg = 0, coop_req = 0;
     if (var == MM_COOPMAT && !(cs = coopmat_shape(vk, &coop_sg, &coop_req))) return coopmat_unavailable(vk, err);
@@ -617,12 +620,13 @@ vkl_status vkl_op_matmul_t_lr(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_t
             uint32_t gx, gy;
             if (cs || tiled) gx = (uint32_t)kgroups, gy = (uint32_t)ceil_div(mn, tm);
             else grid_for(vk, kgroups * ceil_div(mn, tm) * sg, wg, &gx, &gy);
-            if (texel) desc.spec[2] = pc.flags & (VKL_MM_ACC | VKL_MM_X_VEC4);
+            if (texel) desc.spec[2] = (pc.flags & (VKL_MM_ACC | VKL_MM_X_VEC4)) | (prefetch ? VKL_MM_PREFETCH : 0);
             const vkl_pipeline *pipe;
             if ((st = vkl_op_cache_get(vk, c, &desc, &pipe, err))) break;
             st = vkl_cmd_dispatch(vk, pipe, b, desc.n_bindings, &pc, sizeof(pc), gx, gy, 1, err);
             vkl_op_variant_used("matmul_t", variant_names[ran]);
             if (texel && half) vkl_op_variant_used("matmul_t_half_fetch", wide_h ? "texel8" : "word");
+            if (texel && prefetch_type) vkl_op_variant_used("matmul_t_prefetch", prefetch ? "on" : "off");
         }
     }
     if (fused) vkl_op_variant_used("lowrank", "fused");

@@ -11,6 +11,8 @@
 #define VKL_MM_X_VEC4 4u     /* x rows (and f32 weight rows) start at 16-byte boundaries: vec4 loads;
                                 matmul_t texel: dy is bound as RGBA32F */
 #define VKL_MM_LOWRANK 8u    /* matmul, matmul_t texel: add the low-rank term (vkl_mm_lowrank) before the store */
+#define VKL_MM_PREFETCH 16u  /* matmul_t texel, Q5_K/Q6_K: touch the weight rows a few steps ahead (FEAT only) */
+#define VKL_MMT_PREFETCH_BYTES (4u << 20) /* ... for weights larger than this (smaller ones stay in cache) */
 
 /* Tile shapes compiled into the shaders (keep in sync with the #defines there). */
 #define VKL_MM_REGTILE_TM 8  /* x rows per invocation, matmul regtile */
