@@ -132,8 +132,8 @@ uint wsub, whalf; // this lane's sub-block and, with 16 k per lane, which 16 of 
 // them, so a weight that does not stay in cache is read at one miss's latency after another. One fetch per lane and
 // line, every 4 rows, brings the lines in before their turn. Alternating runs on lavapipe (2 cores, 1 MiB L2 each):
 // 512x14336x4096 (a 48 MB Q6_K weight) ran at 0.65-0.8x the speed of 512x4096x4096 without it and ~1.25x faster with
-// it (Q5_K ~1.15x; 16 rows ahead gained less); a 0.6 MB weight lost ~4 %, so the host asks for it only past
-// VKL_MMT_PREFETCH_BYTES. The fetched words feed `pf_sink`, tested against FLAG_NEVER at the end, so that no compiler
+// it (Q5_K ~1.15x; 16 rows ahead gained less); a 0.6 MB weight lost ~4 % and rows of 11.8 KB (K 14336) ~5 %, so the
+// host asks for it only past VKL_MMT_PREFETCH_BYTES, on rows of VKL_MMT_PREFETCH_ROW_BYTES or less. The fetched words feed `pf_sink`, tested against FLAG_NEVER at the end, so that no compiler
 // drops the loads.
 #define MMT_PREFETCH 1
 #define PF_AHEAD 8u

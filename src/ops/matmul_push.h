@@ -13,6 +13,7 @@
 #define VKL_MM_LOWRANK 8u    /* matmul, matmul_t texel: add the low-rank term (vkl_mm_lowrank) before the store */
 #define VKL_MM_PREFETCH 16u  /* matmul_t texel, Q5_K/Q6_K: touch the weight rows a few steps ahead (FEAT only) */
 #define VKL_MMT_PREFETCH_BYTES (4u << 20) /* ... for weights larger than this (smaller ones stay in cache) */
+#define VKL_MMT_PREFETCH_ROW_BYTES 4096u  /* ... whose rows are at most this long (a row a page or less) */
 
 /* Tile shapes compiled into the shaders (keep in sync with the #defines there). */
 #define VKL_MM_REGTILE_TM 8  /* x rows per invocation, matmul regtile */
