@@ -118,7 +118,6 @@ layout(constant_id = 1) const uint SG = 8u;
 const uint TR = SG >= TILE_M ? 1u : TILE_M / SG;
 const uint NACC = TR * SG * TQ;
 
-
 // This lane's 4*TQ consecutive weights of row n, from k = kl (clamped inside the row; see main).
 uint kq[TQ];
 uint nbpr, ibk, iq;
@@ -127,14 +126,15 @@ uint wsub, whalf; // this lane's sub-block and, with 16 k per lane, which 16 of 
 #endif
 
 #if defined(DATA_A_Q5_K) || defined(DATA_A_Q6_K)
-// FLAG_PREFETCH: touching the weight rows PF_AHEAD ahead. A tile reads SG*32 k (SG/8 blocks) of every weight row,
-// and the Q5_K/Q6_K decode fetches a row's lines a few at a time, in texel fetches that each cover only one or two of
-// them, so a weight that does not stay in cache is read at one miss's latency after another. One fetch per lane and
-// line, every 4 rows, brings the lines in before their turn. Alternating runs on lavapipe (2 cores, 1 MiB L2 each):
-// 512x14336x4096 (a 48 MB Q6_K weight) ran at 0.65-0.8x the speed of 512x4096x4096 without it and ~1.25x faster with
-// it (Q5_K ~1.15x; 16 rows ahead gained less); a 0.6 MB weight lost ~4 % and rows of 11.8 KB (K 14336) ~5 %, so the
-// host asks for it only past VKL_MMT_PREFETCH_BYTES, on rows of VKL_MMT_PREFETCH_ROW_BYTES or less. The fetched words feed `pf_sink`, tested against FLAG_NEVER at the end, so that no compiler
-// drops the loads.
+// FLAG_PREFETCH: touching the weight rows PF_AHEAD ahead (in the dy-as-vec4 loop, N % 4 == 0 as in training). A
+// tile reads SG*32 k (SG/8 blocks) of every weight row, and the Q5_K/Q6_K decode fetches a row's lines a few at a
+// time, in texel fetches that each cover only one or two of them, so a weight that does not stay in cache is read at
+// one miss's latency after another. One fetch per lane and line, every 4 rows, brings the lines in before their turn.
+// Alternating runs on lavapipe (2 cores, 1 MiB L2 each): 512x14336x4096 (a 48 MB Q6_K weight) ran at 0.65-0.8x the
+// speed of 512x4096x4096 without it and ~1.25x faster with it (Q5_K ~1.15x; 16 rows ahead gained less); a 0.6 MB
+// weight lost ~4 % and rows of 11.8 KB (K 14336) ~5 %, so the host asks for it only past VKL_MMT_PREFETCH_BYTES, on
+// rows of VKL_MMT_PREFETCH_ROW_BYTES or less. The fetched words feed `pf_sink`, tested against FLAG_NEVER at the
+// end, so that no compiler drops the loads.
 #define MMT_PREFETCH 1
 #define PF_AHEAD 8u
 const uint PF_LINES = (SG / 8u * BLOCK_BYTES + 63u) / 64u + 1u; // 64-byte lines a row's span can touch
