@@ -137,7 +137,8 @@ uint wsub, whalf; // this lane's sub-block and, with 16 k per lane, which 16 of 
 // end, so that no compiler drops the loads.
 #define MMT_PREFETCH 1
 #define PF_AHEAD 8u
-const uint PF_LINES = (SG / 8u * BLOCK_BYTES + 63u) / 64u + 1u; // 64-byte lines a row's span can touch
+// 64-byte lines a row's span (the tile's SG*4*TQ k) can touch
+const uint PF_LINES = (SG * 4u * TQ * BLOCK_BYTES / BLOCK_SIZE + 63u) / 64u + 1u;
 const uint PF_FETCHES = (4u * PF_LINES + SG - 1u) / SG;           // per lane, for 4 rows
 uint pf_sink = 0u;
 
