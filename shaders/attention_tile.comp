@@ -19,7 +19,7 @@ layout(constant_id = 2) const uint R = 4; // query rows per lane
 layout(std430, binding = 4) writeonly buffer O { vec4 o[]; };
 layout(std430, binding = 5) writeonly buffer L { float lse[]; };
 
-const int KB = 2; // keys per softmax block: the rescale of acc costs 1/KB of the value products
+const int KB = 4; // keys per softmax block: one rescale and one accumulator update per block
 
 void main() {
     uint rows = WG * R;
@@ -55,7 +55,7 @@ void main() {
     int kvoff = int(p.k_off / 4u), vvoff = int(p.v_off / 4u);
 
     for (int jb = j0; jb <= j1; jb += KB) {
-        float s[R][KB];
+        float s[R][KB], cr[R];
         [[unroll]] for (int kk = 0; kk < KB; kk++) {
             // Keys past j1 reread row j1 (in bounds); the mask below drops them.
             vec4 kown[CW];
@@ -82,14 +82,20 @@ void main() {
             }
             l[r] = l[r] * corr + ps;
             m[r] = mn;
-            [[unroll]] for (uint d = 0u; d < DV4; d++) acc[r][d] *= corr;
+            cr[r] = corr;
         }
-        [[unroll]] for (int kk = 0; kk < KB; kk++) {
-            vec4 vown[CW];
-            row_own(tv, vvoff + int(kv_row(b, uint(min(jb + kk, j1)), g) / 4u), D4, vown);
-            [[unroll]] for (uint d = 0u; d < DV4; d++) {
-                vec4 vd = row_at(vown, d);
-                [[unroll]] for (uint r = 0u; r < R; r++) acc[r][d] += s[r][kk] * vd;
+        // The rescale and the block's KB value products in one update of each accumulator: on CPU devices the
+        // accumulators live in memory, so each update is a load and a store.
+        vec4 vown[KB][CW];
+        [[unroll]] for (int kk = 0; kk < KB; kk++)
+            row_own(tv, vvoff + int(kv_row(b, uint(min(jb + kk, j1)), g) / 4u), D4, vown[kk]);
+        [[unroll]] for (uint d = 0u; d < DV4; d++) {
+            vec4 vd[KB];
+            [[unroll]] for (int kk = 0; kk < KB; kk++) vd[kk] = row_at(vown[kk], d);
+            [[unroll]] for (uint r = 0u; r < R; r++) {
+                vec4 a = acc[r][d] * cr[r];
+                [[unroll]] for (int kk = 0; kk < KB; kk++) a += s[r][kk] * vd[kk];
+                acc[r][d] = a;
             }
         }
     }
