@@ -144,6 +144,66 @@ static int test_cpu_tune(void) {
 #endif
 }
 
+/* The benchmark tools a script drives (tools/bench-types.sh, the README's figures): one JSON object on stdout with
+ * --json, the device tuning of a training run (cli/cpu_tune's width), exit 2 on bad arguments. */
+static cJSON *bench_json(const char *tool, const char *args) {
+    char cmd[4096], *out = NULL, *err = NULL;
+    /* the width unset, as for a user: the tool itself must choose it */
+    snprintf(cmd, sizeof(cmd), "LP_NATIVE_VECTOR_WIDTH= VKLORA_CPU_TUNE= %s/%s %s --json", VKL_BUILD_ROOT, tool, args);
+    int rc = t_run(cmd, &out, &err);
+    cJSON *doc = rc == 0 && out ? cJSON_Parse(out) : NULL;
+    if (!doc)
+        fprintf(stderr, "    %s: exit %d\n    stdout: %.500s\n    stderr: %.500s\n", cmd, rc, out ? out : "",
+                err ? err : "");
+    free(out), free(err);
+    return doc;
+}
+static double num_of(const cJSON *o, const char *k) {
+    const cJSON *v = cJSON_GetObjectItem(o, k);
+    return cJSON_IsNumber(v) ? v->valuedouble : -1;
+}
+static int test_bench_tools(void) {
+#ifdef _WIN32
+    return 0; /* the bench tools are not part of the Windows build's tests */
+#else
+    char tuned[256];
+    T_ASSERT(!llvmpipe_name("VKLORA_CPU_TUNE=", tuned, sizeof(tuned)), "tuned run");
+    cJSON *m = bench_json("vklora-bench-matmul", "--op matmul_t --type q4_k --M 7 --N 33 --K 256 --reps 2");
+    T_ASSERT(m, "vklora-bench-matmul --json");
+    T_ASSERT(num_of(m, "M") == 7 && num_of(m, "N") == 33 && num_of(m, "K") == 256 && num_of(m, "median_ms") > 0 &&
+                 num_of(m, "gflops") > 0,
+             "vklora-bench-matmul fields: %s", cJSON_PrintUnformatted(m));
+    const char *dev = cJSON_GetStringValue(cJSON_GetObjectItem(m, "device"));
+    T_ASSERT(dev && (!tuned[0] || strncmp(dev, "llvmpipe", 8) || !strcmp(dev, tuned)),
+             "vklora-bench-matmul ran on \"%s\", a training run on \"%s\"", dev ? dev : "", tuned);
+    cJSON_Delete(m);
+    cJSON *a = bench_json("vklora-bench-attn", "--B 2 --T 37 --H 4 --KVH 2 --D 16 --reps 2 --window 20");
+    T_ASSERT(a, "vklora-bench-attn --json");
+    T_ASSERT(num_of(a, "T") == 37 && num_of(a, "KVH") == 2 && num_of(a, "window") == 20 &&
+                 num_of(a, "forward_ms") > 0 && num_of(a, "backward_ms") > 0 && num_of(a, "forward_gflops") > 0,
+             "vklora-bench-attn fields: %s", cJSON_PrintUnformatted(a));
+    /* --check 1 (the default) compared with src/ref and failed the run past 2e-5 */
+    T_ASSERT(num_of(a, "err_dk") >= 0 && num_of(a, "err_dk") < 2e-5, "vklora-bench-attn err_dk");
+    const char *var = cJSON_GetStringValue(cJSON_GetObjectItem(a, "variant"));
+    T_ASSERT(var && var[0], "vklora-bench-attn names the variant that ran");
+    dev = cJSON_GetStringValue(cJSON_GetObjectItem(a, "device"));
+    T_ASSERT(dev && (!tuned[0] || strncmp(dev, "llvmpipe", 8) || !strcmp(dev, tuned)),
+             "vklora-bench-attn ran on \"%s\", a training run on \"%s\"", dev ? dev : "", tuned);
+    cJSON_Delete(a);
+    const char *bad[] = {"vklora-bench-attn --T 0", "vklora-bench-attn --H 6 --KVH 4", "vklora-bench-attn --bogus 1",
+                         "vklora-bench-matmul --op nope", "vklora-bench-matmul --type q4_k --K 100"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char cmd[4096], *out = NULL, *err = NULL;
+        snprintf(cmd, sizeof(cmd), "%s/%s --json", VKL_BUILD_ROOT, bad[i]);
+        int rc = t_run(cmd, &out, &err);
+        T_ASSERT(rc == 2 && (!out || !out[0]) && err && strstr(err, "usage"), "%s: exit %d, stdout \"%s\"", bad[i],
+                 rc, out ? out : "");
+        free(out), free(err);
+    }
+    return 0;
+#endif
+}
+
 static int test_no_driver(void) {
     /* A machine without a Vulkan driver: point the loader at no ICD at all. */
     char *out = NULL, *err = NULL;
@@ -421,6 +481,7 @@ const vkl_test_case vkl_tests_cli[] = {
     {"cli/devices_json", test_devices_json},
     {"cli/no_driver", test_no_driver},
     {"cli/cpu_tune", test_cpu_tune},
+    {"cli/bench_tools", test_bench_tools},
     {"cli/data_json", test_data_cmd},
     {"cli/data_text_truncation", test_data_cmd_text_and_truncation},
     {"cli/data_errors", test_data_cmd_errors},

@@ -5,12 +5,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
+
 #include "ops/nn.h"
+#include "ops/ops.h"
 #include "ref/nn.h"
 
 static int usage(void) {
     fprintf(stderr, "usage: vklora-bench-attn [--T 512] [--H 8] [--KVH 4] [--D 64] [--B 1] [--reps 5] [--check 1] "
-                    "[--window 0] [--softcap 0] [--device SEL]\n  the kernel variant follows VKLORA_ATTN\n");
+                    "[--window 0] [--softcap 0] [--device SEL] [--json]\n  the kernel variant follows VKLORA_ATTN\n"
+                    "  --json: one object {B, T, H, KVH, D, window, softcap, reps, variant, device, forward_ms, "
+                    "backward_ms,\n  forward_gflops, backward_gflops, and with --check 1 err_out, err_lse, err_dq, "
+                    "err_dk, err_dv}\n");
     return 2;
 }
 
@@ -34,7 +40,12 @@ int main(int argc, char **argv) {
     const char *device = NULL;
     unsigned long T = 512, H = 8, KVH = 4, D = 64, B = 1, reps = 5, check = 1, window = 0;
     double softcap = 0;
+    int json = 0;
     for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--json")) {
+            json = 1;
+            continue;
+        }
         if (i + 1 >= argc) return usage();
         const char *k = argv[i], *v = argv[++i];
         unsigned long x = strtoul(v, NULL, 10);
@@ -54,6 +65,11 @@ int main(int argc, char **argv) {
         window > 65536 || !(softcap >= 0 && softcap < 1e30))
         return usage();
 
+    /* the device tuning the vklora program applies (src/vk/vk.h), so the figures are those of a training run */
+    if (!vkl_vk_cpu_tune_main(argv)) {
+        fprintf(stderr, "bench: could not run again with lavapipe's default vector width; set VKLORA_CPU_TUNE=off\n");
+        return 1;
+    }
     vkl_err err = {0};
     vkl_vk *vk = NULL;
     vkl_vk_options opt = {.device = device};
@@ -63,6 +79,7 @@ int main(int argc, char **argv) {
     }
     int rc = 1;
     double *fw = NULL, *bw = NULL;
+    cJSON *o = NULL;
     vkl_op_cache cache = {0};
     vkl_attn_shape s = {(uint32_t)B, (uint32_t)T, (uint32_t)T, (uint32_t)H, (uint32_t)KVH, (uint32_t)D, 0,
                         1.0f / sqrtf((float)D), (uint32_t)window, (float)softcap};
@@ -101,18 +118,35 @@ int main(int argc, char **argv) {
         double ns0, ns1;
         if (st || st2 || vkl_timestamp_ns(vk, 0, 1, &ns0, &err) || vkl_timestamp_ns(vk, 1, 2, &ns1, &err)) goto done;
         if (it) fw[it - 1] = ns0 / 1e6, bw[it - 1] = ns1 / 1e6;
-        else printf("first run (with shader compilation): forward %.1f ms, backward %.1f ms\n", ns0 / 1e6, ns1 / 1e6);
+        else if (!json)
+            printf("first run (with shader compilation): forward %.1f ms, backward %.1f ms\n", ns0 / 1e6, ns1 / 1e6);
     }
     qsort(fw, reps, sizeof(double), cmp_double);
     qsort(bw, reps, sizeof(double), cmp_double);
     /* causal: about half of the T x T scores; forward 2 products of D, backward 5 (s, dp recomputed, dq, dk, dv) */
     double pairs = (double)B * H * T * (T + 1) / 2;
     if (window && window < T) pairs = (double)B * H * (window * (window + 1) / 2 + (double)(T - window) * window);
-    const char *var = getenv("VKLORA_ATTN");
-    printf("attention B=%lu T=%lu H=%lu KVH=%lu D=%lu window=%lu softcap=%g variant=%s device=\"%s\": "
-           "forward %.2f ms (%.2f GFLOP/s), backward %.2f ms (%.2f GFLOP/s); fastest %.2f / %.2f ms\n",
-           B, T, H, KVH, D, window, softcap, var && *var ? var : "auto", vk->info.name, fw[reps / 2],
-           4.0 * D * pairs / (fw[reps / 2] * 1e6), bw[reps / 2], 10.0 * D * pairs / (bw[reps / 2] * 1e6), fw[0], bw[0]);
+    /* the kernels that ran, from the ops' registry (tile, scalar, flash or coopmat) */
+    char var[64];
+    vkl_op_variants_of("attention_back", var, sizeof(var));
+    double fms = fw[reps / 2], bms = bw[reps / 2];
+    double fgf = 4.0 * D * pairs / (fms * 1e6), bgf = 10.0 * D * pairs / (bms * 1e6);
+    if (json) {
+        if (!(o = cJSON_CreateObject())) goto done;
+        const double dims[] = {B, T, H, KVH, D, window, softcap, reps};
+        const char *names[] = {"B", "T", "H", "KVH", "D", "window", "softcap", "reps"};
+        for (int i = 0; i < 8; i++) cJSON_AddNumberToObject(o, names[i], dims[i]);
+        cJSON_AddStringToObject(o, "variant", var);
+        cJSON_AddStringToObject(o, "device", vk->info.name);
+        cJSON_AddNumberToObject(o, "forward_ms", fms);
+        cJSON_AddNumberToObject(o, "backward_ms", bms);
+        cJSON_AddNumberToObject(o, "forward_gflops", fgf);
+        cJSON_AddNumberToObject(o, "backward_gflops", bgf);
+    } else {
+        printf("attention B=%lu T=%lu H=%lu KVH=%lu D=%lu window=%lu softcap=%g variant=%s device=\"%s\": "
+               "forward %.2f ms (%.2f GFLOP/s), backward %.2f ms (%.2f GFLOP/s); fastest %.2f / %.2f ms\n",
+               B, T, H, KVH, D, window, softcap, var, vk->info.name, fms, fgf, bms, bgf, fw[0], bw[0]);
+    }
     if (check) {
         /* The timed loop accumulated dk/dv reps+1 times from their initial values: compare forward and dq only,
          * then one fresh backward for dk/dv. */
@@ -138,14 +172,27 @@ int main(int argc, char **argv) {
         ev = rel_err(g, dv, nkv);
         free(dq), free(dk), free(dv);
         if (bad) goto done;
-        printf("error vs ref (of max): out %.2g lse %.2g dq %.2g dk %.2g dv %.2g\n", eo, el, eq, ek, ev);
+        if (json) {
+            const double e[] = {eo, el, eq, ek, ev};
+            const char *names[] = {"err_out", "err_lse", "err_dq", "err_dk", "err_dv"};
+            for (int i = 0; i < 5; i++) cJSON_AddNumberToObject(o, names[i], e[i]);
+        } else {
+            printf("error vs ref (of max): out %.2g lse %.2g dq %.2g dk %.2g dv %.2g\n", eo, el, eq, ek, ev);
+        }
         if (!(eo < 1e-5 && el < 1e-5 && eq < 2e-5 && ek < 2e-5 && ev < 2e-5)) {
             fprintf(stderr, "bench: results differ from the reference\n");
             goto done;
         }
     }
+    if (o) {
+        char *txt = cJSON_PrintUnformatted(o);
+        if (!txt) goto done;
+        printf("%s\n", txt);
+        free(txt);
+    }
     rc = 0;
 done:
+    cJSON_Delete(o);
     if (rc && err.msg[0]) fprintf(stderr, "bench: %s\n", err.msg);
     free(fw), free(bw), free(g);
     for (int i = 0; i < NBUF; i++) {
