@@ -107,7 +107,7 @@ layout(std430, binding = 9) readonly buffer Db { float delta[]; };
 // (query, head) pairs per accumulator update. On lavapipe (LLVM 15, 512 bits; B 2, T 512, 8/4 heads) against one:
 // 0.8x the time of the whole backward at D 64, 0.86x at 128, 0.66x at 256; 8 gained no more and took lavapipe 13 s
 // to compile. The dq pass taking keys 2 or 4 at a time the same way was slower (1.05-1.2x), so it takes one.
-const uint QB = 4u;
+const uint QB = 4u; // = VKL_ATTN_TILE_QB
 
 void main() {
     uint rows = WG * R;
@@ -146,7 +146,12 @@ void main() {
     // The (query, head) pairs, query-major, QB at a time: each accumulator update sums QB pairs' terms. The
     // accumulators do not fit the registers on CPU devices, so every update is a load and a store there, amortised
     // over QB multiply-adds instead of one.
-    int np0 = i0 * int(group), np1 = (i1 + 1) * int(group);
+    // A subgroup whose keys all lie past S has i0 = INT_BIG and i1 = -1: no pairs (i0 * group would wrap).
+    int np0 = 0, np1 = 0;
+    if (i0 <= i1) {
+        np0 = i0 * int(group);
+        np1 = (i1 + 1) * int(group);
+    }
     for (int pb = np0; pb < np1; pb += int(QB)) {
         vec4 qown[QB][CW], doown[QB][CW];
         float s[QB][R], dp[QB][R], di[QB], l_i[QB];

@@ -19,7 +19,7 @@ layout(constant_id = 2) const uint R = 4; // query rows per lane
 layout(std430, binding = 4) writeonly buffer O { vec4 o[]; };
 layout(std430, binding = 5) writeonly buffer L { float lse[]; };
 
-const int KB = 4; // keys per softmax block: one rescale and one accumulator update per block
+const int KB = 4; // keys per softmax block (= VKL_ATTN_TILE_KB): one rescale and one accumulator update per block
 
 void main() {
     uint rows = WG * R;

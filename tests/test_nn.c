@@ -1183,15 +1183,25 @@ static int test_attention_loop_limit(void) {
     nq = (uint64_t)s.T * s.n_head * s.D, nkv = (uint64_t)s.S * s.n_head_kv * s.D;
     T_ASSERT(!vkl_buffer_create(vk, nq * 4, VKL_MEM_DEVICE, &q, &err), "%s", err.msg);
     T_ASSERT(!vkl_buffer_create(vk, nkv * 4, VKL_MEM_DEVICE, &kv, &err), "%s", err.msg);
-    st = vkl_op_attention(vk, &c, &s, vkl_tv(&q, 0), vkl_tv(&kv, 0), vkl_tv(&kv, 0), vkl_tv_none(), vkl_tv(&q, 0),
-                          vkl_tv_none(), &err);
+    vkl_buffer lse;
+    T_ASSERT(!vkl_buffer_create(vk, (uint64_t)s.T * s.n_head * 4, VKL_MEM_DEVICE, &lse, &err), "%s", err.msg);
+    /* the forward takes 4 keys an iteration (17,500 here), the dq pass one (70,000): refused before any dispatch */
+    st = vkl_op_attention_back(vk, &c, &s, vkl_tv(&q, 0), vkl_tv(&kv, 0), vkl_tv(&kv, 0), vkl_tv_none(),
+                               vkl_tv(&q, 0), vkl_tv(&lse, 0), vkl_tv(&q, 0), vkl_tv(&q, 0), vkl_tv(&kv, 0),
+                               vkl_tv(&kv, 0), vkl_tv_none(), &err);
     vkl_op_cache_destroy(vk, &c);
-    vkl_buffer_destroy(vk, &q), vkl_buffer_destroy(vk, &kv);
-    T_ASSERT(st == VKL_ERR_INPUT && strstr(err.msg, "loop iterations"), "tile at T=70000 without a window: %s",
+    vkl_buffer_destroy(vk, &q), vkl_buffer_destroy(vk, &kv), vkl_buffer_destroy(vk, &lse);
+    T_ASSERT(st == VKL_ERR_INPUT && strstr(err.msg, "loop iterations"), "tile backward at T=70000 without a window: %s",
              err.msg);
     long_ctx.window = 100;
     T_ASSERT(!attn_fwd_one(vk, &c, &long_ctx, 0, &tile, 0) && !attn_back_one(vk, &c, &long_ctx, 0, &tile, 0),
              "tile kernels at T = 70000 with window 100");
+    /* dk/dv walks (query, head) pairs 4 an iteration: 64 query heads on one KV head at T = 4000 take 64,000 of
+     * lavapipe's 65,535 (one an iteration was 260,000, refused); a count short of the kernel's would let lavapipe cut
+     * the loop and dk/dv would miss the last queries */
+    static const attn_cfg gqa64 = {1, 4000, 4000, 64, 1, 4, 0, 0, 0, 0};
+    T_ASSERT(!attn_back_one(vk, &c, &gqa64, 0, &tile, 0), "tile dk/dv at T = 4000 with 64 query heads per KV head");
+    vkl_op_cache_destroy(vk, &c);
     return 0;
 }
 

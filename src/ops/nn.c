@@ -483,7 +483,10 @@ static uint64_t attn_loop_iterations(const vkl_attn_shape *s, bool tile, int pas
         keys = VKL_MIN(keys, w + span - 1);
         queries = VKL_MIN(queries, w + span - 1);
     }
-    if (tile) return pass == 2 ? queries * (1 + group) : keys;
+    if (tile) {
+        if (pass == 2) return (queries * group + VKL_ATTN_TILE_QB - 1) / VKL_ATTN_TILE_QB;
+        return pass == 0 ? (keys + VKL_ATTN_TILE_KB - 1) / VKL_ATTN_TILE_KB : keys;
+    }
     if (pass == 2) return queries * (1 + group * (1 + 3 * d));
     return keys * (1 + (pass ? 3 : 2) * d);
 }
@@ -491,7 +494,8 @@ static uint64_t attn_loop_iterations(const vkl_attn_shape *s, bool tile, int pas
 /* Items of the walked side (keys for the forward and dq passes, queries for dk/dv) per dispatch: all of them
  * (pos0 + T keys, T queries) when one invocation stays within the device's loop limit. Past it, the scalar kernels
  * (~D iterations per item) walk slices of at most *slice items, one dispatch each (each keeps ~3D iterations for
- * its prologue and epilogue); the tile kernels (one iteration per key or per query and head) are refused. */
+ * its prologue and epilogue); the tile kernels (one iteration per 4 keys in the forward, per key in dq, per 4
+ * (query, head) pairs in dk/dv) are refused. */
 static vkl_status attn_slice(const vkl_vk *vk, const char *op, const vkl_attn_shape *s, bool tile, int pass,
                              uint64_t span, uint32_t *slice, vkl_err *err) {
     uint64_t lim = vk->info.max_loop_iterations, n = attn_loop_iterations(s, tile, pass, span);

@@ -58,6 +58,10 @@ _Static_assert(sizeof(vkl_rope_push) == 48, "vkl_rope_push must match shaders/ro
 /* Only in the tile kernels' FEAT specialization constant (with VKL_ATTN_HAS_SEG): */
 #define VKL_ATTN_HAS_DELTA 8u     /* the dq pass writes Di = dOi.Oi at delta_off, dk/dv reads it */
 #define VKL_ATTN_FEAT_SOFTCAP 16u /* the scores are soft-capped */
+/* The tile kernels' loop steps (shaders/attention_tile.comp KB, attention_back_tile.comp QB): keys per iteration of
+ * the forward, (query, head) pairs per iteration of dk/dv; the dq pass takes one key an iteration. */
+#define VKL_ATTN_TILE_KB 4u
+#define VKL_ATTN_TILE_QB 4u
 typedef struct vkl_attn_push {
     uint32_t n_seq; /* sequences in this dispatch */
     uint32_t T, S, n_head, n_head_kv, D, pos0;
