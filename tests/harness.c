@@ -370,6 +370,15 @@ void t_cleanup(void) {
     }
 }
 
+double t_json_num(const cJSON *o, const char *path) {
+    char buf[256];
+    snprintf(buf, sizeof(buf), "%s", path);
+    const cJSON *cur = o;
+    for (char *tok = strtok(buf, "."); tok && cur; tok = strtok(NULL, "."))
+        cur = cJSON_GetObjectItemCaseSensitive(cur, tok);
+    return cur && cJSON_IsNumber(cur) ? cur->valuedouble : NAN;
+}
+
 int t_cli(const char *args, cJSON **json, char **err_out) {
     char cmd[8192], *out = NULL, *err = NULL;
     snprintf(cmd, sizeof(cmd), "%s %s", t_vklora_bin(), args);

@@ -67,6 +67,8 @@ struct cJSON;
 /* Run vklora with `args`: its exit code; stdout parsed as JSON into *json when json is given (NULL if it is not
  * JSON); stderr into *err_out when given (the caller frees it), else printed with the command on failure. */
 int t_cli(const char *args, struct cJSON **json, char **err_out);
+/* The number at a dot-separated path of object keys ("hparams.n_layer"); NAN when it is missing or not a number. */
+double t_json_num(const struct cJSON *o, const char *path);
 /* Mean NLL of `vklora eval --model MODEL --text TEXT --ctx 64 --json [--adapter ADAPTER] [EXTRA]` (text NULL: the
  * TinyStories sample); NAN on failure (reported). */
 double t_eval_nll(const char *model, const char *text, const char *adapter, const char *extra);

@@ -107,6 +107,7 @@ static int test_devices_json(void) {
  * command that opens a device runs lavapipe at 512 bits exactly when the CPU has AVX-512 and lavapipe is built on
  * LLVM 15 or older (measured right and faster there); on a newer LLVM it runs again at the driver's own width
  * (Mesa 26.1 / LLVM 19 computes wrong texel fetches at 512 bits). VKLORA_CPU_TUNE=off leaves the width alone. */
+#ifndef _WIN32 /* used by test_cpu_tune and test_bench_tools, which skip Windows */
 static int llvmpipe_name(const char *env, char *name, size_t n) {
     char *out = NULL, *err = NULL, cmd[4096];
     snprintf(cmd, sizeof(cmd), "LP_NATIVE_VECTOR_WIDTH= %s %s devices --json", env, t_vklora_bin());
@@ -125,6 +126,7 @@ static int llvmpipe_name(const char *env, char *name, size_t n) {
     free(out), free(err);
     return 0;
 }
+#endif
 static int test_cpu_tune(void) {
 #if defined(_WIN32) || !(defined(__x86_64__) || defined(__i386__))
     return 0; /* not done there */
@@ -145,7 +147,9 @@ static int test_cpu_tune(void) {
 }
 
 /* The benchmark tools a script drives (tools/bench-types.sh, the README's figures): one JSON object on stdout with
- * --json, the device tuning of a training run (cli/cpu_tune's width), exit 2 on bad arguments. */
+ * --json, the device tuning of a training run (cli/cpu_tune's width), exit 2 on bad arguments. Not on Windows: the
+ * bench tools are not part of the Windows build's tests. */
+#ifndef _WIN32
 static cJSON *bench_json(const char *tool, const char *args) {
     char cmd[4096], *out = NULL, *err = NULL;
     /* the width unset, as for a user: the tool itself must choose it */
@@ -158,37 +162,34 @@ static cJSON *bench_json(const char *tool, const char *args) {
     free(out), free(err);
     return doc;
 }
-static double num_of(const cJSON *o, const char *k) {
-    const cJSON *v = cJSON_GetObjectItem(o, k);
-    return cJSON_IsNumber(v) ? v->valuedouble : -1;
+/* Whether a bench tool ran on the device a training run gets (`tuned`: its llvmpipe name, empty without one). */
+static bool ran_like_training(const cJSON *doc, const char *tuned) {
+    const char *dev = cJSON_GetStringValue(cJSON_GetObjectItem(doc, "device"));
+    return dev && (!tuned[0] || strncmp(dev, "llvmpipe", 8) || !strcmp(dev, tuned));
 }
 static int test_bench_tools(void) {
-#ifdef _WIN32
-    return 0; /* the bench tools are not part of the Windows build's tests */
-#else
     char tuned[256];
     T_ASSERT(!llvmpipe_name("VKLORA_CPU_TUNE=", tuned, sizeof(tuned)), "tuned run");
     cJSON *m = bench_json("vklora-bench-matmul", "--op matmul_t --type q4_k --M 7 --N 33 --K 256 --reps 2");
     T_ASSERT(m, "vklora-bench-matmul --json");
-    T_ASSERT(num_of(m, "M") == 7 && num_of(m, "N") == 33 && num_of(m, "K") == 256 && num_of(m, "median_ms") > 0 &&
-                 num_of(m, "gflops") > 0,
+    T_ASSERT(t_json_num(m, "M") == 7 && t_json_num(m, "N") == 33 && t_json_num(m, "K") == 256 &&
+                 t_json_num(m, "median_ms") > 0 && t_json_num(m, "gflops") > 0,
              "vklora-bench-matmul fields: %s", cJSON_PrintUnformatted(m));
-    const char *dev = cJSON_GetStringValue(cJSON_GetObjectItem(m, "device"));
-    T_ASSERT(dev && (!tuned[0] || strncmp(dev, "llvmpipe", 8) || !strcmp(dev, tuned)),
-             "vklora-bench-matmul ran on \"%s\", a training run on \"%s\"", dev ? dev : "", tuned);
+    T_ASSERT(ran_like_training(m, tuned), "vklora-bench-matmul: %s, a training run on \"%s\"",
+             cJSON_PrintUnformatted(m), tuned);
     cJSON_Delete(m);
     cJSON *a = bench_json("vklora-bench-attn", "--B 2 --T 37 --H 4 --KVH 2 --D 16 --reps 2 --window 20");
     T_ASSERT(a, "vklora-bench-attn --json");
-    T_ASSERT(num_of(a, "T") == 37 && num_of(a, "KVH") == 2 && num_of(a, "window") == 20 &&
-                 num_of(a, "forward_ms") > 0 && num_of(a, "backward_ms") > 0 && num_of(a, "forward_gflops") > 0,
+    T_ASSERT(t_json_num(a, "T") == 37 && t_json_num(a, "KVH") == 2 && t_json_num(a, "window") == 20 &&
+                 t_json_num(a, "forward_ms") > 0 && t_json_num(a, "backward_ms") > 0 &&
+                 t_json_num(a, "forward_gflops") > 0,
              "vklora-bench-attn fields: %s", cJSON_PrintUnformatted(a));
     /* --check 1 (the default) compared with src/ref and failed the run past 2e-5 */
-    T_ASSERT(num_of(a, "err_dk") >= 0 && num_of(a, "err_dk") < 2e-5, "vklora-bench-attn err_dk");
+    T_ASSERT(t_json_num(a, "err_dk") >= 0 && t_json_num(a, "err_dk") < 2e-5, "vklora-bench-attn err_dk");
     const char *var = cJSON_GetStringValue(cJSON_GetObjectItem(a, "variant"));
     T_ASSERT(var && var[0], "vklora-bench-attn names the variant that ran");
-    dev = cJSON_GetStringValue(cJSON_GetObjectItem(a, "device"));
-    T_ASSERT(dev && (!tuned[0] || strncmp(dev, "llvmpipe", 8) || !strcmp(dev, tuned)),
-             "vklora-bench-attn ran on \"%s\", a training run on \"%s\"", dev ? dev : "", tuned);
+    T_ASSERT(ran_like_training(a, tuned), "vklora-bench-attn: %s, a training run on \"%s\"",
+             cJSON_PrintUnformatted(a), tuned);
     cJSON_Delete(a);
     const char *bad[] = {"vklora-bench-attn --T 0", "vklora-bench-attn --H 6 --KVH 4", "vklora-bench-attn --bogus 1",
                          "vklora-bench-matmul --op nope", "vklora-bench-matmul --type q4_k --K 100"};
@@ -201,8 +202,10 @@ static int test_bench_tools(void) {
         free(out), free(err);
     }
     return 0;
-#endif
 }
+#else
+static int test_bench_tools(void) { return 0; }
+#endif
 
 static int test_no_driver(void) {
     /* A machine without a Vulkan driver: point the loader at no ICD at all. */

@@ -595,14 +595,6 @@ static int test_atomic_write(void) {
 
 /* ---- vklora info ---- */
 
-static double jnum(const cJSON *o, const char *path) {
-    char buf[256];
-    snprintf(buf, sizeof(buf), "%s", path);
-    const cJSON *cur = o;
-    for (char *tok = strtok(buf, "."); tok && cur; tok = strtok(NULL, ".")) cur = cJSON_GetObjectItemCaseSensitive(cur, tok);
-    return cur && cJSON_IsNumber(cur) ? cur->valuedouble : NAN;
-}
-
 static int test_cli_info_stories(void) {
     char cmd[1024], *out = NULL, *errs = NULL;
     snprintf(cmd, sizeof(cmd), "'%s' info --json '%s'", t_vklora_bin(), t_data_path("models/stories260K.gguf"));
@@ -611,29 +603,33 @@ static int test_cli_info_stories(void) {
     cJSON *j = cJSON_Parse(out);
     T_ASSERT(j, "stdout is not JSON: %.200s", out ? out : "");
     T_ASSERT(!strcmp(cJSON_GetObjectItem(j, "architecture")->valuestring, "llama"), "arch");
-    T_ASSERT(jnum(j, "gguf_version") == 3 && jnum(j, "n_tensors") == 48 && jnum(j, "n_params") == 292800, "counts");
-    T_ASSERT(jnum(j, "hparams.n_layer") == 5 && jnum(j, "hparams.n_embd") == 64 && jnum(j, "hparams.n_head") == 8 &&
-                 jnum(j, "hparams.n_head_kv") == 4 && jnum(j, "hparams.n_ff") == 172 &&
-                 jnum(j, "hparams.n_ctx_train") == 2048 && jnum(j, "hparams.vocab_size") == 512,
+    T_ASSERT(t_json_num(j, "gguf_version") == 3 && t_json_num(j, "n_tensors") == 48 &&
+                 t_json_num(j, "n_params") == 292800,
+             "counts");
+    T_ASSERT(t_json_num(j, "hparams.n_layer") == 5 && t_json_num(j, "hparams.n_embd") == 64 &&
+                 t_json_num(j, "hparams.n_head") == 8 &&
+                 t_json_num(j, "hparams.n_head_kv") == 4 && t_json_num(j, "hparams.n_ff") == 172 &&
+                 t_json_num(j, "hparams.n_ctx_train") == 2048 && t_json_num(j, "hparams.vocab_size") == 512,
              "hparams");
-    T_ASSERT(jnum(j, "hparams.rope_freq_base") == 10000 && jnum(j, "hparams.rope_dim") == 8, "rope defaults");
-    T_ASSERT(fabs(jnum(j, "hparams.rms_eps") - 1e-5) < 1e-10, "eps");
-    T_ASSERT(jnum(j, "tokenizer.vocab_size") == 512 && jnum(j, "tokenizer.bos_id") == 1 &&
-                 jnum(j, "tokenizer.eos_id") == 2 && jnum(j, "tokenizer.unk_id") == 0,
+    T_ASSERT(t_json_num(j, "hparams.rope_freq_base") == 10000 && t_json_num(j, "hparams.rope_dim") == 8,
+             "rope defaults");
+    T_ASSERT(fabs(t_json_num(j, "hparams.rms_eps") - 1e-5) < 1e-10, "eps");
+    T_ASSERT(t_json_num(j, "tokenizer.vocab_size") == 512 && t_json_num(j, "tokenizer.bos_id") == 1 &&
+                 t_json_num(j, "tokenizer.eos_id") == 2 && t_json_num(j, "tokenizer.unk_id") == 0,
              "tokenizer ids");
     cJSON *tok = cJSON_GetObjectItem(j, "tokenizer");
     T_ASSERT(!strcmp(cJSON_GetObjectItem(tok, "model")->valuestring, "llama"), "tokenizer model");
     T_ASSERT(cJSON_IsNull(cJSON_GetObjectItem(tok, "sep_id")), "0xFFFFFFFF means no separator token");
     T_ASSERT(cJSON_IsFalse(cJSON_GetObjectItem(tok, "chat_template")), "no chat template");
-    T_ASSERT(jnum(j, "types.f32.count") == 48 && jnum(j, "types.f32.bytes") == 292800 * 4, "types");
-    T_ASSERT(jnum(j, "metadata_keys") == 19, "keys");
+    T_ASSERT(t_json_num(j, "types.f32.count") == 48 && t_json_num(j, "types.f32.bytes") == 292800 * 4, "types");
+    T_ASSERT(t_json_num(j, "metadata_keys") == 19, "keys");
     cJSON *ts = cJSON_GetObjectItem(j, "tensors");
     T_ASSERT(cJSON_GetArraySize(ts) == 48, "tensor table");
     cJSON *t0 = cJSON_GetArrayItem(ts, 0);
     T_ASSERT(!strcmp(cJSON_GetObjectItem(t0, "name")->valuestring, "token_embd.weight") &&
                  cJSON_GetArraySize(cJSON_GetObjectItem(t0, "shape")) == 2 &&
                  cJSON_GetArrayItem(cJSON_GetObjectItem(t0, "shape"), 1)->valuedouble == 512 &&
-                 !strcmp(cJSON_GetObjectItem(t0, "type")->valuestring, "f32") && jnum(t0, "bytes") == 131072,
+                 !strcmp(cJSON_GetObjectItem(t0, "type")->valuestring, "f32") && t_json_num(t0, "bytes") == 131072,
              "tensor 0");
     cJSON_Delete(j);
     free(out);
@@ -644,7 +640,7 @@ static int test_cli_info_stories(void) {
              t_data_path("models/stories260K.gguf"));
     T_ASSERT(t_run(cmd, &out, &errs) == 0, "--no-tensors");
     j = cJSON_Parse(out);
-    T_ASSERT(j && !cJSON_GetObjectItem(j, "tensors") && jnum(j, "n_tensors") == 48, "--no-tensors output");
+    T_ASSERT(j && !cJSON_GetObjectItem(j, "tensors") && t_json_num(j, "n_tensors") == 48, "--no-tensors output");
     cJSON_Delete(j);
     free(out);
     free(errs);
@@ -666,8 +662,8 @@ static int test_cli_info_vocab(void) {
         T_ASSERT(rc == 0, "%s: exit %d: %s", vocab_files[f], rc, errs ? errs : "");
         cJSON *j = cJSON_Parse(out);
         T_ASSERT(j, "%s: not JSON", vocab_files[f]);
-        T_ASSERT(jnum(j, "n_tensors") == 0 && jnum(j, "n_params") == 0, "%s", vocab_files[f]);
-        T_ASSERT(jnum(j, "tokenizer.vocab_size") == vocab[f] && jnum(j, "hparams.vocab_size") == vocab[f],
+        T_ASSERT(t_json_num(j, "n_tensors") == 0 && t_json_num(j, "n_params") == 0, "%s", vocab_files[f]);
+        T_ASSERT(t_json_num(j, "tokenizer.vocab_size") == vocab[f] && t_json_num(j, "hparams.vocab_size") == vocab[f],
                  "%s: vocab", vocab_files[f]);
         cJSON_Delete(j);
         free(out);
@@ -683,7 +679,8 @@ static int test_cli_info_vocab(void) {
     T_ASSERT(t_run(cmd, &out, &errs) == 0, "qwen2");
     cJSON *j = cJSON_Parse(out);
     T_ASSERT(j && cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "tokenizer"), "chat_template")), "template");
-    T_ASSERT(jnum(j, "hparams.rope_freq_base") == 1e6 && jnum(j, "tokenizer.pad_id") == 151643, "qwen2 figures");
+    T_ASSERT(t_json_num(j, "hparams.rope_freq_base") == 1e6 && t_json_num(j, "tokenizer.pad_id") == 151643,
+             "qwen2 figures");
     cJSON_Delete(j);
     free(out);
     free(errs);
