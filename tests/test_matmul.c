@@ -613,8 +613,12 @@ static const lora_dims lora_small = {37, 67, 43, 5};
 /* ranks 16 and 8 over more tokens than a tall tile's rows (128) and more features than a wide tile's columns: every
  * layout of the tiled and coopmat kernels with partial tiles */
 static const lora_dims lora_big[] = {{203, 150, 97, 16}, {141, 67, 130, 8}};
-/* every row, K and offset a multiple of 4 floats: the texel gemm's vector fetches along k, m and n */
+/* every row, K and offset a multiple of 4 floats: the texel gemm's vector fetches along k, m and n, and its narrow
+ * kernel (gemm_skinny.comp) on every layout, with partial row tiles and a last step of 4-12 k */
 static const lora_dims lora_aligned = {132, 68, 44, 16};
+/* the same at ranks below and above a subgroup (partial and several column tiles), and with T = 130 tokens: the
+ * gradients' K % 4 == 2 leaves 2 steps to gemm_f32 after the narrow kernel */
+static const lora_dims lora_aligned_more[] = {{130, 72, 40, 8}, {68, 36, 52, 36}};
 
 /* The products of a LoRA adapter (A [r, d_in], B [d_out, r]) on T tokens, forward and backward, with the
  * strides vklora's graph uses (src/ops/lora_ops.c): no transposing copies. Rows of dy and dxa (gradients) and of x
@@ -801,9 +805,19 @@ static int test_gemm(void) {
         vkl_op_variants_reset();
         gemm_views_aligned = true;
         if (!rc) rc = lora_patterns_dims(vk, &cache, lora_aligned);
+        for (size_t i = 0; i < VKL_ARRAY_LEN(lora_aligned_more) && !rc; i++)
+            rc = lora_patterns_dims(vk, &cache, lora_aligned_more[i]);
         gemm_views_aligned = false;
         if (!rc && texel && !strstr(vkl_op_variants_of("gemm_fetch", used, sizeof(used)), "vec4")) {
             fprintf(stderr, "    FAIL: texel gemm on aligned sizes: fetches \"%s\", expected vec4 among them\n", used);
+            rc = 1;
+        }
+        /* on lavapipe (shuffles, one subgroup size of 8 or 16) the narrow products (rank r, the bias) took the
+         * narrow kernel, the others (dx += dxa·A at d_in 68, the outer product's K = 1) gemm_f32's tiles */
+        if (!rc && texel && vk->info.driver_id == VK_DRIVER_ID_MESA_LLVMPIPE &&
+            strcmp(vkl_op_variants_of("gemm_shape", used, sizeof(used)), "skinny,tile") &&
+            strcmp(used, "tile,skinny")) {
+            fprintf(stderr, "    FAIL: texel gemm on aligned sizes: shapes \"%s\", expected skinny and tile\n", used);
             rc = 1;
         }
     }

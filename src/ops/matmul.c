@@ -721,6 +721,83 @@ static bool gemm_texel_avoided(const vkl_vk *vk) {
     return vk->info.driver_id == VK_DRIVER_ID_MESA_LLVMPIPE && VK_API_VERSION_MAJOR(vk->info.driver_version) > 22;
 }
 
+/* shaders/gemm_skinny.comp: the texel gemm of a product with a narrow side (the LoRA rank), when its operands allow
+ * 4-float fetches and fit one binding each; *done says whether it ran. A narrow M (dA = dxa^T x) is computed as
+ * C^T = B^T A^T: the wide operand becomes the kernel's A, the narrow one its S, and C is written transposed. A K
+ * that is not a multiple of 4 leaves its last 1-3 steps to gemm_f32 (accumulating). */
+static vkl_status gemm_skinny(vkl_vk *vk, vkl_op_cache *c, const vkl_gemm_shape *s, vkl_tview a, vkl_tview b,
+                              vkl_tview cm, bool *done, vkl_err *err) {
+    *done = false;
+    uint32_t req, sg = texel_subgroup(vk, &req);
+    const bool swap = s->M < s->N;
+    const uint32_t M = swap ? s->N : s->M, N = swap ? s->M : s->N, K4 = s->K / 4 * 4;
+    if (!sg || sg % 4 || K4 == 0 || N > VKL_GEMM_SKINNY_MAX_N) return VKL_OK;
+    const uint32_t a_rs = swap ? s->b_cs : s->a_rs, a_cs = swap ? s->b_rs : s->a_cs;
+    const uint32_t b_rs = swap ? s->a_cs : s->b_rs, b_cs = swap ? s->a_rs : s->b_cs;
+    const uint32_t c_rs = swap ? 1 : s->c_rs, c_cs = swap ? s->c_rs : 1;
+    const vkl_tview va = swap ? b : a, vb = swap ? a : b;
+    /* each operand contiguous along k, or along its other index in whole texels */
+    const bool a_k = a_cs == 1 && (M == 1 || a_rs % 4 == 0), a_m = a_rs == 1 && a_cs % 4 == 0 && M % 4 == 0;
+    const bool s_k = b_rs == 1 && (N == 1 || b_cs % 4 == 0), s_n = b_cs == 1 && b_rs % 4 == 0 && N % 4 == 0;
+    if (!(a_k || a_m) || !(s_k || s_n)) return VKL_OK;
+    const uint32_t layout = (a_k ? 0 : VKL_GEMM_SKINNY_A_M) | (s_k ? 0 : VKL_GEMM_SKINNY_S_N);
+    /* one binding per operand, the texel views within maxTexelBufferElements (counted as R32F: conservative) */
+    bind_limits bl = get_limits(vk);
+    uint64_t tl = VKL_MIN(bl.limit, (uint64_t)vk->info.max_texel_buffer_elements * 4);
+    uint64_t ta = VKL_MAX(bl.align, vk->info.min_texel_offset_align);
+    uint64_t sa = span(M, a_rs, K4, a_cs) * 4, sb = span(K4, b_rs, N, b_cs) * 4, sc = span(M, c_rs, N, c_cs) * 4;
+    if (sa > tl - VKL_MIN(tl, ta) || sb > tl - VKL_MIN(tl, ta) || sc > bl.limit - VKL_MIN(bl.limit, bl.align))
+        return VKL_OK;
+    uint64_t ar, br, cr;
+    vkl_binding bd[3] = {bind_at(va.buf, va.offset, sa, ta, &ar), bind_at(vb.buf, vb.offset, sb, ta, &br),
+                         bind_at(cm.buf, cm.offset, sc, bl.align, &cr)};
+    if (ar % 16 || br % 16) return VKL_OK;
+    /* the K loop (under one iteration per 4 k) within the device's loop limit (llvmpipe), the subgroups in the grid */
+    if (vk->info.max_loop_iterations && K4 / 4 + 16 > vk->info.max_loop_iterations) return VKL_OK;
+    uint64_t rows = layout & VKL_GEMM_SKINNY_A_M ? (uint64_t)VKL_GEMM_SKINNY_TR * sg
+                                                  : (uint64_t)VKL_GEMM_SKINNY_G * (sg / 4);
+    uint64_t tiles = ceil_div(M, rows) * ceil_div(N, sg);
+    if (tiles * sg > max_tiles(vk, sg)) return VKL_OK;
+
+    vkl_pipeline_desc desc = {
+        .shader = "gemm_skinny",
+        .n_bindings = 3,
+        .bindings = {VKL_BIND_TEXEL, VKL_BIND_TEXEL, VKL_BIND_STORAGE},
+        .push_size = sizeof(vkl_gemm_push),
+        .n_spec = 3,
+        .spec = {sg, sg, layout},
+        .required_subgroup_size = req,
+    };
+    const vkl_pipeline *pipe;
+    vkl_status st;
+    if ((st = vkl_op_cache_get(vk, c, &desc, &pipe, err))) return st;
+    bd[0].texel_format = bd[1].texel_format = VK_FORMAT_R32G32B32A32_SFLOAT;
+    vkl_gemm_push pc = {.M = M, .N = N, .K = K4, .a_off = (uint32_t)(ar / 4), .a_rs = a_rs, .a_cs = a_cs,
+                        .b_off = (uint32_t)(br / 4), .b_rs = b_rs, .b_cs = b_cs, .c_off = (uint32_t)(cr / 4),
+                        .c_rs = c_rs, .flags = s->beta != 0.0f ? VKL_MM_ACC : 0, .alpha = s->alpha, .beta = s->beta,
+                        .pad = {c_cs, 0}};
+    uint32_t gx, gy;
+    grid_for(vk, tiles * sg, sg, &gx, &gy);
+    bool own;
+    if ((st = begin_if_needed(vk, &own, err))) return st;
+    st = vkl_cmd_dispatch(vk, pipe, bd, 3, &pc, sizeof(pc), gx, gy, 1, err);
+    if (!st) {
+        vkl_op_variant_used("gemm", variant_names[MM_TEXEL]);
+        vkl_op_variant_used("gemm_fetch", "vec4");
+        vkl_op_variant_used("gemm_shape", "skinny");
+    }
+    if (!st && K4 < s->K) {
+        /* the last K % 4 steps, added to the result */
+        vkl_gemm_shape t = *s;
+        t.K = s->K - K4;
+        t.beta = 1;
+        st = vkl_op_gemm_dropout(vk, c, &t, NULL, vkl_tv(a.buf, a.offset + (uint64_t)K4 * s->a_cs * 4),
+                                 vkl_tv(b.buf, b.offset + (uint64_t)K4 * s->b_rs * 4), cm, err);
+    }
+    *done = true;
+    return end_if_owned(vk, own, st, err);
+}
+
 vkl_status vkl_op_gemm(vkl_vk *vk, vkl_op_cache *c, const vkl_gemm_shape *s, vkl_tview a, vkl_tview b, vkl_tview cm,
                        vkl_err *err) {
     return vkl_op_gemm_dropout(vk, c, s, NULL, a, b, cm, err);
@@ -768,6 +845,12 @@ vkl_status vkl_op_gemm_dropout(vkl_vk *vk, vkl_op_cache *c, const vkl_gemm_shape
             var = MM_TILED;
             cs = NULL;
         }
+    }
+    if (var == MM_TEXEL && !drop) {
+        /* also where gemm_f32's texel views are avoided: its RGBA32F views ran every shape of the suite there, at
+         * 1.5-2.9x regtile's speed on the LoRA shapes (Mesa 26.1, subgroup 8) */
+        bool done;
+        if ((st = gemm_skinny(vk, c, s, a, b, cm, &done, err)) || done) return st;
     }
     if (var == MM_TEXEL && !forced && gemm_texel_avoided(vk)) var = MM_REGTILE;
     if (var == MM_TILED) layout = gemm_tiled_layout(s->M, s->N, &bm, &bn);
@@ -884,6 +967,7 @@ vkl_status vkl_op_gemm_dropout(vkl_vk *vk, vkl_op_cache *c, const vkl_gemm_shape
                     bd[0].texel_format = vec & (VKL_GEMM_VEC_A_K | VKL_GEMM_VEC_A_M) ? f4 : f1;
                     bd[1].texel_format = vec & (VKL_GEMM_VEC_B_K | VKL_GEMM_VEC_B_N) ? f4 : f1;
                     vkl_op_variant_used("gemm_fetch", vec ? "vec4" : "scalar");
+                    vkl_op_variant_used("gemm_shape", "tile");
                     if (!drop && vec != desc.spec[1]) {
                         desc.spec[1] = vec;
                         if ((st = vkl_op_cache_get(vk, c, &desc, &pipe, err))) break;

@@ -52,6 +52,13 @@
 #define VKL_GEMM_VEC_A_M 2u /* A read 4 rows a fetch (a_rs == 1) */
 #define VKL_GEMM_VEC_B_K 4u /* B read 4 k a fetch (b_rs == 1) */
 #define VKL_GEMM_VEC_B_N 8u /* B read 4 columns a fetch (b_cs == 1) */
+/* gemm skinny (shaders/gemm_skinny.comp, the texel gemm of a product with a narrow side): its row tiles, the widest
+ * narrow side it takes (wider ones run gemm_f32's tiles) and its layout bits (specialization constant 2) */
+#define VKL_GEMM_SKINNY_TR 4 /* A along m: rows per lane */
+#define VKL_GEMM_SKINNY_G 4 /* A along k: row fetches per step, of subgroup size / 4 rows each */
+#define VKL_GEMM_SKINNY_MAX_N 256
+#define VKL_GEMM_SKINNY_A_M 1u /* the wide operand contiguous along m (else along k) */
+#define VKL_GEMM_SKINNY_S_N 2u /* the narrow operand contiguous along n (else along k) */
 /* matmul_t tiled (shaders/matmul_t.comp MMT_TILED): workgroup tile of BM dx rows by BK columns, 128 invocations */
 #define VKL_MMT_TILED_BM 64
 #define VKL_MMT_TILED_BK 64
@@ -107,7 +114,7 @@ typedef struct vkl_gemm_push {
     uint32_t c_off, c_rs;
     uint32_t flags; /* VKL_MM_ACC: C is read (beta != 0) */
     float alpha, beta;
-    uint32_t pad[2];
+    uint32_t pad[2]; /* gemm_skinny: pad[0] is C's column stride */
 } vkl_gemm_push;
 _Static_assert(sizeof(vkl_gemm_push) == 64, "vkl_gemm_push must match Push in shaders/gemm_f32.comp");
 
