@@ -62,11 +62,13 @@ static vkl_status load_loader(vkl_err *err) {
     return VKL_OK;
 }
 
-/* "llvmpipe (LLVM 15.0.6, 256 bits)": the LLVM major version, 0 if the name does not say. */
+#if !defined(_WIN32) && (defined(__x86_64__) || defined(__i386__))
+/* "llvmpipe (LLVM 15.0.6, 256 bits)": the LLVM major version, 0 if the name does not say (the tuning below). */
 static int llvmpipe_llvm_major(const char *name) {
     const char *s = strstr(name, "LLVM ");
     return s ? atoi(s + 5) : 0;
 }
+#endif
 
 vkl_cpu_tune vkl_vk_cpu_tune(void) {
 #if defined(_WIN32) || !(defined(__x86_64__) || defined(__i386__))
