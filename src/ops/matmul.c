@@ -196,6 +196,15 @@ static bind_limits get_limits(const vkl_vk *vk) {
     return b;
 }
 
+/* The same for the texel kernels' views: at most maxTexelBufferElements texels (counted as 4-byte ones: the R32F and
+ * word views, conservative for RGBA32F), offsets also aligned for texel views. */
+static bind_limits texel_limits(const vkl_vk *vk) {
+    bind_limits b = get_limits(vk);
+    b.limit = VKL_MIN(b.limit, (uint64_t)vk->info.max_texel_buffer_elements * 4);
+    b.align = VKL_MAX(b.align, vk->info.min_texel_offset_align);
+    return b;
+}
+
 /* Bind `bytes` at byte `pos` of buf from an offset rounded down to `align`; *rem gets what was rounded off. */
 static vkl_binding bind_at(const vkl_buffer *buf, uint64_t pos, uint64_t bytes, uint64_t align, uint64_t *rem) {
     uint64_t off = pos / align * align;
@@ -359,12 +368,8 @@ vkl_status vkl_op_matmul_lr(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_tvi
     /* Chunk sizes: W rows (Nc) and x rows (Mc) per dispatch. x and W bind from 16-byte boundaries so that
      * their rows keep the vec4 alignment they have in the buffer; every other slack is one alignment step (+4
      * for the weight's rounding up to whole words). */
-    bind_limits bl = get_limits(vk);
-    if (var == MM_TEXEL) {
-        /* a texel view holds at most maxTexelBufferElements texels (4-byte words for the weight) */
-        bl.limit = VKL_MIN(bl.limit, (uint64_t)vk->info.max_texel_buffer_elements * 4);
-        bl.align = VKL_MAX(bl.align, vk->info.min_texel_offset_align);
-    }
+    /* a texel view holds at most maxTexelBufferElements texels (4-byte words for the weight) */
+    bind_limits bl = var == MM_TEXEL ? texel_limits(vk) : get_limits(vk);
     uint64_t xalign = VKL_MAX(bl.align, 16);
     uint64_t fl = bl.limit > bl.align ? (bl.limit - bl.align) / 4 : 0; /* floats in a y or bias binding */
     uint64_t nc = bl.limit > xalign + 4 ? (bl.limit - xalign - 4) / row_bytes : 0;
@@ -544,12 +549,8 @@ vkl_status vkl_op_matmul_t_lr(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_t
         tk = VKL_MMT_TILED_BK;
     }
     /* Nc weight rows and Mc dy/dx rows per dispatch; N chunks after the first accumulate into dx. */
-    bind_limits bl = get_limits(vk);
-    if (texel) {
-        bl.limit = VKL_MIN(bl.limit, (uint64_t)vk->info.max_texel_buffer_elements * 4);
-        /* 16: f32 weight rows keep their vec4 alignment inside the binding */
-        bl.align = VKL_MAX(VKL_MAX(bl.align, vk->info.min_texel_offset_align), 16);
-    }
+    bind_limits bl = texel ? texel_limits(vk) : get_limits(vk);
+    if (texel) bl.align = VKL_MAX(bl.align, 16); /* f32 weight rows keep their vec4 alignment inside the binding */
     uint64_t fl = bl.limit > bl.align ? (bl.limit - bl.align) / 4 : 0;
     uint64_t nc = bl.limit > bl.align + 4 ? (bl.limit - bl.align - 4) / row_bytes : 0;
     nc = VKL_MIN(VKL_MIN(nc, fl), (uint64_t)N);
@@ -721,6 +722,16 @@ static bool gemm_texel_avoided(const vkl_vk *vk) {
     return vk->info.driver_id == VK_DRIVER_ID_MESA_LLVMPIPE && VK_API_VERSION_MAJOR(vk->info.driver_version) > 22;
 }
 
+/* How an operand of a texel gemm can be read 4 floats a fetch: 1 along k (its k stride 1, its other stride a multiple
+ * of 4 unless it has one row or column), 2 along its other index (that stride 1, the k stride and the count n_o
+ * multiples of 4, so a texel never straddles the edge), 0 neither. Its offset (a multiple of 4) and K are the
+ * caller's to check. */
+static int vec_axis(uint32_t k_stride, uint32_t o_stride, uint64_t n_o) {
+    if (k_stride == 1 && (n_o == 1 || o_stride % 4 == 0)) return 1;
+    if (o_stride == 1 && k_stride % 4 == 0 && n_o % 4 == 0) return 2;
+    return 0;
+}
+
 /* shaders/gemm_skinny.comp: the texel gemm of a product with a narrow side (the LoRA rank), when its operands allow
  * 4-float fetches and fit one binding each; *done says whether it ran. A narrow M (dA = dxa^T x) is computed as
  * C^T = B^T A^T: the wide operand becomes the kernel's A, the narrow one its S, and C is written transposed. A K
@@ -736,20 +747,16 @@ static vkl_status gemm_skinny(vkl_vk *vk, vkl_op_cache *c, const vkl_gemm_shape 
     const uint32_t b_rs = swap ? s->a_cs : s->b_rs, b_cs = swap ? s->a_rs : s->b_cs;
     const uint32_t c_rs = swap ? 1 : s->c_rs, c_cs = swap ? s->c_rs : 1;
     const vkl_tview va = swap ? b : a, vb = swap ? a : b;
-    /* each operand contiguous along k, or along its other index in whole texels */
-    const bool a_k = a_cs == 1 && (M == 1 || a_rs % 4 == 0), a_m = a_rs == 1 && a_cs % 4 == 0 && M % 4 == 0;
-    const bool s_k = b_rs == 1 && (N == 1 || b_cs % 4 == 0), s_n = b_cs == 1 && b_rs % 4 == 0 && N % 4 == 0;
-    if (!(a_k || a_m) || !(s_k || s_n)) return VKL_OK;
-    const uint32_t layout = (a_k ? 0 : VKL_GEMM_SKINNY_A_M) | (s_k ? 0 : VKL_GEMM_SKINNY_S_N);
-    /* one binding per operand, the texel views within maxTexelBufferElements (counted as R32F: conservative) */
-    bind_limits bl = get_limits(vk);
-    uint64_t tl = VKL_MIN(bl.limit, (uint64_t)vk->info.max_texel_buffer_elements * 4);
-    uint64_t ta = VKL_MAX(bl.align, vk->info.min_texel_offset_align);
+    const int ax = vec_axis(a_cs, a_rs, M), sx = vec_axis(b_rs, b_cs, N);
+    if (!ax || !sx) return VKL_OK;
+    const uint32_t layout = (ax == 2 ? VKL_GEMM_SKINNY_A_M : 0) | (sx == 2 ? VKL_GEMM_SKINNY_S_N : 0);
+    /* one binding per operand: A and S texel views, C a storage buffer */
+    bind_limits bl = get_limits(vk), tx = texel_limits(vk);
     uint64_t sa = span(M, a_rs, K4, a_cs) * 4, sb = span(K4, b_rs, N, b_cs) * 4, sc = span(M, c_rs, N, c_cs) * 4;
-    if (sa > tl - VKL_MIN(tl, ta) || sb > tl - VKL_MIN(tl, ta) || sc > bl.limit - VKL_MIN(bl.limit, bl.align))
-        return VKL_OK;
+    uint64_t tfit = tx.limit - VKL_MIN(tx.limit, tx.align);
+    if (sa > tfit || sb > tfit || sc > bl.limit - VKL_MIN(bl.limit, bl.align)) return VKL_OK;
     uint64_t ar, br, cr;
-    vkl_binding bd[3] = {bind_at(va.buf, va.offset, sa, ta, &ar), bind_at(vb.buf, vb.offset, sb, ta, &br),
+    vkl_binding bd[3] = {bind_at(va.buf, va.offset, sa, tx.align, &ar), bind_at(vb.buf, vb.offset, sb, tx.align, &br),
                          bind_at(cm.buf, cm.offset, sc, bl.align, &cr)};
     if (ar % 16 || br % 16) return VKL_OK;
     /* the K loop (under one iteration per 4 k) within the device's loop limit (llvmpipe), the subgroups in the grid */
@@ -887,11 +894,7 @@ vkl_status vkl_op_gemm_dropout(vkl_vk *vk, vkl_op_cache *c, const vkl_gemm_shape
 
     /* Shrink the block (Mc, Nc, Kc) until each operand's span fits a binding and the tile count fits the grid;
      * K chunks after the first accumulate into C with beta = 1. */
-    bind_limits bl = get_limits(vk);
-    if (texel) {
-        bl.limit = VKL_MIN(bl.limit, (uint64_t)vk->info.max_texel_buffer_elements * 4);
-        bl.align = VKL_MAX(bl.align, vk->info.min_texel_offset_align);
-    }
+    bind_limits bl = texel ? texel_limits(vk) : get_limits(vk);
     uint64_t fl = bl.limit > bl.align ? (bl.limit - bl.align) / 4 : 0;
     uint64_t mc = s->M, nc = s->N, kc = s->K, mt = max_tiles(vk, wg);
     for (;;) {
@@ -956,12 +959,10 @@ vkl_status vkl_op_gemm_dropout(vkl_vk *vk, vkl_op_cache *c, const vkl_gemm_shape
                      * chunk's K (and M or N when the vector runs along them) multiples of 4; then whole texels */
                     uint32_t vec = 0;
                     if (!drop && kn % 4 == 0) {
-                        if (s->a_cs == 1 && pc.a_off % 4 == 0 && (mn == 1 || s->a_rs % 4 == 0)) vec |= VKL_GEMM_VEC_A_K;
-                        else if (s->a_rs == 1 && pc.a_off % 4 == 0 && s->a_cs % 4 == 0 && mn % 4 == 0)
-                            vec |= VKL_GEMM_VEC_A_M;
-                        if (s->b_rs == 1 && pc.b_off % 4 == 0 && (nn == 1 || s->b_cs % 4 == 0)) vec |= VKL_GEMM_VEC_B_K;
-                        else if (s->b_cs == 1 && pc.b_off % 4 == 0 && s->b_rs % 4 == 0 && nn % 4 == 0)
-                            vec |= VKL_GEMM_VEC_B_N;
+                        int ax = pc.a_off % 4 ? 0 : vec_axis(s->a_cs, s->a_rs, mn);
+                        int bx = pc.b_off % 4 ? 0 : vec_axis(s->b_rs, s->b_cs, nn);
+                        vec |= (ax == 1 ? VKL_GEMM_VEC_A_K : 0) | (ax == 2 ? VKL_GEMM_VEC_A_M : 0) |
+                               (bx == 1 ? VKL_GEMM_VEC_B_K : 0) | (bx == 2 ? VKL_GEMM_VEC_B_N : 0);
                     }
                     const VkFormat f1 = VK_FORMAT_R32_SFLOAT, f4 = VK_FORMAT_R32G32B32A32_SFLOAT;
                     bd[0].texel_format = vec & (VKL_GEMM_VEC_A_K | VKL_GEMM_VEC_A_M) ? f4 : f1;
