@@ -202,6 +202,22 @@ static bool under_wine(void) {
     return wine;
 }
 
+/* system(): cmd.exe runs the command. Under Wine the start of cmd.exe itself failed now and then (system() -1 with
+ * errno set, the program never run: model/cli_errors once in a CI run that passed alone and on the rerun), so such a
+ * failed start is tried again, twice at most; a program's own exit status, -1 included (errno stays 0), never is. */
+static int cmd_system(const char *cmd) {
+    int st = -1;
+    for (int tries = 0; tries < 3; tries++) {
+        fflush(NULL);
+        errno = 0;
+        st = system(cmd);
+        if (st != -1 || errno == 0) break;
+        fprintf(stderr, "harness: cmd.exe did not start (%s)%s\n", strerror(errno), tries < 2 ? ", again" : "");
+        Sleep(500);
+    }
+    return st;
+}
+
 /* Whether the command starts with one of vklora's Windows programs (run by cmd.exe). */
 static bool own_program(const char *cmd) {
     while (*cmd == ' ' || *cmd == '\'' || *cmd == '"') cmd++;
@@ -254,8 +270,7 @@ static int run_unix(const char *cmd, const char *o, const char *e) {
         f = NULL;
         char start[1400];
         snprintf(start, sizeof(start), "start /unix /bin/sh %s", us); /* (start keeps quotes in the argument) */
-        fflush(NULL);
-        if (system(start) == 0)
+        if (cmd_system(start) == 0)
             for (int waited = 0; waited < 1200 * 20; waited++) { /* up to 20 minutes */
                 char *s = t_read_file(rc_path, NULL);
                 if (s) {
@@ -274,7 +289,7 @@ static int run_unix(const char *cmd, const char *o, const char *e) {
 int t_rename(const char *from, const char *to) { return vkl_os_replace(from, to) ? 0 : -1; }
 
 int t_system(const char *cmd) {
-    if (own_program(cmd) || !under_wine()) return system(cmd);
+    if (own_program(cmd) || !under_wine()) return cmd_system(cmd);
     char o[512], e[512];
     snprintf(o, sizeof(o), "%s/system.out", t_tmpdir());
     snprintf(e, sizeof(e), "%s/system.err", t_tmpdir());
@@ -319,8 +334,7 @@ int t_run(const char *cmd, char **out, char **err) {
         }
         win[k] = 0;
         snprintf(full, sizeof(full), "\"%s >\"%s\" 2>\"%s\" <NUL\"", win, o, e);
-        fflush(NULL);
-        st = system(full);
+        st = cmd_system(full);
     } else {
         st = run_unix(cmd, o, e);
     }
