@@ -27,6 +27,10 @@ layout(push_constant) uniform Push {
 #ifdef DROPOUT
 #include "common/rng.glsl"
 float keep(uint i, uint j) { return rng_uniform(p.d_key, p.d_base + i * p.d_si + j * p.d_sj) >= p.d_p ? p.d_scale : 0.0; }
+// The dropped operand (= d_mode) as a specialization constant: CPU devices run both sides of a branch on a push
+// constant (lavapipe masks lanes instead of jumping), so with d_mode every dispatch drew the masks of all three
+// modes, 96 Philox draws a step of 4 k where mode 1 needs 64 and mode 2 (dA's x) 32.
+layout(constant_id = 2) const uint DMODE = 0u;
 #endif
 
 #define FLAG_ACC 2u
@@ -111,10 +115,10 @@ void main() {
                             LOAD_B(bb[j] + bk + 3u * p.b_rs));
         }
 #ifdef DROPOUT
-        if (p.d_mode == 1u)
+        if (DMODE == 1u)
             [[unroll]] for (uint i = 0u; i < TM; i++)
                 a[i] *= vec4(keep(m0 + i, k), keep(m0 + i, k + 1u), keep(m0 + i, k + 2u), keep(m0 + i, k + 3u));
-        if (p.d_mode == 2u)
+        if (DMODE == 2u)
             [[unroll]] for (uint j = 0u; j < TN; j++)
                 b[j] *= vec4(keep(k, n0 + j), keep(k + 1u, n0 + j), keep(k + 2u, n0 + j), keep(k + 3u, n0 + j));
 #endif
@@ -128,8 +132,8 @@ void main() {
         [[unroll]] for (uint i = 0u; i < TM; i++) a[i] = LOAD_A(ab[i] + ak);
         [[unroll]] for (uint j = 0u; j < TN; j++) b[j] = LOAD_B(bb[j] + bk);
 #ifdef DROPOUT
-        if (p.d_mode == 1u) [[unroll]] for (uint i = 0u; i < TM; i++) a[i] *= keep(m0 + i, k);
-        if (p.d_mode == 2u) [[unroll]] for (uint j = 0u; j < TN; j++) b[j] *= keep(k, n0 + j);
+        if (DMODE == 1u) [[unroll]] for (uint i = 0u; i < TM; i++) a[i] *= keep(m0 + i, k);
+        if (DMODE == 2u) [[unroll]] for (uint j = 0u; j < TN; j++) b[j] *= keep(k, n0 + j);
 #endif
         [[unroll]] for (uint i = 0u; i < TM; i++)
             [[unroll]] for (uint j = 0u; j < TN; j++) acc[i][j] += a[i] * b[j];
@@ -143,7 +147,7 @@ void main() {
                 uint ci = p.c_off + (m0 + i) * p.c_rs + n0 + j;
                 float v = p.alpha * acc[i][j];
 #ifdef DROPOUT
-                if (p.d_mode == 3u) v *= keep(m0 + i, n0 + j);
+                if (DMODE == 3u) v *= keep(m0 + i, n0 + j);
 #endif
                 // beta == 0 must not read C: it may hold garbage (NaN) that 0*NaN would propagate.
                 if ((p.flags & FLAG_ACC) != 0u) v += p.beta * data_c[ci];

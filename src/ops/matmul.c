@@ -882,7 +882,12 @@ vkl_status vkl_op_gemm_dropout(vkl_vk *vk, vkl_op_cache *c, const vkl_gemm_shape
         .n_spec = 1,
         .spec = {wg},
     };
-    if (texel && !drop) desc.n_spec = 2; /* spec[1] (VEC) per dispatch, below */
+    if (texel) desc.n_spec = 2; /* spec[1] (VEC) per dispatch, below */
+    if (drop && !tiles) {
+        /* gemm_f32's dropped operand (DMODE): a CPU device would draw every mode's mask behind a push constant */
+        desc.n_spec = 3;
+        desc.spec[2] = d->operand;
+    }
     if (var == MM_TILED) wg = desc.spec[0] = VKL_GEMM_TILED_WG;
     if (cs) {
         /* 4 subgroups as in the weight matmul; the layout's own tile (gemm_coop_layout) replaces that kernel's */
@@ -958,7 +963,7 @@ vkl_status vkl_op_gemm_dropout(vkl_vk *vk, vkl_op_cache *c, const vkl_gemm_shape
                     /* vector fetches (shaders/gemm_f32.comp, VEC): the operand's offset, its other stride and the
                      * chunk's K (and M or N when the vector runs along them) multiples of 4; then whole texels */
                     uint32_t vec = 0;
-                    if (!drop && kn % 4 == 0) {
+                    if (kn % 4 == 0) {
                         int ax = pc.a_off % 4 ? 0 : vec_axis(s->a_cs, s->a_rs, mn);
                         int bx = pc.b_off % 4 ? 0 : vec_axis(s->b_rs, s->b_cs, nn);
                         vec |= (ax == 1 ? VKL_GEMM_VEC_A_K : 0) | (ax == 2 ? VKL_GEMM_VEC_A_M : 0) |
@@ -969,7 +974,7 @@ vkl_status vkl_op_gemm_dropout(vkl_vk *vk, vkl_op_cache *c, const vkl_gemm_shape
                     bd[1].texel_format = vec & (VKL_GEMM_VEC_B_K | VKL_GEMM_VEC_B_N) ? f4 : f1;
                     vkl_op_variant_used("gemm_fetch", vec ? "vec4" : "scalar");
                     vkl_op_variant_used("gemm_shape", "tile");
-                    if (!drop && vec != desc.spec[1]) {
+                    if (vec != desc.spec[1]) {
                         desc.spec[1] = vec;
                         if ((st = vkl_op_cache_get(vk, c, &desc, &pipe, err))) break;
                     }
