@@ -274,6 +274,25 @@ static int test_bench_profile(void) {
     T_ASSERT(fabs(share - 1) < 1e-9 && gemm && attn_back, "shares sum to %.12f; gemm %d, attention_back %d", share,
              gemm, attn_back);
     cJSON_Delete(j);
+    /* --lora-dropout: the step draws the masks, so the dropout gemm is among the profile's kernels (and not without) */
+    for (int dp = 0; dp < 2; dp++) {
+        snprintf(args, sizeof(args), "bench --model %s --train --ctx 32 --iters 1 --r 4 --profile --json%s",
+                 t_data_path("models/stories260K.gguf"), dp ? " --lora-dropout 0.1" : "");
+        j = run_json(args, &rc);
+        T_ASSERT(rc == 0 && j, "bench --profile%s failed", dp ? " --lora-dropout 0.1" : "");
+        T_ASSERT(fabs(cJSON_GetNumberValue(cJSON_GetObjectItem(j, "lora_dropout")) - (dp ? 0.1 : 0)) < 1e-6,
+                 "lora_dropout in the JSON");
+        bool drop = false;
+        ks = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "profile"), "kernels");
+        for (const cJSON *k = ks ? ks->child : NULL; k; k = k->next)
+            drop |= strstr(cJSON_GetStringValue(cJSON_GetObjectItem(k, "name")), "_drop") != NULL;
+        /* (the GPU variants, gemm tiled / coopmat, take the mask in the same pipeline) */
+        const char *gv = bench_kernel(j, "gemm");
+        bool named = gv && (strstr(gv, "texel") || strstr(gv, "regtile"));
+        T_ASSERT(!named || drop == (dp == 1), "lora_dropout %s: a dropout kernel %s in the profile",
+                 dp ? "0.1" : "0", drop ? "is" : "is not");
+        cJSON_Delete(j);
+    }
     return 0;
 }
 
@@ -356,6 +375,8 @@ static int test_cli_errors(void) {
         "generate --prompt hi",
         "generate --model M --prompt hi --top-p 2",
         "bench --model M --ctx zero",
+        "bench --model M --lora-dropout 0.1",
+        "bench --model M --train --lora-dropout 1",
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         snprintf(cmd, sizeof(cmd), "%s %s", t_vklora_bin(), cases[i]);

@@ -12,7 +12,8 @@
 
 static const char *HELP =
     "usage: vklora bench --model M.gguf [--train] [--ctx N] [--batch B] [--iters I] [--r R]\n"
-    "                    [--checkpointing false|true|unsloth] [--profile] [--device D] [--json]\n\n"
+    "                    [--checkpointing false|true|unsloth] [--lora-dropout P] [--profile] [--device D]\n"
+    "                    [--json]\n\n"
     "Runs the forward pass (with the loss) on B sequences of N pseudo-random tokens, once to warm up (shader\n"
     "compilation happens at the first dispatch) and then I timed times; prints tokens/s (median), the device\n"
     "memory plan and the peak device memory vklora allocated. With --train it times whole training steps\n"
@@ -23,6 +24,7 @@ static const char *HELP =
     "  --train     time training steps (forward + backward + optimizer)\n"
     "  --r R       LoRA rank for --train (default 16)\n"
     "  --checkpointing MODE  use_gradient_checkpointing of --train: false (default), true, unsloth\n"
+    "  --lora-dropout P  lora_dropout of --train (default 0): the masks' cost shows in the step and --profile\n"
     "  --profile   per-kernel device time of the timed iterations from timestamp queries (each dispatch's time\n"
     "              since the one before, barriers included), longest first with its share: what to optimise next;\n"
     "              JSON \"profile\": {\"ms_per_iter\", \"kernels\": [{\"name\", \"ms_per_iter\", \"share\", \"dispatches\"}]}\n"
@@ -40,6 +42,7 @@ static int dcmp(const void *a, const void *b) {
 int vkl_cmd_bench(int argc, char **argv) {
     const char *model = NULL, *device = NULL, *ckpt_name = "false", *devices = NULL;
     uint32_t ctx = 256, batch = 1, iters = 3, rank = 16;
+    float dropout = 0;
     bool json = false, train = false, profile = false;
     const vkl_cli_opt opts[] = {
         {"--model", VKL_OPT_STR, &model, 0, 0},      {"--device", VKL_OPT_STR, &device, 0, 0},
@@ -47,7 +50,7 @@ int vkl_cmd_bench(int argc, char **argv) {
         {"--r", VKL_OPT_U32, &rank, 1, 1024},        {"--iters", VKL_OPT_U32, &iters, 1, 1000},
         {"--train", VKL_OPT_FLAG, &train, 0, 0},     {"--json", VKL_OPT_FLAG, &json, 0, 0},
         {"--checkpointing", VKL_OPT_STR, &ckpt_name, 0, 0}, {"--profile", VKL_OPT_FLAG, &profile, 0, 0},
-        {"--devices", VKL_OPT_STR, &devices, 0, 0},
+        {"--devices", VKL_OPT_STR, &devices, 0, 0},   {"--lora-dropout", VKL_OPT_F32, &dropout, 0, 0.95},
     };
     int prc = vkl_cli_parse("bench", argc, argv, opts, VKL_ARRAY_LEN(opts), HELP);
     if (prc >= 0) return prc;
@@ -57,8 +60,9 @@ int vkl_cmd_bench(int argc, char **argv) {
     else if (!strcmp(ckpt_name, "unsloth")) ckpt = VKL_GRAD_CKPT_UNSLOTH;
     else if (strcmp(ckpt_name, "false"))
         return vkl_cli_usage("bench", "--checkpointing: expected false, true or unsloth, got '%s'", ckpt_name);
-    if (devices && (!train || profile || device))
-        return vkl_cli_usage("bench", "--devices goes with --train, without --profile and --device");
+    if (devices && (!train || profile || device || dropout > 0))
+        return vkl_cli_usage("bench", "--devices goes with --train, without --profile, --device and --lora-dropout");
+    if (dropout > 0 && !train) return vkl_cli_usage("bench", "--lora-dropout goes with --train");
     if (devices) return vkl_bench_train_devices(model, devices, batch, ctx, rank, ckpt, iters, json);
     vkl_err err = {0};
     vkl_session s;
@@ -89,6 +93,7 @@ int vkl_cmd_bench(int argc, char **argv) {
             st = vkl_train_dev_create(s.vk, s.model, lora, batch, ctx, ckpt, &td, &err);
         }
         if (!st) st = vkl_train_dev_load_params(td, NULL, NULL, &err);
+        if (!st) vkl_train_set_dropout(td, dropout, 3407, 0);
         for (uint32_t it = 0; it <= iters && !st; it++) { /* iteration 0 warms up */
             double t0 = vkl_now_s(), nll_sum, gn;
             st = vkl_train_zero_grads(td, &err);
@@ -137,6 +142,7 @@ int vkl_cmd_bench(int argc, char **argv) {
     cJSON_AddStringToObject(o, "bench", train ? "train" : "forward");
     if (train) cJSON_AddNumberToObject(o, "lora_r", rank);
     if (train) cJSON_AddStringToObject(o, "checkpointing", ckpt_name);
+    if (train) cJSON_AddNumberToObject(o, "lora_dropout", dropout);
     cJSON_AddStringToObject(o, "model", model);
     cJSON_AddStringToObject(o, "architecture", s.model->hp.arch_name);
     cJSON_AddNumberToObject(o, "n_params", (double)s.model->n_params);
