@@ -247,45 +247,38 @@ static int test_bench_json(void) {
 }
 
 /* bench --profile: every timed kernel is a shader the binary embeds (or "copy"), times are positive, the shares
- * sum to 1, and the training step's products and attention are among them. */
+ * sum to 1, and the training step's products and attention are among them; with --lora-dropout the step draws the
+ * masks, so the dropout gemm is among them too (and not without). */
 static int test_bench_profile(void) {
     char args[1024];
     int rc;
-    snprintf(args, sizeof(args), "bench --model %s --train --ctx 32 --iters 2 --r 4 --profile --json",
-             t_data_path("models/stories260K.gguf"));
-    cJSON *j = run_json(args, &rc);
-    T_ASSERT(rc == 0 && j, "bench --profile failed");
-    const cJSON *p = cJSON_GetObjectItem(j, "profile"), *ks = cJSON_GetObjectItem(p, "kernels");
-    T_ASSERT(cJSON_GetNumberValue(cJSON_GetObjectItem(p, "ms_per_iter")) > 0 && cJSON_GetArraySize(ks) >= 8,
-             "profile: %d kernels", cJSON_GetArraySize(ks));
-    double share = 0, last = INFINITY;
-    bool gemm = false, attn_back = false;
-    for (const cJSON *k = ks->child; k; k = k->next) {
-        const char *name = cJSON_GetStringValue(cJSON_GetObjectItem(k, "name"));
-        double ms = cJSON_GetNumberValue(cJSON_GetObjectItem(k, "ms_per_iter"));
-        T_ASSERT(name && (vkl_spirv_find(name) || !strcmp(name, "copy")), "unknown kernel name '%s'", name ? name : "");
-        T_ASSERT(ms >= 0 && ms <= last, "%s: %g ms, not in decreasing order", name, ms);
-        T_ASSERT(cJSON_GetNumberValue(cJSON_GetObjectItem(k, "dispatches")) > 0, "%s: dispatches", name);
-        last = ms;
-        share += cJSON_GetNumberValue(cJSON_GetObjectItem(k, "share"));
-        gemm |= !strncmp(name, "gemm", 4);
-        attn_back |= !strncmp(name, "attention_back", 14);
-    }
-    T_ASSERT(fabs(share - 1) < 1e-9 && gemm && attn_back, "shares sum to %.12f; gemm %d, attention_back %d", share,
-             gemm, attn_back);
-    cJSON_Delete(j);
-    /* --lora-dropout: the step draws the masks, so the dropout gemm is among the profile's kernels (and not without) */
     for (int dp = 0; dp < 2; dp++) {
-        snprintf(args, sizeof(args), "bench --model %s --train --ctx 32 --iters 1 --r 4 --profile --json%s",
+        snprintf(args, sizeof(args), "bench --model %s --train --ctx 32 --iters 2 --r 4 --profile --json%s",
                  t_data_path("models/stories260K.gguf"), dp ? " --lora-dropout 0.1" : "");
-        j = run_json(args, &rc);
+        cJSON *j = run_json(args, &rc);
         T_ASSERT(rc == 0 && j, "bench --profile%s failed", dp ? " --lora-dropout 0.1" : "");
         T_ASSERT(fabs(cJSON_GetNumberValue(cJSON_GetObjectItem(j, "lora_dropout")) - (dp ? 0.1 : 0)) < 1e-6,
                  "lora_dropout in the JSON");
-        bool drop = false;
-        ks = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "profile"), "kernels");
-        for (const cJSON *k = ks ? ks->child : NULL; k; k = k->next)
-            drop |= strstr(cJSON_GetStringValue(cJSON_GetObjectItem(k, "name")), "_drop") != NULL;
+        const cJSON *p = cJSON_GetObjectItem(j, "profile"), *ks = cJSON_GetObjectItem(p, "kernels");
+        T_ASSERT(cJSON_GetNumberValue(cJSON_GetObjectItem(p, "ms_per_iter")) > 0 && cJSON_GetArraySize(ks) >= 8,
+                 "profile: %d kernels", cJSON_GetArraySize(ks));
+        double share = 0, last = INFINITY;
+        bool gemm = false, attn_back = false, drop = false;
+        for (const cJSON *k = ks->child; k; k = k->next) {
+            const char *name = cJSON_GetStringValue(cJSON_GetObjectItem(k, "name"));
+            double ms = cJSON_GetNumberValue(cJSON_GetObjectItem(k, "ms_per_iter"));
+            T_ASSERT(name && (vkl_spirv_find(name) || !strcmp(name, "copy")), "unknown kernel name '%s'",
+                     name ? name : "");
+            T_ASSERT(ms >= 0 && ms <= last, "%s: %g ms, not in decreasing order", name, ms);
+            T_ASSERT(cJSON_GetNumberValue(cJSON_GetObjectItem(k, "dispatches")) > 0, "%s: dispatches", name);
+            last = ms;
+            share += cJSON_GetNumberValue(cJSON_GetObjectItem(k, "share"));
+            gemm |= !strncmp(name, "gemm", 4);
+            attn_back |= !strncmp(name, "attention_back", 14);
+            drop |= strstr(name, "_drop") != NULL;
+        }
+        T_ASSERT(fabs(share - 1) < 1e-9 && gemm && attn_back, "shares sum to %.12f; gemm %d, attention_back %d",
+                 share, gemm, attn_back);
         /* (the GPU variants, gemm tiled / coopmat, take the mask in the same pipeline) */
         const char *gv = bench_kernel(j, "gemm");
         bool named = gv && (strstr(gv, "texel") || strstr(gv, "regtile"));
