@@ -16,6 +16,8 @@
 // of S, one texel each, and each S value is broadcast to every lane (subgroupShuffle at a constant lane index),
 // where it serves TR rows.
 // A along k (x, dy; main_k): see there.
+//
+// -DDROPOUT (gemm_skinny_drop): LoRA dropout on A, each element's mask drawn as it is fetched (see drop4).
 #extension GL_EXT_control_flow_attributes : require
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_shuffle : require
@@ -42,6 +44,12 @@ layout(push_constant) uniform Push {
     uint flags;
     float alpha, beta;
     uint c_cs, pad1;
+#ifdef DROPOUT
+    // Mirrors the tail of vkl_gemm_drop_push: inverted dropout on A, the wide operand (the LoRA input x in x·A^T and,
+    // transposed, in dxa^T·x); A(m, k) keeps with counter d_base + m*d_sm + k*d_sk (d_mode is unused here).
+    uint d_key, d_mode, d_base, d_sm, d_sk;
+    float d_p, d_scale, d_pad;
+#endif
 } p;
 #define FLAG_ACC 2u
 
@@ -50,6 +58,19 @@ layout(binding = 1) uniform samplerBuffer tex_b4;
 layout(std430, binding = 2) buffer C { float data_c[]; };
 
 #include "common/grid.glsl"
+#ifdef DROPOUT
+#include "common/rng.glsl"
+// A's elements (m, k .. k+3) with their dropout masks applied: each element is drawn once per dispatch (gemm_f32
+// drew it once per 8 columns), since every fetched value serves all SG columns.
+vec4 drop4(vec4 v, uint m, uint k) {
+    uint c = p.d_base + m * p.d_sm + k * p.d_sk;
+    [[unroll]] for (uint i = 0u; i < 4u; i++) v[i] *= rng_uniform(p.d_key, c + i * p.d_sk) >= p.d_p ? p.d_scale : 0.0;
+    return v;
+}
+#define DROP4(v, m, k) drop4(v, m, k)
+#else
+#define DROP4(v, m, k) (v)
+#endif
 
 void store_c(uint m, uint col, float sum) {
     if (m < p.M && col < p.N) {
@@ -64,13 +85,15 @@ void store_c(uint m, uint col, float sum) {
 
 // ---- A along m ----
 
-// This lane's TR rows at 4 k from texel ab[g] (one per group of 4 rows) into a[q*TR ..] (step q of 4).
-void fetch_m(const int ab[TR / 4u], uint q, inout vec4 a[4u * TR]) {
+// This lane's TR rows (from m) at 4 k (k + 4q ..) from texel ab[g] (one per group of 4 rows) into a[q*TR ..] (step
+// q of 4).
+void fetch_m(const int ab[TR / 4u], uint m, uint k, uint q, inout vec4 a[4u * TR]) {
     [[unroll]] for (uint g = 0u; g < TR / 4u; g++) {
         vec4 v[4];
         [[unroll]] for (uint kk = 0u; kk < 4u; kk++)
             v[kk] = texelFetch(tex_a4, ab[g] + int((4u * q + kk) * p.a_cs / 4u));
-        [[unroll]] for (uint c = 0u; c < 4u; c++) a[q * TR + 4u * g + c] = vec4(v[0][c], v[1][c], v[2][c], v[3][c]);
+        [[unroll]] for (uint c = 0u; c < 4u; c++)
+            a[q * TR + 4u * g + c] = DROP4(vec4(v[0][c], v[1][c], v[2][c], v[3][c]), m + 4u * g + c, k + 4u * q);
     }
 }
 
@@ -112,7 +135,7 @@ void main_m(uint t, uint tiles_m) {
     uint k = 0u;
     for (; k + 16u <= p.K; k += 16u) {
         vec4 a[4u * TR], s[4];
-        [[unroll]] for (uint q = 0u; q < 4u; q++) fetch_m(ab, q, a);
+        [[unroll]] for (uint q = 0u; q < 4u; q++) fetch_m(ab, m0, k, q, a);
         [[unroll]] for (uint q = 0u; q < 4u; q++) s[q] = texelFetch(tex_b4, sb + int(q) * sstep);
         [[unroll]] for (uint q = 0u; q < 4u; q++) step_m(a, q, s[q], acc);
         [[unroll]] for (uint g = 0u; g < TR / 4u; g++) ab[g] += 4 * int(p.a_cs);
@@ -120,7 +143,7 @@ void main_m(uint t, uint tiles_m) {
     }
     for (; k < p.K; k += 4u) {
         vec4 a[4u * TR];
-        fetch_m(ab, 0u, a);
+        fetch_m(ab, m0, k, 0u, a);
         step_m(a, 0u, texelFetch(tex_b4, sb), acc);
         [[unroll]] for (uint g = 0u; g < TR / 4u; g++) ab[g] += int(p.a_cs);
         sb += sstep;
@@ -139,11 +162,13 @@ void main_m(uint t, uint tiles_m) {
 // its position q that fetched n (a shuffle whose source differs per lane but is fixed once unrolled). Each lane sums
 // its quarter of k; the quarters are added across lanes at the end.
 
-// One step of 16 k from texel kt along k into acc; tail: the lanes not in_k add zeros.
-void step_k(const int ab[G], const int sb[4], int kt, bool tail, bool in_k, inout float acc[NACC_K]) {
+// One step of 16 k from texel kt along k into acc (this lane's rows from m, m + RQ ..); tail: the lanes not in_k add
+// zeros.
+void step_k(const int ab[G], const int sb[4], uint m, int kt, bool tail, bool in_k, inout float acc[NACC_K]) {
     uint lane = gl_SubgroupInvocationID, q = lane % 4u, RQ = SG / 4u;
     vec4 a[G], t[4];
-    [[unroll]] for (uint g = 0u; g < G; g++) a[g] = texelFetch(tex_a4, ab[g] + kt);
+    [[unroll]] for (uint g = 0u; g < G; g++)
+        a[g] = DROP4(texelFetch(tex_a4, ab[g] + kt), m + g * RQ, 4u * (uint(kt) + q));
     // S along k: t[j] = S(this lane's 4 k, column n0 + j*RQ + rr); along n: S(row 4q + j, columns n0 + 4rr ..)
     [[unroll]] for (uint j = 0u; j < 4u; j++) t[j] = texelFetch(tex_b4, sb[j] + (HAS(S_N) ? kt * int(p.b_rs) : kt));
     if (tail) {
@@ -178,12 +203,12 @@ void main_k(uint t, uint tiles_m) {
     [[unroll]] for (uint j = 0u; j < NACC_K; j++) acc[j] = 0.0;
     // kt counts texels (4 k) along k; S along n is stepped by rows of 4 k (b_rs apart) in step_k
     int K4 = int(p.K / 4u), kt = 0;
-    for (; kt + 4 <= K4; kt += 4) step_k(ab, sb, kt, false, true, acc);
+    for (; kt + 4 <= K4; kt += 4) step_k(ab, sb, m0 + rr, kt, false, true, acc);
     if (kt < K4) {
         // the last 4-12 k: lanes past K fetch the rows' last texel instead (every fetch stays inside the views)
         // and add zeros
         bool in_k = kt + int(q) < K4;
-        step_k(ab, sb, in_k ? kt : K4 - 1 - int(q), true, in_k, acc);
+        step_k(ab, sb, m0 + rr, in_k ? kt : K4 - 1 - int(q), true, in_k, acc);
     }
     // The quarters of k: two levels of halving (lane bit 0, then bit 1), each lane keeping one of each pair and
     // sending the other, leave in lane l the whole sum of output 4i + q (i < G*SG/4): 3/4 of the shuffles of

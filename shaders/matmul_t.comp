@@ -13,7 +13,7 @@
 
 layout(local_size_x_id = 0) in;
 
-// Mirrors vkl_matmul_t_push in src/ops/matmul_push.h (48 bytes).
+// Mirrors vkl_matmul_t_push in src/ops/matmul_push.h (72 bytes).
 layout(push_constant) uniform Push {
     uint M, N, K;
     uint w_byte_off;
@@ -23,12 +23,17 @@ layout(push_constant) uniform Push {
     uint flags;
     uint lr_r, u_off, v_off; // FLAG_LOWRANK: rank (a multiple of 4), first texel of u's and of v's rows
     float lr_scale;
+    // FLAG_LR_DROP (texel): the LoRA dropout mask on the low-rank term, element (m, k) of this dispatch drawing
+    // counter d_base + m*d_si + k*d_sj of stream d_key (kept: d_scale, else 0)
+    uint d_key, d_base, d_si, d_sj;
+    float d_p, d_scale;
 } p;
 
 #define FLAG_ACC 2u
 #define FLAG_DY_VEC4 4u // texel variant: dy is bound as RGBA32F (N % 4 == 0, 16-byte aligned rows)
 #define FLAG_LOWRANK 8u // texel: dx += lr_scale * u·v (the LoRA branch, u = dxa, v = A) before the store
 #define FLAG_PREFETCH 16u // texel, Q5_K/Q6_K, FEAT only: touch the weight rows ahead (MMT_PREFETCH)
+#define FLAG_LR_DROP 32u // texel: the low-rank term is masked by LoRA dropout (a FEAT bit only, see above)
 #define FLAG_NEVER 0x80000000u // never set by the host (see MMT_PREFETCH)
 #if defined(MMT_TEXEL)
 // As in matmul.comp: the texel kernel (CPU devices, where both sides of a uniform branch run) takes FLAG_ACC and
@@ -81,6 +86,7 @@ layout(std430, binding = 2) buffer DX { float data_dx[]; };
 #include "common/quant.glsl"
 #if defined(MMT_TEXEL)
 #include "common/grid.glsl"
+#include "common/rng.glsl"
 #endif
 
 void store_dx(uint m, uint k, float v) {
@@ -266,6 +272,56 @@ void main() {
     whalf = (iq % 32u) / 16u;
 #endif
 #endif
+    // The LoRA branch's dx += dxa·A is the same product over lr_r more weight rows: u = dxa (this lane's dy rows), v
+    // = A (rows of K floats, K % 4 == 0), 4 rows a step as below. In the same accumulators it costs no store of its
+    // own; taken first, before the weight rows, it can be masked alone (LoRA dropout on x: dx's LoRA part is
+    // mask * dxa·A), one Philox draw per element against the N multiply-adds the weight rows add to it.
+    if ((p.flags & FLAG_LOWRANK) != 0u) {
+        int R4 = int(p.lr_r / 4u), K4 = int(p.K / 4u);
+        int ub[TR], vq[TQ];
+        [[unroll]] for (uint r = 0u; r < TR; r++) ub[r] = int(p.u_off) + int(min(m0 + r * SG + lane, p.M - 1u)) * R4;
+        // clamped inside the row, each vec4 on its own: the store skips k >= K
+        [[unroll]] for (uint q = 0u; q < TQ; q++) vq[q] = int(p.v_off) + int(min(kl + 4u * q, p.K - 4u) / 4u);
+        for (int j = 0; j < R4; j++) {
+            vec4 d[TR];
+            [[unroll]] for (uint r = 0u; r < TR; r++) d[r] = texelFetch(tex_u4, ub[r] + j) * p.lr_scale;
+            vec4 w0[TQ], w1[TQ], w2[TQ], w3[TQ];
+            [[unroll]] for (uint q = 0u; q < TQ; q++) {
+                int t = vq[q] + 4 * j * K4;
+                w0[q] = texelFetch(tex_v4, t);
+                w1[q] = texelFetch(tex_v4, t + K4);
+                w2[q] = texelFetch(tex_v4, t + 2 * K4);
+                w3[q] = texelFetch(tex_v4, t + 3 * K4);
+            }
+            [[unroll]] for (uint r = 0u; r < TR; r++)
+                [[unroll]] for (uint i = 0u; i < SG; i++) {
+                    vec4 di = subgroupShuffle(d[r], i);
+                    [[unroll]] for (uint q = 0u; q < TQ; q++)
+                        acc[(r * SG + i) * TQ + q] += di.x * w0[q] + di.y * w1[q] + di.z * w2[q] + di.w * w3[q];
+                }
+        }
+    }
+    if (HAS_FLAG(FLAG_LR_DROP)) {
+        // The draws in loops kept rolled (unrolled, a Philox per element made each pipeline take minutes to compile),
+        // 32 into the bits of a word, each word stored once into keep (an indexed store costs a per-lane loop), then
+        // applied at constant indices. Element f (4 acc index + component) is row f / (4 TQ) of the tile, column
+        // kl + f % (4 TQ).
+        uint keep[NACC / 8u];
+        [[dont_unroll]] for (uint w = 0u; w < NACC / 8u; w++) {
+            uint bits = 0u;
+            [[dont_unroll]] for (uint b = 0u; b < 32u; b += 4u) {
+                // 4 columns of one row (4 TQ is a multiple of 4)
+                uint f = 32u * w + b;
+                uint c = p.d_base + (m0 + f / (4u * TQ)) * p.d_si + (kl + f % (4u * TQ)) * p.d_sj;
+                [[unroll]] for (uint e = 0u; e < 4u; e++)
+                    bits |= rng_uniform(p.d_key, c + e * p.d_sj) >= p.d_p ? 1u << (b + e) : 0u;
+            }
+            keep[w] = bits;
+        }
+        [[unroll]] for (uint j = 0u; j < NACC; j++)
+            [[unroll]] for (uint e = 0u; e < 4u; e++)
+                acc[j][e] *= (keep[j / 8u] & (1u << (4u * (j % 8u) + e))) != 0u ? p.d_scale : 0.0;
+    }
     if (HAS_FLAG(FLAG_DY_VEC4)) {
         // dy bound as RGBA32F (N % 4 == 0, rows 16-byte aligned): one gather brings 4 weight rows' worth.
         for (uint n = 0u; n < p.N; n += 4u) {
@@ -293,33 +349,6 @@ void main() {
             vec4 w[TQ];
             w_row(n, w);
             [[unroll]] for (uint r = 0u; r < TR; r++) row_products(texelFetch(tex_dy, dyb[r] + int(n)).x, r, w, acc);
-        }
-    }
-    // The LoRA branch's dx += dxa·A is the same product over lr_r more weight rows: u = dxa (this lane's dy rows), v
-    // = A (rows of K floats, K % 4 == 0), 4 rows a step as above. Added here it costs no store of its own.
-    if ((p.flags & FLAG_LOWRANK) != 0u) {
-        int R4 = int(p.lr_r / 4u), K4 = int(p.K / 4u);
-        int ub[TR], vq[TQ];
-        [[unroll]] for (uint r = 0u; r < TR; r++) ub[r] = int(p.u_off) + int(min(m0 + r * SG + lane, p.M - 1u)) * R4;
-        // clamped inside the row, each vec4 on its own: the store skips k >= K
-        [[unroll]] for (uint q = 0u; q < TQ; q++) vq[q] = int(p.v_off) + int(min(kl + 4u * q, p.K - 4u) / 4u);
-        for (int j = 0; j < R4; j++) {
-            vec4 d[TR];
-            [[unroll]] for (uint r = 0u; r < TR; r++) d[r] = texelFetch(tex_u4, ub[r] + j) * p.lr_scale;
-            vec4 w0[TQ], w1[TQ], w2[TQ], w3[TQ];
-            [[unroll]] for (uint q = 0u; q < TQ; q++) {
-                int t = vq[q] + 4 * j * K4;
-                w0[q] = texelFetch(tex_v4, t);
-                w1[q] = texelFetch(tex_v4, t + K4);
-                w2[q] = texelFetch(tex_v4, t + 2 * K4);
-                w3[q] = texelFetch(tex_v4, t + 3 * K4);
-            }
-            [[unroll]] for (uint r = 0u; r < TR; r++)
-                [[unroll]] for (uint i = 0u; i < SG; i++) {
-                    vec4 di = subgroupShuffle(d[r], i);
-                    [[unroll]] for (uint q = 0u; q < TQ; q++)
-                        acc[(r * SG + i) * TQ + q] += di.x * w0[q] + di.y * w1[q] + di.z * w2[q] + di.w * w3[q];
-                }
         }
     }
     // A pipeline that did not get the subgroup size it was built for would compute garbage: make that loud.

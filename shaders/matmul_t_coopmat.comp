@@ -18,7 +18,8 @@ layout(constant_id = 2) const uint LM = 16u; // one cooperative-matrix product: 
 layout(constant_id = 3) const uint LN = 16u;
 layout(constant_id = 4) const uint LK = 16u;
 
-// Mirrors vkl_matmul_t_push in src/ops/matmul_push.h (48 bytes; the low-rank fields are the texel kernel's).
+// Mirrors the first 48 bytes of vkl_matmul_t_push in src/ops/matmul_push.h (the low-rank and dropout fields are
+// the texel kernel's).
 layout(push_constant) uniform Push {
     uint M, N, K;
     uint w_byte_off;

@@ -283,9 +283,8 @@ static vkl_status proj(vkl_train_dev *t, uint32_t layer, uint32_t mod, const vkl
                             accumulate, sl ? &lr : NULL, err);
 }
 
-/* dx (=|+=) dy·W (+ LoRA backward of module `mod`). Without dropout the LoRA gradients come first and the
- * transposed weight product adds dxa·A as its low-rank term; dropout masks that term, so then the LoRA backward adds
- * it after the product. */
+/* dx (=|+=) dy·W (+ LoRA backward of module `mod`): the LoRA gradients come first, then the transposed weight product
+ * adds dxa·A (masked by x's dropout) as its low-rank term. */
 static vkl_status proj_back(vkl_train_dev *t, uint32_t layer, uint32_t mod, const vkl_weight *w, vkl_tview x,
                             vkl_tview dy, vkl_tview dx, bool accumulate, vkl_layer_acts *a, vkl_err *err) {
     const vkl_lora_bias_slot *tb = vkl_lora_bias_get(t->lora, layer, mod);
@@ -295,20 +294,16 @@ static vkl_status proj_back(vkl_train_dev *t, uint32_t layer, uint32_t mod, cons
     vkl_lora_dropout d;
     const vkl_lora_dropout *drop = sl ? dropout_of(t, layer, sl->module, &d) : NULL;
     vkl_tview xa = vkl_tv(&a->xa, (uint64_t)mod * t->R * t->lora->r * 4);
-    if (sl && !drop) {
-        vkl_mm_lowrank lr = vkl_lora_term_back(sl, t->lora->r, TV(&t->lp), TV(&t->dxa));
-        if (vkl_op_lora_backward(t->vk, &t->cache, sl, t->lora->r, t->lora->scale, TV(&t->lp), TV(&t->lg), x, xa, dy,
-                                 TV(&t->dxa), vkl_tv_none(), t->R, NULL, err))
-            return err->status;
-        return vkl_op_matmul_t_lr(t->vk, &t->cache, w->type, W(w), dy, dx, t->R, (uint32_t)w->rows,
-                                  (uint32_t)w->cols, accumulate, &lr, err);
-    }
-    if (vkl_op_matmul_t(t->vk, &t->cache, w->type, W(w), dy, dx, t->R, (uint32_t)w->rows, (uint32_t)w->cols,
-                        accumulate, err))
+    if (!sl)
+        return vkl_op_matmul_t(t->vk, &t->cache, w->type, W(w), dy, dx, t->R, (uint32_t)w->rows, (uint32_t)w->cols,
+                               accumulate, err);
+    vkl_gemm_dropout mask;
+    vkl_mm_lowrank lr = vkl_lora_term_back(sl, t->lora->r, TV(&t->lp), TV(&t->dxa), drop, &mask);
+    if (vkl_op_lora_backward(t->vk, &t->cache, sl, t->lora->r, t->lora->scale, TV(&t->lp), TV(&t->lg), x, xa, dy,
+                             TV(&t->dxa), vkl_tv_none(), t->R, drop, err))
         return err->status;
-    if (!sl) return VKL_OK;
-    return vkl_op_lora_backward(t->vk, &t->cache, sl, t->lora->r, t->lora->scale, TV(&t->lp), TV(&t->lg), x, xa, dy,
-                                TV(&t->dxa), dx, t->R, drop, err);
+    return vkl_op_matmul_t_lr(t->vk, &t->cache, w->type, W(w), dy, dx, t->R, (uint32_t)w->rows, (uint32_t)w->cols,
+                              accumulate, &lr, err);
 }
 
 static vkl_status copy(vkl_train_dev *t, const vkl_buffer *src, vkl_buffer *dst, uint64_t bytes) {

@@ -123,7 +123,7 @@ static int run_matmul(vkl_vk *vk, vkl_op_cache *cache, uint32_t type, const mm_c
     T_ASSERT(u && v, "out of memory");
     fill_uniform(u, (size_t)M * r, -1, 1);
     fill_uniform(v, (size_t)N * r, -1, 1);
-    vkl_ref_lowrank rlr = {u, v, r, LR_SCALE};
+    vkl_ref_lowrank rlr = {u, v, r, LR_SCALE, NULL};
     memcpy(ref, y0, (size_t)M * N * 4);
     T_ASSERT(vkl_ref_matmul_lr(type, wq, x, c->bias ? bias : NULL, ref, M, N, K, c->acc, r ? &rlr : NULL),
              "ref matmul");
@@ -145,7 +145,7 @@ static int run_matmul(vkl_vk *vk, vkl_op_cache *cache, uint32_t type, const mm_c
              make_buf(vk, &bb, bias, N * 4, 4) || make_buf(vk, &by, y0, (size_t)M * N * 4, c->y_off) ||
              make_buf(vk, &bu, u, (size_t)M * r * 4, c->u_off) || make_buf(vk, &bv, v, (size_t)N * r * 4, c->v_off);
     if (!rc) {
-        vkl_mm_lowrank lr = {vkl_tv(&bu, c->u_off), vkl_tv(&bv, c->v_off), r, LR_SCALE};
+        vkl_mm_lowrank lr = {vkl_tv(&bu, c->u_off), vkl_tv(&bv, c->v_off), r, LR_SCALE, NULL};
         vkl_status st = vkl_op_matmul_lr(vk, cache, type, vkl_tv(&bw, c->w_off), vkl_tv(&bx, c->x_off),
                                          c->bias ? vkl_tv(&bb, 4) : vkl_tv_none(), vkl_tv(&by, c->y_off), M, N, K,
                                          c->acc, r ? &lr : NULL, &err);
@@ -304,8 +304,11 @@ static int test_forward_texel(void) { return forward_variant(variants[2]); }
 
 /* ---- dx = dy · W ---- */
 
+/* LoRA dropout on run_matmul_t_lr's low-rank term (NULL: none). */
+static const vkl_gemm_dropout *lr_mask;
+
 /* dy_off % 16 == 0 with N % 4 == 0 lets the texel kernel fetch dy as vec4. A low-rank term of rank r (0: none) with
- * u and v at byte offsets u_off and v_off (the texel kernel fuses it at multiples of 16). */
+ * u and v at byte offsets u_off and v_off (the texel kernel fuses it at multiples of 16), masked by lr_mask. */
 static int run_matmul_t_lr(vkl_vk *vk, vkl_op_cache *cache, uint32_t type, uint32_t M, uint32_t N, uint32_t K,
                            bool acc, uint64_t w_off, uint64_t dy_off, uint32_t r, uint64_t u_off, uint64_t v_off) {
     const vkl_type_traits *t = vkl_type_traits_get(type);
@@ -326,7 +329,7 @@ static int run_matmul_t_lr(vkl_vk *vk, vkl_op_cache *cache, uint32_t type, uint3
     T_ASSERT(u && v, "out of memory");
     fill_uniform(u, (size_t)M * r, -1, 1);
     fill_uniform(v, (size_t)r * K, -1, 1);
-    vkl_ref_lowrank rlr = {u, v, r, LR_SCALE};
+    vkl_ref_lowrank rlr = {u, v, r, LR_SCALE, lr_mask};
     memcpy(ref, dx0, (size_t)M * K * 4);
     T_ASSERT(vkl_ref_matmul_t_lr(type, wq, dy, ref, M, N, K, acc, r ? &rlr : NULL), "ref matmul_t");
     float *wd = decoded(type, wq, N, K);
@@ -335,8 +338,9 @@ static int run_matmul_t_lr(vkl_vk *vk, vkl_op_cache *cache, uint32_t type, uint3
         for (uint32_t k = 0; k < K; k++) {
             double s = acc ? fabs(dx0[(size_t)m * K + k]) : 0;
             for (uint32_t n = 0; n < N; n++) s += fabs((double)dy[(size_t)m * N + n] * wd[(size_t)n * K + k]);
-            for (uint32_t j = 0; j < r; j++) s += fabs((double)LR_SCALE * u[(size_t)m * r + j] * v[(size_t)j * K + k]);
-            S[(size_t)m * K + k] = s;
+            double t = 0;
+            for (uint32_t j = 0; j < r; j++) t += fabs((double)LR_SCALE * u[(size_t)m * r + j] * v[(size_t)j * K + k]);
+            S[(size_t)m * K + k] = s + t / (lr_mask ? 1.0 - lr_mask->p : 1.0);
         }
     vkl_buffer bw = {0}, bdy = {0}, bdx = {0}, bu = {0}, bv = {0};
     vkl_err err = {0};
@@ -344,7 +348,7 @@ static int run_matmul_t_lr(vkl_vk *vk, vkl_op_cache *cache, uint32_t type, uint3
              make_buf(vk, &bdx, dx0, (size_t)M * K * 4, 8) || make_buf(vk, &bu, u, (size_t)M * r * 4, u_off) ||
              make_buf(vk, &bv, v, (size_t)r * K * 4, v_off);
     if (!rc) {
-        vkl_mm_lowrank lr = {vkl_tv(&bu, u_off), vkl_tv(&bv, v_off), r, LR_SCALE};
+        vkl_mm_lowrank lr = {vkl_tv(&bu, u_off), vkl_tv(&bv, v_off), r, LR_SCALE, lr_mask};
         if (vkl_op_matmul_t_lr(vk, cache, type, vkl_tv(&bw, w_off), vkl_tv(&bdy, dy_off), vkl_tv(&bdx, 8), M, N, K,
                                acc, r ? &lr : NULL, &err)) {
             fprintf(stderr, "    FAIL: matmul_t: %s\n", err.msg);
@@ -354,7 +358,8 @@ static int run_matmul_t_lr(vkl_vk *vk, vkl_op_cache *cache, uint32_t type, uint3
             rc = 1;
         } else {
             char what[128];
-            snprintf(what, sizeof(what), "matmul_t %s M=%u N=%u K=%u acc=%d r=%u", t->name, M, N, K, acc, r);
+            snprintf(what, sizeof(what), "matmul_t %s M=%u N=%u K=%u acc=%d r=%u%s", t->name, M, N, K, acc, r,
+                     lr_mask ? " masked" : "");
             rc = compare(what, got, ref, S, (size_t)M * K, N + r);
         }
     }
@@ -501,6 +506,16 @@ static int lowrank_variant(vkl_vk *vk, vkl_op_cache *cache, const char *variant)
         rc = rc || run_matmul_t_lr(vk, cache, type, 37, 130, k1, true, 8, 4, 16, 16, 0) ||
              run_matmul_t_lr(vk, cache, type, 21, 36, k1, false, 16, 32, 8, 0, 16) || /* dy as vec4 */
              run_matmul_t_lr(vk, cache, type, 7, 37, k1, true, 0, 4, 5, 4, 4);
+        /* LoRA dropout on the term (dx's LoRA part of x's mask): fused (texel) and by the gemm (odd rank), with
+         * lora_ops.c's counters (row stride K) and with strides that tell rows from columns apart */
+        /* (one fused shape: each pipeline of the transposed texel kernel takes seconds to compile on lavapipe) */
+        const vkl_gemm_dropout masks[] = {{3, 0x5eed, 0.3f, 12 * k1, k1, 1}, {3, 0xbeef, 0.5f, 7, 1, 37}};
+        for (size_t j = 0; j < VKL_ARRAY_LEN(masks) && !rc; j++) {
+            lr_mask = &masks[j];
+            rc = run_matmul_t_lr(vk, cache, type, 37, 130, k1, true, 8, 4, 16, 16, 0) ||
+                 run_matmul_t_lr(vk, cache, type, 7, 37, k1, true, 0, 4, 5, 4, 4);
+        }
+        lr_mask = NULL;
         char ran[64], mm[64];
         vkl_op_variants_of("lowrank", ran, sizeof(ran));
         vkl_op_variants_of("matmul", mm, sizeof(mm));
@@ -518,6 +533,11 @@ static int lowrank_variant(vkl_vk *vk, vkl_op_cache *cache, const char *variant)
             mm_case c = {k->M, k->N, k->K, true, i % 2 == 0, i % 2 ? 4 : 0, 16, 4, 8, 16, 32};
             rc = run_matmul(vk, cache, k->type, &c, variant) ||
                  run_matmul_t_lr(vk, cache, k->type, k->M, k->N, k->K, i % 2 == 1, 4, 4, 8, 32, 16);
+            /* masked: the chunks over M must continue the counters */
+            const vkl_gemm_dropout mk = {3, 0x5eed, 0.3f, 5 * k->K, k->K, 1};
+            lr_mask = &mk;
+            rc = rc || (i < 2 && run_matmul_t_lr(vk, cache, k->type, k->M, k->N, k->K, true, 4, 4, 8, 32, 16));
+            lr_mask = NULL;
         }
         unsetenv("VKLORA_MAX_BIND_BYTES");
     }
@@ -667,6 +687,13 @@ static int lora_patterns_dims(vkl_vk *vk, vkl_op_cache *cache, lora_dims dm) {
     int rc = 0;
     for (size_t i = 0; i < VKL_ARRAY_LEN(pats) && !rc; i++)
         rc = run_gemm(vk, cache, &pats[i].s, pats[i].a, pats[i].a_n, pats[i].b, pats[i].b_n, pats[i].label);
+    /* LoRA dropout on x, with lora_ops.c's counters (element (t, i) of x draws base + t*din + i): in x·A^T (operand
+     * A) and dxa^T·x (operand B, the narrow kernel's wide side once swapped) */
+    vkl_gemm_dropout dx1 = {.operand = 1, .key = 0x5eed, .p = 0.3f, .base = 11 * din, .si = din, .sj = 1};
+    vkl_gemm_dropout dx2 = dx1;
+    dx2.operand = 2;
+    if (!rc) rc = run_gemm_drop(vk, cache, &pats[0].s, &dx1, x, pats[0].a_n, A, pats[0].b_n, "drop(x)*A^T", NULL);
+    if (!rc) rc = run_gemm_drop(vk, cache, &pats[4].s, &dx2, dxa, pats[4].a_n, x, pats[4].b_n, "dxa^T*drop(x)", NULL);
     free(x), free(A), free(B), free(xa), free(dy), free(dxa), free(ones);
     return rc;
 }
@@ -783,6 +810,20 @@ static int gemm_dropout_variants_agree(vkl_vk *vk, vkl_op_cache *cache) {
     return rc;
 }
 
+/* Whether the comma-separated list holds exactly the n names (in any order, each once). */
+static bool same_names(const char *list, const char *const *names, size_t n) {
+    size_t count = 0;
+    for (const char *u = list; *u;) {
+        size_t len = strcspn(u, ",");
+        bool known = false;
+        for (size_t i = 0; i < n && !known; i++) known = strlen(names[i]) == len && !strncmp(u, names[i], len);
+        if (!known) return false;
+        count++;
+        u += len + (u[len] == ',');
+    }
+    return count == n;
+}
+
 static int test_gemm(void) {
     vkl_vk *vk = t_vk();
     T_ASSERT(vk, "no Vulkan device");
@@ -813,11 +854,13 @@ static int test_gemm(void) {
             rc = 1;
         }
         /* on lavapipe (shuffles, one subgroup size of 8 or 16) the narrow products (rank r, the bias) took the
-         * narrow kernel, the others (dx += dxa·A at d_in 68, the outer product's K = 1) gemm_f32's tiles */
+         * narrow kernel, with dropout on x its dropout variant, the others (dx += dxa·A at d_in 68, the outer
+         * product's K = 1) gemm_f32's tiles */
+        static const char *const shapes[] = {"skinny", "skinny_drop", "tile"};
         if (!rc && texel && vk->info.driver_id == VK_DRIVER_ID_MESA_LLVMPIPE &&
-            strcmp(vkl_op_variants_of("gemm_shape", used, sizeof(used)), "skinny,tile") &&
-            strcmp(used, "tile,skinny")) {
-            fprintf(stderr, "    FAIL: texel gemm on aligned sizes: shapes \"%s\", expected skinny and tile\n", used);
+            !same_names(vkl_op_variants_of("gemm_shape", used, sizeof(used)), shapes, VKL_ARRAY_LEN(shapes))) {
+            fprintf(stderr, "    FAIL: texel gemm on aligned sizes: shapes \"%s\", expected skinny, skinny_drop and "
+                    "tile\n", used);
             rc = 1;
         }
     }
@@ -1086,6 +1129,23 @@ static int long_loops(vkl_vk *vk, int mt_types, bool gemm, bool with_dropout) {
                  err.msg);
         T_ASSERT(!vkl_buffer_download(vk, &bc, 0, dx, M * K * 4, &err), "%s", err.msg);
         if (long_check("gemm with dropout over K = 70001", dx, ref, S, 1.0 / (1.0 - d.p), M * K)) return 1;
+        /* and on B, the wide side of this narrow product (dxa^T·x's pattern: the texel gemm's narrow kernel draws
+         * it at the fetch), over K = 70000 with A's rows 70000 apart (4-float fetches) */
+        vkl_gemm_shape g2 = g;
+        g2.K = g2.a_rs = N - 1;
+        d.operand = 2;
+        d.si = K;
+        vkl_ref_gemm_dropout(&g2, &d, dy, wf, ref);
+        for (uint32_t m = 0; m < M; m++)
+            for (uint32_t j = 0; j < K; j++) {
+                S[m * K + j] = 0;
+                for (uint32_t n = 0; n < g2.K; n++)
+                    S[m * K + j] += fabs((double)dy[(size_t)m * g2.a_rs + n] * wf[(size_t)n * K + j]);
+            }
+        T_ASSERT(!vkl_op_gemm_dropout(vk, &c, &g2, &d, vkl_tv(&ba, 0), vkl_tv(&bb, 0), vkl_tv(&bc, 0), &err), "%s",
+                 err.msg);
+        T_ASSERT(!vkl_buffer_download(vk, &bc, 0, dx, M * K * 4, &err), "%s", err.msg);
+        if (long_check("gemm with dropout on B over K = 70000", dx, ref, S, 1.0 / (1.0 - d.p), M * K)) return 1;
     }
     vkl_buffer_destroy(vk, &ba), vkl_buffer_destroy(vk, &bb), vkl_buffer_destroy(vk, &bc);
     vkl_op_cache_destroy(vk, &c);
@@ -1096,7 +1156,7 @@ static int long_loops(vkl_vk *vk, int mt_types, bool gemm, bool with_dropout) {
 static int test_long_loops(void) {
     vkl_vk *vk = t_vk();
     T_ASSERT(vk, "no device");
-    return long_loops(vk, 2, true, false);
+    return long_loops(vk, 2, true, true);
 }
 
 const vkl_test_case vkl_tests_matmul[] = {

@@ -47,8 +47,11 @@ vkl_mm_lowrank vkl_lora_term(const vkl_lora_slot *sl, uint32_t r, float scale, v
     return (vkl_mm_lowrank){.u = xa, .v = at(params, sl->b_off * 4), .r = r, .scale = scale};
 }
 
-vkl_mm_lowrank vkl_lora_term_back(const vkl_lora_slot *sl, uint32_t r, vkl_tview params, vkl_tview dxa) {
-    return (vkl_mm_lowrank){.u = dxa, .v = at(params, sl->a_off * 4), .r = r, .scale = 1};
+vkl_mm_lowrank vkl_lora_term_back(const vkl_lora_slot *sl, uint32_t r, vkl_tview params, vkl_tview dxa,
+                                  const vkl_lora_dropout *drop, vkl_gemm_dropout *mask) {
+    const bool dp = drop && drop->p > 0;
+    if (dp) *mask = mask_of(drop, 3, 0, sl->in);
+    return (vkl_mm_lowrank){.u = dxa, .v = at(params, sl->a_off * 4), .r = r, .scale = 1, .mask = dp ? mask : NULL};
 }
 
 vkl_status vkl_op_lora_backward(vkl_vk *vk, vkl_op_cache *c, const vkl_lora_slot *sl, uint32_t r, float scale,

@@ -22,13 +22,16 @@ typedef struct vkl_lora_dropout {
 vkl_status vkl_op_lora_xa(vkl_vk *vk, vkl_op_cache *c, const vkl_lora_slot *sl, uint32_t r, vkl_tview params,
                           vkl_tview x, vkl_tview xa, uint32_t R, const vkl_lora_dropout *drop, vkl_err *err);
 vkl_mm_lowrank vkl_lora_term(const vkl_lora_slot *sl, uint32_t r, float scale, vkl_tview params, vkl_tview xa);
-/* Given dy (R x out) and the saved xa: dB += scale·dy^T·xa, dxa = scale·dy·B, dA += dxa^T·x, and dx += dxa·A unless
- * dx has no buffer: then the transposed weight product adds that as its low-rank term (vkl_op_matmul_t_lr with
- * vkl_lora_term_back; without dropout only, since dropout masks that product). dxa is R x r scratch. */
+/* Given dy (R x out) and the saved xa: dB += scale·dy^T·xa, dxa = scale·dy·B, dA += dxa^T·x, and dx += dxa·A
+ * (masked by the dropout) unless dx has no buffer: then the transposed weight product adds that as its low-rank term
+ * (vkl_op_matmul_t_lr with vkl_lora_term_back). dxa is R x r scratch. */
 vkl_status vkl_op_lora_backward(vkl_vk *vk, vkl_op_cache *c, const vkl_lora_slot *sl, uint32_t r, float scale,
                                 vkl_tview params, vkl_tview grads, vkl_tview x, vkl_tview xa, vkl_tview dy,
                                 vkl_tview dxa, vkl_tview dx, uint32_t R, const vkl_lora_dropout *drop, vkl_err *err);
-vkl_mm_lowrank vkl_lora_term_back(const vkl_lora_slot *sl, uint32_t r, vkl_tview params, vkl_tview dxa);
+/* The term dxa·A, masked by x's dropout drop (NULL or p = 0: none); the term points at *mask, which must outlive
+ * it. */
+vkl_mm_lowrank vkl_lora_term_back(const vkl_lora_slot *sl, uint32_t r, vkl_tview params, vkl_tview dxa,
+                                  const vkl_lora_dropout *drop, vkl_gemm_dropout *mask);
 
 /* db[n] += sum over the R rows of dy[row, n] (dy is R x n): the gradient of a trained bias. `ones` holds at least
  * R floats equal to 1 (the reduction is a 1 x R by R x n product). */

@@ -278,10 +278,18 @@ static vkl_status end_if_owned(vkl_vk *vk, bool own, vkl_status st, vkl_err *err
 
 /* ---- the low-rank term (vkl_mm_lowrank) ---- */
 
-/* u (M x r) and v (N x r, or r x N when transposed) present and in bounds. */
+/* u (M x r) and v (N x r, or r x N when transposed) present and in bounds; a mask on the product (operand 3). */
 static vkl_status check_lowrank(const char *op, const vkl_mm_lowrank *lr, uint32_t M, uint32_t N, vkl_err *err) {
+    if (lr->mask && lr->mask->operand != 3)
+        return vkl_err_set(err, VKL_ERR_INPUT, "%s: the low-rank term's dropout must be on the product (operand 3), "
+                           "not operand %u", op, lr->mask->operand);
     vkl_status st = check_f32(op, "the low-rank term's u", lr->u, (uint64_t)M * lr->r, err);
     return st ? st : check_f32(op, "the low-rank term's v", lr->v, (uint64_t)N * lr->r, err);
+}
+
+/* The term's dropout when it drops anything (p > 0), else NULL. */
+static const vkl_gemm_dropout *lowrank_mask(const vkl_mm_lowrank *lr) {
+    return lr && lr->mask && lr->mask->p > 0 ? lr->mask : NULL;
 }
 
 /* Whether a texel kernel can read the term: rows of whole RGBA32F texels from 16-byte boundaries. */
@@ -295,7 +303,7 @@ static vkl_status lowrank_gemm(vkl_vk *vk, vkl_op_cache *c, const vkl_mm_lowrank
     vkl_gemm_shape s = {.M = M, .N = N, .K = lr->r, .a_rs = lr->r, .a_cs = 1, .b_rs = transposed ? N : 1,
                         .b_cs = transposed ? 1 : lr->r, .c_rs = N, .alpha = lr->scale, .beta = 1};
     vkl_op_variant_used("lowrank", "gemm");
-    return vkl_op_gemm(vk, c, &s, lr->u, lr->v, out, err);
+    return vkl_op_gemm_dropout(vk, c, &s, lowrank_mask(lr), lr->u, lr->v, out, err);
 }
 
 /* ---- y = x · W^T ---- */
@@ -321,7 +329,7 @@ vkl_status vkl_op_matmul_lr(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_tvi
     mm_variant var = MM_REGTILE;
     if ((st = pick_variant(vk, &var, NULL, err))) return st;
     if (var == MM_TEXEL && !mm_texel_fits(vk, wtype, w, x, K, row_bytes * N)) var = MM_REGTILE;
-    const bool fused = lr && var == MM_TEXEL && lowrank_texel_fits(lr);
+    const bool fused = lr && var == MM_TEXEL && lowrank_texel_fits(lr) && !lowrank_mask(lr);
     const vkl_coopmat_shape *cs = NULL;
     uint32_t coop_sg = 0, coop_req = 0;
     if (var == MM_COOPMAT && !(cs = coopmat_shape(vk, &coop_sg, &coop_req))) return coopmat_unavailable(vk, err);
@@ -554,8 +562,15 @@ vkl_status vkl_op_matmul_t_lr(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_t
     uint64_t fl = bl.limit > bl.align ? (bl.limit - bl.align) / 4 : 0;
     uint64_t nc = bl.limit > bl.align + 4 ? (bl.limit - bl.align - 4) / row_bytes : 0;
     nc = VKL_MIN(VKL_MIN(nc, fl), (uint64_t)N);
-    /* each invocation loops over its chunk's N rows: keep that under the device's loop limit (llvmpipe) */
-    if (vk->info.max_loop_iterations) nc = VKL_MIN(nc, (uint64_t)vk->info.max_loop_iterations / 2);
+    /* each invocation loops over its chunk's N rows: keep that under the device's loop limit (llvmpipe), less the
+     * low-rank term's r / 4 steps and its mask's Philox rounds (10 for each of a lane's tm * tk / sg elements, if the
+     * driver keeps them rolled) */
+    const vkl_gemm_dropout *mask = texel ? lowrank_mask(lr) : NULL;
+    if (vk->info.max_loop_iterations) {
+        uint64_t lim = vk->info.max_loop_iterations, lr_loops = lr ? lr->r / 4 + 16 : 0;
+        if (mask) lr_loops += 11ull * tm * tk / sg;
+        nc = VKL_MIN(nc, lim > lr_loops ? (lim - lr_loops) / 2 : 0);
+    }
     /* coopmat: ~21 loop iterations per 16 rows on lavapipe (its 8x8x8 shape; staging loops included) and ~1 per row
      * for the row scales */
     if (cs && vk->info.max_loop_iterations) nc = VKL_MIN(nc, (uint64_t)vk->info.max_loop_iterations / 8);
@@ -600,7 +615,7 @@ vkl_status vkl_op_matmul_t_lr(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_t
                 b[1].texel_format = dyv4 ? VK_FORMAT_R32G32B32A32_SFLOAT : VK_FORMAT_R32_SFLOAT;
                 b[3] = b[4] = b[1];
             }
-            const bool lr_here = fused && n0 == 0;
+            const bool lr_here = fused && n0 == 0, drop_here = lr_here && mask;
             if (lr_here) {
                 b[3] = bind_at(lr->u.buf, lr->u.offset + m0 * lr->r * 4, mn * lr->r * 4, bl.align, &ur);
                 b[4] = bind_at(lr->v.buf, lr->v.offset, (uint64_t)lr->r * K * 4, bl.align, &vr);
@@ -621,10 +636,21 @@ vkl_status vkl_op_matmul_t_lr(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_t
                 .v_off = (uint32_t)(vr / 16),
                 .lr_scale = lr_here ? lr->scale : 0.0f,
             };
+            if (drop_here) {
+                /* the chunk's first row */
+                pc.key = mask->key;
+                pc.base = (uint32_t)(mask->base + m0 * mask->si);
+                pc.si = mask->si;
+                pc.sj = mask->sj;
+                pc.p = mask->p;
+                pc.scale = 1.0f / (1.0f - mask->p);
+            }
             uint32_t gx, gy;
             if (cs || tiled) gx = (uint32_t)kgroups, gy = (uint32_t)ceil_div(mn, tm);
             else grid_for(vk, kgroups * ceil_div(mn, tm) * sg, wg, &gx, &gy);
-            if (texel) desc.spec[2] = (pc.flags & (VKL_MM_ACC | VKL_MM_X_VEC4)) | (prefetch ? VKL_MM_PREFETCH : 0);
+            if (texel)
+                desc.spec[2] = (pc.flags & (VKL_MM_ACC | VKL_MM_X_VEC4)) | (prefetch ? VKL_MM_PREFETCH : 0) |
+                               (drop_here ? VKL_MMT_LR_DROP : 0);
             const vkl_pipeline *pipe;
             if ((st = vkl_op_cache_get(vk, c, &desc, &pipe, err))) break;
             st = vkl_cmd_dispatch(vk, pipe, b, desc.n_bindings, &pc, sizeof(pc), gx, gy, 1, err);
@@ -735,14 +761,16 @@ static int vec_axis(uint32_t k_stride, uint32_t o_stride, uint64_t n_o) {
 /* shaders/gemm_skinny.comp: the texel gemm of a product with a narrow side (the LoRA rank), when its operands allow
  * 4-float fetches and fit one binding each; *done says whether it ran. A narrow M (dA = dxa^T x) is computed as
  * C^T = B^T A^T: the wide operand becomes the kernel's A, the narrow one its S, and C is written transposed. A K
- * that is not a multiple of 4 leaves its last 1-3 steps to gemm_f32 (accumulating). */
-static vkl_status gemm_skinny(vkl_vk *vk, vkl_op_cache *c, const vkl_gemm_shape *s, vkl_tview a, vkl_tview b,
-                              vkl_tview cm, bool *done, vkl_err *err) {
+ * that is not a multiple of 4 leaves its last 1-3 steps to gemm_f32 (accumulating). Dropout (d, or NULL) is taken
+ * when it falls on the wide operand (x in x·A^T and in dxa^T·x): gemm_skinny_drop draws its masks at the fetch. */
+static vkl_status gemm_skinny(vkl_vk *vk, vkl_op_cache *c, const vkl_gemm_shape *s, const vkl_gemm_dropout *d,
+                              vkl_tview a, vkl_tview b, vkl_tview cm, bool *done, vkl_err *err) {
     *done = false;
     uint32_t req, sg = texel_subgroup(vk, &req);
     const bool swap = s->M < s->N;
     const uint32_t M = swap ? s->N : s->M, N = swap ? s->M : s->N, K4 = s->K / 4 * 4;
     if (!sg || sg % 4 || K4 == 0 || N > VKL_GEMM_SKINNY_MAX_N) return VKL_OK;
+    if (d && d->operand != (swap ? 2u : 1u)) return VKL_OK;
     const uint32_t a_rs = swap ? s->b_cs : s->a_rs, a_cs = swap ? s->b_rs : s->a_cs;
     const uint32_t b_rs = swap ? s->a_cs : s->b_rs, b_cs = swap ? s->a_rs : s->b_cs;
     const uint32_t c_rs = swap ? 1 : s->c_rs, c_cs = swap ? s->c_rs : 1;
@@ -767,10 +795,10 @@ static vkl_status gemm_skinny(vkl_vk *vk, vkl_op_cache *c, const vkl_gemm_shape 
     if (tiles * sg > max_tiles(vk, sg)) return VKL_OK;
 
     vkl_pipeline_desc desc = {
-        .shader = "gemm_skinny",
+        .shader = d ? "gemm_skinny_drop" : "gemm_skinny",
         .n_bindings = 3,
         .bindings = {VKL_BIND_TEXEL, VKL_BIND_TEXEL, VKL_BIND_STORAGE},
-        .push_size = sizeof(vkl_gemm_push),
+        .push_size = d ? sizeof(vkl_gemm_drop_push) : sizeof(vkl_gemm_push),
         .n_spec = 3,
         .spec = {sg, sg, layout},
         .required_subgroup_size = req,
@@ -787,18 +815,31 @@ static vkl_status gemm_skinny(vkl_vk *vk, vkl_op_cache *c, const vkl_gemm_shape 
     grid_for(vk, tiles * sg, sg, &gx, &gy);
     bool own;
     if ((st = begin_if_needed(vk, &own, err))) return st;
-    st = vkl_cmd_dispatch(vk, pipe, bd, 3, &pc, sizeof(pc), gx, gy, 1, err);
+    if (d) {
+        /* the kernel's A(m, k) is the dropped operand's (m, k), or (k, m) when swapped (B(k, n) of dxa^T·x) */
+        vkl_gemm_drop_push dp = {.g = pc, .key = d->key, .mode = d->operand, .base = d->base,
+                                 .si = swap ? d->sj : d->si, .sj = swap ? d->si : d->sj, .p = d->p,
+                                 .scale = 1.0f / (1.0f - d->p)};
+        st = vkl_cmd_dispatch(vk, pipe, bd, 3, &dp, sizeof(dp), gx, gy, 1, err);
+    } else {
+        st = vkl_cmd_dispatch(vk, pipe, bd, 3, &pc, sizeof(pc), gx, gy, 1, err);
+    }
     if (!st) {
         vkl_op_variant_used("gemm", variant_names[MM_TEXEL]);
         vkl_op_variant_used("gemm_fetch", "vec4");
-        vkl_op_variant_used("gemm_shape", "skinny");
+        vkl_op_variant_used("gemm_shape", d ? "skinny_drop" : "skinny");
     }
     if (!st && K4 < s->K) {
-        /* the last K % 4 steps, added to the result */
+        /* the last K % 4 steps, added to the result; the dropped operand's counters continue at k = K4 */
         vkl_gemm_shape t = *s;
         t.K = s->K - K4;
         t.beta = 1;
-        st = vkl_op_gemm_dropout(vk, c, &t, NULL, vkl_tv(a.buf, a.offset + (uint64_t)K4 * s->a_cs * 4),
+        vkl_gemm_dropout td;
+        if (d) {
+            td = *d;
+            td.base += K4 * (d->operand == 1 ? d->sj : d->si);
+        }
+        st = vkl_op_gemm_dropout(vk, c, &t, d ? &td : NULL, vkl_tv(a.buf, a.offset + (uint64_t)K4 * s->a_cs * 4),
                                  vkl_tv(b.buf, b.offset + (uint64_t)K4 * s->b_rs * 4), cm, err);
     }
     *done = true;
@@ -853,11 +894,11 @@ vkl_status vkl_op_gemm_dropout(vkl_vk *vk, vkl_op_cache *c, const vkl_gemm_shape
             cs = NULL;
         }
     }
-    if (var == MM_TEXEL && !drop) {
+    if (var == MM_TEXEL) {
         /* also where gemm_f32's texel views are avoided: its RGBA32F views ran every shape of the suite there, at
          * 1.5-2.9x regtile's speed on the LoRA shapes (Mesa 26.1, subgroup 8) */
         bool done;
-        if ((st = gemm_skinny(vk, c, s, a, b, cm, &done, err)) || done) return st;
+        if ((st = gemm_skinny(vk, c, s, drop ? d : NULL, a, b, cm, &done, err)) || done) return st;
     }
     if (var == MM_TEXEL && !forced && gemm_texel_avoided(vk)) var = MM_REGTILE;
     if (var == MM_TILED) layout = gemm_tiled_layout(s->M, s->N, &bm, &bn);

@@ -24,11 +24,14 @@ vkl_status vkl_op_matmul(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_tview 
  * dx[m, k] += scale * sum_j u[m, j] * v[j, k] (u = dxa: M x r, v = A: r x K); fp32, rows back to back. The texel
  * kernels add it after their k loop, before their one store, when r % 4 == 0 and u and v start on 16-byte boundaries
  * (such a thin product run alone costs as many stores as the weight product); otherwise, and in the other variants,
- * a gemm adds it after the product. vkl_op_variant_used("lowrank", "fused" or "gemm") records which. */
+ * a gemm adds it after the product. vkl_op_variant_used("lowrank", "fused" or "gemm") records which. mask (NULL:
+ * none) is LoRA dropout on the term alone, as operand 3 of vkl_gemm_dropout (element (m, k) of dx, (m, n) of y):
+ * the transposed texel kernel takes it fused, the forward always by the gemm. */
 typedef struct vkl_mm_lowrank {
     vkl_tview u, v;
     uint32_t r;
     float scale;
+    const struct vkl_gemm_dropout *mask;
 } vkl_mm_lowrank;
 /* vkl_op_matmul plus the low-rank term lr (NULL: none). */
 vkl_status vkl_op_matmul_lr(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_tview w, vkl_tview x, vkl_tview bias,

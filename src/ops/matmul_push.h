@@ -12,6 +12,7 @@
                                 matmul_t texel: dy is bound as RGBA32F */
 #define VKL_MM_LOWRANK 8u    /* matmul, matmul_t texel: add the low-rank term (vkl_mm_lowrank) before the store */
 #define VKL_MM_PREFETCH 16u  /* matmul_t texel, Q5_K/Q6_K: touch the weight rows a few steps ahead (FEAT only) */
+#define VKL_MMT_LR_DROP 32u   /* matmul_t texel: the low-rank term is masked by LoRA dropout (FEAT bit only) */
 #define VKL_MMT_PREFETCH_BYTES (4u << 20) /* ... for weights larger than this (smaller ones stay in cache) */
 #define VKL_MMT_PREFETCH_ROW_BYTES 4096u  /* ... whose rows are at most this long (a row a page or less) */
 
@@ -103,8 +104,12 @@ typedef struct vkl_matmul_t_push {
      * are RGBA32F views, u rows of lr_r / 4 texels from texel u_off, v rows of K / 4 texels from texel v_off */
     uint32_t lr_r, u_off, v_off;
     float lr_scale;
+    /* VKL_MMT_LR_DROP (texel, a specialization-constant bit only): LoRA dropout on the low-rank term, dx element
+     * (m, k) of this dispatch kept (times scale) when the uniform of counter base + m*si + k*sj of stream key is >= p */
+    uint32_t key, base, si, sj;
+    float p, scale;
 } vkl_matmul_t_push;
-_Static_assert(sizeof(vkl_matmul_t_push) == 48, "vkl_matmul_t_push must match Push in shaders/matmul_t.comp");
+_Static_assert(sizeof(vkl_matmul_t_push) == 72, "vkl_matmul_t_push must match Push in shaders/matmul_t.comp");
 
 /* C[m, n] = alpha * sum_k A(m, k) B(k, n) + beta * C[m, n] over one dispatch's block; strides in floats. */
 typedef struct vkl_gemm_push {
@@ -118,7 +123,8 @@ typedef struct vkl_gemm_push {
 } vkl_gemm_push;
 _Static_assert(sizeof(vkl_gemm_push) == 64, "vkl_gemm_push must match Push in shaders/gemm_f32.comp");
 
-/* gemm_f32_drop (-DDROPOUT): the same block followed by the dropout fields. */
+/* gemm_f32_drop and gemm_skinny_drop (-DDROPOUT): the same block followed by the dropout fields (gemm_skinny_drop:
+ * si and sj are the counter strides along its A's m and k, mode unused). */
 typedef struct vkl_gemm_drop_push {
     vkl_gemm_push g;
     uint32_t key, mode, base, si, sj;

@@ -4,6 +4,7 @@
 
 #include <stdlib.h>
 
+#include "ref/dropout.h"
 #include "vklora/quant.h"
 
 /* All N decoded rows at once: the reference favours simplicity over memory (tests use small shapes). */
@@ -40,7 +41,7 @@ bool vkl_ref_matmul_lr(uint32_t wtype, const void *w, const float *x, const floa
             if (lr) {
                 double t = 0;
                 for (uint32_t j = 0; j < lr->r; j++) t += (double)lr->u[(size_t)m * lr->r + j] * lr->v[(size_t)n * lr->r + j];
-                s += lr->scale * t;
+                s += lr->scale * t * (lr->mask ? vkl_ref_dropout_keep(lr->mask, m, n) : 1.0f);
             }
             if (bias) s += bias[n];
             float *yo = y + (size_t)m * N + n;
@@ -68,7 +69,7 @@ bool vkl_ref_matmul_t_lr(uint32_t wtype, const void *w, const float *dy, float *
             if (lr) {
                 double t = 0;
                 for (uint32_t j = 0; j < lr->r; j++) t += (double)lr->u[(size_t)m * lr->r + j] * lr->v[(size_t)j * K + k];
-                s += lr->scale * t;
+                s += lr->scale * t * (lr->mask ? vkl_ref_dropout_keep(lr->mask, m, k) : 1.0f);
             }
             float *o = dx + (size_t)m * K + k;
             if (accumulate) s += *o;

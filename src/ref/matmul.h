@@ -15,11 +15,13 @@ bool vkl_ref_matmul(uint32_t wtype, const void *w, const float *x, const float *
 bool vkl_ref_matmul_t(uint32_t wtype, const void *w, const float *dy, float *dx, uint32_t M, uint32_t N,
                       uint32_t K, bool accumulate);
 
-/* The low-rank term of vkl_mm_lowrank on host arrays: u is M x r; v is N x r (forward) or r x K (transposed). */
+/* The low-rank term of vkl_mm_lowrank on host arrays: u is M x r; v is N x r (forward) or r x K (transposed); mask
+ * (NULL: none) its dropout, operand 3 of vkl_gemm_dropout (element (m, n) of y, (m, k) of dx). */
 typedef struct vkl_ref_lowrank {
     const float *u, *v;
     uint32_t r;
     float scale;
+    const vkl_gemm_dropout *mask;
 } vkl_ref_lowrank;
 /* vkl_ref_matmul / vkl_ref_matmul_t plus the term lr (NULL: none), summed in double with the product. */
 bool vkl_ref_matmul_lr(uint32_t wtype, const void *w, const float *x, const float *bias, float *y, uint32_t M,
