@@ -276,6 +276,23 @@ static vkl_status end_if_owned(vkl_vk *vk, bool own, vkl_status st, vkl_err *err
     return st ? st : st2;
 }
 
+/* ---- dropout (vkl_gemm_dropout) ---- */
+
+/* The counter of the dropped operand's element at (m0, n0, k0) of the product: its (i, j) is (m, k) of A, (k, n) of B
+ * or (m, n) of the product. A dispatch over a block from there starts its counters at this base. */
+static uint32_t dropout_base(const vkl_gemm_dropout *d, uint64_t m0, uint64_t n0, uint64_t k0) {
+    uint64_t i0 = d->operand == 2 ? k0 : m0, j0 = d->operand == 1 ? k0 : n0;
+    return (uint32_t)(d->base + i0 * d->si + j0 * d->sj);
+}
+
+/* The dropout push block of gemm_f32_drop / gemm_skinny_drop: g, then d's mask from counter base with strides si, sj
+ * along the kernel's dropped operand. */
+static vkl_gemm_drop_push drop_push(vkl_gemm_push g, const vkl_gemm_dropout *d, uint32_t base, uint32_t si,
+                                    uint32_t sj) {
+    return (vkl_gemm_drop_push){.g = g, .key = d->key, .mode = d->operand, .base = base, .si = si, .sj = sj,
+                                .p = d->p, .scale = 1.0f / (1.0f - d->p)};
+}
+
 /* ---- the low-rank term (vkl_mm_lowrank) ---- */
 
 /* u (M x r) and v (N x r, or r x N when transposed) present and in bounds; a mask on the product (operand 3). */
@@ -639,7 +656,7 @@ vkl_status vkl_op_matmul_t_lr(vkl_vk *vk, vkl_op_cache *c, uint32_t wtype, vkl_t
             if (drop_here) {
                 /* the chunk's first row */
                 pc.key = mask->key;
-                pc.base = (uint32_t)(mask->base + m0 * mask->si);
+                pc.base = dropout_base(mask, m0, 0, 0);
                 pc.si = mask->si;
                 pc.sj = mask->sj;
                 pc.p = mask->p;
@@ -817,9 +834,7 @@ static vkl_status gemm_skinny(vkl_vk *vk, vkl_op_cache *c, const vkl_gemm_shape 
     if ((st = begin_if_needed(vk, &own, err))) return st;
     if (d) {
         /* the kernel's A(m, k) is the dropped operand's (m, k), or (k, m) when swapped (B(k, n) of dxa^T·x) */
-        vkl_gemm_drop_push dp = {.g = pc, .key = d->key, .mode = d->operand, .base = d->base,
-                                 .si = swap ? d->sj : d->si, .sj = swap ? d->si : d->sj, .p = d->p,
-                                 .scale = 1.0f / (1.0f - d->p)};
+        vkl_gemm_drop_push dp = drop_push(pc, d, d->base, swap ? d->sj : d->si, swap ? d->si : d->sj);
         st = vkl_cmd_dispatch(vk, pipe, bd, 3, &dp, sizeof(dp), gx, gy, 1, err);
     } else {
         st = vkl_cmd_dispatch(vk, pipe, bd, 3, &pc, sizeof(pc), gx, gy, 1, err);
@@ -837,7 +852,7 @@ static vkl_status gemm_skinny(vkl_vk *vk, vkl_op_cache *c, const vkl_gemm_shape 
         vkl_gemm_dropout td;
         if (d) {
             td = *d;
-            td.base += K4 * (d->operand == 1 ? d->sj : d->si);
+            td.base = dropout_base(d, 0, 0, K4);
         }
         st = vkl_op_gemm_dropout(vk, c, &t, d ? &td : NULL, vkl_tv(a.buf, a.offset + (uint64_t)K4 * s->a_cs * 4),
                                  vkl_tv(b.buf, b.offset + (uint64_t)K4 * s->b_rs * 4), cm, err);
@@ -1024,18 +1039,9 @@ vkl_status vkl_op_gemm_dropout(vkl_vk *vk, vkl_op_cache *c, const vkl_gemm_shape
                 if (tiles) gx = (uint32_t)ceil_div(nn, bn), gy = (uint32_t)ceil_div(mn, bm);
                 else grid_for(vk, ceil_div(mn, VKL_GEMM_TM) * ceil_div(nn, VKL_GEMM_TN), wg, &gx, &gy);
                 if (drop || tiles) {
-                    vkl_gemm_drop_push dp = {.g = pc};
-                    if (drop) {
-                        /* the chunk's first element of the dropped operand, in that operand's (i, j) */
-                        uint64_t i0 = d->operand == 2 ? k0 : m0, j0 = d->operand == 1 ? k0 : n0;
-                        dp.key = d->key;
-                        dp.mode = d->operand;
-                        dp.base = (uint32_t)(d->base + i0 * d->si + j0 * d->sj);
-                        dp.si = d->si;
-                        dp.sj = d->sj;
-                        dp.p = d->p;
-                        dp.scale = 1.0f / (1.0f - d->p);
-                    }
+                    /* from the chunk's first element of the dropped operand */
+                    vkl_gemm_drop_push dp = drop ? drop_push(pc, d, dropout_base(d, m0, n0, k0), d->si, d->sj)
+                                                 : (vkl_gemm_drop_push){.g = pc};
                     st = vkl_cmd_dispatch(vk, pipe, bd, 3, &dp, sizeof(dp), gx, gy, 1, err);
                 } else {
                     st = vkl_cmd_dispatch(vk, pipe, bd, 3, &pc, sizeof(pc), gx, gy, 1, err);
