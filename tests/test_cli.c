@@ -178,7 +178,7 @@ static int test_bench_tools(void) {
     T_ASSERT(ran_like_training(m, tuned), "vklora-bench-matmul: %s, a training run on \"%s\"",
              cJSON_PrintUnformatted(m), tuned);
     cJSON_Delete(m);
-    cJSON *a = bench_json("vklora-bench-attn", "--B 2 --T 37 --H 4 --KVH 2 --D 16 --reps 2 --window 20");
+    cJSON *a = bench_json("vklora-bench-attn", "--B 2 --T 37 --H 4 --KVH 2 --D 16 --reps 2 --window 20 --profile");
     T_ASSERT(a, "vklora-bench-attn --json");
     T_ASSERT(t_json_num(a, "T") == 37 && t_json_num(a, "KVH") == 2 && t_json_num(a, "window") == 20 &&
                  t_json_num(a, "forward_ms") > 0 && t_json_num(a, "backward_ms") > 0 &&
@@ -190,6 +190,17 @@ static int test_bench_tools(void) {
     T_ASSERT(var && var[0], "vklora-bench-attn names the variant that ran");
     T_ASSERT(ran_like_training(a, tuned), "vklora-bench-attn: %s, a training run on \"%s\"",
              cJSON_PrintUnformatted(a), tuned);
+    /* --profile: every kernel of the forward and the backward (at least one each) with its time and dispatches */
+    cJSON *k, *ks = cJSON_GetObjectItem(a, "kernels");
+    int n_fwd = 0, n_back = 0;
+    cJSON_ArrayForEach(k, ks) {
+        const char *name = cJSON_GetStringValue(cJSON_GetObjectItem(k, "name"));
+        T_ASSERT(name && t_json_num(k, "ms_per_iter") > 0 && t_json_num(k, "dispatches") >= 1,
+                 "vklora-bench-attn --profile entry: %s", cJSON_PrintUnformatted(k));
+        if (strstr(name, "attention_back")) n_back++;
+        else if (strstr(name, "attention")) n_fwd++;
+    }
+    T_ASSERT(n_fwd >= 1 && n_back >= 1, "vklora-bench-attn --profile kernels: %s", cJSON_PrintUnformatted(ks));
     cJSON_Delete(a);
     const char *bad[] = {"vklora-bench-attn --T 0", "vklora-bench-attn --H 6 --KVH 4", "vklora-bench-attn --bogus 1",
                          "vklora-bench-matmul --op nope", "vklora-bench-matmul --type q4_k --K 100"};

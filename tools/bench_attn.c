@@ -13,10 +13,11 @@
 
 static int usage(void) {
     fprintf(stderr, "usage: vklora-bench-attn [--T 512] [--H 8] [--KVH 4] [--D 64] [--B 1] [--reps 5] [--check 1] "
-                    "[--window 0] [--softcap 0] [--device SEL] [--json]\n  the kernel variant follows VKLORA_ATTN\n"
+                    "[--window 0] [--softcap 0] [--device SEL] [--profile] [--json]\n  the kernel variant follows VKLORA_ATTN\n"
                     "  --json: one object {B, T, H, KVH, D, window, softcap, reps, variant, device, forward_ms, "
                     "backward_ms,\n  forward_gflops, backward_gflops, and with --check 1 err_out, err_lse, err_dq, "
-                    "err_dk, err_dv}\n");
+                    "err_dk, err_dv}\n  --profile: each kernel's device time per iteration (timestamp queries after every dispatch), in the JSON\n"
+                    "  \"kernels\": [{\"name\", \"ms_per_iter\", \"dispatches\"}]\n");
     return 2;
 }
 
@@ -40,10 +41,10 @@ int main(int argc, char **argv) {
     const char *device = NULL;
     unsigned long T = 512, H = 8, KVH = 4, D = 64, B = 1, reps = 5, check = 1, window = 0;
     double softcap = 0;
-    int json = 0;
+    int json = 0, profile = 0;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--json")) {
-            json = 1;
+        if (!strcmp(argv[i], "--json") || !strcmp(argv[i], "--profile")) {
+            *(argv[i][2] == 'j' ? &json : &profile) = 1;
             continue;
         }
         if (i + 1 >= argc) return usage();
@@ -104,6 +105,7 @@ int main(int argc, char **argv) {
     fw = calloc(reps, sizeof(double)), bw = calloc(reps, sizeof(double));
     if (!fw || !bw) goto done;
     for (unsigned long it = 0; it <= reps; it++) {
+        if (it == 1 && profile && vkl_profile_start(vk, &err)) goto done; /* the timed iterations only */
         if (vkl_cmd_begin(vk, &err)) goto done;
         vkl_cmd_timestamp(vk, 0);
         vkl_status st = vkl_op_attention(vk, &cache, &s, vkl_tv(&b[Q], 0), vkl_tv(&b[K], 0), vkl_tv(&b[V], 0),
@@ -146,6 +148,23 @@ int main(int argc, char **argv) {
         printf("attention B=%lu T=%lu H=%lu KVH=%lu D=%lu window=%lu softcap=%g variant=%s device=\"%s\": "
                "forward %.2f ms (%.2f GFLOP/s), backward %.2f ms (%.2f GFLOP/s); fastest %.2f / %.2f ms\n",
                B, T, H, KVH, D, window, softcap, var, vk->info.name, fms, fgf, bms, bgf, fw[0], bw[0]);
+    }
+    vkl_profile_entry prof[16];
+    double prof_ms;
+    uint64_t untimed;
+    size_t n_prof = profile ? vkl_profile_report(vk, prof, 16, &prof_ms, &untimed) : 0;
+    cJSON *arr = o && profile ? cJSON_AddArrayToObject(o, "kernels") : NULL;
+    for (size_t i = 0; i < n_prof; i++) {
+        double ms = prof[i].ms / reps, nd = (double)prof[i].dispatches / reps;
+        if (arr) {
+            cJSON *e = cJSON_CreateObject();
+            if (!e || !cJSON_AddItemToArray(arr, e)) goto done;
+            cJSON_AddStringToObject(e, "name", prof[i].name);
+            cJSON_AddNumberToObject(e, "ms_per_iter", ms);
+            cJSON_AddNumberToObject(e, "dispatches", nd);
+        } else {
+            printf("  %-28s %9.2f ms per iteration, %g dispatches\n", prof[i].name, ms, nd);
+        }
     }
     if (check) {
         /* The timed loop accumulated dk/dv reps+1 times from their initial values: compare forward and dq only,

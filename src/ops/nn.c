@@ -519,11 +519,17 @@ static vkl_status attn_slice(const vkl_vk *vk, const char *op, const vkl_attn_sh
 /* Head-dimension bucket of the tile kernels (D <= bucket; the padded vec4s are zeros) and rows per lane. A CPU
  * device wants many rows per lane (register tiles amortise the row loads; spills are cheap); on a GPU the
  * per-lane rows already take DV4 * 4 registers each, so one. Fixed per (device, bucket), which keeps the op cache
- * (keyed by shader and workgroup size) exact. Measured on lavapipe at D = 64, T = 512: see tools/bench_attn.c. */
+ * (keyed by shader and workgroup size) exact. Measured on lavapipe at D = 64, T = 512: see tools/bench_attn.c.
+ * dk/dv at D 128 and 256 take 2 rows (1 before): each q/dout row a lane fetches and broadcasts then feeds 2 keys,
+ * and the per-batch work (row fetches, the pair index, lse and Di) is paid once for both; `vklora-bench-attn
+ * --profile` at T 2048, alternating, took 0.57-0.86x the dk/dv time at D 128 and 0.55-0.78x at D 256. The cost is
+ * compile time, once per pipeline (Mesa caches it): cold, the backward's first dispatch took 3.4 -> 9.5 s at D 128
+ * and 10 -> 34 s at D 256. More rows at D 64 (8 instead of 4: 0.8x, and 8 with 2 pairs a batch: 0.8-0.9x) took
+ * 57 s and 24 s to compile, so D 64 keeps 4. */
 static uint32_t attn_tile_bucket(uint32_t D) { return D <= 16 ? 16 : D <= 64 ? 64 : D <= 128 ? 128 : 256; }
 static uint32_t attn_tile_rows(const vkl_vk *vk, uint32_t bucket, int pass) {
     if (vk->info.vk_type != VK_PHYSICAL_DEVICE_TYPE_CPU) return 1;
-    static const uint32_t rows[3][4] = {/* forward */ {4, 4, 2, 1}, /* dq */ {4, 4, 2, 1}, /* dk/dv */ {4, 4, 1, 1}};
+    static const uint32_t rows[3][4] = {/* forward */ {4, 4, 2, 1}, /* dq */ {4, 4, 2, 1}, /* dk/dv */ {4, 4, 2, 2}};
     uint32_t bi = bucket <= 16 ? 0 : bucket <= 64 ? 1 : bucket <= 128 ? 2 : 3;
     const char *env = getenv("VKLORA_ATTN_ROWS"); /* tuning only: must stay fixed for the process */
     if (env && *env) {
