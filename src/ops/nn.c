@@ -525,11 +525,12 @@ static vkl_status attn_slice(const vkl_vk *vk, const char *op, const vkl_attn_sh
  * --profile` at T 2048, alternating, took 0.57-0.86x the dk/dv time at D 128 and 0.55-0.78x at D 256. The cost is
  * compile time, once per pipeline (Mesa caches it): cold, the backward's first dispatch took 3.4 -> 9.5 s at D 128
  * and 10 -> 34 s at D 256. More rows at D 64 (8 instead of 4: 0.8x, and 8 with 2 pairs a batch: 0.8-0.9x) took
- * 57 s and 24 s to compile, so D 64 keeps 4. */
+ * 57 s and 24 s to compile, so D 64 keeps 4. The forward at D 256 takes 2 rows too (0.77-0.89x its time at T 2048
+ * and at T 512 x 8, 2.5 s more to compile); the dq pass at D 256 gained nothing from 2. */
 static uint32_t attn_tile_bucket(uint32_t D) { return D <= 16 ? 16 : D <= 64 ? 64 : D <= 128 ? 128 : 256; }
 static uint32_t attn_tile_rows(const vkl_vk *vk, uint32_t bucket, int pass) {
     if (vk->info.vk_type != VK_PHYSICAL_DEVICE_TYPE_CPU) return 1;
-    static const uint32_t rows[3][4] = {/* forward */ {4, 4, 2, 1}, /* dq */ {4, 4, 2, 1}, /* dk/dv */ {4, 4, 2, 2}};
+    static const uint32_t rows[3][4] = {/* forward */ {4, 4, 2, 2}, /* dq */ {4, 4, 2, 1}, /* dk/dv */ {4, 4, 2, 2}};
     uint32_t bi = bucket <= 16 ? 0 : bucket <= 64 ? 1 : bucket <= 128 ? 2 : 3;
     const char *env = getenv("VKLORA_ATTN_ROWS"); /* tuning only: must stay fixed for the process */
     if (env && *env) {
