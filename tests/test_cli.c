@@ -200,7 +200,8 @@ static int test_bench_tools(void) {
         if (strstr(name, "attention_back")) n_back++;
         else if (strstr(name, "attention")) n_fwd++;
     }
-    T_ASSERT(n_fwd >= 1 && n_back >= 1, "vklora-bench-attn --profile kernels: %s", cJSON_PrintUnformatted(ks));
+    T_ASSERT(n_fwd >= 1 && n_back >= 1 && t_json_num(a, "untimed_dispatches") == 0,
+             "vklora-bench-attn --profile kernels: %s", cJSON_PrintUnformatted(a));
     cJSON_Delete(a);
     const char *bad[] = {"vklora-bench-attn --T 0", "vklora-bench-attn --H 6 --KVH 4", "vklora-bench-attn --bogus 1",
                          "vklora-bench-matmul --op nope", "vklora-bench-matmul --type q4_k --K 100"};

@@ -13,11 +13,14 @@
 
 static int usage(void) {
     fprintf(stderr, "usage: vklora-bench-attn [--T 512] [--H 8] [--KVH 4] [--D 64] [--B 1] [--reps 5] [--check 1] "
-                    "[--window 0] [--softcap 0] [--device SEL] [--profile] [--json]\n  the kernel variant follows VKLORA_ATTN\n"
+                    "[--window 0] [--softcap 0] [--device SEL] [--profile] [--json]\n"
+                    "  the kernel variant follows VKLORA_ATTN\n"
                     "  --json: one object {B, T, H, KVH, D, window, softcap, reps, variant, device, forward_ms, "
                     "backward_ms,\n  forward_gflops, backward_gflops, and with --check 1 err_out, err_lse, err_dq, "
-                    "err_dk, err_dv}\n  --profile: each kernel's device time per iteration (timestamp queries after every dispatch), in the JSON\n"
-                    "  \"kernels\": [{\"name\", \"ms_per_iter\", \"dispatches\"}]\n");
+                    "err_dk, err_dv}\n"
+                    "  --profile: each kernel's device time per iteration (timestamp queries after every dispatch);\n"
+                    "  in the JSON \"kernels\": [{\"name\", \"ms_per_iter\", \"dispatches\"}] and "
+                    "\"untimed_dispatches\"\n");
     return 2;
 }
 
@@ -43,8 +46,12 @@ int main(int argc, char **argv) {
     double softcap = 0;
     int json = 0, profile = 0;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--json") || !strcmp(argv[i], "--profile")) {
-            *(argv[i][2] == 'j' ? &json : &profile) = 1;
+        if (!strcmp(argv[i], "--json")) {
+            json = 1;
+            continue;
+        }
+        if (!strcmp(argv[i], "--profile")) {
+            profile = 1;
             continue;
         }
         if (i + 1 >= argc) return usage();
@@ -149,11 +156,14 @@ int main(int argc, char **argv) {
                "forward %.2f ms (%.2f GFLOP/s), backward %.2f ms (%.2f GFLOP/s); fastest %.2f / %.2f ms\n",
                B, T, H, KVH, D, window, softcap, var, vk->info.name, fms, fgf, bms, bgf, fw[0], bw[0]);
     }
+    /* the same per-kernel figures as `vklora bench --profile` (src/cli/bench.c), per timed iteration */
     vkl_profile_entry prof[16];
-    double prof_ms;
-    uint64_t untimed;
-    size_t n_prof = profile ? vkl_profile_report(vk, prof, 16, &prof_ms, &untimed) : 0;
+    double prof_ms = 0;
+    uint64_t untimed = 0;
+    size_t n_prof = profile ? vkl_profile_report(vk, prof, sizeof(prof) / sizeof(prof[0]), &prof_ms, &untimed) : 0;
     cJSON *arr = o && profile ? cJSON_AddArrayToObject(o, "kernels") : NULL;
+    if (arr) cJSON_AddNumberToObject(o, "untimed_dispatches", (double)untimed);
+    else if (profile && untimed) printf("  (%llu dispatches untimed)\n", (unsigned long long)untimed);
     for (size_t i = 0; i < n_prof; i++) {
         double ms = prof[i].ms / reps, nd = (double)prof[i].dispatches / reps;
         if (arr) {
